@@ -1,0 +1,15 @@
+"""layerscope: look inside language models, how they represent tokens layer by layer.
+
+Example:
+    >>> import layerscope
+    >>> model = layerscope.load_model()                 # Gemma 3 270M, offline
+    >>> result = layerscope.tokens(["digits", "number-words"], model=model, dims=3)
+    >>> result.figure()
+"""
+
+from .errors import LayerscopeError
+from .experiments.tokens import tokens
+from .models import Model, load_model
+
+__all__ = ["LayerscopeError", "Model", "load_model", "tokens"]
+__version__ = "0.1.0"

@@ -1,0 +1,34 @@
+"""Options shared by several subcommands."""
+
+from __future__ import annotations
+
+
+def add_model_option(parser, multiple: bool = False) -> None:
+    help_text = "model: a hub id, a local directory, a .gguf file, or 'default' (Gemma 3 270M, offline)"
+    if multiple:
+        parser.add_argument("--model", action="append", dest="models", metavar="M", help=help_text + "; repeatable")
+    else:
+        parser.add_argument("--model", default=None, metavar="M", help=help_text)
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
+
+
+def add_out_option(parser) -> None:
+    parser.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/<command>-<time>)")
+
+
+def add_token_set_options(parser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        dest="sets",
+        metavar="NAME|FILE",
+        help="a built-in set (digits, number-words, categories, boy_first_names, ...) or a JSON/YAML/text file; repeatable",
+    )
+    parser.add_argument("--tokens", default=None, metavar="A,B,C", help="an inline set of comma-separated words")
+    parser.add_argument("--leading-space", action="store_true", help="tokenize ' word' instead of 'word'")
+    parser.add_argument(
+        "--multi-token",
+        default="mean",
+        choices=["mean", "first", "last"],
+        help="how a word that splits into several tokens becomes one vector (default: mean)",
+    )

@@ -1,0 +1,81 @@
+"""Entry point: ``main(argv) -> int``; errors become one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+from typing import Sequence
+
+from .. import progress
+from ..errors import LayerscopeError
+from .parser import Parser, UsageExit
+
+# One module per subcommand; each defines ``register(subparsers)`` that sets ``func=run``.
+COMMAND_MODULES = ["tokens_command"]
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="layerscope",
+        description="Look inside language models: how a model represents tokens, layer by layer.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks (for bug reports)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register(sub)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    """Keep third-party chatter (transformers' advisory warnings and bars) off the terminal."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, UserWarning) and "layerscope" in str(filename):
+        sys.stderr.write(f"warning: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 bad input, 1 unexpected error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        progress.set_enabled(not args.quiet)
+        _quiet_libraries()
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
+    except UsageExit as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    except LayerscopeError as exc:
+        if debug:
+            raise
+        print(f"layerscope: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("layerscope: interrupted; finished files are kept, rerun with the same --out to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure: one line unless --debug
+        if debug:
+            raise
+        print(f"layerscope: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""GGUF files: dequantize once with transformers, then keep safetensors + tokenizer in the cache.
+
+transformers' GGUF loader dequantizes every tensor on every load (tens of seconds for a small
+model). The first load writes the result under ``<cache>/gguf/<sha256 of the file>/`` as a plain
+Hugging Face directory; later loads read that directory (seconds). The cache entry is written to a
+temporary directory and renamed, so an interrupted conversion leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .. import progress
+from ..atomic import atomic_dir, write_json
+from ..cache import cache_root
+from ..errors import LayerscopeError
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf(path: Path) -> None:
+    """Raise ``LayerscopeError`` unless ``path`` starts with the GGUF magic bytes."""
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != GGUF_MAGIC:
+        raise LayerscopeError(f"{str(path)!r} is not a GGUF file: it starts with {magic!r}, expected {GGUF_MAGIC!r}")
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, memoized in the cache by (absolute path, size, mtime) so big files hash once."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    memo = cache_root() / "sha256" / key
+    if memo.is_file():
+        value = memo.read_text().strip()
+        if len(value) == 64:
+            return value
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    value = digest.hexdigest()
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    from ..atomic import write_text
+
+    write_text(memo, value)
+    return value
+
+
+def cached_gguf_dir(path: Path) -> tuple[Path, str]:
+    """Return ``(hf_directory, sha256)`` for a GGUF file, converting it on the first call.
+
+    The directory holds ``config.json``, ``model.safetensors`` (dequantized, float32) and tokenizer files.
+    """
+    check_gguf(path)
+    sha = file_sha256(path)
+    entry = cache_root() / "gguf" / sha
+    if (entry / "layerscope.json").is_file():
+        return entry, sha
+    with progress.step(f"Dequantizing {path.name} once (cached for later loads)"):
+        with atomic_dir(entry) as tmp:
+            _convert(path, tmp)
+            write_json(tmp / "layerscope.json", {"gguf_file": str(path), "sha256": sha})
+    return entry, sha
+
+
+def _convert(path: Path, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(path.parent), path.name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    except (ValueError, KeyError, OSError, RuntimeError) as exc:
+        raise LayerscopeError(f"cannot load GGUF file {str(path)!r}: {_first_line(exc)}") from exc
+    # save_pretrained refuses a GGUF-quantized model; the weights are already dequantized.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    if hasattr(model, "is_quantized"):
+        model.is_quantized = False
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    # Remember where the weights came from for run.json.
+    config_path = out / "config.json"
+    config = json.loads(config_path.read_text())
+    config["layerscope_source_gguf"] = os.fspath(path)
+    config_path.write_text(json.dumps(config, indent=2))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

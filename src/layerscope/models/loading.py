@@ -1,0 +1,116 @@
+"""``load_model``: one entry point for every model source layerscope reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from .. import progress
+from ..errors import LayerscopeError
+from .default import DEFAULT_MODEL_NAME, default_model_path
+from .gguf_cache import cached_gguf_dir
+from .model import Model
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
+
+
+def load_model(
+    source: str | os.PathLike | None = None,
+    *,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    device_map: str | dict | None = None,
+    trust_remote_code: bool = False,
+) -> Model:
+    """Load a causal LM from any source layerscope understands.
+
+    Args:
+        source: ``None`` (or ``"default"``) for the embedded Gemma 3 270M; a ``.gguf`` file; a local
+            Hugging Face directory; or a hub id such as ``"google/gemma-3-270m"``.
+        dtype: ``"float32"`` (the default: exact numbers on CPU), ``"bfloat16"``, ``"float16"`` or ``"auto"``.
+        device: move the model there after loading (``"cpu"``, ``"cuda"``, ``"mps"``).
+        device_map: passed to accelerate (``"auto"`` spreads a model larger than one device).
+        trust_remote_code: run the model repository's own Python code; off unless asked for.
+
+    Example:
+        >>> model = load_model()            # Gemma 3 270M, offline
+        >>> model.n_layers, model.d_model
+        (18, 640)
+    """
+    torch_dtype = _parse_dtype(dtype)
+    if source is None or str(source) == "default":
+        path = default_model_path()
+        directory, sha = cached_gguf_dir(path)
+        return _load_hf_dir(directory, "default", sha, DEFAULT_MODEL_NAME, torch_dtype, device, device_map, False)
+
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix.lower() == ".gguf":
+            directory, sha = cached_gguf_dir(path)
+            return _load_hf_dir(directory, text, sha, path.stem, torch_dtype, device, device_map, False)
+        raise LayerscopeError(
+            f"{text!r} is not a model: expected a .gguf file, a directory with config.json, or a hub id"
+        )
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise LayerscopeError(f"{text!r} is not a model directory: it has no config.json")
+        return _load_hf_dir(
+            path, text, directory_fingerprint(path), path.name, torch_dtype, device, device_map, trust_remote_code
+        )
+    if text.endswith(".gguf") or text.startswith((".", "/", "~")) or os.sep in text.strip("/").replace("/", "", 1):
+        raise LayerscopeError(f"no such model file or directory: {text!r}")
+    if not _HUB_ID.match(text):
+        raise LayerscopeError(
+            f"{text!r} is neither an existing path nor a hub id (expected 'org/name', a .gguf file or a directory)"
+        )
+    return _load_hf_dir(text, text, f"hub:{text}", text.split("/")[-1], torch_dtype, device, device_map, trust_remote_code)
+
+
+def _parse_dtype(dtype: str | torch.dtype | None):
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise LayerscopeError(f"unknown dtype {dtype!r}; valid: {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def _load_hf_dir(location, source, fingerprint, name, dtype, device, device_map, trust_remote_code) -> Model:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    with progress.step(f"Loading {name}"):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
+            module = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+        except (OSError, ValueError, KeyError) as exc:
+            raise LayerscopeError(f"cannot load model {source!r}: {_first_line(exc)}") from exc
+    if device is not None and device_map is None:
+        module = module.to(device)
+    return Model(module=module, tokenizer=tokenizer, source=str(source), fingerprint=fingerprint, name=name)
+
+
+def directory_fingerprint(path: Path) -> str:
+    """A hash of a model directory: its config and the names and sizes of its weight files (no weights read)."""
+    digest = hashlib.sha256()
+    config = path / "config.json"
+    digest.update(config.read_bytes())
+    for item in sorted(path.iterdir()):
+        if item.suffix in {".safetensors", ".bin", ".gguf", ".npz"}:
+            digest.update(f"{item.name}:{item.stat().st_size}".encode())
+    return "dir:" + digest.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

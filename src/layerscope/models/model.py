@@ -1,0 +1,128 @@
+"""``Model``: a loaded causal LM with its tokenizer and the parts layerscope works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import LayerscopeError
+from .architecture import Parts, find_parts
+
+
+@dataclass
+class Model:
+    """A loaded model: the torch module, its tokenizer and where it came from.
+
+    Attributes:
+        module: the Hugging Face ``*ForCausalLM`` module, in eval mode.
+        tokenizer: its tokenizer.
+        source: what the user asked for (hub id, path, or ``"default"``).
+        fingerprint: a content hash identifying the weights (sha256 of a GGUF file, or of a directory's files).
+        name: a short display name, e.g. ``"gemma-3-270m-q4_k_m"``.
+    """
+
+    module: nn.Module
+    tokenizer: object
+    source: str
+    fingerprint: str
+    name: str
+    parts: Parts = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.module.eval()
+        self.parts = find_parts(self.module, self.n_layers)
+
+    # ----- shape facts -------------------------------------------------------------------------
+    @property
+    def config(self):
+        """The text config (``config.get_text_config()`` for multimodal wrappers)."""
+        return self.module.config.get_text_config()
+
+    @property
+    def n_layers(self) -> int:
+        """Number of decoder layers."""
+        return int(self.module.config.get_text_config().num_hidden_layers)
+
+    @property
+    def d_model(self) -> int:
+        """Width of the residual stream."""
+        return int(self.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self.parts.embed.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.parts.embed.weight.dtype
+
+    # ----- the parts ---------------------------------------------------------------------------
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The decoder layers, in order."""
+        return self.parts.layers
+
+    @property
+    def final_norm(self) -> nn.Module | None:
+        return self.parts.final_norm
+
+    @property
+    def embedding_matrix(self) -> torch.Tensor:
+        """Input embedding rows, shape ``(vocab, d_model)``, as stored (before any scaling the model applies)."""
+        return self.parts.embed.weight
+
+    @property
+    def unembedding_matrix(self) -> torch.Tensor:
+        """Unembedding weight, shape ``(vocab, d_model)``."""
+        if self.parts.unembed is None:
+            raise LayerscopeError(f"model {self.name!r} has no output embedding (it is not a language model head)")
+        return self.parts.unembed.weight
+
+    # ----- tokens ------------------------------------------------------------------------------
+    @property
+    def bos_token_id(self) -> int | None:
+        return getattr(self.tokenizer, "bos_token_id", None)
+
+    def encode(self, text: str, *, bos: bool = True) -> list[int]:
+        """Token ids of ``text``; with ``bos=True`` the BOS token is put first (when the tokenizer has one).
+
+        The tokenizer's own special tokens are never added implicitly, so ``bos=False`` really feeds no BOS.
+        """
+        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        if bos and self.bos_token_id is not None:
+            ids.insert(0, int(self.bos_token_id))
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids))
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
+        """Each id decoded on its own (``' January'`` keeps its leading space)."""
+        return [self.tokenizer.decode([int(i)]) for i in ids]
+
+    # ----- running -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def complete(self, prompt: str | Sequence[int], max_new_tokens: int = 8, *, bos: bool = True) -> list[int]:
+        """Greedy continuation: the ``max_new_tokens`` argmax tokens after ``prompt``, with a KV cache.
+
+        Returns the new token ids only. ``prompt`` may be text (encoded with :meth:`encode`) or ids.
+        """
+        ids = self.encode(prompt, bos=bos) if isinstance(prompt, str) else list(prompt)
+        if not ids:
+            raise LayerscopeError("empty prompt: give at least one token (or keep BOS on)")
+        input_ids = torch.tensor([ids], device=self.device)
+        out: list[int] = []
+        past = None
+        for _ in range(max_new_tokens):
+            result = self.module(input_ids=input_ids, past_key_values=past, use_cache=True, logits_to_keep=1)
+            past = result.past_key_values
+            next_id = int(result.logits[0, -1].argmax())
+            out.append(next_id)
+            input_ids = torch.tensor([[next_id]], device=self.device)
+        return out
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, n_layers={self.n_layers}, d_model={self.d_model}, source={self.source!r})"

@@ -1,0 +1,1 @@
+"""Figures: plotly (interactive, self-contained HTML) and matplotlib (PNG). No statistics here."""

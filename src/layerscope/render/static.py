@@ -1,0 +1,52 @@
+"""Static PNG figures with matplotlib (no browser needed)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..atomic import atomic_path  # noqa: E402
+from .palette import color_map  # noqa: E402
+from .scatter import axis_titles  # noqa: E402
+
+
+def projection_png(
+    table: pd.DataFrame, explained_ratio: list[float], path, *, title: str, connect: bool = True
+) -> None:
+    """Save a 2-D or 3-D scatter of ``table`` (columns ``set, label, pc1, pc2[, pc3]``) as a PNG."""
+    dims = len(explained_ratio)
+    titles = axis_titles(explained_ratio)
+    colors = color_map(list(table["set"]))
+    fig = plt.figure(figsize=(8, 7), dpi=130)
+    ax = fig.add_subplot(projection="3d") if dims == 3 else fig.add_subplot()
+    for set_name, group in table.groupby("set", sort=False):
+        coords = [group[f"pc{i + 1}"].to_numpy() for i in range(dims)]
+        color = colors[set_name]
+        ax.scatter(*coords, color=color, label=str(set_name), s=28, depthshade=False) if dims == 3 else ax.scatter(
+            *coords, color=color, label=str(set_name), s=28
+        )
+        if connect:
+            ax.plot(*coords, color=color, linewidth=1, alpha=0.6)
+        for i, label in enumerate(group["label"]):
+            ax.text(*(c[i] for c in coords), f" {label}", color=color, fontsize=8)
+    ax.set_xlabel(titles[0])
+    ax.set_ylabel(titles[1])
+    if dims == 3:
+        ax.set_zlabel(titles[2])
+    else:
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def save_png(fig, path) -> None:
+    """Save a matplotlib figure atomically and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

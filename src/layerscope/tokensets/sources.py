@@ -1,0 +1,98 @@
+"""Token sets from names, files and inline lists, as ``{set_name: [word, ...]}``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from ..errors import LayerscopeError, choices_text
+from .builtin import BUILTIN_SETS, GROUPS, builtin_names
+
+
+def resolve_set(name_or_path: str) -> dict[str, list[str]]:
+    """A built-in set or group by name, or a user file (``.json``, ``.yaml``/``.yml``, ``.txt``).
+
+    Files hold either a list of words (the set is named after the file) or a mapping
+    ``{set_name: [words]}``. A text file has one word per line; ``# comments`` and blank lines are skipped.
+
+    Example:
+        >>> resolve_set("digits")["digits"][:3]
+        ['0', '1', '2']
+    """
+    if name_or_path in BUILTIN_SETS:
+        return {name_or_path: list(BUILTIN_SETS[name_or_path])}
+    if name_or_path in GROUPS:
+        return {name: list(BUILTIN_SETS[name]) for name in GROUPS[name_or_path]}
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return read_set_file(path)
+    raise LayerscopeError(
+        f"unknown token set {name_or_path!r}: not a built-in set ({choices_text(builtin_names())}) nor a file"
+    )
+
+
+def read_set_file(path: Path) -> dict[str, list[str]]:
+    suffix = path.suffix.lower()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LayerscopeError(f"cannot read token set file {str(path)!r}: {exc}") from exc
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LayerscopeError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    elif suffix in {".yaml", ".yml"}:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise LayerscopeError(f"{str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    else:
+        data = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return _normalize(data, default_name=path.stem, origin=str(path))
+
+
+def inline_set(text: str, name: str = "tokens") -> dict[str, list[str]]:
+    """``"a,b,c"`` -> ``{"tokens": ["a", "b", "c"]}``. Items are stripped; empty items are an error."""
+    words = [w.strip() for w in text.split(",")]
+    if not any(words):
+        raise LayerscopeError(f"--tokens {text!r} names no word; give a comma-separated list such as 'red,green,blue'")
+    if any(not w for w in words):
+        raise LayerscopeError(f"--tokens {text!r} has an empty item; give a comma-separated list such as 'red,green,blue'")
+    return {name: words}
+
+
+def _normalize(data: object, default_name: str, origin: str) -> dict[str, list[str]]:
+    if isinstance(data, list):
+        data = {default_name: data}
+    if not isinstance(data, dict):
+        raise LayerscopeError(f"{origin!r} must hold a list of words or a mapping of set name to words")
+    sets: dict[str, list[str]] = {}
+    for name, words in data.items():
+        if not isinstance(words, list) or not all(isinstance(w, (str, int)) for w in words):
+            raise LayerscopeError(f"set {name!r} in {origin!r} must be a list of words")
+        sets[str(name)] = [str(w) for w in words]
+    check_not_empty(sets, origin)
+    return sets
+
+
+def check_not_empty(sets: dict[str, list[str]], origin: str) -> None:
+    if not sets:
+        raise LayerscopeError(f"{origin!r} holds no token set")
+    for name, words in sets.items():
+        if not words:
+            raise LayerscopeError(f"token set {name!r} from {origin!r} is empty; give at least one word")
+
+
+def merge_sets(parts: Iterable[dict[str, list[str]]]) -> dict[str, list[str]]:
+    """Merge several ``{set: words}`` mappings in order; a repeated set name is an error."""
+    merged: dict[str, list[str]] = {}
+    for part in parts:
+        for name, words in part.items():
+            if name in merged:
+                raise LayerscopeError(f"token set {name!r} is given twice")
+            merged[name] = words
+    return merged
