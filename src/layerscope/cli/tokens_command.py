@@ -21,13 +21,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from .. import progress
-    from ..errors import LayerscopeError
-    from ..experiments.tokens import TokensConfig, default_out, run_tokens
+    from ..experiments.tokens import TokensConfig, default_out, run_tokens, validate
     from ..models import load_model
     from ..tokensets import inline_set
 
-    if args.dims not in (2, 3):
-        raise LayerscopeError(f"--dims {args.dims} is not supported; valid: 2, 3")
     sets = args.sets or ([] if args.tokens else ["digits", "number-words"])
     config = TokensConfig(
         sets=sets,
@@ -38,9 +35,7 @@ def run(args) -> int:
         multi_token=args.multi_token,
         model=args.model,
     )
-    from ..experiments.tokens import gather_sets
-
-    gather_sets(config)  # validate the sets before the model loads
+    validate(config)  # before the model loads
     model = load_model(args.model, trust_remote_code=args.trust_remote_code)
     result = run_tokens(config, model)
     out = result.save(args.out or default_out())

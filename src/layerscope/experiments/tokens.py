@@ -129,14 +129,20 @@ def embedding_rows(model: Model, items: list[TokenItem], policy: str) -> np.ndar
     return np.stack(rows).astype(np.float32)
 
 
-def run_tokens(config: TokensConfig, model: Model | None = None) -> TokensResult:
-    """Run the tokens experiment; loads ``config.model`` unless a loaded ``model`` is given."""
+def validate(config: TokensConfig) -> dict[str, list[str]]:
+    """Check the config before any model loads; returns the resolved ``{set: words}``."""
     if config.dims not in (2, 3):
         raise LayerscopeError(f"--dims {config.dims} is not supported; valid: 2, 3")
     check_policy(config.multi_token)
     sets = gather_sets(config)
     if config.basis_set is not None and config.basis_set not in sets:
         raise LayerscopeError(f"basis set {config.basis_set!r} is not among the sets; valid: {choices_text(sets)}")
+    return sets
+
+
+def run_tokens(config: TokensConfig, model: Model | None = None) -> TokensResult:
+    """Run the tokens experiment; loads ``config.model`` unless a loaded ``model`` is given."""
+    sets = validate(config)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if model is None:
