@@ -9,7 +9,6 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned first: a CPU build of it is on the machine; an unpinned torch pulls CUDA packages.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test]" torch==2.13.0
