@@ -1,0 +1,115 @@
+"""Layer phases: contiguous groups of layers that compute alike, found from a similarity matrix.
+
+Seed 001 grouped Gemma 2's layers by eye (0-3, 4-12, 13-19, 20-25). Here the grouping is an optimal
+contiguous segmentation of the layer-by-layer similarity matrix: for each number of phases k, dynamic
+programming finds the boundaries that maximize the kernel k-means objective (for each phase, its summed
+within-phase similarity divided by its size: contiguous kernel k-means); k is then chosen to
+maximize the contrast between the mean similarity within phases and the mean similarity across them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import LayerscopeError
+
+
+@dataclass(frozen=True)
+class Phases:
+    """A segmentation of layers ``0..L-1`` into contiguous phases.
+
+    Attributes:
+        bounds: ``[(first, last), ...]`` inclusive layer ranges, in order.
+        contrast: mean within-phase similarity minus mean cross-phase similarity (0 for one phase).
+        consecutive: ``(L-1,)`` similarity of each layer with the next.
+    """
+
+    bounds: list[tuple[int, int]]
+    contrast: float
+    consecutive: list[float]
+
+    @property
+    def boundaries(self) -> list[int]:
+        """The first layer of every phase after the first."""
+        return [first for first, _ in self.bounds[1:]]
+
+    def describe(self, labels: list[str] | None = None) -> str:
+        """``"0-3 | 4-12 | 13-17"`` (with layer labels when given)."""
+        name = (lambda i: labels[i]) if labels else str
+        return " | ".join(name(a) if a == b else f"{name(a)}-{name(b)}" for a, b in self.bounds)
+
+
+def _segment_scores(sim: np.ndarray) -> np.ndarray:
+    """``score[i, j]`` = summed similarity within the segment i..j (inclusive) over its size (prefix sums)."""
+    n = sim.shape[0]
+    prefix = np.zeros((n + 1, n + 1))
+    prefix[1:, 1:] = sim.cumsum(0).cumsum(1)
+    i = np.arange(n)[:, None]
+    j = np.arange(n)[None, :]
+    total = prefix[j + 1, j + 1] - prefix[i, j + 1] - prefix[j + 1, i] + prefix[i, i]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(j >= i, total / (j - i + 1), -np.inf)
+
+
+def _best_split(scores: np.ndarray, k: int) -> list[tuple[int, int]]:
+    """Optimal contiguous split of ``n`` layers into ``k`` segments maximizing the summed segment scores."""
+    n = scores.shape[0]
+    best = np.full((k + 1, n + 1), -np.inf)
+    back = np.zeros((k + 1, n + 1), dtype=int)
+    best[0, 0] = 0.0
+    for parts in range(1, k + 1):
+        for end in range(parts, n + 1):
+            starts = np.arange(parts - 1, end)
+            totals = best[parts - 1, starts] + scores[starts, end - 1]
+            arg = int(np.argmax(totals))
+            best[parts, end], back[parts, end] = totals[arg], starts[arg]
+    bounds, end = [], n
+    for parts in range(k, 0, -1):
+        start = back[parts, end]
+        bounds.append((int(start), int(end - 1)))
+        end = start
+    return bounds[::-1]
+
+
+def _contrast(sim: np.ndarray, bounds: list[tuple[int, int]]) -> float:
+    label = np.empty(sim.shape[0], dtype=int)
+    for index, (a, b) in enumerate(bounds):
+        label[a : b + 1] = index
+    same = label[:, None] == label[None, :]
+    off_diagonal = ~np.eye(sim.shape[0], dtype=bool)
+    within = sim[same & off_diagonal]
+    across = sim[~same]
+    if across.size == 0 or within.size == 0:
+        return 0.0
+    return float(within.mean() - across.mean())
+
+
+def find_phases(similarity: np.ndarray, n_phases: int | None = None, max_phases: int = 8) -> Phases:
+    """Segment layers into contiguous phases from a ``(L, L)`` similarity matrix (CKA or mean cosine).
+
+    Args:
+        similarity: symmetric, larger = more alike.
+        n_phases: the number of phases; None chooses it (1..``max_phases``) by the within/across contrast.
+
+    Example:
+        >>> find_phases(cka_matrix(residuals)).describe()
+        '0-3 | 4-11 | 12-18'
+    """
+    sim = np.asarray(similarity, dtype=np.float64)
+    if sim.ndim != 2 or sim.shape[0] != sim.shape[1] or sim.shape[0] < 1:
+        raise LayerscopeError(f"phases need a square (layer, layer) similarity matrix; got shape {sim.shape}")
+    n = sim.shape[0]
+    if n_phases is not None and not 1 <= n_phases <= n:
+        raise LayerscopeError(f"cannot split {n} layers into {n_phases} phases; valid: 1..{n}")
+    scores = _segment_scores(sim)
+    consecutive = [float(sim[i, i + 1]) for i in range(n - 1)]
+    candidates = [n_phases] if n_phases else range(1, min(max_phases, n) + 1)
+    best: Phases | None = None
+    for k in candidates:
+        bounds = _best_split(scores, k)
+        phases = Phases(bounds=bounds, contrast=_contrast(sim, bounds), consecutive=consecutive)
+        if best is None or phases.contrast > best.contrast + 1e-12:
+            best = phases
+    return best
