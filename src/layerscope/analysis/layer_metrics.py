@@ -1,0 +1,48 @@
+"""Per-layer numbers for what seed 002 eyeballed: separation, scale, and linearization.
+
+Example:
+    >>> table = layer_metrics(array, labels, layer_names=["embed", "1", "2"])   # array: (layer, item, d)
+    >>> list(table.columns)
+    ['layer', 'silhouette', 'between_within', 'residual_norm', 'top2_variance']
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .pca import fit_pca
+from .separation import between_within_ratio, silhouette
+
+
+def residual_norm(vectors: np.ndarray) -> float:
+    """Mean L2 norm of the rows of ``(n, d)`` vectors (the residual stream's scale)."""
+    return float(np.linalg.norm(np.asarray(vectors, dtype=np.float64), axis=1).mean())
+
+
+def top_variance_fraction(vectors: np.ndarray, k: int = 2) -> float:
+    """Fraction of the total variance of ``(n, d)`` vectors along their top ``k`` principal components."""
+    x = np.asarray(vectors, dtype=np.float64)
+    k = min(k, *x.shape)
+    if x.shape[0] < 2:
+        return float("nan")
+    return float(fit_pca(x, k).explained_variance_ratio.sum())
+
+
+def layer_metrics(array: np.ndarray, labels: Sequence, layer_names: Sequence[str]) -> pd.DataFrame:
+    """One row per layer of ``array`` ``(layer, item, d)``: silhouette, between/within ratio, norm, top-2 variance."""
+    rows = []
+    for name, vectors in zip(layer_names, array):
+        vectors = np.asarray(vectors, dtype=np.float64)
+        rows.append(
+            {
+                "layer": name,
+                "silhouette": silhouette(vectors, labels),
+                "between_within": between_within_ratio(vectors, labels),
+                "residual_norm": residual_norm(vectors),
+                "top2_variance": top_variance_fraction(vectors, 2),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,215 @@
+"""The residual capture engine: hooks that keep only the asked positions of the asked layers.
+
+Only the decoder stack runs (``model.parts.base``: no LM head, no unembedding), and it stops right
+after the deepest layer asked for (a private exception raised from that layer's hook). Each hook
+gathers the rows at the asked positions, pools the rows of a multi-token item (mean/first/last), and
+writes them as float32 into a buffer preallocated once, shape ``(layer, item, d_model)``; nothing else
+of the sequence is kept. Prompts are sorted by length and batched with padding (right or left; the
+position ids follow the attention mask, so a padded prompt gives the numbers it gives alone).
+
+Hook points (see :mod:`.layer_spec`): layer 0 is the input of decoder layer 0 (a forward pre-hook:
+exactly what HF records as ``hidden_states[0]``), layer ``i`` the output of decoder layer ``i - 1``,
+``"norm"`` the output of the final norm. Hooks are removed in ``finally``.
+
+Example:
+    >>> prompts = prompts_at([model.encode(t) for t in texts], "last")
+    >>> array = capture_residuals(model, prompts, parse_layers("all", model.n_layers))
+    >>> array.shape            # (layer, item, d_model)
+    (19, 256, 640)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .. import progress
+from ..errors import LayerscopeError, choices_text
+from ..tokensets import check_policy
+from .layer_spec import FINAL_NORM, LayerIndex
+from .prompts import CapturePrompt
+from .storage import allocate, discard, finish, parse_budget
+
+PADDING_SIDES = ("right", "left")
+
+
+class _StopForward(Exception):
+    """Raised by the hook of the deepest layer asked for: nothing after it runs."""
+
+
+@dataclass
+class _BatchState:
+    """What the hooks need for the batch in flight (rebuilt per batch)."""
+
+    buffer: torch.Tensor  # (n_slots, max_items, d_model) float32, allocated once
+    batch_index: torch.Tensor = field(default=None)  # (R,) row's batch entry
+    seq_index: torch.Tensor = field(default=None)  # (R,) row's position in the padded sequence
+    segments: torch.Tensor | None = None  # (R,) item of each row when some item pools several rows
+    counts: torch.Tensor | None = None  # (n, 1) rows per item, for the mean
+    n_items: int = 0
+
+    def write(self, slot: int, hidden: torch.Tensor) -> None:
+        rows = hidden[self.batch_index, self.seq_index]  # (R, d_model)
+        target = self.buffer[slot, : self.n_items]
+        if self.segments is None:
+            target.copy_(rows)
+            return
+        target.zero_()
+        target.index_add_(0, self.segments, rows.float())
+        target.div_(self.counts)
+
+
+def _hidden_of(output) -> torch.Tensor:
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+@contextlib.contextmanager
+def _capture_hooks(model, layers: Sequence[LayerIndex], state: _BatchState) -> Iterator[None]:
+    """Register one hook per asked layer; the deepest one stops the forward. Always removed."""
+    depth = {index: (model.n_layers + 0.5 if index == FINAL_NORM else index) for index in layers}
+    deepest = max(layers, key=depth.__getitem__)
+    handles = []
+
+    def make(slot: int, stop: bool, pre: bool):
+        if pre:
+
+            def pre_hook(module, args, kwargs):
+                state.write(slot, args[0] if args else kwargs["hidden_states"])
+                if stop:
+                    raise _StopForward
+
+            return pre_hook
+
+        def hook(module, args, output):
+            state.write(slot, _hidden_of(output))
+            if stop:
+                raise _StopForward
+
+        return hook
+
+    try:
+        for slot, index in enumerate(layers):
+            stop = index == deepest
+            if index == FINAL_NORM:
+                if model.final_norm is None:
+                    raise LayerscopeError(f"model {model.name!r} has no final norm; drop {FINAL_NORM!r} from the layers")
+                handles.append(model.final_norm.register_forward_hook(make(slot, stop, pre=False)))
+            elif index == 0:
+                handles.append(
+                    model.layers[0].register_forward_pre_hook(make(slot, stop, pre=True), with_kwargs=True)
+                )
+            else:
+                handles.append(model.layers[index - 1].register_forward_hook(make(slot, stop, pre=False)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _batches(prompts: Sequence[CapturePrompt], batch_size: int) -> list[list[int]]:
+    """Prompt indices grouped into batches of similar length (longest first: memory peaks early)."""
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i].ids))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _prepare(state: _BatchState, batch: list[CapturePrompt], pool: str, padding_side: str, device, pad_id: int):
+    """Pad the batch, set the hooks' gather indices; returns the model inputs."""
+    width = max(len(p.ids) for p in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    batch_rows, seq_rows, segments = [], [], []
+    item = 0
+    for b, prompt in enumerate(batch):
+        shift = width - len(prompt.ids) if padding_side == "left" else 0
+        input_ids[b, shift : shift + len(prompt.ids)] = torch.tensor(prompt.ids)
+        mask[b, shift : shift + len(prompt.ids)] = 1
+        for group in prompt.groups:
+            chosen = group[:1] if pool == "first" else group[-1:] if pool == "last" else group
+            batch_rows += [b] * len(chosen)
+            seq_rows += [p + shift for p in chosen]
+            segments += [item] * len(chosen)
+            item += 1
+    state.n_items = item
+    state.batch_index = torch.tensor(batch_rows, device=device)
+    state.seq_index = torch.tensor(seq_rows, device=device)
+    if len(segments) == item:
+        state.segments = state.counts = None
+    else:
+        seg = torch.tensor(segments, device=device)
+        state.segments = seg
+        state.counts = torch.bincount(seg, minlength=item).to(torch.float32).unsqueeze(1)
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    return {
+        "input_ids": input_ids.to(device),
+        "attention_mask": mask.to(device),
+        "position_ids": position_ids.to(device),
+    }
+
+
+@torch.inference_mode()
+def capture_residuals(
+    model,
+    prompts: Sequence[CapturePrompt],
+    layers: Sequence[LayerIndex],
+    *,
+    pool: str = "mean",
+    batch_size: int = 32,
+    memory_budget: int | str | None = None,
+    path=None,
+    padding_side: str = "right",
+    description: str | None = None,
+) -> np.ndarray:
+    """Residual-stream vectors at the prompts' groups of positions, shape ``(len(layers), n_items, d_model)``.
+
+    Args:
+        model: a :class:`layerscope.Model`.
+        prompts: what to run and which positions to read (see :mod:`.prompts`); items come out in order,
+            prompt by prompt, group by group.
+        layers: resolved layer indices (see :func:`.layer_spec.parse_layers`).
+        pool: how the rows of a group of several positions become one vector: ``mean``, ``first``, ``last``.
+        batch_size: prompts per forward.
+        memory_budget: bytes (or ``"512MB"``); a larger result goes to a memory-mapped ``.npy`` on disk.
+        path: keep the result as this ``.npy`` file (memory-mapped), whatever its size.
+        padding_side: ``right`` or ``left``; both give the same numbers.
+
+    Returns:
+        float32 ``np.ndarray`` (a ``np.memmap`` when it went to disk).
+    """
+    check_policy(pool)
+    if padding_side not in PADDING_SIDES:
+        raise LayerscopeError(f"unknown padding side {padding_side!r}; valid: {choices_text(PADDING_SIDES)}")
+    if batch_size < 1:
+        raise LayerscopeError(f"batch size {batch_size} must be at least 1")
+    if not layers:
+        raise LayerscopeError("no layer to capture; give 'all' or indices such as '0,1,6,-1'")
+    if not prompts:
+        raise LayerscopeError("no prompt to capture; give at least one")
+    layers = list(layers)
+    n_items = sum(p.n_items for p in prompts)
+    starts = np.cumsum([0] + [p.n_items for p in prompts])
+    batches = _batches(prompts, batch_size)
+    max_items = max(sum(prompts[i].n_items for i in batch) for batch in batches)
+    device = model.device
+    pad_id = getattr(model.tokenizer, "pad_token_id", None) or 0
+
+    result = allocate((len(layers), n_items, model.d_model), parse_budget(memory_budget), path)
+    state = _BatchState(buffer=torch.zeros((len(layers), max_items, model.d_model), dtype=torch.float32, device=device))
+    steps = batches if len(batches) < 4 or description is None else progress.track(batches, description)
+    try:
+        with _capture_hooks(model, layers, state):
+            for batch in steps:
+                inputs = _prepare(state, [prompts[i] for i in batch], pool, padding_side, device, pad_id)
+                try:
+                    model.parts.base(**inputs, use_cache=False)
+                except _StopForward:
+                    pass
+                items = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in batch])
+                result[:, items] = state.buffer[:, : state.n_items].cpu().numpy()
+    except BaseException:
+        discard(path)
+        raise
+    return finish(result, path)
