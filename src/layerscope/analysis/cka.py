@@ -30,7 +30,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def cka_matrix(residuals: np.ndarray) -> np.ndarray:
-    """``(layer, item, d)`` -> ``(layer, layer)`` linear CKA between every pair of layers."""
+    """``(layer, item, d)`` -> ``(layer, layer)`` linear CKA between every pair of layers (diagonal 1)."""
     residuals = np.asarray(residuals, dtype=np.float64)
     grams = []
     for layer in residuals:
@@ -39,7 +39,11 @@ def cka_matrix(residuals: np.ndarray) -> np.ndarray:
         norm = np.linalg.norm(gram)
         grams.append(gram / norm if norm > 0 else gram)
     flat = np.stack([g.ravel() for g in grams])
-    return flat @ flat.T
+    matrix = flat @ flat.T
+    # A layer whose vectors are all equal (e.g. the embedding of one shared token) has no centred
+    # structure: its CKA with others is 0, and with itself 1 by convention.
+    np.fill_diagonal(matrix, 1.0)
+    return matrix
 
 
 def mean_cosine_matrix(residuals: np.ndarray) -> np.ndarray:

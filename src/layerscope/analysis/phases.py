@@ -3,8 +3,9 @@
 Seed 001 grouped Gemma 2's layers by eye (0-3, 4-12, 13-19, 20-25). Here the grouping is an optimal
 contiguous segmentation of the layer-by-layer similarity matrix: for each number of phases k, dynamic
 programming finds the boundaries that maximize the kernel k-means objective (for each phase, its summed
-within-phase similarity divided by its size: contiguous kernel k-means); k is then chosen to
-maximize the contrast between the mean similarity within phases and the mean similarity across them.
+within-phase similarity divided by its size: contiguous kernel k-means); k is then the one with the
+best mean silhouette under the distance ``1 - similarity`` (a one-layer phase scores 0, so a smooth
+gradient is not cut into many small phases); below a silhouette of ``min_silhouette`` it is one phase.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ class Phases:
     Attributes:
         bounds: ``[(first, last), ...]`` inclusive layer ranges, in order.
         contrast: mean within-phase similarity minus mean cross-phase similarity (0 for one phase).
+        silhouette: mean silhouette of the layers under ``1 - similarity`` (0 for one phase).
         consecutive: ``(L-1,)`` similarity of each layer with the next.
     """
 
     bounds: list[tuple[int, int]]
     contrast: float
+    silhouette: float
     consecutive: list[float]
 
     @property
@@ -73,10 +76,33 @@ def _best_split(scores: np.ndarray, k: int) -> list[tuple[int, int]]:
     return bounds[::-1]
 
 
-def _contrast(sim: np.ndarray, bounds: list[tuple[int, int]]) -> float:
-    label = np.empty(sim.shape[0], dtype=int)
+def _labels(n: int, bounds: list[tuple[int, int]]) -> np.ndarray:
+    label = np.empty(n, dtype=int)
     for index, (a, b) in enumerate(bounds):
         label[a : b + 1] = index
+    return label
+
+
+def _silhouette(sim: np.ndarray, bounds: list[tuple[int, int]]) -> float:
+    """Mean silhouette with distance ``1 - sim``; a layer alone in its phase scores 0."""
+    if len(bounds) < 2:
+        return 0.0
+    dist = np.clip(1.0 - sim, 0.0, None)
+    label = _labels(sim.shape[0], bounds)
+    scores = []
+    for i in range(sim.shape[0]):
+        own = (label == label[i]) & (np.arange(sim.shape[0]) != i)
+        if not own.any():
+            scores.append(0.0)
+            continue
+        a = dist[i, own].mean()
+        b = min(dist[i, label == other].mean() for other in range(len(bounds)) if other != label[i])
+        scores.append((b - a) / max(a, b) if max(a, b) > 0 else 0.0)
+    return float(np.mean(scores))
+
+
+def _contrast(sim: np.ndarray, bounds: list[tuple[int, int]]) -> float:
+    label = _labels(sim.shape[0], bounds)
     same = label[:, None] == label[None, :]
     off_diagonal = ~np.eye(sim.shape[0], dtype=bool)
     within = sim[same & off_diagonal]
@@ -86,12 +112,14 @@ def _contrast(sim: np.ndarray, bounds: list[tuple[int, int]]) -> float:
     return float(within.mean() - across.mean())
 
 
-def find_phases(similarity: np.ndarray, n_phases: int | None = None, max_phases: int = 8) -> Phases:
+def find_phases(
+    similarity: np.ndarray, n_phases: int | None = None, max_phases: int = 8, min_silhouette: float = 0.1
+) -> Phases:
     """Segment layers into contiguous phases from a ``(L, L)`` similarity matrix (CKA or mean cosine).
 
     Args:
         similarity: symmetric, larger = more alike.
-        n_phases: the number of phases; None chooses it (1..``max_phases``) by the within/across contrast.
+        n_phases: the number of phases; None chooses it (1..``max_phases``) by the best mean silhouette.
 
     Example:
         >>> find_phases(cka_matrix(residuals)).describe()
@@ -106,10 +134,11 @@ def find_phases(similarity: np.ndarray, n_phases: int | None = None, max_phases:
     scores = _segment_scores(sim)
     consecutive = [float(sim[i, i + 1]) for i in range(n - 1)]
     candidates = [n_phases] if n_phases else range(1, min(max_phases, n) + 1)
-    best: Phases | None = None
+    found = []
     for k in candidates:
         bounds = _best_split(scores, k)
-        phases = Phases(bounds=bounds, contrast=_contrast(sim, bounds), consecutive=consecutive)
-        if best is None or phases.contrast > best.contrast + 1e-12:
-            best = phases
-    return best
+        found.append(Phases(bounds, _contrast(sim, bounds), _silhouette(sim, bounds), consecutive))
+    if n_phases:
+        return found[0]
+    best = max(found, key=lambda p: p.silhouette)
+    return best if best.silhouette >= min_silhouette else found[0]

@@ -28,6 +28,7 @@ def register(sub) -> None:
     parser.add_argument("--top-k", type=int, default=5, help="tokens listed per layer by the logit lens (default 5)")
     parser.add_argument("--phases", type=int, default=None, metavar="K", help="number of layer phases (default: chosen)")
     parser.add_argument("--compare-model", default=None, metavar="M", help="a second model source to compare layer by layer")
+    parser.add_argument("--raw", action="store_true", help="heatmap of raw values (default: each layer divided by its RMS)")
     add_out_option(parser)
     parser.set_defaults(func=run)
 
@@ -63,6 +64,7 @@ def run(args) -> int:
         n_phases=args.phases,
         model=args.model,
         compare_model=args.compare_model,
+        raw_heatmap=args.raw,
     )
     validate(config)
     model = load_model(args.model, trust_remote_code=args.trust_remote_code)

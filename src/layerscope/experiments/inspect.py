@@ -55,6 +55,8 @@ class InspectConfig:
         top_k: tokens listed per layer by the logit lens.
         n_phases: number of layer phases (None: chosen by contrast).
         model: the model source; compare_model: a second source to run the same prompts through.
+        raw_heatmap: draw raw values; by default each layer's row is divided by its RMS, since the
+            residual's scale grows by orders of magnitude with depth (the raw mean/RMS stay in the strip).
     """
 
     prompts: list[str] = field(default_factory=lambda: ["5+2="])
@@ -65,6 +67,7 @@ class InspectConfig:
     n_phases: int | None = None
     model: str | None = None
     compare_model: str | None = None
+    raw_heatmap: bool = False
 
 
 @dataclass
@@ -157,20 +160,24 @@ class InspectResult:
         for tokens, values in zip(self.tokens, self.residuals):
             token = self.models[0].decode([tokens.ids[tokens.position]]) if self.models else ""
             title = f"{tokens.prompt} @ {tokens.position} ({token!r})"
-            panels.append(
-                ResidualPanel(title, values, values.mean(axis=1), np.sqrt((values.astype(np.float64) ** 2).mean(axis=1)))
-            )
+            rms = np.sqrt((values.astype(np.float64) ** 2).mean(axis=1))
+            shown = values if self.config.raw_heatmap else values / np.where(rms > 0, rms, 1.0)[:, None]
+            panels.append(ResidualPanel(title, shown, values.mean(axis=1), rms))
         return panels
 
     def _zmax(self) -> float:
-        # A robust shared colour range: the 99th percentile of |value| over all panels.
-        return float(np.percentile(np.abs(self.residuals), 99)) or 1.0
+        # A robust shared colour range: the 99th percentile of |value| over all panels as drawn.
+        return float(np.percentile(np.abs(np.stack([p.values for p in self._panels()])), 99)) or 1.0
+
+    def heatmap_title(self) -> str:
+        scale = "raw values" if self.config.raw_heatmap else "each layer divided by its RMS"
+        return f"{self.model_name}: residual stream by layer ({scale})"
 
     def figure(self):
         """Heatmaps of the residual at the position, every layer, prompts side by side (shared colours)."""
         from ..render.heatmap import residual_figure
 
-        return residual_figure(self._panels(), self.layer_labels, self._zmax(), f"{self.model_name}: residual stream by layer")
+        return residual_figure(self._panels(), self.layer_labels, self._zmax(), self.heatmap_title())
 
     def lens_figure(self):
         """Logit lens: probability of each prompt's target per layer, top-1 token as text."""
@@ -334,6 +341,7 @@ def inspect(
     top_k: int = 5,
     n_phases: int | None = None,
     compare_model: str | Model | None = None,
+    raw_heatmap: bool = False,
     out: str | Path | None = None,
 ) -> InspectResult:
     """Residuals of prompts at one position in every layer, with similarity, logit lens and phases.
@@ -355,6 +363,7 @@ def inspect(
         n_phases=n_phases,
         model=loaded.source if loaded else model,
         compare_model=other.source if other else compare_model,
+        raw_heatmap=raw_heatmap,
     )
     result = run_inspect(config, loaded, other)
     if out is not None:

@@ -31,7 +31,7 @@ def save_inspect(result, out: Path) -> Path:
     _csv(result.similarity, out / "similarity.csv")
     _csv(result.lens, out / "logit_lens.csv")
     write_html(result.figure(), out / "heatmap.html")
-    residual_png(result._panels(), result.layer_labels, result._zmax(), f"{result.model_name}: residual stream by layer", out / "heatmap.png")
+    residual_png(result._panels(), result.layer_labels, result._zmax(), result.heatmap_title(), out / "heatmap.png")
     write_html(result.lens_figure(), out / "logit_lens.html")
     prob, top, prompts = result._lens_grid()
     lens_png(prob, top, prompts, result.layer_labels, f"{result.model_name}: logit lens", out / "logit_lens.png")
@@ -39,7 +39,8 @@ def save_inspect(result, out: Path) -> Path:
     if result.phases is not None:
         labels = result.layer_labels[:-1]
         phases_record = {
-            "method": "contiguous kernel k-means on the linear CKA matrix over the prompts",
+            "method": "contiguous kernel k-means on the linear CKA matrix over the prompts, k by mean silhouette",
+            "silhouette": result.phases.silhouette,
             "phases": [{"first": labels[a], "last": labels[b]} for a, b in result.phases.bounds],
             "summary": result.phases.describe(labels),
             "contrast": result.phases.contrast,

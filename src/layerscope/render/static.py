@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -47,6 +49,7 @@ def projection_png(
 
 def save_png(fig, path) -> None:
     """Save a matplotlib figure atomically and close it."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.savefig(tmp, format="png")
     plt.close(fig)
