@@ -5,6 +5,7 @@ Inputs are ready-made arrays; colour ranges are passed in, nothing is computed h
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,5 +172,7 @@ def lens_png(prob: np.ndarray, top_tokens: list[list[str]], prompts: list[str], 
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="p(target)")
-    fig.tight_layout()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.tight_layout()
     save_png(fig, path)

@@ -62,8 +62,16 @@ def projection_figure(
 
 
 def write_html(fig: go.Figure, path) -> None:
-    """Write a self-contained HTML file (plotly.js inlined: works offline), atomically."""
-    from ..atomic import atomic_path
+    """Write a self-contained HTML file (plotly.js inlined: works offline), atomically.
 
+    Beside it goes ``<name>.plotly.json``, the figure's spec, so that ``layerscope report`` can put
+    many figures on one page with a single copy of plotly.js.
+    """
+    from pathlib import Path
+
+    from ..atomic import atomic_path, write_text
+
+    path = Path(path)
     with atomic_path(path) as tmp:
         fig.write_html(tmp, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+    write_text(path.with_suffix(".plotly.json"), fig.to_json())

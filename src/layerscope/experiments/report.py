@@ -1,0 +1,113 @@
+"""``layerscope report``: gather run directories into one self-contained, offline HTML page.
+
+Each run directory becomes a section: its interactive figures (the ``*.plotly.json`` specs written
+beside every HTML figure), key numbers from ``run.json``, the head of its CSV tables, and the command
+that reproduces it. Any subset of runs works; a directory without ``run.json`` is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import LayerscopeError
+
+# Figures and tables in the order a reader meets them; files not listed follow alphabetically.
+_FIGURE_ORDER = ("index", "heatmap", "logit_lens", "layers", "metrics", "accuracy", "echo", "layout")
+_TABLE_ROWS = 25
+# run.json keys that are bookkeeping, not findings.
+_BOOKKEEPING = {"experiment", "created", "command", "config", "models", "versions", "timings_s"}
+
+
+@dataclass
+class Section:
+    """One run directory, ready to render."""
+
+    name: str
+    experiment: str
+    title: str
+    command: str
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (file stem, plotly JSON spec)
+    numbers: dict[str, str] = field(default_factory=dict)
+    tables: list[tuple[str, str, int]] = field(default_factory=list)  # (file name, HTML table, total rows)
+    images: list[str] = field(default_factory=list)  # PNG names shown when a run has no interactive figure
+
+
+def _ordered(paths: list[Path], stem_of) -> list[Path]:
+    def key(path: Path):
+        stem = stem_of(path)
+        return (_FIGURE_ORDER.index(stem) if stem in _FIGURE_ORDER else len(_FIGURE_ORDER), stem)
+
+    return sorted(paths, key=key)
+
+
+def _command(record: dict, run_dir: Path) -> str:
+    argv = record.get("command")
+    if argv:
+        return "layerscope " + shlex.join(argv[1:])
+    return f"(made from Python: layerscope.{record.get('experiment', '?')}(...), config in {run_dir / 'run.json'})"
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+        return ", ".join(f"{v:.3g}" for v in value[:12]) + (" ..." if len(value) > 12 else "")
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 300 else text[:300] + " ..."
+
+
+def read_section(run_dir: str | Path) -> Section:
+    """Read one run directory into a :class:`Section`."""
+    run_dir = Path(run_dir)
+    record_path = run_dir / "run.json"
+    if not record_path.is_file():
+        raise LayerscopeError(f"{str(run_dir)!r} is not a layerscope run directory: it has no run.json")
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LayerscopeError(f"cannot read {str(record_path)!r}: {exc}") from exc
+    experiment = str(record.get("experiment", "run"))
+    models = ", ".join(m.get("name", "?") for m in record.get("models", [])) or "no model"
+    section = Section(
+        name=run_dir.name,
+        experiment=experiment,
+        title=f"{experiment}: {models}",
+        command=_command(record, run_dir),
+    )
+    for key, value in record.items():
+        if key not in _BOOKKEEPING and value not in (None, [], {}):
+            section.numbers[key] = _short(value)
+    for key, value in (record.get("timings_s") or {}).items():
+        section.numbers[f"time: {key}"] = f"{value:.2f} s"
+    specs = _ordered(list(run_dir.glob("*.plotly.json")), lambda p: p.name[: -len(".plotly.json")])
+    for spec in specs:
+        section.figures.append((spec.name[: -len(".plotly.json")], spec.read_text(encoding="utf-8")))
+    if not specs:
+        section.images = [p.name for p in sorted(run_dir.glob("*.png"))]
+    for csv in _ordered(list(run_dir.glob("*.csv")), lambda p: p.stem):
+        try:
+            frame = pd.read_csv(csv)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            continue
+        html = frame.head(_TABLE_ROWS).to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, classes="data")
+        section.tables.append((csv.name, html, len(frame)))
+    return section
+
+
+def build_report(run_dirs: list[str | Path], out: str | Path, title: str = "layerscope report") -> Path:
+    """Write one self-contained HTML page gathering ``run_dirs``; returns its path.
+
+    Example:
+        >>> build_report(["runs/tour/tokens", "runs/tour/inspect"], "runs/tour/report.html")
+    """
+    from ..render.page import render_page
+
+    if not run_dirs:
+        raise LayerscopeError("no run directory given; pass one or more directories written by layerscope commands")
+    sections = [read_section(d) for d in run_dirs]
+    return render_page(sections, Path(out), title, base_dirs=[Path(d) for d in run_dirs])
