@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: demo test install clean
+.PHONY: demo test install browser clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,7 +20,14 @@ demo: $(STAMP)
 	$(VENV)/bin/layerscope tokens --set digits --set number-words --dims 3 --out runs/demo-digits
 	@echo "Open runs/demo-digits/index.html in a browser."
 
-test: $(STAMP)
+# The report's browser tests drive Debian's chromium (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is not installed: the browser tests will be skipped"; fi; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 clean:

@@ -1,0 +1,88 @@
+"""The tour's report page in a real browser (Debian's chromium, driven headless by Playwright).
+
+The page must load without console errors, render a plot in every section, hide a category on a
+legend click, and change the plotted layer with the layer slider. A screenshot is kept as an artifact
+(``$LAYERSCOPE_ARTIFACTS`` or ``build/test-artifacts``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from layerscope.experiments.tour import run_tour
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(os.environ.get("LAYERSCOPE_ARTIFACTS", Path(__file__).resolve().parents[1] / "build" / "test-artifacts"))
+
+pytestmark = [
+    pytest.mark.default_model,
+    pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed (make test installs it in CI)"),
+]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def tour_report(default_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tour")
+    summary = run_tour(None, out, quick=True, model=default_model)
+    assert not summary["failed"], summary
+    return Path(summary["report"])
+
+
+@pytest.fixture(scope="module")
+def page(tour_report):
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM is not None, "chromium is required for the browser tests"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors: list[str] = []
+            tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            tab.goto(tour_report.as_uri(), wait_until="load")
+            tab.wait_for_function("document.querySelectorAll('div.figure .main-svg').length > 0")
+            tab.console_errors = errors
+            yield tab
+        finally:
+            browser.close()
+
+
+def test_page_loads_without_console_errors(page):
+    page.wait_for_timeout(500)
+    assert page.console_errors == []
+
+
+def test_every_section_has_rendered_a_plot(page):
+    counts = page.evaluate(
+        """() => Array.from(document.querySelectorAll('section')).map(s => [
+            s.dataset.experiment, s.querySelectorAll('div.figure .main-svg').length])"""
+    )
+    assert counts, "the page has no section"
+    for experiment, rendered in counts:
+        assert rendered > 0, f"section {experiment} rendered no plot"
+
+
+def test_legend_click_hides_a_category(page):
+    figure = page.locator("section[data-experiment='tokens'] div.figure").first
+    box = figure.locator(".legend .traces").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # a real click, as a person does
+    page.wait_for_timeout(600)
+    visible = figure.evaluate("div => div.data.map(t => t.visible)")
+    assert visible[0] == "legendonly" and visible[1] in (True, None)
+
+
+def test_screenshot_artifact(page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "report.png"
+    page.screenshot(path=str(path), full_page=False)
+    assert path.stat().st_size > 10_000
