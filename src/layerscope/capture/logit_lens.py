@@ -50,27 +50,41 @@ def lens_logits(model: Model, residuals: np.ndarray | torch.Tensor, *, normed: b
 
 @torch.inference_mode()
 def lens_readout(
-    model: Model, residuals: np.ndarray, *, k: int = 5, target: int | None = None, normed_from: int | None = None
+    model: Model,
+    residuals: np.ndarray,
+    *,
+    k: int = 5,
+    target: int | None = None,
+    normed_from: int | None = None,
+    chunk: int = 64,
 ) -> LensReadout:
     """Top-k tokens and the target's rank/probability for each row of ``residuals (L, d_model)``.
 
     ``normed_from``: index of the first row that is already after the final norm (skip re-norming it).
-    Rows are decoded one at a time so only one ``(vocab,)`` logit vector lives at once.
+    Rows are decoded ``chunk`` at a time: one matrix product per chunk reads the unembedding once,
+    and at most ``(chunk, vocab)`` logits live at once.
     """
+    rows = np.asarray(residuals)
+    split = len(rows) if normed_from is None else normed_from
     top_ids, top_probs, ranks, probs = [], [], [], []
-    for index, row in enumerate(np.asarray(residuals)):
-        normed = normed_from is not None and index >= normed_from
-        logits = lens_logits(model, row[None], normed=normed)[0]
+    for begin in range(0, len(rows), chunk):
+        end = min(begin + chunk, len(rows))
+        parts = []
+        if begin < split:
+            parts.append(lens_logits(model, rows[begin : min(end, split)]))
+        if end > split:
+            parts.append(lens_logits(model, rows[max(begin, split) : end], normed=True))
+        logits = torch.cat(parts)  # (rows, vocab)
         p = torch.softmax(logits, dim=-1)
-        values, ids = torch.topk(p, k)
+        values, ids = torch.topk(p, k, dim=-1)
         top_ids.append(ids.cpu().numpy())
         top_probs.append(values.cpu().numpy())
         if target is not None:
-            ranks.append(int((logits > logits[target]).sum()))
-            probs.append(float(p[target]))
+            ranks.append((logits > logits[:, target : target + 1]).sum(dim=-1).cpu().numpy())
+            probs.append(p[:, target].cpu().numpy())
     return LensReadout(
-        top_ids=np.stack(top_ids),
-        top_probs=np.stack(top_probs),
-        target_rank=np.array(ranks) if target is not None else None,
-        target_prob=np.array(probs) if target is not None else None,
+        top_ids=np.concatenate(top_ids),
+        top_probs=np.concatenate(top_probs),
+        target_rank=np.concatenate(ranks) if target is not None else None,
+        target_prob=np.concatenate(probs) if target is not None else None,
     )
