@@ -57,3 +57,56 @@ def test_hub_id_offline_is_one_line_error(monkeypatch, tmp_path):
 def test_bad_dtype():
     with pytest.raises(LayerscopeError, match="unknown dtype 'float8'"):
         layerscope.load_model(None, dtype="float8")
+
+
+def test_pickled_weights_with_code_are_refused_and_never_run(tiny_model_dirs, tmp_path):
+    import os
+    import pickle
+    import shutil
+
+    directory = tmp_path / "evil"
+    shutil.copytree(tiny_model_dirs["llama"], directory)
+    (directory / "model.safetensors").unlink()
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with open(directory / "pytorch_model.bin", "wb") as handle:
+        pickle.dump({"model.embed_tokens.weight": Payload()}, handle)
+    with pytest.raises(LayerscopeError, match="weights_only=True"):
+        layerscope.load_model(directory)
+    assert not marker.exists()
+
+
+def test_plain_pickled_tensors_still_load(tiny_model_dirs, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    directory = tmp_path / "bin"
+    shutil.copytree(tiny_model_dirs["llama"], directory)
+    state = load_file(directory / "model.safetensors")
+    (directory / "model.safetensors").unlink()
+    torch.save(state, directory / "pytorch_model.bin")
+    model = layerscope.load_model(directory)
+    torch.testing.assert_close(model.embedding_matrix, state["model.embed_tokens.weight"])
+
+
+def test_remote_code_needs_the_flag(tiny_model_dirs, tmp_path, capsys):
+    import json
+    import shutil
+
+    from layerscope.cli import main
+
+    directory = tmp_path / "custom"
+    shutil.copytree(tiny_model_dirs["llama"], directory)
+    config = json.loads((directory / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomModel"}
+    (directory / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LayerscopeError, match="ships its own Python code.*--trust-remote-code"):
+        layerscope.load_model(directory)
+    assert main(["--quiet", "tokens", "--model", str(directory)]) == 2
+    assert "--trust-remote-code" in capsys.readouterr().err

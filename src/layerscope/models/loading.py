@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -89,15 +90,38 @@ def _load_hf_dir(location, source, fingerprint, name, dtype, device, device_map,
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
     if device_map is not None:
         kwargs["device_map"] = device_map
+    if not trust_remote_code:
+        _refuse_remote_code(location, source)
     with progress.step(f"Loading {name}"):
         try:
             tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
             module = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+        except pickle.UnpicklingError as exc:
+            raise LayerscopeError(
+                f"refusing to load {source!r}: its pickled weights hold objects other than tensors, and layerscope "
+                "only unpickles with torch.load(weights_only=True); convert the checkpoint to safetensors"
+            ) from exc
         except (OSError, ValueError, KeyError) as exc:
             raise LayerscopeError(f"cannot load model {source!r}: {_first_line(exc)}") from exc
     if device is not None and device_map is None:
         module = module.to(device)
     return Model(module=module, tokenizer=tokenizer, source=str(source), fingerprint=fingerprint, name=name)
+
+
+def _refuse_remote_code(location, source) -> None:
+    """A local model whose config points at its own Python code (``auto_map``) needs an explicit opt-in."""
+    config = Path(location) / "config.json"
+    if not config.is_file():
+        return
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LayerscopeError(f"cannot read {str(config)!r}: {exc}") from exc
+    if isinstance(data, dict) and data.get("auto_map"):
+        raise LayerscopeError(
+            f"model {source!r} ships its own Python code (auto_map in config.json); layerscope runs it only with "
+            "--trust-remote-code (trust_remote_code=True)"
+        )
 
 
 def directory_fingerprint(path: Path) -> str:
