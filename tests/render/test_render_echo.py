@@ -50,3 +50,4 @@ def test_html_highlights_echo_cells():
     page = echo_html(grids, texts, rates, completions, 3, rates_figure(rates))
     assert page.count('class="echo"') == 2 and "rank of echo 40" in page
     assert "<code>&#x27;|&#x27;</code>" in page and page.startswith("<!DOCTYPE html>")
+    assert "several tokens" in page  # one split word: the note is there

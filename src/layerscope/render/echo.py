@@ -193,7 +193,8 @@ def echo_html(
     body.append(figure.to_html(include_plotlyjs=True, full_html=False, config={"displaylogo": False}))
     for bos, g in grids.items():
         body += [f"<h2>{html.escape(bos.capitalize())} BOS</h2>", _html_table(g, texts, rates, bos)]
-    body.append(f'<p class="note">{html.escape(SPLIT_NOTE)}</p>')
+    if any(not g["single_token"].fillna(True).astype(bool).all().all() for g in grids.values()):
+        body.append(f'<p class="note">{html.escape(SPLIT_NOTE)}</p>')
     if not completions.empty:
         body.append(f"<h2>Completions (greedy, {max_new_tokens} new tokens)</h2>")
         view = completions.assign(completion=completions.get("completion", pd.Series(dtype=object)).map(token_label))
