@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from .common import add_model_option, add_out_option
+from .common import add_model_option, add_out_option, add_set_options
 from .parser import positive_int
 
 
 def _non_negative_int(text: str) -> int:
-    return positive_int(text) if text.strip() != "0" else 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
 
 
 def register(sub) -> None:
@@ -24,14 +31,7 @@ def register(sub) -> None:
     )
     add_model_option(parser, multiple=True)
     parser.add_argument("file", nargs="?", default=None, metavar="FILE", help="a JSON/YAML/text file of words")
-    parser.add_argument(
-        "--set",
-        action="append",
-        dest="sets",
-        metavar="NAME|FILE",
-        help="a built-in set (echo-words, categories, months, ...) or a file; repeatable (default: echo-words)",
-    )
-    parser.add_argument("--tokens", default=None, metavar="A,B,C", help="an inline set of comma-separated words")
+    add_set_options(parser, examples="default echo-words; categories, months, ...")
     parser.add_argument(
         "--no-leading-space", dest="leading_space", action="store_false", help="feed 'John' rather than ' John'"
     )
