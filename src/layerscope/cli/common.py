@@ -16,15 +16,20 @@ def add_out_option(parser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/<command>-<time>)")
 
 
-def add_token_set_options(parser) -> None:
+def add_set_options(parser, examples: str = "digits, number-words, categories, boy_first_names, ...") -> None:
+    """``--set NAME|FILE`` (repeatable) and ``--tokens A,B,C``."""
     parser.add_argument(
         "--set",
         action="append",
         dest="sets",
         metavar="NAME|FILE",
-        help="a built-in set (digits, number-words, categories, boy_first_names, ...) or a JSON/YAML/text file; repeatable",
+        help=f"a built-in set ({examples}) or a JSON/YAML/text file; repeatable",
     )
     parser.add_argument("--tokens", default=None, metavar="A,B,C", help="an inline set of comma-separated words")
+
+
+def add_token_set_options(parser) -> None:
+    add_set_options(parser)
     parser.add_argument("--leading-space", action="store_true", help="tokenize ' word' instead of 'word'")
     parser.add_argument(
         "--multi-token",

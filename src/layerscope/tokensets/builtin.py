@@ -1,4 +1,4 @@
-"""Built-in token sets: digits, number words, and the nine word categories of seed 002."""
+"""Built-in token sets: digits, number words, the nine word categories of seed 002, the echo words of seed 004."""
 
 from __future__ import annotations
 
@@ -44,7 +44,15 @@ CATEGORIES: dict[str, list[str]] = {
     ],
 }
 
-BUILTIN_SETS: dict[str, list[str]] = {"digits": DIGITS, "number-words": NUMBER_WORDS, **CATEGORIES}
+# The words of seed 004's echo table (fed one token at a time, in leading-space form).
+ECHO_WORDS = [
+    "John", "Michael", "Mary", "France", "Italy", "Rome", "red", "green", "January", "March", "happy", "sad",
+    "angry", "run", "jump", "walk", "teacher", "doctor",
+]
+
+BUILTIN_SETS: dict[str, list[str]] = {
+    "digits": DIGITS, "number-words": NUMBER_WORDS, **CATEGORIES, "echo-words": ECHO_WORDS,
+}
 
 # Names that expand to several sets at once.
 GROUPS: dict[str, list[str]] = {"categories": list(CATEGORIES)}

@@ -1,0 +1,80 @@
+"""``layerscope echo``: one token in, what comes out, with and without BOS, across models (seed 004)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_model_option, add_out_option, add_set_options
+from .parser import positive_int
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "echo",
+        help="feed single words with and without BOS: does the model repeat the word?",
+        description=(
+            "Feed each word alone (with and without BOS) to one or more models and record the next-token "
+            "distribution: top-k, the probability and rank of the word itself, and the echo rate per model. "
+            "Free prompts are completed greedily with and without BOS. Models are loaded one at a time."
+        ),
+    )
+    add_model_option(parser, multiple=True)
+    parser.add_argument("file", nargs="?", default=None, metavar="FILE", help="a JSON/YAML/text file of words")
+    add_set_options(parser, examples="default echo-words; categories, months, ...")
+    parser.add_argument(
+        "--no-leading-space", dest="leading_space", action="store_false", help="feed 'John' rather than ' John'"
+    )
+    parser.add_argument("--bos", default="both", choices=["both", "without", "with"], help="BOS settings (default both)")
+    parser.add_argument("--top-k", type=positive_int, default=5, metavar="K", help="next tokens recorded (default 5)")
+    parser.add_argument(
+        "--prompt", action="append", dest="prompts", metavar="TEXT", help="a free prompt to complete; repeatable"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=_non_negative_int, default=8, metavar="N", help="tokens per completion (default 8; 0: none)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=64, metavar="B", help="inputs per forward pass")
+    add_out_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .. import progress
+    from ..experiments.echo import DEFAULT_PROMPT, EchoConfig, check_config, default_out, run_echo
+    from ..tokensets import inline_set
+
+    sets = list(args.sets or []) + ([args.file] if args.file else [])
+    if not sets and args.tokens is None:
+        sets = ["echo-words"]
+    config = EchoConfig(
+        models=list(args.models or [None]),
+        sets=sets,
+        inline=inline_set(args.tokens) if args.tokens is not None else {},
+        bos=args.bos,
+        top_k=args.top_k,
+        prompts=list(args.prompts or [DEFAULT_PROMPT]),
+        max_new_tokens=args.max_new_tokens,
+        leading_space=args.leading_space,
+        batch_size=args.batch_size,
+        trust_remote_code=args.trust_remote_code,
+    )
+    check_config(config)  # bad words or options fail before any model loads
+    result = run_echo(config)
+    if result.models:
+        out = result.save(args.out or default_out())
+        for line in result.summary_lines():
+            progress.console().print(line)
+        print(out / "echo.html")
+    for message in result.failures.values():
+        print(f"layerscope: error: {message}", file=sys.stderr)
+    return 2 if result.failures else 0

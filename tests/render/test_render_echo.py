@@ -1,0 +1,53 @@
+"""Markdown and HTML of the echo tables: quoting, escaping, echo highlighting, split-word marks."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from layerscope.render.echo import echo_html, echo_markdown, rates_figure, token_label
+
+
+def _inputs():
+    index = pd.MultiIndex.from_tuples([("s", "a"), ("s", "b")], names=["set", "word"])
+    frame = lambda values: pd.DataFrame(values, index=index, columns=["m1", "m2"])  # noqa: E731
+    grids = {
+        "without": {
+            "top1": frame([[" a", "|"], ["\n", " b"]]),
+            "echo": frame([[True, False], [False, True]]),
+            "single_token": frame([[True, True], [False, True]]),
+            "applicable": frame([[True, True], [True, True]]),
+            "p_top1": frame([[0.9, 0.5], [0.4, 0.8]]),
+            "p_echo": frame([[0.9, 0.01], [0.1, 0.8]]),
+            "rank_echo": frame([[1, 40], [3, 1]]),
+        }
+    }
+    rates = pd.DataFrame(
+        {"model": ["m1", "m2"], "bos": ["without"] * 2, "applicable": [True, True], "n_words": [2, 2],
+         "n_echo": [1, 1], "echo_rate": [0.5, 0.5], "mean_p_echo": [0.5, 0.4]}
+    )
+    completions = pd.DataFrame(
+        {"model": ["m1", "m2"], "prompt": ["p", "p"], "bos": ["without"] * 2, "applicable": [True, True],
+         "completion": [" the", " Mary"]}
+    )
+    return grids, {("s", "a"): " a", ("s", "b"): " b"}, rates, completions
+
+
+def test_token_label_quotes_and_escapes():
+    assert token_label(" John") == "' John'" and token_label("\n") == "'\\n'" and token_label(None) == "n/a"
+
+
+def test_markdown_table():
+    md = echo_markdown(*_inputs(), max_new_tokens=3)
+    assert "| Word | m1 | m2 |" in md
+    assert "| `' a'` | **`' a'`** | `'\\|'` |" in md  # echo in bold, a pipe escaped inside the cell
+    assert "| `' b'` | `'\\n'` \\* | **`' b'`** |" in md  # split word marked
+    assert "| echo rate | 1/2 (50%) | 1/2 (50%) |" in md
+    assert "| m2 | `' Mary'` |" in md
+
+
+def test_html_highlights_echo_cells():
+    grids, texts, rates, completions = _inputs()
+    page = echo_html(grids, texts, rates, completions, 3, rates_figure(rates))
+    assert page.count('class="echo"') == 2 and "rank of echo 40" in page
+    assert "<code>&#x27;|&#x27;</code>" in page and page.startswith("<!DOCTYPE html>")
+    assert "several tokens" in page  # one split word: the note is there
