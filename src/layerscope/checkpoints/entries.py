@@ -40,6 +40,7 @@ class LogicalTensor:
         dtype: the stored dtype (plain), or ``"U32+F16"`` for a triplet.
         quant: ``None``, or a short label such as ``"affine 8-bit g64"`` (MLX) or ``"Q4_K"`` (GGUF).
         parts: the stored tensors behind it (one, or weight/scales/biases).
+        spec: the :class:`~layerscope.checkpoints.mlx_quant.QuantSpec` of an MLX triplet, else None.
     """
 
     name: str
@@ -47,6 +48,7 @@ class LogicalTensor:
     dtype: str
     quant: str | None
     parts: tuple[TensorEntry, ...] = field(default=())
+    spec: object = None
 
     @property
     def numel(self) -> int:

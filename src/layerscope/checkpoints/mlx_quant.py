@@ -147,7 +147,7 @@ def group_logical(entries: list[TensorEntry], quant: QuantConfig | None) -> list
                 raise LayerscopeError(f"{path}: cannot tell bits and group size from weight {list(weight.shape)}, scales {list(scales.shape)}")
             shape = unpacked_shape(path, weight, scales, spec)
             consumed.update(f"{path}.{k}" for k in TRIPLET)
-            out.append(LogicalTensor(path, shape, f"U32+{scales.dtype}", spec.label, (weight, scales, biases)))
+            out.append(LogicalTensor(path, shape, f"U32+{scales.dtype}", spec.label, (weight, scales, biases), spec))
         else:
             quant_label = entry.dtype if entry.dtype.startswith(("Q", "IQ", "TQ")) else None
             out.append(LogicalTensor(entry.name, entry.shape, entry.dtype, quant_label, (entry,)))
