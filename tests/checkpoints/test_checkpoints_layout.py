@@ -192,9 +192,7 @@ def test_gguf_truncated_and_garbage_are_refused(tmp_path, capsys):
 
 @pytest.mark.default_model
 def test_default_gguf_layout_agrees_with_tensor_count(capsys):
-    from layerscope.models.default import default_model_path
-
-    assert main(["layout", str(default_model_path()), "--json"]) == 0
+    assert main(["layout", "default", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["format"] == "gguf" and data["totals"]["tensors"] == 236
     assert data["metadata"]["general.architecture"] == "gemma3"

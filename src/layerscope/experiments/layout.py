@@ -69,7 +69,8 @@ def human_bytes(n: int) -> str:
 
 
 def layout(source: str | os.PathLike, *, fold: bool = True) -> LayoutReport:
-    """The layout of a checkpoint: file, sharded index, directory, GGUF, or cached hub id; no weights read.
+    """The layout of a checkpoint: file, sharded index, directory, GGUF, cached hub id, or ``"default"``
+    (the default model's GGUF); no weights read.
 
     Example:
         >>> report = layout("model.safetensors")
@@ -77,5 +78,9 @@ def layout(source: str | os.PathLike, *, fold: bool = True) -> LayoutReport:
         >>> report.to_dict()["totals"]["parameters"]
         268098176
     """
+    if str(source) == "default":
+        from ..models.default import default_model_path
+
+        source = default_model_path()
     found = read_layout(source)
     return LayoutReport(layout=found, tree=build_tree(found.tensors, fold=fold))
