@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import progress
 from ..errors import LayerscopeError, choices_text
+from .loading import _first_line as first_line
 from .loading import directory_fingerprint
 from .mlx import is_mlx_dir
 
@@ -99,8 +100,7 @@ def load_embedder(
                 str(location), device=device or "cpu", local_files_only=True, trust_remote_code=trust_remote_code
             )
         except (OSError, ValueError, KeyError) as exc:
-            first = [line for line in str(exc).splitlines() if line.strip()]
-            raise LayerscopeError(f"cannot load embedding model {text!r}: {first[0] if first else type(exc).__name__}") from exc
+            raise LayerscopeError(f"cannot load embedding model {text!r}: {first_line(exc)}") from exc
     module.eval()
     return Embedder(module=module, source=text, name=name, fingerprint=fingerprint)
 

@@ -124,7 +124,9 @@ def load_mlx_model(path: Path, source: str, fingerprint: str, dtype: torch.dtype
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path))
         except (OSError, ValueError, KeyError) as exc:
-            raise LayerscopeError(f"cannot load the tokenizer of {source!r}: {str(exc).strip().splitlines()[0]}") from exc
+            from .loading import _first_line
+
+            raise LayerscopeError(f"cannot load the tokenizer of {source!r}: {_first_line(exc)}") from exc
         module = load_mlx_causal_lm(path, dtype)
     if device is not None:
         module = module.to(device)
