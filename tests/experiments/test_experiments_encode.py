@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +14,9 @@ import layerscope
 from layerscope.cli import main
 from layerscope.errors import LayerscopeError
 from layerscope.models.embedding import load_embedder
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "checkpoints"))
+from tiny_embedding import PROMPTS
 
 TEXTS = ["The cat sat on the mat.", "Stocks fell sharply today.", "A dog barks at the mailman.", "7+8=15", "red", "blue sky"]
-PROMPTS = {"query": "task: search result | query: ", "document": "title: none | text: "}
 
 
 @pytest.fixture(scope="module")
@@ -43,37 +40,9 @@ def test_minilm_matches_sentence_transformers(st_oracle_cls):
 
 @pytest.fixture(scope="module")
 def gemma_st_dir(tmp_path_factory) -> Path:
-    """A tiny EmbeddingGemma-shaped sentence-transformers directory: bidirectional Gemma 3, mean, 2 Dense, Normalize."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules import Dense, Normalize, Transformer
-    from sentence_transformers.sentence_transformer.modules import Pooling
-    from tiny_models import build_tokenizer
-    from transformers import Gemma3TextConfig, Gemma3TextModel
+    from tiny_embedding import save_tiny_embeddinggemma
 
-    root = tmp_path_factory.mktemp("embgemma")
-    tokenizer = build_tokenizer()
-    config = Gemma3TextConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-        num_key_value_heads=1, head_dim=16, max_position_embeddings=256, query_pre_attn_scalar=16, sliding_window=8,
-        use_bidirectional_attention=True, pad_token_id=0, eos_token_id=1, bos_token_id=2, architectures=["Gemma3TextModel"],
-    )
-    torch.manual_seed(0)
-    model = Gemma3TextModel(config)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * 0.05)
-    model.save_pretrained(root / "hf")
-    tokenizer.save_pretrained(root / "hf")
-    modules = [
-        Transformer(str(root / "hf")),
-        Pooling(64, "mean"),
-        Dense(64, 256, bias=False, activation_function=torch.nn.Identity()),
-        Dense(256, 64, bias=False, activation_function=torch.nn.Identity()),
-        Normalize(),
-    ]
-    st = SentenceTransformer(modules=modules, prompts=PROMPTS, device="cpu")
-    st.save(str(root / "st"))
-    return root / "st"
+    return save_tiny_embeddinggemma(tmp_path_factory.mktemp("embgemma"))
 
 
 def _mlx_dir(st_dir: Path, out: Path) -> dict[str, torch.Tensor]:
@@ -140,6 +109,12 @@ def test_gemma_mlx_dir_matches_sentence_transformers_on_dequantized_weights(
     for prompt in (None, "query"):
         got = layerscope.encode(TEXTS, str(mlx_dir), prompt_name=prompt, batch_size=4)
         np.testing.assert_allclose(got, oracle.encode(TEXTS, prompt_name=prompt), atol=1e-5, rtol=0)
+    # the language-model view of the same directory: the transformer, without the Dense head
+    with pytest.warns(UserWarning, match="dense.0, dense.1"):
+        lm = layerscope.load_model(str(mlx_dir))
+    assert lm.n_layers == 3 and lm.module.config.use_bidirectional_attention
+    inner = {k[len("model."):]: v for k, v in dequantized.items() if k.startswith("model.")}
+    torch.testing.assert_close(lm.embedding_matrix, inner["embed_tokens.weight"], rtol=0, atol=0)
     # the second load reads the cached conversion
     assert len(list((tmp_path / "cache" / "mlx-st").iterdir())) == 1
     layerscope.encode(TEXTS[:1], str(mlx_dir))

@@ -9,6 +9,8 @@ into the model transformers builds from the same config.
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -19,6 +21,7 @@ from ..errors import LayerscopeError
 from .mlx_dequant import dequantize
 
 _QUANT_KEYS = ("quantization", "quantization_config")
+_SENTENCE_HEAD = re.compile(r"^dense\.\d+\.(weight|bias)$")
 
 
 def read_config(path: Path) -> dict:
@@ -104,6 +107,14 @@ def load_mlx_causal_lm(path: Path, dtype: torch.dtype):
 
     config = float_config(path)
     state = mlx_state_dict(path, dtype)
+    head = sorted({k.split(".")[1] for k in state if _SENTENCE_HEAD.match(k)})
+    if head:  # an embedding model (seed 003): its Dense stages belong to encode / stages, not to the LM view
+        warnings.warn(
+            f"{path.name}: the sentence-embedding Dense stages ({', '.join('dense.' + i for i in head)}) are not part "
+            "of the language-model view; use 'layerscope encode' or 'stages' for the full pipeline",
+            stacklevel=3,
+        )
+        state = {k: v for k, v in state.items() if not _SENTENCE_HEAD.match(k)}
     module = AutoModelForCausalLM.from_config(config, dtype=dtype)
     load_state(module, state, str(path))
     return module.eval()
