@@ -82,6 +82,8 @@ def test_gemma_st_dir_matches_sentence_transformers(gemma_st_dir, st_oracle_cls)
     assert oracle[0].auto_model.config.use_bidirectional_attention
     embedder = load_embedder(gemma_st_dir)
     assert embedder.prompts == PROMPTS and embedder.dim == 64
+    shapes = {t.name: t.shape for t in layerscope.checkpoints.read_layout(gemma_st_dir).tensors}
+    assert shapes["2_Dense.linear.weight"] == (256, 64) and shapes["3_Dense.linear.weight"] == (64, 256)
     for prompt in (None, "query", "document"):
         got = layerscope.encode(TEXTS, embedder, prompt_name=prompt, batch_size=4)
         np.testing.assert_allclose(got, oracle.encode(TEXTS, prompt_name=prompt), atol=1e-5, rtol=0)

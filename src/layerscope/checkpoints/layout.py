@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import LayerscopeError
@@ -87,20 +87,41 @@ def _read_directory(path: Path, text: str) -> Layout:
     if (path / INDEX_NAME).is_file():
         return _finish(text, "safetensors (sharded)", *_read_index(path / INDEX_NAME), path)
     files = sorted(path.glob("*.safetensors"))
-    if files:
+    module_files = _module_files(path)
+    if files or module_files:
         entries, meta = [], {}
         for file in files:
             found, file_meta = read_safetensors_header(file)
             entries += found
             meta.update(file_meta)
+        for folder, file in module_files:
+            found, _ = read_safetensors_header(file, label=f"{folder}/{file.name}")
+            entries += [replace(e, name=f"{folder}.{e.name}") for e in found]
         _check_unique(entries, text)
-        return _finish(text, "safetensors", [f.name for f in files], entries, meta, path)
+        names = [f.name for f in files] + [f"{folder}/{file.name}" for folder, file in module_files]
+        return _finish(text, "safetensors", names, entries, meta, path)
     ggufs = sorted(path.glob("*.gguf"))
     if len(ggufs) == 1:
         entries, meta = read_gguf_header(ggufs[0])
         return _finish(text, "gguf", [ggufs[0].name], entries, meta, None)
     found = ", ".join(p.name for p in ggufs) if ggufs else "no .safetensors or .gguf file"
     raise LayerscopeError(f"{text!r}: cannot tell which checkpoint to list ({found}); name the file")
+
+
+def _module_files(path: Path) -> list[tuple[str, Path]]:
+    """``[(folder, file)]``: weights of sentence-transformers modules (``2_Dense/model.safetensors``), by modules.json."""
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    found = []
+    for module in modules if isinstance(modules, list) else []:
+        folder = module.get("path") if isinstance(module, dict) else None
+        if isinstance(folder, str) and folder and "/" not in folder and "\\" not in folder and folder not in (".", ".."):
+            file = path / folder / "model.safetensors"
+            if file.is_file():
+                found.append((folder, file))
+    return found
 
 
 def _read_index(index: Path) -> tuple[list[str], list[TensorEntry], dict]:
