@@ -223,3 +223,63 @@ def test_tree_folds_identical_layers_and_prints_totals(tmp_path, capsys):
     assert main(["layout", str(tmp_path), "--no-fold", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["totals"]["parameters"] == n_params and data["totals"]["by_dtype"]["F16"]["tensors"] == len(tensors)
+
+
+def _seed_003_header() -> dict[str, tuple[list[int], str]]:
+    """The tensors of EmbeddingGemma 300M as MLX 8-bit g64 (seed 003), as (shape, dtype)."""
+    tensors: dict[str, tuple[list[int], str]] = {}
+
+    def triplet(name, out, n_in):
+        tensors[f"{name}.weight"] = ([out, n_in * 8 // 32], "U32")
+        tensors[f"{name}.scales"] = ([out, n_in // 64], "F16")
+        tensors[f"{name}.biases"] = ([out, n_in // 64], "F16")
+
+    triplet("dense.0", 3072, 768)
+    triplet("dense.1", 768, 3072)
+    triplet("model.embed_tokens", 262144, 768)
+    for i in range(24):
+        p = f"model.layers.{i}"
+        for norm in ("input_layernorm", "post_attention_layernorm", "post_feedforward_layernorm", "pre_feedforward_layernorm"):
+            tensors[f"{p}.{norm}.weight"] = ([768], "F16")
+        triplet(f"{p}.mlp.down_proj", 768, 1152)
+        triplet(f"{p}.mlp.gate_proj", 1152, 768)
+        triplet(f"{p}.mlp.up_proj", 1152, 768)
+        tensors[f"{p}.self_attn.k_norm.weight"] = ([256], "F16")
+        tensors[f"{p}.self_attn.q_norm.weight"] = ([256], "F16")
+        triplet(f"{p}.self_attn.k_proj", 256, 768)
+        triplet(f"{p}.self_attn.o_proj", 768, 768)
+        triplet(f"{p}.self_attn.q_proj", 768, 768)
+        triplet(f"{p}.self_attn.v_proj", 256, 768)
+    tensors["model.norm.weight"] = ([768], "F16")
+    return tensors
+
+
+def test_seed_003_embeddinggemma_mlx_layout(tmp_path, capsys):
+    """The seed's checkpoint, header only (sparse file): the tree reads as in the seed, triplets as one tensor."""
+    header, offset = {}, 0
+    for name, (shape, dtype) in _seed_003_header().items():
+        size = int(np.prod(shape)) * (4 if dtype == "U32" else 2)
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    with open(tmp_path / "model.safetensors", "wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        handle.truncate(8 + len(raw) + offset)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma3_text", "quantization": {"group_size": 64, "bits": 8}}))
+    assert main(["layout", str(tmp_path)]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    for expected in [
+        "dense(2)", "dense.0: affine 8-bit g64 [3\u2009072, 768]", "dense.1: affine 8-bit g64 [768, 3\u2009072]",
+        "model(3)", "model.embed_tokens: affine 8-bit g64 [262\u2009144, 768]", "model.layers(24)", "model.layers.0(6)",
+        "model.layers.0.mlp(3)", "model.layers.0.mlp.down_proj: affine 8-bit g64 [768, 1\u2009152]",
+        "model.layers.0.self_attn(6)", "model.layers.0.self_attn.k_norm.weight [256] F16",
+        "model.layers.1-23: same as model.layers.0", "model.norm.weight [768] F16",
+    ]:
+        assert expected in lines, expected
+    assert main(["layout", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    with safe_open(str(tmp_path / "model.safetensors"), framework="numpy") as handle:
+        assert len(list(handle.keys())) == data["totals"]["stored_tensors"] == len(header)
+    # parameters: unpacked sizes of the triplets + the float vectors
+    expected_params = 3072 * 768 * 2 + 262144 * 768 + 24 * (3 * 1152 * 768 + 2 * 256 * 768 + 2 * 768 * 768 + 4 * 768 + 2 * 256) + 768
+    assert data["totals"]["parameters"] == expected_params
