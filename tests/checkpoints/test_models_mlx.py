@@ -122,3 +122,12 @@ def test_mlx_layout_without_config_infers_bits(tmp_path):
     (tmp_path / "config.json").unlink()
     (tensor,) = [t for t in read_layout(tmp_path).tensors if t.name == "dense.0"]
     assert tensor.shape == (96, 768) and tensor.quant == "affine 8-bit g64 (inferred)"
+
+
+def test_mlx_triplet_with_mismatched_biases_is_refused(tmp_path):
+    from safetensors.numpy import save_file
+
+    q, s, b = (np.array(a) for a in mx.quantize(mx.random.normal((8, 128)), 64, 4))
+    save_file({"lin.weight": q, "lin.scales": s.astype(np.float16), "lin.biases": b[:, :1].astype(np.float16)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(LayerscopeError, match="must share one shape"):
+        read_layout(tmp_path)

@@ -21,6 +21,7 @@ from .entries import LogicalTensor, TensorEntry
 VALID_BITS = (2, 3, 4, 5, 6, 8)
 VALID_GROUP_SIZES = (32, 64, 128)
 TRIPLET = ("weight", "scales", "biases")
+_FLOAT_DTYPES = ("F16", "BF16", "F32")
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,11 @@ def group_logical(entries: list[TensorEntry], quant: QuantConfig | None) -> list
             spec = spec or infer_spec(weight, scales)
             if spec is None:
                 raise LayerscopeError(f"{path}: cannot tell bits and group size from weight {list(weight.shape)}, scales {list(scales.shape)}")
+            if biases.shape != scales.shape or scales.dtype not in _FLOAT_DTYPES:
+                raise LayerscopeError(
+                    f"{path}: scales {list(scales.shape)} {scales.dtype} and biases {list(biases.shape)} {biases.dtype} "
+                    f"must share one shape and a float dtype ({', '.join(_FLOAT_DTYPES)})"
+                )
             shape = unpacked_shape(path, weight, scales, spec)
             consumed.update(f"{path}.{k}" for k in TRIPLET)
             out.append(LogicalTensor(path, shape, f"U32+{scales.dtype}", spec.label, (weight, scales, biases), spec))

@@ -18,19 +18,27 @@ _CHUNK_VALUES = 1 << 24  # rows are unpacked in chunks of about this many codes,
 
 
 def unpack_codes(packed: torch.Tensor, bits: int) -> torch.Tensor:
-    """Codes from packed uint32 words: ``(..., n_words)`` -> ``(..., n_words * 32 / bits)`` int64 in ``[0, 2**bits)``.
+    """Codes from packed uint32 words: ``(..., n_words)`` -> ``(..., n_words * 32 / bits)`` in ``[0, 2**bits)``
+    (uint8 for 2, 4, 8 bits, int64 for 3, 5, 6).
 
     Example:
         >>> unpack_codes(torch.tensor([[0x76543210]], dtype=torch.uint32), 4)
-        tensor([[0, 1, 2, 3, 4, 5, 6, 7]])
+        tensor([[0, 1, 2, 3, 4, 5, 6, 7]], dtype=torch.uint8)
     """
     if bits not in VALID_BITS:
         raise LayerscopeError(f"unsupported bits {bits}; valid: {', '.join(map(str, VALID_BITS))}")
     n_words = packed.shape[-1]
-    pack_bytes = 4 if 32 % bits == 0 else bits  # one word, or 8 codes in ``bits`` bytes (3, 5, 6 bits)
+    as_uint8 = packed.contiguous().view(torch.uint8)  # (..., n_words * 4), little-endian
+    if 8 % bits == 0:  # 2, 4, 8 bits: whole codes inside each byte, lowest bits first
+        if bits == 8:
+            return as_uint8
+        shifts = torch.arange(0, 8, bits, dtype=torch.uint8)
+        codes = torch.bitwise_right_shift(as_uint8.unsqueeze(-1), shifts) & ((1 << bits) - 1)
+        return codes.reshape(*packed.shape[:-1], -1)
+    pack_bytes = bits  # 3, 5, 6 bits: eight codes fill ``bits`` bytes
     if (n_words * 4) % pack_bytes:
         raise LayerscopeError(f"{n_words} uint32 words per row cannot hold whole groups of {bits}-bit codes")
-    as_bytes = packed.contiguous().view(torch.uint8).to(torch.int64)  # (..., n_words * 4), little-endian
+    as_bytes = as_uint8.to(torch.int64)
     packs = as_bytes.reshape(*packed.shape[:-1], -1, pack_bytes)  # (..., n_packs, pack_bytes)
     byte_shifts = 8 * torch.arange(pack_bytes, dtype=torch.int64)
     words = torch.bitwise_left_shift(packs, byte_shifts).sum(-1)  # (..., n_packs), below 2**48
