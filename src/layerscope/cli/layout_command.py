@@ -22,11 +22,9 @@ def run(args) -> int:
 
     from ..atomic import write_text
     from ..experiments.layout import layout
-    from ..render.layout_html import layout_page
 
     report = layout(args.path, fold=not args.no_fold)
-    data = report.to_dict()
     if args.html:
-        write_text(args.html, layout_page(data))
-    print(json.dumps(data, indent=2) if args.json else report.text())
+        write_text(args.html, report.html())
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
     return 0

@@ -42,6 +42,12 @@ class LayoutReport:
             "totals": self.totals(),
         }
 
+    def html(self) -> str:
+        """A self-contained HTML page: totals, then the tree with collapsible groups."""
+        from ..render.layout_html import layout_page
+
+        return layout_page(self.to_dict())
+
     def text(self) -> str:
         """The tree as indented lines, then the totals."""
         totals = self.totals()

@@ -33,7 +33,7 @@ def load_model(
 
     Args:
         source: ``None`` (or ``"default"``) for the embedded Gemma 3 270M; a ``.gguf`` file; a local
-            Hugging Face directory; or a hub id such as ``"google/gemma-3-270m"``.
+            Hugging Face directory (an MLX-quantized one is dequantized); or a hub id such as ``"google/gemma-3-270m"``.
         dtype: ``"float32"`` (the default: exact numbers on CPU), ``"bfloat16"``, ``"float16"`` or ``"auto"``.
         device: move the model there after loading (``"cpu"``, ``"cuda"``, ``"mps"``).
         device_map: passed to accelerate (``"auto"`` spreads a model larger than one device).
