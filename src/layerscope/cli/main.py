@@ -12,7 +12,17 @@ from ..errors import LayerscopeError
 from .parser import Parser, UsageExit
 
 # One module per subcommand; each defines ``register(subparsers)`` that sets ``func=run``.
-COMMAND_MODULES = ["tokens_command", "inspect_command", "echo_command", "report_command", "tour_command"]
+COMMAND_MODULES = [
+    "tokens_command",
+    "inspect_command",
+    "echo_command",
+    "layout_command",
+    "encode_command",
+    "similar_command",
+    "stages_command",
+    "report_command",
+    "tour_command",
+]
 
 
 def build_parser() -> Parser:

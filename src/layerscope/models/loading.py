@@ -15,6 +15,7 @@ from .. import progress
 from ..errors import LayerscopeError
 from .default import DEFAULT_MODEL_NAME, default_model_path
 from .gguf_cache import cached_gguf_dir
+from .mlx import is_mlx_dir, load_mlx_model
 from .model import Model
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -33,7 +34,7 @@ def load_model(
 
     Args:
         source: ``None`` (or ``"default"``) for the embedded Gemma 3 270M; a ``.gguf`` file; a local
-            Hugging Face directory; or a hub id such as ``"google/gemma-3-270m"``.
+            Hugging Face directory (an MLX-quantized one is dequantized); or a hub id such as ``"google/gemma-3-270m"``.
         dtype: ``"float32"`` (the default: exact numbers on CPU), ``"bfloat16"``, ``"float16"`` or ``"auto"``.
         device: move the model there after loading (``"cpu"``, ``"cuda"``, ``"mps"``).
         device_map: passed to accelerate (``"auto"`` spreads a model larger than one device).
@@ -62,6 +63,8 @@ def load_model(
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise LayerscopeError(f"{text!r} is not a model directory: it has no config.json")
+        if is_mlx_dir(path):
+            return load_mlx_model(path, text, directory_fingerprint(path), torch_dtype, device)
         return _load_hf_dir(
             path, text, directory_fingerprint(path), path.name, torch_dtype, device, device_map, trust_remote_code
         )

@@ -1,0 +1,30 @@
+"""``layerscope layout``: list a checkpoint's tensors from its headers (no weights read)."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "layout",
+        help="tensor tree of a checkpoint (safetensors, sharded, GGUF, MLX) from headers only",
+        description="The tensor tree of a checkpoint, read from headers only: groups with child counts, shapes, "
+        "dtypes, MLX-quantized layers as one tensor, repeated layers folded, totals.",
+    )
+    parser.add_argument("path", metavar="PATH_OR_ID", help="a .safetensors/.gguf file, an index, a directory, a cached hub id, or 'default'")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    parser.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML page")
+    parser.add_argument("--no-fold", action="store_true", help="show every layer, even identical ones")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+
+    from ..atomic import write_text
+    from ..experiments.layout import layout
+
+    report = layout(args.path, fold=not args.no_fold)
+    if args.html:
+        write_text(args.html, report.html())
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
+    return 0
