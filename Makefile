@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Every seed experiment on the default model, offline, gathered into one page.
 demo: $(STAMP)
-	$(VENV)/bin/layerscope tokens --set digits --set number-words --dims 3 --out runs/demo-digits
-	@echo "Open runs/demo-digits/index.html in a browser."
+	$(VENV)/bin/layerscope tour --out runs/demo
+	@echo "Open runs/demo/report.html in a browser (each experiment's own files are in runs/demo/<name>/)."
 
 # The report's browser tests drive Debian's chromium (never a downloaded browser).
 browser:

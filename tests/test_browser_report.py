@@ -62,6 +62,13 @@ def test_page_loads_without_console_errors(page):
     assert page.console_errors == []
 
 
+def test_screenshot_artifact(page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "report.png"
+    page.screenshot(path=str(path), full_page=False)
+    assert path.stat().st_size > 10_000
+
+
 def test_every_section_has_rendered_a_plot(page):
     counts = page.evaluate(
         """() => Array.from(document.querySelectorAll('section')).map(s => [
@@ -79,10 +86,3 @@ def test_legend_click_hides_a_category(page):
     page.wait_for_timeout(600)
     visible = figure.evaluate("div => div.data.map(t => t.visible)")
     assert visible[0] == "legendonly" and visible[1] in (True, None)
-
-
-def test_screenshot_artifact(page):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / "report.png"
-    page.screenshot(path=str(path), full_page=False)
-    assert path.stat().st_size > 10_000

@@ -14,6 +14,7 @@ def register(sub) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     parser.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML page")
     parser.add_argument("--no-fold", action="store_true", help="show every layer, even identical ones")
+    parser.add_argument("--out", default=None, metavar="DIR", help="also write a run directory (layout.txt/.json/.html, run.json)")
     parser.set_defaults(func=run)
 
 
@@ -26,5 +27,7 @@ def run(args) -> int:
     report = layout(args.path, fold=not args.no_fold)
     if args.html:
         write_text(args.html, report.html())
+    if args.out:
+        report.save(args.out)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
     return 0

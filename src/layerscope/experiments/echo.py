@@ -154,6 +154,7 @@ class EchoResult:
     def save(self, out: str | Path) -> Path:
         """Write ``echo.csv``, ``completions.csv``, ``rates.csv``, ``echo.md``, ``echo.html`` and ``run.json``."""
         from ..atomic import atomic_path, write_text
+        from ..render.scatter import write_figure_spec
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +164,7 @@ class EchoResult:
                 frame.to_csv(tmp, index=False)
         write_text(out / "echo.md", self.markdown())
         write_text(out / "echo.html", self.html())
+        write_figure_spec(self.figure(), out / "echo.plotly.json")
         timings = {**self.timings, "write": time.perf_counter() - start}
         # The records were taken while each model was loaded: the models are freed since.
         write_run_json(out, "echo", self.config, self.models, timings, failures=self.failures)

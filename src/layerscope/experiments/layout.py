@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..checkpoints import Layout, build_tree, read_layout, tree_lines
 from ..checkpoints.tree import format_count
@@ -42,6 +43,32 @@ class LayoutReport:
             "totals": self.totals(),
         }
 
+    def parameter_tree(self, depth: int = 4) -> tuple[list[str], list[str], list[str], list[int]]:
+        """Parameter counts summed over name prefixes up to ``depth`` dots: ``(ids, labels, parents, values)``.
+
+        The input of a treemap: ``model.layers.3.mlp`` holds the parameters of every tensor under it.
+        """
+        totals: dict[str, int] = {}
+        for tensor in self.layout.tensors:
+            count = 1
+            for size in tensor.shape:
+                count *= int(size)
+            parts = tensor.name.split(".")
+            for level in range(1, min(depth, len(parts)) + 1):
+                prefix = ".".join(parts[:level])
+                totals[prefix] = totals.get(prefix, 0) + count
+        ids = list(totals)
+        labels = [i.rsplit(".", 1)[-1] for i in ids]
+        parents = [i.rsplit(".", 1)[0] if "." in i else "" for i in ids]
+        return ids, labels, parents, [totals[i] for i in ids]
+
+    def figure(self):
+        """A plotly treemap of where the parameters are (click a box to zoom in)."""
+        from ..render.layout_html import parameter_treemap
+
+        ids, labels, parents, values = self.parameter_tree()
+        return parameter_treemap(ids, labels, parents, values, f"parameters of {os.path.basename(str(self.layout.source))}")
+
     def html(self) -> str:
         """A self-contained HTML page: totals, then the tree with collapsible groups."""
         from ..render.layout_html import layout_page
@@ -62,6 +89,26 @@ class LayoutReport:
                 f"  {dtype}: {row['tensors']} tensors, {format_count(row['elements'])} elements, {human_bytes(row['bytes'])}"
             )
         return "\n".join(lines)
+
+
+    def save(self, out: str | os.PathLike) -> Path:
+        """Write a run directory: ``layout.txt``, ``layout.json``, ``layout.html``, ``treemap.html``, ``run.json``."""
+        from ..atomic import write_json, write_text
+        from ..render.scatter import write_html
+        from ..rundir import write_run_json
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "layout.txt", self.text() + "\n")
+        write_json(out / "layout.json", self.to_dict())
+        write_text(out / "layout.html", self.html())
+        write_html(self.figure(), out / "treemap.html")
+        totals = self.totals()
+        write_run_json(
+            out, "layout", {"source": str(self.layout.source), "format": self.layout.format}, [], {},
+            parameters=totals["parameters"], tensors=totals["tensors"], bytes=totals["bytes"],
+        )
+        return out
 
 
 def human_bytes(n: int) -> str:

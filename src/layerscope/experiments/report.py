@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import LayerscopeError
 
 # Figures and tables in the order a reader meets them; files not listed follow alphabetically.
-_FIGURE_ORDER = ("index", "heatmap", "logit_lens", "layers", "metrics", "accuracy", "echo", "layout")
+_FIGURE_ORDER = ("index", "heatmap", "logit_lens", "layers", "metrics", "accuracy", "echo", "treemap")
 _TABLE_ROWS = 25
 # run.json keys that are bookkeeping, not findings.
 _BOOKKEEPING = {"experiment", "created", "command", "config", "models", "versions", "timings_s"}
@@ -35,6 +35,7 @@ class Section:
     numbers: dict[str, str] = field(default_factory=dict)
     tables: list[tuple[str, str, int]] = field(default_factory=list)  # (file name, HTML table, total rows)
     images: list[str] = field(default_factory=list)  # PNG names shown when a run has no interactive figure
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (file name, text) of .md / .txt outputs
 
 
 def _ordered(paths: list[Path], stem_of) -> list[Path]:
@@ -89,6 +90,9 @@ def read_section(run_dir: str | Path) -> Section:
         section.figures.append((spec.name[: -len(".plotly.json")], spec.read_text(encoding="utf-8")))
     if not specs:
         section.images = [p.name for p in sorted(run_dir.glob("*.png"))]
+    for text_file in sorted([*run_dir.glob("*.md"), *run_dir.glob("*.txt")]):
+        text = text_file.read_text(encoding="utf-8", errors="replace")
+        section.texts.append((text_file.name, text if len(text) <= 60_000 else text[:60_000] + "\n..."))
     for csv in _ordered(list(run_dir.glob("*.csv")), lambda p: p.stem):
         try:
             frame = pd.read_csv(csv)

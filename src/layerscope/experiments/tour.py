@@ -31,13 +31,14 @@ class Step:
     Attributes:
         name: the run directory's name under the tour directory.
         seed: which seed document it reproduces.
-        argv: the equivalent command line (without ``--model``/``--out``).
+        argv: ``argv(quick, source)`` the equivalent command line without ``--out`` (``source`` is the
+            model source, None for the default model).
         run: ``run(model, out_dir, quick)`` writes the run directory.
     """
 
     name: str
     seed: str
-    argv: Callable[[bool], list[str]]
+    argv: Callable[[bool, str | None], list[str]]
     run: Callable[[Model, Path, bool], object]
 
 
@@ -54,23 +55,49 @@ def _inspect(model: Model, out: Path, quick: bool):
     return inspect(prompts, model=model, out=out)
 
 
-def _inspect_argv(quick: bool) -> list[str]:
+def _model_args(source: str | None) -> list[str]:
+    return [] if source in (None, "default") else ["--model", source]
+
+
+def _inspect_argv(quick: bool, source: str | None) -> list[str]:
     prompts = ARITHMETIC_PROMPTS[:6] if quick else ARITHMETIC_PROMPTS
-    return ["inspect", *[arg for p in prompts for arg in ("--prompt", p)]]
+    return ["inspect", *[arg for p in prompts for arg in ("--prompt", p)], *_model_args(source)]
+
+
+def _echo(model: Model, out: Path, quick: bool):
+    from .echo import echo
+
+    return echo("echo-words", models=model, out=out)
+
+
+def _layout(model: Model, out: Path, quick: bool):
+    from .layout import layout
+
+    return layout(_layout_source(model)).save(out)
+
+
+def _layout_source(model: Model) -> str:
+    """The file behind the model: the default model's GGUF, else the source as given."""
+    return "default" if model.source == "default" else model.source
 
 
 STEPS: list[Step] = [
-    Step("tokens", "000", lambda quick: ["tokens", "--set", "digits", "--set", "number-words", "--dims", "3"], _tokens),
+    Step(
+        "tokens", "000",
+        lambda quick, source: ["tokens", "--set", "digits", "--set", "number-words", "--dims", "3", *_model_args(source)],
+        _tokens,
+    ),
     Step("inspect", "001", _inspect_argv, _inspect),
+    Step("echo", "004", lambda quick, source: ["echo", *_model_args(source)], _echo),
+    Step("layout", "003", lambda quick, source: ["layout", source or "default"], _layout),
 ]
 
 
-def _record_command(run_dir: Path, argv: list[str], model_source: str | None) -> None:
+def _record_command(run_dir: Path, argv: list[str]) -> None:
     """Put the command that reproduces this run into its ``run.json``."""
     path = run_dir / "run.json"
     record = json.loads(path.read_text(encoding="utf-8"))
-    model_args = [] if model_source in (None, "default") else ["--model", model_source]
-    record["command"] = ["layerscope", *argv, *model_args, "--out", str(run_dir)]
+    record["command"] = ["layerscope", *argv, "--out", str(run_dir)]
     write_json(path, record)
 
 
@@ -97,7 +124,7 @@ def run_tour(model_source: str | None, out: str | Path, *, quick: bool = False, 
         with progress.step(f"Tour: {step.name} (seed {step.seed})"):
             try:
                 step.run(model, run_dir, quick)
-                _record_command(run_dir, step.argv(quick), model.source)
+                _record_command(run_dir, step.argv(quick, None if model.source == "default" else model.source))
             except Exception as exc:  # one failed step must not lose the others
                 summary["failed"].append(step.name)
                 summary["steps"][step.name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}

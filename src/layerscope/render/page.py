@@ -25,6 +25,7 @@ table.data { border-collapse: collapse; font-size: 12px; margin: 6px 0; }
 table.data th, table.data td { border-bottom: 1px solid #eee; padding: 3px 8px; text-align: left; }
 table.data th { background: #f5f5f5; }
 img.static { max-width: 100%; }
+pre.text { font-size: 12px; max-height: 480px; overflow: auto; background: #f8f8f8; padding: 8px; }
 """
 
 
@@ -51,6 +52,8 @@ def _section_html(index: int, section, base_dir: Path) -> str:
         for key, value in section.numbers.items():
             parts.append(f"<dt>{html.escape(key)}</dt><dd>{html.escape(value)}</dd>")
         parts.append("</dl>")
+    for name, text in section.texts:
+        parts.append(f'<details><summary>{html.escape(name)}</summary><pre class="text">{html.escape(text)}</pre></details>')
     for name, table, total in section.tables:
         shown = f"first {min(total, 25)} of {total} rows" if total > 25 else f"{total} rows"
         parts.append(f"<details><summary>{html.escape(name)} ({shown})</summary>{table}</details>")

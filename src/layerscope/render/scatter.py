@@ -69,9 +69,16 @@ def write_html(fig: go.Figure, path) -> None:
     """
     from pathlib import Path
 
-    from ..atomic import atomic_path, write_text
+    from ..atomic import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.write_html(tmp, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
-    write_text(path.with_suffix(".plotly.json"), fig.to_json())
+    write_figure_spec(fig, path.with_suffix(".plotly.json"))
+
+
+def write_figure_spec(fig: go.Figure, path) -> None:
+    """Write the figure's plotly JSON spec (read by ``layerscope report``), atomically."""
+    from ..atomic import write_text
+
+    write_text(path, fig.to_json())
