@@ -9,8 +9,10 @@ from torch import nn
 
 
 def model_without(module: nn.Module, layers_path: str, removed) -> nn.Module:
-    """A deep copy of ``module`` whose decoder layer list lacks ``removed`` (config updated to match)."""
-    clone = copy.deepcopy(module)
+    """A copy of ``module`` (sharing its weights) whose decoder layer list lacks ``removed`` (config updated to match)."""
+    # Share the weights (no gigabyte copies), copy everything else.
+    memo = {id(t): t for t in [*module.parameters(), *module.buffers()]}
+    clone = copy.deepcopy(module, memo)
     parent_path, _, name = layers_path.rpartition(".")
     parent = clone.get_submodule(parent_path) if parent_path else clone
     old = getattr(parent, name)
@@ -25,10 +27,10 @@ def model_without(module: nn.Module, layers_path: str, removed) -> nn.Module:
 
 @torch.inference_mode()
 def naive_predictions(model, removed, sequences: list[list[int]], n_scored: list[int]) -> list[list[int]]:
-    """Per sequence, the argmax ids at its last ``n_scored`` positions, from a full unbatched forward."""
+    """Per sequence, the argmax ids at its last ``n_scored`` positions, from an unbatched forward of all layers."""
     module = model_without(model.module, model.parts.layers_path, removed) if removed else model.module
     out = []
     for ids, m in zip(sequences, n_scored):
-        logits = module(input_ids=torch.tensor([ids]), use_cache=False).logits  # (1, pos, vocab)
+        logits = module(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=m).logits  # (1, m, vocab)
         out.append(logits[0, -m:].argmax(-1).tolist())
     return out

@@ -8,8 +8,9 @@ Example:
 """
 
 from .errors import LayerscopeError
+from .experiments.ablate import ablate
 from .experiments.tokens import tokens
 from .models import Model, load_model
 
-__all__ = ["LayerscopeError", "Model", "load_model", "tokens"]
+__all__ = ["LayerscopeError", "Model", "ablate", "load_model", "tokens"]
 __version__ = "0.1.0"

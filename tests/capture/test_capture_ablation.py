@@ -75,7 +75,7 @@ def test_bad_layers_are_rejected(tiny):
 
 @pytest.mark.default_model
 def test_equals_deleting_layers_on_default_model(default_model):
-    task = arithmetic_task(12, seed=3)
+    task = arithmetic_task(10, seed=3)
     encoded = encode_task(default_model, [i.prompt for i in task.items], [i.answer for i in task.items])
-    configs = [(), (0,), (4,), (9,), (17,), (4, 5)]
+    configs = [(), (0,), (4,), (17,), (4, 5)]
     check_against_naive(default_model, encoded, configs, "first", batch_size=8)
