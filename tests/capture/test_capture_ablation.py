@@ -10,8 +10,10 @@ from layerscope.capture.ablation import LayerAblation, encode_task, patched_laye
 from layerscope.errors import LayerscopeError
 from layerscope.tasks import arithmetic_task
 
-PROMPTS = ["5+2=", "12*3=", "The word is", "When John and Mary went to the store, John gave the bag to", "9-9=", "Monday"]
-ANSWERS = ["7", "36", " red", " Mary", "0", " Tuesday"]
+# Repeated prompts (with the same or another answer) run once and are scored per item.
+PROMPTS = ["5+2=", "12*3=", "The word is", "When John and Mary went to the store, John gave the bag to", "9-9=", "Monday",
+           "5+2=", "5+2="]
+ANSWERS = ["7", "36", " red", " Mary", "0", " Tuesday", "7", "8"]
 
 
 def expected(model, encoded, removed, scoring):

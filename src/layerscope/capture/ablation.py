@@ -10,8 +10,8 @@ input), which is what deleting ``k`` from the layer list does. The engine is exa
   embeddings and per-layer attention types (sliding/full) stay the model's;
 * the final norm and unembedding see only the scored positions (``logits_to_keep``), and only the
   argmax ids are kept;
-* prompts are sorted by length and left-padded within a batch, with an attention mask and position
-  ids counted from each prompt's first real token.
+* repeated prompts run once; prompts are sorted by length and left-padded within a batch, with an
+  attention mask and position ids counted from each prompt's first real token.
 
 Scoring: ``"first"`` compares the argmax after the prompt with the answer's first token (tokenized in
 context: the tokens of ``prompt + answer`` after those of the prompt). ``"greedy"`` checks the whole
@@ -90,18 +90,18 @@ class Predictions:
 
 @dataclass(frozen=True)
 class _Batch:
-    items: list[int]  # indices into the task
+    rows: list[list[int]]  # per row: the indices of the items with this very sequence
     input_ids: torch.Tensor  # (batch, pos)
     attention_mask: torch.Tensor  # (batch, pos)
     position_ids: torch.Tensor  # (batch, pos)
     n_scored: list[int]  # per row: how many last positions are scored
-    targets: list[list[int]]  # per row: the expected ids at those positions
 
 
 class LayerAblation:
     """Runs one task through a model with layers removed, reusing the unablated prefix.
 
-    Memory: the cache holds, for the layers some configuration needs, ``n_items * pos * d_model`` floats each.
+    Items with the very same token sequence run once (a task with repeated prompts costs its distinct ones).
+    Memory: the cache holds, for the layers some configuration needs, ``n_distinct * pos * d_model`` floats each.
 
     Example:
         >>> engine = LayerAblation(model, encode_task(model, prompts, answers), needed=[(), (4,), (4, 5)])
@@ -144,21 +144,25 @@ class LayerAblation:
     def _make_batches(self, batch_size: int) -> list[_Batch]:
         pad = getattr(self.model.tokenizer, "pad_token_id", None)
         pad = 0 if pad is None else int(pad)
-        seqs = [self._sequence(i) for i in range(len(self.encoded.prompt_ids))]
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
+        self._targets = []
+        groups: dict[tuple, list[int]] = {}  # (sequence, n_scored) -> items
+        for i in range(len(self.encoded.prompt_ids)):
+            sequence, target = self._sequence(i)
+            self._targets.append(target)
+            groups.setdefault((tuple(sequence), len(target)), []).append(i)
+        keys = sorted(groups, key=lambda key: len(key[0]))  # stable: similar lengths share a batch
         batches = []
-        for start in range(0, len(order), batch_size):
-            items = order[start : start + batch_size]
-            width = max(len(seqs[i][0]) for i in items)
-            ids = torch.full((len(items), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(items), width), dtype=torch.long)
-            for row, i in enumerate(items):
-                tokens = seqs[i][0]
-                ids[row, width - len(tokens) :] = torch.tensor(tokens, dtype=torch.long)
-                mask[row, width - len(tokens) :] = 1
+        for start in range(0, len(keys), batch_size):
+            chunk = keys[start : start + batch_size]
+            width = max(len(sequence) for sequence, _ in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, (sequence, _) in enumerate(chunk):
+                ids[row, width - len(sequence) :] = torch.tensor(sequence, dtype=torch.long)
+                mask[row, width - len(sequence) :] = 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            targets = [seqs[i][1] for i in items]
-            batches.append(_Batch(items, ids, mask, positions, [len(t) for t in targets], targets))
+            rows = [groups[key] for key in chunk]
+            batches.append(_Batch(rows, ids, mask, positions, [n for _, n in chunk]))
         return batches
 
     # ----- running -----------------------------------------------------------------------------
@@ -181,13 +185,13 @@ class LayerAblation:
         tokens: list[list[int]] = [[] for _ in range(n)]
         correct = [False] * n
         for batch, argmax in zip(self._batches, per_batch):
-            for row, i in enumerate(batch.items):
-                m = batch.n_scored[row]
-                predicted = argmax[row, argmax.shape[1] - m :].tolist()
-                target = batch.targets[row]
-                wrong = next((j for j, (p, t) in enumerate(zip(predicted, target)) if p != t), None)
-                correct[i] = wrong is None
-                tokens[i] = predicted if wrong is None else target[:wrong] + [predicted[wrong]]
+            for row, items in enumerate(batch.rows):
+                predicted = argmax[row, argmax.shape[1] - batch.n_scored[row] :].tolist()
+                for i in items:
+                    target = self._targets[i]
+                    wrong = next((j for j, (p, t) in enumerate(zip(predicted, target)) if p != t), None)
+                    correct[i] = wrong is None
+                    tokens[i] = predicted if wrong is None else target[:wrong] + [predicted[wrong]]
         return Predictions(removed, tokens, correct)
 
     def baseline(self) -> Predictions:
