@@ -64,6 +64,8 @@ def test_resume_after_interruption_gives_the_same_files(tiny_models, tmp_path):
     parts = sorted(p.name for p in (tmp_path / "cut" / "parts").iterdir())
     assert parts == ["baseline.jsonl", "drop-0.jsonl", "identity.json"]
     assert not (tmp_path / "cut" / "accuracy.csv").exists()
+    # A writer killed mid-file leaves only a temporary name, which a rerun ignores.
+    (tmp_path / "cut" / "parts" / ".drop-1.jsonl.x1y2.part").write_text('["item", "pro')
 
     resumed = []
     run_and_save(config, model, tmp_path / "cut", resumed.append)
