@@ -8,11 +8,12 @@ Example:
 """
 
 from .errors import LayerscopeError
+from .experiments.ablate import ablate
 from .experiments.echo import echo
 from .experiments.encode import encode
 from .experiments.inspect import inspect
 from .experiments.tokens import tokens
 from .models import Model, load_model
 
-__all__ = ["LayerscopeError", "Model", "echo", "encode", "inspect", "load_model", "tokens"]
+__all__ = ["LayerscopeError", "Model", "ablate", "echo", "encode", "inspect", "load_model", "tokens"]
 __version__ = "0.1.0"

@@ -15,6 +15,7 @@ from .parser import Parser, UsageExit
 COMMAND_MODULES = [
     "tokens_command",
     "inspect_command",
+    "ablate_command",
     "echo_command",
     "layout_command",
     "encode_command",

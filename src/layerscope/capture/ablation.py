@@ -1,0 +1,283 @@
+"""Layer ablation: greedy predictions of a model with chosen decoder layers removed.
+
+Removing layer ``k`` means the residual stream passes layer ``k`` unchanged (the layer returns its
+input), which is what deleting ``k`` from the layer list does. The engine is exact and fast:
+
+* the unablated model runs once per batch and keeps each layer's output ``(batch, pos, d_model)``;
+* to remove a set of layers whose lowest is ``m``, layers ``< m`` return their cached output (they
+  would compute the very same numbers), the removed layers return their input, and only the other
+  layers ``> m`` compute. The model's own forward still runs around them, so masks, rotary
+  embeddings and per-layer attention types (sliding/full) stay the model's;
+* the final norm and unembedding see only the scored positions (``logits_to_keep``), and only the
+  argmax ids are kept;
+* repeated prompts run once; prompts are sorted by length and left-padded within a batch, with an
+  attention mask and position ids counted from each prompt's first real token.
+
+Scoring: ``"first"`` compares the argmax after the prompt with the answer's first token (tokenized in
+context: the tokens of ``prompt + answer`` after those of the prompt). ``"greedy"`` checks the whole
+answer as greedy decoding would produce it, with one teacher-forced pass: the argmax at every answer
+position must be the answer's token. The prediction is the greedy output up to and including the first
+wrong token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+
+from ..errors import LayerscopeError
+
+SCORINGS = ("first", "greedy")
+
+
+@dataclass(frozen=True)
+class EncodedTask:
+    """Token ids of a task's prompts and answers.
+
+    Attributes:
+        prompt_ids: per item, the prompt's ids (with BOS when the model has one).
+        answer_ids: per item, the answer's ids as they follow the prompt (never empty).
+        split_answers: how many answers were tokenized on their own because ``prompt + answer`` did not
+            start with the prompt's tokens (a token merged across the boundary).
+    """
+
+    prompt_ids: list[list[int]]
+    answer_ids: list[list[int]]
+    split_answers: int = 0
+
+
+def encode_task(model, prompts: Sequence[str], answers: Sequence[str]) -> EncodedTask:
+    """Tokenize prompts and answers; the answer's ids are those of ``prompt + answer`` after the prompt's.
+
+    Example:
+        >>> enc = encode_task(model, ["5+2="], ["7"])
+        >>> enc.answer_ids
+        [[236832]]
+    """
+    prompt_ids, answer_ids, split = [], [], 0
+    for prompt, answer in zip(prompts, answers):
+        head = model.encode(prompt)
+        whole = model.encode(prompt + answer)
+        if whole[: len(head)] == head and len(whole) > len(head):
+            tail = whole[len(head) :]
+        else:
+            tail, split = model.encode(answer, bos=False), split + 1
+        if not tail:
+            raise LayerscopeError(f"answer {answer!r} of prompt {prompt!r} has no tokens")
+        prompt_ids.append(head)
+        answer_ids.append(tail)
+    return EncodedTask(prompt_ids, answer_ids, split)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What one configuration predicted.
+
+    Attributes:
+        removed: the removed layers (empty for the unablated model).
+        tokens: per item, the predicted ids (``"first"``: one id; ``"greedy"``: the greedy output up to
+            and including the first wrong token, or the whole answer).
+        correct: per item, whether the prediction matches the answer.
+    """
+
+    removed: tuple[int, ...]
+    tokens: list[list[int]]
+    correct: list[bool]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    rows: list[list[int]]  # per row: the indices of the items with this very sequence
+    input_ids: torch.Tensor  # (batch, pos)
+    attention_mask: torch.Tensor  # (batch, pos)
+    position_ids: torch.Tensor  # (batch, pos)
+    n_scored: list[int]  # per row: how many last positions are scored
+
+
+class LayerAblation:
+    """Runs one task through a model with layers removed, reusing the unablated prefix.
+
+    Items with the very same token sequence run once (a task with repeated prompts costs its distinct ones).
+    Memory: the cache holds, for the layers some configuration needs, ``n_distinct * pos * d_model`` floats each.
+
+    Example:
+        >>> engine = LayerAblation(model, encode_task(model, prompts, answers), needed=[(), (4,), (4, 5)])
+        >>> engine.run(()).correct[:3], engine.run((4,)).correct[:3]
+    """
+
+    def __init__(
+        self,
+        model,
+        encoded: EncodedTask,
+        *,
+        scoring: str = "first",
+        batch_size: int = 64,
+        needed: Sequence[Sequence[int]] | None = None,
+    ):
+        if scoring not in SCORINGS:
+            raise LayerscopeError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
+        if batch_size < 1:
+            raise LayerscopeError(f"batch size {batch_size} must be at least 1")
+        self.model = model
+        self.encoded = encoded
+        self.scoring = scoring
+        n_layers = model.n_layers
+        configs = [tuple(sorted(set(c))) for c in (needed if needed is not None else [(k,) for k in range(n_layers)])]
+        for removed in configs:
+            check_layers(removed, n_layers)
+        # Cache the output of layer m-1 for every configuration whose lowest removed layer is m > 0.
+        self._cached_layers = sorted({c[0] - 1 for c in configs if c and c[0] > 0})
+        self._batches = self._make_batches(batch_size)
+        self._cache: list[dict[int, torch.Tensor]] | None = None
+        self._baseline: Predictions | None = None
+
+    # ----- batching ----------------------------------------------------------------------------
+    def _sequence(self, i: int) -> tuple[list[int], list[int]]:
+        prompt, answer = self.encoded.prompt_ids[i], self.encoded.answer_ids[i]
+        if self.scoring == "first":
+            return prompt, answer[:1]
+        return prompt + answer[:-1], answer
+
+    def _make_batches(self, batch_size: int) -> list[_Batch]:
+        pad = getattr(self.model.tokenizer, "pad_token_id", None)
+        pad = 0 if pad is None else int(pad)
+        self._targets = []
+        groups: dict[tuple, list[int]] = {}  # (sequence, n_scored) -> items
+        for i in range(len(self.encoded.prompt_ids)):
+            sequence, target = self._sequence(i)
+            self._targets.append(target)
+            groups.setdefault((tuple(sequence), len(target)), []).append(i)
+        keys = sorted(groups, key=lambda key: len(key[0]))  # stable: similar lengths share a batch
+        batches = []
+        for start in range(0, len(keys), batch_size):
+            chunk = keys[start : start + batch_size]
+            width = max(len(sequence) for sequence, _ in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, (sequence, _) in enumerate(chunk):
+                ids[row, width - len(sequence) :] = torch.tensor(sequence, dtype=torch.long)
+                mask[row, width - len(sequence) :] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            rows = [groups[key] for key in chunk]
+            batches.append(_Batch(rows, ids, mask, positions, [n for _, n in chunk]))
+        return batches
+
+    # ----- running -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _forward(self, batch: _Batch) -> torch.Tensor:
+        """Argmax ids at the scored positions, shape ``(batch, max n_scored)``."""
+        device = self.model.device
+        keep = max(batch.n_scored)
+        out = self.model.module(
+            input_ids=batch.input_ids.to(device),
+            attention_mask=batch.attention_mask.to(device),
+            position_ids=batch.position_ids.to(device),
+            use_cache=False,
+            logits_to_keep=keep,
+        )
+        return out.logits[:, -keep:].argmax(-1).cpu()  # (batch, keep)
+
+    def _score(self, removed: tuple[int, ...], per_batch: list[torch.Tensor]) -> Predictions:
+        n = len(self.encoded.prompt_ids)
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        correct = [False] * n
+        for batch, argmax in zip(self._batches, per_batch):
+            for row, items in enumerate(batch.rows):
+                predicted = argmax[row, argmax.shape[1] - batch.n_scored[row] :].tolist()
+                for i in items:
+                    target = self._targets[i]
+                    wrong = next((j for j, (p, t) in enumerate(zip(predicted, target)) if p != t), None)
+                    correct[i] = wrong is None
+                    tokens[i] = predicted if wrong is None else target[:wrong] + [predicted[wrong]]
+        return Predictions(removed, tokens, correct)
+
+    def baseline(self) -> Predictions:
+        """Predictions of the unablated model; fills the cache of layer outputs on the first call."""
+        if self._baseline is None:
+            cache, per_batch = [], []
+            for batch in self._batches:
+                with record_outputs(self.model.layers, self._cached_layers) as outputs:
+                    per_batch.append(self._forward(batch))
+                cache.append(outputs)
+            self._cache = cache
+            self._baseline = self._score((), per_batch)
+        return self._baseline
+
+    def run(self, removed: Sequence[int]) -> Predictions:
+        """Predictions with the layers in ``removed`` removed (``()``: the unablated model)."""
+        removed = tuple(sorted(set(removed)))
+        check_layers(removed, self.model.n_layers)
+        if not removed:
+            return self.baseline()
+        start = removed[0]
+        if start > 0 and start - 1 not in self._cached_layers:
+            raise LayerscopeError(f"layers {list(removed)} were not announced in `needed` when the engine was built")
+        if start > 0:
+            self.baseline()
+        per_batch = []
+        for b, batch in enumerate(self._batches):
+            prefix = self._cache[b][start - 1] if start > 0 else None
+            with patched_layers(self.model.layers, removed, prefix):
+                per_batch.append(self._forward(batch))
+        return self._score(removed, per_batch)
+
+
+def check_layers(removed: Sequence[int], n_layers: int) -> None:
+    """Raise ``LayerscopeError`` unless every index in ``removed`` is a layer of the model."""
+    bad = [k for k in removed if not 0 <= k < n_layers]
+    if bad:
+        raise LayerscopeError(f"layer {bad[0]} does not exist; valid: 0 to {n_layers - 1} ({n_layers} layers)")
+
+
+def _hidden(args: tuple, kwargs: dict) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+@contextlib.contextmanager
+def record_outputs(layers, indices: Sequence[int]) -> Iterator[dict[int, torch.Tensor]]:
+    """Record the outputs ``(batch, pos, d_model)`` of ``layers[i]`` for ``i`` in ``indices`` during the block."""
+    outputs: dict[int, torch.Tensor] = {}
+    handles = []
+
+    def hook_for(i: int):
+        def hook(module, args, output):
+            outputs[i] = output[0] if isinstance(output, tuple) else output
+
+        return hook
+
+    try:
+        for i in indices:
+            handles.append(layers[i].register_forward_hook(hook_for(i)))
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def patched_layers(layers, removed: Sequence[int], prefix: torch.Tensor | None) -> Iterator[None]:
+    """Within the block, removed layers return their input and layers below the lowest removed one return
+    ``prefix`` (the cached output of the layer just below it, shape ``(batch, pos, d_model)``)."""
+    start = min(removed)
+    patched = []
+
+    def identity(*args, **kwargs):
+        return _hidden(args, kwargs)
+
+    def cached(*args, **kwargs):
+        return prefix
+
+    try:
+        for i in range(start):
+            layers[i].forward = cached
+            patched.append(layers[i])
+        for i in removed:
+            layers[i].forward = identity
+            patched.append(layers[i])
+        yield
+    finally:
+        for layer in patched:
+            layer.__dict__.pop("forward", None)

@@ -1,0 +1,86 @@
+"""The user's own task from a CSV or JSONL file with ``prompt`` and ``answer`` (and optional ``group``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import LayerscopeError
+from .items import Task, TaskItem
+
+REQUIRED = ("prompt", "answer")
+SUFFIXES = (".csv", ".jsonl")
+
+
+def load_task_file(path: str | Path) -> Task:
+    """Read a task file: CSV with a header row, or JSON Lines with one object per line.
+
+    Columns/keys: ``prompt`` and ``answer`` (required, non-empty), ``group`` (optional, for per-group
+    accuracy). Values are kept verbatim as strings (a leading space in an answer matters to the tokenizer).
+
+    Example:
+        >>> task = load_task_file("capitals.csv")     # prompt,answer\\nThe capital of France is, Paris
+        >>> task.items[0].answer                       # doctest: +SKIP
+        ' Paris'
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise LayerscopeError(f"no such task file: {str(path)!r} (expected 'arithmetic' or a .csv/.jsonl file)")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise LayerscopeError(f"task file {str(path)!r} has suffix {suffix!r}; valid: {', '.join(SUFFIXES)}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LayerscopeError(f"cannot read task file {str(path)!r}: {exc}") from exc
+    if not text.strip():
+        raise LayerscopeError(f"task file {str(path)!r} is empty; it needs columns {', '.join(REQUIRED)}")
+    records = _read_csv(path) if suffix == ".csv" else _read_jsonl(path, text)
+    if not records:
+        raise LayerscopeError(f"task file {str(path)!r} has a header but no rows")
+    return Task(path.stem, [_item(record, where, path) for where, record in records])
+
+
+def _read_csv(path: Path) -> list[tuple[str, dict]]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise LayerscopeError(f"cannot parse CSV task file {str(path)!r}: {str(exc).strip().splitlines()[0]}") from exc
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise LayerscopeError(
+            f"task file {str(path)!r} lacks column {missing[0]!r}; it has {', '.join(map(repr, frame.columns))}, "
+            f"needs {', '.join(REQUIRED)}"
+        )
+    return [(f"row {i + 2}", record) for i, record in enumerate(frame.to_dict("records"))]
+
+
+def _read_jsonl(path: Path, text: str) -> list[tuple[str, dict]]:
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise LayerscopeError(f"{str(path)!r} line {number} is not valid JSON: {exc.msg}") from exc
+        if not isinstance(record, dict):
+            raise LayerscopeError(f"{str(path)!r} line {number} is not a JSON object with keys {', '.join(REQUIRED)}")
+        missing = [key for key in REQUIRED if key not in record]
+        if missing:
+            raise LayerscopeError(f"{str(path)!r} line {number} lacks key {missing[0]!r}; needs {', '.join(REQUIRED)}")
+        records.append((f"line {number}", record))
+    return records
+
+
+def _item(record: dict, where: str, path: Path) -> TaskItem:
+    values = {}
+    for key in REQUIRED:
+        value = record[key]
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool) or str(value) == "":
+            raise LayerscopeError(f"{str(path)!r} {where}: {key} {value!r} must be a non-empty string")
+        values[key] = str(value)
+    group = record.get("group", "")
+    return TaskItem(values["prompt"], values["answer"], "" if group is None else str(group))

@@ -1,0 +1,83 @@
+"""The ablation engine against a plain loop that deletes layers from a copy of the model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ablation_oracle import naive_predictions
+
+from layerscope.capture.ablation import LayerAblation, encode_task, patched_layers
+from layerscope.errors import LayerscopeError
+from layerscope.tasks import arithmetic_task
+
+# Repeated prompts (with the same or another answer) run once and are scored per item.
+PROMPTS = ["5+2=", "12*3=", "The word is", "When John and Mary went to the store, John gave the bag to", "9-9=", "Monday",
+           "5+2=", "5+2="]
+ANSWERS = ["7", "36", " red", " Mary", "0", " Tuesday", "7", "8"]
+
+
+def expected(model, encoded, removed, scoring):
+    if scoring == "first":
+        seqs = encoded.prompt_ids
+        scored = [1] * len(seqs)
+    else:
+        seqs = [p + a[:-1] for p, a in zip(encoded.prompt_ids, encoded.answer_ids)]
+        scored = [len(a) for a in encoded.answer_ids]
+    return naive_predictions(model, removed, seqs, scored)
+
+
+def check_against_naive(model, encoded, configs, scoring, batch_size):
+    engine = LayerAblation(model, encoded, scoring=scoring, batch_size=batch_size, needed=configs)
+    for removed in configs:
+        got = engine.run(removed)
+        want = expected(model, encoded, removed, scoring)
+        for i, (pred, ref, answer) in enumerate(zip(got.tokens, want, encoded.answer_ids)):
+            wrong = next((j for j, (p, t) in enumerate(zip(ref, answer)) if p != t), None)
+            assert got.correct[i] == (wrong is None), (removed, i)
+            assert pred == (ref if wrong is None else answer[:wrong] + [ref[wrong]]), (removed, i)
+
+
+@pytest.mark.parametrize("scoring", ["first", "greedy"])
+def test_equals_deleting_layers(tiny, scoring):
+    encoded = encode_task(tiny, PROMPTS, ANSWERS)
+    configs = [(), (0,), (1,), (2,), (1, 2), (0, 2)]
+    # batch_size 4 mixes lengths: left padding is exercised; batch_size 1 has none.
+    check_against_naive(tiny, encoded, configs, scoring, batch_size=4)
+    check_against_naive(tiny, encoded, [(1,)], scoring, batch_size=1)
+
+
+def test_patched_layers_restore_the_model(tiny):
+    ids = torch.tensor([tiny.encode("5+2=")])
+    before = tiny.module(input_ids=ids).logits
+    with pytest.raises(RuntimeError):
+        with patched_layers(tiny.layers, (1,), torch.zeros(1, 5, tiny.d_model)):
+            raise RuntimeError("boom")
+    assert all("forward" not in layer.__dict__ for layer in tiny.layers)
+    torch.testing.assert_close(tiny.module(input_ids=ids).logits, before, rtol=0, atol=0)
+
+
+def test_answer_tokens_follow_the_prompt(default_model):
+    encoded = encode_task(default_model, ["5+2=", "12*3=", "The capital of France is"], ["7", "36", " Paris"])
+    tok = default_model.tokenizer
+    # Gemma splits numbers into digits: "36" after "=" is two tokens, "3" then "6".
+    assert [tok.decode([t]) for t in encoded.answer_ids[1]] == ["3", "6"]
+    assert tok.decode(encoded.answer_ids[2]) == " Paris"
+    for prompt, answer, ids in zip(["5+2=", "12*3="], ["7", "36"], encoded.answer_ids):
+        assert default_model.encode(prompt) + ids == default_model.encode(prompt + answer)
+    assert encoded.split_answers == 0
+
+
+def test_bad_layers_are_rejected(tiny):
+    encoded = encode_task(tiny, PROMPTS[:2], ANSWERS[:2])
+    with pytest.raises(LayerscopeError, match="layer 3 does not exist; valid: 0 to 2"):
+        LayerAblation(tiny, encoded, needed=[(3,)])
+    with pytest.raises(LayerscopeError, match="scoring"):
+        LayerAblation(tiny, encoded, scoring="all")
+
+
+@pytest.mark.default_model
+def test_equals_deleting_layers_on_default_model(default_model):
+    task = arithmetic_task(10, seed=3)
+    encoded = encode_task(default_model, [i.prompt for i in task.items], [i.answer for i in task.items])
+    configs = [(), (0,), (4,), (17,), (4, 5)]
+    check_against_naive(default_model, encoded, configs, "first", batch_size=8)
