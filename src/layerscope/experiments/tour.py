@@ -64,6 +64,15 @@ def _inspect_argv(quick: bool, source: str | None) -> list[str]:
     return ["inspect", *[arg for p in prompts for arg in ("--prompt", p)], *_model_args(source)]
 
 
+ABLATE_N = {True: 40, False: 200}
+
+
+def _ablate(model: Model, out: Path, quick: bool):
+    from .ablate import ablate
+
+    return ablate("arithmetic", model=model, n=ABLATE_N[quick], out=out)
+
+
 def _echo(model: Model, out: Path, quick: bool):
     from .echo import echo
 
@@ -88,6 +97,11 @@ STEPS: list[Step] = [
         _tokens,
     ),
     Step("inspect", "001", _inspect_argv, _inspect),
+    Step(
+        "ablate", "001",
+        lambda quick, source: ["ablate", "--task", "arithmetic", "--n", str(ABLATE_N[quick]), *_model_args(source)],
+        _ablate,
+    ),
     Step("echo", "004", lambda quick, source: ["echo", *_model_args(source)], _echo),
     Step("layout", "003", lambda quick, source: ["layout", source or "default"], _layout),
 ]
