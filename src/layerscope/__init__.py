@@ -8,8 +8,10 @@ Example:
 """
 
 from .errors import LayerscopeError
+from .experiments.capture import capture
+from .experiments.layers import layers
 from .experiments.tokens import tokens
 from .models import Model, load_model
 
-__all__ = ["LayerscopeError", "Model", "load_model", "tokens"]
+__all__ = ["LayerscopeError", "Model", "capture", "layers", "load_model", "tokens"]
 __version__ = "0.1.0"

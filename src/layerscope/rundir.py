@@ -43,13 +43,16 @@ def model_record(model) -> dict:
 
 
 def write_run_json(out: Path, experiment: str, config, models: list, timings: dict[str, float], **extra) -> Path:
-    """Write ``run.json``: the experiment, its full config, models, package versions, timings, command line."""
+    """Write ``run.json``: the experiment, its full config, models, package versions, timings, command line.
+
+    ``models`` holds loaded models or records already made by :func:`model_record` (when the model is gone).
+    """
     record = {
         "experiment": experiment,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": sys.argv if Path(sys.argv[0]).name.startswith("layerscope") else None,
         "config": asdict(config) if is_dataclass(config) else dict(config),
-        "models": [model_record(m) for m in models],
+        "models": [m if isinstance(m, dict) else model_record(m) for m in models],
         "versions": package_versions(),
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
         **extra,

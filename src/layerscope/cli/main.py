@@ -12,7 +12,7 @@ from ..errors import LayerscopeError
 from .parser import Parser, UsageExit
 
 # One module per subcommand; each defines ``register(subparsers)`` that sets ``func=run``.
-COMMAND_MODULES = ["tokens_command"]
+COMMAND_MODULES = ["tokens_command", "layers_command"]
 
 
 def build_parser() -> Parser:
