@@ -214,19 +214,22 @@ def main(argv=None) -> int:
             peaks[name] = max(peaks[name], rss.added)
 
     median = {name: statistics.median(values) for name, values in times.items()}
-    ours = median["layerscope"]
+    best = {name: min(values) for name, values in times.items()}
     print(f"\n{'method':<18}{'median s':>10}{'min s':>9}{'vs layerscope':>15}{'peak +RSS MiB':>15}")
     for name in methods:
-        print(f"{name:<18}{median[name]:>10.3f}{min(times[name]):>9.3f}{median[name] / ours:>14.2f}x"
+        print(f"{name:<18}{median[name]:>10.3f}{best[name]:>9.3f}{median[name] / median['layerscope']:>14.2f}x"
               f"{peaks[name] / 2**20:>15.1f}")
-    print()
-    for peer in ("hf", "nnsight", "transformer-lens"):
-        if peer in median:
-            verdict = "ok" if median[peer] / ours >= 2.5 else "below target"
-            print(f"layerscope is {median[peer] / ours:.2f}x faster than {peer} (target >= 2.5x: {verdict})")
-    if "floor" in median:
-        verdict = "ok" if ours / median["floor"] <= 1.15 else "above target"
-        print(f"layerscope takes {ours / median['floor']:.3f}x the floor (target <= 1.15x: {verdict})")
+    # On a shared machine the minimum is the better estimate of undisturbed time; both are shown.
+    for label, stat in (("median", median), ("min", best)):
+        print(f"\nby {label} time:")
+        ours = stat["layerscope"]
+        for peer in ("hf", "nnsight", "transformer-lens"):
+            if peer in stat:
+                verdict = "ok" if stat[peer] / ours >= 2.5 else "below target"
+                print(f"  layerscope is {stat[peer] / ours:.2f}x faster than {peer} (target >= 2.5x: {verdict})")
+        if "floor" in stat:
+            verdict = "ok" if ours / stat["floor"] <= 1.15 else "above target"
+            print(f"  layerscope takes {ours / stat['floor']:.3f}x the floor (target <= 1.15x: {verdict})")
     return 0
 
 
