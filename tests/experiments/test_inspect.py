@@ -31,7 +31,7 @@ def test_residuals_equal_hf_hidden_states(tiny):
         for i in range(tiny.n_layers):
             np.testing.assert_allclose(result.residuals[p, i], hidden[i][0, -1].numpy(), atol=1e-5, rtol=1e-5)
         np.testing.assert_allclose(result.residuals[p, -1], hidden[-1][0, -1].numpy(), atol=1e-5, rtol=1e-5)
-    assert result.layer_labels[0] == "embed" and result.layer_labels[-1] == "norm"
+    assert result.layer_labels[0] == "0" and result.layer_labels[-1] == "norm"
     assert len(result.layer_labels) == tiny.n_layers + 2
 
 
@@ -84,7 +84,7 @@ def test_save_writes_the_run_directory(tiny_models, tmp_path):
     assert {"residuals.npy", "heatmap.html", "heatmap.png", "similarity.csv", "logit_lens.csv", "logit_lens.html",
             "logit_lens.png", "phases.json", "layers.html", "layers.png", "run.json"} <= names
     phases = json.loads((out / "phases.json").read_text())
-    assert phases["phases"][0]["first"] == "embed"
+    assert phases["phases"][0]["first"] == "0"
 
 
 def test_arithmetic_answers():

@@ -28,10 +28,15 @@ LayerIndex = int | str
 
 
 def layer_name(index: LayerIndex) -> str:
-    """``"embed"`` for 0, ``"norm"`` for the final norm, else the decimal index."""
+    """The decimal index, or ``"norm"`` for the final norm (the column ``layer`` of the tables)."""
+    return str(index)
+
+
+def layer_title(index: LayerIndex) -> str:
+    """For figures: ``"layer 0 (embedding)"``, ``"layer 6"``, ``"final norm"``."""
     if index == FINAL_NORM:
-        return FINAL_NORM
-    return "embed" if index == 0 else str(index)
+        return "final norm"
+    return "layer 0 (embedding)" if index == 0 else f"layer {index}"
 
 
 def resolve_layer(value: int | str, n_layers: int) -> LayerIndex:

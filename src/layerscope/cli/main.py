@@ -14,6 +14,7 @@ from .parser import Parser, UsageExit
 # One module per subcommand; each defines ``register(subparsers)`` that sets ``func=run``.
 COMMAND_MODULES = [
     "tokens_command",
+    "layers_command",
     "inspect_command",
     "ablate_command",
     "echo_command",

@@ -130,13 +130,13 @@ class InspectResult:
     """What ``inspect`` found.
 
     Attributes:
-        residuals: ``(prompt, layer, d_model)`` float32; layers are ``embed, 1..n_layers, norm``.
-        layer_labels: ``["embed", "1", ..., "18", "norm"]``.
+        residuals: ``(prompt, layer, d_model)`` float32; layers are ``0`` (embedding output), ``1..n_layers``, ``norm``.
+        layer_labels: ``["0", "1", ..., "18", "norm"]``.
         similarity: one row per (kind, prompt(s), layer): metrics vs the target's input embedding
             (``kind="target"``) and between the same layer of two prompts (``kind="pair"``).
         lens: one row per (prompt, layer): top-k tokens and probabilities, target rank and probability.
         phases: layer phases over the prompts (None with fewer than 3 prompts).
-        matrices: ``{"linear CKA": (L, L), "mean cosine": (L, L)}`` over the prompts, layers ``embed..n``.
+        matrices: ``{"linear CKA": (L, L), "mean cosine": (L, L)}`` over the prompts, layers ``0..n``.
         comparison: per-layer metrics against ``compare_model`` (None without one).
     """
 
