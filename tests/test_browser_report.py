@@ -86,3 +86,16 @@ def test_legend_click_hides_a_category(page):
     page.wait_for_timeout(600)
     visible = figure.evaluate("div => div.data.map(t => t.visible)")
     assert visible[0] == "legendonly" and visible[1] in (True, None)
+
+
+def test_layer_slider_changes_the_plotted_layer(page):
+    figure = page.locator("section[data-experiment='layers'] div.figure").first
+    figure.scroll_into_view_if_needed()
+    before = figure.evaluate("div => [div.layout.sliders[0].active, Array.from(div.data[0].x)]")
+    rail = figure.locator(".slider-rail-rect").first.bounding_box()
+    page.mouse.click(rail["x"] + rail["width"] - 3, rail["y"] + rail["height"] / 2)  # the last layer
+    page.wait_for_timeout(1500)
+    after = figure.evaluate("div => [div.layout.sliders[0].active, Array.from(div.data[0].x)]")
+    assert after[0] != before[0] and after[0] == len(figure.evaluate("div => div.layout.sliders[0].steps")) - 1
+    assert after[1] != before[1]  # the points moved to the other layer's projection
+    assert page.console_errors == []

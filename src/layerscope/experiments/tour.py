@@ -48,6 +48,15 @@ def _tokens(model: Model, out: Path, quick: bool):
     return tokens(["digits", "number-words"], model=model, dims=3, out=out)
 
 
+def _layers(model: Model, out: Path, quick: bool):
+    from .layers import layers
+
+    return layers("categories", model=model, basis="layer", layers=LAYERS_QUICK if quick else "all", out=out)
+
+
+LAYERS_QUICK = "0,1,6,-1"
+
+
 def _inspect(model: Model, out: Path, quick: bool):
     from .inspect import inspect
 
@@ -95,6 +104,14 @@ STEPS: list[Step] = [
         "tokens", "000",
         lambda quick, source: ["tokens", "--set", "digits", "--set", "number-words", "--dims", "3", *_model_args(source)],
         _tokens,
+    ),
+    Step(
+        "layers", "002",
+        lambda quick, source: [
+            "layers", "--set", "categories", "--basis", "layer", "--layers", LAYERS_QUICK if quick else "all",
+            *_model_args(source),
+        ],
+        _layers,
     ),
     Step("inspect", "001", _inspect_argv, _inspect),
     Step(
