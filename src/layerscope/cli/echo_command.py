@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from .common import add_model_option, add_out_option, add_set_options
-from .parser import positive_int
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
+from .parser import int_at_least, positive_int
 
 
 def register(sub) -> None:
@@ -41,7 +30,7 @@ def register(sub) -> None:
         "--prompt", action="append", dest="prompts", metavar="TEXT", help="a free prompt to complete; repeatable"
     )
     parser.add_argument(
-        "--max-new-tokens", type=_non_negative_int, default=8, metavar="N", help="tokens per completion (default 8; 0: none)"
+        "--max-new-tokens", type=int_at_least(0), default=8, metavar="N", help="tokens per completion (default 8; 0: none)"
     )
     parser.add_argument("--batch-size", type=positive_int, default=64, metavar="B", help="inputs per forward pass")
     add_out_option(parser)
