@@ -79,11 +79,16 @@ def test_every_section_has_rendered_a_plot(page):
         assert rendered > 0, f"section {experiment} rendered no plot"
 
 
+def _wait_until(page, selector: str, condition: str, timeout_ms: int = 15_000) -> None:
+    """Poll ``condition`` (JavaScript over ``div``, the first element matching ``selector``) until it holds."""
+    page.wait_for_function(f"() => {{ const div = document.querySelector({selector!r}); return {condition}; }}", timeout=timeout_ms)
+
+
 def test_legend_click_hides_a_category(page):
     figure = page.locator("section[data-experiment='tokens'] div.figure").first
     box = figure.locator(".legend .traces").first.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # a real click, as a person does
-    page.wait_for_timeout(600)
+    _wait_until(page, "section[data-experiment='tokens'] div.figure", "div.data[0].visible === 'legendonly'")
     visible = figure.evaluate("div => div.data.map(t => t.visible)")
     assert visible[0] == "legendonly" and visible[1] in (True, None)
 
@@ -94,7 +99,8 @@ def test_layer_slider_changes_the_plotted_layer(page):
     before = figure.evaluate("div => [div.layout.sliders[0].active, Array.from(div.data[0].x)]")
     rail = figure.locator(".slider-rail-rect").first.bounding_box()
     page.mouse.click(rail["x"] + rail["width"] - 3, rail["y"] + rail["height"] / 2)  # the last layer
-    page.wait_for_timeout(1500)
+    _wait_until(page, "section[data-experiment='layers'] div.figure", f"div.layout.sliders[0].active !== {before[0]}")
+    page.wait_for_timeout(800)  # let the frame transition finish
     after = figure.evaluate("div => [div.layout.sliders[0].active, Array.from(div.data[0].x)]")
     assert after[0] != before[0] and after[0] == len(figure.evaluate("div => div.layout.sliders[0].steps")) - 1
     assert after[1] != before[1]  # the points moved to the other layer's projection
