@@ -17,9 +17,16 @@ from .pca import fit_pca
 from .separation import between_within_ratio, silhouette
 
 
+_ROWS = 4096
+
+
 def residual_norm(vectors: np.ndarray) -> float:
-    """Mean L2 norm of the rows of ``(n, d)`` vectors (the residual stream's scale)."""
-    return float(np.linalg.norm(np.asarray(vectors, dtype=np.float64), axis=1).mean())
+    """Mean L2 norm of the rows of ``(n, d)`` vectors (the residual stream's scale).
+
+    Rows are converted to float64 ``_ROWS`` at a time, so a memory-mapped capture is never copied whole.
+    """
+    norms = [np.linalg.norm(np.asarray(vectors[i : i + _ROWS], dtype=np.float64), axis=1) for i in range(0, len(vectors), _ROWS)]
+    return float(np.concatenate(norms).mean()) if norms else float("nan")
 
 
 def top_variance_fraction(vectors: np.ndarray, k: int = 2) -> float:

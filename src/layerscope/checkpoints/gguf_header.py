@@ -40,11 +40,16 @@ class _Cursor:
             raise LayerscopeError(f"{self.label}: {what} of {count} bytes runs past the end of the file (truncated?)")
         self.pos += count
 
-    def string(self) -> str:
+    def string(self, strict: bool = False) -> str:
+        """A length-prefixed string; ``strict``: names must be valid UTF-8 (values are decoded leniently)."""
         length = self.take("<Q")
         start = self.pos
         self.skip(length, "a string")
-        return bytes(self.buffer[start:self.pos]).decode("utf-8", errors="replace")
+        raw = bytes(self.buffer[start:self.pos])
+        try:
+            return raw.decode("utf-8", errors="strict" if strict else "replace")
+        except UnicodeDecodeError:
+            raise LayerscopeError(f"{self.label}: the name at byte {start} is not valid UTF-8 ({raw[:40]!r})") from None
 
     def value(self, kind: int):
         if kind in _SCALARS:
@@ -91,12 +96,15 @@ def read_gguf_header(path: str | os.PathLike, label: str | None = None) -> tuple
             raise LayerscopeError(f"{label}: header claims {n_tensors} tensors and {n_kv} keys, too many for {size} bytes")
         metadata = {}
         for _ in range(n_kv):
-            key = cursor.string()
-            value = cursor.value(cursor.take("<I"))
+            key = cursor.string(strict=True)
+            kind = cursor.take("<I")
+            value = cursor.value(kind)
+            if key == "general.alignment" and (kind != 4 or value <= 0 or value & (value - 1)):
+                raise LayerscopeError(f"{label}: general.alignment is {value!r} (type {kind}); valid: a uint32 power of two")
             if value is not None:
                 metadata[key] = value
         infos = [_tensor_info(cursor) for _ in range(n_tensors)]
-        alignment = int(metadata.get("general.alignment", 32)) or 32
+        alignment = metadata.get("general.alignment", 32)
         data_start = -(-cursor.pos // alignment) * alignment
     entries = []
     for name, dims, kind, offset in infos:
@@ -107,7 +115,7 @@ def read_gguf_header(path: str | os.PathLike, label: str | None = None) -> tuple
 
 
 def _tensor_info(cursor: _Cursor):
-    name = cursor.string()
+    name = cursor.string(strict=True)
     n_dims = cursor.take("<I")
     if n_dims > _MAX_DIMS:
         raise LayerscopeError(f"{cursor.label}: tensor {name!r} claims {n_dims} dimensions (at most {_MAX_DIMS})")

@@ -112,7 +112,7 @@ def _module_files(path: Path) -> list[tuple[str, Path]]:
     """``[(folder, file)]``: weights of sentence-transformers modules (``2_Dense/model.safetensors``), by modules.json."""
     try:
         modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return []
     found = []
     for module in modules if isinstance(modules, list) else []:
@@ -130,17 +130,24 @@ def _read_index(index: Path) -> tuple[list[str], list[TensorEntry], dict]:
         weight_map = data["weight_map"]
         if not isinstance(weight_map, dict):
             raise TypeError
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         raise LayerscopeError(f"{index}: not a valid index (expected JSON with a 'weight_map' object)") from None
     root = index.parent.resolve()
-    shards = sorted(set(weight_map.values()), key=str)
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str):
+            raise LayerscopeError(f"{index.name}: {name!r} is mapped to {shard!r}; expected a shard file name")
+    shards = sorted(set(weight_map.values()))
     entries: list[TensorEntry] = []
     meta: dict = {}
     for shard in shards:
-        shard_path = (root / str(shard)).resolve()
-        if not isinstance(shard, str) or shard_path.parent != root:
-            raise LayerscopeError(f"{index.name}: shard {shard!r} is not a file name inside {root} (refused)")
-        if not shard_path.is_file():
+        try:
+            shard_path = (root / shard).resolve()
+            present = shard_path.is_file()
+        except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
+            shard_path, present = None, False
+        if shard_path is None or shard_path.parent != root:
+            raise LayerscopeError(f"{index.name}: shard {shard[:200]!r} is not a file name inside {root} (refused)")
+        if not present:
             raise LayerscopeError(f"{index.name}: shard {shard!r} is missing from {root}")
         found, file_meta = read_safetensors_header(shard_path)
         names = {e.name for e in found}
@@ -175,7 +182,7 @@ def _quant_config(directory: Path | None) -> QuantConfig | None:
         return None
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise LayerscopeError(f"{config}: not valid JSON ({exc})") from None
     return parse_quantization(data, str(config)) if isinstance(data, dict) else None
 

@@ -75,7 +75,7 @@ def parse_quantization(config: dict, where: str = "config.json") -> QuantConfig 
 
 def _spec(block: dict, where: str, what: str) -> QuantSpec:
     bits, group_size, mode = block.get("bits"), block.get("group_size"), block.get("mode", "affine")
-    if bits not in VALID_BITS:
+    if not isinstance(bits, int) or isinstance(bits, bool) or bits not in VALID_BITS:
         raise LayerscopeError(f"{where}: {what} has bits {bits!r}; valid: {choices_text(VALID_BITS)}")
     if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size not in VALID_GROUP_SIZES:
         raise LayerscopeError(f"{where}: {what} has group_size {group_size!r}; valid: {choices_text(VALID_GROUP_SIZES)}")
@@ -124,6 +124,20 @@ def is_triplet(by_name: dict, path: str) -> bool:
     )
 
 
+def _check_parts(by_name: dict, path: str) -> None:
+    """A uint32 ``path.weight`` beside ``path.scales`` is a triplet: its biases must be there, its scales as deep."""
+    weight, scales, biases = (by_name.get(f"{path}.{k}") for k in TRIPLET)
+    if weight is None or scales is None or weight.dtype != "U32":
+        return
+    if biases is None:
+        raise LayerscopeError(f"{path}: uint32 weight and scales are stored but {path}.biases is missing (affine MLX triplets have all three)")
+    if len(weight.shape) < 2 or len(scales.shape) != len(weight.shape):
+        raise LayerscopeError(
+            f"{path}: packed weight {list(weight.shape)} and scales {list(scales.shape)} must both be matrices "
+            f"(..., out, columns) of the same rank"
+        )
+
+
 def group_logical(entries: list[TensorEntry], quant: QuantConfig | None) -> list[LogicalTensor]:
     """Stored entries -> logical tensors: each MLX triplet becomes one tensor named by its module path.
 
@@ -138,6 +152,8 @@ def group_logical(entries: list[TensorEntry], quant: QuantConfig | None) -> list
         if entry.name in consumed:
             continue
         path, _, leaf = entry.name.rpartition(".")
+        if leaf in TRIPLET:
+            _check_parts(by_name, path)
         if leaf in TRIPLET and is_triplet(by_name, path):
             weight, scales, biases = (by_name[f"{path}.{k}"] for k in TRIPLET)
             spec = quant.spec_for(path) if quant is not None else None

@@ -23,6 +23,7 @@ DTYPE_SIZES = {
     "I64": 8, "U64": 8, "F64": 8,
 }  # fmt: skip
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+_LIMIT = 2**64  # safetensors sizes and offsets are u64
 
 
 def read_safetensors_header(path: str | os.PathLike, label: str | None = None) -> tuple[list[TensorEntry], dict]:
@@ -53,12 +54,13 @@ def read_safetensors_header(path: str | os.PathLike, label: str | None = None) -
         raw = handle.read(length)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, an integer too long, nesting too deep
         raise LayerscopeError(f"{label}: the safetensors header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise LayerscopeError(f"{label}: the safetensors header is a JSON {type(header).__name__}, expected an object")
-    metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict):
+    metadata = header.pop("__metadata__", None)
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise LayerscopeError(f"{label}: __metadata__ must be an object of strings")
     data_size = size - 8 - length
     entries = [_entry(label, name, info) for name, info in header.items()]
@@ -73,11 +75,13 @@ def _entry(label: str, name: str, info: object) -> TensorEntry:
     if dtype not in DTYPE_SIZES:
         raise LayerscopeError(f"{label}: tensor {name!r} has unknown dtype {dtype!r}; valid: {choices_text(DTYPE_SIZES)}")
     if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        raise LayerscopeError(f"{label}: tensor {name!r} has shape {shape!r}; expected a list of non-negative integers")
+        raise LayerscopeError(f"{label}: tensor {name!r} has shape {_brief(shape)}; expected a list of non-negative integers below 2**64")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
-        raise LayerscopeError(f"{label}: tensor {name!r} has data_offsets {offsets!r}; expected [begin, end]")
+        raise LayerscopeError(f"{label}: tensor {name!r} has data_offsets {_brief(offsets)}; expected [begin, end] below 2**64")
     begin, end = offsets
     expected = prod(shape) * DTYPE_SIZES[dtype]
+    if expected >= _LIMIT:
+        raise LayerscopeError(f"{label}: tensor {name!r} has shape {_brief(shape)} of {dtype}: it needs more than 2**64 bytes")
     if end < begin or end - begin != expected:
         raise LayerscopeError(
             f"{label}: tensor {name!r} has data_offsets [{begin}, {end}] ({end - begin} bytes) "
@@ -103,4 +107,13 @@ def _check_offsets(label: str, header: dict, data_size: int) -> None:
 
 
 def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _LIMIT
+
+
+def _brief(value: object) -> str:
+    """``repr`` cut to 80 characters (an integer too long to print is named as such)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's 4300-digit conversion limit
+        return "(a number too long to print)"
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 
 def add_model_option(parser, multiple: bool = False) -> None:
     help_text = "model: a hub id, a local directory, a .gguf file, or 'default' (Gemma 3 270M, offline)"
@@ -12,8 +15,21 @@ def add_model_option(parser, multiple: bool = False) -> None:
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
 
 
+def out_dir(text: str) -> str:
+    """``--out DIR``: refused at once when it, or a folder above it, is an existing file."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is empty; give a directory")
+    path = Path(text).expanduser()
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise argparse.ArgumentTypeError(f"{text!r} is not a directory ({str(place)!r} is a file)")
+            break
+    return text
+
+
 def add_out_option(parser) -> None:
-    parser.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/<command>-<time>)")
+    parser.add_argument("--out", type=out_dir, default=None, metavar="DIR", help="run directory (default runs/<command>-<time>)")
 
 
 def add_set_options(parser, examples: str = "digits, number-words, categories, boy_first_names, ...") -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .common import out_dir
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -14,7 +16,7 @@ def register(sub) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     parser.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML page")
     parser.add_argument("--no-fold", action="store_true", help="show every layer, even identical ones")
-    parser.add_argument("--out", default=None, metavar="DIR", help="also write a run directory (layout.txt/.json/.html, run.json)")
+    parser.add_argument("--out", type=out_dir, default=None, metavar="DIR", help="also write a run directory (layout.txt/.json/.html, run.json)")
     parser.set_defaults(func=run)
 
 

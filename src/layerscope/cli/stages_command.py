@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .common import out_dir
 from .encode_command import add_embedding_options, read_texts
 
 
@@ -16,7 +17,7 @@ def register(sub) -> None:
     add_embedding_options(parser)
     parser.add_argument("--prompt-name", default=None, metavar="NAME", help="one of the model's own prompts (e.g. query)")
     parser.add_argument("--dims", type=int, default=2, help="2 or 3 (default 2)")
-    parser.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/stages-<time>)")
+    parser.add_argument("--out", type=out_dir, default=None, metavar="DIR", help="run directory (default runs/stages-<time>)")
     parser.set_defaults(func=run)
 
 

@@ -94,6 +94,8 @@ def validate(config: InspectConfig) -> None:
         )
     if config.top_k < 1:
         raise LayerscopeError(f"--top-k {config.top_k} must be at least 1")
+    if config.n_phases is not None and config.n_phases < 1:
+        raise LayerscopeError(f"--phases {config.n_phases} must be at least 1")
 
 
 def tokenize_prompts(model: Model, config: InspectConfig) -> list[PromptTokens]:
@@ -292,6 +294,8 @@ def run_inspect(config: InspectConfig, model: Model | None = None, compare_with:
     model = model or load_model(config.model)
     timings["load"] = time.perf_counter() - start
     tokens = tokenize_prompts(model, config)
+    if config.n_phases is not None and config.n_phases > model.n_layers + 1:
+        raise LayerscopeError(f"--phases {config.n_phases}: {model.name} has {model.n_layers + 1} layers; valid: 1..{model.n_layers + 1}")
 
     start = time.perf_counter()
     residuals = _capture(model, tokens)

@@ -79,7 +79,10 @@ def check_config(config: LayersConfig) -> dict[str, list[str]]:
     check_context(config.context)
     check_basis(config.basis)
     if not (isinstance(config.layers, str) and config.layers.strip() == "all"):
-        parse_layers(config.layers, 1 << 30)  # syntax only; the range is checked per model
+        try:
+            parse_layers(config.layers, 1 << 30)  # syntax only; the range is checked per model
+        except LayerscopeError as exc:  # the stand-in layer count is no valid range: name none
+            raise LayerscopeError(str(exc).replace(f"integers {-(1 << 30) - 1}..{1 << 30}", "layer indices")) from None
     if not config.models:
         raise LayerscopeError("no model given")
     return gather_sets(config)

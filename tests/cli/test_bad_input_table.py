@@ -1,0 +1,147 @@
+"""Bad input on every command: exit code 2 and one line on stderr naming the bad value, never a traceback.
+
+Each row runs one command in-process with a missing, empty, out-of-range or wrongly-typed argument. Where a
+model is needed it is a tiny random llama directory (3 layers), so validation after loading is exercised too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from layerscope.cli import main
+
+M = "{model}"
+ROWS = [
+    # tokens
+    (["tokens", "--model", M, "--dims", "4"], "4"),
+    (["tokens", "--model", M, "--dims", "x"], "'x'"),
+    (["tokens", "--dims"], "--dims"),
+    (["tokens", "--model", M, "--set", "no-such-set"], "no-such-set"),
+    (["tokens", "--model", M, "--tokens", ""], "--tokens"),
+    (["tokens", "--model", M, "--tokens", " , ,"], "--tokens"),
+    (["tokens", "--model", M, "--multi-token", "median"], "median"),
+    (["tokens", "--model", M, "--tokens", "a,b,c", "--basis-set", "nope"], "nope"),
+    (["tokens", "--model", "{tmp}/no-such-model"], "no-such-model"),
+    (["tokens", "--model", ""], "''"),
+    # layers
+    (["layers", "--model", M, "--tokens", "a,b,c", "--layers", "99"], "99"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--layers", ""], "--layers"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--layers", "a,b"], "'a'"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--basis", "99"], "99"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--basis", "nope"], "nope"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--dims", "0"], "0"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--batch-size", "0"], "0"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--batch-size", "x"], "'x'"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--memory-budget", "12XB"], "12XB"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--memory-budget=-5MB"], "-5MB"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--memory-budget", ""], "''"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--context", "no placeholder"], "no placeholder"),
+    # inspect
+    (["inspect", "--model", M, "--position", "999"], "999"),
+    (["inspect", "--model", M, "--position", "x"], "'x'"),
+    (["inspect", "--model", M, "--top-k", "0"], "0"),
+    (["inspect", "--model", M, "--top-k", "-1"], "-1"),
+    (["inspect", "--model", M, "--phases", "0"], "0"),
+    (["inspect", "--model", M, "--phases", "99"], "99"),
+    (["inspect", "--model", M, "--prompts-file", "{tmp}/missing.txt"], "missing.txt"),
+    (["inspect", "--model", M, "--prompts-file", "{tmp}/empty.txt"], "empty.txt"),
+    (["inspect", "--model", M, "--prompt", ""], "''"),
+    (["inspect", "--model", M, "--prompt", "1+1=", "--target", "2", "--target", "3", "--target", "4"], "3"),
+    (["inspect", "--model", M, "--compare-model", "{tmp}/no-such-model"], "no-such-model"),
+    # ablate
+    (["ablate", "--model", M, "--task", "{tmp}/missing.json"], "missing.json"),
+    (["ablate", "--model", M, "--task", "{tmp}/empty.txt"], "empty.txt"),
+    (["ablate", "--model", M, "--n", "0"], "0"),
+    (["ablate", "--model", M, "--n", "x"], "'x'"),
+    (["ablate", "--model", M, "--ops", "%"], "%"),
+    (["ablate", "--model", M, "--ops", ""], "ops ''"),
+    (["ablate", "--model", M, "--digits", "4"], "4"),
+    (["ablate", "--model", M, "--digits", "0"], "0"),
+    (["ablate", "--model", M, "--drop", "99"], "99"),
+    (["ablate", "--model", M, "--drop", "2-1"], "2-1"),
+    (["ablate", "--model", M, "--drop", "x"], "x"),
+    (["ablate", "--model", M, "--scoring", "best"], "best"),
+    (["ablate", "--model", M, "--batch-size", "0"], "0"),
+    # echo
+    (["echo", "--model", M, "{tmp}/missing.json"], "missing.json"),
+    (["echo", "--model", M, "--bos", "sometimes"], "sometimes"),
+    (["echo", "--model", M, "--top-k", "0"], "0"),
+    (["echo", "--model", M, "--max-new-tokens", "-1"], "-1"),
+    (["echo", "--model", M, "--set", "no-such-set"], "no-such-set"),
+    (["echo", "--model", M, "--batch-size", "0"], "0"),
+    (["echo", "--model", M, "--tokens", ""], "--tokens"),
+    # layout
+    (["layout"], "PATH_OR_ID"),
+    (["layout", ""], "''"),
+    (["layout", "{tmp}/missing.safetensors"], "missing.safetensors"),
+    (["layout", "{tmp}/empty.txt"], "empty.txt"),
+    (["layout", "{tmp}/empty.safetensors"], "empty.safetensors"),
+    # encode / similar / stages (need a sentence-embedding model: a causal LM directory is refused)
+    (["encode", "--model", M], "text"),
+    (["encode", "--model", M, "--prompt-name", "no-such-prompt", "hello"], "no-such-prompt"),
+    (["encode", "--model", "{tmp}/no-such-model", "hello"], "no-such-model"),
+    (["encode", "--model", M, "--file", "{tmp}/missing.txt"], "missing.txt"),
+    (["encode", "--model", M, "--batch-size", "0", "hello"], "0"),
+    (["similar", "a", "b"], "--query"),
+    (["similar", "--model", "{tmp}/no-such-model", "--query", "q", "a"], "no-such-model"),
+    (["stages", "--model", M, "--dims", "5", "hello"], "5"),
+    (["stages", "--model", "{tmp}/no-such-model", "hello"], "no-such-model"),
+    # report
+    (["report"], "RUN_DIR"),
+    (["report", "{tmp}/no-such-run"], "no-such-run"),
+    (["report", "{tmp}"], "{tmp}"),
+    # tour
+    (["tour", "--model", "{tmp}/no-such-model", "--quick"], "no-such-model"),
+    (["tour", "--model", M, "--quick", "--out", "{tmp}/empty.txt"], "empty.txt"),
+    (["tokens", "--model", M, "--out", "{tmp}/empty.txt/sub"], "empty.txt"),
+    (["stages", "--model", M, "--out", "{tmp}/empty.txt", "hello"], "empty.txt"),
+    (["inspect", "--model", M, "--out", ""], "''"),
+]
+
+
+@pytest.fixture(scope="module")
+def places(tiny_model_dirs, tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("bad-input")
+    (tmp / "empty.txt").write_text("")
+    (tmp / "empty.safetensors").write_bytes(b"")
+    return {"model": str(tiny_model_dirs["llama"]), "tmp": str(tmp)}
+
+
+@pytest.mark.parametrize("argv, names", ROWS, ids=[" ".join(a) for a, _ in ROWS])
+def test_bad_input_is_one_line_and_exit_2(argv, names, places, capsys, tmp_path):
+    argv = [a.format(**places) for a in argv]
+    if argv[0] not in ("layout", "report", "similar") and "--out" not in argv:
+        argv += ["--out", str(tmp_path / "run")]
+    code = main(["--quiet", *argv])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2, (code, captured.err)
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err and "internal error" not in lines[0]
+    assert names.format(**places) in lines[0], lines[0]
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    """``--debug``: the same refusal raises, so Python prints the whole traceback (exit code 1)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "HF_HUB_OFFLINE": "1"}
+    missing = str(tmp_path / "missing.safetensors")
+    plain = subprocess.run([sys.executable, "-m", "layerscope", "layout", missing], capture_output=True, text=True, env=env)
+    debug = subprocess.run([sys.executable, "-m", "layerscope", "--debug", "layout", missing], capture_output=True, text=True, env=env)
+    assert plain.returncode == 2 and len(plain.stderr.strip().splitlines()) == 1 and "Traceback" not in plain.stderr
+    assert debug.returncode == 1
+    assert debug.stderr.startswith("Traceback") and "LayerscopeError" in debug.stderr and missing in debug.stderr
+    assert "read_layout" in debug.stderr  # the frames that raised it
+
+
+def test_json_of_the_table_is_every_command():
+    """The table covers every subcommand the parser knows."""
+    from layerscope.cli.main import COMMAND_MODULES
+
+    covered = {argv[0] for argv, _ in ROWS}
+    assert covered == {m.removesuffix("_command") for m in COMMAND_MODULES}, json.dumps(sorted(covered))
