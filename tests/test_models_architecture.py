@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from hf_oracles import hf_greedy
 
 
 def _hf_forward(model, text="When John and Mary went to the store"):
@@ -49,14 +50,7 @@ def test_final_norm_and_unembedding_reproduce_logits(tiny):
 
 def test_greedy_completion_equals_generate(tiny):
     prompt = "The word is"
-    ids = tiny.encode(prompt)
-    ours = tiny.complete(prompt, max_new_tokens=6)
-    with torch.no_grad():
-        theirs = tiny.module.generate(
-            torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-            max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None,
-        )
-    assert ours == theirs[0, len(ids):].tolist()
+    assert tiny.complete(prompt, max_new_tokens=6) == hf_greedy(tiny, tiny.encode(prompt), 6)
 
 
 def test_encode_bos_really_on_or_off(tiny):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import torch
+from hf_oracles import hf_greedy
 
 from layerscope.cache import cache_root
 from layerscope.models.default import default_model_path
@@ -26,14 +26,7 @@ def test_digits_are_ten_single_tokens(default_model):
 
 def test_greedy_continuation_equals_transformers(default_model):
     prompt = "The capital of France is"
-    ids = default_model.encode(prompt)
-    ours = default_model.complete(prompt, max_new_tokens=5)
-    with torch.no_grad():
-        theirs = default_model.module.generate(
-            torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-            max_new_tokens=5, min_new_tokens=5, do_sample=False,
-        )
-    assert ours == theirs[0, len(ids):].tolist()
+    assert default_model.complete(prompt, max_new_tokens=5) == hf_greedy(default_model, default_model.encode(prompt), 5)
 
 
 def test_cache_entry_keyed_by_sha256(default_model):
