@@ -45,6 +45,9 @@ def test_outputs_are_consistent(tiny_models, tmp_path):
     assert table["delta"].tolist() == pytest.approx([a - base for a in table["accuracy"]])
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["experiment"] == "ablate" and record["n_items"] == 30
+    # Every annotation says something (an empty one is drawn by plotly.js as "new text").
+    texts = [a.text for a in result.figure().layout.annotations]
+    assert texts and all(texts)
 
 
 def test_resume_after_interruption_gives_the_same_files(tiny_models, tmp_path):

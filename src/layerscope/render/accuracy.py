@@ -43,12 +43,9 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
             )
         )
         if base is not None:
-            fig.add_hline(
-                y=base,
-                line=dict(color=color, width=2 if main else 1, dash="dot"),
-                annotation_text=f"baseline {base:.3f}" if main else None,
-                annotation_position="top left",
-            )
+            # Only the overall baseline is labelled: an annotation without text shows plotly's "new text".
+            label = dict(annotation_text=f"baseline {base:.3f}", annotation_position="top left") if main else {}
+            fig.add_hline(y=base, line=dict(color=color, width=2 if main else 1, dash="dot"), **label)
     fig.update_layout(
         title=dict(text=title, x=0.5),
         template="plotly_white",
