@@ -21,7 +21,7 @@ from ..analysis.accuracy import accuracy_table
 from ..atomic import atomic_path
 from ..capture.ablation import SCORINGS, LayerAblation, check_layers, encode_task
 from ..errors import LayerscopeError
-from ..models import Model, load_model
+from ..models import Model, model_for_run
 from ..rundir import default_run_dir, write_run_json
 from ..tasks import OPERATIONS, Task, arithmetic_task, load_task_file
 from .ablate_parts import PartStore, part_name
@@ -181,10 +181,7 @@ def run_ablate(
         parse_drop(spec)
     task = build_task(config)
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    if model is None:
-        model = load_model(config.model)
-    timings["load"] = time.perf_counter() - start
+    model = model_for_run(model, config.model, timings)
     configs = configurations(config, model.n_layers)
 
     start = time.perf_counter()

@@ -19,7 +19,7 @@ from ..atomic import atomic_path
 from ..capture import capture_residuals, layer_name, parse_layers, prompts_at
 from ..capture.contexts import check_context, word_prompts
 from ..errors import LayerscopeError
-from ..models import Model, load_model
+from ..models import Model, model_for_run
 from ..rundir import default_run_dir, write_run_json
 from ..tokensets import check_policy, encode_sets, merge_sets, resolve_set
 
@@ -121,9 +121,7 @@ def run_capture(config: CaptureConfig, model: Model | None = None) -> CaptureRes
         raise LayerscopeError("give either prompts or sets (words) to capture, not both nor neither")
     check_context(config.context)
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    model = model if model is not None else load_model(config.model)
-    timings["load"] = time.perf_counter() - start
+    model = model_for_run(model, config.model, timings)
     layers = parse_layers(config.layers, model.n_layers)
     if config.prompts is not None:
         ids = [model.encode(text, bos=config.bos) for text in config.prompts]

@@ -23,7 +23,7 @@ from ..analysis.similarity import compare
 from ..capture import FINAL_NORM, CapturePrompt, capture_residuals, layer_name
 from ..capture.logit_lens import lens_readout
 from ..errors import LayerscopeError
-from ..models import Model, load_model
+from ..models import Model, load_model, model_for_run
 
 _ARITHMETIC = re.compile(r"^\s*(\d+)\s*([-+*/])\s*(\d+)\s*=\s*$")
 
@@ -290,9 +290,7 @@ def run_inspect(config: InspectConfig, model: Model | None = None, compare_with:
     """Run ``inspect``; loads ``config.model`` (and ``config.compare_model``) unless given loaded."""
     validate(config)
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    model = model or load_model(config.model)
-    timings["load"] = time.perf_counter() - start
+    model = model_for_run(model, config.model, timings)
     tokens = tokenize_prompts(model, config)
     if config.n_phases is not None and config.n_phases > model.n_layers + 1:
         raise LayerscopeError(f"--phases {config.n_phases}: {model.name} has {model.n_layers + 1} layers; valid: 1..{model.n_layers + 1}")

@@ -17,7 +17,7 @@ import torch
 from ..analysis import PCABasis, fit_pca
 from ..atomic import atomic_path
 from ..errors import LayerscopeError, choices_text
-from ..models import Model, load_model
+from ..models import Model, model_for_run
 from ..rundir import default_run_dir, write_run_json
 from ..tokensets import TokenItem, check_policy, encode_sets, merge_sets, pool_rows, resolve_set
 
@@ -144,10 +144,7 @@ def run_tokens(config: TokensConfig, model: Model | None = None) -> TokensResult
     """Run the tokens experiment; loads ``config.model`` unless a loaded ``model`` is given."""
     sets = validate(config)
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    if model is None:
-        model = load_model(config.model)
-    timings["load"] = time.perf_counter() - start
+    model = model_for_run(model, config.model, timings)
 
     start = time.perf_counter()
     items = encode_sets(model.tokenizer, sets, leading_space=config.leading_space)
