@@ -110,3 +110,22 @@ def test_remote_code_needs_the_flag(tiny_model_dirs, tmp_path, capsys):
         layerscope.load_model(directory)
     assert main(["--quiet", "tokens", "--model", str(directory)]) == 2
     assert "--trust-remote-code" in capsys.readouterr().err
+
+
+def test_incomplete_gguf_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+    from layerscope.models import gguf_cache
+
+    monkeypatch.setenv("LAYERSCOPE_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 60)
+    converted = []
+    monkeypatch.setattr(gguf_cache, "_convert", lambda path, out: converted.append(out) or (out / "config.json").write_text("{}"))
+    sha = gguf_cache.file_sha256(gguf)
+    stale = tmp_path / "cache" / "gguf" / sha
+    stale.mkdir(parents=True)
+    (stale / "leftover.bin").write_text("half")  # an entry without its completion marker
+    entry, _ = gguf_cache.cached_gguf_dir(gguf)
+    assert entry == stale and len(converted) == 1
+    assert (entry / "layerscope.json").is_file() and not (entry / "leftover.bin").exists()
+    gguf_cache.cached_gguf_dir(gguf)
+    assert len(converted) == 1  # complete now: not converted again

@@ -113,18 +113,25 @@ def tokenize_prompts(model: Model, config: InspectConfig) -> list[PromptTokens]:
                 f"valid: {-len(ids)}..{len(ids) - 1}"
             )
         target = targets[index] if targets is not None else arithmetic_answer(prompt)
-        target_id = _target_id(model, target) if target is not None else None
+        target_id = _target_id(model, prompt, ids, target, config.bos) if target is not None else None
         out.append(PromptTokens(prompt, ids, position, target, target_id))
     return out
 
 
-def _target_id(model: Model, target: str) -> int:
-    """The first token of ``target`` as it would follow the prompt."""
-    ids = model.encode(target, bos=False)
+def _target_id(model: Model, prompt: str, prompt_ids: list[int], target: str, bos: bool) -> int:
+    """The first token of ``target`` as it follows ``prompt``: ``prompt + target`` is tokenized whole and the
+    first token after the prompt's own tokens is taken (tokenizers that mark word starts would give another
+    token for ``target`` alone); if the prompt's tokens are not a prefix of the whole, ``target`` alone."""
     unk = getattr(model.tokenizer, "unk_token_id", None)
-    if not target or not ids or (unk is not None and ids[0] == unk):
+    whole = model.encode(prompt + target, bos=bos) if target else []
+    if whole[: len(prompt_ids)] == prompt_ids and len(whole) > len(prompt_ids):
+        first = whole[len(prompt_ids)]
+    else:
+        alone = model.encode(target, bos=False) if target else []
+        first = alone[0] if alone else None
+    if first is None or (unk is not None and first == unk):
         raise LayerscopeError(f"unknown target token {target!r}: the tokenizer gives no known token for it")
-    return ids[0]
+    return first
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from .. import progress
@@ -60,6 +61,8 @@ def cached_gguf_dir(path: Path) -> tuple[Path, str]:
     entry = cache_root() / "gguf" / sha
     if (entry / "layerscope.json").is_file():
         return entry, sha
+    if entry.exists():  # an incomplete entry (no marker): rebuild it rather than load it
+        shutil.rmtree(entry, ignore_errors=True)
     with progress.step(f"Dequantizing {path.name} once (cached for later loads)"):
         with atomic_dir(entry) as tmp:
             _convert(path, tmp)

@@ -31,7 +31,8 @@ pre.text { font-size: 12px; max-height: 480px; overflow: auto; background: #f8f8
 
 def _figure_div(section_index: int, stem: str, spec: str) -> str:
     div_id = f"fig-{section_index}-{stem}"
-    safe_spec = spec.replace("</", "<\\/")  # a JSON string may not close the script element
+    # '<' only occurs inside JSON strings: escaping every one keeps "</script>" and "<!--" from ending the element.
+    safe_spec = spec.replace("<", "\\u003c")
     return (
         f'<div class="figure" id="{div_id}" data-figure="{html.escape(stem)}"></div>\n'
         f'<script type="application/json" id="{div_id}-spec">{safe_spec}</script>'
