@@ -65,6 +65,7 @@ def run(args) -> int:
         model=args.model,
         compare_model=args.compare_model,
         raw_heatmap=args.raw,
+        trust_remote_code=args.trust_remote_code,
     )
     validate(config)
     model = load_model(args.model, trust_remote_code=args.trust_remote_code)

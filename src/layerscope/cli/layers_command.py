@@ -54,15 +54,10 @@ def run(args) -> int:
         multi_token=args.multi_token,
         batch_size=args.batch_size,
         memory_budget=parse_budget(args.memory_budget) if args.memory_budget is not None else None,
+        trust_remote_code=args.trust_remote_code,
     )
     check_config(config)  # fail on bad input before any model loads
-    if args.trust_remote_code:
-        from ..models import load_model
-
-        models = [load_model(m, trust_remote_code=True) for m in config.models]
-        result = run_layers(config, models)
-    else:
-        result = run_layers(config)
+    result = run_layers(config)  # loads the models one at a time
     out = result.save(args.out or default_out())
     for model, rows in result.metrics.groupby("model", sort=False):
         best = rows.loc[rows["silhouette"].idxmax()] if rows["silhouette"].notna().any() else None

@@ -57,6 +57,7 @@ class InspectConfig:
         model: the model source; compare_model: a second source to run the same prompts through.
         raw_heatmap: draw raw values; by default each layer's row is divided by its RMS, since the
             residual's scale grows by orders of magnitude with depth (the raw mean/RMS stay in the strip).
+        trust_remote_code: let the compared model's repository run its own code when loaded.
     """
 
     prompts: list[str] = field(default_factory=lambda: ["5+2="])
@@ -68,6 +69,7 @@ class InspectConfig:
     model: str | None = None
     compare_model: str | None = None
     raw_heatmap: bool = False
+    trust_remote_code: bool = False
 
 
 @dataclass
@@ -320,7 +322,7 @@ def run_inspect(config: InspectConfig, model: Model | None = None, compare_with:
     comparison, models = None, [model]
     if config.compare_model is not None or compare_with is not None:
         start = time.perf_counter()
-        other = compare_with or load_model(config.compare_model)
+        other = compare_with or load_model(config.compare_model, trust_remote_code=config.trust_remote_code)
         if other.d_model != model.d_model:
             raise LayerscopeError(
                 f"cannot compare {model.name!r} (d_model {model.d_model}) with {other.name!r} (d_model {other.d_model}); "

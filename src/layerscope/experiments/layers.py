@@ -41,6 +41,7 @@ class LayersConfig:
         layers: ``"all"`` or indices such as ``"0,1,6,-1"``.
         context: ``"bos"`` (the word alone after BOS), ``"nobos"``, or a template with ``{word}``.
         memory_budget: bytes (or ``"512MB"``); captures above it stream to a memory-mapped file.
+        trust_remote_code: let model repositories run their own code when loaded.
     """
 
     models: list[str | None] = field(default_factory=lambda: [None])
@@ -54,6 +55,7 @@ class LayersConfig:
     multi_token: str = "mean"
     batch_size: int = 64
     memory_budget: int | str | None = None
+    trust_remote_code: bool = False
 
 
 def check_basis(basis: str | int) -> str:
@@ -175,7 +177,7 @@ def run_layers(config: LayersConfig, models: list[Model] | None = None) -> Layer
     timings: dict[str, float] = {"load": 0.0, "capture": 0.0, "analysis": 0.0}
     for source in sources:
         start = time.perf_counter()
-        model = source if isinstance(source, Model) else load_model(source)
+        model = source if isinstance(source, Model) else load_model(source, trust_remote_code=config.trust_remote_code)
         timings["load"] += time.perf_counter() - start
         name = _display_name(model, set(arrays))
         layers = parse_layers(config.layers, model.n_layers)
