@@ -94,7 +94,7 @@ def test_cli_writes_run_directory(tiny_model_dirs, tmp_path, capsys):
         (["tokens", "--model", "/no/such/dir"], "no such model file or directory: '/no/such/dir'"),
         (["tokens", "--multi-token", "max"], "invalid choice: 'max'"),
         (["tokens", "--dims", "x"], "invalid int value: 'x'"),
-        (["tokens", "--set", "digits", "--basis-set", "colors"], "basis set 'colors' is not among the sets"),
+        (["tokens", "--set", "digits", "--basis-set", "colors"], "--basis-set colors is not among the sets"),
         (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
     ],
 )

@@ -1,5 +1,8 @@
 """layerscope: look inside language models, how they represent tokens layer by layer.
 
+``import layerscope`` is light: torch, transformers and plotly load when a model or a figure is
+first needed.
+
 Example:
     >>> import layerscope
     >>> model = layerscope.load_model()                 # Gemma 3 270M, offline
@@ -7,26 +10,61 @@ Example:
     >>> result.figure()
 """
 
-from .errors import LayerscopeError
-from .experiments.ablate import ablate
-from .experiments.capture import capture
-from .experiments.echo import echo
-from .experiments.encode import encode
-from .experiments.inspect import inspect
-from .experiments.layers import layers
-from .experiments.tokens import tokens
-from .models import Model, load_model
+from __future__ import annotations
 
-__all__ = [
-    "LayerscopeError",
-    "Model",
-    "ablate",
-    "capture",
-    "echo",
-    "encode",
-    "inspect",
-    "layers",
-    "load_model",
-    "tokens",
-]
+import importlib
+from typing import TYPE_CHECKING
+
+from .errors import LayerscopeError
+from .model_spec import ModelSpec
+
 __version__ = "0.1.0"
+
+# public name -> (module, attribute), imported on first use
+_LAZY = {
+    "Model": ("layerscope.models.model", "Model"),
+    "load_model": ("layerscope.models.loading", "load_model"),
+    "tokens": ("layerscope.experiments.tokens", "tokens"),
+    "layers": ("layerscope.experiments.layers", "layers"),
+    "residuals": ("layerscope.experiments.capture", "residuals"),
+    "inspect": ("layerscope.experiments.inspect", "inspect"),
+    "ablate": ("layerscope.experiments.ablate", "ablate"),
+    "echo": ("layerscope.experiments.echo", "echo"),
+    "encode": ("layerscope.experiments.encode", "encode"),
+    "similar": ("layerscope.experiments.encode", "similar"),
+    "stages": ("layerscope.experiments.stages", "stages"),
+    "layout": ("layerscope.experiments.layout", "layout"),
+    "report": ("layerscope.experiments.report", "report"),
+    "execute": ("layerscope.runner", "execute"),
+}
+
+__all__ = ["LayerscopeError", "ModelSpec", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'layerscope' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .experiments.ablate import ablate
+    from .experiments.capture import residuals
+    from .experiments.echo import echo
+    from .experiments.encode import encode, similar
+    from .experiments.inspect import inspect
+    from .experiments.layers import layers
+    from .experiments.layout import layout
+    from .experiments.report import report
+    from .experiments.stages import stages
+    from .experiments.tokens import tokens
+    from .models.model import Model
+    from .models.loading import load_model
+    from .runner import execute

@@ -1,15 +1,33 @@
-"""Run directories: where each experiment writes its data, figures and ``run.json``."""
+"""Run directories: the one writer of every experiment's data, figures and ``run.json``.
+
+:class:`RunDir` is the only code that writes a run's CSV, NPY, HTML (+ plotly spec), PNG, text and
+``run.json`` files. Each file goes to a temporary name and is renamed into place, so an interrupted
+write never leaves a half file; ``run.json`` is written last and marks a finished run.
+
+Example:
+    >>> result = layerscope.tokens(["digits"])
+    >>> RunDir("runs/digits").write(result)
+    PosixPath('runs/digits')
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import platform
 import sys
-from dataclasses import asdict, is_dataclass
+import time
+import warnings
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .atomic import write_json
+from .atomic import atomic_path, write_json, write_text
+from .errors import LayerscopeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .experiment import Result
 
 _PACKAGES = ("layerscope", "torch", "transformers", "numpy", "pandas", "plotly", "safetensors", "gguf")
 
@@ -29,24 +47,138 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def model_record(model) -> dict:
-    """What identifies a model in ``run.json``."""
-    return {
+def model_record(model, display_name: str | None = None, **extra) -> dict:
+    """What identifies a loaded model in ``run.json`` and in a result's ``models``."""
+    record = {
         "source": model.source,
         "name": model.name,
+        "display_name": display_name or model.name,
         "fingerprint": model.fingerprint,
         "class": type(model.module).__name__,
         "n_layers": model.n_layers,
         "d_model": model.d_model,
         "dtype": str(model.dtype).replace("torch.", ""),
     }
+    return {**record, **extra}
+
+
+class RunDir:
+    """One run directory.
+
+    A directory that already holds another experiment's run is refused (the files would mix).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).expanduser()
+
+    # ----- guards ------------------------------------------------------------------------------------
+    def existing_experiment(self) -> str | None:
+        """The experiment of the finished run already in this directory, if any."""
+        try:
+            record = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return str(record.get("experiment")) if isinstance(record, dict) else None
+
+    def check_writable_for(self, experiment: str) -> None:
+        """Refuse a directory that is a file, or that holds a finished run of another experiment."""
+        if self.path.exists() and not self.path.is_dir():
+            raise LayerscopeError(f"--out {str(self.path)!r} is a file; give a directory")
+        found = self.existing_experiment()
+        if found is not None and found != experiment:
+            raise LayerscopeError(
+                f"--out {str(self.path)!r} holds a {found!r} run; give a new directory for this {experiment!r} run"
+            )
+
+    # ----- writers -----------------------------------------------------------------------------------
+    def write(self, result: Result) -> Path:
+        """Write everything ``result`` declares, then ``run.json``; returns the directory."""
+        experiment = result.config.experiment
+        self.check_writable_for(experiment)
+        self.path.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        for stem, frame in result.tables().items():
+            self.table(stem, frame)
+        for stem, array in result.arrays().items():
+            self.array(stem, array)
+        for stem, make in result.figures().items():
+            self.figure(stem, make())
+        for stem, make in result.images().items():
+            self.image(stem, make())
+        for name, text in result.texts().items():
+            self.text(name, text)
+        timings = {**result.timings, "write": time.perf_counter() - start}
+        self.run_json(result, timings)
+        return self.path
+
+    def table(self, stem: str, frame) -> Path:
+        """``<stem>.csv`` (no index)."""
+        path = self.path / f"{stem}.csv"
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
+        return path
+
+    def array(self, stem: str, array) -> Path:
+        """``<stem>.npy``; a dict of arrays becomes ``<stem>.npz``."""
+        import numpy as np
+
+        if isinstance(array, dict):
+            path = self.path / f"{stem}.npz"
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.savez(handle, **array)
+            return path
+        path = self.path / f"{stem}.npy"
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, np.asarray(array))
+        return path
+
+    def figure(self, stem: str, fig) -> Path:
+        """``<stem>.html``, self-contained (plotly.js inlined: works offline), and ``<stem>.plotly.json``.
+
+        The spec lets ``layerscope report`` put many figures on one page with a single plotly.js.
+        """
+        path = self.path / f"{stem}.html"
+        with atomic_path(path) as tmp:
+            fig.write_html(tmp, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+        write_text(self.path / f"{stem}.plotly.json", fig.to_json())
+        return path
+
+    def image(self, stem: str, fig) -> Path:
+        """``<stem>.png`` from a matplotlib figure, which is then closed."""
+        path = self.path / f"{stem}.png"
+        try:
+            with atomic_path(path) as tmp, warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+                fig.savefig(tmp, format="png")
+        finally:
+            if "matplotlib.pyplot" in sys.modules:  # a figure made through pyplot is released there
+                sys.modules["matplotlib.pyplot"].close(fig)
+        return path
+
+    def text(self, name: str, text: str) -> Path:
+        return write_text(self.path / name, text)
+
+    def run_json(self, result: Result, timings: dict[str, float]) -> Path:
+        """``run.json``: experiment, full config, models, versions, timings, the reproducing command, key numbers."""
+        config = result.config
+        record = {
+            "experiment": config.experiment,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": [*config.command(), "--out", str(self.path)],
+            "config": config.to_record(),
+            "models": result.models,
+            "versions": package_versions(),
+            "timings_s": {k: round(v, 4) for k, v in timings.items()},
+            **result.record(),
+        }
+        return write_json(self.path / "run.json", record)
 
 
 def write_run_json(out: Path, experiment: str, config, models: list, timings: dict[str, float], **extra) -> Path:
-    """Write ``run.json``: the experiment, its full config, models, package versions, timings, command line.
+    """Transitional: ``run.json`` for experiments not yet on :class:`RunDir` (to be removed)."""
+    import sys
+    from dataclasses import asdict, is_dataclass
 
-    ``models`` holds loaded models or records already taken with :func:`model_record` (for models since freed).
-    """
     record = {
         "experiment": experiment,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -7,12 +7,60 @@ from pathlib import Path
 
 
 def add_model_option(parser, multiple: bool = False) -> None:
+    """``--model`` (repeatable with ``multiple``) and the options every :class:`ModelSpec` carries."""
     help_text = "model: a hub id, a local directory, a .gguf file, or 'default' (Gemma 3 270M, offline)"
     if multiple:
         parser.add_argument("--model", action="append", dest="models", metavar="M", help=help_text + "; repeatable")
     else:
         parser.add_argument("--model", default=None, metavar="M", help=help_text)
+    parser.add_argument(
+        "--dtype", default=None, choices=["float32", "bfloat16", "float16", "auto"], help="weights' dtype (default float32)"
+    )
+    parser.add_argument("--device-map", default=None, metavar="MAP", help="accelerate's device map, e.g. 'auto'")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
+
+
+def model_spec(args, source: str | None | object = ...):
+    """The :class:`ModelSpec` the options give (``source`` overrides ``--model``, for repeated models)."""
+    from ..model_spec import ModelSpec
+
+    return ModelSpec(
+        source=args.model if source is ... else source,
+        dtype=args.dtype,
+        device_map=args.device_map,
+        trust_remote_code=args.trust_remote_code,
+    )
+
+
+def model_specs(args) -> tuple:
+    """One :class:`ModelSpec` per repeated ``--model`` (the default model when none is given)."""
+    return tuple(model_spec(args, source) for source in (args.models or [None]))
+
+
+def token_set_fields(args) -> dict:
+    """The :class:`~layerscope.tokensets.options.TokenSetOptions` fields from ``--set/--tokens/...``."""
+    from ..tokensets.options import inline_words
+
+    return {
+        "sets": tuple(args.sets or ()),
+        "tokens": inline_words(args.tokens),
+        "leading_space": args.leading_space,
+        "multi_token": args.multi_token,
+    }
+
+
+def run_config(config, out: str | None) -> int:
+    """The command line's tail for every experiment: run it, write ``--out``, print key numbers and the main file."""
+    from .. import progress
+    from ..rundir import default_run_dir
+    from ..runner import execute
+
+    out_path = Path(out) if out else default_run_dir(config.experiment)
+    result = execute(config, out=out_path, via="cli")
+    for line in result.summary():
+        progress.console().print(line)
+    print(out_path / result.main_file)
+    return 0
 
 
 def out_dir(text: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_model_option, add_out_option, add_token_set_options
+from .common import add_model_option, add_out_option, add_token_set_options, model_spec, run_config, token_set_fields
 
 
 def register(sub) -> None:
@@ -20,26 +20,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from .. import progress
-    from ..experiments.tokens import TokensConfig, default_out, run_tokens, validate
-    from ..models import load_model
-    from ..tokensets import inline_set
+    from ..experiments.tokens import TokensConfig
 
-    sets = args.sets or ([] if args.tokens else ["digits", "number-words"])
-    config = TokensConfig(
-        sets=sets,
-        inline=inline_set(args.tokens) if args.tokens is not None else {},
-        dims=args.dims,
-        basis_set=args.basis_set,
-        leading_space=args.leading_space,
-        multi_token=args.multi_token,
-        model=args.model,
-    )
-    validate(config)  # before the model loads
-    model = load_model(args.model, trust_remote_code=args.trust_remote_code)
-    result = run_tokens(config, model)
-    out = result.save(args.out or default_out())
-    ratio = ", ".join(f"PC{i + 1} {100 * r:.1f}%" for i, r in enumerate(result.explained_variance_ratio))
-    progress.console().print(f"{len(result.table)} words, explained variance: {ratio}")
-    print(f"{out / 'index.html'}")
-    return 0
+    config = TokensConfig(model=model_spec(args), **token_set_fields(args), dims=args.dims, basis_set=args.basis_set)
+    return run_config(config, args.out)

@@ -7,62 +7,78 @@ Flow: token sets -> token ids -> rows of the input embedding matrix (pooled per 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..analysis import PCABasis, fit_pca
-from ..atomic import atomic_path
-from ..errors import LayerscopeError, choices_text
-from ..models import Model, model_for_run
-from ..rundir import default_run_dir, write_run_json
-from ..tokensets import TokenItem, check_policy, encode_sets, merge_sets, pool_rows, resolve_set
+from ..errors import choices_text
+from ..experiment import Result, option
+from ..model_spec import ModelSpec
+from ..models import Model
+from ..rundir import model_record
+from ..runner import execute
+from ..tokensets import TokenItem, encode_sets, pool_rows
+from ..tokensets.options import TokenSetOptions, inline_words
 
 
-@dataclass
-class TokensConfig:
+@dataclass(frozen=True, kw_only=True)
+class TokensConfig(TokenSetOptions):
     """What ``layerscope tokens`` runs.
 
     Attributes:
-        sets: built-in set names or files (``["digits", "number-words"]``).
-        inline: extra sets given inline, ``{name: [words]}``.
-        dims: 2 or 3.
+        model: which model (default: the embedded Gemma 3 270M).
+        sets, tokens, leading_space, multi_token: which words (see :class:`TokenSetOptions`);
+            with neither sets nor tokens, ``digits`` and ``number-words``.
+        dims: 2 or 3 principal components.
         basis_set: fit the PCA on this set only and project every set onto it; None fits on all rows.
-        leading_space: tokenize ``" word"`` instead of ``"word"``.
-        multi_token: how a word of several tokens becomes one row: ``mean``, ``first`` or ``last``.
-        model: the model source (None: the default model).
     """
 
-    sets: list[str] = field(default_factory=lambda: ["digits", "number-words"])
-    inline: dict[str, list[str]] = field(default_factory=dict)
-    dims: int = 3
+    experiment = "tokens"
+
+    model: ModelSpec = option(ModelSpec(), flag="--model")
+    dims: Literal[2, 3] = 3
     basis_set: str | None = None
-    leading_space: bool = False
-    multi_token: str = "mean"
-    model: str | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        if self.dims not in (2, 3):
+            raise self.error("dims", self.dims, "is not supported; valid: 2, 3")
+        sets = self.word_sets()
+        if self.basis_set is not None and self.basis_set not in sets:
+            raise self.error("basis_set", self.basis_set, f"is not among the sets; valid: {choices_text(sets)}")
+
+    def word_sets(self) -> dict[str, list[str]]:
+        if not self.sets and not self.tokens:
+            return TokenSetOptions.word_sets(self.with_sets(("digits", "number-words")))
+        return super().word_sets()
+
+    def with_sets(self, sets: tuple[str, ...]) -> TokensConfig:
+        from dataclasses import replace
+
+        return replace(self, sets=sets)
+
+    def run(self, model=None) -> TokensResult:
+        return run_tokens(self, model)
 
 
-@dataclass
-class TokensResult:
+@dataclass(kw_only=True, repr=False)
+class TokensResult(Result):
     """The outcome of a tokens run.
 
     Attributes:
         table: one row per word: ``set, label, text, token_ids, n_tokens, split, pc1..pcK``.
         embeddings: ``(n_words, d_model)`` float32, the pooled embedding rows in table order.
         basis: the fitted PCA basis.
-        config: the run's config; model_name: the model's display name.
     """
 
+    config: TokensConfig
     table: pd.DataFrame
     embeddings: np.ndarray
     basis: PCABasis
-    config: TokensConfig
-    model_name: str
-    timings: dict[str, float]
-    _model: Model | None = field(default=None, repr=False)
 
     @property
     def explained_variance_ratio(self) -> list[float]:
@@ -76,7 +92,7 @@ class TokensResult:
     def title(self) -> str:
         sets = ", ".join(dict.fromkeys(self.table["set"]))
         fitted = f"basis: {self.config.basis_set}" if self.config.basis_set else "basis: all rows"
-        return f"{self.model_name}: input embeddings of {sets} ({fitted})"
+        return f"{', '.join(self.model_names)}: input embeddings of {sets} ({fitted})"
 
     def figure(self):
         """The interactive plotly figure (shows inline in Jupyter)."""
@@ -84,67 +100,46 @@ class TokensResult:
 
         return projection_figure(self.table, self.explained_variance_ratio, title=self.title())
 
-    def save(self, out: str | Path) -> Path:
-        """Write ``projection.csv``, ``embeddings.npy``, ``index.html``, ``figure.png`` and ``run.json``."""
-        from ..render.scatter import write_html
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"projection": self.table}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"embeddings": self.embeddings}
+
+    def figures(self) -> dict:
+        return {"index": self.figure}
+
+    def images(self) -> dict:
         from ..render.static import projection_png
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        with atomic_path(out / "projection.csv") as tmp:
-            self.table.to_csv(tmp, index=False)
-        with atomic_path(out / "embeddings.npy") as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, self.embeddings)
-        write_html(self.figure(), out / "index.html")
-        projection_png(self.table, self.explained_variance_ratio, out / "figure.png", title=self.title())
-        timings = {**self.timings, "write": time.perf_counter() - start}
-        write_run_json(
-            out,
-            "tokens",
-            self.config,
-            [self._model] if self._model is not None else [],
-            timings,
-            explained_variance_ratio=self.explained_variance_ratio,
-            split_words=self.split_words,
-        )
-        return out
+        return {"figure": lambda: projection_png(self.table, self.explained_variance_ratio, title=self.title())}
 
+    def record(self) -> dict:
+        return {"explained_variance_ratio": self.explained_variance_ratio, "split_words": self.split_words}
 
-def gather_sets(config: TokensConfig) -> dict[str, list[str]]:
-    """Resolve the config's set names/files and inline sets into one ``{set: words}`` mapping."""
-    parts = [resolve_set(name) for name in config.sets] + [{k: v} for k, v in config.inline.items()]
-    sets = merge_sets(parts)
-    if not sets:
-        raise LayerscopeError("no token set given; use --set (e.g. digits, number-words, categories) or --tokens")
-    return sets
+    def summary(self) -> list[str]:
+        ratio = ", ".join(f"PC{i + 1} {100 * r:.1f}%" for i, r in enumerate(self.explained_variance_ratio))
+        lines = [f"{len(self.table)} words, explained variance: {ratio}"]
+        if self.split_words:
+            lines.append(f"split into several tokens: {', '.join(self.split_words)}")
+        return lines
 
 
 def embedding_rows(model: Model, items: list[TokenItem], policy: str) -> np.ndarray:
     """Pooled input-embedding rows, shape ``(len(items), d_model)``, float32."""
+    import torch
+
     matrix = model.embedding_matrix
     with torch.no_grad():
         rows = [pool_rows(matrix[list(item.token_ids)].float().cpu().numpy(), policy) for item in items]
     return np.stack(rows).astype(np.float32)
 
 
-def validate(config: TokensConfig) -> dict[str, list[str]]:
-    """Check the config before any model loads; returns the resolved ``{set: words}``."""
-    if config.dims not in (2, 3):
-        raise LayerscopeError(f"--dims {config.dims} is not supported; valid: 2, 3")
-    check_policy(config.multi_token)
-    sets = gather_sets(config)
-    if config.basis_set is not None and config.basis_set not in sets:
-        raise LayerscopeError(f"basis set {config.basis_set!r} is not among the sets; valid: {choices_text(sets)}")
-    return sets
-
-
 def run_tokens(config: TokensConfig, model: Model | None = None) -> TokensResult:
-    """Run the tokens experiment; loads ``config.model`` unless a loaded ``model`` is given."""
-    sets = validate(config)
+    """Run the tokens experiment on ``model`` (loaded from ``config.model`` when None); no files written."""
     timings: dict[str, float] = {}
-    model = model_for_run(model, config.model, timings)
+    sets = config.word_sets()
+    model = config.model.loaded(model, timings)
 
     start = time.perf_counter()
     items = encode_sets(model.tokenizer, sets, leading_space=config.leading_space)
@@ -167,22 +162,28 @@ def run_tokens(config: TokensConfig, model: Model | None = None) -> TokensResult
     for k in range(config.dims):
         table[f"pc{k + 1}"] = coords[:, k]
     return TokensResult(
-        table=table, embeddings=rows, basis=basis, config=config, model_name=model.name, timings=timings, _model=model
+        config=config, table=table, embeddings=rows, basis=basis, models=[model_record(model)], timings=timings
     )
 
 
 def tokens(
-    sets: str | list[str] = ("digits", "number-words"),
+    sets: str | Sequence[str] = (),
     *,
-    model: str | Model | None = None,
+    model: ModelSpec | Model | str | None = None,
     dims: int = 3,
-    tokens: list[str] | str | None = None,
+    tokens: Sequence[str] | str | None = None,
     basis_set: str | None = None,
     leading_space: bool = False,
     multi_token: str = "mean",
     out: str | Path | None = None,
 ) -> TokensResult:
-    """Embedding rows of token sets, projected with PCA.
+    """Embedding rows of token sets, projected with PCA (seed 000).
+
+    Args:
+        sets: built-in set names or files (default: ``digits`` and ``number-words`` unless ``tokens``).
+        model: a loaded model, a source, a :class:`ModelSpec`, or None for the default model.
+        tokens: extra words, a list or ``"a,b,c"``.
+        out: also write the run directory there.
 
     Example:
         >>> result = layerscope.tokens(["digits", "number-words"], dims=3)
@@ -190,27 +191,13 @@ def tokens(
         >>> result.table.head()
         >>> result.save("runs/digits")
     """
-    sets_list = [sets] if isinstance(sets, str) else list(sets)
-    inline: dict[str, list[str]] = {}
-    if tokens is not None:
-        from ..tokensets import inline_set
-
-        inline = inline_set(tokens) if isinstance(tokens, str) else {"tokens": list(tokens)}
-    loaded = model if isinstance(model, Model) else None
     config = TokensConfig(
-        sets=sets_list,
-        inline=inline,
+        model=ModelSpec.of(model),
+        sets=(sets,) if isinstance(sets, str) else tuple(sets),
+        tokens=inline_words(tokens),
         dims=dims,
         basis_set=basis_set,
         leading_space=leading_space,
         multi_token=multi_token,
-        model=loaded.source if loaded else model,
     )
-    result = run_tokens(config, loaded)
-    if out is not None:
-        result.save(out)
-    return result
-
-
-def default_out() -> Path:
-    return default_run_dir("tokens")
+    return execute(config, model if isinstance(model, Model) else None, out=out)

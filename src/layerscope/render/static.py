@@ -1,28 +1,29 @@
-"""Static PNG figures with matplotlib (no browser needed)."""
+"""Static figures with matplotlib (no browser needed), written as PNG by the run directory.
+
+Figures are built with :class:`matplotlib.figure.Figure`, not pyplot: no backend is chosen or
+switched, and nothing shows up by itself in a notebook.
+"""
 
 from __future__ import annotations
 
-import warnings
+import pandas as pd
+from matplotlib.figure import Figure
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..atomic import atomic_path  # noqa: E402
-from .palette import color_map  # noqa: E402
-from .scatter import axis_titles  # noqa: E402
+from .palette import color_map
+from .scatter import axis_titles
 
 
-def projection_png(
-    table: pd.DataFrame, explained_ratio: list[float], path, *, title: str, connect: bool = True
-) -> None:
-    """Save a 2-D or 3-D scatter of ``table`` (columns ``set, label, pc1, pc2[, pc3]``) as a PNG."""
+def new_figure(**kwargs) -> Figure:
+    """A matplotlib figure outside pyplot (no backend, no global state)."""
+    return Figure(**kwargs)
+
+
+def projection_png(table: pd.DataFrame, explained_ratio: list[float], *, title: str, connect: bool = True) -> Figure:
+    """A 2-D or 3-D scatter of ``table`` (columns ``set, label, pc1, pc2[, pc3]``), for a PNG."""
     dims = len(explained_ratio)
     titles = axis_titles(explained_ratio)
     colors = color_map(list(table["set"]))
-    fig = plt.figure(figsize=(8, 7), dpi=130)
+    fig = new_figure(figsize=(8, 7), dpi=130)
     ax = fig.add_subplot(projection="3d") if dims == 3 else fig.add_subplot()
     for set_name, group in table.groupby("set", sort=False):
         coords = [group[f"pc{i + 1}"].to_numpy() for i in range(dims)]
@@ -44,12 +45,22 @@ def projection_png(
     ax.set_title(title)
     ax.legend(loc="best", fontsize=8, frameon=False)
     fig.tight_layout()
-    save_png(fig, path)
+    return fig
 
 
+# ----- transitional: figures still drawn through pyplot and saved here (to be moved to RunDir) -----
 def save_png(fig, path) -> None:
-    """Save a matplotlib figure atomically and close it."""
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    from pathlib import Path
+
+    from ..rundir import RunDir
+
+    path = Path(path)
+    RunDir(path.parent).image(path.stem, fig)
+
+
+def __getattr__(name: str):
+    if name == "plt":
+        import matplotlib.pyplot as plt
+
+        return plt
+    raise AttributeError(name)

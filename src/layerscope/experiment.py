@@ -1,0 +1,291 @@
+"""The protocol every experiment follows: a frozen config, a model-free ``validate()``, a result that declares its outputs.
+
+An experiment is three pieces in one module:
+
+- ``XConfig(ExperimentConfig)``: a frozen, ``kw_only`` dataclass of everything the experiment needs,
+  holding a :class:`~layerscope.model_spec.ModelSpec` as ``model`` (or ``models``); its ``validate()``
+  needs no model and raises :class:`ConfigError` naming the parameter; ``run(model)`` does the work.
+- ``XResult(Result)``: the outcome; it declares ``tables()``, ``arrays()``, ``figures()``, ``images()``,
+  ``texts()`` and ``record()``, which :class:`~layerscope.rundir.RunDir` writes, and presents itself in a
+  notebook (``__repr__``, ``_repr_html_``).
+- a Python function (``layerscope.tokens(...)``) that builds the config and calls
+  :func:`~layerscope.runner.execute`, as the command line does.
+
+Importing this module imports no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import html
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping
+
+from .errors import LayerscopeError, choices_text
+from .model_spec import DTYPES, ModelSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    flag: str | None = None,
+    positional: bool = False,
+    join: str | None = None,
+    **kwargs,
+):
+    """A config field that knows its command-line flag (default ``--field-name``) for messages and commands.
+
+    ``positional=True``: the values are the command's positional arguments. ``flag=""``: no flag (Python
+    only). ``join=","``: a sequence is given as one joined argument instead of a repeated flag.
+    """
+    metadata = {"flag": flag, "positional": positional, "join": join}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use default_factory for mutable defaults")
+    return field(default=default, metadata=metadata, **kwargs)
+
+
+class ConfigError(LayerscopeError):
+    """A config value that is not valid; its message names the Python parameter or, from the CLI, the flag.
+
+    Example:
+        >>> str(ConfigError("dims", 4, "is not supported; valid: 2, 3"))
+        'dims=4 is not supported; valid: 2, 3'
+        >>> ConfigError("dims", 4, "is not supported; valid: 2, 3", flag="--dims").cli_message()
+        '--dims 4 is not supported; valid: 2, 3'
+    """
+
+    def __init__(self, param: str, value: Any, problem: str, *, flag: str | None = None):
+        self.param, self.value, self.problem = param, value, problem
+        self.flag = flag if flag is not None else "--" + param.replace("_", "-")
+        super().__init__(f"{param}={value!r} {problem}")
+
+    def cli_message(self) -> str:
+        value = self.value
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))
+        shown = repr(value) if isinstance(value, str) and (not value or " " in value) else value
+        return f"{self.flag} {shown} {self.problem}" if self.flag else f"{shown!r} {self.problem}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentConfig:
+    """The base of every experiment's config: frozen, keyword-only, model-free validation.
+
+    Subclasses set ``experiment`` (the command's name) and define ``validate()`` and ``run(model)``.
+    """
+
+    experiment: ClassVar[str] = ""
+
+    # ----- validation ------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check everything that needs no model; raise :class:`ConfigError` naming the bad parameter.
+
+        Subclasses call ``super().validate()`` first: it checks the model specs.
+        """
+        for spec in self.model_specs():
+            if spec.dtype is not None and spec.dtype not in DTYPES:
+                raise ConfigError("dtype", spec.dtype, f"is not supported; valid: {choices_text(DTYPES)}")
+
+    def error(self, param: str, value: Any, problem: str) -> ConfigError:
+        """A :class:`ConfigError` for field ``param``, carrying that field's flag."""
+        return ConfigError(param, value, problem, flag=self.flag_of(param))
+
+    @contextlib.contextmanager
+    def checking(self, param: str):
+        """Turn a :class:`LayerscopeError` raised in the block into a :class:`ConfigError` naming ``param``."""
+        try:
+            yield
+        except ConfigError:
+            raise
+        except LayerscopeError as exc:
+            raise self.error(param, getattr(self, param, None), f"is not valid: {exc}") from None
+
+    @classmethod
+    def flag_of(cls, param: str) -> str:
+        for f in fields(cls):
+            if f.name == param:
+                flag = f.metadata.get("flag")
+                if f.metadata.get("positional"):
+                    return ""
+                return flag if flag is not None else "--" + param.replace("_", "-")
+        return "--" + param.replace("_", "-")
+
+    # ----- models --------------------------------------------------------------------------------
+    def model_specs(self) -> tuple[ModelSpec, ...]:
+        """The models this run loads (``model`` and/or ``models`` fields)."""
+        specs: list[ModelSpec] = []
+        for name in ("model", "models", "compare_model"):
+            value = getattr(self, name, None)
+            if isinstance(value, ModelSpec):
+                specs.append(value)
+            elif isinstance(value, (tuple, list)):
+                specs.extend(v for v in value if isinstance(v, ModelSpec))
+        return tuple(specs)
+
+    # ----- the work --------------------------------------------------------------------------------
+    def run(self, model=None) -> Result:  # pragma: no cover - every experiment overrides it
+        raise NotImplementedError
+
+    # ----- records ---------------------------------------------------------------------------------
+    def to_record(self) -> dict:
+        """The config as plain JSON-able data (for ``run.json``)."""
+        return dataclasses.asdict(self)
+
+    def command(self) -> list[str]:
+        """The command line that reproduces this run (without ``--out``), rebuilt from the fields.
+
+        A field is given only when it differs from its default. Lists repeat their flag; booleans are
+        switches; a ``ModelSpec`` gives ``--model`` and its options; fields with ``flag=""`` are Python-only.
+        """
+        argv = ["layerscope", self.experiment]
+        positional: list[str] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.default is not dataclasses.MISSING and value == f.default:
+                continue
+            if f.default_factory is not dataclasses.MISSING and value == f.default_factory():
+                continue
+            if f.metadata.get("positional"):
+                positional.extend(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+                continue
+            flag = self.flag_of(f.name)
+            if not flag:
+                continue
+            if f.metadata.get("join") and isinstance(value, (list, tuple)):
+                value = f.metadata["join"].join(map(str, value))
+            argv.extend(_flag_args(flag, value))
+        return argv + positional
+
+
+def _flag_args(flag: str, value: Any) -> list[str]:
+    if isinstance(value, ModelSpec):
+        return value.argv(flag)
+    if isinstance(value, bool):
+        return [flag] if value else []
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [arg for item in value for arg in _flag_args(flag, item)]
+    if isinstance(value, Mapping):
+        return [flag, ",".join(str(v) for words in value.values() for v in words)]
+    return [flag, str(value)]
+
+
+@dataclass(kw_only=True, repr=False)
+class Result:
+    """The base of every experiment's result.
+
+    Attributes:
+        config: the config that produced it.
+        models: ``run.json`` records of the models used (see :func:`layerscope.rundir.model_record`).
+        timings: seconds per phase (``load``, ``compute``, ..., ``write``).
+    """
+
+    config: ExperimentConfig
+    models: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    #: the file a person opens first (printed by the command line)
+    main_file: ClassVar[str] = "index.html"
+
+    # ----- what the run directory holds (override what applies) ------------------------------------
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``{file stem: DataFrame}``, written as ``<stem>.csv``."""
+        return {}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """``{file stem: array}``, written as ``<stem>.npy`` (``<stem>.npz`` for a dict of arrays)."""
+        return {}
+
+    def figures(self) -> dict[str, Callable[[], Any]]:
+        """``{file stem: () -> plotly figure}``, written as ``<stem>.html`` (offline) + ``<stem>.plotly.json``."""
+        return {}
+
+    def images(self) -> dict[str, Callable[[], Any]]:
+        """``{relative path without .png: () -> matplotlib figure}``, written as PNG."""
+        return {}
+
+    def texts(self) -> dict[str, str]:
+        """``{file name: text}`` (markdown tables, whole HTML pages)."""
+        return {}
+
+    def record(self) -> dict:
+        """Key numbers for ``run.json`` (beside config, models, versions and timings)."""
+        return {}
+
+    def summary(self) -> list[str]:
+        """A few lines of key numbers (the CLI prints them, ``__repr__`` shows them)."""
+        return []
+
+    # ----- presentation ----------------------------------------------------------------------------
+    @property
+    def model_names(self) -> list[str]:
+        return [m.get("display_name") or m.get("name", "?") for m in self.models]
+
+    def headline(self) -> str:
+        models = ", ".join(self.model_names) or "no model"
+        return f"{type(self).__name__}({self.config.experiment} on {models})"
+
+    def main_table(self) -> pd.DataFrame | None:
+        tables = self.tables()
+        return next(iter(tables.values()), None) if tables else None
+
+    def main_figure(self):
+        figures = self.figures()
+        return next(iter(figures.values()))() if figures else None
+
+    def __repr__(self) -> str:
+        lines = [self.headline()]
+        for stem, frame in self.tables().items():
+            lines.append(f"  {stem}: {len(frame)} rows x {len(frame.columns)} columns ({', '.join(map(str, frame.columns[:8]))}{', ...' if len(frame.columns) > 8 else ''})")
+        for stem, array in self.arrays().items():
+            shape = getattr(array, "shape", None)
+            if shape is not None:
+                lines.append(f"  {stem}: array {tuple(shape)} {array.dtype}")
+        lines += [f"  {line}" for line in self.summary()]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        parts = [f"<b>{html.escape(self.headline())}</b>"]
+        summary = self.summary()
+        if summary:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in summary) + "</ul>")
+        figure = self.main_figure()
+        if figure is not None:
+            parts.append(_figure_html(figure))
+        table = self.main_table()
+        if table is not None:
+            parts.append(table.head(8).to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}"))
+        return "\n".join(parts)
+
+    # ----- writing ---------------------------------------------------------------------------------
+    def save(self, out: str | Path | None = None) -> Path:
+        """Write the run directory (default ``runs/<experiment>-<time>``); returns its path."""
+        from .rundir import RunDir, default_run_dir
+
+        return RunDir(out if out is not None else default_run_dir(self.config.experiment)).write(self)
+
+    def iter_outputs(self) -> Iterator[str]:
+        """The names of the files :meth:`save` writes (figures and images only by stem)."""
+        yield from (f"{stem}.csv" for stem in self.tables())
+        yield from (f"{stem}.npy" for stem in self.arrays())
+        yield from (f"{stem}.html" for stem in self.figures())
+        yield from (f"{stem}.png" for stem in self.images())
+        yield from self.texts()
+
+
+_plotlyjs_sent = False
+
+
+def _figure_html(figure) -> str:
+    """A plotly figure as an HTML fragment; plotly.js is inlined with the first one only (works offline)."""
+    global _plotlyjs_sent
+    body = figure.to_html(full_html=False, include_plotlyjs=not _plotlyjs_sent, config={"displaylogo": False})
+    _plotlyjs_sent = True
+    return body

@@ -1,0 +1,64 @@
+"""The runner shared by the command line, the Python API and tour: validate -> load once -> run -> write.
+
+Example:
+    >>> config = TokensConfig(sets=("digits",), model=ModelSpec())
+    >>> result = execute(config, out="runs/digits")     # loads the default model, runs, writes
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from .experiment import ConfigError, ExperimentConfig, Result
+from .errors import LayerscopeError
+from .model_spec import ModelSpec
+
+Caller = Literal["python", "cli"]
+
+
+def validate(config: ExperimentConfig, via: Caller = "python") -> None:
+    """``config.validate()``; from the CLI, a bad value is named by its flag instead of its parameter."""
+    try:
+        config.validate()
+    except ConfigError as exc:
+        if via == "cli":
+            raise LayerscopeError(exc.cli_message()) from None
+        raise
+
+
+def execute(
+    config: ExperimentConfig,
+    model=None,
+    *,
+    out: str | os.PathLike | None = None,
+    via: Caller = "python",
+) -> Result:
+    """Validate ``config`` (no model needed), load its model once (timed) unless ``model`` is given, run, write.
+
+    Args:
+        config: any experiment's config.
+        model: an already loaded :class:`~layerscope.Model` (or a list of them, for experiments over
+            several models); None loads what the config names.
+        out: the run directory to write; None writes nothing.
+        via: ``"cli"`` names bad values by their flags.
+
+    Returns:
+        The experiment's :class:`~layerscope.experiment.Result` (its ``timings`` hold ``load`` when a
+        model was loaded here).
+    """
+    validate(config, via)
+    if out is not None:
+        from .rundir import RunDir
+
+        RunDir(out).check_writable_for(config.experiment)
+    timings: dict[str, float] = {}
+    spec = getattr(config, "model", None)
+    if model is None and isinstance(spec, ModelSpec) and getattr(config, "loads_own_models", False) is False:
+        model = spec.load_timed(timings)
+    result = config.run(model)
+    result.timings = {**timings, **result.timings}
+    if out is not None:
+        result.save(Path(out))
+    return result
