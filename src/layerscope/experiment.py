@@ -141,7 +141,7 @@ class ExperimentConfig:
         """The command line that reproduces this run (without ``--out``), rebuilt from the fields.
 
         A field is given only when it differs from its default. Lists repeat their flag; booleans are
-        switches; a ``ModelSpec`` gives ``--model`` and its options; fields with ``flag=""`` are Python-only.
+        switches (a field that defaults to True names its negative flag, ``option(True, flag="--no-fold")``); a ``ModelSpec`` gives ``--model`` and its options; fields with ``flag=""`` are Python-only.
         """
         argv = ["layerscope", self.experiment]
         positional: list[str] = []
@@ -156,6 +156,9 @@ class ExperimentConfig:
                 continue
             flag = self.flag_of(f.name)
             if not flag:
+                continue
+            if isinstance(value, bool):  # a switch, given only when it differs from the default
+                argv.append(flag)  # so a field defaulting to True has a flag like ``--no-fold``
                 continue
             if f.metadata.get("join") and isinstance(value, (list, tuple)):
                 value = f.metadata["join"].join(map(str, value))
