@@ -70,7 +70,7 @@ class ConfigError(LayerscopeError):
         if isinstance(value, (list, tuple)):
             value = ",".join(map(str, value))
         shown = repr(value) if isinstance(value, str) and (not value or " " in value) else value
-        return f"{self.flag} {shown} {self.problem}" if self.flag else f"{shown!r} {self.problem}"
+        return f"{self.flag} {shown} {self.problem}" if self.flag else f"{str(value)!r} {self.problem}"
 
 
 @dataclass(frozen=True, kw_only=True)

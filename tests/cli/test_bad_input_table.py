@@ -82,6 +82,9 @@ ROWS = [
     (["layout", "{tmp}/missing.safetensors"], "missing.safetensors"),
     (["layout", "{tmp}/empty.txt"], "empty.txt"),
     (["layout", "{tmp}/empty.safetensors"], "empty.safetensors"),
+    (["layout", "{tmp}/empty.safetensors", "--html", ""], "--html ''"),
+    (["layout", "{tmp}/empty.safetensors", "--html", "{tmp}"], "--html {tmp}"),
+    (["layout", "{tmp}/empty.safetensors", "--out", "{tmp}/empty.txt"], "empty.txt"),
     # encode / similar / stages (need a sentence-embedding model: a causal LM directory is refused)
     (["encode", "--model", M], "text"),
     (["encode", "--model", M, "--prompt-name", "no-such-prompt", "hello"], "no-such-prompt"),
@@ -96,6 +99,9 @@ ROWS = [
     (["report"], "RUN_DIR"),
     (["report", "{tmp}/no-such-run"], "no-such-run"),
     (["report", "{tmp}"], "{tmp}"),
+    (["report", "{tmp}/a-run", "{tmp}/no-such-run"], "no-such-run"),
+    (["report", "{tmp}/a-run", "--out", "{tmp}"], "--out {tmp}"),
+    (["report", "{tmp}/a-run", "--out", ""], "--out ''"),
     # tour
     (["tour", "--model", "{tmp}/no-such-model", "--quick"], "no-such-model"),
     (["tour", "--model", M, "--quick", "--out", "{tmp}/empty.txt"], "empty.txt"),
@@ -110,6 +116,8 @@ def places(tiny_model_dirs, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("bad-input")
     (tmp / "empty.txt").write_text("")
     (tmp / "empty.safetensors").write_bytes(b"")
+    (tmp / "a-run").mkdir()
+    (tmp / "a-run" / "run.json").write_text(json.dumps({"experiment": "tokens", "models": []}))
     return {"model": str(tiny_model_dirs["llama"]), "tmp": str(tmp)}
 
 

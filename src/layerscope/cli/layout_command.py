@@ -16,20 +16,24 @@ def register(sub) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     parser.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML page")
     parser.add_argument("--no-fold", action="store_true", help="show every layer, even identical ones")
-    parser.add_argument("--out", type=out_dir, default=None, metavar="DIR", help="also write a run directory (layout.txt/.json/.html, run.json)")
+    parser.add_argument(
+        "--out", type=out_dir, default=None, metavar="DIR",
+        help="also write a run directory (layout.txt/.json/.html, treemap.html, run.json)",
+    )
     parser.set_defaults(func=run)
 
 
+def config(args):
+    """The :class:`~layerscope.experiments.layout.LayoutConfig` the arguments give."""
+    from ..experiments.layout import LayoutConfig
+
+    return LayoutConfig(source=args.path, fold=not args.no_fold, json=args.json, html=args.html)
+
+
 def run(args) -> int:
-    import json
+    from ..experiments.layout import execute_layout
 
-    from ..atomic import write_text
-    from ..experiments.layout import layout
-
-    report = layout(args.path, fold=not args.no_fold)
-    if args.html:
-        write_text(args.html, report.html())
-    if args.out:
-        report.save(args.out)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
+    layout_config = config(args)
+    result = execute_layout(layout_config, out=args.out, via="cli")  # a run directory only with --out
+    print(result.json_text() if layout_config.json else result.text())
     return 0

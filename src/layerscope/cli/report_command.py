@@ -15,8 +15,16 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from ..experiments.report import build_report
+def config(args):
+    """The :class:`~layerscope.experiments.report.ReportConfig` the arguments give."""
+    from ..experiments.report import ReportConfig
 
-    print(build_report(args.runs, args.out, args.title))
+    return ReportConfig(run_dirs=tuple(args.runs), out=args.out, title=args.title)
+
+
+def run(args) -> int:
+    from ..experiments.report import execute_report
+
+    _, page = execute_report(config(args), via="cli")
+    print(page)
     return 0

@@ -1,17 +1,70 @@
-"""``layerscope layout``: a checkpoint's tensor tree and totals, from headers only (seed 003)."""
+"""``layerscope layout``: a checkpoint's tensor tree and totals, from headers only (seed 003).
+
+No model is loaded and no tensor data is read: the headers of the ``.safetensors`` / ``.gguf`` files say
+everything. The run directory holds ``layout.txt``, ``layout.json``, ``layout.html`` (collapsible tree),
+``treemap.html`` + ``treemap.plotly.json`` (where the parameters are) and ``run.json``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..checkpoints import Layout, build_tree, read_layout, tree_lines
 from ..checkpoints.tree import format_count
+from ..experiment import ExperimentConfig, Result, option
+from ..model_spec import ModelSpec
+from ..runner import Caller, execute
 
 
-@dataclass
-class LayoutReport:
+@dataclass(frozen=True, kw_only=True)
+class LayoutConfig(ExperimentConfig):
+    """What ``layerscope layout`` lists.
+
+    Attributes:
+        source: a ``.safetensors`` / ``.gguf`` file, a sharded index, a directory, a cached hub id, or
+            ``"default"`` (the default model's GGUF).
+        fold: fold numbered blocks identical to an earlier one into one line (``--no-fold`` shows every one).
+        json: the command line prints JSON instead of the indented tree.
+        html: also write the collapsible page to this file.
+    """
+
+    experiment = "layout"
+
+    source: str = option(positional=True)
+    fold: bool = option(True, flag="--no-fold")
+    json: bool = False
+    html: str | None = option(None, flag="--html")
+
+    def validate(self) -> None:
+        super().validate()
+        if not str(self.source).strip():
+            raise self.error("source", self.source, "is empty; give a checkpoint file, a directory, a hub id or 'default'")
+        if self.html is not None:
+            if not str(self.html).strip():
+                raise self.error("html", self.html, "is empty; give a file name for the page")
+            if Path(self.html).expanduser().is_dir():
+                raise self.error("html", self.html, "is a directory; give a file name for the page")
+
+    def model_specs(self) -> tuple[ModelSpec, ...]:
+        return ()  # headers only: no model is loaded
+
+    def command(self) -> list[str]:
+        argv = super().command()
+        if not self.fold:  # an inverted switch: the field is True by default, --no-fold turns it off
+            argv.insert(2, "--no-fold")
+        return argv
+
+    def run(self, model=None) -> LayoutResult:
+        return run_layout(self)
+
+
+@dataclass(kw_only=True, repr=False)
+class LayoutResult(Result):
     """A checkpoint's layout, ready to print, serialize or draw.
 
     Attributes:
@@ -19,8 +72,41 @@ class LayoutReport:
         tree: the folded tensor tree (list of node dicts, see :mod:`layerscope.checkpoints.tree`).
     """
 
+    config: LayoutConfig
     layout: Layout
     tree: list[dict]
+
+    main_file = "layout.html"
+
+    # ----- what the run directory holds ------------------------------------------------------------
+    def figures(self) -> dict[str, Callable]:
+        return {"treemap": self.figure}
+
+    def texts(self) -> dict[str, str]:
+        return {"layout.txt": self.text() + "\n", "layout.json": self.json_text() + "\n", "layout.html": self.html()}
+
+    def record(self) -> dict:
+        totals = self.totals()
+        return {
+            "format": self.layout.format,
+            "parameters": totals["parameters"],
+            "tensors": totals["tensors"],
+            "bytes": totals["bytes"],
+        }
+
+    def summary(self) -> list[str]:
+        totals = self.totals()
+        size = f"{human_bytes(totals['bytes'])} ({self.layout.format})"
+        return [f"{format_count(totals['parameters'])} parameters in {format_count(totals['tensors'])} tensors, {size}"]
+
+    def headline(self) -> str:
+        return f"{type(self).__name__}(layout of {self.layout.source})"
+
+    def write_page(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`html` to ``path`` (atomically: a reader never sees half a page); returns the path."""
+        from ..atomic import write_text
+
+        return write_text(Path(path).expanduser(), self.html())
 
     def totals(self) -> dict:
         return {
@@ -69,6 +155,10 @@ class LayoutReport:
         ids, labels, parents, values = self.parameter_tree()
         return parameter_treemap(ids, labels, parents, values, f"parameters of {os.path.basename(str(self.layout.source))}")
 
+    def json_text(self) -> str:
+        """:meth:`to_dict` as indented JSON (what ``layout --json`` prints)."""
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
     def html(self) -> str:
         """A self-contained HTML page: totals, then the tree with collapsible groups."""
         from ..render.layout_html import layout_page
@@ -91,26 +181,6 @@ class LayoutReport:
         return "\n".join(lines)
 
 
-    def save(self, out: str | os.PathLike) -> Path:
-        """Write a run directory: ``layout.txt``, ``layout.json``, ``layout.html``, ``treemap.html``, ``run.json``."""
-        from ..atomic import write_json, write_text
-        from ..render.scatter import write_html
-        from ..rundir import write_run_json
-
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_text(out / "layout.txt", self.text() + "\n")
-        write_json(out / "layout.json", self.to_dict())
-        write_text(out / "layout.html", self.html())
-        write_html(self.figure(), out / "treemap.html")
-        totals = self.totals()
-        write_run_json(
-            out, "layout", {"source": str(self.layout.source), "format": self.layout.format}, [], {},
-            parameters=totals["parameters"], tensors=totals["tensors"], bytes=totals["bytes"],
-        )
-        return out
-
-
 def human_bytes(n: int) -> str:
     """``1536`` -> ``'1.5 KiB'``."""
     value = float(n)
@@ -121,19 +191,52 @@ def human_bytes(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def layout(source: str | os.PathLike, *, fold: bool = True) -> LayoutReport:
-    """The layout of a checkpoint: file, sharded index, directory, GGUF, cached hub id, or ``"default"``
-    (the default model's GGUF); no weights read.
-
-    Example:
-        >>> report = layout("model.safetensors")
-        >>> print(report.text())          # the tree and totals
-        >>> report.to_dict()["totals"]["parameters"]
-        268098176
-    """
+def run_layout(config: LayoutConfig) -> LayoutResult:
+    """Read the headers of ``config.source`` and build the tree; no files written."""
+    source = config.source
     if str(source) == "default":
         from ..models.default import default_model_path
 
         source = default_model_path()
+    start = time.perf_counter()
     found = read_layout(source)
-    return LayoutReport(layout=found, tree=build_tree(found.tensors, fold=fold))
+    tree = build_tree(found.tensors, fold=config.fold)
+    return LayoutResult(config=config, layout=found, tree=tree, timings={"compute": time.perf_counter() - start})
+
+
+def layout(
+    source: str | os.PathLike,
+    *,
+    fold: bool = True,
+    html: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+) -> LayoutResult:
+    """The layout of a checkpoint: file, sharded index, directory, GGUF, cached hub id, or ``"default"``
+    (the default model's GGUF); no weights read.
+
+    Args:
+        fold: fold numbered blocks identical to an earlier one.
+        html: also write the collapsible page to this file.
+        out: also write the run directory there.
+
+    Example:
+        >>> result = layerscope.layout("model.safetensors")
+        >>> print(result.text())          # the tree and totals
+        >>> result.to_dict()["totals"]["parameters"]
+        268098176
+        >>> result.figure()               # the parameter treemap (plotly)
+    """
+    config = LayoutConfig(source=os.fspath(source), fold=fold, html=None if html is None else os.fspath(html))
+    return execute_layout(config, out=out)
+
+
+def execute_layout(config: LayoutConfig, out: str | os.PathLike | None = None, via: Caller = "python") -> LayoutResult:
+    """:func:`~layerscope.runner.execute`, then the page ``config.html`` names (the Python API and the CLI)."""
+    result = execute(config, out=out, via=via)
+    if config.html is not None:
+        result.write_page(config.html)
+    return result
+
+
+#: the former name of :class:`LayoutResult`
+LayoutReport = LayoutResult

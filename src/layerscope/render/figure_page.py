@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
+from .html_shell import esc, html_page
 
 
 def figures_page(figures: list[tuple[str, object]], *, title: str) -> str:
-    """HTML with a heading and each ``(caption, plotly figure)`` in order.
+    """A page with each ``(caption, plotly figure)`` in its own section, in order, and a table of contents.
 
     Example:
         >>> page = figures_page([("layer.0", fig0), ("pooling", fig1)], title="Stages")
@@ -14,10 +14,6 @@ def figures_page(figures: list[tuple[str, object]], *, title: str) -> str:
     blocks = []
     for index, (caption, fig) in enumerate(figures):
         body = fig.to_html(full_html=False, include_plotlyjs=index == 0, config={"displaylogo": False})
-        blocks.append(f'<section><h2 id="{html.escape(caption)}">{html.escape(caption)}</h2>{body}</section>')
-    links = " · ".join(f'<a href="#{html.escape(c)}">{html.escape(c)}</a>' for c, _ in figures)
-    return (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        '<style>body{font-family:system-ui,sans-serif;margin:1.5em}</style></head><body>'
-        f"<h1>{html.escape(title)}</h1><p>{links}</p>{''.join(blocks)}</body></html>\n"
-    )
+        blocks.append(f'<section id="figure-{index}"><h2>{esc(caption)}</h2>{body}</section>')
+    nav = [(f"figure-{index}", caption) for index, (caption, _) in enumerate(figures)]
+    return html_page(title, "\n".join(blocks), nav=nav)

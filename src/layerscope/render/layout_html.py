@@ -1,43 +1,37 @@
-"""A self-contained HTML page for a checkpoint layout: collapsible groups, one row per tensor."""
+"""A self-contained HTML page for a checkpoint layout: collapsible groups, one row per tensor; the treemap."""
 
 from __future__ import annotations
 
-import html
-
 from ..checkpoints.tree import format_count, format_shape, node_label
+from .html_shell import esc, html_page
 
 
 def layout_page(data: dict, *, title: str | None = None) -> str:
-    """HTML for the dict of :meth:`layerscope.experiments.layout.LayoutReport.to_dict`.
+    """HTML for the dict of :meth:`layerscope.experiments.layout.LayoutResult.to_dict`.
 
     Example:
-        >>> page = layout_page(report.to_dict())
+        >>> page = layout_page(result.to_dict())
     """
     title = title or f"Layout of {data['source']}"
     totals = data["totals"]
     rows = "".join(
-        f"<tr><td>{html.escape(dtype)}</td><td>{row['tensors']}</td><td>{format_count(row['elements'])}</td>"
-        f"<td>{format_count(row['bytes'])}</td></tr>"
+        f'<tr><td>{esc(dtype)}</td><td class="num">{esc(row["tensors"])}</td>'
+        f'<td class="num">{esc(format_count(row["elements"]))}</td><td class="num">{esc(format_count(row["bytes"]))}</td></tr>'
         for dtype, row in totals["by_dtype"].items()
     )
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-details {{ margin-left: 1.2em; }} summary {{ cursor: pointer; font-weight: 600; }}
-.t {{ margin-left: 1.2em; font-family: ui-monospace, monospace; }} .d {{ color: #777; }} .q {{ color: #a05000; }}
-.f {{ margin-left: 1.2em; color: #777; font-style: italic; }}
-table {{ border-collapse: collapse; }} td, th {{ padding: 0.2em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>{html.escape(data['format'])}: {html.escape(', '.join(data['files']))}</p>
-<p><b>{format_count(totals['parameters'])}</b> parameters in {totals['tensors']} tensors,
-{format_count(totals['bytes'])} bytes</p>
-<table><tr><th>dtype</th><th>tensors</th><th>elements</th><th>bytes</th></tr>{rows}</table>
+    files = ", ".join(map(str, data["files"]))
+    body = f"""<section id="totals">
+<h2>Totals</h2>
+<p class="muted">{esc(data['format'])}: {esc(files)}</p>
+<p><b>{esc(format_count(totals['parameters']))}</b> parameters in {esc(totals['tensors'])} tensors,
+{esc(format_count(totals['bytes']))} bytes</p>
+<table class="data"><tr><th>dtype</th><th class="num">tensors</th><th class="num">elements</th><th class="num">bytes</th></tr>{rows}</table>
+</section>
+<section id="tensors">
 <h2>Tensors</h2>
-{_nodes(data['tree'])}
-</body></html>
-"""
+<div class="tree">{_nodes(data['tree'])}</div>
+</section>"""
+    return html_page(title, body, subtitle="read from the checkpoint's headers; no weights loaded")
 
 
 def _nodes(nodes: list[dict]) -> str:
@@ -46,13 +40,13 @@ def _nodes(nodes: list[dict]) -> str:
 
 def _node(node: dict) -> str:
     if "children" in node:
-        return f"<details><summary>{html.escape(node_label(node))}</summary>{_nodes(node['children'])}</details>"
+        return f"<details><summary>{esc(node_label(node))}</summary>{_nodes(node['children'])}</details>"
     if "same_as" in node:
-        return f'<div class="f">{html.escape(node_label(node))}</div>'
-    quant = f' <span class="q">{html.escape(node["quant"])}</span>' if node["quant"] else ""
+        return f'<div class="f">{esc(node_label(node))}</div>'
+    quant = f' <span class="q">{esc(node["quant"])}</span>' if node.get("quant") else ""
     return (
-        f'<div class="t">{html.escape(node["name"])}{quant} {html.escape(format_shape(node["shape"]))} '
-        f'<span class="d">{html.escape(node["dtype"])}</span></div>'
+        f'<div class="t">{esc(node["name"])}{quant} {esc(format_shape(node["shape"]))} '
+        f'<span class="d">{esc(node["dtype"])}</span></div>'
     )
 
 

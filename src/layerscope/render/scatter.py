@@ -62,23 +62,39 @@ def projection_figure(
 
 
 def write_html(fig: go.Figure, path) -> None:
-    """Write a self-contained HTML file (plotly.js inlined: works offline), atomically.
+    """Deprecated: declare the figure in a result's ``figures()`` and let :class:`~layerscope.rundir.RunDir` write it.
 
-    Beside it goes ``<name>.plotly.json``, the figure's spec, so that ``layerscope report`` can put
-    many figures on one page with a single copy of plotly.js.
+    Writes ``<stem>.html`` (self-contained) and ``<stem>.plotly.json`` beside ``path`` through
+    :meth:`RunDir.figure <layerscope.rundir.RunDir.figure>`.
     """
+    import warnings
     from pathlib import Path
 
-    from ..atomic import atomic_path
+    from ..rundir import RunDir
 
+    warnings.warn(
+        "layerscope.render.scatter.write_html is deprecated; declare figures in Result.figures() (RunDir writes them)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.write_html(tmp, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
-    write_figure_spec(fig, path.with_suffix(".plotly.json"))
+    RunDir(path.parent).figure(path.stem, fig)
 
 
 def write_figure_spec(fig: go.Figure, path) -> None:
-    """Write the figure's plotly JSON spec (read by ``layerscope report``), atomically."""
-    from ..atomic import write_text
+    """Deprecated: the plotly spec is written by :meth:`RunDir.figure <layerscope.rundir.RunDir.figure>`.
 
-    write_text(path, fig.to_json())
+    Writes the figure's JSON spec to ``path`` through :meth:`RunDir.text <layerscope.rundir.RunDir.text>`.
+    """
+    import warnings
+    from pathlib import Path
+
+    from ..rundir import RunDir
+
+    warnings.warn(
+        "layerscope.render.scatter.write_figure_spec is deprecated; declare figures in Result.figures()",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    path = Path(path)
+    RunDir(path.parent).text(path.name, fig.to_json())

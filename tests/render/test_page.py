@@ -16,7 +16,7 @@ import pytest
 from layerscope.experiments.tour import run_tour
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(os.environ.get("LAYERSCOPE_ARTIFACTS", Path(__file__).resolve().parents[1] / "build" / "test-artifacts"))
+ARTIFACTS = Path(os.environ.get("LAYERSCOPE_ARTIFACTS", Path(__file__).resolve().parents[2] / "build" / "test-artifacts"))
 
 pytestmark = [
     pytest.mark.default_model,

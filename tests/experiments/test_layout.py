@@ -1,0 +1,99 @@
+"""The layout experiment on the protocol: config, command line, run directory, page, Python API."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import layerscope
+from layerscope.cli import main
+from layerscope.cli.layout_command import config as config_from_args
+from layerscope.cli.main import build_parser
+from layerscope.experiment import ConfigError
+from layerscope.experiments.layout import LayoutConfig, LayoutResult
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    tensors = {"model.embed_tokens.weight": np.zeros((10, 4), np.float16), "model.norm.weight": np.zeros(4, np.float32)}
+    for i in range(3):
+        tensors[f"model.layers.{i}.mlp.up_proj.weight"] = np.zeros((8, 4), np.float16)
+    path = tmp_path / "ckpt" / "model.safetensors"
+    path.parent.mkdir()
+    save_file(tensors, str(path))
+    return path
+
+
+def _reparsed(config: LayoutConfig) -> LayoutConfig:
+    argv = config.command()
+    assert argv[:2] == ["layerscope", "layout"]
+    return config_from_args(build_parser().parse_args(argv[1:]))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"fold": False}, {"json": True}, {"html": "page with space.html"}, {"fold": False, "json": True, "html": "p.html"}],
+)
+def test_command_reparsed_by_the_cli_gives_the_same_config(fields):
+    config = LayoutConfig(source="dir/model.safetensors", **fields)
+    assert _reparsed(config) == config
+
+
+def test_no_model_is_loaded():
+    assert LayoutConfig(source="default").model_specs() == ()
+
+
+def test_bad_values_name_the_parameter_in_python_and_the_flag_on_the_command_line(tmp_path, capsys):
+    with pytest.raises(ConfigError, match=r"^html='' is empty"):
+        layerscope.layout(tmp_path, html="")
+    with pytest.raises(ConfigError, match=r"^html=.* is a directory"):
+        LayoutConfig(source="x", html=str(tmp_path)).validate()
+    with pytest.raises(ConfigError, match=r"^source='' is empty"):
+        LayoutConfig(source="").validate()
+    assert main(["layout", "x", "--html", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"layerscope: error: --html {tmp_path} is a directory; give a file name for the page"
+
+
+def test_python_api_returns_the_result_and_writes_the_run_directory(checkpoint, tmp_path):
+    page = tmp_path / "page.html"
+    result = layerscope.layout(checkpoint, out=tmp_path / "run", html=page)
+    assert isinstance(result, LayoutResult)
+    assert layerscope.experiments.layout.layout(checkpoint).text() == result.text()
+    assert "model.layers.1-2: same as model.layers.0" in result.text()
+    assert "model.layers.1.mlp(1)" in layerscope.layout(checkpoint, fold=False).text()
+    assert "layout of" in repr(result) and "parameters in" in repr(result)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == [
+        "layout.html", "layout.json", "layout.txt", "run.json", "treemap.html", "treemap.plotly.json",
+    ]
+    record = json.loads((run / "run.json").read_text())
+    assert record["experiment"] == "layout" and record["models"] == []
+    assert record["parameters"] == 10 * 4 + 4 + 3 * 8 * 4 and record["tensors"] == 5
+    assert record["command"] == ["layerscope", "layout", "--html", str(page), str(checkpoint), "--out", str(run)]
+    assert json.loads((run / "layout.json").read_text()) == result.to_dict()
+    assert page.read_text() == (run / "layout.html").read_text() == result.html()
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_json_goes_to_stdout_alone(checkpoint, tmp_path, capsys):
+    assert main(["layout", str(checkpoint), "--json", "--out", str(tmp_path / "run"), "--html", str(tmp_path / "p.html")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["totals"]["tensors"] == 5 and (tmp_path / "run" / "run.json").is_file() and (tmp_path / "p.html").is_file()
+
+
+def test_without_out_nothing_but_the_page_is_written(checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["layout", str(checkpoint)]) == 0
+    assert "model.norm.weight [4] F32" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_hostile_tensor_names_are_escaped_on_the_page(tmp_path):
+    name = "a.<script>alert(1)</script>"
+    save_file({name: np.zeros(2, np.float32), "b.\"x'": np.zeros(1, np.float32)}, str(tmp_path / "m.safetensors"))
+    page = layerscope.layout(tmp_path / "m.safetensors").html()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "b.&quot;x&#x27;" in page
