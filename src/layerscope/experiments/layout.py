@@ -53,12 +53,6 @@ class LayoutConfig(ExperimentConfig):
     def model_specs(self) -> tuple[ModelSpec, ...]:
         return ()  # headers only: no model is loaded
 
-    def command(self) -> list[str]:
-        argv = super().command()
-        if not self.fold:  # an inverted switch: the field is True by default, --no-fold turns it off
-            argv.insert(2, "--no-fold")
-        return argv
-
     def run(self, model=None) -> LayoutResult:
         return run_layout(self)
 
