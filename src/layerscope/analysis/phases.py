@@ -1,11 +1,12 @@
 """Layer phases: contiguous groups of layers that compute alike, found from a similarity matrix.
 
-Seed 001 grouped Gemma 2's layers by eye (0-3, 4-12, 13-19, 20-25). Here the grouping is an optimal
-contiguous segmentation of the layer-by-layer similarity matrix: for each number of phases k, dynamic
-programming finds the boundaries that maximize the kernel k-means objective (for each phase, its summed
-within-phase similarity divided by its size: contiguous kernel k-means); k is then the one with the
-best mean silhouette under the distance ``1 - similarity`` (a one-layer phase scores 0, so a smooth
+Seed 001 grouped Gemma 2's layers by eye (0-3, 4-12, 13-19, 20-25, counting the embedding as 0). Here the
+grouping is an optimal contiguous segmentation of the layer-by-layer similarity matrix: for each number of
+phases k, dynamic programming finds the boundaries that maximize the kernel k-means objective (for each
+phase, its summed within-phase similarity divided by its size: contiguous kernel k-means); k is then the one
+with the best mean silhouette under the distance ``1 - similarity`` (a one-layer phase scores 0, so a smooth
 gradient is not cut into many small phases); below a silhouette of ``min_silhouette`` it is one phase.
+Phases are described in layer names (``embed``, block numbers): ``"embed..2 | 3..10 | 11..17"``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from ..errors import LayerscopeError
 
 @dataclass(frozen=True)
 class Phases:
-    """A segmentation of layers ``0..L-1`` into contiguous phases.
+    """A segmentation of the rows ``0..L-1`` of a layer-by-layer matrix into contiguous phases.
+
+    Row ``i`` is the layer at depth ``i`` (see :mod:`layerscope.capture.layer_spec`): ``0`` is ``embed``,
+    ``i`` is decoder block ``i - 1``.
 
     Attributes:
-        bounds: ``[(first, last), ...]`` inclusive layer ranges, in order.
+        bounds: ``[(first, last), ...]`` inclusive ranges of rows (depths), in order.
         contrast: mean within-phase similarity minus mean cross-phase similarity (0 for one phase).
         silhouette: mean silhouette of the layers under ``1 - similarity`` (0 for one phase).
         consecutive: ``(L-1,)`` similarity of each layer with the next.
@@ -39,9 +43,17 @@ class Phases:
         return [first for first, _ in self.bounds[1:]]
 
     def describe(self, labels: list[str] | None = None) -> str:
-        """``"0-3 | 4-12 | 13-17"`` (with layer labels when given)."""
-        name = (lambda i: labels[i]) if labels else str
-        return " | ".join(name(a) if a == b else f"{name(a)}-{name(b)}" for a, b in self.bounds)
+        """The phases as inclusive ranges of layer names, ``" | "`` between phases: ``"embed..3 | 4..11 | 12..17"``.
+
+        ``embed`` is the embedding output and ``k`` the output of decoder block ``k``, so this example
+        reads: the embedding and blocks 0 to 3, then blocks 4 to 11, then blocks 12 to 17. A phase of one
+        layer is its name alone. ``labels`` (one per row) replaces the layer names.
+        """
+        if labels is None:
+            from ..capture.layer_spec import layer_name
+
+            labels = [layer_name(i) for i in range(self.bounds[-1][1] + 1)]
+        return " | ".join(labels[a] if a == b else f"{labels[a]}..{labels[b]}" for a, b in self.bounds)
 
 
 def _segment_scores(sim: np.ndarray) -> np.ndarray:
@@ -123,7 +135,7 @@ def find_phases(
 
     Example:
         >>> find_phases(cka_matrix(residuals)).describe()
-        '0-3 | 4-11 | 12-18'
+        'embed..2 | 3..10 | 11..17'
     """
     sim = np.asarray(similarity, dtype=np.float64)
     if sim.ndim != 2 or sim.shape[0] != sim.shape[1] or sim.shape[0] < 1:

@@ -22,7 +22,8 @@ class LensReadout:
     Attributes:
         top_ids: ``(L, k)`` token ids of the k most likely tokens per layer.
         top_probs: ``(L, k)`` their probabilities.
-        target_rank: ``(L,)`` rank (0 = top) of the target token per layer, or None without a target.
+        target_rank: ``(L,)`` rank of the target token per layer, 1 = top (1 + the number of tokens with a
+            larger logit), or None without a target.
         target_prob: ``(L,)`` probability of the target token per layer, or None.
     """
 
@@ -61,7 +62,7 @@ def lens_readout(
     normed_from: int | None = None,
     chunk: int = 64,
 ) -> LensReadout:
-    """Top-k tokens and the target's rank/probability for each row of ``residuals (L, d_model)``.
+    """Top-k tokens and the target's rank (1 = top) and probability for each row of ``residuals (L, d_model)``.
 
     ``normed_from``: index of the first row that is already after the final norm (skip re-norming it).
     Rows are decoded ``chunk`` at a time: one matrix product per chunk reads the unembedding once,
@@ -83,7 +84,7 @@ def lens_readout(
         top_ids.append(ids.cpu().numpy())
         top_probs.append(values.cpu().numpy())
         if target is not None:
-            ranks.append((logits > logits[:, target : target + 1]).sum(dim=-1).cpu().numpy())
+            ranks.append(1 + (logits > logits[:, target : target + 1]).sum(dim=-1).cpu().numpy())
             probs.append(p[:, target].cpu().numpy())
     return LensReadout(
         top_ids=np.concatenate(top_ids),

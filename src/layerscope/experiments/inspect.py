@@ -1,17 +1,21 @@
 """Seed 001, first half: inside one prompt, layer by layer.
 
-For each prompt, the residual vector at one position (the answer position ``-1`` by default) in every
-layer: the embedding output, each decoder layer's output, and the final norm's output. From those:
+For each prompt, the residual vector at one position (the answer position ``-1`` by default) at every
+point of the residual stream: ``embed`` (the embedding output), ``0``..``n-1`` (each decoder block's
+output) and ``norm`` (the final norm's output). From those:
 a heatmap (rows = layers, columns = dimensions), similarity metrics against the input embedding of
 the expected answer token and between prompts, the logit lens, and layer phases over the prompts.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,10 +24,20 @@ import torch
 from ..analysis.cka import cka_matrix, mean_cosine_matrix
 from ..analysis.phases import Phases, find_phases
 from ..analysis.similarity import compare
-from ..capture import FINAL_NORM, CapturePrompt, capture_residuals, layer_name
+from ..capture import (
+    FINAL_NORM,
+    CapturePrompt,
+    capture_residuals,
+    layer_depth,
+    layer_name,
+)
 from ..capture.logit_lens import lens_readout
 from ..errors import LayerscopeError
-from ..models import Model, load_model, model_for_run
+from ..experiment import ExperimentConfig, Result, option
+from ..model_spec import ModelSpec, unique_name
+from ..models import Model
+from ..rundir import model_record
+from ..runner import execute
 
 _ARITHMETIC = re.compile(r"^\s*(\d+)\s*([-+*/])\s*(\d+)\s*=\s*$")
 
@@ -42,71 +56,125 @@ def arithmetic_answer(prompt: str) -> str | None:
     return str({"+": a + b, "-": a - b, "*": a * b}[op])
 
 
-@dataclass
-class InspectConfig:
+def read_prompts_file(path: str) -> list[str]:
+    """The non-blank lines of a text file; :class:`LayerscopeError` when it cannot be read or holds none."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LayerscopeError(f"cannot be read: {exc}") from None
+    prompts = [line for line in lines if line.strip()]
+    if not prompts:
+        raise LayerscopeError("holds no prompt; give one prompt per line")
+    return prompts
+
+
+DEFAULT_PROMPT = "5+2="
+
+
+@dataclass(frozen=True, kw_only=True)
+class InspectConfig(ExperimentConfig):
     """What ``layerscope inspect`` runs.
 
     Attributes:
-        prompts: the prompts, e.g. ``["5+2=", "3+4="]``.
+        model: which model (default: the embedded Gemma 3 270M).
+        prompts: the prompts, e.g. ``("5+2=", "3+4=")`` (``--prompt``, repeated); with neither prompts
+            nor ``prompts_file``: ``("5+2=",)``.
+        prompts_file: a text file with one prompt per line, read after ``prompts``.
         position: the token position read in every prompt (negative counts from the end).
-        targets: the expected answer per prompt (one for all, or one each); None: arithmetic prompts get
-            their computed answer, others none.
-        bos: put the BOS token first.
+        target: the expected answer (``--target``, repeated): one for all prompts, or one per prompt;
+            empty: arithmetic prompts get their computed answer, others none.
+        bos: put the BOS token first (``--no-bos`` turns it off).
         top_k: tokens listed per layer by the logit lens.
-        n_phases: number of layer phases (None: chosen by contrast).
-        model: the model source; compare_model: a second source to run the same prompts through.
-        raw_heatmap: draw raw values; by default each layer's row is divided by its RMS, since the
+        phases: number of layer phases (None: chosen by silhouette).
+        compare_model: a second model to run the same prompts through (``--compare-model``; from the
+            command line it takes the same ``--dtype``/``--device-map``/``--trust-remote-code``).
+        raw: draw raw values in the heatmap; by default each layer's row is divided by its RMS, since the
             residual's scale grows by orders of magnitude with depth (the raw mean/RMS stay in the strip).
-        trust_remote_code: let the compared model's repository run its own code when loaded.
     """
 
-    prompts: list[str] = field(default_factory=lambda: ["5+2="])
+    experiment = "inspect"
+
+    model: ModelSpec = option(ModelSpec(), flag="--model")
+    prompts: tuple[str, ...] = option((), flag="--prompt")
+    prompts_file: str | None = None
     position: int = -1
-    targets: list[str] | None = None
-    bos: bool = True
+    target: tuple[str, ...] = ()
+    bos: bool = option(True, flag="--no-bos")
     top_k: int = 5
-    n_phases: int | None = None
-    model: str | None = None
-    compare_model: str | None = None
-    raw_heatmap: bool = False
-    trust_remote_code: bool = False
+    phases: int | None = None
+    compare_model: ModelSpec | None = option(None, flag="--compare-model")
+    raw: bool = False
+
+    def all_prompts(self) -> list[str]:
+        """``prompts``, then the lines of ``prompts_file``; ``["5+2="]`` when both are empty."""
+        prompts = list(self.prompts)
+        if self.prompts_file is not None:
+            try:
+                prompts += read_prompts_file(self.prompts_file)
+            except LayerscopeError as exc:
+                raise self.error("prompts_file", self.prompts_file, str(exc)) from None
+        return prompts or [DEFAULT_PROMPT]
+
+    def validate(self) -> None:
+        super().validate()
+        if isinstance(self.prompts, str) or isinstance(self.target, str):
+            name = "prompts" if isinstance(self.prompts, str) else "target"
+            raise self.error(name, getattr(self, name), "must be a tuple of texts (the Python API accepts one text)")
+        if self.prompts_file is not None and not str(self.prompts_file).strip():
+            raise self.error("prompts_file", self.prompts_file, "is empty; give a text file with one prompt per line")
+        prompts = self.all_prompts()
+        for prompt in prompts:
+            if not prompt.strip():
+                raise self.error("prompts", prompt, "is empty; every prompt needs at least one character")
+        if self.target and len(self.target) not in (1, len(prompts)):
+            raise self.error(
+                "target", self.target,
+                f"gives {len(self.target)} targets for {len(prompts)} prompt{'s' if len(prompts) != 1 else ''}; "
+                "give one for all prompts or one per prompt",
+            )
+        if self.top_k < 1:
+            raise self.error("top_k", self.top_k, "must be at least 1")
+        if self.phases is not None and self.phases < 1:
+            raise self.error("phases", self.phases, "must be at least 1")
+
+    def command(self) -> list[str]:
+        """As :meth:`ExperimentConfig.command`, with ``--no-bos`` and ``--compare-model SOURCE`` (its options
+        are the model's: one ``--dtype``/``--trust-remote-code`` serves both on the command line)."""
+        argv = ExperimentConfig.command(replace(self, bos=True, compare_model=None))
+        if not self.bos:
+            argv.append("--no-bos")
+        if self.compare_model is not None:
+            argv += ["--compare-model", self.compare_model.label]
+        return argv
+
+    def run(self, model=None) -> InspectResult:
+        """``model``: a loaded model, or ``[model, compare_model]`` (either may be None: loaded here)."""
+        other = None
+        if isinstance(model, (list, tuple)):
+            model, other = model
+        return run_inspect(self, model, other)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PromptTokens:
-    """One prompt as fed: ids, the position read, and the target token (if any)."""
+    """One prompt as fed: ids, the position read (and its token), and the target token (if any)."""
 
     prompt: str
     ids: list[int]
     position: int
+    token: str
     target_text: str | None
     target_id: int | None
 
 
-def validate(config: InspectConfig) -> None:
-    """Check what can be checked before a model loads."""
-    if not config.prompts:
-        raise LayerscopeError("no prompt given; use --prompt '5+2=' (repeatable) or --prompts-file")
-    for prompt in config.prompts:
-        if not prompt.strip():
-            raise LayerscopeError(f"empty prompt {prompt!r}; every prompt needs at least one character")
-    if config.targets is not None and len(config.targets) not in (1, len(config.prompts)):
-        raise LayerscopeError(
-            f"{len(config.targets)} targets for {len(config.prompts)} prompts; give one target for all or one per prompt"
-        )
-    if config.top_k < 1:
-        raise LayerscopeError(f"--top-k {config.top_k} must be at least 1")
-    if config.n_phases is not None and config.n_phases < 1:
-        raise LayerscopeError(f"--phases {config.n_phases} must be at least 1")
-
-
 def tokenize_prompts(model: Model, config: InspectConfig) -> list[PromptTokens]:
     """Token ids, resolved position and target id of every prompt; errors name the bad prompt or target."""
-    targets = config.targets
+    prompts = config.all_prompts()
+    targets = list(config.target) if config.target else None
     if targets is not None and len(targets) == 1:
-        targets = targets * len(config.prompts)
+        targets = targets * len(prompts)
     out = []
-    for index, prompt in enumerate(config.prompts):
+    for index, prompt in enumerate(prompts):
         ids = model.encode(prompt, bos=config.bos)
         position = config.position + len(ids) if config.position < 0 else config.position
         if not 0 <= position < len(ids):
@@ -116,7 +184,7 @@ def tokenize_prompts(model: Model, config: InspectConfig) -> list[PromptTokens]:
             )
         target = targets[index] if targets is not None else arithmetic_answer(prompt)
         target_id = _target_id(model, prompt, ids, target, config.bos) if target is not None else None
-        out.append(PromptTokens(prompt, ids, position, target, target_id))
+        out.append(PromptTokens(prompt, ids, position, model.decode([ids[position]]), target, target_id))
     return out
 
 
@@ -136,99 +204,209 @@ def _target_id(model: Model, prompt: str, prompt_ids: list[int], target: str, bo
     return first
 
 
-@dataclass
-class InspectResult:
+@dataclass(kw_only=True, repr=False)
+class InspectResult(Result):
     """What ``inspect`` found.
 
+    Layers are named ``embed`` (the embedding output), ``0``..``n-1`` (the output of decoder block k) and
+    ``norm`` (the final norm's output); tables carry the name in ``layer`` and the depth (0 = ``embed``,
+    ``n + 1`` = ``norm``) in ``depth``.
+
     Attributes:
-        residuals: ``(prompt, layer, d_model)`` float32; layers are ``0`` (embedding output), ``1..n_layers``, ``norm``.
-        layer_labels: ``["0", "1", ..., "18", "norm"]``.
+        tokens: each prompt as fed (ids, position read, target).
+        residuals: ``(prompt, layer, d_model)`` float32, layers ``embed, 0..n-1, norm``.
+        layer_names: ``["embed", "0", ..., "17", "norm"]``, the rows of ``residuals``.
         similarity: one row per (kind, prompt(s), layer): metrics vs the target's input embedding
             (``kind="target"``) and between the same layer of two prompts (``kind="pair"``).
-        lens: one row per (prompt, layer): top-k tokens and probabilities, target rank and probability.
-        phases: layer phases over the prompts (None with fewer than 3 prompts).
-        matrices: ``{"linear CKA": (L, L), "mean cosine": (L, L)}`` over the prompts, layers ``0..n``.
+        lens: one row per (prompt, layer): top-k tokens and probabilities, the target's rank (1 = top)
+            and probability.
+        phases: layer phases over the prompts, layers ``embed..n-1`` (None with fewer than 3 prompts).
+        matrices: ``{"linear CKA": (L, L), "mean cosine": (L, L)}`` over the prompts, layers ``embed..n-1``.
         comparison: per-layer metrics against ``compare_model`` (None without one).
     """
 
     config: InspectConfig
     tokens: list[PromptTokens]
     residuals: np.ndarray
-    layer_labels: list[str]
+    layer_names: list[str]
     similarity: pd.DataFrame
     lens: pd.DataFrame
     phases: Phases | None
     matrices: dict[str, np.ndarray]
     comparison: pd.DataFrame | None
-    model_name: str
-    timings: dict[str, float]
-    models: list = field(default_factory=list, repr=False)
 
+    main_file: ClassVar[str] = "heatmap.html"
+
+    @property
+    def model_name(self) -> str:
+        return self.model_names[0] if self.models else "model"
+
+    @property
+    def phase_layers(self) -> list[str]:
+        """The layers the phases and matrices cover: ``embed..n-1`` (the final norm is left out)."""
+        return self.layer_names[:-1]
+
+    # ----- figures -----------------------------------------------------------------------------------
     def _panels(self):
         from ..render.heatmap import ResidualPanel
 
         panels = []
         for tokens, values in zip(self.tokens, self.residuals):
-            token = self.models[0].decode([tokens.ids[tokens.position]]) if self.models else ""
-            title = f"{tokens.prompt} @ {tokens.position} ({token!r})"
+            title = f"{tokens.prompt} @ {tokens.position} ({tokens.token!r})"
             rms = np.sqrt((values.astype(np.float64) ** 2).mean(axis=1))
-            shown = values if self.config.raw_heatmap else values / np.where(rms > 0, rms, 1.0)[:, None]
+            shown = values if self.config.raw else values / np.where(rms > 0, rms, 1.0)[:, None]
             panels.append(ResidualPanel(title, shown, values.mean(axis=1), rms))
         return panels
 
-    def _zmax(self) -> float:
+    @staticmethod
+    def _zmax(panels) -> float:
         # A robust shared colour range: the 99th percentile of |value| over all panels as drawn.
-        return float(np.percentile(np.abs(np.stack([p.values for p in self._panels()])), 99)) or 1.0
+        return float(np.percentile(np.abs(np.stack([p.values for p in panels])), 99)) or 1.0
 
     def heatmap_title(self) -> str:
-        scale = "raw values" if self.config.raw_heatmap else "each layer divided by its RMS"
+        scale = "raw values" if self.config.raw else "each layer divided by its RMS"
         return f"{self.model_name}: residual stream by layer ({scale})"
 
     def figure(self):
         """Heatmaps of the residual at the position, every layer, prompts side by side (shared colours)."""
         from ..render.heatmap import residual_figure
 
-        return residual_figure(self._panels(), self.layer_labels, self._zmax(), self.heatmap_title())
+        panels = self._panels()
+        return residual_figure(panels, self.layer_names, self._zmax(panels), self.heatmap_title())
+
+    def heatmap_png(self):
+        """:meth:`figure` as a matplotlib figure."""
+        from ..render.heatmap import residual_png
+
+        panels = self._panels()
+        return residual_png(panels, self.layer_names, self._zmax(panels), self.heatmap_title())
 
     def lens_figure(self):
         """Logit lens: probability of each prompt's target per layer, top-1 token as text."""
         from ..render.heatmap import lens_figure
 
         prob, top, prompts = self._lens_grid()
-        return lens_figure(prob, top, prompts, self.layer_labels, f"{self.model_name}: logit lens")
+        return lens_figure(prob, top, prompts, self.layer_names, f"{self.model_name}: logit lens")
+
+    def lens_png(self):
+        """:meth:`lens_figure` as a matplotlib figure."""
+        from ..render.heatmap import lens_png
+
+        prob, top, prompts = self._lens_grid()
+        return lens_png(prob, top, prompts, self.layer_names, f"{self.model_name}: logit lens")
 
     def phases_figure(self):
+        """The layer-by-layer linear CKA and mean cosine matrices, phase boundaries dotted (3+ prompts)."""
         from ..render.heatmap import matrix_figure
 
-        labels = self.layer_labels[:-1]
         bounds = self.phases.boundaries if self.phases else []
-        return matrix_figure(self.matrices, labels, f"{self.model_name}: layer-by-layer similarity", bounds)
+        return matrix_figure(self.matrices, self.phase_layers, f"{self.model_name}: layer-by-layer similarity", bounds)
+
+    def phases_png(self):
+        """:meth:`phases_figure` as a matplotlib figure."""
+        from ..render.heatmap import matrix_png
+
+        bounds = self.phases.boundaries if self.phases else []
+        return matrix_png(self.matrices, self.phase_layers, f"{self.model_name}: layer-by-layer similarity", bounds)
 
     def _lens_grid(self):
-        prompts = [t.prompt for t in self.tokens]
-        prob = np.zeros((len(self.layer_labels), len(prompts)))
-        top = [["" for _ in prompts] for _ in self.layer_labels]
-        for j, prompt in enumerate(prompts):
+        prompts: list[str] = []  # column names: a repeated prompt becomes "5+2= (2)"
+        for t in self.tokens:
+            prompts.append(unique_name(t.prompt, prompts))
+        prob = np.zeros((len(self.layer_names), len(self.tokens)))
+        top = [["" for _ in self.tokens] for _ in self.layer_names]
+        for j in range(len(self.tokens)):
             rows = self.lens[self.lens["prompt_index"] == j]
             for i, (_, row) in enumerate(rows.iterrows()):
                 prob[i, j] = row["target_prob"] if pd.notna(row["target_prob"]) else 0.0
                 top[i][j] = str(row["top1"])
         return prob, top, prompts
 
-    def save(self, out: str | Path) -> Path:
-        """Write the run directory (see :func:`save_inspect`)."""
-        from .inspect_outputs import save_inspect
+    # ----- the run directory --------------------------------------------------------------------------
+    def phases_record(self) -> dict | None:
+        """``phases.json``: the phases as ranges of layer names (and depths), with the scores behind them."""
+        if self.phases is None:
+            return None
+        names = self.phase_layers
+        return {
+            "method": "contiguous kernel k-means on the linear CKA matrix over the prompts, k by mean silhouette",
+            "layers": "embed = embedding output, k = output of decoder block k; the final norm is not included",
+            "silhouette": self.phases.silhouette,
+            "phases": [
+                {"first": names[a], "last": names[b], "first_depth": a, "last_depth": b} for a, b in self.phases.bounds
+            ],
+            "summary": self.phases.describe(names),
+            "contrast": self.phases.contrast,
+            "consecutive_cka": {f"{names[i]}->{names[i + 1]}": v for i, v in enumerate(self.phases.consecutive)},
+        }
 
-        return save_inspect(self, Path(out))
+    def tables(self) -> dict[str, pd.DataFrame]:
+        tables = {"logit_lens": self.lens, "similarity": self.similarity}
+        if self.comparison is not None:
+            tables["compare"] = self.comparison
+        return tables
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"residuals": self.residuals}
+
+    def figures(self) -> dict:
+        figures = {"heatmap": self.figure, "logit_lens": self.lens_figure}
+        if self.phases is not None:
+            figures["layers"] = self.phases_figure
+        return figures
+
+    def images(self) -> dict:
+        images = {"heatmap": self.heatmap_png, "logit_lens": self.lens_png}
+        if self.phases is not None:
+            images["layers"] = self.phases_png
+        return images
+
+    def texts(self) -> dict[str, str]:
+        record = self.phases_record()
+        return {} if record is None else {"phases.json": json.dumps(record, indent=2) + "\n"}
+
+    def record(self) -> dict:
+        return {
+            "prompts": [
+                {
+                    "prompt": t.prompt,
+                    "ids": t.ids,
+                    "position": t.position,
+                    "target": t.target_text,
+                    "target_id": t.target_id,
+                }
+                for t in self.tokens
+            ],
+            "layers": self.layer_names,
+            "phases": self.phases.describe(self.phase_layers) if self.phases is not None else None,
+        }
+
+    def summary(self) -> list[str]:
+        lines = []
+        final = self.lens[self.lens["layer"] == "norm"]
+        for _, row in final.iterrows():
+            ranked = pd.notna(row["target_rank"])
+            target = f", target {row['target']!r} rank {int(row['target_rank'])}" if ranked else ""
+            lines.append(f"{row['prompt']!r}: top-1 {row['top1']!r} (p={row['p_top1']:.2f}){target}")
+        if self.phases is not None:
+            lines.append(f"layer phases: {self.phases.describe(self.phase_layers)}")
+        if self.comparison is not None:
+            worst = self.comparison.loc[self.comparison["mean_cosine"].idxmin()]
+            lines.append(
+                f"compared with {self.model_names[-1]}: lowest mean cosine {worst['mean_cosine']:.4f} "
+                f"at layer {worst['layer']}"
+            )
+        return lines
 
 
-def _layers(model: Model) -> list:
+def _depths(model: Model) -> list:
+    """Every point of the residual stream: ``embed`` (0), blocks (1..n), the final norm."""
     return [*range(model.n_layers + 1), FINAL_NORM]
 
 
 def _capture(model: Model, tokens: list[PromptTokens]) -> np.ndarray:
     prompts = [CapturePrompt(tuple(t.ids), ((t.position,),)) for t in tokens]
-    captured = capture_residuals(model, prompts, _layers(model))  # (layer, prompt, d)
+    captured = capture_residuals(model, prompts, _depths(model))  # (layer, prompt, d)
     return np.ascontiguousarray(np.asarray(captured).transpose(1, 0, 2))
 
 
@@ -241,30 +419,39 @@ def _target_embeddings(model: Model, tokens: list[PromptTokens]) -> np.ndarray |
         return model.parts.embed(ids)[0].float().cpu().numpy()
 
 
-def similarity_table(residuals: np.ndarray, labels: list[str], tokens: list[PromptTokens], targets: np.ndarray | None) -> pd.DataFrame:
+SIMILARITY_COLUMNS = ["kind", "prompt", "other", "layer", "depth", "cosine", "l1", "l2", "max_abs_diff"]
+
+
+def similarity_table(
+    residuals: np.ndarray, names: list[str], depths: list[int], tokens: list[PromptTokens], targets: np.ndarray | None
+) -> pd.DataFrame:
     """Metrics vs each prompt's target embedding per layer, and between every pair of prompts per layer."""
     frames = []
     if targets is not None:
         for p, t in enumerate(tokens):
             metrics = compare(residuals[p], targets[p])
-            frames.append(metrics.assign(kind="target", prompt=t.prompt, other=f"embed({t.target_text})", layer=labels))
+            other = f"embed({t.target_text})"
+            frames.append(metrics.assign(kind="target", prompt=t.prompt, other=other, layer=names, depth=depths))
     for a in range(len(tokens)):
         for b in range(a + 1, len(tokens)):
             metrics = compare(residuals[a], residuals[b])
-            frames.append(metrics.assign(kind="pair", prompt=tokens[a].prompt, other=tokens[b].prompt, layer=labels))
+            frames.append(
+                metrics.assign(kind="pair", prompt=tokens[a].prompt, other=tokens[b].prompt, layer=names, depth=depths)
+            )
     if not frames:
-        return pd.DataFrame(columns=["kind", "prompt", "other", "layer", "cosine", "l1", "l2", "max_abs_diff"])
-    table = pd.concat(frames, ignore_index=True)
-    return table[["kind", "prompt", "other", "layer", "cosine", "l1", "l2", "max_abs_diff"]]
+        return pd.DataFrame(columns=SIMILARITY_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[SIMILARITY_COLUMNS]
 
 
-def lens_table(model: Model, residuals: np.ndarray, labels: list[str], tokens: list[PromptTokens], k: int) -> pd.DataFrame:
-    """Logit lens per prompt and layer; the final-norm row is decoded without norming again."""
+def lens_table(
+    model: Model, residuals: np.ndarray, names: list[str], depths: list[int], tokens: list[PromptTokens], k: int
+) -> pd.DataFrame:
+    """Logit lens per prompt and layer (target rank 1 = top); the final-norm row is decoded without norming again."""
     rows = []
     for p, t in enumerate(tokens):
-        readout = lens_readout(model, residuals[p], k=k, target=t.target_id, normed_from=len(labels) - 1)
-        for i, label in enumerate(labels):
-            row = {"prompt_index": p, "prompt": t.prompt, "layer": label, "target": t.target_text}
+        readout = lens_readout(model, residuals[p], k=k, target=t.target_id, normed_from=len(names) - 1)
+        for i, (name, depth) in enumerate(zip(names, depths)):
+            row = {"prompt_index": p, "prompt": t.prompt, "layer": name, "depth": depth, "target": t.target_text}
             row["top1"] = model.decode([int(readout.top_ids[i, 0])])
             row["p_top1"] = float(readout.top_probs[i, 0])
             row["target_rank"] = int(readout.target_rank[i]) if readout.target_rank is not None else None
@@ -273,18 +460,21 @@ def lens_table(model: Model, residuals: np.ndarray, labels: list[str], tokens: l
                 row[f"top{j + 1}_token"] = model.decode([int(readout.top_ids[i, j])])
                 row[f"top{j + 1}_prob"] = float(readout.top_probs[i, j])
             rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["target_rank"] = table["target_rank"].astype("Int64")  # stays an integer beside missing targets
+    return table
 
 
-def comparison_table(a: np.ndarray, b: np.ndarray, labels: list[str]) -> pd.DataFrame:
+def comparison_table(a: np.ndarray, b: np.ndarray, names: list[str], depths: list[int]) -> pd.DataFrame:
     """Per-layer agreement of two models' residuals ``(prompt, layer, d)`` on the same prompts."""
     rows = []
-    for i, label in enumerate(labels):
+    for i, (name, depth) in enumerate(zip(names, depths)):
         metrics = compare(a[:, i], b[:, i])
         norm = np.linalg.norm(a[:, i], axis=-1)
         rows.append(
             {
-                "layer": label,
+                "layer": name,
+                "depth": depth,
                 "mean_cosine": float(metrics["cosine"].mean()),
                 "min_cosine": float(metrics["cosine"].min()),
                 "mean_l2": float(metrics["l2"].mean()),
@@ -296,87 +486,103 @@ def comparison_table(a: np.ndarray, b: np.ndarray, labels: list[str]) -> pd.Data
 
 
 def run_inspect(config: InspectConfig, model: Model | None = None, compare_with: Model | None = None) -> InspectResult:
-    """Run ``inspect``; loads ``config.model`` (and ``config.compare_model``) unless given loaded."""
-    validate(config)
+    """Run ``inspect``; loads ``config.model`` (and ``config.compare_model``) unless given loaded. No files written."""
     timings: dict[str, float] = {}
-    model = model_for_run(model, config.model, timings)
+    model = config.model.loaded(model, timings)
     tokens = tokenize_prompts(model, config)
-    if config.n_phases is not None and config.n_phases > model.n_layers + 1:
-        raise LayerscopeError(f"--phases {config.n_phases}: {model.name} has {model.n_layers + 1} layers; valid: 1..{model.n_layers + 1}")
+    n_rows = model.n_layers + 1
+    if config.phases is not None and config.phases > n_rows:
+        raise LayerscopeError(
+            f"{config.phases} phases asked for, but {model.name} has {n_rows} layers to split "
+            f"(embed and blocks 0..{model.n_layers - 1}); valid: 1..{n_rows}"
+        )
 
     start = time.perf_counter()
     residuals = _capture(model, tokens)
-    labels = [layer_name(i) for i in _layers(model)]
+    points = _depths(model)
+    names = [layer_name(d) for d in points]
+    depths = [layer_depth(d, model.n_layers) for d in points]
     timings["capture"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    similarity = similarity_table(residuals, labels, tokens, _target_embeddings(model, tokens))
-    lens = lens_table(model, residuals, labels, tokens, config.top_k)
-    stack = residuals[:, :-1].transpose(1, 0, 2)  # (layer, prompt, d), embed..n
+    similarity = similarity_table(residuals, names, depths, tokens, _target_embeddings(model, tokens))
+    lens = lens_table(model, residuals, names, depths, tokens, config.top_k)
+    stack = residuals[:, :-1].transpose(1, 0, 2)  # (layer, prompt, d), embed..n-1
     matrices, phases = {}, None
     if len(tokens) >= 3:
         matrices = {"linear CKA": cka_matrix(stack), "mean cosine": mean_cosine_matrix(stack)}
-        phases = find_phases(matrices["linear CKA"], n_phases=config.n_phases)
+        phases = find_phases(matrices["linear CKA"], n_phases=config.phases)
     timings["analysis"] = time.perf_counter() - start
 
-    comparison, models = None, [model]
+    comparison = None
+    records = [model_record(model)]
     if config.compare_model is not None or compare_with is not None:
+        spec = config.compare_model if config.compare_model is not None else ModelSpec.of(compare_with)
+        other = spec.loaded(compare_with, timings)
         start = time.perf_counter()
-        other = compare_with or load_model(config.compare_model, trust_remote_code=config.trust_remote_code)
         if other.d_model != model.d_model:
             raise LayerscopeError(
                 f"cannot compare {model.name!r} (d_model {model.d_model}) with {other.name!r} (d_model {other.d_model}); "
                 "the residual widths must match"
             )
-        other_tokens = tokenize_prompts(other, config)
-        other_res = _capture(other, other_tokens)
-        n = min(residuals.shape[1], other_res.shape[1]) - 1  # shared layers, then the final norm
+        other_res = _capture(other, tokenize_prompts(other, config))
+        n = min(residuals.shape[1], other_res.shape[1]) - 1  # shared depths, then the final norm
         picks = [*range(n), -1]
-        comparison = comparison_table(residuals[:, picks], other_res[:, picks], [labels[i] for i in picks])
-        models.append(other)
+        comparison = comparison_table(
+            residuals[:, picks], other_res[:, picks], [names[i] for i in picks], [depths[i] for i in picks]
+        )
+        records.append(model_record(other, unique_name(other.name, {model.name})))
         timings["compare"] = time.perf_counter() - start
 
     return InspectResult(
-        config=config, tokens=tokens, residuals=residuals, layer_labels=labels, similarity=similarity, lens=lens,
-        phases=phases, matrices=matrices, comparison=comparison, model_name=model.name, timings=timings, models=models,
+        config=config, tokens=tokens, residuals=residuals, layer_names=names, similarity=similarity, lens=lens,
+        phases=phases, matrices=matrices, comparison=comparison, models=records, timings=timings,
     )
 
 
 def inspect(
-    prompts: str | list[str] = "5+2=",
+    prompts: str | Sequence[str] = DEFAULT_PROMPT,
     *,
-    model: str | Model | None = None,
+    model: ModelSpec | Model | str | None = None,
+    prompts_file: str | Path | None = None,
     position: int = -1,
-    targets: str | list[str] | None = None,
+    target: str | Sequence[str] = (),
     bos: bool = True,
     top_k: int = 5,
-    n_phases: int | None = None,
-    compare_model: str | Model | None = None,
-    raw_heatmap: bool = False,
+    phases: int | None = None,
+    compare_model: ModelSpec | Model | str | None = None,
+    raw: bool = False,
     out: str | Path | None = None,
 ) -> InspectResult:
-    """Residuals of prompts at one position in every layer, with similarity, logit lens and phases.
+    """Residuals of prompts at one position in every layer, with similarity, logit lens and phases (seed 001).
+
+    Args:
+        prompts: one prompt or several.
+        model, compare_model: a loaded model, a source, a :class:`ModelSpec` (for ``dtype``,
+            ``trust_remote_code``, ...), or None for the default model; ``compare_model=None`` compares nothing.
+        target: the expected answer, one for all prompts or one per prompt (default: computed for arithmetic).
+        phases: the number of layer phases (None: chosen).
+        raw: heatmap of raw values instead of each layer divided by its RMS.
+        out: also write the run directory there.
 
     Example:
-        >>> result = layerscope.inspect(["5+2=", "3+4=", "9-2=", "2*3="])
-        >>> result.figure()                # heatmaps, rows = layers
-        >>> result.lens.query("layer == 'norm'")[["prompt", "top1", "target_rank"]]
-        >>> result.phases.describe()
+        >>> seen = layerscope.inspect(["5+2=", "3+4=", "9-2=", "2*3="])
+        >>> seen.figure()                  # heatmaps, rows = layers embed, 0..n-1, norm
+        >>> seen.lens.query("layer == 'norm'")[["prompt", "top1", "target_rank"]]
+        >>> seen.phases.describe()         # e.g. 'embed..2 | 3..10 | 11..17'
     """
-    loaded = model if isinstance(model, Model) else None
-    other = compare_model if isinstance(compare_model, Model) else None
     config = InspectConfig(
-        prompts=[prompts] if isinstance(prompts, str) else list(prompts),
+        model=ModelSpec.of(model),
+        prompts=(prompts,) if isinstance(prompts, str) else tuple(prompts),
+        prompts_file=None if prompts_file is None else os.fspath(prompts_file),
         position=position,
-        targets=[targets] if isinstance(targets, str) else (list(targets) if targets is not None else None),
+        target=(target,) if isinstance(target, str) else tuple(target or ()),
         bos=bos,
         top_k=top_k,
-        n_phases=n_phases,
-        model=loaded.source if loaded else model,
-        compare_model=other.source if other else compare_model,
-        raw_heatmap=raw_heatmap,
+        phases=phases,
+        compare_model=None if compare_model is None else ModelSpec.of(compare_model),
+        raw=raw,
     )
-    result = run_inspect(config, loaded, other)
-    if out is not None:
-        result.save(out)
-    return result
+    loaded = model if isinstance(model, Model) else None
+    other = compare_model if isinstance(compare_model, Model) else None
+    return execute(config, loaded if other is None else [loaded, other], out=out)

@@ -1,6 +1,9 @@
 """Heatmaps: residual vectors across layers (seed 001), layer-by-layer similarity, logit lens.
 
-Inputs are ready-made arrays; colour ranges are passed in, nothing is computed here.
+Inputs are ready-made arrays; colour ranges are passed in, nothing is computed here. Rows are labelled
+with layer names (``embed``, ``0``..``n-1``, ``norm``; see :mod:`layerscope.capture.layer_spec`). The
+``*_figure`` functions return plotly figures, the ``*_png`` ones :class:`matplotlib.figure.Figure`
+objects (no pyplot), which the run directory writes as PNG.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
+from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
-from .static import plt, save_png
+from .static import new_figure
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class ResidualPanel:
     rms: np.ndarray
 
 
-def residual_figure(panels: list[ResidualPanel], layer_labels: list[str], zmax: float, title: str) -> go.Figure:
+def residual_figure(panels: list[ResidualPanel], layer_names: list[str], zmax: float, title: str) -> go.Figure:
     """Side-by-side heatmaps (rows = layers, columns = dimensions) with a mean/RMS strip before each.
 
     All panels share one diverging colour scale ``[-zmax, zmax]``; the mean/RMS strips share another.
@@ -51,14 +55,14 @@ def residual_figure(panels: list[ResidualPanel], layer_labels: list[str], zmax: 
         strip = np.stack([panel.mean, panel.rms], axis=1)
         fig.add_trace(
             go.Heatmap(
-                z=strip, x=["mean", "rms"], y=layer_labels, coloraxis="coloraxis2",
+                z=strip, x=["mean", "rms"], y=layer_names, coloraxis="coloraxis2",
                 hovertemplate="layer %{y}<br>%{x}: %{z:.4g}<extra></extra>",
             ),
             row=1, col=col,
         )
         fig.add_trace(
             go.Heatmap(
-                z=panel.values, y=layer_labels, coloraxis="coloraxis",
+                z=panel.values, y=layer_names, coloraxis="coloraxis",
                 hovertemplate="layer %{y}<br>dim %{x}<br>value %{z:.4g}<extra></extra>",
             ),
             row=1, col=col + 1,
@@ -68,35 +72,36 @@ def residual_figure(panels: list[ResidualPanel], layer_labels: list[str], zmax: 
         template="plotly_white",
         coloraxis=dict(colorscale="RdBu_r", cmin=-zmax, cmax=zmax, colorbar=dict(title="value", x=1.0)),
         coloraxis2=dict(colorscale="RdBu_r", cmin=-strip_max, cmax=strip_max, showscale=False),
-        height=max(420, 22 * len(layer_labels) + 160),
+        height=max(420, 22 * len(layer_names) + 160),
         margin=dict(l=10, r=10, t=80, b=40),
     )
+    fig.update_yaxes(type="category")  # layer names such as "0" are names, not numbers
     fig.update_yaxes(autorange="reversed", title_text="layer", row=1, col=1)
     fig.update_xaxes(title_text="dimension")
     return fig
 
 
-def residual_png(panels: list[ResidualPanel], layer_labels: list[str], zmax: float, title: str, path) -> None:
+def residual_png(panels: list[ResidualPanel], layer_names: list[str], zmax: float, title: str) -> Figure:
     """The static version of :func:`residual_figure`."""
     n = len(panels)
-    fig, axes = plt.subplots(
-        1, 2 * n, figsize=(min(6 * n + 1, 30), 0.28 * len(layer_labels) + 2.2), dpi=120,
-        gridspec_kw={"width_ratios": [1, 14] * n}, squeeze=False,
-    )
+    fig = new_figure(figsize=(min(6 * n + 1, 30), 0.28 * len(layer_names) + 2.2), dpi=120)
+    axes = fig.subplots(1, 2 * n, gridspec_kw={"width_ratios": [1, 14] * n}, squeeze=False)
     strip_max = max(float(np.max(np.abs(np.stack([p.mean, p.rms])))) for p in panels) or 1.0
     image = None
     for index, panel in enumerate(panels):
         strip_ax, main_ax = axes[0, 2 * index], axes[0, 2 * index + 1]
         strip_ax.imshow(np.stack([panel.mean, panel.rms], 1), aspect="auto", cmap="RdBu_r", vmin=-strip_max, vmax=strip_max)
         strip_ax.set_xticks([0, 1], ["mean", "rms"], fontsize=7, rotation=90)
-        strip_ax.set_yticks(range(len(layer_labels)), layer_labels if index == 0 else [""] * len(layer_labels), fontsize=7)
+        strip_ax.set_yticks(range(len(layer_names)), layer_names if index == 0 else [""] * len(layer_names), fontsize=7)
+        if index == 0:
+            strip_ax.set_ylabel("layer", fontsize=8)
         image = main_ax.imshow(panel.values, aspect="auto", cmap="RdBu_r", vmin=-zmax, vmax=zmax, interpolation="nearest")
         main_ax.set_yticks([])
         main_ax.set_title(panel.title, fontsize=9)
         main_ax.set_xlabel("dimension", fontsize=8)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, pad=0.01)
     fig.suptitle(title, fontsize=11)
-    save_png(fig, path)
+    return fig
 
 
 def matrix_figure(matrices: dict[str, np.ndarray], labels: list[str], title: str, boundaries: list[int]) -> go.Figure:
@@ -124,25 +129,30 @@ def matrix_figure(matrices: dict[str, np.ndarray], labels: list[str], title: str
         coloraxis=dict(colorscale="Viridis", colorbar=dict(title="similarity")),
         height=560, margin=dict(l=10, r=10, t=80, b=10),
     )
-    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(type="category", title_text="layer")
+    fig.update_yaxes(type="category", autorange="reversed", title_text="layer")
     return fig
 
 
-def matrix_png(matrices: dict[str, np.ndarray], labels: list[str], title: str, boundaries: list[int], path) -> None:
-    fig, axes = plt.subplots(1, len(matrices), figsize=(6 * len(matrices), 5.4), dpi=120, squeeze=False)
+def matrix_png(matrices: dict[str, np.ndarray], labels: list[str], title: str, boundaries: list[int]) -> Figure:
+    """The static version of :func:`matrix_figure`."""
+    fig = new_figure(figsize=(6 * len(matrices), 5.4), dpi=120)
+    axes = fig.subplots(1, len(matrices), squeeze=False)
     for ax, (name, matrix) in zip(axes[0], matrices.items()):
         image = ax.imshow(matrix, cmap="viridis", interpolation="nearest")
         ax.set_title(name)
         step = max(1, len(labels) // 12)
         ax.set_xticks(range(0, len(labels), step), labels[::step], rotation=90, fontsize=7)
         ax.set_yticks(range(0, len(labels), step), labels[::step], fontsize=7)
+        ax.set_xlabel("layer", fontsize=8)
+        ax.set_ylabel("layer", fontsize=8)
         for b in boundaries:
             ax.axvline(b - 0.5, color="white", linestyle=":", linewidth=1.2)
             ax.axhline(b - 0.5, color="white", linestyle=":", linewidth=1.2)
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.suptitle(title)
     fig.tight_layout()
-    save_png(fig, path)
+    return fig
 
 
 def lens_figure(prob: np.ndarray, top_tokens: list[list[str]], prompts: list[str], labels: list[str], title: str) -> go.Figure:
@@ -158,21 +168,27 @@ def lens_figure(prob: np.ndarray, top_tokens: list[list[str]], prompts: list[str
         title=dict(text=title, x=0.5), template="plotly_white", height=max(420, 24 * len(labels) + 160),
         margin=dict(l=10, r=10, t=70, b=10),
     )
-    fig.update_yaxes(autorange="reversed", title="layer")
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category", autorange="reversed", title="layer")
     return fig
 
 
-def lens_png(prob: np.ndarray, top_tokens: list[list[str]], prompts: list[str], labels: list[str], title: str, path) -> None:
-    fig, ax = plt.subplots(figsize=(1.4 * len(prompts) + 3, 0.3 * len(labels) + 2), dpi=120)
+def lens_png(
+    prob: np.ndarray, top_tokens: list[list[str]], prompts: list[str], labels: list[str], title: str
+) -> Figure:
+    """The static version of :func:`lens_figure`."""
+    fig = new_figure(figsize=(1.4 * len(prompts) + 3, 0.3 * len(labels) + 2), dpi=120)
+    ax = fig.add_subplot()
     image = ax.imshow(prob, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for i in range(prob.shape[0]):
         for j in range(prob.shape[1]):
             ax.text(j, i, top_tokens[i][j], ha="center", va="center", fontsize=7, color="black" if prob[i, j] < 0.6 else "white")
     ax.set_xticks(range(len(prompts)), prompts, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_ylabel("layer", fontsize=8)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="p(target)")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.tight_layout()
-    save_png(fig, path)
+    return fig
