@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_model_option, add_out_option
+from .common import add_model_option, add_out_option, model_spec
 
 
 def register(sub) -> None:
@@ -19,16 +19,14 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from .. import progress
-    from ..experiments.tour import run_tour
-    from ..models import load_model
+    from ..experiments.tour import TourConfig
     from ..rundir import default_run_dir
+    from ..runner import execute
 
-    model = load_model(args.model, trust_remote_code=args.trust_remote_code)
-    summary = run_tour(args.model, args.out or default_run_dir("tour"), quick=args.quick, model=model)
-    for name, info in summary["steps"].items():
-        state = f"{info['seconds']:.1f} s" if "seconds" in info else f"FAILED: {info['error']}"
-        progress.console().print(f"  {name:10s} {state}")
-    progress.console().print(f"tour finished in {summary['total_s']:.0f} s")
-    if "report" in summary:
-        print(summary["report"])
-    return 1 if summary["failed"] else 0
+    out = args.out or str(default_run_dir("tour"))
+    result = execute(TourConfig(model=model_spec(args), quick=args.quick, out=out), out=out, via="cli")
+    for line in result.summary():
+        progress.console().print(f"  {line}")
+    if result.report is not None:
+        print(result.report)
+    return 1 if result.failed else 0
