@@ -44,6 +44,7 @@ def test_stages_cli_writes_run_directory(gemma, tmp_path, capsys):
     assert all(f'id="{name}"' in page for name in STAGES) and page.count("plotly.js v") <= 2
     table = pd.read_csv(out / "projection.csv", dtype={"stage": str})
     assert list(dict.fromkeys(table["stage"])) == STAGES and {"pc1", "pc2", "pc3"} <= set(table.columns)
+    assert list(dict.fromkeys(table["depth"])) == list(range(len(STAGES)))
     assert main(["--quiet", "stages", "--model", model_dir, "a", "b", "--dims", "3", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
 

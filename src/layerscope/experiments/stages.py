@@ -54,7 +54,9 @@ class StagesResult(Result):
 
     Attributes:
         stages: the captured vectors (``stages.vectors[name]`` is ``(n_texts, d_stage)``), names in model order.
-        table: one row per (stage, text): ``stage, index, text, pc1..pcK`` (PCA fitted per stage).
+        table: one row per (stage, text): ``stage, depth, index, text, pc1..pcK`` (PCA fitted per stage);
+            ``depth`` is the stage's place in model order: 0 = ``embed``, ``k + 1`` = layer ``k``, then
+            ``pooling``, ``dense.0``, ..., ``normalize``.
         explained: ``{stage: [ratio per component]}``.
     """
 
@@ -117,10 +119,10 @@ def run_stages(config: StagesConfig, model: Embedder | None = None) -> StagesRes
     start = time.perf_counter()
     captured = capture_stages(embedder, texts, prompt_name=config.prompt_name, batch_size=config.batch_size)
     frames, explained = [], {}
-    for name in captured.names:
+    for depth, name in enumerate(captured.names):
         basis = fit_pca(captured.vectors[name], config.dims)
         coords = basis.transform(captured.vectors[name])
-        frame = pd.DataFrame({"stage": name, "index": np.arange(len(texts)), "text": texts})
+        frame = pd.DataFrame({"stage": name, "depth": depth, "index": np.arange(len(texts)), "text": texts})
         for k in range(config.dims):
             frame[f"pc{k + 1}"] = coords[:, k]
         frames.append(frame)
