@@ -25,7 +25,7 @@ DType = Literal["float32", "bfloat16", "float16", "auto"]
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16", "auto")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class ModelSpec:
     """Which model to load, and how.
 

@@ -1,10 +1,12 @@
 """Named stages inside a sentence-embedding model: every transformer layer, then pooling, each Dense, Normalize.
 
 sentence-transformers runs a model as a chain of modules (Transformer -> Pooling -> Dense... -> Normalize) and
-returns only the last output. Here hooks read one sentence vector per stage:
+returns only the last output. Here hooks read one sentence vector per stage, named as layers are everywhere
+in layerscope (:mod:`layerscope.capture.layer_spec`):
 
-- ``layer.<i>``: the output of transformer layer ``i`` (``(batch, seq, d)``), pooled by the model's own
-  Pooling module (same mode, same mask, same prompt handling), so every layer gives a sentence vector;
+- ``embed``: the embedding output as the layers receive it (HF ``hidden_states[0]``), and ``<k>``: the output
+  of transformer layer ``k`` (``(batch, seq, d)``), each pooled by the model's own Pooling module (same
+  mode, same mask, same prompt handling), so every depth gives a sentence vector;
 - ``pooling``, ``dense.0``, ``dense.1``, ..., ``normalize``: the ``sentence_embedding`` after that module.
 
 The last stage equals ``SentenceTransformer.encode``.
@@ -13,8 +15,8 @@ The last stage equals ``SentenceTransformer.encode``.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ import torch
 from .. import progress
 from ..errors import LayerscopeError
 from ..models.architecture import find_parts
+from .layer_spec import layer_name
 
 
 @dataclass
@@ -29,7 +32,7 @@ class StageVectors:
     """Sentence vectors at each named stage.
 
     Attributes:
-        names: stage names in model order, e.g. ``["layer.0", ..., "layer.23", "pooling", "dense.0", "dense.1", "normalize"]``.
+        names: stage names in model order, e.g. ``["embed", "0", ..., "23", "pooling", "dense.0", "dense.1", "normalize"]``.
         vectors: ``{stage: (n_texts, d_stage) float32}``.
     """
 
@@ -62,20 +65,23 @@ def transformer_layers(st) -> torch.nn.ModuleList:
 @contextlib.contextmanager
 def _hooks(st, pooling, layers, batch_out: dict) -> Iterator[None]:
     """Forward hooks that fill ``batch_out`` with this batch's stage vectors; always removed."""
-    hidden: list[torch.Tensor | None] = [None] * len(layers)
+    hidden: list[torch.Tensor | None] = [None] * (len(layers) + 1)  # by depth: 0 = embed, k + 1 = layer k
     handles = []
+
+    def on_embed(_module, args, kwargs):
+        hidden[0] = args[0] if args else kwargs["hidden_states"]
 
     def on_layer(index):
         def hook(_module, _args, output):
-            hidden[index] = output[0] if isinstance(output, (tuple, list)) else output
+            hidden[index + 1] = output[0] if isinstance(output, (tuple, list)) else output
 
         return hook
 
     def on_pooling(_module, args, _output):
         features = args[0]
-        for index, states in enumerate(hidden):
+        for depth, states in enumerate(hidden):
             pooled = pooling.forward({**features, "token_embeddings": states})["sentence_embedding"]
-            batch_out[f"layer.{index}"] = pooled.float().cpu().numpy()
+            batch_out[layer_name(depth)] = pooled.float().cpu().numpy()
 
     def on_stage(name):
         def hook(_module, _args, output):
@@ -84,6 +90,7 @@ def _hooks(st, pooling, layers, batch_out: dict) -> Iterator[None]:
         return hook
 
     try:
+        handles.append(layers[0].register_forward_pre_hook(on_embed, with_kwargs=True))
         handles += [layer.register_forward_hook(on_layer(i)) for i, layer in enumerate(layers)]
         if pooling is not None:
             handles.append(pooling.register_forward_hook(on_pooling))
@@ -99,8 +106,8 @@ def capture_stages(embedder, texts: Sequence[str], *, prompt_name: str | None = 
 
     Example:
         >>> stages = capture_stages(load_embedder("embeddinggemma"), ["a cat", "a dog"])
-        >>> stages.names[-4:], stages.vectors["dense.0"].shape
-        (['pooling', 'dense.0', 'dense.1', 'normalize'], (2, 3072))
+        >>> stages.names[:2], stages.names[-4:], stages.vectors["dense.0"].shape
+        (['embed', '0'], ['pooling', 'dense.0', 'dense.1', 'normalize'], (2, 3072))
     """
     embedder.check_prompt(prompt_name)
     texts = [str(t) for t in texts]
@@ -110,7 +117,8 @@ def capture_stages(embedder, texts: Sequence[str], *, prompt_name: str | None = 
     layers = transformer_layers(st)
     stages = stage_modules(st)
     pooling = next((m for name, m in stages if name.startswith("pooling")), None)
-    names = ([f"layer.{i}" for i in range(len(layers))] if pooling is not None else []) + [n for n, _ in stages]
+    depths = [layer_name(d) for d in range(len(layers) + 1)] if pooling is not None else []
+    names = depths + [n for n, _ in stages]
     prompt = embedder.prompts.get(prompt_name) if prompt_name else None
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     starts = range(0, len(texts), batch_size)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from .common import add_model_option, add_out_option, add_set_options
+from .common import add_model_option, add_out_option, add_set_options, model_specs
 from .parser import int_at_least, positive_int
 
 
@@ -37,33 +38,36 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from .. import progress
-    from ..experiments.echo import DEFAULT_PROMPT, EchoConfig, check_config, default_out, run_echo
-    from ..tokensets import inline_set
+def config_from_args(args):
+    """The :class:`~layerscope.experiments.echo.EchoConfig` the options give (the word file is one more set)."""
+    from ..experiments.echo import DEFAULT_PROMPT, EchoConfig
+    from ..tokensets.options import inline_words
 
-    sets = list(args.sets or []) + ([args.file] if args.file else [])
-    if not sets and args.tokens is None:
-        sets = ["echo-words"]
-    config = EchoConfig(
-        models=list(args.models or [None]),
-        sets=sets,
-        inline=inline_set(args.tokens) if args.tokens is not None else {},
+    return EchoConfig(
+        models=model_specs(args),
+        sets=tuple(args.sets or ()) + ((args.file,) if args.file else ()),
+        tokens=inline_words(args.tokens),
+        leading_space=args.leading_space,
         bos=args.bos,
         top_k=args.top_k,
-        prompts=list(args.prompts or [DEFAULT_PROMPT]),
+        prompts=tuple(args.prompts or (DEFAULT_PROMPT,)),
         max_new_tokens=args.max_new_tokens,
-        leading_space=args.leading_space,
         batch_size=args.batch_size,
-        trust_remote_code=args.trust_remote_code,
     )
-    check_config(config)  # bad words or options fail before any model loads
-    result = run_echo(config)
-    if result.models:
-        out = result.save(args.out or default_out())
-        for line in result.summary_lines():
-            progress.console().print(line)
-        print(out / "echo.html")
+
+
+def run(args) -> int:
+    """Run, write ``--out``, print the summary and the page; a model that failed is one error line (exit 2)."""
+    from .. import progress
+    from ..rundir import default_run_dir
+    from ..runner import execute
+
+    config = config_from_args(args)
+    out = Path(args.out) if args.out else default_run_dir(config.experiment)
+    result = execute(config, out=out, via="cli")
+    for line in result.summary():
+        progress.console().print(line)
+    print(out / result.main_file)
     for message in result.failures.values():
         print(f"layerscope: error: {message}", file=sys.stderr)
     return 2 if result.failures else 0

@@ -6,6 +6,8 @@ from .parser import positive_int
 
 
 def add_embedding_options(parser) -> None:
+    """``TEXT...``, ``--model``, ``--file``, ``--batch-size``, ``--trust-remote-code`` (every embedding command)."""
+    parser.add_argument("texts", nargs="*", metavar="TEXT")
     parser.add_argument(
         "--model", default=None, metavar="M",
         help="a sentence-transformers or MLX embedding directory, a cached hub id (default: all-minilm-l6-v2)",
@@ -15,20 +17,16 @@ def add_embedding_options(parser) -> None:
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
 
 
-def read_texts(texts: list[str], file: str | None) -> list[str]:
-    from pathlib import Path
+def embedding_fields(args) -> dict:
+    """The :class:`~layerscope.experiments.encode.EmbeddingConfig` fields the options give."""
+    from ..model_spec import ModelSpec
 
-    from ..errors import LayerscopeError
-
-    texts = list(texts or [])
-    if file is not None:
-        path = Path(file)
-        if not path.is_file():
-            raise LayerscopeError(f"--file {file!r} does not exist")
-        texts += [line.rstrip("\r") for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
-    if not texts:
-        raise LayerscopeError("no texts: give them as arguments or with --file")
-    return texts
+    return {
+        "texts": tuple(args.texts or ()),
+        "file": args.file,
+        "model": ModelSpec(source=args.model, trust_remote_code=args.trust_remote_code),
+        "batch_size": args.batch_size,
+    }
 
 
 def register(sub) -> None:
@@ -37,31 +35,30 @@ def register(sub) -> None:
         help="sentence embeddings of texts (sentence-transformers, EmbeddingGemma, MLX directories)",
         description="Sentence embeddings of texts; printed as a summary, saved with --out as a (n, dim) .npy.",
     )
-    parser.add_argument("texts", nargs="*", metavar="TEXT")
     add_embedding_options(parser)
     parser.add_argument("--prompt-name", default=None, metavar="NAME", help="one of the model's own prompts (e.g. query)")
     parser.add_argument("--out", default=None, metavar="VECTORS.npy", help="write the (n, dim) float32 array here")
     parser.set_defaults(func=run)
 
 
+def config_from_args(args):
+    from ..experiments.encode import EncodeConfig
+
+    return EncodeConfig(**embedding_fields(args), prompt_name=args.prompt_name)
+
+
 def run(args) -> int:
-    import numpy as np
-
+    """Print one line per text, or with ``--out`` write the array there and print its path."""
     from .. import progress
-    from ..atomic import atomic_path
-    from ..experiments.encode import encode
-    from ..models.embedding import load_embedder
+    from ..runner import execute
 
-    texts = read_texts(args.texts, args.file)
-    embedder = load_embedder(args.model, trust_remote_code=args.trust_remote_code)
-    vectors = encode(texts, embedder, prompt_name=args.prompt_name, batch_size=args.batch_size)
+    result = execute(config_from_args(args), via="cli")
     if args.out:
-        with atomic_path(args.out) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, vectors)
-        progress.console().print(f"{vectors.shape[0]} x {vectors.shape[1]} vectors from {embedder.name}")
-        print(args.out)
+        path = result.save_vectors(args.out)
+        for line in result.summary():
+            progress.console().print(line)
+        print(path)
         return 0
-    for text, vector in zip(texts, vectors):
-        head = " ".join(f"{x:+.4f}" for x in vector[:6])
-        print(f"[{head} ...] |v|={np.linalg.norm(vector):.4f}  {text}")
+    for line in result.lines():
+        print(line)
     return 0

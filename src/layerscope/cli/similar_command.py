@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .encode_command import add_embedding_options, read_texts
+from .common import add_out_option
+from .encode_command import add_embedding_options, embedding_fields
 
 
 def register(sub) -> None:
@@ -12,30 +13,30 @@ def register(sub) -> None:
         description="Rank texts by cosine similarity to a query; the model's own query/document prompts are used "
         "when it defines them.",
     )
-    parser.add_argument("texts", nargs="*", metavar="TEXT")
     parser.add_argument("--query", required=True, metavar="Q", help="the query text")
     add_embedding_options(parser)
     parser.add_argument("--query-prompt", default="auto", metavar="NAME", help="prompt name for the query ('none' for none)")
     parser.add_argument("--document-prompt", default="auto", metavar="NAME", help="prompt name for the texts ('none' for none)")
     parser.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    add_out_option(parser)
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from ..experiments.encode import similar
-    from ..models.embedding import load_embedder
+def config_from_args(args):
+    from ..experiments.encode import SimilarConfig
 
-    texts = read_texts(args.texts, args.file)
-    embedder = load_embedder(args.model, trust_remote_code=args.trust_remote_code)
-    table = similar(
-        args.query, texts, embedder,
-        query_prompt=None if args.query_prompt == "none" else args.query_prompt,
-        document_prompt=None if args.document_prompt == "none" else args.document_prompt,
-        batch_size=args.batch_size,
+    return SimilarConfig(
+        **embedding_fields(args),
+        query=args.query,
+        query_prompt=args.query_prompt,
+        document_prompt=args.document_prompt,
     )
-    if args.json:
-        print(table.to_json(orient="records", indent=2))
-    else:
-        for row in table.itertuples():
-            print(f"{row.rank:>3}  {row.cosine:+.4f}  {row.text}")
+
+
+def run(args) -> int:
+    """Print the ranking (``--json``: as JSON); with ``--out`` also write the run directory."""
+    from ..runner import execute
+
+    result = execute(config_from_args(args), out=args.out, via="cli")
+    print(result.to_json() if args.json else "\n".join(result.lines()))
     return 0

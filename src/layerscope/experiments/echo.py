@@ -14,101 +14,151 @@ from __future__ import annotations
 import gc
 import time
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Literal
 
 import pandas as pd
-import torch
 
 from .. import progress
 from ..analysis.echo import BOS_SETTINGS, echo_rates, word_grid
-from ..errors import LayerscopeError, choices_text
-from ..models import Model, load_model
-from ..rundir import default_run_dir, model_record, write_run_json
+from ..errors import LayerscopeError
+from ..experiment import Result, option
+from ..model_spec import ModelSpec, unique_name
+from ..models import Model
+from ..rundir import model_record
+from ..runner import execute
 from ..tokensets import TokenItem, encode_sets
+from ..tokensets.options import MultiToken, TokenSetOptions, inline_words
 from .echo_probe import next_token_stats
-from .tokens import gather_sets
 
 DEFAULT_PROMPT = "When John and Mary went to the store, John gave the bag to"
+DEFAULT_SETS = ("echo-words",)
 _GRID_COLUMNS = ("top1", "echo", "single_token", "applicable", "p_top1", "p_echo", "rank_echo")
+Bos = Literal["both", "without", "with"]
 BOS_CHOICES: dict[str, tuple[str, ...]] = {"both": BOS_SETTINGS, "without": ("without",), "with": ("with",)}
 
 
-@dataclass
-class EchoConfig:
+@dataclass(frozen=True, kw_only=True)
+class EchoConfig(TokenSetOptions):
     """What ``layerscope echo`` runs.
 
     Attributes:
-        models: model sources, probed in order (``None`` or ``"default"``: Gemma 3 270M).
-        sets: built-in set names or files (default: seed 004's ``echo-words``).
-        inline: extra sets given inline, ``{name: [words]}``.
+        models: the models probed, in order (``--model``, repeatable; default: Gemma 3 270M). Each is
+            loaded, probed and freed before the next.
+        sets, tokens: which words (see :class:`~layerscope.tokensets.options.TokenSetOptions`); with
+            neither, seed 004's ``echo-words``. A word file given as the command's argument is a set.
+        leading_space: feed ``" John"`` rather than ``"John"`` (the command's ``--no-leading-space`` turns it off).
+        multi_token: not used: a word of several tokens is fed whole and its first token is the echo target.
         bos: ``"both"``, ``"without"`` or ``"with"``.
         top_k: how many of the most probable next tokens to record.
         prompts: free prompts completed greedily with and without BOS.
-        max_new_tokens: tokens generated per prompt.
-        leading_space: feed ``" John"`` rather than ``"John"``.
+        max_new_tokens: tokens generated per prompt (0: no completions).
         batch_size: inputs per forward pass.
-        trust_remote_code: allow the model repositories' own code.
     """
 
-    models: list[str | None] = field(default_factory=lambda: [None])
-    sets: list[str] = field(default_factory=lambda: ["echo-words"])
-    inline: dict[str, list[str]] = field(default_factory=dict)
-    bos: str = "both"
+    experiment = "echo"
+    #: the runner loads no model: each of ``models`` is loaded here in turn
+    loads_own_models: ClassVar[bool] = True
+
+    models: tuple[ModelSpec, ...] = option((ModelSpec(),), flag="--model")
+    leading_space: bool = option(True, flag="--no-leading-space")
+    multi_token: MultiToken = option("mean", flag="")
+    bos: Bos = "both"
     top_k: int = 5
-    prompts: list[str] = field(default_factory=lambda: [DEFAULT_PROMPT])
+    prompts: tuple[str, ...] = option((DEFAULT_PROMPT,), flag="--prompt")
     max_new_tokens: int = 8
-    leading_space: bool = True
     batch_size: int = 64
-    trust_remote_code: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        if isinstance(self.models, (str, ModelSpec)) or not self.models:
+            raise self.error("models", self.models, "must be a non-empty tuple of ModelSpec (default: the default model)")
+        if not all(isinstance(m, ModelSpec) for m in self.models):
+            raise self.error("models", self.models, "must hold ModelSpec values; use ModelSpec.of(source)")
+        if self.bos not in BOS_CHOICES:
+            raise self.error("bos", self.bos, "is not valid; valid: both, without, with")
+        if self.top_k < 1:
+            raise self.error("top_k", self.top_k, "is not valid; give at least 1")
+        if self.max_new_tokens < 0:
+            raise self.error("max_new_tokens", self.max_new_tokens, "is not valid; give 0 or more")
+        if self.batch_size < 1:
+            raise self.error("batch_size", self.batch_size, "is not valid; give at least 1")
+        if self.multi_token != "mean":
+            raise self.error("multi_token", self.multi_token, "does not apply to echo: a word of several tokens is fed whole")
+        if isinstance(self.prompts, str):
+            raise self.error("prompts", self.prompts, "must be a tuple of prompts")
+        for prompt in self.prompts:
+            if not prompt.strip():
+                raise self.error("prompts", prompt, "is empty; give some text")
+        self.word_sets()
+
+    def word_sets(self) -> dict[str, list[str]]:
+        if not self.sets and not self.tokens:
+            return TokenSetOptions.word_sets(replace(self, sets=DEFAULT_SETS))
+        return super().word_sets()
+
+    def command(self) -> list[str]:
+        """As :meth:`ExperimentConfig.command`, with every model named (``--model default`` too) and
+        ``--no-leading-space`` when the leading space is off."""
+        base = replace(self, models=(ModelSpec(),), leading_space=True)
+        argv = super(EchoConfig, base).command()
+        extra = [] if self.models == (ModelSpec(),) else _models_argv(self.models)
+        if not self.leading_space:
+            extra.append("--no-leading-space")
+        return argv[:2] + extra + argv[2:]
+
+    def run(self, model=None) -> EchoResult:
+        return run_echo(self, model)
 
 
-def check_config(config: EchoConfig) -> dict[str, list[str]]:
-    """Validate everything that needs no model; returns the word sets."""
-    if config.bos not in BOS_CHOICES:
-        raise LayerscopeError(f"--bos {config.bos!r} is not valid; valid: {choices_text(BOS_CHOICES)}")
-    if config.top_k < 1:
-        raise LayerscopeError(f"--top-k {config.top_k} is not valid; give at least 1")
-    if config.max_new_tokens < 0:
-        raise LayerscopeError(f"--max-new-tokens {config.max_new_tokens} is not valid; give 0 or more")
-    if config.batch_size < 1:
-        raise LayerscopeError(f"batch size {config.batch_size} is not valid; give at least 1")
-    if not config.models:
-        raise LayerscopeError("no model given; use --model (repeatable) or leave it out for the default model")
-    for prompt in config.prompts:
-        if not prompt.strip():
-            raise LayerscopeError(f"--prompt {prompt!r} is empty; give some text")
-    return gather_sets(config)
+def _models_argv(models: Sequence[ModelSpec]) -> list[str]:
+    args: list[str] = []
+    for spec in models:
+        args += ["--model", spec.source or "default"]
+    first = models[0]
+    if first.dtype is not None:
+        args += ["--dtype", first.dtype]
+    if first.device_map is not None:
+        args += ["--device-map", first.device_map]
+    if first.trust_remote_code:
+        args.append("--trust-remote-code")
+    return args
 
 
-@dataclass
-class EchoResult:
+@dataclass(kw_only=True, repr=False)
+class EchoResult(Result):
     """The outcome of an echo run.
 
     Attributes:
         table: one row per model, word and BOS setting: ``model, source, set, word, text, token_ids, n_tokens,
             single_token, bos, applicable, input_ids, echo_id, echo_token, top1_id, top1, p_top1, p_echo,
             rank_echo, echo, top2, p_top2, ...`` (``applicable=False`` rows: a model without BOS token, ``with``).
+            ``rank_echo`` is 1 when the word's token is the most probable next token.
         completions: one row per model, prompt and BOS setting: ``model, prompt, bos, applicable, prompt_ids,
             token_ids, first_token, completion``.
-        failures: ``{model source: one-line reason}`` for models that could not be loaded or probed.
-        models: ``run.json`` records of the models probed.
+        failures: ``{model: one-line reason}`` for models that could not be loaded or probed.
+        models: ``run.json`` records of the models probed (``display_name`` is the ``model`` column).
     """
 
+    config: EchoConfig
     table: pd.DataFrame
     completions: pd.DataFrame
-    config: EchoConfig
-    models: list[dict]
-    failures: dict[str, str]
-    timings: dict[str, float]
+    failures: dict[str, str] = field(default_factory=dict)
+
+    main_file: ClassVar[str] = "echo.html"
 
     @property
     def rates(self) -> pd.DataFrame:
         """Echo rate per model and BOS setting (see :func:`layerscope.analysis.echo.echo_rates`)."""
         return echo_rates(self.table)
 
-    def summary_lines(self) -> list[str]:
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return BOS_CHOICES[self.config.bos]
+
+    def summary(self) -> list[str]:
         """Per model: ``name: echo without BOS 17/18 (94%), with BOS 0/18 (0%)``."""
         lines = []
         for model, group in self.rates.groupby("model", sort=False):
@@ -147,28 +197,19 @@ class EchoResult:
             self.grids(), self._texts(), self.rates, self.completions, self.config.max_new_tokens, self.figure()
         )
 
-    @property
-    def settings(self) -> tuple[str, ...]:
-        return BOS_CHOICES[self.config.bos]
+    def main_figure(self):
+        return self.figure()
 
-    def save(self, out: str | Path) -> Path:
-        """Write ``echo.csv``, ``completions.csv``, ``rates.csv``, ``echo.md``, ``echo.html`` and ``run.json``."""
-        from ..atomic import atomic_path, write_text
-        from ..render.scatter import write_figure_spec
+    # ----- the run directory -------------------------------------------------------------------------
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"echo": self.table, "completions": self.completions, "rates": self.rates}
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        for name, frame in (("echo.csv", self.table), ("completions.csv", self.completions), ("rates.csv", self.rates)):
-            with atomic_path(out / name) as tmp:
-                frame.to_csv(tmp, index=False)
-        write_text(out / "echo.md", self.markdown())
-        write_text(out / "echo.html", self.html())
-        write_figure_spec(self.figure(), out / "echo.plotly.json")
-        timings = {**self.timings, "write": time.perf_counter() - start}
-        # The records were taken while each model was loaded: the models are freed since.
-        write_run_json(out, "echo", self.config, self.models, timings, failures=self.failures)
-        return out
+    def texts(self) -> dict[str, str]:
+        # echo.html is the page (tables and the chart); the chart's spec beside it is for ``layerscope report``
+        return {"echo.md": self.markdown(), "echo.html": self.html(), "echo.plotly.json": self.figure().to_json()}
+
+    def record(self) -> dict:
+        return {"failures": self.failures}
 
 
 def probe_rows(model: Model, label: str, items: list[TokenItem], config: EchoConfig) -> list[dict]:
@@ -246,86 +287,93 @@ def completion_rows(model: Model, label: str, config: EchoConfig) -> list[dict]:
     return rows
 
 
-def _unique_label(name: str, used: set[str]) -> str:
-    label, n = name, 2
-    while label in used:
-        label, n = f"{name} #{n}", n + 1
-    used.add(label)
-    return label
-
-
 def _release_memory() -> None:
     """Return the memory of a model whose last reference was just dropped, before the next one loads."""
     gc.collect()
+    import torch
+
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
-def _load(source: str | None, trust_remote_code: bool) -> Model:
+def _load(spec: ModelSpec, timings: dict[str, float]) -> Model:
     try:
-        return load_model(source, trust_remote_code=trust_remote_code)
+        return spec.load_timed(timings)
     except LayerscopeError:
         raise
     except Exception as exc:  # a broken model: one line, and the run goes on with the others
         first = (str(exc).strip().splitlines() or [""])[0]
-        raise LayerscopeError(f"cannot load model {source or 'default'!r}: {type(exc).__name__}: {first}") from exc
+        raise LayerscopeError(f"cannot load model {spec.label!r}: {type(exc).__name__}: {first}") from exc
 
 
-def run_echo(config: EchoConfig, models: Sequence[str | Model | None] | None = None) -> EchoResult:
-    """Run the echo probe on every model of ``config.models`` (or of ``models``, which may hold loaded ones).
+def _given_models(config: EchoConfig, model) -> list[Model | None]:
+    """One entry per ``config.models``: the loaded model passed in, or None (load it from its spec)."""
+    if model is None:
+        return [None] * len(config.models)
+    given = list(model) if isinstance(model, (list, tuple)) else [model]
+    if len(given) != len(config.models):
+        raise LayerscopeError(f"{len(given)} loaded models for {len(config.models)} model specs; give one per spec")
+    return [m if isinstance(m, Model) else None for m in given]
 
-    A model that cannot be loaded or probed is recorded in ``failures`` and the others still run.
-    Models loaded here are freed before the next is loaded; loaded models passed in are left alone.
+
+def run_echo(config: EchoConfig, model: Model | Sequence[Model | None] | None = None) -> EchoResult:
+    """Run the echo probe on every model of ``config.models``; no files written.
+
+    ``model``: loaded models, one per spec of ``config.models`` (None entries are loaded from their
+    spec), or None to load them all. A model that cannot be loaded or probed is recorded in ``failures``
+    and the others still run; if none ran, this raises. Models loaded here are freed before the next is
+    loaded; loaded models passed in are left alone.
     """
-    sets = check_config(config)
-    sources = list(config.models if models is None else models)
+    sets = config.word_sets()
+    given = _given_models(config, model)
     rows: list[dict] = []
     completions: list[dict] = []
     records: list[dict] = []
     failures: dict[str, str] = {}
     timings = {"load": 0.0, "probe": 0.0, "complete": 0.0}
     used: set[str] = set()
-    for source in sources:
-        key = source.source if isinstance(source, Model) else str(source or "default")
-        start = time.perf_counter()
+    for spec, loaded in zip(config.models, given):
+        key = unique_name(loaded.source if loaded is not None else spec.label, failures)
         try:
-            model = source if isinstance(source, Model) else _load(source, config.trust_remote_code)
+            current = loaded if loaded is not None else _load(spec, timings)
         except LayerscopeError as exc:
             failures[key] = str(exc)
             continue
-        timings["load"] += time.perf_counter() - start
         try:
-            label = _unique_label(model.name, used)
+            label = unique_name(current.name, used)
+            used.add(label)
             start = time.perf_counter()
-            items = encode_sets(model.tokenizer, sets, leading_space=config.leading_space, warn=False)
-            rows += probe_rows(model, label, items, config)
+            items = encode_sets(current.tokenizer, sets, leading_space=config.leading_space, warn=False)
+            rows += probe_rows(current, label, items, config)
             timings["probe"] += time.perf_counter() - start
             start = time.perf_counter()
-            completions += completion_rows(model, label, config)
+            completions += completion_rows(current, label, config)
             timings["complete"] += time.perf_counter() - start
-            records.append({"label": label, **model_record(model)})
+            records.append(model_record(current, label))
         except LayerscopeError as exc:
             failures[key] = f"model {key!r}: {exc}"
         finally:
-            if not isinstance(source, Model):
-                model = None  # the last reference to a model this run loaded
+            current = None  # the last reference to a model this run loaded
+            if loaded is None:
                 _release_memory()
+    if not records:
+        raise LayerscopeError("no model could be probed: " + "; ".join(failures.values()))
     return EchoResult(
+        config=config,
         table=pd.DataFrame(rows),
         completions=pd.DataFrame(completions),
-        config=config,
-        models=records,
         failures=failures,
+        models=records,
         timings=timings,
     )
 
 
 def echo(
-    sets: str | list[str] | None = "echo-words",
+    sets: str | Sequence[str] | None = None,
     *,
-    models: str | Model | Sequence[str | Model | None] | None = None,
-    tokens: list[str] | str | None = None,
-    bos: str = "both",
+    models: ModelSpec | Model | str | Sequence[ModelSpec | Model | str | None] | None = None,
+    tokens: Sequence[str] | str | None = None,
+    bos: Bos = "both",
     top_k: int = 5,
     prompts: str | Sequence[str] = (DEFAULT_PROMPT,),
     max_new_tokens: int = 8,
@@ -334,6 +382,13 @@ def echo(
     out: str | Path | None = None,
 ) -> EchoResult:
     """Feed single words to one or more models, with and without BOS: does the next token repeat the word?
+
+    Args:
+        sets: built-in set names or word files (default: seed 004's ``echo-words`` unless ``tokens``).
+        models: one model or several, each a loaded model, a source, a :class:`~layerscope.ModelSpec`
+            (e.g. ``ModelSpec(source, trust_remote_code=True)``) or None for the default model.
+        tokens: extra words, a list or ``"a,b,c"``.
+        out: also write the run directory there.
 
     Models that fail are listed in ``result.failures`` (and warned about); if none ran, this raises.
 
@@ -344,33 +399,20 @@ def echo(
         >>> result.figure()
         >>> result.save("runs/echo")
     """
-    from ..tokensets import inline_set
-
     model_list = list(models) if isinstance(models, (list, tuple)) else [models]
-    set_list = [] if sets is None else [sets] if isinstance(sets, str) else list(sets)
-    inline: dict[str, list[str]] = {}
-    if tokens is not None:
-        inline = inline_set(tokens) if isinstance(tokens, str) else {"tokens": list(tokens)}
     config = EchoConfig(
-        models=[m.source if isinstance(m, Model) else m for m in model_list],
-        sets=set_list,
-        inline=inline,
+        models=tuple(ModelSpec.of(m) for m in model_list),
+        sets=() if sets is None else (sets,) if isinstance(sets, str) else tuple(sets),
+        tokens=inline_words(tokens),
         bos=bos,
         top_k=top_k,
-        prompts=[prompts] if isinstance(prompts, str) else list(prompts),
+        prompts=(prompts,) if isinstance(prompts, str) else tuple(prompts),
         max_new_tokens=max_new_tokens,
         leading_space=leading_space,
         batch_size=batch_size,
     )
-    result = run_echo(config, model_list)
+    loaded = [m if isinstance(m, Model) else None for m in model_list]
+    result = execute(config, loaded if any(m is not None for m in loaded) else None, out=out)
     for message in result.failures.values():
         warnings.warn(message, stacklevel=2)
-    if not result.models:
-        raise LayerscopeError("no model could be probed: " + "; ".join(result.failures.values()))
-    if out is not None:
-        result.save(out)
     return result
-
-
-def default_out() -> Path:
-    return default_run_dir("echo")

@@ -7,8 +7,8 @@ Inputs of equal length are batched together, so no padding (and no attention mas
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 

@@ -1,129 +1,170 @@
-"""Inside an embedding model: sentence vectors at every stage (layers, pooling, Dense, Normalize), PCA per stage."""
+"""Inside an embedding model: sentence vectors at every stage (``embed``, layers ``0..n-1``, pooling, Dense,
+Normalize), with a PCA per stage."""
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from ..analysis import fit_pca
-from ..atomic import atomic_path, write_text
 from ..capture.embedding_stages import StageVectors, capture_stages
-from ..errors import LayerscopeError
-from ..models.embedding import Embedder, load_embedder
-from ..rundir import default_run_dir, write_run_json
+from ..errors import LayerscopeError, choices_text
+from ..experiment import Result
+from ..model_spec import ModelSpec
+from ..models.embedding import Embedder
+from ..runner import execute
+from .encode import EmbeddingConfig, _spec_of, embedder_record
 
 
-@dataclass
-class StagesConfig:
-    """What ``layerscope stages`` runs: texts, model source, prompt name, PCA dimensions, batch size."""
+@dataclass(frozen=True, kw_only=True)
+class StagesConfig(EmbeddingConfig):
+    """What ``layerscope stages`` runs (texts, file, model, batch size: see :class:`EmbeddingConfig`).
 
-    texts: list[str]
-    model: str | None = None
+    Attributes:
+        prompt_name: one of the model's own prompts (EmbeddingGemma: ``"query"``, ...).
+        dims: 2 or 3 principal components per stage.
+    """
+
+    experiment = "stages"
+
     prompt_name: str | None = None
-    dims: int = 2
-    batch_size: int = 32
+    dims: Literal[2, 3] = 2
+
+    def validate(self) -> None:
+        super().validate()
+        if self.dims not in (2, 3):
+            raise self.error("dims", self.dims, "is not supported; valid: 2, 3")
+        n = len(self.all_texts())
+        if n < self.dims:
+            raise self.error("dims", self.dims, f"needs at least {self.dims} texts to span; got {n}")
+
+    def run(self, model=None) -> StagesResult:
+        return run_stages(self, model)
 
 
-@dataclass
-class StagesResult:
+@dataclass(kw_only=True, repr=False)
+class StagesResult(Result):
     """Stage vectors and their projections.
 
     Attributes:
-        stages: the captured vectors (``stages.vectors[name]`` is ``(n_texts, d_stage)``).
-        table: one row per (stage, text): ``stage, index, text, pc1..pcK`` (PCA fitted per stage).
+        stages: the captured vectors (``stages.vectors[name]`` is ``(n_texts, d_stage)``), names in model order.
+        table: one row per (stage, text): ``stage, depth, index, text, pc1..pcK`` (PCA fitted per stage);
+            ``depth`` is the stage's place in model order: 0 = ``embed``, ``k + 1`` = layer ``k``, then
+            ``pooling``, ``dense.0``, ..., ``normalize``.
         explained: ``{stage: [ratio per component]}``.
     """
 
+    config: StagesConfig
     stages: StageVectors
     table: pd.DataFrame
     explained: dict[str, list[float]]
-    config: StagesConfig
-    model_name: str
-    timings: dict[str, float] = field(default_factory=dict)
-    _embedder: Embedder | None = field(default=None, repr=False)
 
-    def figure(self, stage: str):
-        """The PCA scatter of one stage."""
+    @property
+    def names(self) -> list[str]:
+        return list(self.stages.names)
+
+    def figure(self, stage: str | None = None):
+        """The PCA scatter of one stage (default: the last, the model's output)."""
         from ..render.scatter import projection_figure
 
+        stage = self.names[-1] if stage is None else str(stage)
         if stage not in self.explained:
-            raise LayerscopeError(f"unknown stage {stage!r}; valid: {', '.join(self.stages.names)}")
+            raise LayerscopeError(f"unknown stage {stage!r}; valid: {choices_text(self.names)}")
         rows = self.table[self.table["stage"] == stage].assign(set="texts", label=lambda t: t["text"].str.slice(0, 40))
-        return projection_figure(rows, self.explained[stage], title=f"{self.model_name}: {stage}", connect=False)
+        name = ", ".join(self.model_names)
+        return projection_figure(rows, self.explained[stage], title=f"{name}: {stage}", connect=False)
 
-    def save(self, out: str | Path) -> Path:
-        """Write ``stages.npz``, ``projection.csv``, ``index.html`` (one figure per stage) and ``run.json``."""
+    def stage_figures(self) -> dict[str, Callable[[], object]]:
+        """``{stage: () -> plotly figure}`` in model order: the figures of the page ``index.html``."""
+        return {name: (lambda name=name: self.figure(name)) for name in self.names}
+
+    def main_figure(self):
+        return self.figure()
+
+    def html(self) -> str:
+        """One self-contained page: a heading and the figure of every stage (plotly.js inlined once)."""
         from ..render.figure_page import figures_page
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        with atomic_path(out / "stages.npz") as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, **self.stages.vectors)
-        with atomic_path(out / "projection.csv") as tmp:
-            self.table.to_csv(tmp, index=False)
-        page = figures_page([(s, self.figure(s)) for s in self.stages.names], title=f"{self.model_name}: stages")
-        write_text(out / "index.html", page)
-        record = None
-        if self._embedder is not None:
-            e = self._embedder
-            record = {"source": e.source, "name": e.name, "fingerprint": e.fingerprint, "stages": self.stages.names}
-        write_run_json(out, "stages", self.config, [], {**self.timings, "write": time.perf_counter() - start},
-                       embedder=record, explained_variance_ratio=self.explained)
-        return out
+        figures = [(name, make()) for name, make in self.stage_figures().items()]
+        return figures_page(figures, title=f"{', '.join(self.model_names)}: stages")
+
+    # ----- the run directory -------------------------------------------------------------------------
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"projection": self.table}
+
+    def arrays(self) -> dict:
+        return {"stages": dict(self.stages.vectors)}  # stages.npz, one array per stage
+
+    def texts(self) -> dict[str, str]:
+        return {"index.html": self.html()}
+
+    def record(self) -> dict:
+        return {"stages": self.names, "explained_variance_ratio": self.explained}
+
+    def summary(self) -> list[str]:
+        return [f"{len(self.table) // max(len(self.names), 1)} texts through {len(self.names)} stages: {', '.join(self.names)}"]
 
 
-def stages(
-    texts: Sequence[str],
-    model: Embedder | str | os.PathLike | None = None,
-    *,
-    prompt_name: str | None = None,
-    dims: int = 2,
-    batch_size: int = 32,
-    out: str | Path | None = None,
-) -> StagesResult:
-    """Sentence vectors of ``texts`` at every stage of an embedding model, with a PCA per stage.
-
-    Example:
-        >>> result = layerscope.experiments.stages.stages(["a cat", "a dog", "a car"], "embeddinggemma-mlx")
-        >>> result.stages.names[-3:]
-        ['dense.0', 'dense.1', 'normalize']
-        >>> result.figure("dense.0")
-    """
-    texts = list(texts)
-    if dims not in (2, 3):
-        raise LayerscopeError(f"dims {dims} is not supported; valid: 2, 3")
-    if len(texts) < dims:
-        raise LayerscopeError(f"{len(texts)} texts cannot span {dims} PCA dimensions; give at least {dims}")
-    timings = {}
+def run_stages(config: StagesConfig, model: Embedder | None = None) -> StagesResult:
+    """Capture every stage of ``model`` (loaded from ``config.model`` when None) and fit a PCA per stage."""
+    timings: dict[str, float] = {}
+    texts = config.all_texts()
+    embedder = config.load_embedder(model, timings)
     start = time.perf_counter()
-    embedder = model if isinstance(model, Embedder) else load_embedder(model)
-    timings["load"] = time.perf_counter() - start
-    start = time.perf_counter()
-    captured = capture_stages(embedder, texts, prompt_name=prompt_name, batch_size=batch_size)
+    captured = capture_stages(embedder, texts, prompt_name=config.prompt_name, batch_size=config.batch_size)
     frames, explained = [], {}
-    for name in captured.names:
-        basis = fit_pca(captured.vectors[name], dims)
+    for depth, name in enumerate(captured.names):
+        basis = fit_pca(captured.vectors[name], config.dims)
         coords = basis.transform(captured.vectors[name])
-        frame = pd.DataFrame({"stage": name, "index": np.arange(len(texts)), "text": texts})
-        for k in range(dims):
+        frame = pd.DataFrame({"stage": name, "depth": depth, "index": np.arange(len(texts)), "text": texts})
+        for k in range(config.dims):
             frame[f"pc{k + 1}"] = coords[:, k]
         frames.append(frame)
         explained[name] = [float(r) for r in basis.explained_variance_ratio]
     timings["compute"] = time.perf_counter() - start
-    source = embedder.source if isinstance(model, Embedder) else (None if model is None else os.fspath(model))
-    config = StagesConfig(texts=texts, model=source, prompt_name=prompt_name, dims=dims, batch_size=batch_size)
-    result = StagesResult(captured, pd.concat(frames, ignore_index=True), explained, config, embedder.name, timings, embedder)
-    if out is not None:
-        result.save(out)
-    return result
+    return StagesResult(
+        config=config,
+        stages=captured,
+        table=pd.concat(frames, ignore_index=True),
+        explained=explained,
+        models=[embedder_record(embedder)],
+        timings=timings,
+    )
 
 
-def default_out() -> Path:
-    return default_run_dir("stages")
+def stages(
+    texts: str | Sequence[str],
+    model: Embedder | ModelSpec | str | os.PathLike | None = None,
+    *,
+    prompt_name: str | None = None,
+    dims: int = 2,
+    batch_size: int = 32,
+    out: str | os.PathLike | None = None,
+) -> StagesResult:
+    """Sentence vectors of ``texts`` at every stage of an embedding model, with a PCA per stage.
+
+    Args:
+        model: an :class:`~layerscope.models.embedding.Embedder`, a :class:`~layerscope.ModelSpec` or a
+            source (None: all-MiniLM-L6-v2).
+        out: also write the run directory there (``stages.npz``, ``projection.csv``, ``index.html``).
+
+    Example:
+        >>> result = layerscope.stages(["a cat", "a dog", "a car"], "embeddinggemma-mlx")
+        >>> result.names[:2], result.names[-3:]
+        (['embed', '0'], ['dense.0', 'dense.1', 'normalize'])
+        >>> result.figure("dense.0")
+    """
+    config = StagesConfig(
+        texts=(texts,) if isinstance(texts, str) else tuple(texts),
+        model=_spec_of(model),
+        prompt_name=prompt_name,
+        dims=dims,
+        batch_size=batch_size,
+    )
+    return execute(config, model if isinstance(model, Embedder) else None, out=out)

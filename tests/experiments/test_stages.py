@@ -1,0 +1,87 @@
+"""``layerscope stages`` and ``layerscope.stages``: the run directory, the config protocol, bad values."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import layerscope
+from layerscope import ModelSpec
+from layerscope.cli import main
+from layerscope.cli.main import build_parser
+from layerscope.cli.stages_command import config_from_args
+from layerscope.experiment import ConfigError
+from layerscope.experiments.stages import StagesConfig
+from layerscope.models.embedding import load_embedder
+
+TEXTS = ["The cat sat on the mat.", "Stocks fell sharply today, said the report.", "hi", "7+8=15", "red and blue"]
+STAGES = ["embed", "0", "1", "2", "pooling", "dense.0", "dense.1", "normalize"]
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory):
+    from tiny_embedding import save_tiny_embeddinggemma
+
+    return load_embedder(save_tiny_embeddinggemma(tmp_path_factory.mktemp("stages")))
+
+
+def test_stages_cli_writes_run_directory(gemma, tmp_path, capsys):
+    out = tmp_path / "run"
+    model_dir = gemma.source
+    assert main(["--quiet", "stages", "--model", model_dir, *TEXTS, "--out", str(out), "--dims", "3"]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "index.html")
+    with np.load(out / "stages.npz") as data:
+        assert sorted(data.files) == sorted(STAGES)
+        np.testing.assert_allclose(data["normalize"], gemma.encode(TEXTS), atol=1e-5)
+    run = json.loads((out / "run.json").read_text())
+    assert run["experiment"] == "stages" and run["stages"] == STAGES
+    assert run["models"][0]["fingerprint"] == gemma.fingerprint
+    assert run["command"] == ["layerscope", "stages", "--model", model_dir, "--dims", "3", *TEXTS, "--out", str(out)]
+    page = (out / "index.html").read_text()
+    assert all(f'id="{name}"' in page for name in STAGES) and page.count("plotly.js v") <= 2
+    table = pd.read_csv(out / "projection.csv", dtype={"stage": str})
+    assert list(dict.fromkeys(table["stage"])) == STAGES and {"pc1", "pc2", "pc3"} <= set(table.columns)
+    assert list(dict.fromkeys(table["depth"])) == list(range(len(STAGES)))
+    assert main(["--quiet", "stages", "--model", model_dir, "a", "b", "--dims", "3", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_python_api_matches_the_embedder(gemma, tmp_path):
+    result = layerscope.stages(TEXTS, gemma, prompt_name="query", out=tmp_path / "run")
+    assert result.names == STAGES and result.timings["compute"] > 0 and "load" not in result.timings
+    np.testing.assert_allclose(result.stages.vectors["normalize"], gemma.encode(TEXTS, prompt_name="query"), atol=1e-5)
+    assert result.figure("0").layout.title.text.endswith(": 0") and len(result.stage_figures()) == len(STAGES)
+    assert f"{len(TEXTS)} texts through {len(STAGES)} stages" in repr(result)
+    assert result.config.model == ModelSpec(source=gemma.source)
+    assert (tmp_path / "run" / "index.html").is_file()
+
+
+def _reparsed(config: StagesConfig) -> StagesConfig:
+    return config_from_args(build_parser().parse_args(config.command()[1:]))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        StagesConfig(texts=("a", "b")),
+        StagesConfig(texts=("a cat", "b", "c"), model=ModelSpec(source="some/dir", trust_remote_code=True), dims=3),
+        StagesConfig(texts=("a",), file="texts.txt", prompt_name="query", batch_size=4),
+    ],
+)
+def test_command_reparses_to_the_same_config(config):
+    assert _reparsed(config) == config
+
+
+def test_bad_values_name_the_parameter_or_the_flag(tmp_path):
+    for config, param, flag in [
+        (StagesConfig(texts=("a", "b"), dims=4), "dims=4", "--dims 4"),
+        (StagesConfig(texts=("a", "b"), batch_size=0), "batch_size=0", "--batch-size 0"),
+        (StagesConfig(texts=("a",), dims=2), "dims=2", "--dims 2"),
+        (StagesConfig(file=str(tmp_path / "missing.txt")), "file=", "--file "),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            config.validate()
+        assert str(caught.value).startswith(param) and caught.value.cli_message().startswith(flag)
