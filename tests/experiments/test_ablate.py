@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 import layerscope
 from layerscope.capture.ablation import encode_task
 from layerscope.cli import main
+from layerscope.cli.ablate_command import config_from
+from layerscope.cli.main import build_parser
 from layerscope.errors import LayerscopeError
+from layerscope.experiment import ConfigError
 from layerscope.experiments.ablate import AblateConfig, parse_drop, run_ablate
+from layerscope.model_spec import ModelSpec
 
 FINAL_FILES = ("accuracy.csv", "examples.csv")
 
 
 def run_and_save(config, model, out, on_config=None):
-    result = run_ablate(config, model, out=out, on_config=on_config)
+    """What ``ablate(out=...)`` does, with a hook after each configuration."""
+    result = run_ablate(replace(config, resume_dir=str(out)), model, on_config=on_config)
     result.save(out)
     return result
 
@@ -45,9 +52,21 @@ def test_outputs_are_consistent(tiny_models, tmp_path):
     assert table["delta"].tolist() == pytest.approx([a - base for a in table["accuracy"]])
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["experiment"] == "ablate" and record["n_items"] == 30
+    assert record["config"]["drop"] == ["1", "0,2"] and record["models"][0]["fingerprint"] == model.fingerprint
+    assert record["command"][:2] == ["layerscope", "ablate"] and record["command"].count("--drop") == 2
     # Every annotation says something (an empty one is drawn by plotly.js as "new text").
-    texts = [a.text for a in result.figure().layout.annotations]
+    figure = result.figure()
+    texts = [a.text for a in figure.layout.annotations]
     assert texts and all(texts)
+    # One label per configuration, in the tables, the figures and the parts' file names.
+    assert list(figure.data[0].x) == ["drop 1", "drop 0,2"]
+    image = result.images()["accuracy"]()
+    assert isinstance(image, Figure)
+    assert [t.get_text() for t in image.axes[0].get_xticklabels()] == ["drop 1", "drop 0,2"]
+    assert sorted(p.name for p in (tmp_path / "parts").glob("*.jsonl")) == [
+        "baseline.jsonl", "drop-0,2.jsonl", "drop-1.jsonl",
+    ]
+    assert set(examples["config"]) == {"baseline", "drop 1", "drop 0,2"}
 
 
 def test_resume_after_interruption_gives_the_same_files(tiny_models, tmp_path):
@@ -66,13 +85,14 @@ def test_resume_after_interruption_gives_the_same_files(tiny_models, tmp_path):
         run_and_save(config, model, tmp_path / "cut", stop_after_two)
     parts = sorted(p.name for p in (tmp_path / "cut" / "parts").iterdir())
     assert parts == ["baseline.jsonl", "drop-0.jsonl", "identity.json"]
+    assert seen == ["baseline", "drop 0"]
     assert not (tmp_path / "cut" / "accuracy.csv").exists()
     # A writer killed mid-file leaves only a temporary name, which a rerun ignores.
     (tmp_path / "cut" / "parts" / ".drop-1.jsonl.x1y2.part").write_text('["item", "pro')
 
     resumed = []
     run_and_save(config, model, tmp_path / "cut", resumed.append)
-    assert resumed == ["baseline", "drop-0", "drop-1", "drop-2"]
+    assert resumed == ["baseline", "drop 0", "drop 1", "drop 2"]
     assert json.loads((tmp_path / "cut" / "run.json").read_text())["resumed_configs"] == 2
     for name in FINAL_FILES:
         assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
@@ -80,12 +100,21 @@ def test_resume_after_interruption_gives_the_same_files(tiny_models, tmp_path):
 
 def test_rerun_with_another_config_is_refused(tiny_models, tmp_path):
     model = tiny_models["qwen3"]
-    run_ablate(AblateConfig(n=10, drop=["1"]), model, out=tmp_path)
+    layerscope.ablate(model=model, n=10, drop="1", out=tmp_path)
     with pytest.raises(LayerscopeError, match=r"holds a different ablation run \(config.seed: stored 0, now 1\)"):
-        run_ablate(AblateConfig(n=10, drop=["1"], seed=1), model, out=tmp_path)
+        layerscope.ablate(model=model, n=10, drop="1", seed=1, out=tmp_path)
     with pytest.raises(LayerscopeError, match=r"config.drop"):
-        run_ablate(AblateConfig(n=10, drop=["2"]), model, out=tmp_path)
-    run_ablate(AblateConfig(n=10, drop=["1"], batch_size=3), model, out=tmp_path)  # batch size: same results
+        layerscope.ablate(model=model, n=10, drop="2", out=tmp_path)
+    again = layerscope.ablate(model=model, n=10, drop="1", batch_size=3, out=tmp_path)  # batch size: same results
+    assert again.resumed_configs == 2
+
+
+def test_without_out_nothing_is_kept(tiny_models, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = layerscope.ablate(model=tiny_models["llama"], n=5, drop="1")
+    assert result.config.resume_dir is None and result.resumed_configs == 0
+    assert list(tmp_path.iterdir()) == []
+    assert "5 items, baseline accuracy" in repr(result) and "drop 1" in repr(result)
 
 
 def test_parse_drop():
@@ -94,8 +123,59 @@ def test_parse_drop():
     assert parse_drop("2-5") == (2, 3, 4, 5)
     assert parse_drop("0, 3-4") == (0, 3, 4)
     for bad in ("", "a", "5-2", "1,,2", "-1"):
-        with pytest.raises(LayerscopeError, match="bad --drop"):
+        with pytest.raises(LayerscopeError):
             parse_drop(bad)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        AblateConfig(),
+        AblateConfig(model=ModelSpec(source="some/model", dtype="bfloat16", trust_remote_code=True), n=30, ops="-+",
+                     digits=2, allow_negative=True, inexact_division=True, duplicates=True, seed=3,
+                     drop=("4,5", "2-3"), scoring="greedy", batch_size=8),
+        AblateConfig(task="words.jsonl", drop=("1",)),
+    ],
+)
+def test_command_reparsed_by_the_cli_gives_the_same_config(config):
+    argv = config.command()
+    assert argv[:2] == ["layerscope", "ablate"]
+    args = build_parser().parse_args(argv[1:])
+    assert config_from(args) == config
+    assert config_from(args, resume_dir="runs/x") == replace(config, resume_dir="runs/x")
+
+
+def test_python_and_cli_defaults_agree():
+    args = build_parser().parse_args(["ablate"])
+    assert config_from(args) == AblateConfig()
+
+
+@pytest.mark.parametrize(
+    "kwargs, python, cli",
+    [
+        ({"digits": 4}, "digits=4 is not supported; valid: 1 to 3", "--digits 4 is not supported; valid: 1 to 3"),
+        ({"ops": "+%"}, "ops='+%' has unknown operation '%'", "--ops +% has unknown operation '%'"),
+        ({"drop": ("1,x",)}, "drop='1,x' has 'x', which is not a block number", "--drop 1,x has 'x', which is not"),
+        ({"drop": ("2-1",)}, "drop='2-1' has the range '2-1', which runs backwards", "--drop 2-1 has the range"),
+        ({"scoring": "best"}, "scoring='best' is not supported", "--scoring best is not supported"),
+        ({"batch_size": 0}, "batch_size=0 must be an integer", "--batch-size 0 must be an integer"),
+        ({"n": 500}, "n=500 exceeds the 287 distinct problems", "--n 500 exceeds the 287 distinct problems"),
+        ({"task": "no-such.csv"}, "task='no-such.csv' is not valid: no such task file",
+         "--task no-such.csv is not valid: no such task file"),
+    ],
+)
+def test_bad_values_name_the_parameter_or_the_flag(kwargs, python, cli):
+    config = AblateConfig(**kwargs)
+    with pytest.raises(ConfigError) as caught:
+        config.validate()
+    assert str(caught.value).startswith(python), str(caught.value)
+    assert caught.value.cli_message().startswith(cli), caught.value.cli_message()
+    assert "--" not in str(caught.value)  # from Python, no flag names
+
+
+def test_a_block_the_model_lacks_names_drop(tiny_models):
+    with pytest.raises(ConfigError, match=r"^drop='1,3' names block 3, which does not exist; valid: 0 to 2 \(3 blocks\)"):
+        layerscope.ablate(model=tiny_models["llama"], n=5, drop=["1", "1,3"])
 
 
 def test_task_file_with_greedy_scoring(tiny_model_dirs, tmp_path):
@@ -114,12 +194,12 @@ def test_task_file_with_greedy_scoring(tiny_model_dirs, tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--drop", "3"], "layerscope: error: layer 3 does not exist; valid: 0 to 2 (3 layers)"),
-        (["--drop", "1,x"], "layerscope: error: bad --drop '1,x': 'x' is not a layer or a range like 2-5"),
+        (["--drop", "3"], "layerscope: error: --drop 3 names block 3, which does not exist; valid: 0 to 2 (3 blocks)"),
+        (["--drop", "1,x"], "layerscope: error: --drop 1,x has 'x', which is not a block number or a range like 2-5"),
         (["--task", "MISSING"], "lacks column 'answer'"),
         (["--task", "EMPTY"], "is empty; it needs columns prompt, answer"),
         (["--ops", "+%"], "unknown operation '%'"),
-        (["--n", "500"], "n 500 exceeds the 287 distinct problems"),
+        (["--n", "500"], "--n 500 exceeds the 287 distinct problems"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tiny_model_dirs, tmp_path, capsys, extra, message):
