@@ -109,6 +109,15 @@ def test_rerun_with_another_config_is_refused(tiny_models, tmp_path):
     assert again.resumed_configs == 2
 
 
+def test_a_model_spec_is_loaded_once_and_timed(tiny_model_dirs, tiny_models):
+    spec = ModelSpec(source=str(tiny_model_dirs["llama"]), name="tiny llama")
+    result = layerscope.ablate(model=spec, n=6, drop="0-1")
+    assert result.models[0]["display_name"] == "tiny llama" and result.timings["load"] > 0
+    assert result.accuracy["config"].tolist() == ["baseline", "drop 0,1"]
+    same = layerscope.ablate(model=tiny_models["llama"], n=6, drop="0-1")
+    pd.testing.assert_frame_equal(result.examples, same.examples)
+
+
 def test_without_out_nothing_is_kept(tiny_models, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = layerscope.ablate(model=tiny_models["llama"], n=5, drop="1")

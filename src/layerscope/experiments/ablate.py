@@ -40,7 +40,7 @@ from ..tasks import (
 )
 from .ablate_parts import PartStore, config_label
 
-__all__ = ["AblateConfig", "AblateResult", "ablate", "config_label", "configurations", "parse_drop", "run_ablate"]
+__all__ = ["AblateConfig", "AblateResult", "ablate", "config_label", "parse_drop", "run_ablate"]
 
 _SPEC = re.compile(r"^\d+(-\d+)?$")
 SCORINGS = ("first", "greedy")
@@ -181,11 +181,6 @@ def parse_drop(spec: str) -> tuple[int, ...]:
             raise LayerscopeError(f"has the range {piece!r}, which runs backwards")
         layers.update(range(low_i, high_i + 1))
     return tuple(sorted(layers))
-
-
-def configurations(config: AblateConfig, n_layers: int) -> list[tuple[int, ...]]:
-    """:meth:`AblateConfig.configurations`."""
-    return config.configurations(n_layers)
 
 
 @dataclass(kw_only=True, repr=False)
