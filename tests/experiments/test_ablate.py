@@ -183,7 +183,8 @@ def test_bad_values_name_the_parameter_or_the_flag(kwargs, python, cli):
 
 
 def test_a_block_the_model_lacks_names_drop(tiny_models):
-    with pytest.raises(ConfigError, match=r"^drop='1,3' names block 3, which does not exist; valid: 0 to 2 \(3 blocks\)"):
+    message = r"^drop='1,3' names block 3, which does not exist; valid: 0 to 2 \(3 blocks\)"
+    with pytest.raises(ConfigError, match=message):
         layerscope.ablate(model=tiny_models["llama"], n=5, drop=["1", "1,3"])
 
 

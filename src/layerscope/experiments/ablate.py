@@ -246,7 +246,9 @@ class AblateResult(Result):
         table = self.accuracy
         base = table.loc[table["config"] == "baseline", "accuracy"]
         worst = table[table["config"] != "baseline"].nsmallest(3, "accuracy")
-        line = f"{self.n_items} items, baseline accuracy {float(base.iloc[0]):.3f}" if len(base) else f"{self.n_items} items"
+        line = f"{self.n_items} items"
+        if len(base):
+            line += f", baseline accuracy {float(base.iloc[0]):.3f}"
         if len(worst):
             line += "; lowest: " + ", ".join(f"{r.config} {r.accuracy:.3f}" for r in worst.itertuples())
         return [line]
