@@ -177,7 +177,8 @@ def _flag_args(flag: str, value: Any) -> list[str]:
         return [arg for item in value for arg in _flag_args(flag, item)]
     if isinstance(value, Mapping):
         return [flag, ",".join(str(v) for words in value.values() for v in words)]
-    return [flag, str(value)]
+    text = str(value)
+    return [f"{flag}={text}"] if text.startswith("-") else [flag, text]  # "--ops=-+": not read as an option
 
 
 @dataclass(kw_only=True, repr=False)

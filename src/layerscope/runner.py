@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Literal
@@ -18,14 +19,21 @@ from .model_spec import ModelSpec
 Caller = Literal["python", "cli"]
 
 
-def validate(config: ExperimentConfig, via: Caller = "python") -> None:
-    """``config.validate()``; from the CLI, a bad value is named by its flag instead of its parameter."""
+@contextlib.contextmanager
+def named_for(via: Caller):
+    """From the CLI, a :class:`ConfigError` raised in the block names the flag instead of the parameter."""
     try:
-        config.validate()
+        yield
     except ConfigError as exc:
         if via == "cli":
             raise LayerscopeError(exc.cli_message()) from None
         raise
+
+
+def validate(config: ExperimentConfig, via: Caller = "python") -> None:
+    """``config.validate()``; from the CLI, a bad value is named by its flag instead of its parameter."""
+    with named_for(via):
+        config.validate()
 
 
 def execute(
@@ -57,7 +65,8 @@ def execute(
     spec = getattr(config, "model", None)
     if model is None and isinstance(spec, ModelSpec) and getattr(config, "loads_own_models", False) is False:
         model = spec.load_timed(timings)
-    result = config.run(model)
+    with named_for(via):  # checks that need the model (a layer it lacks) raise ConfigError from run
+        result = config.run(model)
     result.timings = {**timings, **result.timings}
     if out is not None:
         result.save(Path(out))

@@ -1,7 +1,8 @@
 """Layer ablation: greedy predictions of a model with chosen decoder layers removed.
 
-Removing layer ``k`` means the residual stream passes layer ``k`` unchanged (the layer returns its
-input), which is what deleting ``k`` from the layer list does. The engine is exact and fast:
+Removing layer ``k`` (decoder block ``k``, whose output is the layer named ``k`` elsewhere) means the
+residual stream passes it unchanged (the layer returns its input), which is what deleting ``k`` from the
+layer list does. The engine is exact and fast:
 
 * the unablated model runs once per batch and keeps each layer's output ``(batch, pos, d_model)``;
 * to remove a set of layers whose lowest is ``m``, layers ``< m`` return their cached output (they
@@ -23,8 +24,8 @@ wrong token.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 
@@ -260,9 +261,14 @@ def record_outputs(layers, indices: Sequence[int]) -> Iterator[dict[int, torch.T
 @contextlib.contextmanager
 def patched_layers(layers, removed: Sequence[int], prefix: torch.Tensor | None) -> Iterator[None]:
     """Within the block, removed layers return their input and layers below the lowest removed one return
-    ``prefix`` (the cached output of the layer just below it, shape ``(batch, pos, d_model)``)."""
+    ``prefix`` (the cached output of the layer just below it, shape ``(batch, pos, d_model)``).
+
+    The patch is an instance attribute ``forward``. A model loaded with a ``device_map`` already has one on
+    its layers (accelerate's hook wrapper, beside ``_hf_hook``): whatever the instance held before is put
+    back exactly, and a layer that held none is left without one.
+    """
     start = min(removed)
-    patched = []
+    saved: dict[int, object] = {}  # layer index -> the instance's own ``forward`` before the patch (or _NONE)
 
     def identity(*args, **kwargs):
         return _hidden(args, kwargs)
@@ -271,13 +277,17 @@ def patched_layers(layers, removed: Sequence[int], prefix: torch.Tensor | None) 
         return prefix
 
     try:
-        for i in range(start):
-            layers[i].forward = cached
-            patched.append(layers[i])
-        for i in removed:
-            layers[i].forward = identity
-            patched.append(layers[i])
+        for i, forward in [*((i, cached) for i in range(start)), *((i, identity) for i in removed)]:
+            if i not in saved:
+                saved[i] = layers[i].__dict__.get("forward", _NONE)
+            layers[i].__dict__["forward"] = forward
         yield
     finally:
-        for layer in patched:
-            layer.__dict__.pop("forward", None)
+        for i, before in saved.items():
+            if before is _NONE:
+                layers[i].__dict__.pop("forward", None)
+            else:
+                layers[i].__dict__["forward"] = before
+
+
+_NONE = object()  # marks a layer whose instance had no ``forward`` of its own

@@ -1,18 +1,18 @@
-"""``layerscope ablate``: task accuracy with each decoder layer removed (seed 001, second half)."""
+"""``layerscope ablate``: task accuracy with each decoder block removed (seed 001, second half)."""
 
 from __future__ import annotations
 
-from .common import add_model_option, add_out_option
+from .common import add_model_option, add_out_option, model_spec, run_config
 from .parser import positive_int
 
 
 def register(sub) -> None:
     parser = sub.add_parser(
         "ablate",
-        help="task accuracy with decoder layers removed, one configuration at a time",
+        help="task accuracy with decoder blocks removed, one configuration at a time",
         description=(
             "Accuracy on a task (arithmetic, or your CSV/JSONL file with prompt,answer columns) with each "
-            "decoder layer removed in turn, or the sets given with --drop, against the unablated baseline. "
+            "decoder block removed in turn, or the sets given with --drop, against the unablated baseline. "
             "Interrupted, it resumes when rerun with the same --out."
         ),
     )
@@ -29,7 +29,8 @@ def register(sub) -> None:
     parser.add_argument("--duplicates", action="store_true", help="allow a problem to appear more than once")
     parser.add_argument("--seed", type=int, default=0, help="seed of the arithmetic generator (default 0)")
     parser.add_argument("--drop", action="append", default=None, metavar="LAYERS",
-                        help="layers removed together, e.g. 4 or 4,5 or 2-5; repeatable (default: each layer alone)")
+                        help="decoder blocks removed together (block k outputs the layer named k), e.g. 4 or 4,5 or 2-5; "
+                        "repeatable (default: each block alone)")
     parser.add_argument("--scoring", default="first", choices=["first", "greedy"],
                         help="first: the answer's first token (default); greedy: the whole answer")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="prompts per forward pass (default 64)")
@@ -37,27 +38,20 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from .. import progress
-    from ..experiments.ablate import AblateConfig, build_task, default_out, parse_drop, run_ablate
-    from ..models import load_model
+def config_from(args, resume_dir: str | None = None):
+    """The :class:`~layerscope.experiments.ablate.AblateConfig` the parsed options give."""
+    from ..experiments.ablate import AblateConfig
 
-    config = AblateConfig(
-        task=args.task, n=args.n, ops=args.ops, digits=args.digits, non_negative=not args.allow_negative,
-        exact_division=not args.inexact_division, duplicates=args.duplicates, seed=args.seed,
-        drop=list(args.drop or []), scoring=args.scoring, batch_size=args.batch_size, model=args.model,
+    return AblateConfig(
+        model=model_spec(args), task=args.task, n=args.n, ops=args.ops, digits=args.digits,
+        allow_negative=args.allow_negative, inexact_division=args.inexact_division, duplicates=args.duplicates,
+        seed=args.seed, drop=tuple(args.drop or ()), scoring=args.scoring, batch_size=args.batch_size,
+        resume_dir=resume_dir,
     )
-    for spec in config.drop:  # validate the input before the model loads
-        parse_drop(spec)
-    build_task(config)
-    model = load_model(args.model, trust_remote_code=args.trust_remote_code)
-    out = args.out or default_out()
-    result = run_ablate(config, model, out=out)
-    result.save(out)
-    table = result.accuracy
-    worst = table[table["config"] != "baseline"].nsmallest(3, "accuracy")
-    base = table.loc[table["config"] == "baseline", "accuracy"].iloc[0]
-    summary = ", ".join(f"{r.config} {r.accuracy:.3f}" for r in worst.itertuples())
-    progress.console().print(f"{int(table['n'].iloc[0])} items, baseline accuracy {base:.3f}; lowest: {summary}")
-    print(f"{out}/accuracy.html")
-    return 0
+
+
+def run(args) -> int:
+    from ..rundir import default_run_dir
+
+    out = args.out or str(default_run_dir("ablate"))  # the run directory keeps the finished configurations
+    return run_config(config_from(args, resume_dir=out), out)

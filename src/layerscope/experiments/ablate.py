@@ -1,60 +1,172 @@
-"""Seed 001, second half: task accuracy with decoder layers removed, one configuration at a time.
+"""Seed 001, second half: task accuracy with decoder blocks removed, one configuration at a time.
 
 Flow: task (arithmetic or a file) -> token ids -> :class:`~layerscope.capture.ablation.LayerAblation`
 (the baseline, then each configuration) -> one row per item and configuration -> accuracy table ->
-figures. With ``out`` given, every finished configuration is saved at once under ``out/parts/`` and a
-rerun with the same settings skips it.
+figures. ``--drop k`` removes decoder block ``k``, whose output is the layer named ``k`` everywhere else
+(see :mod:`layerscope.capture.layer_spec`). Every configuration has one label, in every file and figure:
+``baseline``, ``drop 4``, ``drop 4,5``.
+
+With ``resume_dir`` set (the Python function and the command set it to the run directory), every
+finished configuration is kept at once under ``<resume_dir>/parts/`` and a rerun with the same settings
+skips it; a rerun with other settings is refused.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import ClassVar, Literal
 
 import pandas as pd
 
-from .. import progress
-from ..analysis.accuracy import accuracy_table
-from ..atomic import atomic_path
-from ..capture.ablation import SCORINGS, LayerAblation, check_layers, encode_task
-from ..errors import LayerscopeError
-from ..models import Model, model_for_run
-from ..rundir import default_run_dir, write_run_json
-from ..tasks import OPERATIONS, Task, arithmetic_task, load_task_file
-from .ablate_parts import PartStore, part_name
+from ..errors import LayerscopeError, choices_text
+from ..experiment import ExperimentConfig, Result, option
+from ..model_spec import ModelSpec
+from ..models import Model
+from ..rundir import model_record
+from ..runner import execute
+from ..tasks import (
+    MAX_DIGITS,
+    OPERATIONS,
+    Task,
+    arithmetic_task,
+    check_ops,
+    count_problems,
+    load_task_file,
+)
+from .ablate_parts import PartStore, config_label
+
+__all__ = ["AblateConfig", "AblateResult", "ablate", "config_label", "parse_drop", "run_ablate"]
 
 _SPEC = re.compile(r"^\d+(-\d+)?$")
+SCORINGS = ("first", "greedy")
+ALL_DISTINCT_CAP = 1000  # arithmetic with n=None: every distinct problem, at most this many
 
 
-@dataclass
-class AblateConfig:
+@dataclass(frozen=True, kw_only=True)
+class AblateConfig(ExperimentConfig):
     """What ``layerscope ablate`` runs.
 
     Attributes:
-        task: ``"arithmetic"`` or a ``.csv``/``.jsonl`` file with ``prompt`` and ``answer`` columns.
-        n: arithmetic items (None: every distinct problem, at most 1000).
-        ops, digits, non_negative, exact_division, duplicates, seed: the arithmetic generator's options.
-        drop: sets of layers removed together, as specs (``"4"``, ``"4,5"``, ``"2-5"``); empty: each layer alone.
+        model: which model (default: the embedded Gemma 3 270M).
+        task: ``"arithmetic"`` or a ``.csv``/``.jsonl`` file with ``prompt`` and ``answer`` (and ``group``) columns.
+        n: items (arithmetic default: every distinct problem, at most 1000; a file: all its rows).
+        ops, digits, allow_negative, inexact_division, duplicates, seed: the arithmetic generator's options.
+        drop: sets of decoder blocks removed together, as specs (``"4"``, ``"4,5"``, ``"2-5"``); empty: each
+            block alone.
         scoring: ``"first"`` (the answer's first token) or ``"greedy"`` (the whole answer).
         batch_size: prompts per forward pass.
-        model: the model source (None: the default model).
+        resume_dir: Python only: the run directory whose ``parts/`` keeps finished configurations (None:
+            nothing kept). :func:`ablate` and the command set it to the output directory.
     """
 
+    experiment = "ablate"
+
+    model: ModelSpec = option(ModelSpec(), flag="--model")
     task: str = "arithmetic"
     n: int | None = None
     ops: str = OPERATIONS
     digits: int = 1
-    non_negative: bool = True
-    exact_division: bool = True
+    allow_negative: bool = False
+    inexact_division: bool = False
     duplicates: bool = False
     seed: int = 0
-    drop: list[str] = field(default_factory=list)
-    scoring: str = "first"
+    drop: tuple[str, ...] = ()
+    scoring: Literal["first", "greedy"] = "first"
     batch_size: int = 64
-    model: str | None = None
+    resume_dir: str | None = option(None, flag="")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.drop, str):
+            object.__setattr__(self, "drop", (self.drop,))
+        elif not isinstance(self.drop, tuple):
+            object.__setattr__(self, "drop", tuple(self.drop))
+        if isinstance(self.task, os.PathLike):
+            object.__setattr__(self, "task", os.fspath(self.task))
+        if isinstance(self.resume_dir, os.PathLike):
+            object.__setattr__(self, "resume_dir", os.fspath(self.resume_dir))
+
+    # ----- validation (no model) -------------------------------------------------------------------
+    def validate(self) -> None:
+        super().validate()
+        if self.scoring not in SCORINGS:
+            raise self.error("scoring", self.scoring, f"is not supported; valid: {choices_text(SCORINGS)}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise self.error("batch_size", self.batch_size, "must be an integer of at least 1")
+        if self.n is not None and (isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1):
+            raise self.error("n", self.n, "must be an integer of at least 1 (or None)")
+        if self.digits not in range(1, MAX_DIGITS + 1):
+            raise self.error("digits", self.digits, f"is not supported; valid: 1 to {MAX_DIGITS}")
+        if not self.ops:
+            raise self.error("ops", self.ops, f"is empty; valid: any of {OPERATIONS!r}")
+        bad_ops = [c for c in self.ops if c not in OPERATIONS]
+        if bad_ops:
+            raise self.error("ops", self.ops, f"has unknown operation {bad_ops[0]!r}; valid: any of {OPERATIONS!r}")
+        for spec in self.drop:
+            try:
+                parse_drop(spec)
+            except LayerscopeError as exc:
+                raise self.error("drop", spec, str(exc)) from None
+        if self.task == "arithmetic":
+            total = self.distinct_problems()
+            if self.n is not None and self.n > total and not self.duplicates:
+                raise self.error(
+                    "n", self.n, f"exceeds the {total} distinct problems for ops {check_ops(self.ops)!r} with "
+                    f"{self.digits}-digit operands; lower it or allow duplicates",
+                )
+        else:
+            with self.checking("task"):
+                load_task_file(self.task)
+
+    def distinct_problems(self) -> int:
+        return count_problems(
+            self.ops, self.digits, non_negative=not self.allow_negative, exact_division=not self.inexact_division
+        )
+
+    # ----- the work --------------------------------------------------------------------------------
+    def build_task(self) -> Task:
+        """The task's items: generated arithmetic, or read from the task file (cut to ``n``)."""
+        if self.task == "arithmetic":
+            n = self.n if self.n is not None else min(ALL_DISTINCT_CAP, self.distinct_problems())
+            return arithmetic_task(
+                n, ops=self.ops, digits=self.digits, seed=self.seed, non_negative=not self.allow_negative,
+                exact_division=not self.inexact_division, duplicates=self.duplicates,
+            )
+        task = load_task_file(self.task)
+        return task if self.n is None else Task(task.name, task.items[: self.n])
+
+    def configurations(self, n_layers: int) -> list[tuple[int, ...]]:
+        """The baseline ``()`` followed by each requested set of removed blocks (each block alone by default).
+
+        A block the model lacks raises a :class:`~layerscope.experiment.ConfigError` naming ``drop``.
+        """
+        sets = []
+        for spec in self.drop:
+            removed = parse_drop(spec)
+            bad = [k for k in removed if k >= n_layers]
+            if bad:
+                raise self.error(
+                    "drop", spec, f"names block {bad[0]}, which does not exist; valid: 0 to {n_layers - 1} "
+                    f"({n_layers} blocks)",
+                )
+            sets.append(removed)
+        sets = sets or [(k,) for k in range(n_layers)]
+        return [()] + [s for s in dict.fromkeys(sets) if s]
+
+    def identity(self) -> dict:
+        """The settings that decide the results (for ``parts/identity.json``): not the model's source (its
+        fingerprint is compared instead), the batch size or the directory."""
+        record = self.to_record()
+        for key in ("model", "batch_size", "resume_dir"):
+            record.pop(key, None)
+        return record
+
+    def run(self, model=None) -> AblateResult:
+        return run_ablate(self, model)
 
 
 def parse_drop(spec: str) -> tuple[int, ...]:
@@ -62,91 +174,84 @@ def parse_drop(spec: str) -> tuple[int, ...]:
     layers: set[int] = set()
     for piece in str(spec).replace(" ", "").split(","):
         if not _SPEC.match(piece):
-            raise LayerscopeError(f"bad --drop {spec!r}: {piece!r} is not a layer or a range like 2-5")
+            raise LayerscopeError(f"has {piece!r}, which is not a block number or a range like 2-5")
         low, _, high = piece.partition("-")
         low_i, high_i = int(low), int(high or low)
         if high_i < low_i:
-            raise LayerscopeError(f"bad --drop {spec!r}: range {piece!r} runs backwards")
+            raise LayerscopeError(f"has the range {piece!r}, which runs backwards")
         layers.update(range(low_i, high_i + 1))
     return tuple(sorted(layers))
 
 
-def configurations(config: AblateConfig, n_layers: int) -> list[tuple[int, ...]]:
-    """The baseline ``()`` followed by each requested set of removed layers (each layer alone by default)."""
-    sets = [parse_drop(spec) for spec in config.drop] or [(k,) for k in range(n_layers)]
-    for removed in sets:
-        check_layers(removed, n_layers)
-    return [()] + [s for s in dict.fromkeys(sets) if s]
-
-
-def config_label(removed: tuple[int, ...]) -> str:
-    return "baseline" if not removed else "drop " + ",".join(map(str, removed))
-
-
-def build_task(config: AblateConfig) -> Task:
-    """The task's items: generated arithmetic, or read from the task file."""
-    if config.task == "arithmetic":
-        n = config.n
-        if n is None:  # every distinct problem, capped at 1000
-            n = min(1000, len(arithmetic_task(None, ops=config.ops, digits=config.digits,
-                                               non_negative=config.non_negative,
-                                               exact_division=config.exact_division)))
-        return arithmetic_task(
-            n, ops=config.ops, digits=config.digits, seed=config.seed, non_negative=config.non_negative,
-            exact_division=config.exact_division, duplicates=config.duplicates,
-        )
-    task = load_task_file(config.task)
-    if config.n is not None:
-        task = Task(task.name, task.items[: config.n])
-    return task
-
-
-@dataclass
-class AblateResult:
+@dataclass(kw_only=True, repr=False)
+class AblateResult(Result):
     """The outcome of an ablation run.
 
     Attributes:
-        accuracy: one row per configuration (see :func:`layerscope.analysis.accuracy.accuracy_table`).
+        accuracy: one row per configuration (see :func:`layerscope.analysis.accuracy.accuracy_table`):
+            ``config`` (the label: ``baseline``, ``drop 4``, ``drop 4,5``), ``removed_layers`` (the removed
+            blocks, ``4,5``), ``accuracy, n, correct, delta``, then ``accuracy[<group>]`` and ``n[<group>]``.
         examples: one row per item and configuration: ``item, prompt, answer, group, config,
             removed_layers, prediction, correct``.
         groups: the task's groups (operations), the per-group columns of ``accuracy``.
+        task_name: the task's name (``arithmetic +-*/ 1-digit``, or the file's stem).
+        answers_tokenized_alone: answers tokenized on their own (a token merged across prompt and answer).
+        resumed_configs: configurations read back from ``parts/`` instead of computed.
     """
 
+    config: AblateConfig
     accuracy: pd.DataFrame
     examples: pd.DataFrame
     groups: list[str]
-    config: AblateConfig
     task_name: str
-    model_name: str
-    timings: dict[str, float]
-    extra: dict = field(default_factory=dict)
-    _model: Model | None = field(default=None, repr=False)
+    answers_tokenized_alone: int = 0
+    resumed_configs: int = 0
+
+    main_file: ClassVar[str] = "accuracy.html"
+
+    @property
+    def n_items(self) -> int:
+        return int(self.accuracy["n"].iloc[0]) if len(self.accuracy) else 0
 
     def title(self) -> str:
-        return f"{self.model_name}: {self.task_name}, accuracy with layers removed ({self.config.scoring} token)"
+        model = ", ".join(self.model_names) or "model"
+        return f"{model}: {self.task_name}, accuracy with blocks removed ({self.config.scoring} token)"
 
     def figure(self):
-        """Interactive plotly figure: accuracy against the removed layer(s), baseline line, per-group lines."""
+        """Interactive plotly figure: accuracy per configuration, baseline line, per-group lines."""
         from ..render.accuracy import accuracy_figure
 
         return accuracy_figure(self.accuracy, self.groups, title=self.title())
 
-    def save(self, out: str | Path) -> Path:
-        """Write ``accuracy.csv``, ``examples.csv``, ``accuracy.html``, ``accuracy.png`` and ``run.json``."""
-        from ..render.accuracy import accuracy_png
-        from ..render.scatter import write_html
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"accuracy": self.accuracy, "examples": self.examples}
 
-        out = Path(out)
-        start = time.perf_counter()
-        for name, frame in (("accuracy.csv", self.accuracy), ("examples.csv", self.examples)):
-            with atomic_path(out / name) as tmp:
-                frame.to_csv(tmp, index=False)
-        write_html(self.figure(), out / "accuracy.html")
-        accuracy_png(self.accuracy, self.groups, out / "accuracy.png", title=self.title())
-        timings = {**self.timings, "write": time.perf_counter() - start}
-        models = [self._model] if self._model is not None else []
-        write_run_json(out, "ablate", self.config, models, timings, task=self.task_name, **self.extra)
-        return out
+    def figures(self) -> dict:
+        return {"accuracy": self.figure}
+
+    def images(self) -> dict:
+        from ..render.accuracy import accuracy_png
+
+        return {"accuracy": lambda: accuracy_png(self.accuracy, self.groups, title=self.title())}
+
+    def record(self) -> dict:
+        return {
+            "task": self.task_name,
+            "n_items": self.n_items,
+            "answers_tokenized_alone": self.answers_tokenized_alone,
+            "resumed_configs": self.resumed_configs,
+        }
+
+    def summary(self) -> list[str]:
+        table = self.accuracy
+        base = table.loc[table["config"] == "baseline", "accuracy"]
+        worst = table[table["config"] != "baseline"].nsmallest(3, "accuracy")
+        line = f"{self.n_items} items"
+        if len(base):
+            line += f", baseline accuracy {float(base.iloc[0]):.3f}"
+        if len(worst):
+            line += "; lowest: " + ", ".join(f"{r.config} {r.accuracy:.3f}" for r in worst.itertuples())
+        return [line]
 
 
 def _rows(task: Task, model: Model, removed: tuple[int, ...], predictions) -> pd.DataFrame:
@@ -168,34 +273,34 @@ def run_ablate(
     config: AblateConfig,
     model: Model | None = None,
     *,
-    out: str | Path | None = None,
     on_config: Callable[[str], None] | None = None,
 ) -> AblateResult:
-    """Run the ablation sweep; with ``out``, finished configurations are kept there and reused on a rerun.
+    """Run the ablation sweep on ``model`` (loaded from ``config.model`` when None); no final files written.
 
-    ``on_config(name)`` is called after each configuration is finished (and saved).
+    With ``config.resume_dir``, finished configurations are kept under its ``parts/`` and reused on a rerun.
+    ``on_config(label)`` is called after each configuration is finished (and kept).
     """
-    if config.scoring not in SCORINGS:
-        raise LayerscopeError(f"unknown scoring {config.scoring!r}; valid: {', '.join(SCORINGS)}")
-    for spec in config.drop:
-        parse_drop(spec)
-    task = build_task(config)
+    from .. import progress
+    from ..analysis.accuracy import accuracy_table
+    from ..capture.ablation import LayerAblation, encode_task
+
+    task = config.build_task()
     timings: dict[str, float] = {}
-    model = model_for_run(model, config.model, timings)
-    configs = configurations(config, model.n_layers)
+    model = config.model.loaded(model, timings)
+    configs = config.configurations(model.n_layers)
 
     start = time.perf_counter()
     store = None
-    if out is not None:
+    if config.resume_dir is not None:
         # What decides the results; the model by its fingerprint, not by the path it was given as.
-        identity = {"config": {**asdict(config), "model": None, "batch_size": None}, "model": model.fingerprint,
+        identity = {"config": config.identity(), "model": model.fingerprint,
                     "items": [[i.prompt, i.answer, i.group] for i in task.items]}
-        store = PartStore(out, identity)
+        store = PartStore(config.resume_dir, identity)
     encoded = encode_task(model, [i.prompt for i in task.items], [i.answer for i in task.items])
     todo = [c for c in configs if store is None or not store.done(c)]
     engine = LayerAblation(model, encoded, scoring=config.scoring, batch_size=config.batch_size, needed=todo)
     frames: dict[tuple[int, ...], pd.DataFrame] = {}
-    for removed in progress.track(configs, "Removing layers", total=len(configs)):
+    for removed in progress.track(configs, "Removing blocks", total=len(configs)):
         if store is not None and store.done(removed):
             frames[removed] = store.load(removed)
         else:
@@ -203,37 +308,42 @@ def run_ablate(
             if store is not None:
                 store.save(removed, frames[removed])
         if on_config is not None:
-            on_config(part_name(removed))
+            on_config(config_label(removed))
     timings["compute"] = time.perf_counter() - start
     if store is not None:  # one code path for fresh and resumed runs: every table comes back from disk
         frames = {removed: store.load(removed) for removed in configs}
     examples = pd.concat([frames[c] for c in configs], ignore_index=True)
     accuracy = accuracy_table(examples, [config_label(c) for c in configs], task.groups)
     return AblateResult(
-        accuracy=accuracy, examples=examples, groups=task.groups, config=config, task_name=task.name,
-        model_name=model.name, timings=timings, _model=model,
-        extra={"n_items": len(task), "answers_tokenized_alone": encoded.split_answers,
-               "resumed_configs": len(configs) - len(todo)},
+        config=config, accuracy=accuracy, examples=examples, groups=task.groups, task_name=task.name,
+        answers_tokenized_alone=encoded.split_answers, resumed_configs=len(configs) - len(todo),
+        models=[model_record(model)], timings=timings,
     )
 
 
 def ablate(
-    task: str = "arithmetic",
+    task: str | os.PathLike = "arithmetic",
     *,
-    model: str | Model | None = None,
+    model: ModelSpec | Model | str | None = None,
     n: int | None = None,
     ops: str = OPERATIONS,
     digits: int = 1,
-    drop: list[str] | str | None = None,
+    drop: Sequence[str] | str | None = None,
     scoring: str = "first",
     seed: int = 0,
     batch_size: int = 64,
-    non_negative: bool = True,
-    exact_division: bool = True,
+    allow_negative: bool = False,
+    inexact_division: bool = False,
     duplicates: bool = False,
     out: str | Path | None = None,
 ) -> AblateResult:
-    """Task accuracy with each decoder layer removed in turn (or the given sets), against the baseline.
+    """Task accuracy with each decoder block removed in turn (or the given sets), against the baseline.
+
+    Args:
+        task: ``"arithmetic"`` or a ``.csv``/``.jsonl`` file with ``prompt`` and ``answer`` (and ``group``).
+        model: a loaded model, a source, a :class:`ModelSpec`, or None for the default model.
+        drop: sets of blocks removed together, e.g. ``["4,5", "10-12"]`` (default: each block alone).
+        out: also write the run directory there; an interrupted run resumes from it when rerun.
 
     Example:
         >>> result = layerscope.ablate("arithmetic", n=200, ops="+-")
@@ -241,17 +351,19 @@ def ablate(
         >>> result.figure()
         >>> layerscope.ablate("my_task.csv", drop=["4,5", "10-12"], out="runs/mine")   # resumable
     """
-    loaded = model if isinstance(model, Model) else None
     config = AblateConfig(
-        task=str(task), n=n, ops=ops, digits=digits, non_negative=non_negative, exact_division=exact_division,
-        duplicates=duplicates, seed=seed, drop=[drop] if isinstance(drop, str) else list(drop or []),
-        scoring=scoring, batch_size=batch_size, model=loaded.source if loaded else model,
+        model=ModelSpec.of(model),
+        task=os.fspath(task),
+        n=n,
+        ops=ops,
+        digits=digits,
+        allow_negative=allow_negative,
+        inexact_division=inexact_division,
+        duplicates=duplicates,
+        seed=seed,
+        drop=(drop,) if isinstance(drop, str) else tuple(drop or ()),
+        scoring=scoring,
+        batch_size=batch_size,
+        resume_dir=None if out is None else os.fspath(out),
     )
-    result = run_ablate(config, loaded, out=out)
-    if out is not None:
-        result.save(out)
-    return result
-
-
-def default_out() -> Path:
-    return default_run_dir("ablate")
+    return execute(config, model if isinstance(model, Model) else None, out=out)

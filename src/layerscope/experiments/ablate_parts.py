@@ -2,8 +2,10 @@
 
 ``parts/identity.json`` holds what makes results comparable (config, model fingerprint, task items);
 a rerun into the same directory with a different identity is refused, naming the first difference.
-Each configuration's rows are written atomically to ``parts/<config>.jsonl`` (JSON escapes any token text) the moment it finishes, so an
-interrupted run (Ctrl-C or kill) keeps every finished configuration and never a half file.
+Each configuration's rows are written atomically to ``parts/<label>.jsonl`` (its label with ``-`` for the
+space: ``baseline.jsonl``, ``drop-4,5.jsonl``; JSON escapes any token text) the moment it finishes, so an
+interrupted run (Ctrl-C or kill) keeps every finished configuration and never a half file. These are the
+engine's checkpoints; the run's final files are written by :class:`~layerscope.rundir.RunDir`.
 """
 
 from __future__ import annotations
@@ -17,9 +19,15 @@ from ..atomic import write_json, write_text
 from ..errors import LayerscopeError
 
 
+def config_label(removed: tuple[int, ...]) -> str:
+    """The one label of a configuration, in every table and figure: ``()`` -> ``"baseline"``,
+    ``(4,)`` -> ``"drop 4"``, ``(4, 5)`` -> ``"drop 4,5"`` (``k``: decoder block ``k``, the layer named ``k``)."""
+    return "baseline" if not removed else "drop " + ",".join(map(str, removed))
+
+
 def part_name(removed: tuple[int, ...]) -> str:
-    """``()`` -> ``"baseline"``, ``(4, 5)`` -> ``"drop-4_5"``."""
-    return "baseline" if not removed else "drop-" + "_".join(map(str, removed))
+    """The file stem under ``parts/``: the label with ``-`` for its space (``"drop-4,5"``)."""
+    return config_label(removed).replace(" ", "-")
 
 
 class PartStore:
@@ -41,7 +49,7 @@ class PartStore:
             if difference is not None:
                 raise LayerscopeError(
                     f"{str(Path(out))!r} holds a different ablation run ({difference}); "
-                    "use another --out or delete that directory"
+                    "write to another directory or delete that one"
                 )
         else:
             write_json(path, self.identity)

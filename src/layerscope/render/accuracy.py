@@ -1,16 +1,25 @@
-"""Accuracy against the removed layers: plotly (HTML) and matplotlib (PNG), from an accuracy table."""
+"""Accuracy per ablation configuration: plotly (HTML) and matplotlib (PNG), from an accuracy table.
+
+The x axis carries the configurations' labels (``drop 4``, ``drop 4,5``), the same as the tables.
+"""
 
 from __future__ import annotations
+
+import textwrap
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from .palette import PALETTE
 
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
 
 def _series(table: pd.DataFrame, groups: list[str]):
     ablated = table[table["config"] != "baseline"]
-    labels = [str(v) for v in ablated["removed_layers"]]
+    labels = [str(v) for v in ablated["config"]]
     base = table.loc[table["config"] == "baseline"]
     lines = [("all", ablated["accuracy"].tolist(), None if base.empty else float(base["accuracy"].iloc[0]))]
     for group in groups:
@@ -20,7 +29,7 @@ def _series(table: pd.DataFrame, groups: list[str]):
 
 
 def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go.Figure:
-    """Accuracy per configuration (x: the removed layers), the baseline as a horizontal line, and a dashed
+    """Accuracy per configuration (x: its label, ``drop 4``), the baseline as a horizontal line, and a dashed
     line per group (click the legend to hide one).
 
     ``table`` is :func:`layerscope.analysis.accuracy.accuracy_table`'s output.
@@ -38,7 +47,7 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
                 mode="lines+markers",
                 line=dict(color=color, width=3 if main else 1.5, dash=None if main else "dash"),
                 marker=dict(size=8 if main else 5),
-                hovertemplate="removed %{x}: %{y:.3f}<extra>" + ("all" if main else name) + "</extra>",
+                hovertemplate="%{x}: %{y:.3f}<extra>" + ("all" if main else name) + "</extra>",
                 visible=True if main else "legendonly" if len(lines) > 6 else True,
             )
         )
@@ -49,7 +58,7 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
     fig.update_layout(
         title=dict(text=title, x=0.5),
         template="plotly_white",
-        xaxis=dict(title="removed layer(s)", type="category"),
+        xaxis=dict(title="decoder blocks removed", type="category"),
         yaxis=dict(title="accuracy", range=[0, 1.05]),
         legend=dict(title="click to hide"),
         height=520,
@@ -57,12 +66,13 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
     return fig
 
 
-def accuracy_png(table: pd.DataFrame, groups: list[str], path, *, title: str) -> None:
-    """The same figure as a PNG (matplotlib)."""
-    from .static import plt, save_png
+def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figure:
+    """The same figure for a PNG (a matplotlib :class:`~matplotlib.figure.Figure`, saved by the run directory)."""
+    from .static import new_figure
 
     labels, lines = _series(table, groups)
-    fig, ax = plt.subplots(figsize=(max(7, 0.45 * len(labels) + 3), 4.8), dpi=130)
+    fig = new_figure(figsize=(max(7, 0.55 * len(labels) + 3), 4.8), dpi=130)
+    ax = fig.add_subplot()
     for k, (name, values, base) in enumerate(lines):
         color = PALETTE[k % len(PALETTE)]
         main = k == 0
@@ -72,11 +82,16 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], path, *, title: str) ->
         )
         if base is not None:
             ax.axhline(base, color=color, linestyle=":", linewidth=1.5 if main else 0.8)
-    ax.set_xlabel("removed layer(s) (dotted: baseline)")
+    ax.set_xlabel("decoder blocks removed (dotted: baseline)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="lower right")
+    if len(labels) > 8:  # "drop 0" ... "drop 17" side by side would overlap
+        ax.tick_params(axis="x", labelrotation=60)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
     fig.tight_layout()
-    save_png(fig, path)
+    return fig

@@ -1,7 +1,17 @@
 """Prompt datasets whose items know their expected answer: arithmetic, or the user's CSV/JSONL file."""
 
-from .arithmetic import OPERATIONS, arithmetic_task, valid_problems
+from .arithmetic import (
+    MAX_DIGITS,
+    OPERATIONS,
+    arithmetic_task,
+    check_ops,
+    count_problems,
+    valid_problems,
+)
 from .files import load_task_file
 from .items import Task, TaskItem
 
-__all__ = ["OPERATIONS", "Task", "TaskItem", "arithmetic_task", "load_task_file", "valid_problems"]
+__all__ = [
+    "MAX_DIGITS", "OPERATIONS", "Task", "TaskItem", "arithmetic_task", "check_ops", "count_problems", "load_task_file",
+    "valid_problems",
+]

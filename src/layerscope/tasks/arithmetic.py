@@ -52,6 +52,12 @@ def valid_problems(op: str, digits: int, *, non_negative: bool = True, exact_div
     return np.stack([a[keep], b[keep], result[keep]], axis=1)
 
 
+def count_problems(ops: str, digits: int, *, non_negative: bool = True, exact_division: bool = True) -> int:
+    """How many distinct problems :func:`arithmetic_task` can draw from (without building the items)."""
+    ops = check_ops(ops)
+    return sum(len(valid_problems(op, digits, non_negative=non_negative, exact_division=exact_division)) for op in ops)
+
+
 def check_ops(ops: str) -> str:
     """Validate an operations string such as ``"+-*/"``; returns its distinct operations in order."""
     bad = [c for c in ops if c not in OPERATIONS]
@@ -99,7 +105,7 @@ def arithmetic_task(
     if n > total and not duplicates:
         raise LayerscopeError(
             f"n {n} exceeds the {total} distinct problems for ops {ops!r} with {digits}-digit operands; "
-            "lower n or allow duplicates (--duplicates)"
+            "lower n or allow duplicates (duplicates=True)"
         )
     rng = np.random.default_rng(seed)
     rows = _draw_with_repeats(pools, n, rng) if duplicates else _draw_distinct(pools, n, rng)

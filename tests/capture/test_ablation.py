@@ -6,6 +6,7 @@ import pytest
 import torch
 from ablation_oracle import naive_predictions
 
+import layerscope
 from layerscope.capture.ablation import LayerAblation, encode_task, patched_layers
 from layerscope.errors import LayerscopeError
 from layerscope.tasks import arithmetic_task
@@ -49,11 +50,57 @@ def test_equals_deleting_layers(tiny, scoring):
 def test_patched_layers_restore_the_model(tiny):
     ids = torch.tensor([tiny.encode("5+2=")])
     before = tiny.module(input_ids=ids).logits
-    with pytest.raises(RuntimeError):
-        with patched_layers(tiny.layers, (1,), torch.zeros(1, 5, tiny.d_model)):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), patched_layers(tiny.layers, (1,), torch.zeros(1, 5, tiny.d_model)):
+        raise RuntimeError("boom")
     assert all("forward" not in layer.__dict__ for layer in tiny.layers)
     torch.testing.assert_close(tiny.module(input_ids=ids).logits, before, rtol=0, atol=0)
+
+
+def test_patched_layers_put_back_an_instance_forward(tiny_models):
+    """A layer that had its own ``forward`` (as accelerate installs) gets that very one back."""
+    layers = tiny_models["llama"].layers
+    own = [layers[0].forward, layers[2].forward]  # bound methods, stored on the instances
+    layers[0].forward, layers[2].forward = own
+    try:
+        with patched_layers(layers, (2,), torch.zeros(1, 5, 64)):
+            assert layers[0].__dict__["forward"] is not own[0] and layers[2].__dict__["forward"] is not own[1]
+        assert layers[0].__dict__["forward"] is own[0] and layers[2].__dict__["forward"] is own[1]
+        assert "forward" not in layers[1].__dict__
+    finally:
+        for layer in layers:
+            layer.__dict__.pop("forward", None)
+
+
+def _offloading_device_map(model) -> dict:
+    """A device map for a llama-like tiny model with block 1 offloaded to disk: accelerate then hooks every block."""
+    blocks = {f"model.layers.{i}": "disk" if i == 1 else "cpu" for i in range(model.n_layers)}
+    return {"model.embed_tokens": "cpu", **blocks, "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"}
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+def test_accelerate_hooks_survive_an_ablation(tiny_models, tiny_model_dirs, arch):
+    plain = tiny_models[arch]
+    hooked = layerscope.load_model(str(tiny_model_dirs[arch]), device_map=_offloading_device_map(plain))
+    hooks = [layer._hf_hook for layer in hooked.layers]
+    forwards = [layer.__dict__["forward"] for layer in hooked.layers]  # accelerate's wrapper around the hook
+    assert all(type(h).__name__ == "AlignDevicesHook" for h in hooks)
+    assert hooked.layers[1].self_attn.q_proj.weight.device.type == "meta"  # its weights come from disk per call
+
+    encoded = encode_task(plain, PROMPTS, ANSWERS)
+    configs = [(), (0,), (1,), (2,), (1, 2), (0, 2)]
+    for scoring in ("first", "greedy"):
+        on_hooked = LayerAblation(hooked, encoded, scoring=scoring, batch_size=4, needed=configs)
+        on_plain = LayerAblation(plain, encoded, scoring=scoring, batch_size=4, needed=configs)
+        for removed in configs:
+            got, want = on_hooked.run(removed), on_plain.run(removed)
+            assert got.tokens == want.tokens and got.correct == want.correct, (scoring, removed)
+
+    assert [layer._hf_hook for layer in hooked.layers] == hooks
+    assert all(layer.__dict__.get("forward") is f for layer, f in zip(hooked.layers, forwards))
+    # The hooked model still loads its offloaded block: the same logits as the model on one device.
+    ids = torch.tensor([plain.encode("5+2=")])
+    with torch.inference_mode():
+        torch.testing.assert_close(hooked.module(input_ids=ids).logits, plain.module(input_ids=ids).logits)
 
 
 def test_answer_tokens_follow_the_prompt(default_model):

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from layerscope.errors import LayerscopeError
-from layerscope.tasks import arithmetic_task, valid_problems
+from layerscope.tasks import arithmetic_task, count_problems, valid_problems
 
 PROMPT = re.compile(r"^(\d+)([-+*/])(\d+)=$")
 
@@ -74,3 +74,10 @@ def test_valid_problems_counts():
 def test_bad_options(kwargs, message):
     with pytest.raises(LayerscopeError, match=message):
         arithmetic_task(**{"n": 5, **kwargs})
+
+
+@pytest.mark.parametrize("ops, digits, non_negative, exact_division", [("+-*/", 1, True, True), ("-/", 2, False, False)])
+def test_count_problems_is_the_number_of_distinct_items(ops, digits, non_negative, exact_division):
+    options = {"non_negative": non_negative, "exact_division": exact_division}
+    every = arithmetic_task(None, ops=ops, digits=digits, **options)
+    assert count_problems(ops, digits, **options) == len(every) == len({i.prompt for i in every.items})
