@@ -63,7 +63,7 @@ def execute(
         RunDir(out).check_writable_for(config.experiment)
     timings: dict[str, float] = {}
     spec = getattr(config, "model", None)
-    if model is None and isinstance(spec, ModelSpec) and getattr(config, "loads_own_models", False) is False:
+    if model is None and isinstance(spec, ModelSpec):
         model = spec.load_timed(timings)
     with named_for(via):  # checks that need the model (a layer it lacks) raise ConfigError from run
         result = config.run(model)
