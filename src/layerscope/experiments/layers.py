@@ -91,7 +91,11 @@ class LayersConfig(TokenSetOptions):
         return super().word_sets()
 
     def command(self) -> list[str]:
-        """The command line; every model is one ``--model`` (``default`` for the default model)."""
+        """The command line; every model is one ``--model`` (``default`` for the default model).
+
+        The command line gives every model the same ``--dtype``/``--device-map``/``--trust-remote-code``:
+        those of the first model.
+        """
         argv = super(LayersConfig, dataclasses.replace(self, models=DEFAULT_MODELS)).command()
         if self.models == DEFAULT_MODELS:
             return argv
