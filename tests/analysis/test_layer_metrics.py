@@ -71,3 +71,16 @@ def test_project_layers_own_and_fixed_basis():
     basis = PCA(2).fit(x)
     np.testing.assert_allclose(np.abs(fixed[1]), np.abs((array[1] - x.mean(0)) @ basis.components_.T), atol=1e-9)
     np.testing.assert_allclose(fixed_ratio[0], own_ratio[0], atol=1e-12)
+
+
+def test_layer_metrics_with_depths_and_layer_order():
+    import pandas as pd
+
+    from layerscope.analysis.layer_projection import layer_order
+
+    x, labels = clusters(6)
+    table = layer_metrics(np.stack([x, 2 * x]), labels, ["embed", "0"], depths=[0, 1])
+    assert list(table.columns[:2]) == ["layer", "depth"] and list(table["depth"]) == [0, 1]
+    rows = pd.DataFrame({"layer": ["norm", "2", "embed", "10", "2"], "depth": [12, 3, 0, 11, 3]})
+    assert layer_order(rows) == ["embed", "2", "10", "norm"]
+    assert layer_order(rows.drop(columns="depth")) == ["norm", "2", "embed", "10"]

@@ -1,9 +1,9 @@
 """Per-layer numbers for what seed 002 eyeballed: separation, scale, and linearization.
 
 Example:
-    >>> table = layer_metrics(array, labels, layer_names=["embed", "1", "2"])   # array: (layer, item, d)
+    >>> table = layer_metrics(array, labels, ["embed", "0", "1"], depths=[0, 1, 2])   # array: (layer, item, d)
     >>> list(table.columns)
-    ['layer', 'silhouette', 'between_within', 'residual_norm', 'top2_variance']
+    ['layer', 'depth', 'silhouette', 'between_within', 'residual_norm', 'top2_variance']
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import pandas as pd
 
 from .pca import fit_pca
 from .separation import between_within_ratio, silhouette
-
 
 _ROWS = 4096
 
@@ -38,14 +37,21 @@ def top_variance_fraction(vectors: np.ndarray, k: int = 2) -> float:
     return float(fit_pca(x, k).explained_variance_ratio.sum())
 
 
-def layer_metrics(array: np.ndarray, labels: Sequence, layer_names: Sequence[str]) -> pd.DataFrame:
-    """One row per layer of ``array`` ``(layer, item, d)``: silhouette, between/within ratio, norm, top-2 variance."""
+def layer_metrics(
+    array: np.ndarray, labels: Sequence, layer_names: Sequence[str], depths: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """One row per layer of ``array`` ``(layer, item, d)``: silhouette, between/within ratio, norm, top-2 variance.
+
+    ``layer_names`` fill the column ``layer`` (``embed``, ``0``, ...); ``depths``, when given, the column
+    ``depth`` (0 = embed, ``k + 1`` = block ``k``).
+    """
     rows = []
-    for name, vectors in zip(layer_names, array):
+    for slot, (name, vectors) in enumerate(zip(layer_names, array)):
         vectors = np.asarray(vectors, dtype=np.float64)
         rows.append(
             {
                 "layer": name,
+                **({"depth": int(depths[slot])} if depths is not None else {}),
                 "silhouette": silhouette(vectors, labels),
                 "between_within": between_within_ratio(vectors, labels),
                 "residual_norm": residual_norm(vectors),

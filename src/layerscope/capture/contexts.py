@@ -22,15 +22,22 @@ CONTEXTS = ("bos", "nobos")
 WORD_FIELD = "{word}"
 
 
+def context_problem(context) -> str | None:
+    """What is wrong with ``context`` (for a message after the value), or None when it is valid."""
+    if context in CONTEXTS:
+        return None
+    if not isinstance(context, str) or context.count(WORD_FIELD) != 1:
+        return (
+            f"is not 'bos', 'nobos' nor a template with {WORD_FIELD} exactly once (e.g. 'The word is {WORD_FIELD}')"
+        )
+    return None
+
+
 def check_context(context: str) -> str:
     """``bos``, ``nobos``, or a template holding ``{word}`` exactly once; else a one-line error."""
-    if context in CONTEXTS:
-        return context
-    if context.count(WORD_FIELD) != 1:
-        raise LayerscopeError(
-            f"context {context!r} is not 'bos', 'nobos' nor a template with {WORD_FIELD} exactly once "
-            f"(e.g. 'The word is {WORD_FIELD}')"
-        )
+    problem = context_problem(context)
+    if problem:
+        raise LayerscopeError(f"context {context!r} {problem}")
     return context
 
 
@@ -60,7 +67,7 @@ def _in_template(model, word: str, template: str) -> CapturePrompt:
     if not getattr(tokenizer, "is_fast", False):
         raise LayerscopeError(
             f"a template context needs a fast tokenizer (character offsets); {type(tokenizer).__name__} is not; "
-            "use --context bos or nobos"
+            "use the context 'bos' or 'nobos'"
         )
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(encoded["input_ids"])

@@ -7,14 +7,14 @@ writes them as float32 into a buffer preallocated once, shape ``(layer, item, d_
 of the sequence is kept. Prompts are sorted by length and batched with padding (right or left; the
 position ids follow the attention mask, so a padded prompt gives the numbers it gives alone).
 
-Hook points (see :mod:`.layer_spec`): layer 0 is the input of decoder layer 0 (a forward pre-hook:
-exactly what HF records as ``hidden_states[0]``), layer ``i`` the output of decoder layer ``i - 1``,
-``"norm"`` the output of the final norm. Hooks are removed in ``finally``.
+Hook points, by depth (see :mod:`.layer_spec`): depth 0 (``embed``) is the input of decoder block 0
+(a forward pre-hook: exactly what HF records as ``hidden_states[0]``), depth ``k + 1`` (block ``k``) the
+output of decoder block ``k``, ``"norm"`` the output of the final norm. Hooks are removed in ``finally``.
 
 Example:
     >>> prompts = prompts_at([model.encode(t) for t in texts], "last")
     >>> array = capture_residuals(model, prompts, parse_layers("all", model.n_layers))
-    >>> array.shape            # (layer, item, d_model)
+    >>> array.shape            # (layer, item, d_model): embed and blocks 0..17
     (19, 256, 640)
 """
 
@@ -169,7 +169,7 @@ def capture_residuals(
         model: a :class:`layerscope.Model`.
         prompts: what to run and which positions to read (see :mod:`.prompts`); items come out in order,
             prompt by prompt, group by group.
-        layers: resolved layer indices (see :func:`.layer_spec.parse_layers`).
+        layers: depths (0 = ``embed``, ``k + 1`` = block ``k``, ``"norm"``; see :func:`.layer_spec.parse_layers`).
         pool: how the rows of a group of several positions become one vector: ``mean``, ``first``, ``last``.
         batch_size: prompts per forward.
         memory_budget: bytes (or ``"512MB"``); a larger result goes to a memory-mapped ``.npy`` on disk.
@@ -185,7 +185,7 @@ def capture_residuals(
     if batch_size < 1:
         raise LayerscopeError(f"batch size {batch_size} must be at least 1")
     if not layers:
-        raise LayerscopeError("no layer to capture; give 'all' or indices such as '0,1,6,-1'")
+        raise LayerscopeError("no layer to capture; give 'all' or names such as 'embed,0,6,-1'")
     if not prompts:
         raise LayerscopeError("no prompt to capture; give at least one")
     layers = list(layers)

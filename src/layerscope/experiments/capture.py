@@ -1,80 +1,149 @@
-"""``layerscope.capture``: residual-stream vectors of prompts or words at every layer, as numpy.
+"""``layerscope.residuals``: residual-stream vectors of prompts or words at every layer, as numpy.
 
 Flow: prompts (text, last/all/explicit positions) or token sets (words in a context) -> the capture
 engine -> ``(layer, item, d_model)`` float32 + one table row per item.
+
+Layers are named as everywhere (:mod:`layerscope.capture.layer_spec`): ``embed`` (the embedding output),
+``0``..``n-1`` (the output of decoder block ``k``, before the final norm), ``norm`` (the final norm's output).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..analysis import residual_norm
-from ..atomic import atomic_path
-from ..capture import capture_residuals, layer_name, parse_layers, prompts_at
-from ..capture.contexts import check_context, word_prompts
-from ..errors import LayerscopeError
-from ..models import Model, model_for_run
-from ..rundir import default_run_dir, write_run_json
-from ..tokensets import check_policy, encode_sets, merge_sets, resolve_set
+from ..capture.contexts import context_problem
+from ..capture.layer_spec import layer_depth, layer_name
+from ..experiment import Result, option
+from ..model_spec import ModelSpec
+from ..rundir import model_record
+from ..tokensets.options import TokenSetOptions, inline_words
+from .layers import check_layers_field, check_memory_budget
+
+POSITIONS = ("last", "all")
 
 
-@dataclass
-class CaptureConfig:
-    """What :func:`capture` runs (every field is recorded in ``run.json``).
+@dataclass(frozen=True, kw_only=True)
+class CaptureConfig(TokenSetOptions):
+    """What :func:`residuals` runs: prompts at positions, or words in a context (one or the other).
 
     Attributes:
-        prompts: texts to run (each read at ``positions``); or None when ``sets`` are given.
-        sets: token sets (built-in names or files) whose words are run in ``context``.
-        layers: ``"all"`` or indices (``"0,1,6,-1"``; ``"norm"`` for the final norm's output).
-        positions: for prompts: ``"last"``, ``"all"`` or one list of positions per prompt (pooled).
+        model: which model (default: the embedded Gemma 3 270M).
+        prompts: texts to run, each read at ``positions``.
+        sets, tokens, leading_space, multi_token: words to run in ``context`` (see :class:`TokenSetOptions`);
+            ``multi_token`` also pools a group of several prompt positions.
+        inline: more word sets given inline, as ``((name, (word, ...)), ...)``.
+        layers: ``"all"`` (``embed`` and every block) or names such as ``"embed,0,6,-1"`` (``norm``: the
+            final norm's output).
+        positions: for prompts: ``"last"``, ``"all"`` or one tuple of positions per prompt (pooled into one item).
         context: for words: ``"bos"``, ``"nobos"`` or a template with ``{word}``.
-        multi_token: pooling of several positions: ``mean``, ``first``, ``last``.
         bos: put BOS before each prompt.
+        batch_size: prompts per forward pass.
+        memory_budget: bytes (or ``"512MB"``); captures above it go to a memory-mapped file.
     """
 
-    prompts: list[str] | None = None
-    sets: list[str] | dict[str, list[str]] | None = None
-    layers: str | list[int | str] = "all"
-    positions: str | list[list[int]] = "last"
+    experiment = "capture"
+
+    model: ModelSpec = option(ModelSpec(), flag="--model")
+    prompts: tuple[str, ...] = option((), flag="--prompt")
+    inline: tuple[tuple[str, tuple[str, ...]], ...] = option((), flag="")
+    layers: str = "all"
+    positions: str | tuple[tuple[int, ...], ...] = option("last", flag="")
     context: str = "bos"
-    multi_token: str = "mean"
-    leading_space: bool = False
     bos: bool = True
     batch_size: int = 32
     memory_budget: int | str | None = None
-    model: str | None = None
+
+    @property
+    def reads_words(self) -> bool:
+        return bool(self.sets or self.tokens or self.inline)
+
+    def validate(self) -> None:
+        super().validate()
+        if isinstance(self.prompts, str):
+            raise self.error("prompts", self.prompts, "must be a tuple of texts")
+        if bool(self.prompts) == self.reads_words:
+            raise self.error(
+                "prompts",
+                self.prompts,
+                "and sets: give either prompts or sets (words) to capture, not both nor neither",
+            )
+        check_layers_field(self)
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise self.error("batch_size", self.batch_size, "must be at least 1")
+        check_memory_budget(self)
+        if self.prompts:
+            if any(not isinstance(p, str) or not p for p in self.prompts):
+                raise self.error("prompts", self.prompts, "has an empty prompt; give texts")
+            if isinstance(self.positions, str):
+                if self.positions not in POSITIONS:
+                    problem = "is not valid; give 'last', 'all' or positions per prompt"
+                    raise self.error("positions", self.positions, problem)
+            elif len(self.positions) != len(self.prompts):
+                problem = f"gives {len(self.positions)} groups for {len(self.prompts)} prompts"
+                raise self.error("positions", self.positions, problem)
+        else:
+            problem = context_problem(self.context)
+            if problem:
+                raise self.error("context", self.context, problem)
+            self.word_sets()
+        from ..tokensets.encoding import MULTI_TOKEN_POLICIES
+
+        if self.multi_token not in MULTI_TOKEN_POLICIES:
+            raise self.error("multi_token", self.multi_token, "is not valid; valid: mean, first, last")
+
+    def word_sets(self) -> dict[str, list[str]]:
+        from ..tokensets import merge_sets
+
+        if not self.inline:
+            return super().word_sets()
+        parts = [super().word_sets()] if self.sets or self.tokens else []
+        for name, words in self.inline:
+            if not words or any(not str(w).strip() for w in words):
+                raise self.error("inline", dict(self.inline), f"set {name!r} has no words or an empty word")
+            parts.append({str(name): [str(w) for w in words]})
+        return merge_sets(parts)
+
+    def run(self, model=None) -> CaptureResult:
+        return run_capture(self, model)
 
 
-@dataclass
-class CaptureResult:
+@dataclass(kw_only=True, repr=False)
+class CaptureResult(Result):
     """Captured vectors and what they are.
 
     Attributes:
         residuals: float32 ``(layer, item, d_model)`` (a ``np.memmap`` when it went to disk).
-        layers: the layer names in ``residuals`` order (``"0"`` embedding output ... ``"18"``, ``"norm"``).
-        table: one row per item: ``item`` plus ``prompt, text, positions, tokens`` or ``set, label, ...``.
+        layers: the layer names in ``residuals`` order (``embed``, ``0``..``n-1``, ``norm``).
+        depths: their depths (0 = embed, ``k + 1`` = block ``k``, ``n_layers + 1`` = norm).
+        table: one row per item: ``item`` plus ``prompt, text, positions, tokens`` or
+            ``set, label, text, token_ids, positions``.
     """
 
+    config: CaptureConfig
     residuals: np.ndarray
     layers: list[str]
+    depths: list[int]
     table: pd.DataFrame
-    config: CaptureConfig
-    model_name: str
-    timings: dict[str, float]
-    _model: Model | None = field(default=None, repr=False)
+
+    @property
+    def model_name(self) -> str:
+        return self.model_names[0] if self.models else "?"
 
     def norms(self) -> pd.DataFrame:
-        """Mean residual norm per layer: ``model, layer, residual_norm``."""
+        """Mean residual norm per layer: ``model, layer, depth, residual_norm``."""
+        from ..analysis import residual_norm
+
         return pd.DataFrame(
             {
                 "model": self.model_name,
                 "layer": self.layers,
+                "depth": self.depths,
                 "residual_norm": [residual_norm(self.residuals[i]) for i in range(len(self.layers))],
             }
         )
@@ -87,60 +156,61 @@ class CaptureResult:
             self.norms(), {"residual_norm": "mean residual norm"}, title=f"{self.model_name}: {len(self.table)} items"
         )
 
-    def save(self, out: str | Path) -> Path:
-        """Write ``residuals.npy``, ``items.csv``, ``norms.csv``, ``index.html`` and ``run.json``."""
-        from ..render.scatter import write_html
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"items": self.table, "norms": self.norms()}
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        with atomic_path(out / "residuals.npy") as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, self.residuals)
-        for name, frame in (("items.csv", self.table), ("norms.csv", self.norms())):
-            with atomic_path(out / name) as tmp:
-                frame.to_csv(tmp, index=False)
-        write_html(self.figure(), out / "index.html")
-        timings = {**self.timings, "write": time.perf_counter() - start}
-        models = [self._model] if self._model is not None else []
-        write_run_json(out, "capture", self.config, models, timings, layers=self.layers, shape=list(self.residuals.shape))
-        return out
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"residuals": self.residuals}
+
+    def figures(self) -> dict:
+        return {"index": self.figure}
+
+    def record(self) -> dict:
+        return {"layers": self.layers, "shape": list(self.residuals.shape)}
+
+    def summary(self) -> list[str]:
+        shape = " x ".join(map(str, self.residuals.shape))
+        return [f"residuals (layer, item, d_model): {shape}; layers {', '.join(self.layers)}"]
 
 
-def _sets(sets) -> dict[str, list[str]]:
-    if isinstance(sets, dict):
-        return merge_sets([{str(k): [str(w) for w in v]} for k, v in sets.items()])
-    names = [sets] if isinstance(sets, str) else list(sets)
-    return merge_sets(resolve_set(name) for name in names)
+def _word_rows(model, config: CaptureConfig):
+    from ..capture.contexts import word_prompts
+    from ..tokensets import encode_sets
+
+    items = encode_sets(model.tokenizer, config.word_sets(), leading_space=config.leading_space)
+    prompts = word_prompts(model, items, config.context)
+    rows = [
+        {"set": item.set, "label": item.label, "text": item.text,
+         "token_ids": " ".join(map(str, item.token_ids)), "positions": " ".join(map(str, prompt.groups[0]))}
+        for item, prompt in zip(items, prompts)
+    ]
+    return prompts, rows
 
 
-def run_capture(config: CaptureConfig, model: Model | None = None) -> CaptureResult:
-    """Run :class:`CaptureConfig` on ``model`` (loads ``config.model`` when None)."""
-    check_policy(config.multi_token)
-    if (config.prompts is None) == (config.sets is None):
-        raise LayerscopeError("give either prompts or sets (words) to capture, not both nor neither")
-    check_context(config.context)
+def _prompt_rows(model, config: CaptureConfig):
+    from ..capture import prompts_at
+
+    ids = [model.encode(text, bos=config.bos) for text in config.prompts]
+    positions = config.positions if isinstance(config.positions, str) else [list(g) for g in config.positions]
+    prompts = prompts_at(ids, positions)
+    rows = [
+        {"prompt": p, "text": config.prompts[p], "positions": " ".join(map(str, g)),
+         "tokens": "".join(model.token_strings([prompt.ids[i] for i in g]))}
+        for p, prompt in enumerate(prompts) for g in prompt.groups
+    ]
+    return prompts, rows
+
+
+def run_capture(config: CaptureConfig, model=None) -> CaptureResult:
+    """Run :class:`CaptureConfig` on ``model`` (loaded from ``config.model`` when None); no files written."""
+    from ..capture import capture_residuals, parse_layers
+
     timings: dict[str, float] = {}
-    model = model_for_run(model, config.model, timings)
+    model = config.model.loaded(model, timings)
     layers = parse_layers(config.layers, model.n_layers)
-    if config.prompts is not None:
-        ids = [model.encode(text, bos=config.bos) for text in config.prompts]
-        prompts = prompts_at(ids, config.positions)
-        rows = [
-            {"prompt": p, "text": config.prompts[p], "positions": " ".join(map(str, g)),
-             "tokens": "".join(model.token_strings([prompt.ids[i] for i in g]))}
-            for p, prompt in enumerate(prompts) for g in prompt.groups
-        ]
-    else:
-        items = encode_sets(model.tokenizer, _sets(config.sets), leading_space=config.leading_space)
-        prompts = word_prompts(model, items, config.context)
-        rows = [
-            {"set": item.set, "label": item.label, "text": item.text,
-             "token_ids": " ".join(map(str, item.token_ids)), "positions": " ".join(map(str, prompt.groups[0]))}
-            for item, prompt in zip(items, prompts)
-        ]
+    prompts, rows = _prompt_rows(model, config) if config.prompts else _word_rows(model, config)
     start = time.perf_counter()
-    residuals = capture_residuals(
+    captured = capture_residuals(
         model, prompts, layers, pool=config.multi_token, batch_size=config.batch_size,
         memory_budget=config.memory_budget, description=f"Capturing {model.name}",
     )
@@ -148,18 +218,24 @@ def run_capture(config: CaptureConfig, model: Model | None = None) -> CaptureRes
     table = pd.DataFrame(rows)
     table.insert(0, "item", range(len(table)))
     return CaptureResult(
-        residuals=residuals, layers=[layer_name(i) for i in layers], table=table, config=config,
-        model_name=model.name, timings=timings, _model=model,
+        config=config,
+        residuals=captured,
+        layers=[layer_name(d) for d in layers],
+        depths=[layer_depth(d, model.n_layers) for d in layers],
+        table=table,
+        models=[model_record(model)],
+        timings=timings,
     )
 
 
-def capture(
+def residuals(
     prompts: str | Sequence[str] | None = None,
     *,
-    sets: str | list[str] | dict[str, list[str]] | None = None,
-    model: str | Model | None = None,
-    layers: str | list[int | str] = "all",
-    positions: str | list[list[int]] = "last",
+    sets: str | Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+    tokens: Sequence[str] | str | None = None,
+    model=None,
+    layers: str | int | Sequence[int | str] = "all",
+    positions: str | Sequence[Sequence[int]] = "last",
     context: str = "bos",
     multi_token: str = "mean",
     leading_space: bool = False,
@@ -170,28 +246,48 @@ def capture(
 ) -> CaptureResult:
     """Residual-stream vectors ``(layer, item, d_model)`` of prompts at chosen positions, or of words in a context.
 
+    Args:
+        prompts: texts, each read at ``positions`` (``"last"``, ``"all"``, or one list of positions per
+            prompt, pooled with ``multi_token``).
+        sets: instead of prompts, words: set names or files, or ``{name: [words]}``; ``tokens`` adds words inline.
+        model: a loaded model, a source, a :class:`ModelSpec`, or None for the default model.
+        layers: ``"all"`` or names such as ``"embed,0,6,-1"`` (``"norm"``: after the final norm).
+        out: also write the run directory there (``residuals.npy``, ``items.csv``, ``norms.csv``, ...).
+
     Example:
-        >>> result = layerscope.capture(["The capital of France is"], layers="0,6,-1")
+        >>> result = layerscope.residuals(["The capital of France is"], layers="embed,6,-1")
         >>> result.residuals.shape          # the last position of the prompt
         (3, 1, 640)
-        >>> words = layerscope.capture(sets="months", context="The word is {word}")
+        >>> words = layerscope.residuals(sets="months", context="The word is {word}")
         >>> words.table[["set", "label", "positions"]].head()
     """
+    from ..models import Model
+    from ..runner import execute
+
     if isinstance(prompts, str):
         prompts = [prompts]
-    loaded = model if isinstance(model, Model) else None
+    if isinstance(layers, (list, tuple)):
+        layers = ",".join(map(str, layers))
+    names: tuple[str, ...] = ()
+    inline: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    if isinstance(sets, Mapping):
+        inline = tuple((str(k), tuple(str(w) for w in v)) for k, v in sets.items())
+    elif sets is not None:
+        names = (sets,) if isinstance(sets, str) else tuple(sets)
     config = CaptureConfig(
-        prompts=list(prompts) if prompts is not None else None,
-        sets=sets if sets is None or isinstance(sets, (str, dict)) else list(sets),
-        layers=layers, positions=positions, context=context, multi_token=multi_token,
-        leading_space=leading_space, bos=bos, batch_size=batch_size, memory_budget=memory_budget,
-        model=loaded.source if loaded else model,
+        model=ModelSpec.of(model),
+        prompts=tuple(prompts) if prompts is not None else (),
+        sets=names,
+        tokens=inline_words(tokens),
+        inline=inline,
+        layers=str(layers),
+        positions=positions if isinstance(positions, str) else tuple(tuple(int(p) for p in g) for g in positions),
+        context=context,
+        multi_token=multi_token,
+        leading_space=leading_space,
+        bos=bos,
+        batch_size=batch_size,
+        memory_budget=memory_budget,
     )
-    result = run_capture(config, loaded)
-    if out is not None:
-        result.save(out)
-    return result
+    return execute(config, model if isinstance(model, Model) else None, out=out)
 
-
-def default_out() -> Path:
-    return default_run_dir("capture")

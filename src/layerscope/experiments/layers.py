@@ -1,115 +1,174 @@
 """Seed 002: word categories at every layer, PCA per layer or on one layer's basis, plus numbers.
 
-Flow, per model (loaded one at a time; only the captured arrays are kept): token sets -> words in a
-context -> capture engine ``(layer, item, d_model)`` -> PCA projections per layer and per-layer metrics
-(silhouette, between/within distance, residual norm, top-2 variance) -> tables -> slider HTML + PNGs.
+Flow, per model (loaded one at a time, each freed before the next; only the captured arrays are kept):
+token sets -> words in a context -> capture engine ``(layer, item, d_model)`` -> PCA projections per
+layer and per-layer metrics (silhouette, between/within distance, residual norm, top-2 variance) ->
+tables -> slider HTML + PNGs.
+
+Layers are named as everywhere (:mod:`layerscope.capture.layer_spec`): ``embed`` (the embedding output),
+``0``..``n-1`` (the output of decoder block ``k``), ``norm``; tables carry the name in ``layer`` and the
+integer depth (0 = embed) in ``depth``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..analysis import layer_metrics, project_layers
-from ..atomic import atomic_path
-from ..capture import capture_residuals, layer_name, layer_title, parse_layers, resolve_layer
-from ..capture.contexts import check_context, word_prompts
+from ..analysis.layer_projection import layer_order
+from ..capture.contexts import context_problem
+from ..capture.layer_spec import (
+    EMBED,
+    check_layers_syntax,
+    layer_depth,
+    layer_name,
+    layer_title,
+)
 from ..errors import LayerscopeError
-from ..models import Model, load_model
-from ..rundir import default_run_dir, model_record, write_run_json
-from ..tokensets import check_policy, encode_sets
-from .tokens import gather_sets
+from ..experiment import Result, option
+from ..model_spec import ModelSpec, unique_name
+from ..rundir import model_record
+from ..tokensets.options import TokenSetOptions, inline_words
 
 BASIS_MODES = ("layer", "embedding")
+DEFAULT_MODELS: tuple[ModelSpec, ...] = (ModelSpec(),)
 
 
-@dataclass
-class LayersConfig:
+@dataclass(frozen=True, kw_only=True)
+class LayersConfig(TokenSetOptions):
     """What ``layerscope layers`` runs.
 
     Attributes:
-        models: model sources, shown side by side (None: the default model).
-        sets: built-in set names or files; inline: extra ``{name: [words]}``.
-        dims: 2 or 3 principal components.
-        basis: ``"layer"`` (each layer its own PCA), ``"embedding"`` (every layer on layer 0's basis)
-            or a layer index (as text or int; negative from the end).
-        layers: ``"all"`` or indices such as ``"0,1,6,-1"``.
+        models: the models, shown side by side (loaded one at a time; default: the embedded Gemma 3 270M).
+        sets, tokens, leading_space, multi_token: which words (see :class:`TokenSetOptions`);
+            with neither sets nor tokens, ``categories``.
+        basis: ``"layer"`` (each layer its own PCA), ``"embedding"`` (every layer on the embedding output's
+            PCA) or a layer name (``embed``, a block number such as ``6``, ``-1`` for the last block, ``norm``).
+        layers: ``"all"`` (``embed`` and every block) or names such as ``"embed,0,6,-1"``.
         context: ``"bos"`` (the word alone after BOS), ``"nobos"``, or a template with ``{word}``.
+        dims: 2 or 3 principal components.
+        batch_size: words per forward pass.
         memory_budget: bytes (or ``"512MB"``); captures above it stream to a memory-mapped file.
-        trust_remote_code: let model repositories run their own code when loaded.
     """
 
-    models: list[str | None] = field(default_factory=lambda: [None])
-    sets: list[str] = field(default_factory=lambda: ["categories"])
-    inline: dict[str, list[str]] = field(default_factory=dict)
-    dims: int = 2
+    experiment = "layers"
+
+    models: tuple[ModelSpec, ...] = option(DEFAULT_MODELS, flag="--model")
     basis: str = "layer"
-    layers: str | list[int | str] = "all"
+    dims: Literal[2, 3] = 2
+    layers: str = "all"
     context: str = "bos"
-    leading_space: bool = False
-    multi_token: str = "mean"
     batch_size: int = 64
     memory_budget: int | str | None = None
-    trust_remote_code: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.models or not all(isinstance(m, ModelSpec) for m in self.models):
+            raise self.error("models", self.models, "must be a non-empty tuple of ModelSpec")
+        if self.dims not in (2, 3):
+            raise self.error("dims", self.dims, "is not supported; valid: 2, 3")
+        check_basis_syntax(self)
+        check_layers_field(self)
+        problem = context_problem(self.context)
+        if problem:
+            raise self.error("context", self.context, problem)
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise self.error("batch_size", self.batch_size, "must be at least 1")
+        check_memory_budget(self)
+        self.word_sets()
+
+    def word_sets(self) -> dict[str, list[str]]:
+        if not self.sets and not self.tokens:
+            return TokenSetOptions.word_sets(dataclasses.replace(self, sets=("categories",)))
+        return super().word_sets()
+
+    def command(self) -> list[str]:
+        """The command line; every model is one ``--model`` (``default`` for the default model).
+
+        The command line gives every model the same ``--dtype``/``--device-map``/``--trust-remote-code``:
+        those of the first model.
+        """
+        argv = super(LayersConfig, dataclasses.replace(self, models=DEFAULT_MODELS)).command()
+        if self.models == DEFAULT_MODELS:
+            return argv
+        first = self.models[0]
+        options = ModelSpec(dtype=first.dtype, device_map=first.device_map, trust_remote_code=first.trust_remote_code)
+        models = [arg for spec in self.models for arg in ("--model", spec.source or "default")]
+        return argv[:2] + models + options.argv() + argv[2:]
+
+    def run(self, model=None) -> LayersResult:
+        return run_layers(self, model)
 
 
-def check_basis(basis: str | int) -> str:
-    """``layer``, ``embedding`` or an integer layer index; else a one-line error."""
-    text = str(basis).strip()
+def check_basis_syntax(config) -> None:
+    """``layer``, ``embedding`` or one layer name (the range needs the model)."""
+    text = str(config.basis).strip()
     if text in BASIS_MODES:
-        return text
+        return
+    if "," in text:
+        raise config.error("basis", config.basis, "is one layer, not several; give 'layer', 'embedding' or e.g. 6")
     try:
-        int(text)
-    except ValueError:
-        raise LayerscopeError(
-            f"--basis {text!r} is not valid; give 'layer' (a PCA per layer), 'embedding' (layer 0's basis) "
-            "or a layer index such as 6 or -1"
+        check_layers_syntax(text)
+    except LayerscopeError:
+        raise config.error(
+            "basis",
+            config.basis,
+            "is not valid; give 'layer' (a PCA per layer), 'embedding' (the embedding output's PCA) "
+            "or a layer name such as embed, 6 or -1",
         ) from None
-    return text
 
 
-def check_config(config: LayersConfig) -> dict[str, list[str]]:
-    """Validate everything that needs no model (so the CLI fails before loading one); returns the sets."""
-    if config.dims not in (2, 3):
-        raise LayerscopeError(f"--dims {config.dims} is not supported; valid: 2, 3")
-    check_policy(config.multi_token)
-    check_context(config.context)
-    check_basis(config.basis)
-    if not (isinstance(config.layers, str) and config.layers.strip() == "all"):
-        try:
-            parse_layers(config.layers, 1 << 30)  # syntax only; the range is checked per model
-        except LayerscopeError as exc:  # the stand-in layer count is no valid range: name none
-            raise LayerscopeError(str(exc).replace(f"integers {-(1 << 30) - 1}..{1 << 30}", "layer indices")) from None
-    if not config.models:
-        raise LayerscopeError("no model given")
-    return gather_sets(config)
+def check_layers_field(config) -> None:
+    """The syntax of ``config.layers`` (names and integers; the range needs the model)."""
+    try:
+        check_layers_syntax(config.layers)
+    except LayerscopeError as exc:
+        raise config.error("layers", config.layers, str(exc)) from None
 
 
-@dataclass
-class LayersResult:
+def check_memory_budget(config) -> None:
+    from ..capture import parse_budget
+
+    if config.memory_budget is None:
+        return
+    try:
+        parse_budget(config.memory_budget)
+    except LayerscopeError:
+        raise config.error(
+            "memory_budget",
+            config.memory_budget,
+            "is not a size of at least 0 bytes; give bytes or e.g. '512MB', '2GiB'",
+        ) from None
+
+
+@dataclass(kw_only=True, repr=False)
+class LayersResult(Result):
     """The outcome of a layers run.
 
     Attributes:
-        projection: one row per (model, layer, word): ``layer, model, set, label, pc1..pcK``.
-        metrics: one row per (model, layer): ``model, layer, silhouette, between_within, residual_norm, top2_variance``.
+        projection: one row per (model, layer, word): ``model, layer, depth, set, label, pc1..pcK``.
+        metrics: one row per (model, layer):
+            ``model, layer, depth, silhouette, between_within, residual_norm, top2_variance``.
         ratios: one row per (model, layer): the share of the layer's variance along each axis, ``ratio1..ratioK``.
-        arrays: model name -> captured float32 ``(layer, item, d_model)`` for the layers in ``projection``.
-        titles: layer -> its display title.
+        residuals: model name -> captured float32 ``(layer, item, d_model)`` for the layers in ``projection``
+            (a ``np.memmap`` when the capture went to disk).
+        titles: layer name -> its title in figures (``embed``, ``block 6``).
     """
 
+    config: LayersConfig
     projection: pd.DataFrame
     metrics: pd.DataFrame
     ratios: pd.DataFrame
-    arrays: dict[str, np.ndarray]
+    residuals: dict[str, np.ndarray]
     titles: dict[str, str]
-    config: LayersConfig
-    models: list[dict]
-    timings: dict[str, float]
 
     @property
     def table(self) -> pd.DataFrame:
@@ -118,70 +177,121 @@ class LayersResult:
 
     def title(self) -> str:
         sets = ", ".join(dict.fromkeys(self.projection["set"]))
-        basis = {"layer": "a PCA per layer", "embedding": "the embedding layer's PCA"}.get(
-            self.config.basis, f"layer {self.config.basis}'s PCA"
-        )
-        return f"{sets} across layers ({basis}; context {self.config.context!r})"
+        basis = str(self.config.basis)
+        modes = {"layer": "a PCA per layer", "embedding": "the embedding output's PCA"}
+        resolved = self.models[0].get("basis") if self.models else None  # e.g. -1 -> the last block's name
+        shown = modes.get(basis) or f"the PCA of {self.titles.get(resolved, resolved or basis)}"
+        return f"{sets} across layers ({shown}; context {self.config.context!r})"
 
     def figure(self):
         """The plotly figure with a layer slider, models side by side."""
         from ..render.layer_slider import layer_slider_figure
 
+        fixed = self.config.basis != "layer"
         return layer_slider_figure(
-            self.projection, self.ratios, titles=self.titles, fixed_axes=self.config.basis != "layer", title=self.title()
+            self.projection, self.ratios, titles=self.titles, fixed_axes=fixed, title=self.title()
         )
 
-    def save(self, out: str | Path) -> Path:
-        """Write projection.csv, metrics.csv, index.html, grid.png, layers/layer-*.png, metrics.png, run.json."""
-        from ..render.layer_grid import grid_png, layer_png, metrics_png
-        from ..render.scatter import write_html
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"projection": self.projection, "metrics": self.metrics}
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        for name, frame in (("projection.csv", self.projection), ("metrics.csv", self.metrics)):
-            with atomic_path(out / name) as tmp:
-                frame.to_csv(tmp, index=False)
-        write_html(self.figure(), out / "index.html")
-        grid_png(self.projection, self.titles, out / "grid.png", title=self.title())
-        for layer in dict.fromkeys(self.projection["layer"]):
-            stem = f"layer-{int(layer):02d}" if layer.isdigit() else f"layer-{layer}"
-            layer_png(self.projection, self.ratios, layer, out / "layers" / f"{stem}.png", title=self.titles[layer])
-        metrics_png(self.metrics, out / "metrics.png", title=f"{', '.join(dict.fromkeys(self.projection['set']))}")
-        timings = {**self.timings, "write": time.perf_counter() - start}
-        write_run_json(out, "layers", self.config, self.models, timings)
-        return out
+    def figures(self) -> dict:
+        return {"index": self.figure}
+
+    def images(self) -> dict:
+        from ..render.layer_grid import grid_figure, layer_figure, metrics_figure
+
+        sets = ", ".join(dict.fromkeys(self.projection["set"]))
+        images = {"grid": lambda: grid_figure(self.projection, self.titles, title=self.title())}
+        for layer in layer_order(self.projection):
+            images[f"layers/{layer_file_stem(layer)}"] = lambda layer=layer: layer_figure(
+                self.projection, self.ratios, layer, title=self.titles.get(layer, layer)
+            )
+        images["metrics"] = lambda: metrics_figure(self.metrics, title=sets)
+        return images
+
+    def best_layers(self) -> dict[str, tuple[str, float] | None]:
+        """Per model, the layer with the highest silhouette and that silhouette (None when undefined)."""
+        best = {}
+        for model, rows in self.metrics.groupby("model", sort=False):
+            if rows["silhouette"].notna().any():
+                row = rows.loc[rows["silhouette"].idxmax()]
+                best[model] = (str(row["layer"]), float(row["silhouette"]))
+            else:
+                best[model] = None
+        return best
+
+    def record(self) -> dict:
+        return {
+            "best_silhouette": {
+                model: {"layer": b[0], "silhouette": b[1]} if b else None for model, b in self.best_layers().items()
+            }
+        }
+
+    def summary(self) -> list[str]:
+        lines = []
+        for model, best in self.best_layers().items():
+            n = int((self.metrics["model"] == model).sum())
+            note = f", best separated at {self.titles.get(best[0], best[0])} (silhouette {best[1]:.2f})" if best else ""
+            lines.append(f"{model}: {n} layers{note}")
+        return lines
 
 
-def _basis_index(basis: str, n_layers: int):
-    if basis == "layer":
+def layer_file_stem(layer: str) -> str:
+    """``layer-embed``, ``layer-00`` (block 0), ..., ``layer-norm``: the per-layer PNG under ``layers/``."""
+    return f"layer-{int(layer):02d}" if layer.isdigit() else f"layer-{layer}"
+
+
+def _basis_depth(basis: str, n_layers: int):
+    from ..capture import resolve_layer
+
+    text = str(basis).strip()
+    if text == "layer":
         return None
-    if basis == "embedding":
+    if text in ("embedding", EMBED):
         return 0
-    return resolve_layer(int(basis), n_layers)
+    return resolve_layer(text, n_layers)
 
 
-def _display_name(model: Model, taken: set[str]) -> str:
-    name, k = model.name, 2
-    while name in taken:
-        name, k = f"{model.name} ({k})", k + 1
-    return name
+def _models_given(config: LayersConfig, models) -> list:
+    """One loaded model or None (load it) per ``config.models``."""
+    from ..models import Model
+
+    if models is None:
+        return [None] * len(config.models)
+    if isinstance(models, Model):
+        models = [models]
+    models = list(models)
+    if len(models) != len(config.models):
+        raise LayerscopeError(f"{len(models)} models given for {len(config.models)} model specs; give one per spec")
+    return models
 
 
-def run_layers(config: LayersConfig, models: list[Model] | None = None) -> LayersResult:
-    """Run the layers experiment; loads each of ``config.models`` in turn unless loaded ``models`` are given."""
-    sets = check_config(config)
-    sources = models if models is not None else config.models
-    projections, metrics, ratios, arrays, records = [], [], [], {}, []
+def run_layers(config: LayersConfig, models=None) -> LayersResult:
+    """Run the layers experiment; no files written.
+
+    Args:
+        config: what to run.
+        models: None loads each of ``config.models`` in turn (each freed before the next); a loaded model,
+            or a list with one loaded model (or None: load it) per ``config.models``.
+    """
+    from ..capture import capture_residuals, parse_layers
+    from ..capture.contexts import word_prompts
+    from ..tokensets import encode_sets
+
+    sets = config.word_sets()
+    given = _models_given(config, models)
+    projections, metrics, ratios, residuals, records = [], [], [], {}, []
     titles: dict[str, str] = {}
-    timings: dict[str, float] = {"load": 0.0, "capture": 0.0, "analysis": 0.0}
-    for source in sources:
-        start = time.perf_counter()
-        model = source if isinstance(source, Model) else load_model(source, trust_remote_code=config.trust_remote_code)
-        timings["load"] += time.perf_counter() - start
-        name = _display_name(model, set(arrays))
-        layers = parse_layers(config.layers, model.n_layers)
-        basis = _basis_index(config.basis, model.n_layers)
+    timings: dict[str, float] = {"capture": 0.0, "analysis": 0.0}
+    for spec, loaded in zip(config.models, given):
+        model = spec.loaded(loaded, timings)
+        name = unique_name(model.name, residuals)
+        layers = parse_layers(config.layers, model.n_layers)  # the range needs the model: errors name the layer
+        try:
+            basis = _basis_depth(config.basis, model.n_layers)
+        except LayerscopeError as exc:
+            raise LayerscopeError(f"basis {config.basis!r} is not a layer of {name}: {exc}") from None
         captured = layers + ([basis] if basis is not None and basis not in layers else [])
 
         start = time.perf_counter()
@@ -195,50 +305,64 @@ def run_layers(config: LayersConfig, models: list[Model] | None = None) -> Layer
 
         start = time.perf_counter()
         coords, shares = project_layers(array, config.dims, None if basis is None else captured.index(basis))
-        names = [layer_name(i) for i in layers]
-        titles.update({layer_name(i): layer_title(i) for i in layers})
+        names = [layer_name(d) for d in layers]
+        depths = [layer_depth(d, model.n_layers) for d in layers]
+        titles.update({layer_name(d): layer_title(d) for d in captured})  # the basis too, for the title
         labels = [item.set for item in items]
-        for slot, layer in enumerate(names):
-            frame = pd.DataFrame({"layer": layer, "model": name, "set": labels, "label": [i.label for i in items]})
+        for slot, (layer, depth) in enumerate(zip(names, depths)):
+            frame = pd.DataFrame(
+                {"model": name, "layer": layer, "depth": depth, "set": labels, "label": [i.label for i in items]}
+            )
             for k in range(config.dims):
                 frame[f"pc{k + 1}"] = coords[slot, :, k]
             projections.append(frame)
-            ratios.append({"model": name, "layer": layer, **{f"ratio{k + 1}": shares[slot, k] for k in range(config.dims)}})
-        table = layer_metrics(array[: len(layers)], labels, names)
+            ratios.append(
+                {"model": name, "layer": layer, **{f"ratio{k + 1}": shares[slot, k] for k in range(config.dims)}}
+            )
+        table = layer_metrics(array[: len(layers)], labels, names, depths)
         table.insert(0, "model", name)
         metrics.append(table)
-        arrays[name] = array[: len(layers)]
+        residuals[name] = array[: len(layers)]
         timings["analysis"] += time.perf_counter() - start
-        records.append({**model_record(model), "display_name": name, "layers": names})
+        records.append(model_record(model, name, layers=names, basis=None if basis is None else layer_name(basis)))
         del model
         gc.collect()
     return LayersResult(
+        config=config,
         projection=pd.concat(projections, ignore_index=True),
         metrics=pd.concat(metrics, ignore_index=True),
         ratios=pd.DataFrame(ratios),
-        arrays=arrays,
+        residuals=residuals,
         titles=titles,
-        config=config,
         models=records,
         timings=timings,
     )
 
 
 def layers(
-    sets: str | list[str] = "categories",
+    sets: str | Sequence[str] = (),
     *,
-    model: str | Model | list[str | Model] | None = None,
+    model=None,
     basis: str | int = "layer",
     dims: int = 2,
-    layers: str | list[int | str] = "all",
+    layers: str | int | Sequence[int | str] = "all",
     context: str = "bos",
-    tokens: list[str] | str | None = None,
+    tokens: Sequence[str] | str | None = None,
     leading_space: bool = False,
     multi_token: str = "mean",
+    batch_size: int = 64,
     memory_budget: int | str | None = None,
     out: str | Path | None = None,
 ) -> LayersResult:
-    """Word categories at every layer, projected with PCA, with per-layer separation numbers.
+    """Word categories at every layer, projected with PCA, with per-layer separation numbers (seed 002).
+
+    Args:
+        sets: built-in set names or files (default: ``categories`` unless ``tokens``).
+        model: a loaded model, a source, a :class:`ModelSpec`, None for the default model, or a list of
+            these to see several models side by side (loaded one at a time).
+        basis: ``"layer"``, ``"embedding"`` or a layer name (``"embed"``, ``6``, ``-1``).
+        layers: ``"all"``, names such as ``"embed,0,6,-1"`` or a list of them.
+        out: also write the run directory there.
 
     Example:
         >>> result = layerscope.layers("categories", basis="embedding")
@@ -246,33 +370,25 @@ def layers(
         >>> result.figure()               # layer slider, in Jupyter
         >>> result.save("runs/categories")
     """
-    from ..tokensets import inline_set
+    from ..models import Model
+    from ..runner import execute
 
-    sets_list = [sets] if isinstance(sets, str) else list(sets)
-    given = model if isinstance(model, list) else [model]
-    loaded = [m for m in given if isinstance(m, Model)]
-    if loaded and len(loaded) != len(given):
-        raise LayerscopeError("give models either all as loaded Model objects or all as sources")
-    inline = {}
-    if tokens is not None:
-        inline = inline_set(tokens) if isinstance(tokens, str) else {"tokens": list(tokens)}
+    given = list(model) if isinstance(model, (list, tuple)) else [model]
+    if isinstance(layers, (list, tuple)):
+        layers = ",".join(map(str, layers))
     config = LayersConfig(
-        models=[m.source for m in loaded] if loaded else given,
-        sets=sets_list if tokens is None or sets != "categories" else [],
-        inline=inline,
-        dims=dims,
+        models=tuple(ModelSpec.of(m) for m in given),
+        sets=(sets,) if isinstance(sets, str) else tuple(sets),
+        tokens=inline_words(tokens),
         basis=str(basis),
-        layers=layers,
+        dims=dims,
+        layers=str(layers),
         context=context,
         leading_space=leading_space,
         multi_token=multi_token,
+        batch_size=batch_size,
         memory_budget=memory_budget,
     )
-    result = run_layers(config, loaded or None)
-    if out is not None:
-        result.save(out)
-    return result
+    loaded = [m if isinstance(m, Model) else None for m in given]
+    return execute(config, loaded if any(m is not None for m in loaded) else None, out=out)
 
-
-def default_out() -> Path:
-    return default_run_dir("layers")

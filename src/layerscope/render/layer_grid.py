@@ -1,9 +1,12 @@
-"""Static PNGs of per-layer projections: a grid of small panels, one image per layer, metric curves.
+"""Static figures of per-layer projections: a grid of small panels, one figure per layer, metric curves.
+
+Each function returns a :class:`matplotlib.figure.Figure` (built with :func:`.static.new_figure`, no
+pyplot); the run directory writes it as PNG.
 
 Example:
-    >>> grid_png(projection, titles, "grid.png", title="categories across layers")
-    >>> layer_png(projection, ratios, "6", "layers/layer-06.png", title="layer 6")
-    >>> metrics_png(metrics, "metrics.png", title="separation across layers")
+    >>> grid_figure(projection, titles, title="categories across layers")          # grid.png
+    >>> layer_figure(projection, ratios, "6", title="block 6")                     # layers/layer-06.png
+    >>> metrics_figure(metrics, title="separation across layers")                  # metrics.png
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
+from ..analysis.layer_projection import layer_order
 from .palette import color_map
-from .static import plt, save_png
+from .static import new_figure
 
 METRIC_LABELS = {
     "silhouette": "silhouette",
@@ -32,14 +38,18 @@ def _panel(ax, rows: pd.DataFrame, colors: dict, *, labels: bool, size: float) -
                 ax.text(x, y, f" {label}", color=colors[set_name], fontsize=6)
 
 
-def grid_png(table: pd.DataFrame, titles: dict[str, str], path, *, title: str) -> None:
-    """One small panel per (model, layer) of ``table`` (``model, layer, set, label, pc1, pc2``); a row block per model."""
+def grid_figure(table: pd.DataFrame, titles: dict[str, str], *, title: str) -> Figure:
+    """One small panel per (model, layer) of ``table`` (``model, layer, depth, set, label, pc1, pc2``).
+
+    A block of rows per model; ``titles`` maps a layer name to its panel title (``embed``, ``block 6``).
+    """
     models = list(dict.fromkeys(table["model"]))
-    layers = list(dict.fromkeys(table["layer"]))
+    layers = layer_order(table)
     colors = color_map(list(table["set"]))
     cols = min(len(layers), max(1, math.ceil(math.sqrt(len(layers) * 1.4))))
     block = math.ceil(len(layers) / cols)
-    fig, axes = plt.subplots(block * len(models), cols, figsize=(2.3 * cols, 2.3 * block * len(models) + 0.8), dpi=110, squeeze=False)
+    fig = new_figure(figsize=(2.3 * cols, 2.3 * block * len(models) + 0.8), dpi=110)
+    axes = fig.subplots(block * len(models), cols, squeeze=False)
     for m, model in enumerate(models):
         for i in range(block * cols):
             ax = axes[m * block + i // cols][i % cols]
@@ -48,20 +58,22 @@ def grid_png(table: pd.DataFrame, titles: dict[str, str], path, *, title: str) -
                 continue
             rows = table[(table["model"] == model) & (table["layer"] == layers[i])]
             _panel(ax, rows, colors, labels=False, size=6)
-            ax.set_title(f"{model}\n{titles.get(layers[i], layers[i])}" if len(models) > 1 else titles.get(layers[i], layers[i]), fontsize=7)
+            name = titles.get(layers[i], layers[i])
+            ax.set_title(f"{model}\n{name}" if len(models) > 1 else name, fontsize=7)
             ax.tick_params(labelsize=5)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=s) for s, c in colors.items()]
+    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=s) for s, c in colors.items()]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(colors), 5), fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
-    save_png(fig, path)
+    return fig
 
 
-def layer_png(table: pd.DataFrame, ratios: pd.DataFrame, layer: str, path, *, title: str) -> None:
-    """The models side by side at one ``layer``, points labelled, axes titled with the variance share."""
+def layer_figure(table: pd.DataFrame, ratios: pd.DataFrame, layer: str, *, title: str) -> Figure:
+    """The models side by side at one ``layer`` (a name), points labelled, axes titled with the variance share."""
     models = list(dict.fromkeys(table["model"]))
     colors = color_map(list(table["set"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(7 * len(models), 6.5), dpi=120, squeeze=False)
+    fig = new_figure(figsize=(7 * len(models), 6.5), dpi=120)
+    axes = fig.subplots(1, len(models), squeeze=False)
     for ax, model in zip(axes[0], models):
         rows = table[(table["model"] == model) & (table["layer"] == layer)]
         _panel(ax, rows, colors, labels=True, size=22)
@@ -73,23 +85,25 @@ def layer_png(table: pd.DataFrame, ratios: pd.DataFrame, layer: str, path, *, ti
     axes[0][-1].legend(loc="best", fontsize=7, frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
-    save_png(fig, path)
+    return fig
 
 
-def metrics_png(metrics: pd.DataFrame, path, *, title: str) -> None:
-    """Each metric of ``metrics`` (``model, layer, <metric columns>``) against layer, one line per model."""
+def metrics_figure(metrics: pd.DataFrame, *, title: str) -> Figure:
+    """Each metric of ``metrics`` (``model, layer, depth, <metric columns>``) against depth, one line per model."""
     names = [c for c in METRIC_LABELS if c in metrics.columns]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), dpi=120, squeeze=False)
+    fig = new_figure(figsize=(4.2 * len(names), 3.6), dpi=120)
+    axes = fig.subplots(1, len(names), squeeze=False)
     colors = color_map(list(metrics["model"]))
     for ax, name in zip(axes[0], names):
         for model, rows in metrics.groupby("model", sort=False):
-            ax.plot(range(len(rows)), rows[name], marker="o", markersize=3, color=colors[model], label=str(model))
+            x = list(rows["depth"]) if "depth" in rows else list(range(len(rows)))  # models aligned by depth
+            ax.plot(x, rows[name], marker="o", markersize=3, color=colors[model], label=str(model))
             ticks = list(range(0, len(rows), max(1, len(rows) // 8)))
-            ax.set_xticks(ticks, [str(rows["layer"].iloc[t]) for t in ticks], fontsize=7)
+            ax.set_xticks([x[t] for t in ticks], [str(rows["layer"].iloc[t]) for t in ticks], fontsize=7)
         ax.set_title(METRIC_LABELS[name], fontsize=9)
-        ax.set_xlabel("layer", fontsize=8)
+        ax.set_xlabel("layer (embed, then block)", fontsize=8)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    save_png(fig, path)
+    return fig

@@ -5,9 +5,9 @@ entry hides that set in every model and every layer. With a fixed basis the axes
 across layers; with a basis per layer each frame sets its own ranges and axis titles.
 
 Example:
-    >>> fig = layer_slider_figure(projection, ratios, titles={"0": "layer 0 (embedding)"}, fixed_axes=True,
+    >>> fig = layer_slider_figure(projection, ratios, titles={"embed": "embed", "0": "block 0"}, fixed_axes=True,
     ...                           title="gemma: categories")
-    >>> write_html(fig, "index.html")
+    >>> fig.show()
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..analysis.layer_projection import layer_order
 from .palette import color_map
 
 _AXES = ("x", "y", "z")
@@ -95,15 +96,16 @@ def layer_slider_figure(
     fixed_axes: bool,
     title: str,
 ) -> go.Figure:
-    """Scatter of ``table`` (``model, layer, set, label, pc1..pcK``) with a slider over its layers.
+    """Scatter of ``table`` (``model, layer, depth, set, label, pc1..pcK``) with a slider over its layers.
 
     ``ratios`` (``model, layer, ratio1..ratioK``) labels the axes with each layer's variance share;
-    ``titles`` maps a layer to its slider label; ``fixed_axes`` keeps one range per panel for all layers.
+    ``titles`` maps a layer name to its slider label (``embed``, ``block 6``); frames are named by layer;
+    ``fixed_axes`` keeps one range per panel for all layers.
     """
     dims = sum(1 for c in table.columns if c.startswith("pc"))
     models = list(dict.fromkeys(table["model"]))
     sets = list(dict.fromkeys(table["set"]))
-    layers = list(dict.fromkeys(table["layer"]))
+    layers = layer_order(table)
     specs = [[{"type": "scene"} if dims == 3 else {} for _ in models]]
     fig = make_subplots(rows=1, cols=len(models), subplot_titles=models, specs=specs, horizontal_spacing=0.06)
     frames = []

@@ -38,7 +38,7 @@ def test_template_positions_are_the_words_tokens(tiny_models, template):
 def test_template_vectors_equal_hf_hidden_states(tiny_models):
     model = tiny_models["gemma3"]
     template = "The word is {word}."
-    result = layerscope.capture(sets=SETS, model=model, context=template, layers="all")
+    result = layerscope.residuals(sets=SETS, model=model, context=template, layers="all")
     assert result.residuals.shape == (model.n_layers + 1, 5, model.d_model)
     for row in result.table.itertuples():
         ids = model.encode(template.replace("{word}", row.label), bos=True)
@@ -52,9 +52,10 @@ def test_template_vectors_equal_hf_hidden_states(tiny_models):
 
 def test_prompts_api_reads_the_last_position(tiny_models):
     model = tiny_models["llama"]
-    result = layerscope.capture(["When John and Mary", "1+2="], model=model, layers="0,-1")
-    assert result.layers == ["0", str(model.n_layers)]
-    assert list(result.table["tokens"]) == ["".join(model.token_strings([model.encode(t)[-1]])) for t in ["When John and Mary", "1+2="]]
+    result = layerscope.residuals(["When John and Mary", "1+2="], model=model, layers="embed,-1")
+    assert result.layers == ["embed", str(model.n_layers - 1)] and result.depths == [0, model.n_layers]
+    texts = ["When John and Mary", "1+2="]
+    assert list(result.table["tokens"]) == ["".join(model.token_strings([model.encode(t)[-1]])) for t in texts]
     with torch.no_grad():
         states = model.module(input_ids=torch.tensor([model.encode("1+2=")]), output_hidden_states=True).hidden_states
     np.testing.assert_allclose(result.residuals[0, 1], states[0][0, -1].numpy(), atol=1e-5, rtol=0)

@@ -46,8 +46,9 @@ def test_every_layer_equals_hf_hidden_states(tiny, padding_side):
 def test_pooling_and_last_position_match_a_naive_loop(tiny):
     ids = [tiny.encode(t) for t in TEXTS]
     groups = [[1, -1], [0], [2, 3, 4], [-2, -1], [1]]
-    layers = [0, 2, -1]
+    layers = ["embed", 1, -1]  # depths 0, 2 and n_layers (the last block, before the final norm)
     resolved = parse_layers(layers, tiny.n_layers)
+    assert resolved == [0, 2, tiny.n_layers]
     for pool in ("mean", "first", "last"):
         got = capture_residuals(tiny, prompts_at(ids, groups), resolved, pool=pool, batch_size=2)
         for item, (prompt, group) in enumerate(zip(ids, groups)):
@@ -68,7 +69,9 @@ def test_stops_after_the_deepest_layer_asked_and_removes_hooks(tiny_models):
     modules = [*model.layers, model.final_norm]
     before = [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in modules]
     calls = []
-    handles = [layer.register_forward_hook(lambda m, a, o, i=i: calls.append(i)) for i, layer in enumerate(model.layers)]
+    handles = [
+        layer.register_forward_hook(lambda m, a, o, i=i: calls.append(i)) for i, layer in enumerate(model.layers)
+    ]
     norm_calls = []
     handles.append(model.final_norm.register_forward_hook(lambda m, a, o: norm_calls.append(1)))
     try:
