@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with PeakMemory() as memory:
             start = time.perf_counter()
-            result = layerscope.capture(
+            result = layerscope.residuals(
                 sets={"words": words}, model=model, layers=args.layers, memory_budget=args.memory_budget,
                 batch_size=args.batch_size, out=out,
             )

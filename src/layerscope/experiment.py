@@ -81,6 +81,9 @@ class ExperimentConfig:
     """
 
     experiment: ClassVar[str] = ""
+    #: True when ``run`` loads its model itself (a sentence-embedding model, or one model after another);
+    #: the runner then loads nothing. A config with a ``resume_dir`` field gets the run directory there.
+    loads_own_models: ClassVar[bool] = False
 
     # ----- validation ------------------------------------------------------------------------------
     def validate(self) -> None:

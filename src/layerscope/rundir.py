@@ -173,20 +173,3 @@ class RunDir:
         }
         return write_json(self.path / "run.json", record)
 
-
-def write_run_json(out: Path, experiment: str, config, models: list, timings: dict[str, float], **extra) -> Path:
-    """Transitional: ``run.json`` for experiments not yet on :class:`RunDir` (to be removed)."""
-    import sys
-    from dataclasses import asdict, is_dataclass
-
-    record = {
-        "experiment": experiment,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": sys.argv if Path(sys.argv[0]).name.startswith("layerscope") else None,
-        "config": asdict(config) if is_dataclass(config) else dict(config),
-        "models": [m if isinstance(m, dict) else model_record(m) for m in models],
-        "versions": package_versions(),
-        "timings_s": {k: round(v, 4) for k, v in timings.items()},
-        **extra,
-    }
-    return write_json(Path(out) / "run.json", record)

@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from pathlib import Path
 from typing import Literal
@@ -61,9 +62,11 @@ def execute(
         from .rundir import RunDir
 
         RunDir(out).check_writable_for(config.experiment)
+    if out is not None and getattr(config, "resume_dir", False) is None:  # a resumable run keeps its parts in out
+        config = dataclasses.replace(config, resume_dir=os.fspath(out))
     timings: dict[str, float] = {}
     spec = getattr(config, "model", None)
-    if model is None and isinstance(spec, ModelSpec):
+    if model is None and isinstance(spec, ModelSpec) and not config.loads_own_models:
         model = spec.load_timed(timings)
     with named_for(via):  # checks that need the model (a layer it lacks) raise ConfigError from run
         result = config.run(model)

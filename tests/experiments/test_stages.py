@@ -41,7 +41,7 @@ def test_stages_cli_writes_run_directory(gemma, tmp_path, capsys):
     assert run["models"][0]["fingerprint"] == gemma.fingerprint
     assert run["command"] == ["layerscope", "stages", "--model", model_dir, "--dims", "3", *TEXTS, "--out", str(out)]
     page = (out / "index.html").read_text()
-    assert all(f'id="{name}"' in page for name in STAGES) and page.count("plotly.js v") <= 2
+    assert all(f"<h2>{name}</h2>" in page for name in STAGES) and page.count("plotly.js v") <= 2
     table = pd.read_csv(out / "projection.csv", dtype={"stage": str})
     assert list(dict.fromkeys(table["stage"])) == STAGES and {"pc1", "pc2", "pc3"} <= set(table.columns)
     assert list(dict.fromkeys(table["depth"])) == list(range(len(STAGES)))

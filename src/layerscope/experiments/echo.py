@@ -60,7 +60,7 @@ class EchoConfig(TokenSetOptions):
 
     experiment = "echo"
     #: the runner loads no model: each of ``models`` is loaded here in turn
-    loads_own_models: ClassVar[bool] = True
+    loads_own_models = True
 
     models: tuple[ModelSpec, ...] = option((ModelSpec(),), flag="--model")
     leading_space: bool = option(True, flag="--no-leading-space")

@@ -35,7 +35,7 @@ class EmbeddingConfig(ExperimentConfig):
     """
 
     #: the runner loads no causal LM: :meth:`load_embedder` loads the sentence-embedding model
-    loads_own_models: ClassVar[bool] = True
+    loads_own_models = True
 
     texts: tuple[str, ...] = option((), positional=True)
     file: str | None = None

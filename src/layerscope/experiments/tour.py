@@ -52,7 +52,7 @@ def tour_steps(model: ModelSpec, quick: bool = False) -> list[Step]:
             LayersConfig(models=(model,), sets=("categories",), basis="layer", layers=LAYERS_QUICK if quick else "all"),
         ),
         Step("inspect", "001", InspectConfig(model=model, prompts=prompts)),
-        Step("ablate", "001", AblateConfig(model=model, task="arithmetic", n=ABLATE_N[quick])),
+        Step("ablate", "001", AblateConfig(model=model, n=ABLATE_N[quick])),
         Step("echo", "004", EchoConfig(models=(model,))),
         Step("layout", "003", LayoutConfig(source=model.label)),
     ]  # fmt: skip

@@ -1,6 +1,6 @@
 """Load the model's parts; see :func:`load_model`."""
 
-from .loading import load_model, model_for_run
+from .loading import load_model
 from .model import Model
 
-__all__ = ["Model", "load_model", "model_for_run"]
+__all__ = ["Model", "load_model"]

@@ -78,19 +78,6 @@ def load_model(
     return _load_hf_dir(text, text, f"hub:{text}", text.split("/")[-1], torch_dtype, device, device_map, trust_remote_code)
 
 
-def model_for_run(model: Model | None, source: str | None, timings: dict[str, float]) -> Model:
-    """The model an experiment runs on: ``model`` when given, else ``load_model(source)``.
-
-    Only a real load is timed (``timings["load"]``), so a run handed a loaded model reports no load time.
-    """
-    if model is not None:
-        return model
-    start = time.perf_counter()
-    loaded = load_model(source)
-    timings["load"] = time.perf_counter() - start
-    return loaded
-
-
 def _parse_dtype(dtype: str | torch.dtype | None):
     if dtype is None:
         return torch.float32

@@ -9,7 +9,7 @@ def figures_page(figures: list[tuple[str, object]], *, title: str) -> str:
     """A page with each ``(caption, plotly figure)`` in its own section, in order, and a table of contents.
 
     Example:
-        >>> page = figures_page([("layer.0", fig0), ("pooling", fig1)], title="Stages")
+        >>> page = figures_page([("embed", fig0), ("pooling", fig1)], title="Stages")
     """
     blocks = []
     for index, (caption, fig) in enumerate(figures):

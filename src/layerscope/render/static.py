@@ -47,20 +47,3 @@ def projection_png(table: pd.DataFrame, explained_ratio: list[float], *, title: 
     fig.tight_layout()
     return fig
 
-
-# ----- transitional: figures still drawn through pyplot and saved here (to be moved to RunDir) -----
-def save_png(fig, path) -> None:
-    from pathlib import Path
-
-    from ..rundir import RunDir
-
-    path = Path(path)
-    RunDir(path.parent).image(path.stem, fig)
-
-
-def __getattr__(name: str):
-    if name == "plt":
-        import matplotlib.pyplot as plt
-
-        return plt
-    raise AttributeError(name)
