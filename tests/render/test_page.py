@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from layerscope.experiments.tour import run_tour
+from layerscope.experiments.tour import tour
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("LAYERSCOPE_ARTIFACTS", Path(__file__).resolve().parents[2] / "build" / "test-artifacts"))
@@ -32,9 +32,9 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def tour_report(default_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("tour")
-    summary = run_tour(None, out, quick=True, model=default_model)
-    assert not summary["failed"], summary
-    return Path(summary["report"])
+    result = tour(default_model, out=out, quick=True)
+    assert not result.failed, result.steps
+    return Path(result.report)
 
 
 @pytest.fixture(scope="module")

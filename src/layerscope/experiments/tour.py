@@ -22,7 +22,13 @@ ARITHMETIC_PROMPTS = (
     "5+2=", "3+4=", "2+5=", "9-2=", "8-1=", "2*3=", "3*3=", "8/4=", "6/2=", "1+1=", "4+4=", "7-3=",
     "9-5=", "2*4=", "9/3=", "0+6=",
 )  # fmt: skip
-LAYERS_QUICK = "embed,0,6,-1"
+
+
+def quick_layers(n_layers: int | None) -> str:
+    """The layers a quick tour shows: ``embed``, the first block, one a third of the way in, the last."""
+    middle = 6 if n_layers is None else max(1, n_layers // 3)
+    return f"embed,0,{middle},-1"
+
 ABLATE_N = {True: 40, False: 200}
 
 
@@ -35,8 +41,8 @@ class Step:
     config: ExperimentConfig
 
 
-def tour_steps(model: ModelSpec, quick: bool = False) -> list[Step]:
-    """The tour's experiments on ``model``, in the order the report shows them."""
+def tour_steps(model: ModelSpec, quick: bool = False, n_layers: int | None = None) -> list[Step]:
+    """The tour's experiments on ``model``, in the order the report shows them (``n_layers`` once it is loaded)."""
     from .ablate import AblateConfig
     from .echo import EchoConfig
     from .inspect import InspectConfig
@@ -49,7 +55,7 @@ def tour_steps(model: ModelSpec, quick: bool = False) -> list[Step]:
         Step("tokens", "000", TokensConfig(model=model, sets=("digits", "number-words"), dims=3)),
         Step(
             "layers", "002",
-            LayersConfig(models=(model,), sets=("categories",), basis="layer", layers=LAYERS_QUICK if quick else "all"),
+            LayersConfig(models=(model,), sets=("categories",), basis="layer", layers=quick_layers(n_layers) if quick else "all"),
         ),
         Step("inspect", "001", InspectConfig(model=model, prompts=prompts)),
         Step("ablate", "001", AblateConfig(model=model, n=ABLATE_N[quick])),
@@ -74,8 +80,8 @@ class TourConfig(ExperimentConfig):
     quick: bool = False
     out: str = option("runs/tour", flag="")
 
-    def steps(self) -> list[Step]:
-        return tour_steps(self.model, self.quick)
+    def steps(self, n_layers: int | None = None) -> list[Step]:
+        return tour_steps(self.model, self.quick, n_layers)
 
     def validate(self) -> None:
         super().validate()
@@ -124,7 +130,7 @@ def run_tour(config: TourConfig, model=None) -> TourResult:
     out = Path(config.out)
     steps: dict[str, dict] = {}
     finished: list[Path] = []
-    for step in config.steps():
+    for step in config.steps(model.n_layers):
         run_dir = out / step.name
         began = time.perf_counter()
         with progress.step(f"Tour: {step.name} (seed {step.seed})"):

@@ -1,0 +1,54 @@
+"""The tour: a list of experiment configs, run on one loaded model, each step reproducible from its command."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from layerscope.cli.main import main
+from layerscope.experiments.tour import TourConfig, tour, tour_steps
+from layerscope.model_spec import ModelSpec
+
+
+def test_every_step_is_a_valid_config_on_the_given_model():
+    spec = ModelSpec("some/model", dtype="bfloat16")
+    steps = tour_steps(spec, quick=True)
+    assert [s.name for s in steps] == ["tokens", "layers", "inspect", "ablate", "echo", "layout"]
+    for step in steps:
+        step.config.validate()
+        command = step.config.command()
+        assert command[:2] == ["layerscope", step.config.experiment]
+        if step.name != "layout":
+            assert "some/model" in command and "bfloat16" in command
+
+
+@pytest.fixture(scope="module")
+def tiny_tour(tiny_models, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tour")
+    return tour(tiny_models["llama"], out=out, quick=True), out
+
+
+def test_quick_tour_writes_each_step_and_a_report(tiny_tour):
+    result, out = tiny_tour
+    assert not result.failed, result.steps
+    assert result.report == out / "report.html" and result.report.is_file()
+    record = json.loads((out / "run.json").read_text())
+    assert record["experiment"] == "tour" and set(record["steps"]) == {s.name for s in result.config.steps(3)}
+
+
+def test_each_step_records_the_command_that_reproduces_it(tiny_tour, tmp_path, capsys):
+    result, out = tiny_tour
+    step = next(s for s in result.config.steps(3) if s.name == "tokens")
+    record = json.loads((out / "tokens" / "run.json").read_text())
+    assert record["command"] == [*step.config.command(), "--out", str(out / "tokens")]
+    # rerun from the recorded command into a new directory: the same table
+    argv = shlex.split(shlex.join(record["command"][1:-2])) + ["--out", str(tmp_path / "again")]
+    assert main(["--quiet", *argv]) == 0
+    assert (tmp_path / "again" / "projection.csv").read_text() == (out / "tokens" / "projection.csv").read_text()
+
+
+def test_tour_config_round_trips_through_its_command():
+    config = TourConfig(model=ModelSpec("m.gguf"), quick=True)
+    assert config.command() == ["layerscope", "tour", "--model", "m.gguf", "--quick"]
