@@ -29,6 +29,8 @@ browser:
 	  else echo "chromium is not installed: the browser tests will be skipped"; fi; }
 
 test: $(STAMP) browser
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(PY) -m pytest -q
 
 clean:

@@ -76,8 +76,13 @@ def naive_sweep(model, encoded, batch_size: int, logits_to_keep: int) -> dict:
         predicted = [0] * len(encoded.prompt_ids)
         with rebuilt_without(model, removed) as module:
             for items, ids, mask, positions in batches:
-                logits = module(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
-                                logits_to_keep=logits_to_keep).logits  # (batch, pos or 1, vocab)
+                logits = module(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=False,
+                    logits_to_keep=logits_to_keep,
+                ).logits  # (batch, pos or 1, vocab)
                 for row, i in enumerate(items):
                     predicted[i] = int(logits[row, -1].argmax())
         results["baseline" if removed is None else f"drop {removed}"] = predicted
@@ -95,8 +100,11 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--distinct", action="store_true",
-                        help="no repeated prompts (the default draws with repeats, like the seed's 1000 prompts)")
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="no repeated prompts (the default draws with repeats, like the seed's 1000 prompts)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -124,12 +132,16 @@ def main() -> None:
     seed_ok, better_ok = verdicts(seed_loop, encoded), verdicts(better_loop, encoded)
     identical = list(ours) == list(seed_ok) and all(ours[c] == seed_ok[c] == better_ok[c] for c in seed_ok)
     distinct = len({tuple(p) for p in encoded.prompt_ids})
-    print(f"model {model.name}, {args.n} prompts ({distinct} distinct), {model.n_layers} layers + baseline, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"model {model.name}, {args.n} prompts ({distinct} distinct), {model.n_layers} layers + baseline, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"layerscope           {fast:8.1f} s")
     print(f"seed's naive loop    {seed_time:8.1f} s   ratio {seed_time / fast:.2f}x")
     print(f"better naive loop    {better_time:8.1f} s   ratio {better_time / fast:.2f}x")
-    print(f"identical accuracies (item by item): {identical}; naive loops agree on every prediction: {same_predictions}")
+    print(
+        f"identical accuracies (item by item): {identical}; naive loops agree on every prediction: {same_predictions}"
+    )
     print("accuracy:", ", ".join(f"{c} {sum(v) / len(v):.3f}" for c, v in ours.items()))
 
 

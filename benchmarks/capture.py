@@ -115,9 +115,11 @@ def main(argv=None) -> int:
     ids = [model.encode(t) for t in texts]
     pad_id = model.tokenizer.pad_token_id or 0
     lengths = [len(i) for i in ids]
-    print(f"{model.name}: {n_layers} layers, d_model {d}; {len(ids)} prompts of {min(lengths)}-{max(lengths)} tokens "
-          f"(mean {np.mean(lengths):.1f}), batch size {args.batch_size}, {torch.get_num_threads()} threads; "
-          f"peers get {'sorted' if args.peers_sorted else 'the given order in'} batches")
+    print(
+        f"{model.name}: {n_layers} layers, d_model {d}; {len(ids)} prompts of {min(lengths)}-{max(lengths)} tokens "
+        f"(mean {np.mean(lengths):.1f}), batch size {args.batch_size}, {torch.get_num_threads()} threads; "
+        f"peers get {'sorted' if args.peers_sorted else 'the given order in'} batches"
+    )
     all_layers = list(range(n_layers + 1))
 
     def peer_batches(token_ids):
@@ -196,8 +198,11 @@ def main(argv=None) -> int:
         result = fn(warm)
         if result is not None and name != "layerscope":
             compared = min(result.shape[0], n_layers)
-            diff = np.abs(result[:compared] - reference[1 : compared + 1] if name in ("nnsight", "transformer-lens")
-                          else result[:compared] - reference[:compared])
+            diff = np.abs(
+                result[:compared] - reference[1 : compared + 1]
+                if name in ("nnsight", "transformer-lens")
+                else result[:compared] - reference[:compared]
+            )
             scale = np.abs(reference).max(axis=(1, 2))[:compared].max()
             print(f"check {name}: max |difference| {diff.max():.3g} (residual scale {scale:.3g})")
 
@@ -205,7 +210,7 @@ def main(argv=None) -> int:
     peaks = {name: 0 for name in methods}
     names_order = list(methods)
     for repeat in range(args.repeats):
-        order = names_order[repeat % len(names_order):] + names_order[: repeat % len(names_order)]
+        order = names_order[repeat % len(names_order) :] + names_order[: repeat % len(names_order)]
         for name in order:
             with PeakRSS() as rss:
                 start = time.perf_counter()
@@ -217,8 +222,10 @@ def main(argv=None) -> int:
     best = {name: min(values) for name, values in times.items()}
     print(f"\n{'method':<18}{'median s':>10}{'min s':>9}{'vs layerscope':>15}{'peak +RSS MiB':>15}")
     for name in methods:
-        print(f"{name:<18}{median[name]:>10.3f}{best[name]:>9.3f}{median[name] / median['layerscope']:>14.2f}x"
-              f"{peaks[name] / 2**20:>15.1f}")
+        print(
+            f"{name:<18}{median[name]:>10.3f}{best[name]:>9.3f}{median[name] / median['layerscope']:>14.2f}x"
+            f"{peaks[name] / 2**20:>15.1f}"
+        )
     # On a shared machine the minimum is the better estimate of undisturbed time; both are shown.
     for label, stat in (("median", median), ("min", best)):
         print(f"\nby {label} time:")

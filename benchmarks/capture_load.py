@@ -87,8 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         with PeakMemory() as memory:
             start = time.perf_counter()
             result = layerscope.residuals(
-                sets={"words": words}, model=model, layers=args.layers, memory_budget=args.memory_budget,
-                batch_size=args.batch_size, out=out,
+                sets={"words": words},
+                model=model,
+                layers=args.layers,
+                memory_budget=args.memory_budget,
+                batch_size=args.batch_size,
+                out=out,
             )
             elapsed = time.perf_counter() - start
         shape = result.residuals.shape
@@ -98,13 +102,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is None:
             shutil.rmtree(out, ignore_errors=True)
     mib = 2**20
-    print(f"words: {len(words)}  layers: {shape[0]}  result: {shape} float32 = {on_disk / mib:.0f} MiB on disk "
-          f"({streamed}); memory budget {args.memory_budget}")
+    print(
+        f"words: {len(words)}  layers: {shape[0]}  result: {shape} float32 = {on_disk / mib:.0f} MiB on disk "
+        f"({streamed}); memory budget {args.memory_budget}"
+    )
     print(f"time: {elapsed:.1f} s ({len(words) / elapsed:.0f} words/s), batch size {args.batch_size}")
     before = memory.start
-    print(f"peak RSS: anonymous {memory.peak['RssAnon'] / mib:.0f} MiB (at start {before['RssAnon'] / mib:.0f}), "
-          f"file-backed {memory.peak['RssFile'] / mib:.0f} MiB (at start {before['RssFile'] / mib:.0f}), "
-          f"total {memory.peak['VmRSS'] / mib:.0f} MiB")
+    print(
+        f"peak RSS: anonymous {memory.peak['RssAnon'] / mib:.0f} MiB (at start {before['RssAnon'] / mib:.0f}), "
+        f"file-backed {memory.peak['RssFile'] / mib:.0f} MiB (at start {before['RssFile'] / mib:.0f}), "
+        f"total {memory.peak['VmRSS'] / mib:.0f} MiB"
+    )
     return 0
 
 

@@ -39,9 +39,15 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(name)
             status = f"FAILED: {type(exc).__name__}"
             traceback.print_exc()
-        print(f"{name:24s} {stats.tried.get(name, 0):8d} inputs  {time.perf_counter() - start:7.1f} s  {status}", flush=True)
-    print(f"total: {stats.total} inputs tried, {stats.refused} refused with LayerscopeError, {stats.listed} listed "
-          f"(agreeing with the reference libraries); {len(failures)} failing properties" + (f": {', '.join(failures)}" if failures else ""))
+        print(
+            f"{name:24s} {stats.tried.get(name, 0):8d} inputs  {time.perf_counter() - start:7.1f} s  {status}",
+            flush=True,
+        )
+    print(
+        f"total: {stats.total} inputs tried, {stats.refused} refused with LayerscopeError, {stats.listed} listed "
+        f"(agreeing with the reference libraries); {len(failures)} failing properties"
+        + (f": {', '.join(failures)}" if failures else "")
+    )
     return 1 if failures else 0
 
 

@@ -153,25 +153,56 @@ def _hostile_header(data, header: dict, payload: bytes) -> bytes:
         info = header[data.draw(st.sampled_from(names))]
         junk = st.one_of(st.integers(-3, 2**70), st.text(max_size=3), st.none(), st.booleans(), st.floats())
         if kind == "offsets":
-            info["data_offsets"] = data.draw(st.one_of(st.lists(st.one_of(st.integers(-2, len(payload) + 2), junk), max_size=3), junk))
+            info["data_offsets"] = data.draw(
+                st.one_of(st.lists(st.one_of(st.integers(-2, len(payload) + 2), junk), max_size=3), junk)
+            )
         elif kind == "shape":
             info["shape"] = data.draw(st.one_of(st.lists(st.one_of(st.integers(-2, 2**64), junk), max_size=4), junk))
         else:
             info["dtype"] = data.draw(st.one_of(st.sampled_from(["F4", "Q4_K", "f32", "", "I128"]), junk))
     elif kind == "metadata":
-        header["__metadata__"] = data.draw(st.one_of(st.none(), st.integers(), st.text(max_size=3), st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.integers(), st.lists(st.integers(), max_size=2)), max_size=3)))
+        header["__metadata__"] = data.draw(
+            st.one_of(
+                st.none(),
+                st.integers(),
+                st.text(max_size=3),
+                st.dictionaries(
+                    st.text(max_size=3),
+                    st.one_of(st.text(max_size=3), st.integers(), st.lists(st.integers(), max_size=2)),
+                    max_size=3,
+                ),
+            )
+        )
     elif kind == "length":
-        return _join(header, payload, data.draw(st.sampled_from(INTERESTING_U64 + [len(json.dumps(header)) + d for d in (-1, 1, len(payload) + 1)])))
+        return _join(
+            header,
+            payload,
+            data.draw(
+                st.sampled_from(INTERESTING_U64 + [len(json.dumps(header)) + d for d in (-1, 1, len(payload) + 1)])
+            ),
+        )
     elif kind == "json":
         raw = json.dumps(header).encode()
         return _join(raw[: data.draw(st.integers(0, len(raw)))] + data.draw(st.binary(max_size=4)), payload)
     elif kind == "deep":
         depth = data.draw(st.sampled_from([1, 50, 999, 1001, 100_000]), label="depth")
-        return _join(b"[" * depth + b"]" * depth if data.draw(st.booleans()) else b'{"a":' * depth + b"1" + b"}" * depth, payload)
+        return _join(
+            b"[" * depth + b"]" * depth if data.draw(st.booleans()) else b'{"a":' * depth + b"1" + b"}" * depth, payload
+        )
     elif kind == "bigint":
-        return _join(b'{"a": {"dtype": "F32", "shape": [' + b"9" * data.draw(st.sampled_from([1, 20, 4300, 4301, 20_000]), label="digits") + b'], "data_offsets": [0, 0]}}', payload)
+        return _join(
+            b'{"a": {"dtype": "F32", "shape": ['
+            + b"9" * data.draw(st.sampled_from([1, 20, 4300, 4301, 20_000]), label="digits")
+            + b'], "data_offsets": [0, 0]}}',
+            payload,
+        )
     else:
-        return _join(json.dumps(data.draw(st.one_of(st.lists(st.integers(), max_size=3), st.text(max_size=4), st.integers(), st.none()))).encode(), payload)
+        return _join(
+            json.dumps(
+                data.draw(st.one_of(st.lists(st.integers(), max_size=3), st.text(max_size=4), st.integers(), st.none()))
+            ).encode(),
+            payload,
+        )
     return _join(header, payload)
 
 
@@ -221,9 +252,27 @@ def prop_sharded_index(data, tmp: Path) -> None:
         save_file({n: np.zeros(3, np.float16) for n in shards[f"s{i}.safetensors"]}, str(root / f"s{i}.safetensors"))
     weight_map = {n: s for s, names in shards.items() for n in names}
     hostile_shard = st.one_of(
-        st.sampled_from(["../outside.safetensors", str(tmp / "outside.safetensors"), "/etc/passwd", "sub/../../outside.safetensors",
-                         "missing.safetensors", ".", "..", "", "s0.safetensors/..", "a\x00b", "x" * 300, "~/s0.safetensors"]),
-        st.text(max_size=12), st.integers(), st.none(), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+        st.sampled_from(
+            [
+                "../outside.safetensors",
+                str(tmp / "outside.safetensors"),
+                "/etc/passwd",
+                "sub/../../outside.safetensors",
+                "missing.safetensors",
+                ".",
+                "..",
+                "",
+                "s0.safetensors/..",
+                "a\x00b",
+                "x" * 300,
+                "~/s0.safetensors",
+            ]
+        ),
+        st.text(max_size=12),
+        st.integers(),
+        st.none(),
+        st.lists(st.integers(), max_size=2),
+        st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
     )
     kind = data.draw(st.sampled_from(["shard", "name", "map", "json", "drop_file"]), label="index edit")
     index: object = {"metadata": {}, "weight_map": weight_map}
@@ -232,8 +281,20 @@ def prop_sharded_index(data, tmp: Path) -> None:
     elif kind == "name" and weight_map:
         weight_map[data.draw(st.text(max_size=8))] = data.draw(st.sampled_from(sorted(shards)))
     elif kind == "map":
-        index = data.draw(st.one_of(st.just({}), st.just({"weight_map": None}), st.lists(st.integers(), max_size=2),
-                                    st.fixed_dictionaries({"weight_map": st.one_of(st.text(max_size=3), st.lists(st.text(max_size=3), max_size=2), st.integers())})))
+        index = data.draw(
+            st.one_of(
+                st.just({}),
+                st.just({"weight_map": None}),
+                st.lists(st.integers(), max_size=2),
+                st.fixed_dictionaries(
+                    {
+                        "weight_map": st.one_of(
+                            st.text(max_size=3), st.lists(st.text(max_size=3), max_size=2), st.integers()
+                        )
+                    }
+                ),
+            )
+        )
     elif kind == "drop_file":
         (root / data.draw(st.sampled_from(sorted(shards)))).unlink()
     raw = json.dumps(index).encode()
@@ -290,7 +351,10 @@ def _gguf_reader_listing(path: Path) -> list:
     from gguf import GGUFReader
 
     reader = GGUFReader(str(path))
-    return [(t.name, tuple(int(d) for d in reversed(t.shape.tolist())), t.tensor_type.name, int(t.n_bytes)) for t in reader.tensors]
+    return [
+        (t.name, tuple(int(d) for d in reversed(t.shape.tolist())), t.tensor_type.name, int(t.n_bytes))
+        for t in reader.tensors
+    ]
 
 
 def check_gguf(path: Path, name: str) -> None:
@@ -309,7 +373,9 @@ def prop_gguf_mutations(data, tmp: Path) -> None:
         blob = bytearray(_mutate_bytes(data, bytes(blob)))
     elif kind == "counts":  # tensor count at byte 8, metadata count at byte 16
         at = data.draw(st.sampled_from([8, 16]))
-        blob[at : at + 8] = struct.pack("<Q", data.draw(st.one_of(st.sampled_from(INTERESTING_U64), st.integers(0, 2**64 - 1))))
+        blob[at : at + 8] = struct.pack(
+            "<Q", data.draw(st.one_of(st.sampled_from(INTERESTING_U64), st.integers(0, 2**64 - 1)))
+        )
     elif kind == "magic":
         blob[:4] = data.draw(st.binary(min_size=4, max_size=4).filter(lambda b: b != b"GGUF"))
     elif kind == "version":
@@ -323,11 +389,19 @@ def prop_gguf_mutations(data, tmp: Path) -> None:
 
 def prop_gguf_alignment(data, tmp: Path) -> None:
     """``general.alignment`` of any type and value (GGUF asks for a u32 power of two)."""
-    adder, values = data.draw(st.sampled_from([
-        ("add_uint32", st.sampled_from([0, 1, 3, 8, 32, 48, 2**31, 2**32 - 1])), ("add_int32", st.integers(-(2**31), 2**31 - 1)),
-        ("add_uint64", st.sampled_from([0, 32, 2**63, 2**64 - 1])), ("add_float32", st.sampled_from([0.0, 32.0, -1.0, float("nan"), float("inf")])),
-        ("add_string", st.sampled_from(["32", "x", ""])), ("add_bool", st.booleans()),
-    ]), label="alignment type")
+    adder, values = data.draw(
+        st.sampled_from(
+            [
+                ("add_uint32", st.sampled_from([0, 1, 3, 8, 32, 48, 2**31, 2**32 - 1])),
+                ("add_int32", st.integers(-(2**31), 2**31 - 1)),
+                ("add_uint64", st.sampled_from([0, 32, 2**63, 2**64 - 1])),
+                ("add_float32", st.sampled_from([0.0, 32.0, -1.0, float("nan"), float("inf")])),
+                ("add_string", st.sampled_from(["32", "x", ""])),
+                ("add_bool", st.booleans()),
+            ]
+        ),
+        label="alignment type",
+    )
     try:
         blob = small_gguf((adder, data.draw(values, label="alignment")))
     except (ValueError, OverflowError, struct.error):
@@ -350,22 +424,39 @@ def prop_mlx_triplets(data, tmp: Path) -> None:
     group = data.draw(st.sampled_from([32, 64, 128]), label="stored group")
     packed_cols = data.draw(st.one_of(st.just(n_in * bits // 32), st.integers(0, 80)), label="packed cols")
     groups = data.draw(st.one_of(st.just(max(n_in // group, 1)), st.integers(0, 9)), label="scale cols")
-    scales_shape = data.draw(st.one_of(st.just([out, groups]), st.lists(st.integers(0, 5), max_size=3)), label="scales shape")
+    scales_shape = data.draw(
+        st.one_of(st.just([out, groups]), st.lists(st.integers(0, 5), max_size=3)), label="scales shape"
+    )
     tensors = {
         "lin.weight": np.zeros((out, packed_cols), np.uint32),
         "lin.scales": np.zeros(scales_shape, data.draw(st.sampled_from([np.float16, np.float32, np.uint8]))),
-        "lin.biases": np.zeros(data.draw(st.one_of(st.just(scales_shape), st.lists(st.integers(0, 5), max_size=3))), np.float16),
+        "lin.biases": np.zeros(
+            data.draw(st.one_of(st.just(scales_shape), st.lists(st.integers(0, 5), max_size=3))), np.float16
+        ),
     }
     if data.draw(st.booleans(), label="drop a part"):
         del tensors[data.draw(st.sampled_from(["lin.scales", "lin.biases"]))]
     save_file(tensors, str(tmp / "model.safetensors"))
     value = st.one_of(st.sampled_from([*VALID_BITS, 1, 7, 16, 0, -4, 4.0, True]), st.none(), st.text(max_size=2))
-    block = data.draw(st.one_of(
-        st.none(),
-        st.fixed_dictionaries({"bits": value, "group_size": st.one_of(st.sampled_from([32, 64, 128, 0, 48, 64.0]), st.none())}),
-        st.fixed_dictionaries({"bits": st.just(bits), "group_size": st.just(group), "lin": st.one_of(st.just(False), st.fixed_dictionaries({"bits": value, "group_size": st.just(group)}))}),
-        st.sampled_from([[], "8bit", 4]),
-    ), label="quantization")
+    block = data.draw(
+        st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {"bits": value, "group_size": st.one_of(st.sampled_from([32, 64, 128, 0, 48, 64.0]), st.none())}
+            ),
+            st.fixed_dictionaries(
+                {
+                    "bits": st.just(bits),
+                    "group_size": st.just(group),
+                    "lin": st.one_of(
+                        st.just(False), st.fixed_dictionaries({"bits": value, "group_size": st.just(group)})
+                    ),
+                }
+            ),
+            st.sampled_from([[], "8bit", 4]),
+        ),
+        label="quantization",
+    )
     if block is not None:
         (tmp / "config.json").write_text(json.dumps({"model_type": "llama", "quantization": block}))
     outcome, layout = refused_or_listed(lambda: read_layout(tmp))
@@ -396,8 +487,13 @@ def run_property(name: str, max_examples: int, stats: Stats | None = None, seed:
     global _STATS
     _STATS = stats if stats is not None else Stats()
 
-    @settings(max_examples=max_examples, deadline=None, database=None, 
-              suppress_health_check=list(HealthCheck), print_blob=True)
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
     @given(st.data())
     def check(data):
         with tempfile.TemporaryDirectory() as tmp:

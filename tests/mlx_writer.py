@@ -21,8 +21,14 @@ def mlx_quantize(weight: torch.Tensor, bits: int, group_size: int, dtype=None):
     return np.array(q), np.array(s), np.array(b), torch.from_numpy(np.array(deq))
 
 
-def save_mlx_dir(state: dict[str, torch.Tensor], config: dict, out: Path, quantized: dict[str, tuple[int, int]],
-                 copy_from: Path | None = None, quantization: dict | None = None) -> dict[str, torch.Tensor]:
+def save_mlx_dir(
+    state: dict[str, torch.Tensor],
+    config: dict,
+    out: Path,
+    quantized: dict[str, tuple[int, int]],
+    copy_from: Path | None = None,
+    quantization: dict | None = None,
+) -> dict[str, torch.Tensor]:
     """Save ``state`` with the modules in ``quantized`` (``{module path: (bits, group_size)}``) as MLX triplets.
 
     Returns the state dict with those weights replaced by ``mlx.core.dequantize`` of what was stored.

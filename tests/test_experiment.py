@@ -27,7 +27,9 @@ def _cli_config(argv: list[str]) -> TokensConfig:
     [
         TokensConfig(),
         TokensConfig(sets=("digits", "colors"), dims=2, basis_set="digits", leading_space=True),
-        TokensConfig(tokens=("red", "green blue"), multi_token="last", model=ModelSpec(source="x.gguf", dtype="bfloat16")),
+        TokensConfig(
+            tokens=("red", "green blue"), multi_token="last", model=ModelSpec(source="x.gguf", dtype="bfloat16")
+        ),
         TokensConfig(model=ModelSpec(source="org/model", trust_remote_code=True, device_map="auto")),
     ],
 )

@@ -20,7 +20,9 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 
 def test_layerscope_analysis_and_render_import_without_torch():
-    code = _BLOCK_TORCH + """
+    code = (
+        _BLOCK_TORCH
+        + """
 import layerscope, layerscope.analysis, layerscope.render
 import layerscope.render.scatter, layerscope.render.static, layerscope.render.palette
 import layerscope.model_spec, layerscope.experiment, layerscope.runner, layerscope.rundir
@@ -33,6 +35,7 @@ for pkg in (layerscope.analysis, layerscope.render):
 assert 'torch' not in sys.modules
 print('ok')
 """
+    )
     done = _run(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"

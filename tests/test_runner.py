@@ -71,8 +71,12 @@ def test_a_given_model_is_not_loaded_again(tiny_models):
     model = tiny_models["qwen3"]
     result = execute(NormsConfig(model=ModelSpec.of(model)), model)
     assert "load" not in result.timings
-    expected = np.linalg.norm(model.embedding_matrix.detach().numpy()[
-        [model.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in ("red", "green")]], axis=1)
+    expected = np.linalg.norm(
+        model.embedding_matrix.detach().numpy()[
+            [model.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in ("red", "green")]
+        ],
+        axis=1,
+    )
     np.testing.assert_allclose(result.table["norm"], expected, rtol=1e-6)
 
 

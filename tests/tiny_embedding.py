@@ -19,9 +19,21 @@ def save_tiny_embeddinggemma(root: Path) -> Path:
 
     tokenizer = build_tokenizer()
     config = Gemma3TextConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-        num_key_value_heads=1, head_dim=16, max_position_embeddings=256, query_pre_attn_scalar=16, sliding_window=8,
-        use_bidirectional_attention=True, pad_token_id=0, eos_token_id=1, bos_token_id=2, architectures=["Gemma3TextModel"],
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=256,
+        query_pre_attn_scalar=16,
+        sliding_window=8,
+        use_bidirectional_attention=True,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+        architectures=["Gemma3TextModel"],
     )
     torch.manual_seed(0)
     model = Gemma3TextModel(config)

@@ -40,7 +40,9 @@ def build_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(_corpus(), vocab_size=420, min_frequency=1, special_tokens=["<pad>", "<eos>", "<bos>", "<unk>"])
+    bpe.train_from_iterator(
+        _corpus(), vocab_size=420, min_frequency=1, special_tokens=["<pad>", "<eos>", "<bos>", "<unk>"]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=bpe._tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
     )
@@ -53,14 +55,20 @@ def build_config(arch: str, vocab_size: int):
     if arch == "gemma2":
         return tf.Gemma2Config(**_COMMON, **special, query_pre_attn_scalar=16, sliding_window=32)
     if arch == "gemma3":
-        return tf.Gemma3TextConfig(**_COMMON, **{**special, "tie_word_embeddings": True}, query_pre_attn_scalar=16, sliding_window=32)
+        return tf.Gemma3TextConfig(
+            **_COMMON, **{**special, "tie_word_embeddings": True}, query_pre_attn_scalar=16, sliding_window=32
+        )
     if arch == "qwen3":
         return tf.Qwen3Config(**_COMMON, **special)
     if arch == "llama":
         return tf.LlamaConfig(**_COMMON, **special)
     if arch == "gpt_oss":
         return tf.GptOssConfig(
-            **{**_COMMON, "num_key_value_heads": 2}, **special, num_local_experts=4, num_experts_per_tok=2, sliding_window=32
+            **{**_COMMON, "num_key_value_heads": 2},
+            **special,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+            sliding_window=32,
         )
     if arch == "olmo3":
         return tf.Olmo3Config(**_COMMON, **special, sliding_window=32)

@@ -65,6 +65,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .experiments.report import report
     from .experiments.stages import stages
     from .experiments.tokens import tokens
-    from .models.model import Model
     from .models.loading import load_model
+    from .models.model import Model
     from .runner import execute

@@ -19,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import html
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import LayerscopeError, choices_text
 from .model_spec import DTYPES, ModelSpec
@@ -250,7 +251,9 @@ class Result:
     def __repr__(self) -> str:
         lines = [self.headline()]
         for stem, frame in self.tables().items():
-            lines.append(f"  {stem}: {len(frame)} rows x {len(frame.columns)} columns ({', '.join(map(str, frame.columns[:8]))}{', ...' if len(frame.columns) > 8 else ''})")
+            lines.append(
+                f"  {stem}: {len(frame)} rows x {len(frame.columns)} columns ({', '.join(map(str, frame.columns[:8]))}{', ...' if len(frame.columns) > 8 else ''})"
+            )
         for stem, array in self.arrays().items():
             shape = getattr(array, "shape", None)
             if shape is not None:

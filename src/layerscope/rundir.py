@@ -172,4 +172,3 @@ class RunDir:
             **result.record(),
         }
         return write_json(self.path / "run.json", record)
-

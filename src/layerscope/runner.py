@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from .experiment import ConfigError, ExperimentConfig, Result
 from .errors import LayerscopeError
+from .experiment import ConfigError, ExperimentConfig, Result
 from .model_spec import ModelSpec
 
 Caller = Literal["python", "cli"]

@@ -18,9 +18,15 @@ def _table() -> pd.DataFrame:
                 echo = applicable and (i < 2 if model == "a" and bos == "without" else i == 0)
                 rows.append(
                     {
-                        "model": model, "set": "s", "word": word, "bos": bos, "applicable": applicable,
-                        "single_token": i != 2, "top1": word if echo else "," if applicable else None,
-                        "echo": echo if applicable else None, "p_echo": 0.1 * (i + 1) if applicable else None,
+                        "model": model,
+                        "set": "s",
+                        "word": word,
+                        "bos": bos,
+                        "applicable": applicable,
+                        "single_token": i != 2,
+                        "top1": word if echo else "," if applicable else None,
+                        "echo": echo if applicable else None,
+                        "p_echo": 0.1 * (i + 1) if applicable else None,
                     }
                 )
     return pd.DataFrame(rows)

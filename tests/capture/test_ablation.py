@@ -12,8 +12,16 @@ from layerscope.errors import LayerscopeError
 from layerscope.tasks import arithmetic_task
 
 # Repeated prompts (with the same or another answer) run once and are scored per item.
-PROMPTS = ["5+2=", "12*3=", "The word is", "When John and Mary went to the store, John gave the bag to", "9-9=", "Monday",
-           "5+2=", "5+2="]
+PROMPTS = [
+    "5+2=",
+    "12*3=",
+    "The word is",
+    "When John and Mary went to the store, John gave the bag to",
+    "9-9=",
+    "Monday",
+    "5+2=",
+    "5+2=",
+]
 ANSWERS = ["7", "36", " red", " Mary", "0", " Tuesday", "7", "8"]
 
 

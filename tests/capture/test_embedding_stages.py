@@ -25,7 +25,9 @@ def _per_text_hidden(embedder, text: str, prompt: str | None):
     st = embedder.module
     features = st.preprocess([text], prompt=prompt)
     with torch.no_grad():
-        out = st[0].auto_model(input_ids=features["input_ids"], attention_mask=features["attention_mask"], output_hidden_states=True)
+        out = st[0].auto_model(
+            input_ids=features["input_ids"], attention_mask=features["attention_mask"], output_hidden_states=True
+        )
     return out.hidden_states, out.last_hidden_state
 
 
@@ -39,7 +41,9 @@ def test_gemma_stages_match_independent_computation(gemma, prompt_name):
         hidden, last = _per_text_hidden(gemma, text, prompt)
         np.testing.assert_allclose(captured.vectors["embed"][row], hidden[0][0].mean(0).numpy(), atol=1e-5)
         for layer in range(2):  # the last entry of hidden_states is after the final norm
-            np.testing.assert_allclose(captured.vectors[str(layer)][row], hidden[layer + 1][0].mean(0).numpy(), atol=1e-5)
+            np.testing.assert_allclose(
+                captured.vectors[str(layer)][row], hidden[layer + 1][0].mean(0).numpy(), atol=1e-5
+            )
         np.testing.assert_allclose(captured.vectors["pooling"][row], last[0].mean(0).numpy(), atol=1e-5)
     w0, w1 = st[2].linear.weight.detach().numpy(), st[3].linear.weight.detach().numpy()
     np.testing.assert_allclose(captured.vectors["dense.0"], captured.vectors["pooling"] @ w0.T, atol=1e-4)

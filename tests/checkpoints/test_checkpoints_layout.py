@@ -63,7 +63,9 @@ def test_sharded_index_matches_library(tmp_path):
     assert layout.files == sorted(shards)
 
 
-@pytest.mark.parametrize("shard", ["../outside.safetensors", "/etc/passwd", "sub/../../x.safetensors", "missing.safetensors"])
+@pytest.mark.parametrize(
+    "shard", ["../outside.safetensors", "/etc/passwd", "sub/../../x.safetensors", "missing.safetensors"]
+)
 def test_sharded_index_refuses_bad_shard_names(tmp_path, shard):
     inner = tmp_path / "ckpt"
     inner.mkdir()
@@ -75,7 +77,9 @@ def test_sharded_index_refuses_bad_shard_names(tmp_path, shard):
 
 def test_sharded_index_name_missing_from_shard(tmp_path):
     save_file({"a": np.zeros(2, np.float32)}, str(tmp_path / "s1.safetensors"))
-    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "s1.safetensors", "b": "s1.safetensors"}}))
+    (tmp_path / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": "s1.safetensors", "b": "s1.safetensors"}})
+    )
     with pytest.raises(LayerscopeError, match="'b'"):
         read_layout(tmp_path)
 
@@ -91,7 +95,15 @@ def _write_raw(path, header: dict, data_bytes: int, length: int | None = None):
     [
         ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, 4, None, "truncated"),
         ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 12]}}, 12, None, "needs 8 bytes"),
-        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, 12, None, "overlaps"),
+        (
+            {
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+            },
+            12,
+            None,
+            "overlaps",
+        ),
         ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}, 16, None, "gap"),
         ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, 8, 2**62, "does not fit"),
         ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, 8, 10**9, "does not fit"),
@@ -132,7 +144,14 @@ def test_truncated_real_file_and_non_json(tmp_path):
 
 def test_large_sparse_file_lists_without_reading_data(tmp_path):
     """A 1 GiB checkpoint (sparse on disk): the listing comes from the header alone."""
-    header = {f"layers.{i}.weight": {"dtype": "F32", "shape": [1024, 1024], "data_offsets": [i * 4 * 2**20, (i + 1) * 4 * 2**20]} for i in range(256)}
+    header = {
+        f"layers.{i}.weight": {
+            "dtype": "F32",
+            "shape": [1024, 1024],
+            "data_offsets": [i * 4 * 2**20, (i + 1) * 4 * 2**20],
+        }
+        for i in range(256)
+    }
     raw = json.dumps(header).encode()
     path = tmp_path / "big.safetensors"
     with open(path, "wb") as handle:
@@ -173,7 +192,10 @@ def test_gguf_header_matches_gguf_reader(tmp_path):
     path = _write_gguf(tmp_path / "tiny.gguf")
     entries, metadata = read_gguf_header(path)
     reader = GGUFReader(str(path))
-    expected = [(t.name, tuple(int(d) for d in reversed(t.shape.tolist())), t.tensor_type.name, int(t.n_bytes)) for t in reader.tensors]
+    expected = [
+        (t.name, tuple(int(d) for d in reversed(t.shape.tolist())), t.tensor_type.name, int(t.n_bytes))
+        for t in reader.tensors
+    ]
     assert [(e.name, e.shape, e.dtype, e.nbytes) for e in entries] == expected
     assert metadata["general.architecture"] == "llama" and metadata["general.name"] == "tiny"
     assert ("blk.0.attn_q.weight", (32, 64), "Q8_0") in [(e.name, e.shape, e.dtype) for e in entries]
@@ -202,7 +224,10 @@ def test_default_gguf_layout_agrees_with_tensor_count(capsys):
 
 
 def test_tree_folds_identical_layers_and_prints_totals(tmp_path, capsys):
-    tensors = {"model.norm.weight": np.zeros(8, np.float16), "model.embed_tokens.weight": np.zeros((1000, 8), np.float16)}
+    tensors = {
+        "model.norm.weight": np.zeros(8, np.float16),
+        "model.embed_tokens.weight": np.zeros((1000, 8), np.float16),
+    }
     for i in range(5):
         tensors[f"model.layers.{i}.input_layernorm.weight"] = np.zeros(8, np.float16)
         tensors[f"model.layers.{i}.mlp.up_proj.weight"] = np.zeros((16 if i != 3 else 12, 8), np.float16)
@@ -239,7 +264,12 @@ def _seed_003_header() -> dict[str, tuple[list[int], str]]:
     triplet("model.embed_tokens", 262144, 768)
     for i in range(24):
         p = f"model.layers.{i}"
-        for norm in ("input_layernorm", "post_attention_layernorm", "post_feedforward_layernorm", "pre_feedforward_layernorm"):
+        for norm in (
+            "input_layernorm",
+            "post_attention_layernorm",
+            "post_feedforward_layernorm",
+            "pre_feedforward_layernorm",
+        ):
             tensors[f"{p}.{norm}.weight"] = ([768], "F16")
         triplet(f"{p}.mlp.down_proj", 768, 1152)
         triplet(f"{p}.mlp.gate_proj", 1152, 768)
@@ -265,15 +295,25 @@ def test_seed_003_embeddinggemma_mlx_layout(tmp_path, capsys):
     with open(tmp_path / "model.safetensors", "wb") as handle:
         handle.write(struct.pack("<Q", len(raw)) + raw)
         handle.truncate(8 + len(raw) + offset)
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma3_text", "quantization": {"group_size": 64, "bits": 8}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "gemma3_text", "quantization": {"group_size": 64, "bits": 8}})
+    )
     assert main(["layout", str(tmp_path)]) == 0
     lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
     for expected in [
-        "dense(2)", "dense.0: affine 8-bit g64 [3\u2009072, 768]", "dense.1: affine 8-bit g64 [768, 3\u2009072]",
-        "model(3)", "model.embed_tokens: affine 8-bit g64 [262\u2009144, 768]", "model.layers(24)", "model.layers.0(6)",
-        "model.layers.0.mlp(3)", "model.layers.0.mlp.down_proj: affine 8-bit g64 [768, 1\u2009152]",
-        "model.layers.0.self_attn(6)", "model.layers.0.self_attn.k_norm.weight [256] F16",
-        "model.layers.1-23: same as model.layers.0", "model.norm.weight [768] F16",
+        "dense(2)",
+        "dense.0: affine 8-bit g64 [3\u2009072, 768]",
+        "dense.1: affine 8-bit g64 [768, 3\u2009072]",
+        "model(3)",
+        "model.embed_tokens: affine 8-bit g64 [262\u2009144, 768]",
+        "model.layers(24)",
+        "model.layers.0(6)",
+        "model.layers.0.mlp(3)",
+        "model.layers.0.mlp.down_proj: affine 8-bit g64 [768, 1\u2009152]",
+        "model.layers.0.self_attn(6)",
+        "model.layers.0.self_attn.k_norm.weight [256] F16",
+        "model.layers.1-23: same as model.layers.0",
+        "model.norm.weight [768] F16",
     ]:
         assert expected in lines, expected
     assert main(["layout", str(tmp_path), "--json"]) == 0
@@ -281,5 +321,7 @@ def test_seed_003_embeddinggemma_mlx_layout(tmp_path, capsys):
     with safe_open(str(tmp_path / "model.safetensors"), framework="numpy") as handle:
         assert len(list(handle.keys())) == data["totals"]["stored_tensors"] == len(header)
     # parameters: unpacked sizes of the triplets + the float vectors
-    expected_params = 3072 * 768 * 2 + 262144 * 768 + 24 * (3 * 1152 * 768 + 2 * 256 * 768 + 2 * 768 * 768 + 4 * 768 + 2 * 256) + 768
+    expected_params = (
+        3072 * 768 * 2 + 262144 * 768 + 24 * (3 * 1152 * 768 + 2 * 256 * 768 + 2 * 768 * 768 + 4 * 768 + 2 * 256) + 768
+    )
     assert data["totals"]["parameters"] == expected_params

@@ -147,8 +147,12 @@ def test_debug_shows_the_traceback(tmp_path):
     """``--debug``: the same refusal raises, so Python prints the whole traceback (exit code 1)."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "HF_HUB_OFFLINE": "1"}
     missing = str(tmp_path / "missing.safetensors")
-    plain = subprocess.run([sys.executable, "-m", "layerscope", "layout", missing], capture_output=True, text=True, env=env)
-    debug = subprocess.run([sys.executable, "-m", "layerscope", "--debug", "layout", missing], capture_output=True, text=True, env=env)
+    plain = subprocess.run(
+        [sys.executable, "-m", "layerscope", "layout", missing], capture_output=True, text=True, env=env
+    )
+    debug = subprocess.run(
+        [sys.executable, "-m", "layerscope", "--debug", "layout", missing], capture_output=True, text=True, env=env
+    )
     assert plain.returncode == 2 and len(plain.stderr.strip().splitlines()) == 1 and "Traceback" not in plain.stderr
     assert debug.returncode == 1
     assert debug.stderr.startswith("Traceback") and "LayerscopeError" in debug.stderr and missing in debug.stderr

@@ -73,7 +73,9 @@ def test_empty_or_bad_word_list_exit_2(words, tiny_model_dirs, tmp_path, capsys)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("options", [["--bos", "maybe"], ["--top-k", "0"], ["--prompt", "  "], ["--max-new-tokens", "-1"]])
+@pytest.mark.parametrize(
+    "options", [["--bos", "maybe"], ["--top-k", "0"], ["--prompt", "  "], ["--max-new-tokens", "-1"]]
+)
 def test_bad_options_exit_2(options, tiny_model_dirs, capsys):
     assert main(["--quiet", "echo", "--model", str(tiny_model_dirs["llama"]), *options]) == 2
     err = capsys.readouterr().err.strip()

@@ -48,8 +48,10 @@ def test_cli_defaults_equal_the_config_defaults(monkeypatch):
         (["--prompt", "5+2=", "--position", "9"], "position 9 is outside prompt '5+2=' of"),
         (["--prompt", "  "], "--prompt '  ' is empty"),
         (["--prompt", "hello", "--target", ""], "unknown target token ''"),
-        (["--prompt", "a", "--prompt", "b", "--prompt", "c", "--target", "x", "--target", "y"],
-         "--target x,y gives 2 targets for 3 prompts"),
+        (
+            ["--prompt", "a", "--prompt", "b", "--prompt", "c", "--target", "x", "--target", "y"],
+            "--target x,y gives 2 targets for 3 prompts",
+        ),
         (["--top-k", "0"], "--top-k 0 must be at least 1"),
         (["--phases", "0"], "--phases 0 must be at least 1"),
     ],

@@ -27,8 +27,13 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 def _start(args: list[str]) -> subprocess.Popen:
     # One thread: the runs are tiny, and several threads per process on a shared machine only spin.
     env = {**os.environ, "PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "layerscope", "--quiet", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "layerscope", "--quiet", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _run(args: list[str]) -> None:
@@ -116,7 +121,17 @@ def layers_run(tiny_model_dirs, tmp_path_factory):
     root = tmp_path_factory.mktemp("layers-whole")
     words = root / "words.txt"
     words.write_text("\n".join(f"w{i}" for i in range(800)) + "\n")
-    args = ["layers", "--model", str(tiny_model_dirs["llama"]), "--set", str(words), "--memory-budget", "1KB", "--batch-size", "4"]
+    args = [
+        "layers",
+        "--model",
+        str(tiny_model_dirs["llama"]),
+        "--set",
+        str(words),
+        "--memory-budget",
+        "1KB",
+        "--batch-size",
+        "4",
+    ]
     _run([*args, "--out", str(root / "whole")])
     return args, root / "whole"
 
@@ -135,7 +150,9 @@ def test_killed_layers_capture_reruns_to_the_same_results(layers_run, tmp_path, 
         _check_whole(path)
 
     _run([*args, "--out", str(out)])
-    assert sorted(str(p.relative_to(whole)) for p in _final_files(whole)) == sorted(str(p.relative_to(out)) for p in _final_files(out))
+    assert sorted(str(p.relative_to(whole)) for p in _final_files(whole)) == sorted(
+        str(p.relative_to(out)) for p in _final_files(out)
+    )
     for name in ("projection.csv", "metrics.csv"):
         assert (out / name).read_bytes() == (whole / name).read_bytes()
     for path in _final_files(out):

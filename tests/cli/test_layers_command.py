@@ -12,8 +12,23 @@ from layerscope.cli import main
 
 def test_layers_command_writes_the_run(tiny_model_dirs, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["layers", "--model", str(tiny_model_dirs["llama"]), "--set", "colors", "--set", "months",
-            "--basis", "embedding", "--layers", "embed,0,-1", "--context", "The word is {word}", "--out", str(out)]
+    argv = [
+        "layers",
+        "--model",
+        str(tiny_model_dirs["llama"]),
+        "--set",
+        "colors",
+        "--set",
+        "months",
+        "--basis",
+        "embedding",
+        "--layers",
+        "embed,0,-1",
+        "--context",
+        "The word is {word}",
+        "--out",
+        str(out),
+    ]
     code = main(["--quiet", *argv])
     assert code == 0
     assert capsys.readouterr().out.strip() == str(out / "index.html")
@@ -22,8 +37,15 @@ def test_layers_command_writes_the_run(tiny_model_dirs, tmp_path, capsys):
     assert list(dict.fromkeys(projection["depth"])) == [0, 1, 3]
     assert set(projection["set"]) == {"colors", "months"}
     metrics = pd.read_csv(out / "metrics.csv")
-    assert list(metrics.columns) == ["model", "layer", "depth", "silhouette", "between_within", "residual_norm",
-                                     "top2_variance"]
+    assert list(metrics.columns) == [
+        "model",
+        "layer",
+        "depth",
+        "silhouette",
+        "between_within",
+        "residual_norm",
+        "top2_variance",
+    ]
     assert sorted(p.name for p in (out / "layers").iterdir()) == ["layer-00.png", "layer-02.png", "layer-embed.png"]
     run = json.loads((out / "run.json").read_text())
     assert run["command"] == ["layerscope", *argv]  # the flags in the config's field order
@@ -31,8 +53,23 @@ def test_layers_command_writes_the_run(tiny_model_dirs, tmp_path, capsys):
 
 
 def test_summary_lines_name_the_best_layer(tiny_model_dirs, tmp_path, capsys):
-    code = main(["layers", "--model", str(tiny_model_dirs["qwen3"]), "--model", str(tiny_model_dirs["qwen3"]),
-                 "--set", "colors", "--set", "months", "--layers", "embed,0", "--out", str(tmp_path)])
+    code = main(
+        [
+            "layers",
+            "--model",
+            str(tiny_model_dirs["qwen3"]),
+            "--model",
+            str(tiny_model_dirs["qwen3"]),
+            "--set",
+            "colors",
+            "--set",
+            "months",
+            "--layers",
+            "embed,0",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     captured = capsys.readouterr()
     text = captured.out + captured.err  # key numbers go to the console (stderr), the main file to stdout
@@ -54,8 +91,19 @@ def test_summary_lines_name_the_best_layer(tiny_model_dirs, tmp_path, capsys):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tiny_model_dirs, tmp_path, capsys, args, words):
-    code = main(["--quiet", "layers", "--model", str(tiny_model_dirs["qwen3"]), "--set", "colors", *args,
-                 "--out", str(tmp_path)])
+    code = main(
+        [
+            "--quiet",
+            "layers",
+            "--model",
+            str(tiny_model_dirs["qwen3"]),
+            "--set",
+            "colors",
+            *args,
+            "--out",
+            str(tmp_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and words in err, err

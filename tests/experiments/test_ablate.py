@@ -64,7 +64,9 @@ def test_outputs_are_consistent(tiny_models, tmp_path):
     assert isinstance(image, Figure)
     assert [t.get_text() for t in image.axes[0].get_xticklabels()] == ["drop 1", "drop 0,2"]
     assert sorted(p.name for p in (tmp_path / "parts").glob("*.jsonl")) == [
-        "baseline.jsonl", "drop-0,2.jsonl", "drop-1.jsonl",
+        "baseline.jsonl",
+        "drop-0,2.jsonl",
+        "drop-1.jsonl",
     ]
     assert set(examples["config"]) == {"baseline", "drop 1", "drop 0,2"}
 
@@ -140,9 +142,19 @@ def test_parse_drop():
     "config",
     [
         AblateConfig(),
-        AblateConfig(model=ModelSpec(source="some/model", dtype="bfloat16", trust_remote_code=True), n=30, ops="-+",
-                     digits=2, allow_negative=True, inexact_division=True, duplicates=True, seed=3,
-                     drop=("4,5", "2-3"), scoring="greedy", batch_size=8),
+        AblateConfig(
+            model=ModelSpec(source="some/model", dtype="bfloat16", trust_remote_code=True),
+            n=30,
+            ops="-+",
+            digits=2,
+            allow_negative=True,
+            inexact_division=True,
+            duplicates=True,
+            seed=3,
+            drop=("4,5", "2-3"),
+            scoring="greedy",
+            batch_size=8,
+        ),
         AblateConfig(task="words.jsonl", drop=("1",)),
     ],
 )
@@ -169,8 +181,11 @@ def test_python_and_cli_defaults_agree():
         ({"scoring": "best"}, "scoring='best' is not supported", "--scoring best is not supported"),
         ({"batch_size": 0}, "batch_size=0 must be an integer", "--batch-size 0 must be an integer"),
         ({"n": 500}, "n=500 exceeds the 287 distinct problems", "--n 500 exceeds the 287 distinct problems"),
-        ({"task": "no-such.csv"}, "task='no-such.csv' is not valid: no such task file",
-         "--task no-such.csv is not valid: no such task file"),
+        (
+            {"task": "no-such.csv"},
+            "task='no-such.csv' is not valid: no such task file",
+            "--task no-such.csv is not valid: no such task file",
+        ),
     ],
 )
 def test_bad_values_name_the_parameter_or_the_flag(kwargs, python, cli):
@@ -192,8 +207,22 @@ def test_task_file_with_greedy_scoring(tiny_model_dirs, tmp_path):
     path = tmp_path / "words.jsonl"
     rows = [{"prompt": "The word is", "answer": " red", "group": "colour"}, {"prompt": "Monday", "answer": " Tuesday"}]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    code = main(["--quiet", "ablate", "--model", str(tiny_model_dirs["olmo3"]), "--task", str(path),
-                 "--scoring", "greedy", "--drop", "0-1", "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "--quiet",
+            "ablate",
+            "--model",
+            str(tiny_model_dirs["olmo3"]),
+            "--task",
+            str(path),
+            "--scoring",
+            "greedy",
+            "--drop",
+            "0-1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0
     table = pd.read_csv(tmp_path / "out" / "accuracy.csv")
     assert table["config"].tolist() == ["baseline", "drop 0,1"]

@@ -55,6 +55,13 @@ def test_capture_config_record_and_command():
     config = CaptureConfig(prompts=("The capital of France is",), layers="embed,6,-1", batch_size=8)
     config.validate()
     assert config.command() == [
-        "layerscope", "capture", "--prompt", "The capital of France is", "--layers", "embed,6,-1", "--batch-size", "8"
+        "layerscope",
+        "capture",
+        "--prompt",
+        "The capital of France is",
+        "--layers",
+        "embed,6,-1",
+        "--batch-size",
+        "8",
     ]
     assert json.loads(json.dumps(config.to_record(), default=str))["layers"] == "embed,6,-1"

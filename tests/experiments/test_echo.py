@@ -169,7 +169,9 @@ def test_unknown_model_is_a_failure_and_others_still_run(tiny_model_dirs):
     config = EchoConfig(models=tuple(ModelSpec(source=s) for s in sources), tokens=("red", "John"), max_new_tokens=1)
     result = run_echo(config)
     assert set(result.failures) == {"/no/such/model", "not a hub id!"}
-    assert all("\n" not in m and "/no/such/model" in result.failures["/no/such/model"] for m in result.failures.values())
+    assert all(
+        "\n" not in m and "/no/such/model" in result.failures["/no/such/model"] for m in result.failures.values()
+    )
     assert list(dict.fromkeys(result.table["model"])) == ["llama", "gemma3"]
     assert result.record() == {"failures": result.failures}
 
@@ -179,7 +181,13 @@ def test_python_api(tiny_models, tmp_path):
     assert list(dict.fromkeys(result.table["model"])) == ["olmo3", "olmo3 (2)"]
     assert [m["display_name"] for m in result.models] == ["olmo3", "olmo3 (2)"]
     assert {p.name for p in tmp_path.iterdir()} >= {
-        "echo.csv", "echo.md", "echo.html", "echo.plotly.json", "run.json", "completions.csv", "rates.csv"
+        "echo.csv",
+        "echo.md",
+        "echo.html",
+        "echo.plotly.json",
+        "run.json",
+        "completions.csv",
+        "rates.csv",
     }
     assert len(result.figure().data) == 2
     assert "olmo3 (2): echo" in repr(result) and "<b>EchoResult" in result._repr_html_()
@@ -193,7 +201,10 @@ def test_python_api_takes_specs_and_sources(tiny_model_dirs, tiny_models):
         sets=(), models=[ModelSpec(source=source, name="mine"), tiny_models["llama"]], tokens=["red"], max_new_tokens=0
     )
     assert list(dict.fromkeys(result.table["model"])) == ["mine", "llama"]
-    assert result.config.models == (ModelSpec(source=source, name="mine"), ModelSpec(source=tiny_models["llama"].source))
+    assert result.config.models == (
+        ModelSpec(source=source, name="mine"),
+        ModelSpec(source=tiny_models["llama"].source),
+    )
 
 
 def test_default_set_is_the_seed_words():
@@ -214,7 +225,9 @@ def _reparsed(config: EchoConfig) -> EchoConfig:
         EchoConfig(),
         EchoConfig(models=(ModelSpec(source="a/b"), ModelSpec(), ModelSpec(source="c")), sets=("categories", "months")),
         EchoConfig(models=(ModelSpec(source="x", dtype="bfloat16", trust_remote_code=True),), tokens=("red", "John")),
-        EchoConfig(bos="with", top_k=3, prompts=("one", "two words"), max_new_tokens=0, leading_space=False, batch_size=7),
+        EchoConfig(
+            bos="with", top_k=3, prompts=("one", "two words"), max_new_tokens=0, leading_space=False, batch_size=7
+        ),
     ],
 )
 def test_command_reparses_to_the_same_config(config):
@@ -260,7 +273,8 @@ def test_default_model_matches_transformers(default_model):
     for setting in ("without", "with"):
         # every echo word is one token here, so the oracle is one plain full-logits forward per setting
         fed = [
-            ([bos] if setting == "with" else []) + default_model.tokenizer(" " + w, add_special_tokens=False)["input_ids"]
+            ([bos] if setting == "with" else [])
+            + default_model.tokenizer(" " + w, add_special_tokens=False)["input_ids"]
             for w in words
         ]
         with torch.no_grad():

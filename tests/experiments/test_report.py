@@ -38,14 +38,19 @@ class _Scripts(HTMLParser):
 def _run_dir(root, name, spec_text):
     run = root / name
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"experiment": name, "models": [{"name": "tiny"}], "command": ["layerscope", name]}))
+    (run / "run.json").write_text(
+        json.dumps({"experiment": name, "models": [{"name": "tiny"}], "command": ["layerscope", name]})
+    )
     (run / "index.plotly.json").write_text(spec_text)
     (run / "table.csv").write_text("a,b\n1,<b>x</b>\n")
     return run
 
 
 def test_hostile_strings_in_a_figure_spec_stay_inside_it(tmp_path):
-    hostile = {"data": [{"type": "scatter", "x": [1], "y": [2], "text": ["<!--<script>", "</script><p>"]}], "layout": {}}
+    hostile = {
+        "data": [{"type": "scatter", "x": [1], "y": [2], "text": ["<!--<script>", "</script><p>"]}],
+        "layout": {},
+    }
     raw = json.dumps(hostile)  # not escaped the way plotly escapes: as another tool might write it
     runs = [_run_dir(tmp_path, "one", raw), _run_dir(tmp_path, "two", raw)]
     page = build_report(runs, tmp_path / "page.html").read_text()
@@ -98,7 +103,10 @@ def test_bad_values_name_the_parameter_in_python_and_the_flag_on_the_command_lin
     with pytest.raises(ConfigError, match=r"^run_dirs=\(\) is empty"):
         layerscope.report([], out=tmp_path / "x.html")
     assert main(["report", str(run), "--out", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == f"layerscope: error: --out {tmp_path} is a directory; give a file name for the page"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"layerscope: error: --out {tmp_path} is a directory; give a file name for the page"
+    )
     assert not (tmp_path / "x.html").exists()
 
 

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import layerscope
 from layerscope.cli import main
@@ -79,7 +78,20 @@ def test_seed_000_on_the_default_model(default_model, tmp_path):
 
 def test_cli_writes_run_directory(tiny_model_dirs, tmp_path, capsys):
     out = tmp_path / "cli-run"
-    code = main(["--quiet", "tokens", "--model", str(tiny_model_dirs["llama"]), "--set", "digits", "--dims", "2", "--out", str(out)])
+    code = main(
+        [
+            "--quiet",
+            "tokens",
+            "--model",
+            str(tiny_model_dirs["llama"]),
+            "--set",
+            "digits",
+            "--dims",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     assert capsys.readouterr().out.strip() == str(out / "index.html")
     assert (out / "figure.png").stat().st_size > 0

@@ -119,7 +119,9 @@ def test_incomplete_gguf_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 60)
     converted = []
-    monkeypatch.setattr(gguf_cache, "_convert", lambda path, out: converted.append(out) or (out / "config.json").write_text("{}"))
+    monkeypatch.setattr(
+        gguf_cache, "_convert", lambda path, out: converted.append(out) or (out / "config.json").write_text("{}")
+    )
     sha = gguf_cache.file_sha256(gguf)
     stale = tmp_path / "cache" / "gguf" / sha
     stale.mkdir(parents=True)

@@ -31,7 +31,9 @@ def _to_torch(array):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
 def test_dequantize_equals_mlx(bits, group_size, dtype):
     rng = np.random.default_rng(bits * 1000 + group_size)
-    w = mx.array((rng.standard_normal((3, 5, 384)) * rng.uniform(0.01, 3)).astype(np.float32)).astype(getattr(mx, dtype))
+    w = mx.array((rng.standard_normal((3, 5, 384)) * rng.uniform(0.01, 3)).astype(np.float32)).astype(
+        getattr(mx, dtype)
+    )
     q, s, b = mx.quantize(w, group_size, bits)
     expected = mx.dequantize(q, s, b, group_size, bits)
     got = dequantize(_to_torch(q), _to_torch(s), _to_torch(b), bits, group_size)
@@ -44,7 +46,9 @@ def test_unpack_codes_by_hand():
     word = sum(i << (3 * i) for i in range(8))
     packed = torch.tensor([[word, 0, 0]], dtype=torch.int64).to(torch.uint32)
     assert unpack_codes(packed, 3)[0, :8].tolist() == list(range(8))
-    assert unpack_codes(torch.tensor([[0xFF00FF00]], dtype=torch.int64).to(torch.uint32), 8).tolist() == [[0, 255, 0, 255]]
+    assert unpack_codes(torch.tensor([[0xFF00FF00]], dtype=torch.int64).to(torch.uint32), 8).tolist() == [
+        [0, 255, 0, 255]
+    ]
 
 
 def test_dequantize_refuses_wrong_bits():
@@ -70,13 +74,23 @@ def test_mlx_dir_loads_and_matches_hf_on_dequantized_weights(tmp_path, tiny_mode
     config = json.loads((source / "config.json").read_text())
     modules = [m for m in _linear_modules(reference) if m != "lm_head" or not config.get("tie_word_embeddings")]
     specs = {m: (4, 32) for m in modules}
-    overrides = {modules[1]: (8, 64), modules[2]: (3, 32), modules[3]: (6, 64), modules[4]: (2, 32), modules[5]: (5, 32)}
+    overrides = {
+        modules[1]: (8, 64),
+        modules[2]: (3, 32),
+        modules[3]: (6, 64),
+        modules[4]: (2, 32),
+        modules[5]: (5, 32),
+    }
     specs.update(overrides)
     unquantized = modules[6]
     del specs[unquantized]
     quantization = {"group_size": 32, "bits": 4, "mode": "affine", unquantized: False}
     quantization.update({m: {"bits": b, "group_size": g} for m, (b, g) in overrides.items()})
-    state = {k: v for k, v in reference.state_dict().items() if k != "lm_head.weight" or not config.get("tie_word_embeddings")}
+    state = {
+        k: v
+        for k, v in reference.state_dict().items()
+        if k != "lm_head.weight" or not config.get("tie_word_embeddings")
+    }
     out = tmp_path / f"{arch}-mlx"
     dequantized = save_mlx_dir(state, config, out, specs, copy_from=source, quantization=quantization)
 
@@ -128,6 +142,9 @@ def test_mlx_triplet_with_mismatched_biases_is_refused(tmp_path):
     from safetensors.numpy import save_file
 
     q, s, b = (np.array(a) for a in mx.quantize(mx.random.normal((8, 128)), 64, 4))
-    save_file({"lin.weight": q, "lin.scales": s.astype(np.float16), "lin.biases": b[:, :1].astype(np.float16)}, str(tmp_path / "model.safetensors"))
+    save_file(
+        {"lin.weight": q, "lin.scales": s.astype(np.float16), "lin.biases": b[:, :1].astype(np.float16)},
+        str(tmp_path / "model.safetensors"),
+    )
     with pytest.raises(LayerscopeError, match="must share one shape"):
         read_layout(tmp_path)

@@ -16,16 +16,25 @@ import pytest
 from layerscope.experiments.tour import tour
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(os.environ.get("LAYERSCOPE_ARTIFACTS", Path(__file__).resolve().parents[2] / "build" / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("LAYERSCOPE_ARTIFACTS", Path(__file__).resolve().parents[2] / "build" / "test-artifacts")
+)
 
 pytestmark = [
     pytest.mark.default_model,
-    pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed (make test installs it in CI)"),
+    pytest.mark.skipif(
+        CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed (make test installs it in CI)"
+    ),
 ]
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -81,7 +90,9 @@ def test_every_section_has_rendered_a_plot(page):
 
 def _wait_until(page, selector: str, condition: str, timeout_ms: int = 15_000) -> None:
     """Poll ``condition`` (JavaScript over ``div``, the first element matching ``selector``) until it holds."""
-    page.wait_for_function(f"() => {{ const div = document.querySelector({selector!r}); return {condition}; }}", timeout=timeout_ms)
+    page.wait_for_function(
+        f"() => {{ const div = document.querySelector({selector!r}); return {condition}; }}", timeout=timeout_ms
+    )
 
 
 def test_legend_click_hides_a_category(page):

@@ -22,12 +22,24 @@ def _inputs():
         }
     }
     rates = pd.DataFrame(
-        {"model": ["m1", "m2"], "bos": ["without"] * 2, "applicable": [True, True], "n_words": [2, 2],
-         "n_echo": [1, 1], "echo_rate": [0.5, 0.5], "mean_p_echo": [0.5, 0.4]}
+        {
+            "model": ["m1", "m2"],
+            "bos": ["without"] * 2,
+            "applicable": [True, True],
+            "n_words": [2, 2],
+            "n_echo": [1, 1],
+            "echo_rate": [0.5, 0.5],
+            "mean_p_echo": [0.5, 0.4],
+        }
     )
     completions = pd.DataFrame(
-        {"model": ["m1", "m2"], "prompt": ["p", "p"], "bos": ["without"] * 2, "applicable": [True, True],
-         "completion": [" the", " Mary"]}
+        {
+            "model": ["m1", "m2"],
+            "prompt": ["p", "p"],
+            "bos": ["without"] * 2,
+            "applicable": [True, True],
+            "completion": [" the", " Mary"],
+        }
     )
     return grids, {("s", "a"): " a", ("s", "b"): " b"}, rates, completions
 

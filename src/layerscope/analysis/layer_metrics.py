@@ -8,7 +8,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,10 @@ def residual_norm(vectors: np.ndarray) -> float:
 
     Rows are converted to float64 ``_ROWS`` at a time, so a memory-mapped capture is never copied whole.
     """
-    norms = [np.linalg.norm(np.asarray(vectors[i : i + _ROWS], dtype=np.float64), axis=1) for i in range(0, len(vectors), _ROWS)]
+    norms = [
+        np.linalg.norm(np.asarray(vectors[i : i + _ROWS], dtype=np.float64), axis=1)
+        for i in range(0, len(vectors), _ROWS)
+    ]
     return float(np.concatenate(norms).mean()) if norms else float("nan")
 
 

@@ -55,8 +55,7 @@ def fit_pca(vectors: np.ndarray, n_components: int) -> PCABasis:
     n, d = x.shape
     if not 1 <= n_components <= min(n, d):
         raise LayerscopeError(
-            f"cannot fit {n_components} principal components on {n} vectors of dimension {d}; "
-            f"valid: 1..{min(n, d)}"
+            f"cannot fit {n_components} principal components on {n} vectors of dimension {d}; valid: 1..{min(n, d)}"
         )
     mean = x.mean(axis=0)
     centered = x - mean

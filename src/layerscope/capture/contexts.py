@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import LayerscopeError
 from ..tokensets import TokenItem
@@ -27,9 +27,7 @@ def context_problem(context) -> str | None:
     if context in CONTEXTS:
         return None
     if not isinstance(context, str) or context.count(WORD_FIELD) != 1:
-        return (
-            f"is not 'bos', 'nobos' nor a template with {WORD_FIELD} exactly once (e.g. 'The word is {WORD_FIELD}')"
-        )
+        return f"is not 'bos', 'nobos' nor a template with {WORD_FIELD} exactly once (e.g. 'The word is {WORD_FIELD}')"
     return None
 
 

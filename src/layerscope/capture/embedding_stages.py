@@ -57,7 +57,9 @@ def transformer_layers(st) -> torch.nn.ModuleList:
     """The layer stack of the model inside the first (Transformer) module."""
     inner = getattr(st[0], "auto_model", None)
     if inner is None:
-        raise LayerscopeError(f"the first module of this model is {type(st[0]).__name__}, not a Transformer; no layers to read")
+        raise LayerscopeError(
+            f"the first module of this model is {type(st[0]).__name__}, not a Transformer; no layers to read"
+        )
     n_layers = int(inner.config.get_text_config().num_hidden_layers)
     return find_parts(inner, n_layers).layers
 
@@ -101,7 +103,9 @@ def _hooks(st, pooling, layers, batch_out: dict) -> Iterator[None]:
             handle.remove()
 
 
-def capture_stages(embedder, texts: Sequence[str], *, prompt_name: str | None = None, batch_size: int = 32) -> StageVectors:
+def capture_stages(
+    embedder, texts: Sequence[str], *, prompt_name: str | None = None, batch_size: int = 32
+) -> StageVectors:
     """Sentence vectors of ``texts`` at every stage of ``embedder`` (a :class:`~layerscope.models.embedding.Embedder`).
 
     Example:
@@ -125,7 +129,7 @@ def capture_stages(embedder, texts: Sequence[str], *, prompt_name: str | None = 
     with torch.inference_mode():
         for start in progress.track(starts, f"Capturing {len(names)} stages", total=len(starts)):
             batch_out: dict[str, np.ndarray] = {}
-            features = st.preprocess(texts[start:start + batch_size], prompt=prompt)
+            features = st.preprocess(texts[start : start + batch_size], prompt=prompt)
             features = {k: v.to(st.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
             with _hooks(st, pooling, layers, batch_out):
                 st(features)

@@ -21,8 +21,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -96,12 +96,12 @@ def _capture_hooks(model, layers: Sequence[LayerIndex], state: _BatchState) -> I
             stop = index == deepest
             if index == FINAL_NORM:
                 if model.final_norm is None:
-                    raise LayerscopeError(f"model {model.name!r} has no final norm; drop {FINAL_NORM!r} from the layers")
+                    raise LayerscopeError(
+                        f"model {model.name!r} has no final norm; drop {FINAL_NORM!r} from the layers"
+                    )
                 handles.append(model.final_norm.register_forward_hook(make(slot, stop, pre=False)))
             elif index == 0:
-                handles.append(
-                    model.layers[0].register_forward_pre_hook(make(slot, stop, pre=True), with_kwargs=True)
-                )
+                handles.append(model.layers[0].register_forward_pre_hook(make(slot, stop, pre=True), with_kwargs=True))
             else:
                 handles.append(model.layers[index - 1].register_forward_hook(make(slot, stop, pre=False)))
         yield

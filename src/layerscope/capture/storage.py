@@ -37,7 +37,9 @@ def parse_budget(value: int | str | None) -> int:
         try:
             budget = int(float(text) * factor)
         except ValueError:
-            raise LayerscopeError(f"memory budget {value!r} is not a size; give bytes or e.g. '512MB', '2GiB'") from None
+            raise LayerscopeError(
+                f"memory budget {value!r} is not a size; give bytes or e.g. '512MB', '2GiB'"
+            ) from None
     if budget < 0:
         raise LayerscopeError(f"memory budget {value!r} is negative; give a size of at least 0 bytes")
     return budget

@@ -60,4 +60,4 @@ class LogicalTensor:
 
     def signature(self, prefix: str) -> tuple:
         """Name relative to ``prefix``, shape, dtype and quantization: equal signatures fold together."""
-        return (self.name[len(prefix):], self.shape, self.dtype, self.quant)
+        return (self.name[len(prefix) :], self.shape, self.dtype, self.quant)

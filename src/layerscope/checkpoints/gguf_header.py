@@ -45,7 +45,7 @@ class _Cursor:
         length = self.take("<Q")
         start = self.pos
         self.skip(length, "a string")
-        raw = bytes(self.buffer[start:self.pos])
+        raw = bytes(self.buffer[start : self.pos])
         try:
             return raw.decode("utf-8", errors="strict" if strict else "replace")
         except UnicodeDecodeError:
@@ -93,14 +93,18 @@ def read_gguf_header(path: str | os.PathLike, label: str | None = None) -> tuple
             raise LayerscopeError(f"{label}: GGUF version {version} is not supported; valid: 2, 3")
         n_tensors, n_kv = cursor.take("<Q"), cursor.take("<Q")
         if n_kv * 12 > size or n_tensors * 24 > size:
-            raise LayerscopeError(f"{label}: header claims {n_tensors} tensors and {n_kv} keys, too many for {size} bytes")
+            raise LayerscopeError(
+                f"{label}: header claims {n_tensors} tensors and {n_kv} keys, too many for {size} bytes"
+            )
         metadata = {}
         for _ in range(n_kv):
             key = cursor.string(strict=True)
             kind = cursor.take("<I")
             value = cursor.value(kind)
             if key == "general.alignment" and (kind != 4 or value <= 0 or value & (value - 1)):
-                raise LayerscopeError(f"{label}: general.alignment is {value!r} (type {kind}); valid: a uint32 power of two")
+                raise LayerscopeError(
+                    f"{label}: general.alignment is {value!r} (type {kind}); valid: a uint32 power of two"
+                )
             if value is not None:
                 metadata[key] = value
         infos = [_tensor_info(cursor) for _ in range(n_tensors)]
@@ -131,7 +135,9 @@ def _entry(label, name, dims, kind, offset, data_start, size) -> TensorEntry:
         raise LayerscopeError(f"{label}: tensor {name!r} has unknown GGML type {kind}") from None
     numel = prod(dims)
     if dims and dims[0] % block:
-        raise LayerscopeError(f"{label}: tensor {name!r} row of {dims[0]} is not a multiple of {qtype.name}'s block {block}")
+        raise LayerscopeError(
+            f"{label}: tensor {name!r} row of {dims[0]} is not a multiple of {qtype.name}'s block {block}"
+        )
     nbytes = numel * type_size // block
     if data_start + offset + nbytes > size:
         raise LayerscopeError(

@@ -80,7 +80,9 @@ def read_layout(source: str | os.PathLike) -> Layout:
     if suffix == ".safetensors":
         entries, meta = read_safetensors_header(path)
         return _finish(text, "safetensors", [path.name], entries, meta, path.parent)
-    raise LayerscopeError(f"{text!r} is not a checkpoint: expected a .safetensors or .gguf file, {INDEX_NAME}, or a directory")
+    raise LayerscopeError(
+        f"{text!r} is not a checkpoint: expected a .safetensors or .gguf file, {INDEX_NAME}, or a directory"
+    )
 
 
 def _read_directory(path: Path, text: str) -> Layout:
@@ -117,7 +119,13 @@ def _module_files(path: Path) -> list[tuple[str, Path]]:
     found = []
     for module in modules if isinstance(modules, list) else []:
         folder = module.get("path") if isinstance(module, dict) else None
-        if isinstance(folder, str) and folder and "/" not in folder and "\\" not in folder and folder not in (".", ".."):
+        if (
+            isinstance(folder, str)
+            and folder
+            and "/" not in folder
+            and "\\" not in folder
+            and folder not in (".", "..")
+        ):
             file = path / folder / "model.safetensors"
             if file.is_file():
                 found.append((folder, file))
@@ -196,4 +204,6 @@ def _hub_snapshot(text: str) -> Path:
             return Path(snapshot_download(text, local_files_only=True))
         except Exception:  # noqa: BLE001 - any failure means "not cached"
             pass
-    raise LayerscopeError(f"no such checkpoint file or directory: {text!r} (hub ids are read only from the local cache)")
+    raise LayerscopeError(
+        f"no such checkpoint file or directory: {text!r} (hub ids are read only from the local cache)"
+    )

@@ -78,7 +78,9 @@ def _spec(block: dict, where: str, what: str) -> QuantSpec:
     if not isinstance(bits, int) or isinstance(bits, bool) or bits not in VALID_BITS:
         raise LayerscopeError(f"{where}: {what} has bits {bits!r}; valid: {choices_text(VALID_BITS)}")
     if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size not in VALID_GROUP_SIZES:
-        raise LayerscopeError(f"{where}: {what} has group_size {group_size!r}; valid: {choices_text(VALID_GROUP_SIZES)}")
+        raise LayerscopeError(
+            f"{where}: {what} has group_size {group_size!r}; valid: {choices_text(VALID_GROUP_SIZES)}"
+        )
     if mode != "affine":
         raise LayerscopeError(f"{where}: {what} has mode {mode!r}; valid: 'affine'")
     return QuantSpec(bits=bits, group_size=group_size, mode=mode)
@@ -130,7 +132,9 @@ def _check_parts(by_name: dict, path: str) -> None:
     if weight is None or scales is None or weight.dtype != "U32":
         return
     if biases is None:
-        raise LayerscopeError(f"{path}: uint32 weight and scales are stored but {path}.biases is missing (affine MLX triplets have all three)")
+        raise LayerscopeError(
+            f"{path}: uint32 weight and scales are stored but {path}.biases is missing (affine MLX triplets have all three)"
+        )
     if len(weight.shape) < 2 or len(scales.shape) != len(weight.shape):
         raise LayerscopeError(
             f"{path}: packed weight {list(weight.shape)} and scales {list(scales.shape)} must both be matrices "
@@ -161,7 +165,9 @@ def group_logical(entries: list[TensorEntry], quant: QuantConfig | None) -> list
                 raise LayerscopeError(f"{path}: config.json leaves it unquantized but it is stored as a uint32 triplet")
             spec = spec or infer_spec(weight, scales)
             if spec is None:
-                raise LayerscopeError(f"{path}: cannot tell bits and group size from weight {list(weight.shape)}, scales {list(scales.shape)}")
+                raise LayerscopeError(
+                    f"{path}: cannot tell bits and group size from weight {list(weight.shape)}, scales {list(scales.shape)}"
+                )
             if biases.shape != scales.shape or scales.dtype not in _FLOAT_DTYPES:
                 raise LayerscopeError(
                     f"{path}: scales {list(scales.shape)} {scales.dtype} and biases {list(biases.shape)} {biases.dtype} "

@@ -44,7 +44,9 @@ def read_safetensors_header(path: str | os.PathLike, label: str | None = None) -
     with open(path, "rb") as handle:
         head = handle.read(8)
         if len(head) < 8:
-            raise LayerscopeError(f"{label}: not a safetensors file: {size} bytes, shorter than the 8-byte header length")
+            raise LayerscopeError(
+                f"{label}: not a safetensors file: {size} bytes, shorter than the 8-byte header length"
+            )
         (length,) = struct.unpack("<Q", head)
         if length > MAX_HEADER_BYTES or 8 + length > size:
             raise LayerscopeError(
@@ -73,15 +75,23 @@ def _entry(label: str, name: str, info: object) -> TensorEntry:
         raise LayerscopeError(f"{label}: tensor {name!r}: expected an object with dtype, shape, data_offsets")
     dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
     if dtype not in DTYPE_SIZES:
-        raise LayerscopeError(f"{label}: tensor {name!r} has unknown dtype {dtype!r}; valid: {choices_text(DTYPE_SIZES)}")
+        raise LayerscopeError(
+            f"{label}: tensor {name!r} has unknown dtype {dtype!r}; valid: {choices_text(DTYPE_SIZES)}"
+        )
     if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        raise LayerscopeError(f"{label}: tensor {name!r} has shape {_brief(shape)}; expected a list of non-negative integers below 2**64")
+        raise LayerscopeError(
+            f"{label}: tensor {name!r} has shape {_brief(shape)}; expected a list of non-negative integers below 2**64"
+        )
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
-        raise LayerscopeError(f"{label}: tensor {name!r} has data_offsets {_brief(offsets)}; expected [begin, end] below 2**64")
+        raise LayerscopeError(
+            f"{label}: tensor {name!r} has data_offsets {_brief(offsets)}; expected [begin, end] below 2**64"
+        )
     begin, end = offsets
     expected = prod(shape) * DTYPE_SIZES[dtype]
     if expected >= _LIMIT:
-        raise LayerscopeError(f"{label}: tensor {name!r} has shape {_brief(shape)} of {dtype}: it needs more than 2**64 bytes")
+        raise LayerscopeError(
+            f"{label}: tensor {name!r} has shape {_brief(shape)} of {dtype}: it needs more than 2**64 bytes"
+        )
     if end < begin or end - begin != expected:
         raise LayerscopeError(
             f"{label}: tensor {name!r} has data_offsets [{begin}, {end}] ({end - begin} bytes) "

@@ -69,7 +69,15 @@ def _children(node: _Node, fold: bool) -> list[dict]:
                     first = last["first"]
                     last["name"] = _join(node.name, f"{first}-{key}")
                 else:
-                    out.append({"name": _join(node.name, key), "same_as": seen[sig], "count": 1, "first": int(key), "last": int(key)})
+                    out.append(
+                        {
+                            "name": _join(node.name, key),
+                            "same_as": seen[sig],
+                            "count": 1,
+                            "first": int(key),
+                            "last": int(key),
+                        }
+                    )
                 continue
             seen[sig] = child.name
         out.append(_render(child, fold))
@@ -99,7 +107,13 @@ def _render(node: _Node, fold: bool) -> dict:
 
 
 def tensor_dict(tensor: LogicalTensor) -> dict:
-    row = {"name": tensor.name, "shape": list(tensor.shape), "dtype": tensor.dtype, "quant": tensor.quant, "bytes": tensor.nbytes}
+    row = {
+        "name": tensor.name,
+        "shape": list(tensor.shape),
+        "dtype": tensor.dtype,
+        "quant": tensor.quant,
+        "bytes": tensor.nbytes,
+    }
     if len(tensor.parts) > 1:
         row["parts"] = [{"name": p.name, "shape": list(p.shape), "dtype": p.dtype} for p in tensor.parts]
     return row

@@ -17,22 +17,42 @@ def register(sub) -> None:
         ),
     )
     add_model_option(parser)
-    parser.add_argument("--task", default="arithmetic", metavar="arithmetic|FILE",
-                        help="'arithmetic' (generated) or a .csv/.jsonl file with prompt and answer (and group)")
-    parser.add_argument("--n", type=positive_int, default=None,
-                        help="number of items (arithmetic default: every distinct problem, at most 1000)")
+    parser.add_argument(
+        "--task",
+        default="arithmetic",
+        metavar="arithmetic|FILE",
+        help="'arithmetic' (generated) or a .csv/.jsonl file with prompt and answer (and group)",
+    )
+    parser.add_argument(
+        "--n",
+        type=positive_int,
+        default=None,
+        help="number of items (arithmetic default: every distinct problem, at most 1000)",
+    )
     parser.add_argument("--ops", default="+-*/", help="arithmetic operations (default '+-*/')")
     parser.add_argument("--digits", type=int, default=1, help="digits per arithmetic operand, 1 to 3 (default 1)")
     parser.add_argument("--allow-negative", action="store_true", help="allow negative subtraction results")
-    parser.add_argument("--inexact-division", action="store_true",
-                        help="allow division with a remainder (the answer is the integer quotient)")
+    parser.add_argument(
+        "--inexact-division",
+        action="store_true",
+        help="allow division with a remainder (the answer is the integer quotient)",
+    )
     parser.add_argument("--duplicates", action="store_true", help="allow a problem to appear more than once")
     parser.add_argument("--seed", type=int, default=0, help="seed of the arithmetic generator (default 0)")
-    parser.add_argument("--drop", action="append", default=None, metavar="LAYERS",
-                        help="decoder blocks removed together (block k outputs the layer named k), e.g. 4 or 4,5 or 2-5; "
-                        "repeatable (default: each block alone)")
-    parser.add_argument("--scoring", default="first", choices=["first", "greedy"],
-                        help="first: the answer's first token (default); greedy: the whole answer")
+    parser.add_argument(
+        "--drop",
+        action="append",
+        default=None,
+        metavar="LAYERS",
+        help="decoder blocks removed together (block k outputs the layer named k), e.g. 4 or 4,5 or 2-5; "
+        "repeatable (default: each block alone)",
+    )
+    parser.add_argument(
+        "--scoring",
+        default="first",
+        choices=["first", "greedy"],
+        help="first: the answer's first token (default); greedy: the whole answer",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=64, help="prompts per forward pass (default 64)")
     add_out_option(parser)
     parser.set_defaults(func=run)
@@ -43,9 +63,18 @@ def config_from(args, resume_dir: str | None = None):
     from ..experiments.ablate import AblateConfig
 
     return AblateConfig(
-        model=model_spec(args), task=args.task, n=args.n, ops=args.ops, digits=args.digits,
-        allow_negative=args.allow_negative, inexact_division=args.inexact_division, duplicates=args.duplicates,
-        seed=args.seed, drop=tuple(args.drop or ()), scoring=args.scoring, batch_size=args.batch_size,
+        model=model_spec(args),
+        task=args.task,
+        n=args.n,
+        ops=args.ops,
+        digits=args.digits,
+        allow_negative=args.allow_negative,
+        inexact_division=args.inexact_division,
+        duplicates=args.duplicates,
+        seed=args.seed,
+        drop=tuple(args.drop or ()),
+        scoring=args.scoring,
+        batch_size=args.batch_size,
         resume_dir=resume_dir,
     )
 

@@ -14,7 +14,10 @@ def add_model_option(parser, multiple: bool = False) -> None:
     else:
         parser.add_argument("--model", default=None, metavar="M", help=help_text)
     parser.add_argument(
-        "--dtype", default=None, choices=["float32", "bfloat16", "float16", "auto"], help="weights' dtype (default float32)"
+        "--dtype",
+        default=None,
+        choices=["float32", "bfloat16", "float16", "auto"],
+        help="weights' dtype (default float32)",
     )
     parser.add_argument("--device-map", default=None, metavar="MAP", help="accelerate's device map, e.g. 'auto'")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
@@ -77,7 +80,9 @@ def out_dir(text: str) -> str:
 
 
 def add_out_option(parser) -> None:
-    parser.add_argument("--out", type=out_dir, default=None, metavar="DIR", help="run directory (default runs/<command>-<time>)")
+    parser.add_argument(
+        "--out", type=out_dir, default=None, metavar="DIR", help="run directory (default runs/<command>-<time>)"
+    )
 
 
 def add_set_options(parser, examples: str = "digits, number-words, categories, boy_first_names, ...") -> None:

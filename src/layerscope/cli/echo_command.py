@@ -25,13 +25,19 @@ def register(sub) -> None:
     parser.add_argument(
         "--no-leading-space", dest="leading_space", action="store_false", help="feed 'John' rather than ' John'"
     )
-    parser.add_argument("--bos", default="both", choices=["both", "without", "with"], help="BOS settings (default both)")
+    parser.add_argument(
+        "--bos", default="both", choices=["both", "without", "with"], help="BOS settings (default both)"
+    )
     parser.add_argument("--top-k", type=positive_int, default=5, metavar="K", help="next tokens recorded (default 5)")
     parser.add_argument(
         "--prompt", action="append", dest="prompts", metavar="TEXT", help="a free prompt to complete; repeatable"
     )
     parser.add_argument(
-        "--max-new-tokens", type=int_at_least(0), default=8, metavar="N", help="tokens per completion (default 8; 0: none)"
+        "--max-new-tokens",
+        type=int_at_least(0),
+        default=8,
+        metavar="N",
+        help="tokens per completion (default 8; 0: none)",
     )
     parser.add_argument("--batch-size", type=positive_int, default=64, metavar="B", help="inputs per forward pass")
     add_out_option(parser)

@@ -9,7 +9,9 @@ def add_embedding_options(parser) -> None:
     """``TEXT...``, ``--model``, ``--file``, ``--batch-size``, ``--trust-remote-code`` (every embedding command)."""
     parser.add_argument("texts", nargs="*", metavar="TEXT")
     parser.add_argument(
-        "--model", default=None, metavar="M",
+        "--model",
+        default=None,
+        metavar="M",
         help="a sentence-transformers or MLX embedding directory, a cached hub id (default: all-minilm-l6-v2)",
     )
     parser.add_argument("--file", default=None, metavar="TEXTS.txt", help="more texts, one per line")
@@ -36,7 +38,9 @@ def register(sub) -> None:
         description="Sentence embeddings of texts; printed as a summary, saved with --out as a (n, dim) .npy.",
     )
     add_embedding_options(parser)
-    parser.add_argument("--prompt-name", default=None, metavar="NAME", help="one of the model's own prompts (e.g. query)")
+    parser.add_argument(
+        "--prompt-name", default=None, metavar="NAME", help="one of the model's own prompts (e.g. query)"
+    )
     parser.add_argument("--out", default=None, metavar="VECTORS.npy", help="write the (n, dim) float32 array here")
     parser.set_defaults(func=run)
 

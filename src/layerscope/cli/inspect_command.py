@@ -16,21 +16,32 @@ def register(sub) -> None:
         ),
     )
     add_model_option(parser)
-    parser.add_argument("--prompt", action="append", dest="prompts", metavar="TEXT", help="a prompt; repeatable (default '5+2=')")
+    parser.add_argument(
+        "--prompt", action="append", dest="prompts", metavar="TEXT", help="a prompt; repeatable (default '5+2=')"
+    )
     parser.add_argument("--prompts-file", default=None, metavar="FILE", help="a text file with one prompt per line")
     parser.add_argument("--position", type=int, default=-1, help="token position to read (default -1, the last)")
     parser.add_argument(
-        "--target", action="append", dest="targets", metavar="TEXT",
+        "--target",
+        action="append",
+        dest="targets",
+        metavar="TEXT",
         help="expected answer (one for all prompts or one per prompt); arithmetic prompts like '5+2=' get theirs computed",
     )
     parser.add_argument("--no-bos", action="store_true", help="do not put the BOS token first")
     parser.add_argument("--top-k", type=int, default=5, help="tokens listed per layer by the logit lens (default 5)")
-    parser.add_argument("--phases", type=int, default=None, metavar="K", help="number of layer phases (default: chosen)")
     parser.add_argument(
-        "--compare-model", default=None, metavar="M",
+        "--phases", type=int, default=None, metavar="K", help="number of layer phases (default: chosen)"
+    )
+    parser.add_argument(
+        "--compare-model",
+        default=None,
+        metavar="M",
         help="a second model to compare layer by layer (takes the same --dtype, --device-map, --trust-remote-code)",
     )
-    parser.add_argument("--raw", action="store_true", help="heatmap of raw values (default: each layer divided by its RMS)")
+    parser.add_argument(
+        "--raw", action="store_true", help="heatmap of raw values (default: each layer divided by its RMS)"
+    )
     add_out_option(parser)
     parser.set_defaults(func=run)
 

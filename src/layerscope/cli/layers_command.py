@@ -25,19 +25,34 @@ def register(sub) -> None:
     )
     add_model_option(parser, multiple=True)
     add_token_set_options(parser)
-    parser.add_argument("--basis", default="layer", metavar="layer|embedding|LAYER",
-                        help="'layer': a PCA per layer (default); 'embedding': every layer on the embedding output's "
-                             "PCA; LAYER: every layer on that layer's PCA (embed, a block such as 6, -1 the last)")
+    parser.add_argument(
+        "--basis",
+        default="layer",
+        metavar="layer|embedding|LAYER",
+        help="'layer': a PCA per layer (default); 'embedding': every layer on the embedding output's "
+        "PCA; LAYER: every layer on that layer's PCA (embed, a block such as 6, -1 the last)",
+    )
     parser.add_argument("--dims", type=int, default=2, help="2 or 3 principal components (default 2)")
-    parser.add_argument("--layers", default="all", metavar="all|embed,0,6,-1",
-                        help="layers to show: 'all' (default) or names: 'embed' (the embedding output), block "
-                             "numbers 0..n-1 (negative from the end: -1 is the last block), 'norm'")
-    parser.add_argument("--context", default="bos", metavar="bos|nobos|TEMPLATE",
-                        help="each word alone after BOS (default), alone without BOS, or in a template "
-                             "such as 'The word is {word}'")
+    parser.add_argument(
+        "--layers",
+        default="all",
+        metavar="all|embed,0,6,-1",
+        help="layers to show: 'all' (default) or names: 'embed' (the embedding output), block "
+        "numbers 0..n-1 (negative from the end: -1 is the last block), 'norm'",
+    )
+    parser.add_argument(
+        "--context",
+        default="bos",
+        metavar="bos|nobos|TEMPLATE",
+        help="each word alone after BOS (default), alone without BOS, or in a template such as 'The word is {word}'",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="words per forward pass (default 64)")
-    parser.add_argument("--memory-budget", default=None, metavar="SIZE",
-                        help="captures larger than this (e.g. 512MB) stream to a memory-mapped file (default 2GiB)")
+    parser.add_argument(
+        "--memory-budget",
+        default=None,
+        metavar="SIZE",
+        help="captures larger than this (e.g. 512MB) stream to a memory-mapped file (default 2GiB)",
+    )
     add_out_option(parser)
     parser.set_defaults(func=run)
 

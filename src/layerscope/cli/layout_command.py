@@ -12,12 +12,19 @@ def register(sub) -> None:
         description="The tensor tree of a checkpoint, read from headers only: groups with child counts, shapes, "
         "dtypes, MLX-quantized layers as one tensor, repeated layers folded, totals.",
     )
-    parser.add_argument("path", metavar="PATH_OR_ID", help="a .safetensors/.gguf file, an index, a directory, a cached hub id, or 'default'")
+    parser.add_argument(
+        "path",
+        metavar="PATH_OR_ID",
+        help="a .safetensors/.gguf file, an index, a directory, a cached hub id, or 'default'",
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     parser.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML page")
     parser.add_argument("--no-fold", action="store_true", help="show every layer, even identical ones")
     parser.add_argument(
-        "--out", type=out_dir, default=None, metavar="DIR",
+        "--out",
+        type=out_dir,
+        default=None,
+        metavar="DIR",
         help="also write a run directory (layout.txt/.json/.html, treemap.html, run.json)",
     )
     parser.set_defaults(func=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import progress
 from ..errors import LayerscopeError
@@ -85,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # an unexpected failure: one line unless --debug
         if debug:
             raise
-        print(f"layerscope: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        print(
+            f"layerscope: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr
+        )
         return 1
 
 

@@ -15,8 +15,12 @@ def register(sub) -> None:
     )
     parser.add_argument("--query", required=True, metavar="Q", help="the query text")
     add_embedding_options(parser)
-    parser.add_argument("--query-prompt", default="auto", metavar="NAME", help="prompt name for the query ('none' for none)")
-    parser.add_argument("--document-prompt", default="auto", metavar="NAME", help="prompt name for the texts ('none' for none)")
+    parser.add_argument(
+        "--query-prompt", default="auto", metavar="NAME", help="prompt name for the query ('none' for none)"
+    )
+    parser.add_argument(
+        "--document-prompt", default="auto", metavar="NAME", help="prompt name for the texts ('none' for none)"
+    )
     parser.add_argument("--json", action="store_true", help="print the ranking as JSON")
     add_out_option(parser)
     parser.set_defaults(func=run)

@@ -14,7 +14,9 @@ def register(sub) -> None:
         "(0, 1, ...; pooled the model's way), then pooling, each Dense and Normalize; PCA per stage, one figure per stage.",
     )
     add_embedding_options(parser)
-    parser.add_argument("--prompt-name", default=None, metavar="NAME", help="one of the model's own prompts (e.g. query)")
+    parser.add_argument(
+        "--prompt-name", default=None, metavar="NAME", help="one of the model's own prompts (e.g. query)"
+    )
     parser.add_argument("--dims", type=int, default=2, help="2 or 3 (default 2)")
     add_out_option(parser)
     parser.set_defaults(func=run)

@@ -14,7 +14,9 @@ def register(sub) -> None:
     add_model_option(parser)
     add_token_set_options(parser)
     parser.add_argument("--dims", type=int, default=3, help="2 or 3 (default 3)")
-    parser.add_argument("--basis-set", default=None, metavar="SET", help="fit the PCA on this set only, project the rest")
+    parser.add_argument(
+        "--basis-set", default=None, metavar="SET", help="fit the PCA on this set only, project the rest"
+    )
     add_out_option(parser)
     parser.set_defaults(func=run)
 

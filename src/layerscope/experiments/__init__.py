@@ -7,7 +7,19 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("ablate", "capture", "echo", "encode", "inspect", "layers", "layout", "report", "stages", "tokens", "tour")
+_SUBMODULES = (
+    "ablate",
+    "capture",
+    "echo",
+    "encode",
+    "inspect",
+    "layers",
+    "layout",
+    "report",
+    "stages",
+    "tokens",
+    "tour",
+)
 
 
 def __getattr__(name: str):

@@ -115,7 +115,9 @@ class AblateConfig(ExperimentConfig):
             total = self.distinct_problems()
             if self.n is not None and self.n > total and not self.duplicates:
                 raise self.error(
-                    "n", self.n, f"exceeds the {total} distinct problems for ops {check_ops(self.ops)!r} with "
+                    "n",
+                    self.n,
+                    f"exceeds the {total} distinct problems for ops {check_ops(self.ops)!r} with "
                     f"{self.digits}-digit operands; lower it or allow duplicates",
                 )
         else:
@@ -133,8 +135,13 @@ class AblateConfig(ExperimentConfig):
         if self.task == "arithmetic":
             n = self.n if self.n is not None else min(ALL_DISTINCT_CAP, self.distinct_problems())
             return arithmetic_task(
-                n, ops=self.ops, digits=self.digits, seed=self.seed, non_negative=not self.allow_negative,
-                exact_division=not self.inexact_division, duplicates=self.duplicates,
+                n,
+                ops=self.ops,
+                digits=self.digits,
+                seed=self.seed,
+                non_negative=not self.allow_negative,
+                exact_division=not self.inexact_division,
+                duplicates=self.duplicates,
             )
         task = load_task_file(self.task)
         return task if self.n is None else Task(task.name, task.items[: self.n])
@@ -150,8 +157,9 @@ class AblateConfig(ExperimentConfig):
             bad = [k for k in removed if k >= n_layers]
             if bad:
                 raise self.error(
-                    "drop", spec, f"names block {bad[0]}, which does not exist; valid: 0 to {n_layers - 1} "
-                    f"({n_layers} blocks)",
+                    "drop",
+                    spec,
+                    f"names block {bad[0]}, which does not exist; valid: 0 to {n_layers - 1} ({n_layers} blocks)",
                 )
             sets.append(removed)
         sets = sets or [(k,) for k in range(n_layers)]
@@ -293,8 +301,11 @@ def run_ablate(
     store = None
     if config.resume_dir is not None:
         # What decides the results; the model by its fingerprint, not by the path it was given as.
-        identity = {"config": config.identity(), "model": model.fingerprint,
-                    "items": [[i.prompt, i.answer, i.group] for i in task.items]}
+        identity = {
+            "config": config.identity(),
+            "model": model.fingerprint,
+            "items": [[i.prompt, i.answer, i.group] for i in task.items],
+        }
         store = PartStore(config.resume_dir, identity)
     encoded = encode_task(model, [i.prompt for i in task.items], [i.answer for i in task.items])
     todo = [c for c in configs if store is None or not store.done(c)]
@@ -315,9 +326,15 @@ def run_ablate(
     examples = pd.concat([frames[c] for c in configs], ignore_index=True)
     accuracy = accuracy_table(examples, [config_label(c) for c in configs], task.groups)
     return AblateResult(
-        config=config, accuracy=accuracy, examples=examples, groups=task.groups, task_name=task.name,
-        answers_tokenized_alone=encoded.split_answers, resumed_configs=len(configs) - len(todo),
-        models=[model_record(model)], timings=timings,
+        config=config,
+        accuracy=accuracy,
+        examples=examples,
+        groups=task.groups,
+        task_name=task.name,
+        answers_tokenized_alone=encoded.split_answers,
+        resumed_configs=len(configs) - len(todo),
+        models=[model_record(model)],
+        timings=timings,
     )
 
 

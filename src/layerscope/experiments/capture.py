@@ -10,9 +10,9 @@ Layers are named as everywhere (:mod:`layerscope.capture.layer_spec`): ``embed``
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -180,8 +180,13 @@ def _word_rows(model, config: CaptureConfig):
     items = encode_sets(model.tokenizer, config.word_sets(), leading_space=config.leading_space)
     prompts = word_prompts(model, items, config.context)
     rows = [
-        {"set": item.set, "label": item.label, "text": item.text,
-         "token_ids": " ".join(map(str, item.token_ids)), "positions": " ".join(map(str, prompt.groups[0]))}
+        {
+            "set": item.set,
+            "label": item.label,
+            "text": item.text,
+            "token_ids": " ".join(map(str, item.token_ids)),
+            "positions": " ".join(map(str, prompt.groups[0])),
+        }
         for item, prompt in zip(items, prompts)
     ]
     return prompts, rows
@@ -194,9 +199,14 @@ def _prompt_rows(model, config: CaptureConfig):
     positions = config.positions if isinstance(config.positions, str) else [list(g) for g in config.positions]
     prompts = prompts_at(ids, positions)
     rows = [
-        {"prompt": p, "text": config.prompts[p], "positions": " ".join(map(str, g)),
-         "tokens": "".join(model.token_strings([prompt.ids[i] for i in g]))}
-        for p, prompt in enumerate(prompts) for g in prompt.groups
+        {
+            "prompt": p,
+            "text": config.prompts[p],
+            "positions": " ".join(map(str, g)),
+            "tokens": "".join(model.token_strings([prompt.ids[i] for i in g])),
+        }
+        for p, prompt in enumerate(prompts)
+        for g in prompt.groups
     ]
     return prompts, rows
 
@@ -211,8 +221,13 @@ def run_capture(config: CaptureConfig, model=None) -> CaptureResult:
     prompts, rows = _prompt_rows(model, config) if config.prompts else _word_rows(model, config)
     start = time.perf_counter()
     captured = capture_residuals(
-        model, prompts, layers, pool=config.multi_token, batch_size=config.batch_size,
-        memory_budget=config.memory_budget, description=f"Capturing {model.name}",
+        model,
+        prompts,
+        layers,
+        pool=config.multi_token,
+        batch_size=config.batch_size,
+        memory_budget=config.memory_budget,
+        description=f"Capturing {model.name}",
     )
     timings["capture"] = time.perf_counter() - start
     table = pd.DataFrame(rows)
@@ -290,4 +305,3 @@ def residuals(
         memory_budget=memory_budget,
     )
     return execute(config, model if isinstance(model, Model) else None, out=out)
-

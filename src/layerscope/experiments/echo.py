@@ -74,7 +74,9 @@ class EchoConfig(TokenSetOptions):
     def validate(self) -> None:
         super().validate()
         if isinstance(self.models, (str, ModelSpec)) or not self.models:
-            raise self.error("models", self.models, "must be a non-empty tuple of ModelSpec (default: the default model)")
+            raise self.error(
+                "models", self.models, "must be a non-empty tuple of ModelSpec (default: the default model)"
+            )
         if not all(isinstance(m, ModelSpec) for m in self.models):
             raise self.error("models", self.models, "must hold ModelSpec values; use ModelSpec.of(source)")
         if self.bos not in BOS_CHOICES:
@@ -86,7 +88,9 @@ class EchoConfig(TokenSetOptions):
         if self.batch_size < 1:
             raise self.error("batch_size", self.batch_size, "is not valid; give at least 1")
         if self.multi_token != "mean":
-            raise self.error("multi_token", self.multi_token, "does not apply to echo: a word of several tokens is fed whole")
+            raise self.error(
+                "multi_token", self.multi_token, "does not apply to echo: a word of several tokens is fed whole"
+            )
         if isinstance(self.prompts, str):
             raise self.error("prompts", self.prompts, "must be a tuple of prompts")
         for prompt in self.prompts:
@@ -164,7 +168,11 @@ class EchoResult(Result):
         for model, group in self.rates.groupby("model", sort=False):
             parts = []
             for row in group.itertuples():
-                rate = f"{row.n_echo}/{row.n_words} ({100 * row.echo_rate:.0f}%)" if row.applicable else "n/a (no BOS token)"
+                rate = (
+                    f"{row.n_echo}/{row.n_words} ({100 * row.echo_rate:.0f}%)"
+                    if row.applicable
+                    else "n/a (no BOS token)"
+                )
                 parts.append(f"{row.bos} BOS {rate}")
             lines.append(f"{model}: echo " + ", ".join(parts))
         return lines

@@ -167,7 +167,9 @@ def run_encode(config: EncodeConfig, model: Embedder | None = None) -> EncodeRes
     start = time.perf_counter()
     vectors = embedder.encode(texts, prompt_name=config.prompt_name, batch_size=config.batch_size)
     timings["compute"] = time.perf_counter() - start
-    return EncodeResult(config=config, inputs=texts, vectors=vectors, models=[embedder_record(embedder)], timings=timings)
+    return EncodeResult(
+        config=config, inputs=texts, vectors=vectors, models=[embedder_record(embedder)], timings=timings
+    )
 
 
 def encode(
@@ -267,7 +269,9 @@ class SimilarResult(Result):
 
     def summary(self) -> list[str]:
         best = self.table.iloc[0]
-        return [f"{len(self.table)} texts ranked against {self.config.query!r}; best {best['cosine']:+.4f}: {best['text']}"]
+        return [
+            f"{len(self.table)} texts ranked against {self.config.query!r}; best {best['cosine']:+.4f}: {best['text']}"
+        ]
 
     def lines(self) -> list[str]:
         """One line per text, best first: rank, cosine, text."""
@@ -295,7 +299,12 @@ def run_similar(config: SimilarConfig, model: Embedder | None = None) -> Similar
     cosine = docs @ q / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q) + 1e-12)  # (n,)
     order = np.argsort(-cosine, kind="stable")
     table = pd.DataFrame(
-        {"rank": np.arange(1, len(texts) + 1), "cosine": cosine[order], "index": order, "text": [texts[i] for i in order]}
+        {
+            "rank": np.arange(1, len(texts) + 1),
+            "cosine": cosine[order],
+            "index": order,
+            "text": [texts[i] for i in order],
+        }
     )
     timings["compute"] = time.perf_counter() - start
     return SimilarResult(

@@ -13,9 +13,10 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -128,7 +129,8 @@ class InspectConfig(ExperimentConfig):
                 raise self.error("prompts", prompt, "is empty; every prompt needs at least one character")
         if self.target and len(self.target) not in (1, len(prompts)):
             raise self.error(
-                "target", self.target,
+                "target",
+                self.target,
                 f"gives {len(self.target)} targets for {len(prompts)} prompt{'s' if len(prompts) != 1 else ''}; "
                 "give one for all prompts or one per prompt",
             )
@@ -535,8 +537,17 @@ def run_inspect(config: InspectConfig, model: Model | None = None, compare_with:
         timings["compare"] = time.perf_counter() - start
 
     return InspectResult(
-        config=config, tokens=tokens, residuals=residuals, layer_names=names, similarity=similarity, lens=lens,
-        phases=phases, matrices=matrices, comparison=comparison, models=records, timings=timings,
+        config=config,
+        tokens=tokens,
+        residuals=residuals,
+        layer_names=names,
+        similarity=similarity,
+        lens=lens,
+        phases=phases,
+        matrices=matrices,
+        comparison=comparison,
+        models=records,
+        timings=timings,
     )
 
 

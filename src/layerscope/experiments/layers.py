@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 import gc
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -298,8 +299,13 @@ def run_layers(config: LayersConfig, models=None) -> LayersResult:
         items = encode_sets(model.tokenizer, sets, leading_space=config.leading_space)
         prompts = word_prompts(model, items, config.context)
         array = capture_residuals(
-            model, prompts, captured, pool=config.multi_token, batch_size=config.batch_size,
-            memory_budget=config.memory_budget, description=f"Capturing {name}",
+            model,
+            prompts,
+            captured,
+            pool=config.multi_token,
+            batch_size=config.batch_size,
+            memory_budget=config.memory_budget,
+            description=f"Capturing {name}",
         )
         timings["capture"] += time.perf_counter() - start
 
@@ -391,4 +397,3 @@ def layers(
     )
     loaded = [m if isinstance(m, Model) else None for m in given]
     return execute(config, loaded if any(m is not None for m in loaded) else None, out=out)
-

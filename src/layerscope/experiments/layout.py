@@ -43,7 +43,9 @@ class LayoutConfig(ExperimentConfig):
     def validate(self) -> None:
         super().validate()
         if not str(self.source).strip():
-            raise self.error("source", self.source, "is empty; give a checkpoint file, a directory, a hub id or 'default'")
+            raise self.error(
+                "source", self.source, "is empty; give a checkpoint file, a directory, a hub id or 'default'"
+            )
         if self.html is not None:
             if not str(self.html).strip():
                 raise self.error("html", self.html, "is empty; give a file name for the page")
@@ -147,7 +149,9 @@ class LayoutResult(Result):
         from ..render.layout_html import parameter_treemap
 
         ids, labels, parents, values = self.parameter_tree()
-        return parameter_treemap(ids, labels, parents, values, f"parameters of {os.path.basename(str(self.layout.source))}")
+        return parameter_treemap(
+            ids, labels, parents, values, f"parameters of {os.path.basename(str(self.layout.source))}"
+        )
 
     def json_text(self) -> str:
         """:meth:`to_dict` as indented JSON (what ``layout --json`` prints)."""

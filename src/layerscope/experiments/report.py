@@ -130,7 +130,9 @@ class ReportConfig(ExperimentConfig):
     def validate(self) -> None:
         super().validate()
         if not self.run_dirs:
-            raise self.error("run_dirs", self.run_dirs, "is empty; give one or more directories written by layerscope commands")
+            raise self.error(
+                "run_dirs", self.run_dirs, "is empty; give one or more directories written by layerscope commands"
+            )
         for run_dir in self.run_dirs:
             if not (Path(run_dir).expanduser() / "run.json").is_file():
                 raise self.error("run_dirs", str(run_dir), "is not a layerscope run directory: it has no run.json")

@@ -108,7 +108,9 @@ class StagesResult(Result):
         return {"stages": self.names, "explained_variance_ratio": self.explained}
 
     def summary(self) -> list[str]:
-        return [f"{len(self.table) // max(len(self.names), 1)} texts through {len(self.names)} stages: {', '.join(self.names)}"]
+        return [
+            f"{len(self.table) // max(len(self.names), 1)} texts through {len(self.names)} stages: {', '.join(self.names)}"
+        ]
 
 
 def run_stages(config: StagesConfig, model: Embedder | None = None) -> StagesResult:

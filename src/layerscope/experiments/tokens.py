@@ -7,9 +7,10 @@ Flow: token sets -> token ids -> rows of the input embedding matrix (pooled per 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd

@@ -29,6 +29,7 @@ def quick_layers(n_layers: int | None) -> str:
     middle = 6 if n_layers is None else max(1, n_layers // 3)
     return f"embed,0,{middle},-1"
 
+
 ABLATE_N = {True: 40, False: 200}
 
 
@@ -113,7 +114,9 @@ class TourResult(Result):
     def summary(self) -> list[str]:
         lines = []
         for name, info in self.steps.items():
-            lines.append(f"{name:10s} {info['seconds']:.1f} s" if "seconds" in info else f"{name:10s} FAILED: {info['error']}")
+            lines.append(
+                f"{name:10s} {info['seconds']:.1f} s" if "seconds" in info else f"{name:10s} FAILED: {info['error']}"
+            )
         return lines
 
     def record(self) -> dict:
@@ -146,15 +149,15 @@ def run_tour(config: TourConfig, model=None) -> TourResult:
     if finished:
         start = time.perf_counter()
         page = out / "report.html"
-        execute_report(ReportConfig(run_dirs=tuple(map(str, finished)), out=str(page), title=f"layerscope tour: {model.name}"))
+        execute_report(
+            ReportConfig(run_dirs=tuple(map(str, finished)), out=str(page), title=f"layerscope tour: {model.name}")
+        )
         timings["report"] = time.perf_counter() - start
         report = page
     return TourResult(config=config, steps=steps, report=report, models=[model_record(model)], timings=timings)
 
 
-def tour(
-    model: ModelSpec | str | None = None, *, out: str | Path = "runs/tour", quick: bool = False
-) -> TourResult:
+def tour(model: ModelSpec | str | None = None, *, out: str | Path = "runs/tour", quick: bool = False) -> TourResult:
     """Every seed experiment on one model into ``out/<step>``, then ``out/report.html``.
 
     Example:

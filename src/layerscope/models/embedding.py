@@ -9,9 +9,9 @@ encoder directory (mean pooling is added), a cached hub id, or ``"all-minilm-l6-
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -72,11 +72,15 @@ class Embedder:
         starts = range(0, len(texts), batch_size)
         with torch.inference_mode():
             for start in progress.track(starts, f"Encoding {len(texts)} texts", total=len(starts)):
-                batch = texts[start:start + batch_size]
+                batch = texts[start : start + batch_size]
                 vectors = self.module.encode(
-                    batch, batch_size=len(batch), prompt_name=prompt_name, show_progress_bar=False, convert_to_numpy=True
+                    batch,
+                    batch_size=len(batch),
+                    prompt_name=prompt_name,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
                 )
-                out[start:start + len(batch)] = vectors
+                out[start : start + len(batch)] = vectors
         return out
 
 
@@ -127,7 +131,9 @@ def _resolve(text: str) -> tuple[str | Path, str, str]:
         fingerprint = directory_fingerprint(path) if (path / "config.json").is_file() else f"dir:{path.resolve()}"
         return path, fingerprint, path.name
     if path.exists():
-        raise LayerscopeError(f"{text!r} is a file; an embedding model is a directory (or a hub id, or {DEFAULT_EMBEDDER!r})")
+        raise LayerscopeError(
+            f"{text!r} is a file; an embedding model is a directory (or a hub id, or {DEFAULT_EMBEDDER!r})"
+        )
     if text.startswith((".", "/", "~")):
         raise LayerscopeError(f"no such model directory: {text!r}")
     return text, f"hub:{text}", text.split("/")[-1]

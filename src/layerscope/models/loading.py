@@ -7,7 +7,6 @@ import json
 import os
 import pickle
 import re
-import time
 from pathlib import Path
 
 import torch
@@ -75,7 +74,9 @@ def load_model(
         raise LayerscopeError(
             f"{text!r} is neither an existing path nor a hub id (expected 'org/name', a .gguf file or a directory)"
         )
-    return _load_hf_dir(text, text, f"hub:{text}", text.split("/")[-1], torch_dtype, device, device_map, trust_remote_code)
+    return _load_hf_dir(
+        text, text, f"hub:{text}", text.split("/")[-1], torch_dtype, device, device_map, trust_remote_code
+    )
 
 
 def _parse_dtype(dtype: str | torch.dtype | None):

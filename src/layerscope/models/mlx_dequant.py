@@ -47,7 +47,9 @@ def unpack_codes(packed: torch.Tensor, bits: int) -> torch.Tensor:
     return codes.reshape(*packed.shape[:-1], -1)
 
 
-def dequantize(weight: torch.Tensor, scales: torch.Tensor, biases: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
+def dequantize(
+    weight: torch.Tensor, scales: torch.Tensor, biases: torch.Tensor, bits: int, group_size: int
+) -> torch.Tensor:
     """The float matrix of an MLX affine triplet, equal to ``mlx.core.dequantize`` bit for bit.
 
     Args:

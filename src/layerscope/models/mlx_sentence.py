@@ -65,7 +65,7 @@ def cached_sentence_dir(path: Path) -> Path:
 def _write_sentence_dir(source: Path, state: dict[str, torch.Tensor], out: Path) -> None:
     from safetensors.torch import save_file
 
-    transformer = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    transformer = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     dense: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
         match = _DENSE.match(key)
@@ -99,8 +99,12 @@ def _write_sentence_dir(source: Path, state: dict[str, torch.Tensor], out: Path)
         directory.mkdir(parents=True, exist_ok=True)
         if not (directory / "config.json").is_file():
             out_features, in_features = weights["linear.weight"].shape
-            spec = {"in_features": in_features, "out_features": out_features, "bias": "linear.bias" in weights,
-                    "activation_function": _IDENTITY}
+            spec = {
+                "in_features": in_features,
+                "out_features": out_features,
+                "bias": "linear.bias" in weights,
+                "activation_function": _IDENTITY,
+            }
             (directory / "config.json").write_text(json.dumps(spec, indent=2))
         save_file({k: v.contiguous() for k, v in weights.items()}, str(directory / "model.safetensors"))
 
@@ -112,7 +116,9 @@ def _modules(source: Path, config: dict, transformer: dict, dense: dict, out: Pa
             modules = json.loads((source / "modules.json").read_text(encoding="utf-8"))
         except ValueError:
             modules = None
-        if not isinstance(modules, list) or not all(isinstance(m, dict) and {"type", "path"} <= set(m) for m in modules):
+        if not isinstance(modules, list) or not all(
+            isinstance(m, dict) and {"type", "path"} <= set(m) for m in modules
+        ):
             raise LayerscopeError(f"{source / 'modules.json'}: expected a list of {{idx, name, path, type}} objects")
         for module in modules:
             target = (out / module["path"]).resolve()
@@ -120,7 +126,9 @@ def _modules(source: Path, config: dict, transformer: dict, dense: dict, out: Pa
                 raise LayerscopeError(f"{source / 'modules.json'}: module path {module['path']!r} leaves the directory")
         return modules
     if config.get("model_type") == "gemma3_text" and "use_bidirectional_attention" not in config:
-        warnings.warn(f"{source.name}: no modules.json; assuming EmbeddingGemma (bidirectional attention)", stacklevel=3)
+        warnings.warn(
+            f"{source.name}: no modules.json; assuming EmbeddingGemma (bidirectional attention)", stacklevel=3
+        )
         config["use_bidirectional_attention"] = True
     width = int(config.get("hidden_size") or transformer["embed_tokens.weight"].shape[1])
     names = ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling"]

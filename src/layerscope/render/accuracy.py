@@ -77,8 +77,14 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figur
         color = PALETTE[k % len(PALETTE)]
         main = k == 0
         ax.plot(
-            labels, values, marker="o", color=color, linewidth=2.5 if main else 1.2,
-            linestyle="-" if main else "--", markersize=5 if main else 3, label="all items" if main else f"group {name}",
+            labels,
+            values,
+            marker="o",
+            color=color,
+            linewidth=2.5 if main else 1.2,
+            linestyle="-" if main else "--",
+            markersize=5 if main else 3,
+            label="all items" if main else f"group {name}",
         )
         if base is not None:
             ax.axhline(base, color=color, linestyle=":", linewidth=1.5 if main else 0.8)

@@ -49,8 +49,10 @@ def _cell(grids: dict[str, pd.DataFrame], key, model: str) -> tuple[str, bool, b
     """(label, echoed, split) for one word and model; label ``n/a`` where the setting does not apply."""
     if not bool(grids["applicable"].at[key, model]):
         return "n/a", False, False
-    return token_label(grids["top1"].at[key, model]), bool(grids["echo"].at[key, model]), not bool(
-        grids["single_token"].at[key, model]
+    return (
+        token_label(grids["top1"].at[key, model]),
+        bool(grids["echo"].at[key, model]),
+        not bool(grids["single_token"].at[key, model]),
     )
 
 
@@ -60,7 +62,11 @@ def _word_column(grid: pd.DataFrame, texts: dict) -> tuple[list[str], bool]:
 
 
 def echo_markdown(
-    grids: dict[str, dict[str, pd.DataFrame]], texts: dict, rates: pd.DataFrame, completions: pd.DataFrame, max_new_tokens: int
+    grids: dict[str, dict[str, pd.DataFrame]],
+    texts: dict,
+    rates: pd.DataFrame,
+    completions: pd.DataFrame,
+    max_new_tokens: int,
 ) -> str:
     """Markdown: one table per BOS setting (rows = words, columns = models, **bold** = echo), then completions."""
     lines = ["# Echo probe: one token in, what comes out", ""]
@@ -80,7 +86,7 @@ def echo_markdown(
                 cells.append((f"**{text}**" if echoed else text) + (" \\*" if split else ""))
             lead = ([key[0]] if show_set else []) + [_code(word)]
             lines.append("| " + " | ".join(lead + cells) + " |")
-        lead = (["", "echo rate"] if show_set else ["echo rate"])
+        lead = ["", "echo rate"] if show_set else ["echo rate"]
         lines.append("| " + " | ".join(lead + _rate_cells(rates, bos, models)) + " |")
     if any_split:
         lines += ["", "\\" + SPLIT_NOTE]

@@ -55,17 +55,24 @@ def residual_figure(panels: list[ResidualPanel], layer_names: list[str], zmax: f
         strip = np.stack([panel.mean, panel.rms], axis=1)
         fig.add_trace(
             go.Heatmap(
-                z=strip, x=["mean", "rms"], y=layer_names, coloraxis="coloraxis2",
+                z=strip,
+                x=["mean", "rms"],
+                y=layer_names,
+                coloraxis="coloraxis2",
                 hovertemplate="layer %{y}<br>%{x}: %{z:.4g}<extra></extra>",
             ),
-            row=1, col=col,
+            row=1,
+            col=col,
         )
         fig.add_trace(
             go.Heatmap(
-                z=panel.values, y=layer_names, coloraxis="coloraxis",
+                z=panel.values,
+                y=layer_names,
+                coloraxis="coloraxis",
                 hovertemplate="layer %{y}<br>dim %{x}<br>value %{z:.4g}<extra></extra>",
             ),
-            row=1, col=col + 1,
+            row=1,
+            col=col + 1,
         )
     fig.update_layout(
         title=dict(text=title, x=0.5),
@@ -90,12 +97,16 @@ def residual_png(panels: list[ResidualPanel], layer_names: list[str], zmax: floa
     image = None
     for index, panel in enumerate(panels):
         strip_ax, main_ax = axes[0, 2 * index], axes[0, 2 * index + 1]
-        strip_ax.imshow(np.stack([panel.mean, panel.rms], 1), aspect="auto", cmap="RdBu_r", vmin=-strip_max, vmax=strip_max)
+        strip_ax.imshow(
+            np.stack([panel.mean, panel.rms], 1), aspect="auto", cmap="RdBu_r", vmin=-strip_max, vmax=strip_max
+        )
         strip_ax.set_xticks([0, 1], ["mean", "rms"], fontsize=7, rotation=90)
         strip_ax.set_yticks(range(len(layer_names)), layer_names if index == 0 else [""] * len(layer_names), fontsize=7)
         if index == 0:
             strip_ax.set_ylabel("layer", fontsize=8)
-        image = main_ax.imshow(panel.values, aspect="auto", cmap="RdBu_r", vmin=-zmax, vmax=zmax, interpolation="nearest")
+        image = main_ax.imshow(
+            panel.values, aspect="auto", cmap="RdBu_r", vmin=-zmax, vmax=zmax, interpolation="nearest"
+        )
         main_ax.set_yticks([])
         main_ax.set_title(panel.title, fontsize=9)
         main_ax.set_xlabel("dimension", fontsize=8)
@@ -111,23 +122,31 @@ def matrix_figure(matrices: dict[str, np.ndarray], labels: list[str], title: str
     for col, name in enumerate(names, start=1):
         fig.add_trace(
             go.Heatmap(
-                z=matrices[name], x=labels, y=labels, coloraxis="coloraxis",
+                z=matrices[name],
+                x=labels,
+                y=labels,
+                coloraxis="coloraxis",
                 hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
             ),
-            row=1, col=col,
+            row=1,
+            col=col,
         )
         for b in boundaries:
             for kind in ("x", "y"):
-                line = dict(type="line", line=dict(color="black", width=1.5, dash="dot"), xref=f"x{col}", yref=f"y{col}")
+                line = dict(
+                    type="line", line=dict(color="black", width=1.5, dash="dot"), xref=f"x{col}", yref=f"y{col}"
+                )
                 pos = b - 0.5
                 if kind == "x":
                     fig.add_shape(**line, x0=pos, x1=pos, y0=-0.5, y1=len(labels) - 0.5)
                 else:
                     fig.add_shape(**line, y0=pos, y1=pos, x0=-0.5, x1=len(labels) - 0.5)
     fig.update_layout(
-        title=dict(text=title, x=0.5), template="plotly_white",
+        title=dict(text=title, x=0.5),
+        template="plotly_white",
         coloraxis=dict(colorscale="Viridis", colorbar=dict(title="similarity")),
-        height=560, margin=dict(l=10, r=10, t=80, b=10),
+        height=560,
+        margin=dict(l=10, r=10, t=80, b=10),
     )
     fig.update_xaxes(type="category", title_text="layer")
     fig.update_yaxes(type="category", autorange="reversed", title_text="layer")
@@ -155,17 +174,29 @@ def matrix_png(matrices: dict[str, np.ndarray], labels: list[str], title: str, b
     return fig
 
 
-def lens_figure(prob: np.ndarray, top_tokens: list[list[str]], prompts: list[str], labels: list[str], title: str) -> go.Figure:
+def lens_figure(
+    prob: np.ndarray, top_tokens: list[list[str]], prompts: list[str], labels: list[str], title: str
+) -> go.Figure:
     """Logit lens: rows = layers, columns = prompts; colour = probability of the target, text = top-1 token."""
     fig = go.Figure(
         go.Heatmap(
-            z=prob, x=prompts, y=labels, text=top_tokens, texttemplate="%{text}", textfont=dict(size=10),
-            colorscale="Blues", zmin=0, zmax=1, colorbar=dict(title="p(target)"),
+            z=prob,
+            x=prompts,
+            y=labels,
+            text=top_tokens,
+            texttemplate="%{text}",
+            textfont=dict(size=10),
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            colorbar=dict(title="p(target)"),
             hovertemplate="%{x}<br>layer %{y}<br>top-1 %{text}<br>p(target) %{z:.3f}<extra></extra>",
         )
     )
     fig.update_layout(
-        title=dict(text=title, x=0.5), template="plotly_white", height=max(420, 24 * len(labels) + 160),
+        title=dict(text=title, x=0.5),
+        template="plotly_white",
+        height=max(420, 24 * len(labels) + 160),
         margin=dict(l=10, r=10, t=70, b=10),
     )
     fig.update_xaxes(type="category")
@@ -182,7 +213,15 @@ def lens_png(
     image = ax.imshow(prob, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for i in range(prob.shape[0]):
         for j in range(prob.shape[1]):
-            ax.text(j, i, top_tokens[i][j], ha="center", va="center", fontsize=7, color="black" if prob[i, j] < 0.6 else "white")
+            ax.text(
+                j,
+                i,
+                top_tokens[i][j],
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if prob[i, j] < 0.6 else "white",
+            )
     ax.set_xticks(range(len(prompts)), prompts, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_ylabel("layer", fontsize=8)

@@ -34,9 +34,7 @@ def _axis_key(axis: str, col: int, dims: int) -> str:
     return f"scene{suffix}" if dims == 3 else f"{axis}axis{suffix}"
 
 
-def _axes_layout(
-    table: pd.DataFrame, ratios: pd.DataFrame, models: list[str], layer: str | None, dims: int
-) -> dict:
+def _axes_layout(table: pd.DataFrame, ratios: pd.DataFrame, models: list[str], layer: str | None, dims: int) -> dict:
     """Ranges and titles of every panel, for one layer (or for all layers when ``layer`` is None)."""
     layout: dict = {}
     for col, model in enumerate(models, start=1):
@@ -133,7 +131,10 @@ def layer_slider_figure(
                 active=0,
                 currentvalue=dict(prefix=""),
                 pad=dict(t=40),
-                steps=[dict(label=titles.get(layer, layer), method="animate", args=[[layer], step_args]) for layer in layers],
+                steps=[
+                    dict(label=titles.get(layer, layer), method="animate", args=[[layer], step_args])
+                    for layer in layers
+                ],
             )
         ],
         updatemenus=[
@@ -144,7 +145,11 @@ def layer_slider_figure(
                 y=-0.08,
                 xanchor="left",
                 buttons=[
-                    dict(label="play", method="animate", args=[None, {**step_args, "frame": dict(duration=600, redraw=True), "fromcurrent": True}]),
+                    dict(
+                        label="play",
+                        method="animate",
+                        args=[None, {**step_args, "frame": dict(duration=600, redraw=True), "fromcurrent": True}],
+                    ),
                     dict(label="pause", method="animate", args=[[None], step_args]),
                 ],
             )

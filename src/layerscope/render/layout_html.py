@@ -22,14 +22,14 @@ def layout_page(data: dict, *, title: str | None = None) -> str:
     files = ", ".join(map(str, data["files"]))
     body = f"""<section id="totals">
 <h2>Totals</h2>
-<p class="muted">{esc(data['format'])}: {esc(files)}</p>
-<p><b>{esc(format_count(totals['parameters']))}</b> parameters in {esc(totals['tensors'])} tensors,
-{esc(format_count(totals['bytes']))} bytes</p>
+<p class="muted">{esc(data["format"])}: {esc(files)}</p>
+<p><b>{esc(format_count(totals["parameters"]))}</b> parameters in {esc(totals["tensors"])} tensors,
+{esc(format_count(totals["bytes"]))} bytes</p>
 <table class="data"><tr><th>dtype</th><th class="num">tensors</th><th class="num">elements</th><th class="num">bytes</th></tr>{rows}</table>
 </section>
 <section id="tensors">
 <h2>Tensors</h2>
-<div class="tree">{_nodes(data['tree'])}</div>
+<div class="tree">{_nodes(data["tree"])}</div>
 </section>"""
     return html_page(title, body, subtitle="read from the checkpoint's headers; no weights loaded")
 
@@ -56,7 +56,11 @@ def parameter_treemap(ids: list[str], labels: list[str], parents: list[str], val
 
     fig = go.Figure(
         go.Treemap(
-            ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
+            ids=ids,
+            labels=labels,
+            parents=parents,
+            values=values,
+            branchvalues="total",
             hovertemplate="%{id}<br>%{value:,} parameters<br>%{percentRoot:.1%} of all<extra></extra>",
             maxdepth=3,
         )

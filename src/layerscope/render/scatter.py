@@ -59,4 +59,3 @@ def projection_figure(
         fig.update_xaxes(title=titles[0], zeroline=False)
         fig.update_yaxes(title=titles[1], zeroline=False, scaleanchor="x", scaleratio=1)
     return fig
-

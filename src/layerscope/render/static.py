@@ -46,4 +46,3 @@ def projection_png(table: pd.DataFrame, explained_ratio: list[float], *, title: 
     ax.legend(loc="best", fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
-

@@ -12,6 +12,13 @@ from .files import load_task_file
 from .items import Task, TaskItem
 
 __all__ = [
-    "MAX_DIGITS", "OPERATIONS", "Task", "TaskItem", "arithmetic_task", "check_ops", "count_problems", "load_task_file",
+    "MAX_DIGITS",
+    "OPERATIONS",
+    "Task",
+    "TaskItem",
+    "arithmetic_task",
+    "check_ops",
+    "count_problems",
+    "load_task_file",
     "valid_problems",
 ]

@@ -33,18 +33,26 @@ class TokenSetOptions(ExperimentConfig):
         from .sources import merge_sets, resolve_set
 
         if self.multi_token not in MULTI_TOKEN_POLICIES:
-            raise self.error("multi_token", self.multi_token, f"is not valid; valid: {choices_text(MULTI_TOKEN_POLICIES)}")
+            raise self.error(
+                "multi_token", self.multi_token, f"is not valid; valid: {choices_text(MULTI_TOKEN_POLICIES)}"
+            )
         if isinstance(self.sets, str) or isinstance(self.tokens, str):
-            raise self.error("sets", self.sets, "must be a tuple of names (the Python API accepts one name as a string)")
+            raise self.error(
+                "sets", self.sets, "must be a tuple of names (the Python API accepts one name as a string)"
+            )
         parts = [resolve_set(name) for name in self.sets]  # each error names the set and the valid ones
         if self.tokens:
             words = [str(w).strip() for w in self.tokens]
             if any(not w for w in words):
-                raise self.error("tokens", ",".join(map(str, self.tokens)), "has an empty item; give words such as 'red,green,blue'")
+                raise self.error(
+                    "tokens", ",".join(map(str, self.tokens)), "has an empty item; give words such as 'red,green,blue'"
+                )
             parts.append({"tokens": words})
         sets = merge_sets(parts)
         if not sets:
-            raise self.error("sets", list(self.sets), "names no words; give a set (digits, number-words, categories) or tokens")
+            raise self.error(
+                "sets", list(self.sets), "names no words; give a set (digits, number-words, categories) or tokens"
+            )
         return sets
 
 

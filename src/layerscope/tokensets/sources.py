@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 
@@ -61,7 +61,9 @@ def inline_set(text: str, name: str = "tokens") -> dict[str, list[str]]:
     if not any(words):
         raise LayerscopeError(f"--tokens {text!r} names no word; give a comma-separated list such as 'red,green,blue'")
     if any(not w for w in words):
-        raise LayerscopeError(f"--tokens {text!r} has an empty item; give a comma-separated list such as 'red,green,blue'")
+        raise LayerscopeError(
+            f"--tokens {text!r} has an empty item; give a comma-separated list such as 'red,green,blue'"
+        )
     return {name: words}
 
 
