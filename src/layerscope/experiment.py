@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import LayerscopeError, choices_text
-from .model_spec import DTYPES, ModelSpec
+from .model_spec import DTYPES, ModelSpec, specs_argv
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -177,6 +177,8 @@ def _flag_args(flag: str, value: Any) -> list[str]:
         return [flag] if value else []
     if value is None:
         return []
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, ModelSpec) for v in value):
+        return specs_argv(value, flag)
     if isinstance(value, (list, tuple)):
         return [arg for item in value for arg in _flag_args(flag, item)]
     if isinstance(value, Mapping):

@@ -109,6 +109,19 @@ class ModelSpec:
         return args
 
 
+def specs_argv(specs, flag: str = "--model") -> list[str]:
+    """Options for several models: ``--model`` each (``default`` for the default model), then the shared
+    options once (the command line gives one ``--dtype``/``--device-map``/``--trust-remote-code`` for all).
+    """
+    specs = list(specs)
+    if not specs:
+        return []
+    if len(specs) == 1:
+        return specs[0].argv(flag)
+    args = [arg for spec in specs for arg in (flag, spec.label)]
+    return args + specs[0].argv(flag)[2 if specs[0].source is not None else 0 :]
+
+
 def unique_name(name: str, taken: set[str] | list[str] | dict) -> str:
     """``name``, or ``name (2)``, ``name (3)``, ... when it is taken: the one format for duplicate names."""
     candidate, k = name, 2

@@ -32,7 +32,9 @@ def test_two_models_write_every_output(tiny_model_dirs, tmp_path, capsys):
     assert "plotly" in (out / "echo.html").read_text()
     run = json.loads((out / "run.json").read_text())
     assert [m["display_name"] for m in run["models"]] == ["gemma2", "qwen3"] and run["failures"] == {}
-    assert run["command"][:5] == ["layerscope", "echo", "--model", str(tiny_model_dirs["gemma2"]), "--model"]
+    models = [run["command"][i + 1] for i, arg in enumerate(run["command"]) if arg == "--model"]
+    assert run["command"][:2] == ["layerscope", "echo"]
+    assert models == [str(tiny_model_dirs["gemma2"]), str(tiny_model_dirs["qwen3"])]
     assert (out / "echo.plotly.json").is_file()
     assert len(pd.read_csv(out / "completions.csv")) == 2 * 2
 

@@ -103,32 +103,8 @@ class EchoConfig(TokenSetOptions):
             return TokenSetOptions.word_sets(replace(self, sets=DEFAULT_SETS))
         return super().word_sets()
 
-    def command(self) -> list[str]:
-        """As :meth:`ExperimentConfig.command`, with every model named (``--model default`` too) and
-        ``--no-leading-space`` when the leading space is off."""
-        base = replace(self, models=(ModelSpec(),), leading_space=True)
-        argv = super(EchoConfig, base).command()
-        extra = [] if self.models == (ModelSpec(),) else _models_argv(self.models)
-        if not self.leading_space:
-            extra.append("--no-leading-space")
-        return argv[:2] + extra + argv[2:]
-
     def run(self, model=None) -> EchoResult:
         return run_echo(self, model)
-
-
-def _models_argv(models: Sequence[ModelSpec]) -> list[str]:
-    args: list[str] = []
-    for spec in models:
-        args += ["--model", spec.source or "default"]
-    first = models[0]
-    if first.dtype is not None:
-        args += ["--dtype", first.dtype]
-    if first.device_map is not None:
-        args += ["--device-map", first.device_map]
-    if first.trust_remote_code:
-        args.append("--trust-remote-code")
-    return args
 
 
 @dataclass(kw_only=True, repr=False)
