@@ -85,3 +85,13 @@ def test_save_writes_every_declared_output_and_run_json(tiny_models, tmp_path):
     assert record["experiment"] == "tokens"
     assert record["command"][-2:] == ["--out", str(out)]
     assert record["config"]["dims"] == 2
+
+
+def test_positional_values_that_look_like_options_are_kept_apart():
+    from layerscope.cli.main import build_parser
+    from layerscope.experiments.layout import LayoutConfig
+
+    config = LayoutConfig(source="-odd-name.gguf")
+    argv = config.command()
+    assert argv[-2:] == ["--", "-odd-name.gguf"]
+    assert build_parser().parse_args(argv[1:]).path == "-odd-name.gguf"

@@ -39,3 +39,10 @@ def test_load_names_and_times_the_model(tiny_model_dirs):
 def test_unique_name():
     assert unique_name("m", set()) == "m"
     assert unique_name("m", {"m", "m (2)"}) == "m (3)"
+
+
+def test_a_loaded_model_keeps_its_dtype(tiny_model_dirs):
+    from layerscope.models import load_model
+
+    model = load_model(str(tiny_model_dirs["llama"]), dtype="bfloat16")
+    assert ModelSpec.of(model) == ModelSpec(str(tiny_model_dirs["llama"]), dtype="bfloat16")

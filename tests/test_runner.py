@@ -110,3 +110,34 @@ def test_an_interrupted_write_leaves_no_half_file(tiny_models, tmp_path, monkeyp
         RunDir(tmp_path / "run").write(result)
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert names == ["norms.csv"]  # finished files only; no run.json, no temporary
+
+
+@dataclass(kw_only=True, repr=False)
+class _Fewer(NormsResult):
+    def arrays(self):
+        return {}
+
+
+def test_a_rerun_removes_what_the_old_run_wrote_and_this_one_did_not(tiny_models, tmp_path):
+    model = tiny_models["llama"]
+    result = execute(NormsConfig(model=ModelSpec.of(model)), model, out=tmp_path / "run")
+    assert (tmp_path / "run" / "rows.npy").is_file()
+    (tmp_path / "run" / "notes.txt").write_text("mine")  # not the run's: kept
+    fewer = _Fewer(config=result.config, table=result.table, rows=result.rows, models=result.models)
+    RunDir(tmp_path / "run").write(fewer)
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == ["norms.csv", "notes.txt", "run.json"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["files"] == ["norms.csv"]
+
+
+def test_timings_add_the_load_done_here_to_the_run_s_own():
+    from layerscope.experiment import Result as BaseResult
+
+    @dataclass(frozen=True, kw_only=True)
+    class Loads(ExperimentConfig):
+        experiment = "loads"
+
+        def run(self, model=None):
+            return BaseResult(config=self, timings={"load": 2.0})
+
+    assert execute(Loads()).timings["load"] == 2.0

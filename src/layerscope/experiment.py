@@ -85,6 +85,8 @@ class ExperimentConfig:
     #: True when ``run`` loads its model itself (a sentence-embedding model, or one model after another);
     #: the runner then loads nothing. A config with a ``resume_dir`` field gets the run directory there.
     loads_own_models: ClassVar[bool] = False
+    #: False for an experiment with no command of its own (Python only): ``run.json`` records no command
+    has_command: ClassVar[bool] = True
 
     # ----- validation ------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -167,6 +169,8 @@ class ExperimentConfig:
             if f.metadata.get("join") and isinstance(value, (list, tuple)):
                 value = f.metadata["join"].join(map(str, value))
             argv.extend(_flag_args(flag, value))
+        if any(p.startswith("-") for p in positional):
+            positional.insert(0, "--")  # what follows is not an option
         return argv + positional
 
 
@@ -286,7 +290,7 @@ class Result:
     def iter_outputs(self) -> Iterator[str]:
         """The names of the files :meth:`save` writes (figures and images only by stem)."""
         yield from (f"{stem}.csv" for stem in self.tables())
-        yield from (f"{stem}.npy" for stem in self.arrays())
+        yield from (f"{stem}.npz" if isinstance(a, dict) else f"{stem}.npy" for stem, a in self.arrays().items())
         yield from (f"{stem}.html" for stem in self.figures())
         yield from (f"{stem}.png" for stem in self.images())
         yield from self.texts()

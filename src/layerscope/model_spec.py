@@ -57,7 +57,10 @@ class ModelSpec:
         if value is None or isinstance(value, (str, os.PathLike)):
             return cls(source=None if value is None else os.fspath(value), **options)
         source = getattr(value, "source", None)
-        if isinstance(source, str):  # a loaded Model
+        if isinstance(source, str):  # a loaded Model: its source, and its dtype unless float32
+            dtype = str(getattr(value, "dtype", "float32")).replace("torch.", "")
+            if dtype != "float32" and dtype in DTYPES and "dtype" not in options:
+                options["dtype"] = dtype
             return cls(source=source, **options)
         raise LayerscopeError(
             f"model={value!r} is not a model; give a source (hub id, directory, .gguf file), None for the "

@@ -92,24 +92,50 @@ class RunDir:
 
     # ----- writers -----------------------------------------------------------------------------------
     def write(self, result: Result) -> Path:
-        """Write everything ``result`` declares, then ``run.json``; returns the directory."""
+        """Write everything ``result`` declares, then ``run.json``; returns the directory.
+
+        A rerun into the same directory first takes the old ``run.json`` away (an interrupted rewrite never
+        looks finished), and afterwards removes the files the old run wrote that this one did not.
+        """
         experiment = result.config.experiment
         self.check_writable_for(experiment)
         self.path.mkdir(parents=True, exist_ok=True)
+        previous = self._previous_files()
+        (self.path / "run.json").unlink(missing_ok=True)
         start = time.perf_counter()
+        written: list[Path] = []
         for stem, frame in result.tables().items():
-            self.table(stem, frame)
+            written.append(self.table(stem, frame))
         for stem, array in result.arrays().items():
-            self.array(stem, array)
+            written.append(self.array(stem, array))
         for stem, make in result.figures().items():
-            self.figure(stem, make())
+            written += [self.figure(stem, make()), self.path / f"{stem}.plotly.json"]
         for stem, make in result.images().items():
-            self.image(stem, make())
+            written.append(self.image(stem, make()))
         for name, text in result.texts().items():
-            self.text(name, text)
+            written.append(self.text(name, text))
+        files = sorted(str(p.relative_to(self.path)) for p in written)
+        for stale in set(previous) - set(files):
+            (self.path / stale).unlink(missing_ok=True)
         timings = {**result.timings, "write": time.perf_counter() - start}
-        self.run_json(result, timings)
+        self.run_json(result, timings, files)
         return self.path
+
+    def _previous_files(self) -> list[str]:
+        """The files the finished run already here wrote (as listed in its ``run.json``), inside this directory."""
+        try:
+            record = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        files = record.get("files") if isinstance(record, dict) else None
+        if not isinstance(files, list):
+            return []
+        root = self.path.resolve()
+        inside = []
+        for name in files:
+            if isinstance(name, str) and (root / name).resolve().is_relative_to(root) and name != "run.json":
+                inside.append(name)
+        return inside
 
     def table(self, stem: str, frame) -> Path:
         """``<stem>.csv`` (no index)."""
@@ -158,17 +184,19 @@ class RunDir:
     def text(self, name: str, text: str) -> Path:
         return write_text(self.path / name, text)
 
-    def run_json(self, result: Result, timings: dict[str, float]) -> Path:
-        """``run.json``: experiment, full config, models, versions, timings, the reproducing command, key numbers."""
+    def run_json(self, result: Result, timings: dict[str, float], files: list[str] | None = None) -> Path:
+        """``run.json``: experiment, full config, models, versions, timings, the reproducing command, the files
+        written, key numbers."""
         config = result.config
         record = {
             "experiment": config.experiment,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": [*config.command(), "--out", str(self.path)],
+            "command": [*config.command(), "--out", str(self.path)] if config.has_command else None,
             "config": config.to_record(),
             "models": result.models,
             "versions": package_versions(),
             "timings_s": {k: round(v, 4) for k, v in timings.items()},
+            "files": files or [],
             **result.record(),
         }
         return write_json(self.path / "run.json", record)

@@ -48,6 +48,7 @@ class CaptureConfig(TokenSetOptions):
     """
 
     experiment = "capture"
+    has_command = False  # Python only: layerscope.residuals(...)
 
     model: ModelSpec = option(ModelSpec(), flag="--model")
     prompts: tuple[str, ...] = option((), flag="--prompt")
@@ -55,7 +56,7 @@ class CaptureConfig(TokenSetOptions):
     layers: str = "all"
     positions: str | tuple[tuple[int, ...], ...] = option("last", flag="")
     context: str = "bos"
-    bos: bool = True
+    bos: bool = option(True, flag="--no-bos")
     batch_size: int = 32
     memory_budget: int | str | None = None
 

@@ -552,7 +552,7 @@ def run_inspect(config: InspectConfig, model: Model | None = None, compare_with:
 
 
 def inspect(
-    prompts: str | Sequence[str] = DEFAULT_PROMPT,
+    prompts: str | Sequence[str] = (),
     *,
     model: ModelSpec | Model | str | None = None,
     prompts_file: str | Path | None = None,

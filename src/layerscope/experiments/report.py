@@ -28,7 +28,7 @@ from ..runner import Caller, execute
 _FIGURE_ORDER = ("index", "heatmap", "logit_lens", "layers", "metrics", "accuracy", "echo", "treemap")
 _TABLE_ROWS = 25
 # run.json keys that are bookkeeping, not findings.
-_BOOKKEEPING = {"experiment", "created", "command", "config", "models", "versions", "timings_s"}
+_BOOKKEEPING = {"experiment", "created", "command", "config", "models", "versions", "timings_s", "files"}
 
 
 @dataclass
@@ -58,7 +58,8 @@ def _command(record: dict, run_dir: Path) -> str:
     argv = record.get("command")
     if argv:
         return "layerscope " + shlex.join(argv[1:])
-    return f"(made from Python: layerscope.{record.get('experiment', '?')}(...), config in {run_dir / 'run.json'})"
+    name = {"capture": "residuals"}.get(str(record.get("experiment")), record.get("experiment", "?"))
+    return f"(made from Python: layerscope.{name}(...), config in {run_dir / 'run.json'})"
 
 
 def _short(value) -> str:
