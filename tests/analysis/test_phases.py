@@ -37,3 +37,23 @@ def test_fixed_number_of_phases_and_bad_input():
         find_phases(sim, n_phases=6)
     with pytest.raises(LayerscopeError, match="square"):
         find_phases(np.zeros((2, 3)))
+
+
+def test_a_degenerate_layer_does_not_decide_the_split():
+    """Prompts that share their last token: the embedding layer is the same vector for all of them."""
+    from layerscope.analysis.cka import cka_matrix, degenerate_layers
+
+    rng = np.random.default_rng(0)
+    items, d = 6, 32
+    blocks = [rng.normal(size=(items, d)) for _ in range(3)]  # three planted phases of layers
+    layers = [np.tile(rng.normal(size=(1, d)), (items, 1))]  # embed: one shared token
+    for phase, n_layers in zip(blocks, (4, 3, 5)):
+        layers += [phase + 0.05 * rng.normal(size=(items, d)) for _ in range(n_layers)]
+    residuals = np.stack(layers)  # (layer, item, d)
+    mask = degenerate_layers(residuals)
+    assert mask.tolist() == [True] + [False] * 12
+    plain = find_phases(cka_matrix(residuals))
+    assert plain.bounds[0] == (0, 0)  # without the mask the shared embedding is a phase of its own
+    phases = find_phases(cka_matrix(residuals), degenerate=mask)
+    assert phases.bounds == [(0, 4), (5, 7), (8, 12)]  # embed joins the first planted phase
+    assert find_phases(cka_matrix(residuals[1:])).bounds == [(a - 1, b - 1) for a, b in [(1, 4), (5, 7), (8, 12)]]

@@ -52,3 +52,16 @@ def mean_cosine_matrix(residuals: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(residuals, axis=-1, keepdims=True)
     unit = np.divide(residuals, norms, out=np.zeros_like(residuals), where=norms > 0)
     return np.einsum("lid,mid->lm", unit, unit) / residuals.shape[1]
+
+
+def degenerate_layers(residuals: np.ndarray, rtol: float = 1e-6) -> np.ndarray:
+    """``(layer, item, d)`` -> ``(layer,)`` bool: layers whose vectors are all alike across the items.
+
+    A layer is degenerate when the variance of its vectors around their mean is at most ``rtol`` times
+    their mean squared norm (for example the embedding of prompts that all end with the same token).
+    """
+    residuals = np.asarray(residuals, dtype=np.float64)
+    centred = residuals - residuals.mean(axis=1, keepdims=True)
+    spread = np.square(centred).sum(axis=(1, 2))
+    scale = np.square(residuals).sum(axis=(1, 2))
+    return spread <= rtol * np.maximum(scale, np.finfo(np.float64).tiny)

@@ -7,6 +7,11 @@ phase, its summed within-phase similarity divided by its size: contiguous kernel
 with the best mean silhouette under the distance ``1 - similarity`` (a one-layer phase scores 0, so a smooth
 gradient is not cut into many small phases); below a silhouette of ``min_silhouette`` it is one phase.
 Phases are described in layer names (``embed``, block numbers): ``"embed..2 | 3..10 | 11..17"``.
+
+A layer that is degenerate for the items given (its vectors all alike, such as the embedding of prompts that
+all end with ``=``: no centred structure, so its CKA with every other layer is 0) carries no information
+about phases; it is left out of the segmentation and joins the phase that follows it (the one before it at
+the end), so it never decides the split.
 """
 
 from __future__ import annotations
@@ -125,13 +130,19 @@ def _contrast(sim: np.ndarray, bounds: list[tuple[int, int]]) -> float:
 
 
 def find_phases(
-    similarity: np.ndarray, n_phases: int | None = None, max_phases: int = 8, min_silhouette: float = 0.1
+    similarity: np.ndarray,
+    n_phases: int | None = None,
+    max_phases: int = 8,
+    min_silhouette: float = 0.1,
+    degenerate: np.ndarray | None = None,
 ) -> Phases:
     """Segment layers into contiguous phases from a ``(L, L)`` similarity matrix (CKA or mean cosine).
 
     Args:
         similarity: symmetric, larger = more alike.
         n_phases: the number of phases; None chooses it (1..``max_phases``) by the best mean silhouette.
+        degenerate: ``(L,)`` bool, layers left out of the segmentation (see the module docstring); each
+            joins the phase after it. See :func:`layerscope.analysis.cka.degenerate_layers`.
 
     Example:
         >>> find_phases(cka_matrix(residuals)).describe()
@@ -141,6 +152,8 @@ def find_phases(
     if sim.ndim != 2 or sim.shape[0] != sim.shape[1] or sim.shape[0] < 1:
         raise LayerscopeError(f"phases need a square (layer, layer) similarity matrix; got shape {sim.shape}")
     n = sim.shape[0]
+    if degenerate is not None and np.any(degenerate):
+        return _with_degenerate(sim, np.asarray(degenerate, dtype=bool), n_phases, max_phases, min_silhouette)
     if n_phases is not None and not 1 <= n_phases <= n:
         raise LayerscopeError(f"cannot split {n} layers into {n_phases} phases; valid: 1..{n}")
     scores = _segment_scores(sim)
@@ -154,3 +167,23 @@ def find_phases(
         return found[0]
     best = max(found, key=lambda p: p.silhouette)
     return best if best.silhouette >= min_silhouette else found[0]
+
+
+def _with_degenerate(
+    sim: np.ndarray, degenerate: np.ndarray, n_phases: int | None, max_phases: int, min_silhouette: float
+) -> Phases:
+    """Phases of the informative layers, with each degenerate layer joined to the phase after it."""
+    n = sim.shape[0]
+    if degenerate.shape != (n,):
+        raise LayerscopeError(f"degenerate must have one entry per layer ({n}); got shape {degenerate.shape}")
+    kept = np.flatnonzero(~degenerate)
+    if kept.size == 0:
+        return Phases([(0, n - 1)], 0.0, 0.0, [float(sim[i, i + 1]) for i in range(n - 1)])
+    inner = find_phases(sim[np.ix_(kept, kept)], n_phases, max_phases, min_silhouette)
+    # phase boundaries in full rows: a phase starts at the first row after the previous phase's last kept row
+    bounds, start = [], 0
+    for index, (_, b) in enumerate(inner.bounds):
+        end = n - 1 if index == len(inner.bounds) - 1 else int(kept[b])
+        bounds.append((start, end))
+        start = end + 1
+    return Phases(bounds, inner.contrast, inner.silhouette, [float(sim[i, i + 1]) for i in range(n - 1)])

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..analysis.cka import cka_matrix, mean_cosine_matrix
+from ..analysis.cka import cka_matrix, degenerate_layers, mean_cosine_matrix
 from ..analysis.phases import Phases, find_phases
 from ..analysis.similarity import compare
 from ..capture import (
@@ -513,7 +513,7 @@ def run_inspect(config: InspectConfig, model: Model | None = None, compare_with:
     matrices, phases = {}, None
     if len(tokens) >= 3:
         matrices = {"linear CKA": cka_matrix(stack), "mean cosine": mean_cosine_matrix(stack)}
-        phases = find_phases(matrices["linear CKA"], n_phases=config.phases)
+        phases = find_phases(matrices["linear CKA"], n_phases=config.phases, degenerate=degenerate_layers(stack))
     timings["analysis"] = time.perf_counter() - start
 
     comparison = None
