@@ -16,17 +16,16 @@ from layerscope.model_spec import ModelSpec
 
 def _cli_config(argv: list[str]) -> TokensConfig:
     """The config the command line builds from ``argv`` (without running it)."""
-    from layerscope.cli.common import model_spec, token_set_fields
+    from layerscope.cli.tokens_command import config_from
 
-    args = build_parser().parse_args(argv[1:])
-    return TokensConfig(model=model_spec(args), **token_set_fields(args), dims=args.dims, basis_set=args.basis_set)
+    return config_from(build_parser().parse_args(argv[1:]))
 
 
 @pytest.mark.parametrize(
     "config",
     [
         TokensConfig(),
-        TokensConfig(sets=("digits", "colors"), dims=2, basis_set="digits", leading_space=True),
+        TokensConfig(sets=("digits", "colors"), dims=2, basis_set="digits", leading_space=True, ordered=("colors",)),
         TokensConfig(
             tokens=("red", "green blue"), multi_token="last", model=ModelSpec(source="x.gguf", dtype="bfloat16")
         ),

@@ -123,3 +123,15 @@ def test_cli_empty_set_file(tmp_path, capsys):
     path.write_text("\n")
     assert main(["tokens", "--set", str(path)]) == 2
     assert "is empty" in capsys.readouterr().err
+
+
+def test_lines_join_only_ordered_sets(tiny_models):
+    result = layerscope.tokens(["digits", "colors", "months"], model=tiny_models["llama"], dims=2)
+    modes = {trace.name: trace.mode for trace in result.figure().data}
+    assert modes == {"digits": "markers+text+lines", "colors": "markers+text", "months": "markers+text+lines"}
+    lines = {len(ax.lines) for ax in result.images()["figure"]().axes}
+    assert lines == {2}  # digits and months in the PNG too
+    mine = layerscope.tokens([], tokens="a,b,c", ordered="tokens", model=tiny_models["llama"], dims=2)
+    assert mine.figure().data[0].mode == "markers+text+lines"
+    with pytest.raises(layerscope.LayerscopeError, match="ordered='nope' is not among the sets"):
+        layerscope.tokens(["digits"], ordered="nope", model=tiny_models["llama"])

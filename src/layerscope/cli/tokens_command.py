@@ -17,12 +17,29 @@ def register(sub) -> None:
     parser.add_argument(
         "--basis-set", default=None, metavar="SET", help="fit the PCA on this set only, project the rest"
     )
+    parser.add_argument(
+        "--ordered",
+        action="append",
+        default=None,
+        metavar="SET",
+        help="a set whose words are in order: a line joins its points (digits, number-words, months always are)",
+    )
     add_out_option(parser)
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
+def config_from(args):
+    """The :class:`~layerscope.experiments.tokens.TokensConfig` the parsed options give."""
     from ..experiments.tokens import TokensConfig
 
-    config = TokensConfig(model=model_spec(args), **token_set_fields(args), dims=args.dims, basis_set=args.basis_set)
-    return run_config(config, args.out)
+    return TokensConfig(
+        model=model_spec(args),
+        **token_set_fields(args),
+        dims=args.dims,
+        basis_set=args.basis_set,
+        ordered=tuple(args.ordered or ()),
+    )
+
+
+def run(args) -> int:
+    return run_config(config_from(args), args.out)

@@ -36,6 +36,8 @@ class TokensConfig(TokenSetOptions):
             with neither sets nor tokens, ``digits`` and ``number-words``.
         dims: 2 or 3 principal components.
         basis_set: fit the PCA on this set only and project every set onto it; None fits on all rows.
+        ordered: more sets whose words are in order (a line joins their points, as for the built-in
+            ordered sets: digits, number-words, months).
     """
 
     experiment = "tokens"
@@ -43,12 +45,16 @@ class TokensConfig(TokenSetOptions):
     model: ModelSpec = option(ModelSpec(), flag="--model")
     dims: Literal[2, 3] = 3
     basis_set: str | None = None
+    ordered: tuple[str, ...] = ()
 
     def validate(self) -> None:
         super().validate()
         if self.dims not in (2, 3):
             raise self.error("dims", self.dims, "is not supported; valid: 2, 3")
         sets = self.word_sets()
+        for name in self.ordered:
+            if name not in sets:
+                raise self.error("ordered", name, f"is not among the sets; valid: {choices_text(sets)}")
         if self.basis_set is not None and self.basis_set not in sets:
             raise self.error("basis_set", self.basis_set, f"is not among the sets; valid: {choices_text(sets)}")
 
@@ -99,7 +105,16 @@ class TokensResult(Result):
         """The interactive plotly figure (shows inline in Jupyter)."""
         from ..render.scatter import projection_figure
 
-        return projection_figure(self.table, self.explained_variance_ratio, title=self.title())
+        return projection_figure(
+            self.table, self.explained_variance_ratio, title=self.title(), connect=self.joined_sets
+        )
+
+    @property
+    def joined_sets(self) -> set[str]:
+        """The sets a line joins: the built-in ordered ones and ``config.ordered``."""
+        from ..tokensets.builtin import ORDERED_SETS
+
+        return set(ORDERED_SETS) | set(self.config.ordered)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"projection": self.table}
@@ -113,7 +128,11 @@ class TokensResult(Result):
     def images(self) -> dict:
         from ..render.static import projection_png
 
-        return {"figure": lambda: projection_png(self.table, self.explained_variance_ratio, title=self.title())}
+        return {
+            "figure": lambda: projection_png(
+                self.table, self.explained_variance_ratio, title=self.title(), connect=self.joined_sets
+            )
+        }
 
     def record(self) -> dict:
         return {"explained_variance_ratio": self.explained_variance_ratio, "split_words": self.split_words}
@@ -174,6 +193,7 @@ def tokens(
     dims: int = 3,
     tokens: Sequence[str] | str | None = None,
     basis_set: str | None = None,
+    ordered: Sequence[str] = (),
     leading_space: bool = False,
     multi_token: str = "mean",
     out: str | Path | None = None,
@@ -198,6 +218,7 @@ def tokens(
         tokens=inline_words(tokens),
         dims=dims,
         basis_set=basis_set,
+        ordered=(ordered,) if isinstance(ordered, str) else tuple(ordered),
         leading_space=leading_space,
         multi_token=multi_token,
     )

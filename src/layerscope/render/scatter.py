@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -18,22 +20,23 @@ def projection_figure(
     explained_ratio: list[float],
     *,
     title: str,
-    connect: bool = True,
+    connect: bool | Collection[str] = True,
 ) -> go.Figure:
     """A 2-D or 3-D scatter of ``table`` (columns ``set, label, pc1, pc2[, pc3]``).
 
     Each set gets one colour and one legend entry (a click hides it); points carry their label as
-    text; with ``connect`` a line joins the points of a set in their order (0 -> 1 -> ... -> 9).
+    text; a line joins the points of a set in their order (0 -> 1 -> ... -> 9) when ``connect`` is True
+    or names the set (an ordered set: digits, number words, months).
     """
     dims = len(explained_ratio)
     titles = axis_titles(explained_ratio)
     colors = color_map(list(table["set"]))
     fig = go.Figure()
-    mode = "markers+text+lines" if connect else "markers+text"
     for set_name, group in table.groupby("set", sort=False):
+        joined = connect is True or (not isinstance(connect, bool) and set_name in connect)
         common = dict(
             name=str(set_name),
-            mode=mode,
+            mode="markers+text+lines" if joined else "markers+text",
             text=group["label"].astype(str),
             hovertext=[f"{set_name}: {label}" for label in group["label"]],
             hoverinfo="text",

@@ -6,6 +6,8 @@ switched, and nothing shows up by itself in a notebook.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -18,8 +20,13 @@ def new_figure(**kwargs) -> Figure:
     return Figure(**kwargs)
 
 
-def projection_png(table: pd.DataFrame, explained_ratio: list[float], *, title: str, connect: bool = True) -> Figure:
-    """A 2-D or 3-D scatter of ``table`` (columns ``set, label, pc1, pc2[, pc3]``), for a PNG."""
+def projection_png(
+    table: pd.DataFrame, explained_ratio: list[float], *, title: str, connect: bool | Collection[str] = True
+) -> Figure:
+    """A 2-D or 3-D scatter of ``table`` (columns ``set, label, pc1, pc2[, pc3]``), for a PNG.
+
+    ``connect``: as in :func:`layerscope.render.scatter.projection_figure` (True, False, or the ordered sets).
+    """
     dims = len(explained_ratio)
     titles = axis_titles(explained_ratio)
     colors = color_map(list(table["set"]))
@@ -31,7 +38,7 @@ def projection_png(table: pd.DataFrame, explained_ratio: list[float], *, title: 
         ax.scatter(*coords, color=color, label=str(set_name), s=28, depthshade=False) if dims == 3 else ax.scatter(
             *coords, color=color, label=str(set_name), s=28
         )
-        if connect:
+        if connect is True or (not isinstance(connect, bool) and set_name in connect):
             ax.plot(*coords, color=color, linewidth=1, alpha=0.6)
         for i, label in enumerate(group["label"]):
             ax.text(*(c[i] for c in coords), f" {label}", color=color, fontsize=8)

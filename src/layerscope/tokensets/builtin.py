@@ -143,6 +143,9 @@ CATEGORIES: dict[str, list[str]] = {
 }
 
 # The words of seed 004's echo table (fed one token at a time, in leading-space form).
+# Sets whose words have an order (a line through their points in a projection means something).
+ORDERED_SETS = frozenset({"digits", "number-words", "months"})
+
 ECHO_WORDS = [
     "John",
     "Michael",
