@@ -1,11 +1,21 @@
 """Accuracy per ablation configuration: plotly (HTML) and matplotlib (PNG), from an accuracy table.
 
-The x axis carries the configurations' labels (``drop 4``, ``drop 4,5``), the same as the tables.
+Two shapes, chosen from the configurations themselves:
+
+- a **sweep** (each configuration removes one block): a line over the block number, which is what the
+  block order means;
+- anything else (pairs, ranges, a hand-picked list): horizontal **bars sorted by accuracy**, labelled
+  with the configurations' labels (``drop 4,5``), the same as the tables; nothing joins unrelated
+  configurations with a line.
+
+The baseline (and the chance level, when the table has a ``chance`` column) are marked and labelled; the
+legend sits outside the data.
 """
 
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -17,52 +27,115 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 
-def _series(table: pd.DataFrame, groups: list[str]):
+@dataclass
+class _Series:
+    name: str  # "all items" or "group +"
+    values: list[float]
+    baseline: float | None
+    main: bool
+
+
+@dataclass
+class _Layout:
+    """What the figure draws: the configurations (in drawing order), their x positions, the series."""
+
+    sweep: bool
+    labels: list[str]
+    blocks: list[int]  # the removed block of each configuration (sweeps only)
+    series: list[_Series]
+    chance: float | None
+
+
+def _layout(table: pd.DataFrame, groups: list[str]) -> _Layout:
     ablated = table[table["config"] != "baseline"]
-    labels = [str(v) for v in ablated["config"]]
     base = table.loc[table["config"] == "baseline"]
-    lines = [("all", ablated["accuracy"].tolist(), None if base.empty else float(base["accuracy"].iloc[0]))]
-    for group in groups:
-        column = f"accuracy[{group}]"
-        lines.append((group, ablated[column].tolist(), None if base.empty else float(base[column].iloc[0])))
-    return labels, lines
+    removed = [str(v) for v in ablated.get("removed_layers", pd.Series([""] * len(ablated)))]
+    sweep = bool(len(ablated)) and all(r.strip().isdigit() for r in removed)
+    order = list(range(len(ablated)))
+    if sweep:
+        order.sort(key=lambda i: int(removed[i]))
+    else:  # bars, the best on top
+        order.sort(key=lambda i: float(ablated["accuracy"].iloc[i]))
+    rows = ablated.iloc[order]
+    series = []
+    for k, column in enumerate(["accuracy", *[f"accuracy[{g}]" for g in groups]]):
+        series.append(
+            _Series(
+                name="all items" if k == 0 else f"group {groups[k - 1]}",
+                values=[float(v) for v in rows[column]],
+                baseline=None if base.empty else float(base[column].iloc[0]),
+                main=k == 0,
+            )
+        )
+    chance = float(table["chance"].iloc[0]) if "chance" in table.columns and len(table) else None
+    blocks = [int(removed[i]) for i in order] if sweep else []
+    return _Layout(sweep, [str(v) for v in rows["config"]], blocks, series, chance)
 
 
 def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go.Figure:
-    """Accuracy per configuration (x: its label, ``drop 4``), the baseline as a horizontal line, and a dashed
-    line per group (click the legend to hide one).
+    """Accuracy per configuration: a line over the removed block for a sweep, sorted bars otherwise.
 
-    ``table`` is :func:`layerscope.analysis.accuracy.accuracy_table`'s output.
+    ``table`` is :func:`layerscope.analysis.accuracy.accuracy_table`'s output. Groups (operations) are
+    dashed lines for a sweep (click the legend to hide one) and hidden bars otherwise.
     """
-    labels, lines = _series(table, groups)
+    shape = _layout(table, groups)
     fig = go.Figure()
-    for k, (name, values, base) in enumerate(lines):
+    many = len(shape.series) > 6
+    for k, s in enumerate(shape.series):
         color = PALETTE[k % len(PALETTE)]
-        main = k == 0
-        fig.add_trace(
-            go.Scatter(
-                x=labels,
-                y=values,
-                name="all items" if main else f"group {name}",
-                mode="lines+markers",
-                line=dict(color=color, width=3 if main else 1.5, dash=None if main else "dash"),
-                marker=dict(size=8 if main else 5),
-                hovertemplate="%{x}: %{y:.3f}<extra>" + ("all" if main else name) + "</extra>",
-                visible=True if main else "legendonly" if len(lines) > 6 else True,
+        visible = True if s.main else ("legendonly" if many or not shape.sweep else True)
+        if shape.sweep:
+            fig.add_trace(
+                go.Scatter(
+                    x=shape.blocks,
+                    y=s.values,
+                    customdata=shape.labels,
+                    name=s.name,
+                    mode="lines+markers",
+                    line=dict(color=color, width=3 if s.main else 1.5, dash=None if s.main else "dash"),
+                    marker=dict(size=8 if s.main else 5),
+                    hovertemplate="%{customdata}: %{y:.3f}<extra>" + s.name + "</extra>",
+                    visible=visible,
+                )
             )
+        else:
+            fig.add_trace(
+                go.Bar(
+                    y=shape.labels,
+                    x=s.values,
+                    orientation="h",
+                    name=s.name,
+                    marker=dict(color=color),
+                    hovertemplate="%{y}: %{x:.3f}<extra>" + s.name + "</extra>",
+                    visible=visible,
+                )
+            )
+    main = shape.series[0]
+    marks = [("baseline", main.baseline, PALETTE[0], "dot"), ("chance", shape.chance, "#888888", "dash")]
+    for name, value, color, dash in marks:
+        if value is None:
+            continue
+        line = dict(color=color, width=2, dash=dash)
+        text = f"{name} {value:.3f}"
+        if shape.sweep:
+            fig.add_hline(y=value, line=line, annotation_text=text, annotation_position="top right")
+        else:
+            fig.add_vline(x=value, line=line, annotation_text=text, annotation_position="top")
+    legend = dict(title="click to hide", x=1.02, xanchor="left", y=1, yanchor="top")
+    if shape.sweep:
+        fig.update_layout(
+            xaxis=dict(title="decoder block removed", tickmode="linear", dtick=1 if len(shape.blocks) <= 40 else 4),
+            yaxis=dict(title="accuracy", range=[0, 1.05]),
+            height=520,
         )
-        if base is not None:
-            # Only the overall baseline is labelled: an annotation without text shows plotly's "new text".
-            label = dict(annotation_text=f"baseline {base:.3f}", annotation_position="top left") if main else {}
-            fig.add_hline(y=base, line=dict(color=color, width=2 if main else 1, dash="dot"), **label)
-    fig.update_layout(
-        title=dict(text=title, x=0.5),
-        template="plotly_white",
-        xaxis=dict(title="decoder blocks removed", type="category"),
-        yaxis=dict(title="accuracy", range=[0, 1.05]),
-        legend=dict(title="click to hide"),
-        height=520,
-    )
+    else:
+        fig.update_layout(
+            xaxis=dict(title="accuracy", range=[0, 1.05]),
+            yaxis=dict(title="configuration", type="category", automargin=True),
+            barmode="group",
+            height=max(360, 28 * len(shape.labels) + 160),
+        )
+    fig.update_layout(title=dict(text=title, x=0.5), template="plotly_white", legend=legend, margin=dict(r=160, t=70))
     return fig
 
 
@@ -70,34 +143,44 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figur
     """The same figure for a PNG (a matplotlib :class:`~matplotlib.figure.Figure`, saved by the run directory)."""
     from .static import new_figure
 
-    labels, lines = _series(table, groups)
-    fig = new_figure(figsize=(max(7, 0.55 * len(labels) + 3), 4.8), dpi=130)
+    shape = _layout(table, groups)
+    n = len(shape.labels)
+    if shape.sweep:
+        fig = new_figure(figsize=(max(7.5, 0.4 * n + 4), 4.8), dpi=130)
+    else:
+        fig = new_figure(figsize=(8.5, max(3.2, 0.32 * n + 1.8)), dpi=130)
     ax = fig.add_subplot()
-    for k, (name, values, base) in enumerate(lines):
-        color = PALETTE[k % len(PALETTE)]
-        main = k == 0
-        ax.plot(
-            labels,
-            values,
-            marker="o",
-            color=color,
-            linewidth=2.5 if main else 1.2,
-            linestyle="-" if main else "--",
-            markersize=5 if main else 3,
-            label="all items" if main else f"group {name}",
-        )
-        if base is not None:
-            ax.axhline(base, color=color, linestyle=":", linewidth=1.5 if main else 0.8)
-    ax.set_xlabel("decoder blocks removed (dotted: baseline)")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1.05)
+    main = shape.series[0]
+    if shape.sweep:
+        for k, s in enumerate(shape.series):
+            ax.plot(
+                shape.blocks,
+                s.values,
+                marker="o",
+                color=PALETTE[k % len(PALETTE)],
+                linewidth=2.5 if s.main else 1.0,
+                linestyle="-" if s.main else "--",
+                markersize=5 if s.main else 3,
+                alpha=1.0 if s.main else 0.8,
+                label=s.name,
+            )
+        ax.set_xticks(shape.blocks if n <= 40 else shape.blocks[::4])
+        ax.set_xlabel("decoder block removed")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1.05)
+        mark = ax.axhline
+    else:
+        ax.barh(range(n), main.values, color=PALETTE[0], label=main.name)
+        ax.set_yticks(range(n), shape.labels, fontsize=8)
+        ax.set_xlabel("accuracy")
+        ax.set_xlim(0, 1.05)
+        mark = ax.axvline
+    if main.baseline is not None:
+        mark(main.baseline, color=PALETTE[0], linestyle=":", linewidth=1.8, label=f"baseline {main.baseline:.3f}")
+    if shape.chance is not None:
+        mark(shape.chance, color="#888888", linestyle="--", linewidth=1.2, label=f"chance {shape.chance:.3f}")
     ax.grid(alpha=0.3)
     ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=10)
-    ax.legend(fontsize=8, frameon=False, loc="lower right")
-    if len(labels) > 8:  # "drop 0" ... "drop 17" side by side would overlap
-        ax.tick_params(axis="x", labelrotation=60)
-        for label in ax.get_xticklabels():
-            label.set_horizontalalignment("right")
-            label.set_rotation_mode("anchor")
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
