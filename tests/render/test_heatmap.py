@@ -48,3 +48,29 @@ def test_static_figures_are_figures_outside_pyplot():
     assert [t.get_text() for t in figs[0].axes[0].get_yticklabels()] == NAMES
     if not had_pyplot:
         assert "matplotlib.pyplot" not in sys.modules
+
+
+def test_tokens_are_shown_visibly():
+    from layerscope.render.heatmap import visible_token
+
+    assert visible_token(" the") == "␣the"
+    assert visible_token("\n\n") == "\\n\\n"
+    assert visible_token("\t\x01") == "\\t\\x01"
+    assert visible_token("") == "∅"
+    assert visible_token("東京 🙂") == "東京␣🙂"
+
+
+def test_lens_marks_the_cells_whose_top1_is_the_target():
+    import numpy as np
+
+    from layerscope.render.heatmap import lens_figure, lens_png
+
+    prob = np.array([[0.1, 0.9], [0.2, 0.3]])
+    top = [[" a", "7"], ["\n", "b"]]
+    hits = np.array([[False, True], [False, False]])
+    fig = lens_figure(prob, top, ["p1", "p2"], ["embed", "0"], "t", hits=hits, hover=[["h"] * 2] * 2)
+    assert [list(row) for row in fig.data[0].text] == [["␣a", "7"], ["\\n", "b"]]
+    marker = fig.data[1]
+    assert list(marker.x) == ["p2"] and list(marker.y) == ["embed"]
+    image = lens_png(prob, top, ["p1", "p2"], ["embed", "0"], "t", hits=hits)
+    assert len(image.axes[0].patches) == 1

@@ -287,15 +287,17 @@ class InspectResult(Result):
         """Logit lens: probability of each prompt's target per layer, top-1 token as text."""
         from ..render.heatmap import lens_figure
 
-        prob, top, prompts = self._lens_grid()
-        return lens_figure(prob, top, prompts, self.layer_names, f"{self.model_name}: logit lens")
+        prob, top, prompts, hits, hover = self._lens_grid()
+        title = f"{self.model_name}: logit lens (colour: p(target); outlined: top-1 is the target)"
+        return lens_figure(prob, top, prompts, self.layer_names, title, hits=hits, hover=hover)
 
     def lens_png(self):
         """:meth:`lens_figure` as a matplotlib figure."""
         from ..render.heatmap import lens_png
 
-        prob, top, prompts = self._lens_grid()
-        return lens_png(prob, top, prompts, self.layer_names, f"{self.model_name}: logit lens")
+        prob, top, prompts, hits, _ = self._lens_grid()
+        title = f"{self.model_name}: logit lens (colour: p(target); outlined: top-1 is the target)"
+        return lens_png(prob, top, prompts, self.layer_names, title, hits=hits)
 
     def phases_figure(self):
         """The layer-by-layer linear CKA and mean cosine matrices, phase boundaries dotted (3+ prompts)."""
@@ -312,17 +314,35 @@ class InspectResult(Result):
         return matrix_png(self.matrices, self.phase_layers, f"{self.model_name}: layer-by-layer similarity", bounds)
 
     def _lens_grid(self):
+        """``(prob, top1, prompts, hits, hover)``: per (layer, prompt) the target's probability, the top-1
+        token, whether it is the target, and a hover text with the top-k and the target's rank."""
+        from ..render.heatmap import visible_token
+
         prompts: list[str] = []  # column names: a repeated prompt becomes "5+2= (2)"
         for t in self.tokens:
             prompts.append(unique_name(t.prompt, prompts))
-        prob = np.zeros((len(self.layer_names), len(self.tokens)))
+        shape = (len(self.layer_names), len(self.tokens))
+        prob, hits = np.zeros(shape), np.zeros(shape, dtype=bool)
         top = [["" for _ in self.tokens] for _ in self.layer_names]
+        hover = [["" for _ in self.tokens] for _ in self.layer_names]
+        ranks = sorted(int(c[3:-6]) for c in self.lens.columns if c.startswith("top") and c.endswith("_token"))
         for j in range(len(self.tokens)):
             rows = self.lens[self.lens["prompt_index"] == j]
             for i, (_, row) in enumerate(rows.iterrows()):
                 prob[i, j] = row["target_prob"] if pd.notna(row["target_prob"]) else 0.0
                 top[i][j] = str(row["top1"])
-        return prob, top, prompts
+                hits[i, j] = pd.notna(row["target_rank"]) and int(row["target_rank"]) == 1
+                listed = [
+                    f"{k}. {visible_token(str(row[f'top{k}_token']))} {float(row[f'top{k}_prob']):.3f}" for k in ranks
+                ]
+                target = ""
+                if pd.notna(row["target_rank"]):
+                    target = (
+                        f"<br>target {visible_token(str(row['target']))}: rank {int(row['target_rank'])}, "
+                        f"p {float(row['target_prob']):.3g}"
+                    )
+                hover[i][j] = "<br>".join(listed) + target
+        return prob, top, prompts, hits, hover
 
     # ----- the run directory --------------------------------------------------------------------------
     def phases_record(self) -> dict | None:

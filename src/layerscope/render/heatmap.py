@@ -8,12 +8,14 @@ objects (no pyplot), which the run directory writes as PNG.
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from plotly.subplots import make_subplots
 
 from .static import new_figure
@@ -174,25 +176,73 @@ def matrix_png(matrices: dict[str, np.ndarray], labels: list[str], title: str, b
     return fig
 
 
+def visible_token(text: str) -> str:
+    """A token as a person can see it: spaces as ``␣``, ``\\n`` and ``\\t`` spelled, other control
+    characters as ``\\xNN``, the empty token as ``∅``."""
+    if text == "":
+        return "∅"
+    out = []
+    for char in text:
+        if char == " ":
+            out.append("␣")
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif char == "\r":
+            out.append("\\r")
+        elif ord(char) < 32 or 0x7F <= ord(char) < 0xA0:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def lens_figure(
-    prob: np.ndarray, top_tokens: list[list[str]], prompts: list[str], labels: list[str], title: str
+    prob: np.ndarray,
+    top_tokens: list[list[str]],
+    prompts: list[str],
+    labels: list[str],
+    title: str,
+    hits: np.ndarray | None = None,
+    hover: list[list[str]] | None = None,
 ) -> go.Figure:
-    """Logit lens: rows = layers, columns = prompts; colour = probability of the target, text = top-1 token."""
+    """Logit lens: rows = layers, columns = prompts; colour = probability of the target, text = top-1 token.
+
+    Tokens are shown with :func:`visible_token`. ``hits`` ``(layer, prompt)`` bool marks the cells whose
+    top-1 token is the target (outlined); ``hover`` gives each cell's hover text (top-k and the target).
+    """
+    shown = [[visible_token(t) for t in row] for row in top_tokens]
     fig = go.Figure(
         go.Heatmap(
             z=prob,
             x=prompts,
             y=labels,
-            text=top_tokens,
+            text=shown,
             texttemplate="%{text}",
             textfont=dict(size=10),
             colorscale="Blues",
             zmin=0,
             zmax=1,
             colorbar=dict(title="p(target)"),
-            hovertemplate="%{x}<br>layer %{y}<br>top-1 %{text}<br>p(target) %{z:.3f}<extra></extra>",
+            customdata=hover if hover is not None else shown,
+            hovertemplate="%{x}<br>layer %{y}<br>%{customdata}<extra></extra>",
         )
     )
+    if hits is not None and np.any(hits):
+        rows, cols = np.nonzero(hits)
+        fig.add_trace(
+            go.Scatter(
+                x=[prompts[j] for j in cols],
+                y=[labels[i] for i in rows],
+                mode="markers",
+                marker=dict(symbol="square-open", size=26, color="#d62728", line=dict(width=2)),
+                name="top-1 = target",
+                hoverinfo="skip",
+                showlegend=True,
+            )
+        )
+        fig.update_layout(legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
     fig.update_layout(
         title=dict(text=title, x=0.5),
         template="plotly_white",
@@ -205,18 +255,25 @@ def lens_figure(
 
 
 def lens_png(
-    prob: np.ndarray, top_tokens: list[list[str]], prompts: list[str], labels: list[str], title: str
+    prob: np.ndarray,
+    top_tokens: list[list[str]],
+    prompts: list[str],
+    labels: list[str],
+    title: str,
+    hits: np.ndarray | None = None,
 ) -> Figure:
-    """The static version of :func:`lens_figure`."""
+    """The static version of :func:`lens_figure` (cells whose top-1 is the target outlined in red)."""
     fig = new_figure(figsize=(1.4 * len(prompts) + 3, 0.3 * len(labels) + 2), dpi=120)
     ax = fig.add_subplot()
     image = ax.imshow(prob, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for i in range(prob.shape[0]):
         for j in range(prob.shape[1]):
+            if hits is not None and hits[i, j]:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=1.5))
             ax.text(
                 j,
                 i,
-                top_tokens[i][j],
+                visible_token(top_tokens[i][j]),
                 ha="center",
                 va="center",
                 fontsize=7,
@@ -225,7 +282,7 @@ def lens_png(
     ax.set_xticks(range(len(prompts)), prompts, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_ylabel("layer", fontsize=8)
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, max(40, int(12 * (1.4 * len(prompts) + 3))))), fontsize=10)
     fig.colorbar(image, ax=ax, label="p(target)")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
