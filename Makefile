@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: demo test install browser clean
+.PHONY: demo test install browser fonts clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,16 +17,24 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Every seed experiment on the default model, offline, gathered into one page.
-demo: $(STAMP)
+demo: $(STAMP) fonts
 	$(VENV)/bin/layerscope tour --out runs/demo
 	@echo "Open runs/demo/report.html in a browser (each experiment's own files are in runs/demo/<name>/)."
 
-# The report's browser tests drive Debian's chromium (never a downloaded browser).
+# Debian packages, installed only where missing: the report's browser tests drive Debian's chromium (never a
+# downloaded browser); PNG figures fall back to Debian's CJK and symbol fonts for other scripts and emoji.
+FONTS := fonts-noto-cjk fonts-symbola
+apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "not installed:$$missing (the tests that need them are skipped)"; fi; fi
+
+fonts:
+	@$(call apt_install,$(FONTS))
+
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else echo "chromium is not installed: the browser tests will be skipped"; fi; }
+	@$(call apt_install,chromium $(FONTS))
 
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check src tests benchmarks

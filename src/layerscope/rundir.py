@@ -110,8 +110,13 @@ class RunDir:
             written.append(self.array(stem, array))
         for stem, make in result.figures().items():
             written += [self.figure(stem, make()), self.path / f"{stem}.plotly.json"]
-        for stem, make in result.images().items():
-            written.append(self.image(stem, make()))
+        images = result.images()
+        if images:
+            from .render.static import font_fallback
+
+            for stem, make in images.items():
+                with font_fallback():  # text is laid out when the figure is built and when it is saved
+                    written.append(self.image(stem, make()))
         for name, text in result.texts().items():
             written.append(self.text(name, text))
         files = sorted(str(p.relative_to(self.path)) for p in written)
