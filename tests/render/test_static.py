@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layerscope.render.static import font_families, font_fallback, projection_png
+from layerscope.render.static import font_fallback, font_families, projection_png
 from layerscope.tokensets import BUILTIN_SETS
 
 FONTS = font_families()

@@ -15,7 +15,6 @@ from matplotlib.figure import Figure
 from .palette import color_map
 from .scatter import axis_titles
 
-
 # Tried glyph by glyph, in order: Latin and most scripts, then CJK, then symbols and emoji (Debian's
 # fonts-noto-cjk and fonts-symbola; ``make test`` installs them). Missing ones are skipped.
 FALLBACK_FONTS = ("DejaVu Sans", "Noto Sans CJK JP", "Symbola")
