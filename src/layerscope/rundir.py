@@ -170,7 +170,8 @@ class RunDir:
         """
         path = self.path / f"{stem}.html"
         with atomic_path(path) as tmp:
-            fig.write_html(tmp, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+            # auto_play=False: a figure with frames (the layer slider) opens on its first frame and waits
+            fig.write_html(tmp, include_plotlyjs=True, full_html=True, auto_play=False, config={"displaylogo": False})
         write_text(self.path / f"{stem}.plotly.json", fig.to_json())
         return path
 

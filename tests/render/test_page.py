@@ -116,3 +116,60 @@ def test_layer_slider_changes_the_plotted_layer(page):
     assert after[0] != before[0] and after[0] == len(figure.evaluate("div => div.layout.sliders[0].steps")) - 1
     assert after[1] != before[1]  # the points moved to the other layer's projection
     assert page.console_errors == []
+
+
+def _boxes(figure, selector: str) -> list[dict]:
+    return [b for b in (e.bounding_box() for e in figure.locator(selector).all()) if b and b["width"] > 0]
+
+
+def _overlap(a: dict, b: dict, slack: float = 1.0) -> bool:
+    return (
+        a["x"] + slack < b["x"] + b["width"]
+        and b["x"] + slack < a["x"] + a["width"]
+        and a["y"] + slack < b["y"] + b["height"]
+        and b["y"] + slack < a["y"] + a["height"]
+    )
+
+
+# the slider's current-value text (plotly draws it as the slider label that starts with the prefix)
+_CURRENT = "Array.from(div.querySelectorAll('.slider-container text')).find(t => t.textContent.startsWith('layer: ')).textContent"
+
+
+def test_slider_waits_its_controls_never_overlap_and_its_label_names_the_plotted_layer(page):
+    figure = page.locator("section[data-experiment='layers'] div.figure").first
+    figure.scroll_into_view_if_needed()
+    page.wait_for_timeout(1500)  # an autoplaying slider would have moved by now
+    state = figure.evaluate(
+        """div => [div.layout.sliders[0].active,
+                   """
+        + _CURRENT
+        + """,
+                   div.layout.sliders[0].steps.map(s => s.label)]"""
+    )
+    assert state[0] == 0 and state[1] == "layer: " + state[2][0]
+    buttons = _boxes(figure, ".updatemenu-button")
+    slider = (
+        _boxes(figure, ".slider-rail-rect") + _boxes(figure, ".slider-label") + _boxes(figure, ".slider-current-value")
+    )
+    assert buttons and slider
+    assert not [(b, s) for b in buttons for s in slider if _overlap(b, s)]
+    texts = _boxes(figure, ".gtitle") + _boxes(figure, ".xtitle") + _boxes(figure, ".ytitle") + slider + buttons
+    clashes = [(a, b) for i, a in enumerate(texts) for b in texts[i + 1 :] if a != b and _overlap(a, b)]
+    assert not clashes
+    rail = figure.locator(".slider-rail-rect").first.bounding_box()
+    page.mouse.click(rail["x"] + rail["width"] / 2, rail["y"] + rail["height"] / 2)  # a middle layer
+    _wait_until(page, "section[data-experiment='layers'] div.figure", "div.layout.sliders[0].active !== 0")
+    page.wait_for_timeout(800)
+    active, label, plotted, frame = figure.evaluate(
+        """div => { const s = div.layout.sliders[0]; const step = s.steps[s.active];
+                    const frame = div._transitionData._frames.find(f => f.name === step.args[0][0]);
+                    return [s.active, """
+        + _CURRENT
+        + """,
+                            Array.from(div.data[0].x), Array.from(frame.data[0].x)]; }"""
+    )
+    steps = figure.evaluate("div => div.layout.sliders[0].steps.map(s => s.label)")
+    assert label == "layer: " + steps[active]
+    assert plotted == frame  # the plotted points are that layer's
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    figure.screenshot(path=str(ARTIFACTS / "report-layers.png"))

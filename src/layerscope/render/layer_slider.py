@@ -123,14 +123,19 @@ def layer_slider_figure(
         title=dict(text=title, x=0.5),
         template="plotly_white",
         legend=dict(title="set (click to hide)", itemsizing="constant"),
-        margin=dict(l=10, r=10, t=80, b=10),
-        height=680,
+        margin=dict(l=10, r=10, t=80, b=110),
+        height=720,
         width=None,
         sliders=[
-            dict(
+            dict(  # beside the play/pause buttons, never under them
                 active=0,
-                currentvalue=dict(prefix=""),
-                pad=dict(t=40),
+                currentvalue=dict(prefix="layer: ", xanchor="left"),
+                x=0.16,
+                len=0.84,
+                xanchor="left",
+                y=0,
+                yanchor="top",
+                pad=dict(t=50, b=10),
                 steps=[
                     dict(label=titles.get(layer, layer), method="animate", args=[[layer], step_args])
                     for layer in layers
@@ -142,8 +147,11 @@ def layer_slider_figure(
                 type="buttons",
                 direction="left",
                 x=0,
-                y=-0.08,
+                y=0,
                 xanchor="left",
+                yanchor="top",
+                pad=dict(t=58, r=10),
+                showactive=False,
                 buttons=[
                     dict(
                         label="play",
