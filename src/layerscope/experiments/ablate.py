@@ -26,7 +26,7 @@ import pandas as pd
 from ..errors import LayerscopeError, choices_text
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
-from ..models import Model
+from ..models import Model, require_lm_head
 from ..rundir import model_record
 from ..runner import execute
 from ..tasks import (
@@ -295,6 +295,7 @@ def run_ablate(
     task = config.build_task()
     timings: dict[str, float] = {}
     model = config.model.loaded(model, timings)
+    require_lm_head(model, "ablate")
     configs = config.configurations(model.n_layers)
 
     start = time.perf_counter()

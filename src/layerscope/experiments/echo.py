@@ -26,7 +26,7 @@ from ..analysis.echo import BOS_SETTINGS, echo_rates, word_grid
 from ..errors import LayerscopeError
 from ..experiment import Result, option
 from ..model_spec import ModelSpec, unique_name
-from ..models import Model
+from ..models import Model, require_lm_head
 from ..rundir import model_record
 from ..runner import execute
 from ..tokensets import TokenItem, encode_sets
@@ -324,6 +324,7 @@ def run_echo(config: EchoConfig, model: Model | Sequence[Model | None] | None = 
             failures[key] = str(exc)
             continue
         try:
+            require_lm_head(current, "echo")
             label = unique_name(current.name, used)
             used.add(label)
             start = time.perf_counter()

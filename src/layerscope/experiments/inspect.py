@@ -36,7 +36,7 @@ from ..capture.logit_lens import lens_readout
 from ..errors import LayerscopeError
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec, unique_name
-from ..models import Model
+from ..models import Model, require_lm_head
 from ..rundir import model_record
 from ..runner import execute
 
@@ -511,6 +511,7 @@ def run_inspect(config: InspectConfig, model: Model | None = None, compare_with:
     """Run ``inspect``; loads ``config.model`` (and ``config.compare_model``) unless given loaded. No files written."""
     timings: dict[str, float] = {}
     model = config.model.loaded(model, timings)
+    require_lm_head(model, "inspect")  # the logit lens and the target metrics read it
     tokens = tokenize_prompts(model, config)
     n_rows = model.n_layers + 1
     if config.phases is not None and config.phases > n_rows:
@@ -541,6 +542,7 @@ def run_inspect(config: InspectConfig, model: Model | None = None, compare_with:
     if config.compare_model is not None or compare_with is not None:
         spec = config.compare_model if config.compare_model is not None else ModelSpec.of(compare_with)
         other = spec.loaded(compare_with, timings)
+        require_lm_head(other, "inspect")
         start = time.perf_counter()
         if other.d_model != model.d_model:
             raise LayerscopeError(

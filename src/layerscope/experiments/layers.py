@@ -54,7 +54,8 @@ class LayersConfig(TokenSetOptions):
         basis: ``"layer"`` (each layer its own PCA), ``"embedding"`` (every layer on the embedding output's
             PCA) or a layer name (``embed``, a block number such as ``6``, ``-1`` for the last block, ``norm``).
         layers: ``"all"`` (``embed`` and every block) or names such as ``"embed,0,6,-1"``.
-        context: ``"bos"`` (the word alone after BOS), ``"nobos"``, or a template with ``{word}``.
+        context: ``"bos"`` (the word alone after BOS; for an encoder, inside its special tokens,
+            ``[CLS] word [SEP]``), ``"nobos"``, or a template with ``{word}``.
         dims: 2 or 3 principal components.
         batch_size: words per forward pass.
         memory_budget: bytes (or ``"512MB"``); captures above it stream to a memory-mapped file.

@@ -146,7 +146,11 @@ class TokensResult(Result):
 
 
 def embedding_rows(model: Model, items: list[TokenItem], policy: str) -> np.ndarray:
-    """Pooled input-embedding rows, shape ``(len(items), d_model)``, float32."""
+    """Pooled input-embedding rows, shape ``(len(items), d_model)``, float32.
+
+    The word's own token rows only, for every kind of model: an encoder's special tokens
+    (``[CLS]``, ``[SEP]``) are not part of the word and are not read here.
+    """
     import torch
 
     matrix = model.embedding_matrix

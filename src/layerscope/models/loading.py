@@ -15,6 +15,7 @@ from .. import progress
 from ..errors import LayerscopeError
 from .default import DEFAULT_MODEL_NAME, default_model_path
 from .gguf_cache import cached_gguf_dir
+from .kinds import CAUSAL_LM, kind_detail, missing_head_weights, model_kind
 from .mlx import is_mlx_dir, load_mlx_model
 from .model import Model
 
@@ -30,7 +31,12 @@ def load_model(
     device_map: str | dict | None = None,
     trust_remote_code: bool = False,
 ) -> Model:
-    """Load a causal LM from any source layerscope understands.
+    """Load a causal LM (or an encoder) from any source layerscope understands.
+
+    The config's ``architectures`` decide the kind (see :mod:`.kinds`): a causal LM is loaded with its
+    head (``model.head_is_trained`` is False when the head's weights were missing from the files); an
+    encoder such as all-MiniLM-L6-v2 is loaded as the bare encoder (``model.kind == "encoder"``), for
+    ``layers``, ``tokens``; experiments that read the LM head refuse both.
 
     Args:
         source: ``None`` (or ``"default"``) for the embedded Gemma 3 270M; a ``.gguf`` file; a local
@@ -90,7 +96,7 @@ def _parse_dtype(dtype: str | torch.dtype | None):
 
 
 def _load_hf_dir(location, source, fingerprint, name, dtype, device, device_map, trust_remote_code) -> Model:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
     if device_map is not None:
@@ -100,7 +106,9 @@ def _load_hf_dir(location, source, fingerprint, name, dtype, device, device_map,
     with progress.step(f"Loading {name}"):
         try:
             tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
-            module = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+            kind = model_kind(AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code))
+            auto = AutoModelForCausalLM if kind == CAUSAL_LM else AutoModel  # an encoder: no LM head at all
+            module, info = auto.from_pretrained(location, output_loading_info=True, **kwargs)
         except pickle.UnpicklingError as exc:
             raise LayerscopeError(
                 f"refusing to load {source!r}: its pickled weights hold objects other than tensors, and layerscope "
@@ -110,7 +118,17 @@ def _load_hf_dir(location, source, fingerprint, name, dtype, device, device_map,
             raise LayerscopeError(f"cannot load model {source!r}: {_first_line(exc)}") from exc
     if device is not None and device_map is None:
         module = module.to(device)
-    return Model(module=module, tokenizer=tokenizer, source=str(source), fingerprint=fingerprint, name=name)
+    head_ok = kind == CAUSAL_LM and not missing_head_weights(module, info.get("missing_keys"))
+    return Model(
+        module=module,
+        tokenizer=tokenizer,
+        source=str(source),
+        fingerprint=fingerprint,
+        name=name,
+        kind=kind,
+        head_is_trained=head_ok,
+        kind_detail=kind_detail(location),
+    )
 
 
 def _refuse_remote_code(location, source) -> None:

@@ -1,4 +1,4 @@
-"""``Model``: a loaded causal LM with its tokenizer and the parts layerscope works on."""
+"""``Model``: a loaded causal LM (or encoder) with its tokenizer and the parts layerscope works on."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import LayerscopeError
 from .architecture import Parts, find_parts
+from .kinds import CAUSAL_LM, KINDS, describe, require_lm_head
 
 
 @dataclass
@@ -17,11 +18,15 @@ class Model:
     """A loaded model: the torch module, its tokenizer and where it came from.
 
     Attributes:
-        module: the Hugging Face ``*ForCausalLM`` module, in eval mode.
+        module: the Hugging Face ``*ForCausalLM`` module (for an encoder: the bare ``AutoModel``), in eval mode.
         tokenizer: its tokenizer.
         source: what the user asked for (hub id, path, or ``"default"``).
         fingerprint: a content hash identifying the weights (sha256 of a GGUF file, or of a directory's files).
         name: a short display name, e.g. ``"gemma-3-270m-q4_k_m"``.
+        kind: ``"causal-lm"`` or ``"encoder"`` (BERT-like, loaded without any LM head).
+        head_is_trained: False when the LM head is absent or its weights were missing from the files
+            (newly initialized at load); experiments that read the head refuse such a model.
+        kind_detail: what else is known, e.g. ``"sentence-embedding model"``, or None.
     """
 
     module: nn.Module
@@ -29,9 +34,14 @@ class Model:
     source: str
     fingerprint: str
     name: str
+    kind: str = CAUSAL_LM
+    head_is_trained: bool = True
+    kind_detail: str | None = None
     parts: Parts = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise LayerscopeError(f"unknown model kind {self.kind!r}; valid: {', '.join(KINDS)}")
         self.module.eval()
         self.parts = find_parts(self.module, self.n_layers)
 
@@ -40,6 +50,11 @@ class Model:
     def config(self):
         """The text config (``config.get_text_config()`` for multimodal wrappers)."""
         return self.module.config.get_text_config()
+
+    @property
+    def description(self) -> str:
+        """The model in words: ``"a LlamaForCausalLM"``, ``"a BertModel encoder (sentence-embedding model)"``."""
+        return describe(self)
 
     @property
     def n_layers(self) -> int:
@@ -78,7 +93,7 @@ class Model:
     def unembedding_matrix(self) -> torch.Tensor:
         """Unembedding weight, shape ``(vocab, d_model)``."""
         if self.parts.unembed is None:
-            raise LayerscopeError(f"model {self.name!r} has no output embedding (it is not a language model head)")
+            raise LayerscopeError(f"model {self.name!r} is {self.description}, which has no output embedding (LM head)")
         return self.parts.unembed.weight
 
     # ----- tokens ------------------------------------------------------------------------------
@@ -110,6 +125,7 @@ class Model:
 
         Returns the new token ids only. ``prompt`` may be text (encoded with :meth:`encode`) or ids.
         """
+        require_lm_head(self, "complete")
         ids = self.encode(prompt, bos=bos) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise LayerscopeError("empty prompt: give at least one token (or keep BOS on)")
@@ -125,4 +141,5 @@ class Model:
         return out
 
     def __repr__(self) -> str:
-        return f"Model({self.name!r}, n_layers={self.n_layers}, d_model={self.d_model}, source={self.source!r})"
+        kind = "" if self.kind == CAUSAL_LM else f", kind={self.kind!r}"
+        return f"Model({self.name!r}{kind}, n_layers={self.n_layers}, d_model={self.d_model}, source={self.source!r})"
