@@ -214,11 +214,12 @@ def test_a_large_result_has_a_short_repr(tiny_models):
     result = layerscope.layers(model=tiny_models["llama"])  # every category, every layer
     assert len(result.projection) > 100
     assert len(repr(result).splitlines()) <= 10
-    prompts = [f"{a}+{a}=" for a in range(12)]
+    prompts = [f"{a}+{a}=" for a in range(60)]  # as from a long prompt file
     inspect = layerscope.inspect(prompts, model=tiny_models["llama"])
     lines = repr(inspect).splitlines()
-    assert len(lines) <= 12 and "more lines" in lines[-1] and len(inspect.summary()) > 12
-    assert inspect._repr_html_().count("<li>") <= 8
+    assert len(lines) <= 12 and "more lines" in lines[-1] and len(inspect.summary()) > 60
+    page = inspect._repr_html_()  # the heatmap of 60 prompts side by side draws
+    assert page.count("<li>") <= 8 and 'class="plotly-graph-div"' in page
 
 
 def test_bad_run_directories_are_one_line(tmp_path, runs):
