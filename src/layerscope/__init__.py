@@ -36,6 +36,7 @@ _LAZY = {
     "layout": ("layerscope.experiments.layout", "layout"),
     "report": ("layerscope.experiments.report", "report"),
     "execute": ("layerscope.runner", "execute"),
+    "load_run": ("layerscope.load_run", "load_run"),
 }
 
 __all__ = ["LayerscopeError", "ModelSpec", *_LAZY]
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .experiments.report import report
     from .experiments.stages import stages
     from .experiments.tokens import tokens
+    from .load_run import load_run
     from .models.loading import load_model
     from .models.model import Model
     from .runner import execute

@@ -237,6 +237,48 @@ class Result:
         """A few lines of key numbers (the CLI prints them, ``__repr__`` shows them)."""
         return []
 
+    # ----- loading back (see :func:`layerscope.load_run`) --------------------------------------------
+    @classmethod
+    def from_files(
+        cls,
+        config: ExperimentConfig,
+        tables: dict[str, pd.DataFrame],
+        arrays: dict[str, Any],
+        record: dict,
+        run_dir: Path,
+    ) -> Result:
+        """The result of a saved run, rebuilt from its files so its figures and tables work again.
+
+        Args:
+            config: the config rebuilt from ``run.json``.
+            tables: ``{stem: DataFrame}`` read back from ``<stem>.csv`` with the dtypes they were written with.
+            arrays: ``{stem: array}``: ``<stem>.npy`` memory-mapped (read-only), ``<stem>.npz`` as a lazy mapping.
+            record: the whole ``run.json``.
+            run_dir: the run directory.
+        """
+        raise LayerscopeError(f"a saved {config.experiment!r} run cannot be loaded back")
+
+    @staticmethod
+    def saved(record: dict) -> dict:
+        """``models`` and ``timings`` from a ``run.json`` record, as :meth:`from_files` passes them on."""
+        return {"models": list(record.get("models") or []), "timings": dict(record.get("timings_s") or {})}
+
+    def table_dtypes(self) -> dict[str, dict[str, str]]:
+        """``{stem: {column: dtype}}`` of :meth:`tables`, recorded in ``run.json`` so a load restores them.
+
+        A text column that holds missing values is ``"str/na"``: its empty cells are read back as missing.
+        """
+        out = {}
+        for stem, frame in self.tables().items():
+            dtypes = {}
+            for column in frame.columns:
+                dtype = str(frame[column].dtype)
+                if dtype in ("str", "object", "string") and frame[column].isna().any():
+                    dtype = "str/na"
+                dtypes[str(column)] = dtype
+            out[stem] = dtypes
+        return out
+
     # ----- presentation ----------------------------------------------------------------------------
     @property
     def model_names(self) -> list[str]:
@@ -264,12 +306,16 @@ class Result:
             shape = getattr(array, "shape", None)
             if shape is not None:
                 lines.append(f"  {stem}: array {tuple(shape)} {array.dtype}")
-        lines += [f"  {line}" for line in self.summary()]
+            elif isinstance(array, Mapping):
+                lines.append(
+                    f"  {stem}: {len(array)} arrays ({', '.join(list(array)[:6])}{', ...' if len(array) > 6 else ''})"
+                )
+        lines += [f"  {line}" for line in _shortened(self.summary())]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         parts = [f"<b>{html.escape(self.headline())}</b>"]
-        summary = self.summary()
+        summary = _shortened(self.summary())
         if summary:
             parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in summary) + "</ul>")
         figure = self.main_figure()
@@ -294,6 +340,16 @@ class Result:
         yield from (f"{stem}.html" for stem in self.figures())
         yield from (f"{stem}.png" for stem in self.images())
         yield from self.texts()
+
+
+#: the most summary lines ``__repr__`` and ``_repr_html_`` show (a long prompt file gives one line per prompt)
+SUMMARY_LINES = 8
+
+
+def _shortened(lines: list[str]) -> list[str]:
+    if len(lines) <= SUMMARY_LINES:
+        return lines
+    return [*lines[: SUMMARY_LINES - 1], f"... {len(lines) - SUMMARY_LINES + 1} more lines (see .summary())"]
 
 
 _plotlyjs_sent = False

@@ -203,6 +203,7 @@ class RunDir:
             "versions": package_versions(),
             "timings_s": {k: round(v, 4) for k, v in timings.items()},
             "files": files or [],
+            "table_dtypes": result.table_dtypes(),
             **result.record(),
         }
         return write_json(self.path / "run.json", record)

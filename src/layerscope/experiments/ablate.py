@@ -250,6 +250,22 @@ class AblateResult(Result):
             "resumed_configs": self.resumed_configs,
         }
 
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> AblateResult:
+        """A saved ablation run (see :func:`layerscope.load_run`)."""
+        accuracy = tables["accuracy"]
+        groups = [c[len("accuracy[") : -1] for c in accuracy.columns if c.startswith("accuracy[") and c.endswith("]")]
+        return cls(
+            config=config,
+            accuracy=accuracy,
+            examples=tables["examples"],
+            groups=groups,
+            task_name=str(record.get("task", config.task)),
+            answers_tokenized_alone=int(record.get("answers_tokenized_alone", 0)),
+            resumed_configs=int(record.get("resumed_configs", 0)),
+            **cls.saved(record),
+        )
+
     def summary(self) -> list[str]:
         table = self.accuracy
         base = table.loc[table["config"] == "baseline", "accuracy"]

@@ -169,6 +169,22 @@ class CaptureResult(Result):
     def record(self) -> dict:
         return {"layers": self.layers, "shape": list(self.residuals.shape)}
 
+    def main_table(self) -> pd.DataFrame:
+        return self.norms()
+
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> CaptureResult:
+        """A saved capture run (see :func:`layerscope.load_run`): ``residuals`` memory-mapped."""
+        norms = tables["norms"]
+        return cls(
+            config=config,
+            residuals=arrays["residuals"],
+            layers=[str(layer) for layer in norms["layer"]],
+            depths=[int(depth) for depth in norms["depth"]],
+            table=tables["items"],
+            **cls.saved(record),
+        )
+
     def summary(self) -> list[str]:
         shape = " x ".join(map(str, self.residuals.shape))
         return [f"residuals (layer, item, d_model): {shape}; layers {', '.join(self.layers)}"]

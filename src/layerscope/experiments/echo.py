@@ -195,6 +195,17 @@ class EchoResult(Result):
     def record(self) -> dict:
         return {"failures": self.failures}
 
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> EchoResult:
+        """A saved echo run (see :func:`layerscope.load_run`); ``rates`` is computed again from the table."""
+        return cls(
+            config=config,
+            table=tables["echo"],
+            completions=tables["completions"],
+            failures=dict(record.get("failures") or {}),
+            **cls.saved(record),
+        )
+
 
 def probe_rows(model: Model, label: str, items: list[TokenItem], config: EchoConfig) -> list[dict]:
     """The echo table's rows for one model: every word under every BOS setting of the config."""

@@ -138,6 +138,12 @@ class EncodeResult(Result):
     def arrays(self) -> dict[str, np.ndarray]:
         return {"vectors": self.vectors}
 
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> EncodeResult:
+        """A saved encode run (see :func:`layerscope.load_run`): ``vectors`` memory-mapped."""
+        inputs = [str(text) for text in tables["texts"]["text"]]
+        return cls(config=config, inputs=inputs, vectors=arrays["vectors"], **cls.saved(record))
+
     def summary(self) -> list[str]:
         n, dim = self.vectors.shape
         return [f"{n} x {dim} vectors from {', '.join(self.model_names)}"]
@@ -266,6 +272,12 @@ class SimilarResult(Result):
 
     def record(self) -> dict:
         return {"prompts": self.prompts}
+
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> SimilarResult:
+        """A saved similar run (see :func:`layerscope.load_run`)."""
+        prompts = dict(record.get("prompts") or {"query": None, "document": None})
+        return cls(config=config, table=tables["similar"], prompts=prompts, **cls.saved(record))
 
     def summary(self) -> list[str]:
         best = self.table.iloc[0]

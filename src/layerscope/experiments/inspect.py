@@ -396,12 +396,56 @@ class InspectResult(Result):
                     "position": t.position,
                     "target": t.target_text,
                     "target_id": t.target_id,
+                    "token": t.token,
                 }
                 for t in self.tokens
             ],
             "layers": self.layer_names,
             "phases": self.phases.describe(self.phase_layers) if self.phases is not None else None,
         }
+
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> InspectResult:
+        """A saved inspect run (see :func:`layerscope.load_run`): ``residuals`` memory-mapped, the phases from
+        ``phases.json``, the layer-by-layer matrices computed again from the residuals."""
+        tokens = [
+            PromptTokens(
+                prompt=p["prompt"],
+                ids=list(p["ids"]),
+                position=int(p["position"]),
+                token=p.get("token", ""),
+                target_text=p.get("target"),
+                target_id=p.get("target_id"),
+            )
+            for p in record.get("prompts") or []
+        ]
+        residuals = arrays["residuals"]
+        matrices, phases = {}, None
+        if len(tokens) >= 3:
+            stack = np.asarray(residuals)[:, :-1].transpose(1, 0, 2)  # (layer, prompt, d), embed..n-1
+            matrices = {"linear CKA": cka_matrix(stack), "mean cosine": mean_cosine_matrix(stack)}
+            try:
+                saved = json.loads((run_dir / "phases.json").read_text(encoding="utf-8"))
+                phases = Phases(
+                    bounds=[(int(p["first_depth"]), int(p["last_depth"])) for p in saved["phases"]],
+                    contrast=float(saved["contrast"]),
+                    silhouette=float(saved["silhouette"]),
+                    consecutive=[float(v) for v in saved["consecutive_cka"].values()],
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                phases = find_phases(matrices["linear CKA"], n_phases=config.phases)
+        return cls(
+            config=config,
+            tokens=tokens,
+            residuals=residuals,
+            layer_names=[str(name) for name in record.get("layers") or []],
+            similarity=tables["similarity"],
+            lens=tables["logit_lens"],
+            phases=phases,
+            matrices=matrices,
+            comparison=tables.get("compare"),
+            **cls.saved(record),
+        )
 
     def summary(self) -> list[str]:
         lines = []

@@ -195,7 +195,31 @@ class LayersResult(Result):
         )
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"projection": self.projection, "metrics": self.metrics}
+        return {"projection": self.projection, "metrics": self.metrics, "ratios": self.ratios}
+
+    def main_table(self) -> pd.DataFrame:
+        return self.metrics
+
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> LayersResult:
+        """A saved layers run (see :func:`layerscope.load_run`); ``residuals`` is empty (the run keeps no capture)."""
+        from ..capture.layer_spec import FINAL_NORM
+
+        models = record.get("models") or []
+        named = [*tables["metrics"]["layer"], *(m.get("basis") for m in models if m.get("basis"))]
+        titles = {
+            str(n): layer_title(FINAL_NORM if n == FINAL_NORM else 0 if n == EMBED else int(n) + 1) for n in named
+        }
+        ratios = tables.get("ratios", pd.DataFrame(columns=["model", "layer"]))
+        return cls(
+            config=config,
+            projection=tables["projection"],
+            metrics=tables["metrics"],
+            ratios=ratios,
+            residuals={},
+            titles=titles,
+            **cls.saved(record),
+        )
 
     def figures(self) -> dict:
         return {"index": self.figure}

@@ -90,6 +90,21 @@ class LayoutResult(Result):
             "bytes": totals["bytes"],
         }
 
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> LayoutResult:
+        """A saved layout run (see :func:`layerscope.load_run`): the checkpoint's headers are read again."""
+        from ..errors import LayerscopeError
+
+        try:
+            result = run_layout(config)
+        except (LayerscopeError, OSError) as exc:
+            raise LayerscopeError(
+                f"the layout run in {str(run_dir)!r} needs its checkpoint {config.source!r} to load back ({exc}); "
+                "its layout.json and layout.txt hold what was read"
+            ) from None
+        result.models, result.timings = cls.saved(record)["models"], cls.saved(record)["timings"]
+        return result
+
     def summary(self) -> list[str]:
         totals = self.totals()
         size = f"{human_bytes(totals['bytes'])} ({self.layout.format})"

@@ -107,6 +107,15 @@ class StagesResult(Result):
     def record(self) -> dict:
         return {"stages": self.names, "explained_variance_ratio": self.explained}
 
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> StagesResult:
+        """A saved stages run (see :func:`layerscope.load_run`): the vectors read from ``stages.npz``."""
+        saved = arrays["stages"]
+        names = [str(name) for name in record.get("stages") or list(saved)]
+        stages = StageVectors(names=names, vectors={name: np.asarray(saved[name]) for name in names})
+        explained = {str(k): [float(v) for v in ratios] for k, ratios in record["explained_variance_ratio"].items()}
+        return cls(config=config, stages=stages, table=tables["projection"], explained=explained, **cls.saved(record))
+
     def summary(self) -> list[str]:
         return [
             f"{len(self.table) // max(len(self.names), 1)} texts through {len(self.names)} stages: {', '.join(self.names)}"

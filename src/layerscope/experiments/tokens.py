@@ -137,6 +137,15 @@ class TokensResult(Result):
     def record(self) -> dict:
         return {"explained_variance_ratio": self.explained_variance_ratio, "split_words": self.split_words}
 
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> TokensResult:
+        """A saved tokens run (see :func:`layerscope.load_run`); the PCA basis is fitted again on the saved rows."""
+        table, embeddings = tables["projection"], arrays["embeddings"]
+        rows = np.asarray(embeddings)
+        fit_rows = rows if config.basis_set is None else rows[(table["set"] == config.basis_set).to_numpy()]
+        basis = fit_pca(fit_rows, config.dims)
+        return cls(config=config, table=table, embeddings=embeddings, basis=basis, **cls.saved(record))
+
     def summary(self) -> list[str]:
         ratio = ", ".join(f"PC{i + 1} {100 * r:.1f}%" for i, r in enumerate(self.explained_variance_ratio))
         lines = [f"{len(self.table)} words, explained variance: {ratio}"]

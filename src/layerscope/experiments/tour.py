@@ -119,6 +119,25 @@ class TourResult(Result):
             )
         return lines
 
+    def main_table(self):
+        import pandas as pd
+
+        rows = [
+            {"step": name, **{k: v for k, v in info.items() if k != "traceback"}} for name, info in self.steps.items()
+        ]
+        return pd.DataFrame(rows) if rows else None
+
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> TourResult:
+        """A saved tour (see :func:`layerscope.load_run`); each step's run loads with ``load_run`` too."""
+        report = record.get("report")
+        return cls(
+            config=config,
+            steps=dict(record.get("steps") or {}),
+            report=None if report is None else Path(report),
+            **cls.saved(record),
+        )
+
     def record(self) -> dict:
         return {"steps": self.steps, "failed": self.failed, "report": None if self.report is None else str(self.report)}
 

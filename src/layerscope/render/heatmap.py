@@ -43,11 +43,12 @@ def residual_figure(panels: list[ResidualPanel], layer_names: list[str], zmax: f
     All panels share one diverging colour scale ``[-zmax, zmax]``; the mean/RMS strips share another.
     """
     n = len(panels)
+    strip = min(0.04, 0.25 / n)  # many prompts: the strips narrow with the panels, every width stays positive
     fig = make_subplots(
         rows=1,
         cols=2 * n,
-        column_widths=[0.04, 0.96 / n - 0.04] * n if n else None,
-        horizontal_spacing=0.01,
+        column_widths=[strip, 0.96 / n - strip] * n if n else None,
+        horizontal_spacing=min(0.01, 0.5 / max(2 * n - 1, 1)),
         shared_yaxes=True,
         subplot_titles=[t for p in panels for t in ("mean | rms", p.title)],
     )
