@@ -23,6 +23,8 @@ EXPECTED = {
 }
 # Words in a cell's stderr that mean something went wrong (warnings are allowed).
 STDERR_FAILURES = ("Traceback", "Error")
+# More outputs than this in one cell, or more stderr lines, is a flood (a progress display that prints every update).
+MAX_OUTPUTS, MAX_STDERR_LINES = 30, 100
 
 
 def test_every_seed_has_a_notebook():
@@ -44,6 +46,30 @@ def test_outputs_are_stripped(path):
         assert "attachments" not in cell, f"cell {index} keeps attachments"
 
 
+def test_problems_are_found_in_outputs():
+    """What counts as a failure, on made-up outputs (no kernel): an error, a traceback or error on stderr, a flood;
+    a warning on stderr is fine."""
+    nbformat = pytest.importorskip("nbformat")
+    v4 = nbformat.v4
+
+    def cell(*outputs):
+        made = v4.new_code_cell("x")
+        made.outputs = list(outputs)
+        return made
+
+    notebook = v4.new_notebook()
+    notebook.cells = [
+        cell(v4.new_output("stream", name="stderr", text="UserWarning: 3 words split into several tokens\n")),
+        cell(v4.new_output("error", ename="ValueError", evalue="bad", traceback=["Traceback", "ValueError: bad"])),
+        cell(v4.new_output("stream", name="stderr", text="Traceback (most recent call last):\n")),
+        cell(v4.new_output("stream", name="stdout", text="Error rates per model\n")),
+        cell(*[v4.new_output("display_data", data={"text/plain": "Loading 0/236"}) for _ in range(MAX_OUTPUTS + 1)]),
+        cell(v4.new_output("stream", name="stderr", text="Loading 1/236\n" * (MAX_STDERR_LINES + 1))),
+    ]
+    found = [(index, kind) for index, kind, _ in _problems(notebook)]
+    assert found == [(1, "error"), (2, "stderr"), (4, "flood"), (5, "flood")]
+
+
 def _kernel_manager(home: Path):
     """A kernel manager for the kernel ``python3`` that runs this interpreter (``sys.executable``), whatever
     kernelspecs the machine or the user has installed; its files stay under ``home``."""
@@ -62,10 +88,15 @@ def _kernel_manager(home: Path):
 
 
 def _problems(notebook) -> list[tuple[int, str, str]]:
-    """``(cell, kind, text)`` for every error output and every stderr output that reports an error."""
+    """``(cell, kind, text)`` for every error output, every stderr output that reports an error, and every cell
+    that floods its output."""
     found = []
     for index, cell in enumerate(notebook.cells):
-        for output in cell.get("outputs", []):
+        outputs = cell.get("outputs", [])
+        stderr_lines = sum(o.text.count("\n") for o in outputs if o.output_type == "stream" and o.name == "stderr")
+        if len(outputs) > MAX_OUTPUTS or stderr_lines > MAX_STDERR_LINES:
+            found.append((index, "flood", f"{len(outputs)} outputs, {stderr_lines} lines on stderr"))
+        for output in outputs:
             if output.output_type == "error":
                 text = "\n".join([f"{output.ename}: {output.evalue}", *output.traceback])
                 found.append((index, "error", text))
