@@ -37,8 +37,8 @@ browser:
 	@$(call apt_install,chromium $(FONTS))
 
 test: $(STAMP) browser
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(PY) -m pytest -q
 
 clean:
