@@ -25,4 +25,4 @@ def run(args) -> int:
     from ..experiments.tokens import TokensConfig
 
     config = TokensConfig(model=model_spec(args), **token_set_fields(args), dims=args.dims, basis_set=args.basis_set)
-    return run_config(config, args.out)
+    return run_config(config, args.out, args.force)
