@@ -79,8 +79,8 @@ def test_notebook_mode_is_one_line_per_step_even_nested(shown, monkeypatch):
                 pass
     text = shown.getvalue()
     finished = [line.split("\r")[-1] for line in text.split("\n") if line.strip()]
-    assert finished[0] == "Inner done (0.0 s)" and len(finished) == 302, finished[:3]
-    assert sum(line == "Counting done (0.0 s)" for line in finished) == 1
+    assert finished[0].startswith("Inner done (") and len(finished) == 302, finished[:3]
+    assert sum(line.startswith("Counting done (") for line in finished) == 1
     assert finished[-1].startswith("Outer done (")
     assert progress._notebook_depth == 0
     assert len(list(progress.track(range(2000), "Many"))) == 2000

@@ -6,6 +6,8 @@ Example:
     >>> spec = ModelSpec("path/to/model.gguf", dtype="bfloat16")
     >>> spec.argv()
     ['--model', 'path/to/model.gguf', '--dtype', 'bfloat16']
+    >>> ModelSpec("path/to/model.gguf", name="small").argv()     # the name travels as NAME=SOURCE
+    ['--model', 'small=path/to/model.gguf']
     >>> model = spec.load()
 """
 

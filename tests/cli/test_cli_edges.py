@@ -228,6 +228,17 @@ def test_a_hash_named_folder_is_named_by_its_config(tiny_model_dirs, tmp_path):
     assert directory_name(hashed) == "my-model.Q4"
 
 
+def test_a_hub_cache_snapshot_is_named_by_its_model(tiny_model_dirs, tmp_path):
+    from layerscope.models.loading import directory_name
+
+    snapshot = tmp_path / "models--org--tiny-thing" / "snapshots" / ("0123456789" * 4)
+    shutil.copytree(tiny_model_dirs["llama"], snapshot)
+    config = json.loads((snapshot / "config.json").read_text())
+    config.pop("_name_or_path", None)
+    (snapshot / "config.json").write_text(json.dumps(config))
+    assert directory_name(snapshot) == "tiny-thing"
+
+
 def test_a_plain_folder_keeps_its_name(tiny_model_dirs):
     from layerscope.models.loading import directory_name
 

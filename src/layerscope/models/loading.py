@@ -137,11 +137,11 @@ def _refuse_remote_code(location, source) -> None:
         )
 
 
-_HASH_NAME = re.compile(r"^[0-9a-fA-F]{64}$")
+_HASH_NAME = re.compile(r"^[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?$")  # a sha256 cache key or a git commit
 
 
 def readable_name(*candidates: str | None) -> str | None:
-    """The first candidate's last path part (``.gguf`` dropped) that is not empty or a 64-hex-digit hash."""
+    """The first candidate's last path part (``.gguf`` dropped) that is not empty or a hash (40 or 64 hex digits)."""
     for text in candidates:
         if not isinstance(text, str):
             continue
@@ -154,7 +154,8 @@ def readable_name(*candidates: str | None) -> str | None:
 
 def directory_name(path: Path) -> str:
     """A model directory's display name: the GGUF it was converted from (its ``general.name``), the config's
-    ``_name_or_path``, the folder's name, else the config's ``model_type``; never a 64-hex-digit hash."""
+    ``_name_or_path``, a hub cache snapshot's model name, the folder's name, else the config's ``model_type``;
+    never a hash."""
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -162,7 +163,10 @@ def directory_name(path: Path) -> str:
     config = config if isinstance(config, dict) else {}
     gguf = config.get("layerscope_source_gguf")
     from_gguf = gguf_general_name(gguf) if isinstance(gguf, str) and Path(gguf).is_file() else None
-    name = readable_name(from_gguf, gguf, config.get("_name_or_path"), path.resolve().name)
+    resolved = path.resolve()
+    hub_cache = resolved.parent.parent.name  # <hub cache>/models--org--name/snapshots/<commit>
+    from_hub = hub_cache.split("--")[-1] if hub_cache.startswith("models--") else None
+    name = readable_name(from_gguf, gguf, config.get("_name_or_path"), from_hub, resolved.name)
     return name or str(config.get("model_type") or "model")
 
 
