@@ -109,7 +109,8 @@ def test_an_interrupted_write_leaves_no_half_file(tiny_models, tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         RunDir(tmp_path / "run").write(result)
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert names == ["norms.csv"]  # finished files only; no run.json, no temporary
+    assert names == [".layerscope-run", "norms.csv"]  # finished files only; no run.json, no temporary
+    assert json.loads((tmp_path / "run" / ".layerscope-run").read_text()) == {"experiment": "norms"}
 
 
 @dataclass(kw_only=True, repr=False)

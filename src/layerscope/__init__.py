@@ -70,3 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models.loading import load_model
     from .models.model import Model
     from .runner import execute
+
+
+if "ipykernel" in __import__("sys").modules:  # in Jupyter: tqdm's notebook support, without its ipywidgets warning
+    from .progress import in_notebook as _in_notebook  # noqa: F401  (imports tqdm.auto quietly)

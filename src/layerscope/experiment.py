@@ -327,11 +327,14 @@ class Result:
         return "\n".join(parts)
 
     # ----- writing ---------------------------------------------------------------------------------
-    def save(self, out: str | Path | None = None) -> Path:
-        """Write the run directory (default ``runs/<experiment>-<time>``); returns its path."""
+    def save(self, out: str | Path | None = None, *, force: bool = False) -> Path:
+        """Write the run directory (default ``runs/<experiment>-<time>``); returns its path.
+
+        A directory that holds another run or unrelated files is refused unless ``force``, which empties it first.
+        """
         from .rundir import RunDir, default_run_dir
 
-        return RunDir(out if out is not None else default_run_dir(self.config.experiment)).write(self)
+        return RunDir(out if out is not None else default_run_dir(self.config.experiment)).write(self, force=force)
 
     def iter_outputs(self) -> Iterator[str]:
         """The names of the files :meth:`save` writes (figures and images only by stem)."""

@@ -6,6 +6,8 @@ Example:
     >>> spec = ModelSpec("path/to/model.gguf", dtype="bfloat16")
     >>> spec.argv()
     ['--model', 'path/to/model.gguf', '--dtype', 'bfloat16']
+    >>> ModelSpec("path/to/model.gguf", name="small").argv()     # the name travels as NAME=SOURCE
+    ['--model', 'small=path/to/model.gguf']
     >>> model = spec.load()
 """
 
@@ -23,6 +25,37 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DType = Literal["float32", "bfloat16", "float16", "auto"]
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16", "auto")
+
+
+def is_plain_name(text: str) -> bool:
+    """A display name that ``NAME=SOURCE`` can carry: not empty, no ``=``, ``/`` or ``\\``, no surrounding
+    space, and not starting like a path (``.``, ``~``) or an option (``-``)."""
+    return (
+        bool(text)
+        and text == text.strip()
+        and not any(c in text for c in "=/\\")
+        and not text.startswith((".", "~", "-"))
+    )
+
+
+def split_named_source(text: str) -> tuple[str | None, str]:
+    """``"NAME=SOURCE"`` -> ``(NAME, SOURCE)`` when the part before ``=`` is a plain name and the whole text is
+    not an existing path; anything else -> ``(None, text)``. Raises ``ValueError`` for ``NAME=`` and ``=SOURCE``.
+
+    Example:
+        >>> split_named_source("small=runs/model.gguf")
+        ('small', 'runs/model.gguf')
+    """
+    if "=" not in text or os.path.exists(os.path.expanduser(text)):
+        return None, text
+    name, _, source = text.partition("=")
+    if not name.strip():
+        raise ValueError(f"{text!r} has no name before '='; write NAME=SOURCE")
+    if not is_plain_name(name):
+        return None, text
+    if not source.strip():
+        raise ValueError(f"{text!r} has no source after '='; write NAME=SOURCE (SOURCE may be 'default')")
+    return name, source
 
 
 @dataclass(frozen=True)
@@ -71,11 +104,21 @@ class ModelSpec:
         """Check the options that need no loading."""
         if self.dtype is not None and self.dtype not in DTYPES:
             raise LayerscopeError(f"dtype {self.dtype!r} is not supported; valid: {choices_text(DTYPES)}")
+        if self.name is not None and not is_plain_name(self.name):
+            raise LayerscopeError(
+                f"model name {self.name!r} is not a plain name: give one without '=', '/' or '\\', surrounding "
+                "spaces, or a leading '.', '~' or '-'"
+            )
 
     @property
     def label(self) -> str:
         """What the user asked for: the source, or ``default``."""
         return self.source or "default"
+
+    @property
+    def value(self) -> str:
+        """The ``--model`` value that gives this model and its name: ``NAME=SOURCE``, or the source alone."""
+        return f"{self.name}={self.label}" if self.name else self.label
 
     def load(self) -> Model:
         """Load the model (see :func:`layerscope.load_model`)."""
@@ -102,7 +145,12 @@ class ModelSpec:
 
     def argv(self, flag: str = "--model") -> list[str]:
         """The command-line options that give this spec (``[]`` for the default model, default options)."""
-        args = [] if self.source is None else [flag, self.source]
+        args = [] if self.source is None and self.name is None else [flag, self.value]
+        return args + self.option_argv()
+
+    def option_argv(self) -> list[str]:
+        """The options after ``--model``: ``--dtype``, ``--device-map``, ``--trust-remote-code``."""
+        args: list[str] = []
         if self.dtype is not None:
             args += ["--dtype", self.dtype]
         if self.device_map is not None:
@@ -121,8 +169,8 @@ def specs_argv(specs, flag: str = "--model") -> list[str]:
         return []
     if len(specs) == 1:
         return specs[0].argv(flag)
-    args = [arg for spec in specs for arg in (flag, spec.label)]
-    return args + specs[0].argv(flag)[2 if specs[0].source is not None else 0 :]
+    args = [arg for spec in specs for arg in (flag, spec.value)]
+    return args + specs[0].option_argv()
 
 
 def unique_name(name: str, taken: set[str] | list[str] | dict) -> str:

@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 import warnings
@@ -28,6 +29,9 @@ from .errors import LayerscopeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .experiment import Result
+
+#: a hidden file naming the experiment of a run not finished yet (removed when ``run.json`` is written)
+UNFINISHED = ".layerscope-run"
 
 _PACKAGES = ("layerscope", "torch", "transformers", "numpy", "pandas", "plotly", "safetensors", "gguf")
 
@@ -65,7 +69,8 @@ def model_record(model, display_name: str | None = None, **extra) -> dict:
 class RunDir:
     """One run directory.
 
-    A directory that already holds another experiment's run is refused (the files would mix).
+    A directory that holds another experiment's run, or files of no layerscope run, is refused (the files
+    would mix) unless ``force``, which empties it first.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -74,33 +79,105 @@ class RunDir:
     # ----- guards ------------------------------------------------------------------------------------
     def existing_experiment(self) -> str | None:
         """The experiment of the finished run already in this directory, if any."""
+        return self._experiment_in("run.json")
+
+    def unfinished_experiment(self) -> str | None:
+        """The experiment of a run started here that did not finish (interrupted), if any."""
+        return self._experiment_in(UNFINISHED)
+
+    def _experiment_in(self, name: str) -> str | None:
         try:
-            record = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+            record = json.loads((self.path / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return str(record.get("experiment")) if isinstance(record, dict) else None
+        return str(record.get("experiment")) if isinstance(record, dict) and "experiment" in record else None
 
-    def check_writable_for(self, experiment: str) -> None:
-        """Refuse a directory that is a file, or that holds a finished run of another experiment."""
+    def unrelated_files(self, experiment: str) -> list[str]:
+        """Names in this directory that belong to no run of ``experiment``: everything when it holds neither a
+        ``run.json`` nor an unfinished run's mark, apart from hidden ``.part`` temporaries and an ablation's
+        ``parts/`` resume store."""
+        if not self.path.is_dir() or self.existing_experiment() or self.unfinished_experiment():
+            return []
+        names = []
+        for entry in sorted(os.scandir(self.path), key=lambda e: e.name):
+            if entry.name.startswith(".") and entry.name.endswith(".part"):
+                continue
+            if entry.name == "parts" and experiment == "ablate" and entry.is_dir(follow_symlinks=False):
+                continue
+            names.append(entry.name)
+        return names
+
+    def check_writable_for(self, experiment: str, force: bool = False) -> None:
+        """Refuse a file, a directory with another experiment's run, or one with unrelated files.
+
+        With ``force`` the directory is emptied instead (a symbolic link named as the directory is removed,
+        never what it points to).
+        """
+        if force:
+            self.empty()
+            return
         if self.path.exists() and not self.path.is_dir():
             raise LayerscopeError(f"--out {str(self.path)!r} is a file; give a directory")
-        found = self.existing_experiment()
+        found = self.existing_experiment() or self.unfinished_experiment()
         if found is not None and found != experiment:
             raise LayerscopeError(
-                f"--out {str(self.path)!r} holds a {found!r} run; give a new directory for this {experiment!r} run"
+                f"--out {str(self.path)!r} holds a {found!r} run; give a new directory for this {experiment!r} run, "
+                "or --force to replace it"
+            )
+        strays = self.unrelated_files(experiment)
+        if strays:
+            shown = ", ".join(repr(n) for n in strays[:3]) + (f" and {len(strays) - 3} more" if len(strays) > 3 else "")
+            raise LayerscopeError(
+                f"--out {str(self.path)!r} holds files of no layerscope run ({shown}); give a new or empty directory, "
+                "or --force to replace its contents"
             )
 
+    def empty(self) -> None:
+        """Remove everything in the directory (``--force``); links inside are removed, not followed."""
+        if self.path.is_symlink():
+            self.path.unlink()
+            return
+        if not self.path.exists():
+            return
+        if not self.path.is_dir():
+            raise LayerscopeError(f"--out {str(self.path)!r} is a file; give a directory")
+        for entry in os.scandir(self.path):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
+    def claim(self, experiment: str, force: bool = False) -> bool:
+        """:meth:`check_writable_for`, then mark the directory as an unfinished ``experiment`` run (created if
+        needed), so that what the run writes before ``run.json`` is known as its own. Returns whether the
+        directory was created here."""
+        self.check_writable_for(experiment, force=force)
+        created = not self.path.is_dir()
+        self.path.mkdir(parents=True, exist_ok=True)
+        if self.existing_experiment() is None:
+            write_json(self.path / UNFINISHED, {"experiment": experiment})
+        return created
+
+    def release(self, created: bool) -> None:
+        """Undo :meth:`claim` after a run that failed before writing anything."""
+        marker = self.path / UNFINISHED
+        if created and self.path.is_dir() and [e.name for e in os.scandir(self.path)] == [UNFINISHED]:
+            marker.unlink(missing_ok=True)
+            self.path.rmdir()
+
     # ----- writers -----------------------------------------------------------------------------------
-    def write(self, result: Result) -> Path:
+    def write(self, result: Result, force: bool = False) -> Path:
         """Write everything ``result`` declares, then ``run.json``; returns the directory.
 
         A rerun into the same directory first takes the old ``run.json`` away (an interrupted rewrite never
-        looks finished), and afterwards removes the files the old run wrote that this one did not.
+        looks finished), and afterwards removes the files the old run wrote that this one did not. ``force``
+        empties a directory that holds another run or unrelated files first.
         """
         experiment = result.config.experiment
-        self.check_writable_for(experiment)
+        self.check_writable_for(experiment, force=force)
         self.path.mkdir(parents=True, exist_ok=True)
         previous = self._previous_files()
+        write_json(self.path / UNFINISHED, {"experiment": experiment})
         (self.path / "run.json").unlink(missing_ok=True)
         start = time.perf_counter()
         written: list[Path] = []
@@ -124,6 +201,7 @@ class RunDir:
             (self.path / stale).unlink(missing_ok=True)
         timings = {**result.timings, "write": time.perf_counter() - start}
         self.run_json(result, timings, files)
+        (self.path / UNFINISHED).unlink(missing_ok=True)
         return self.path
 
     def _previous_files(self) -> list[str]:

@@ -43,6 +43,7 @@ def execute(
     *,
     out: str | os.PathLike | None = None,
     via: Caller = "python",
+    force: bool = False,
 ) -> Result:
     """Validate ``config`` (no model needed), load its model once (timed) unless ``model`` is given, run, write.
 
@@ -52,6 +53,7 @@ def execute(
             several models); None loads what the config names.
         out: the run directory to write; None writes nothing.
         via: ``"cli"`` names bad values by their flags.
+        force: empty ``out`` first when it holds another run or unrelated files (else they are refused).
 
     Returns:
         The experiment's :class:`~layerscope.experiment.Result` (its ``timings`` hold ``load`` when a
@@ -61,7 +63,16 @@ def execute(
     if out is not None:
         from .rundir import RunDir
 
-        RunDir(out).check_writable_for(config.experiment)
+        created = RunDir(out).claim(config.experiment, force=force)
+        try:
+            return _execute(config, model, out, via)
+        except BaseException:
+            RunDir(out).release(created)
+            raise
+    return _execute(config, model, out, via)
+
+
+def _execute(config: ExperimentConfig, model, out, via: Caller) -> Result:
     if out is not None and getattr(config, "resume_dir", False) is None:  # a resumable run keeps its parts in out
         config = dataclasses.replace(config, resume_dir=os.fspath(out))
     timings: dict[str, float] = {}

@@ -127,6 +127,20 @@ ROWS = [
     (["tokens", "--model", M, "--out", "{tmp}/empty.txt/sub"], "empty.txt"),
     (["stages", "--model", M, "--out", "{tmp}/empty.txt", "hello"], "empty.txt"),
     (["inspect", "--model", M, "--out", ""], "''"),
+    # a reused --out: unrelated files, or another experiment's run (--force replaces them)
+    (["tokens", "--model", M, "--tokens", "a,b,c", "--out", "{tmp}/stray"], "{tmp}/stray"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--out", "{tmp}/stray"], "'notes.txt'"),
+    (["ablate", "--model", M, "--n", "2", "--out", "{tmp}/stray"], "{tmp}/stray"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--out", "{tmp}/a-run"], "holds a 'tokens' run"),
+    (["echo", "--model", M, "--tokens", "red", "--out", "{tmp}/a-run"], "holds a 'tokens' run"),
+    # --model NAME=SOURCE: a name without a source, a source without a name
+    (["tokens", "--model", "small=", "--tokens", "a,b,c"], "'small='"),
+    (["tokens", "--model", "=" + M, "--tokens", "a,b,c"], "no name before '='"),
+    (["layers", "--model", M, "--model", "b=", "--tokens", "a,b,c"], "'b='"),
+    (["echo", "--model", " =x", "--tokens", "red"], "' =x'"),
+    (["inspect", "--model", M, "--compare-model", "other="], "'other='"),
+    (["encode", "--model", "mini=", "hello"], "'mini='"),
+    (["tokens", "--model", "small={tmp}/no-such-model", "--tokens", "a,b,c"], "no-such-model"),
 ]
 
 
@@ -145,6 +159,8 @@ def places(tiny_model_dirs, tmp_path_factory) -> dict:
     weights = load_file(headless / "model.safetensors")
     del weights["lm_head.weight"]
     save_file(weights, headless / "model.safetensors", metadata={"format": "pt"})
+    (tmp / "stray").mkdir()
+    (tmp / "stray" / "notes.txt").write_text("not a run")
     return {
         "model": str(tiny_model_dirs["llama"]),
         "tmp": str(tmp),

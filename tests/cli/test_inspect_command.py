@@ -13,7 +13,9 @@ from layerscope.model_spec import ModelSpec
 def _parsed(argv: list[str], monkeypatch) -> InspectConfig:
     """The config the command line builds from ``argv`` (nothing runs)."""
     got = {}
-    monkeypatch.setattr(inspect_command, "run_config", lambda config, out: got.setdefault("config", config) and 0)
+    monkeypatch.setattr(
+        inspect_command, "run_config", lambda config, out, force=False: got.setdefault("config", config) and 0
+    )
     args = build_parser().parse_args(argv)
     args.func(args)
     return got["config"]

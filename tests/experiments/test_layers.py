@@ -160,7 +160,7 @@ def test_config_command_reparses_to_an_equal_config(tmp_path):
     seen = {}
     from layerscope.cli import layers_command
 
-    def capture(config, out):
+    def capture(config, out, force=False):
         seen["config"] = config
         return 0
 

@@ -83,4 +83,4 @@ def run(args) -> int:
     from ..rundir import default_run_dir
 
     out = args.out or str(default_run_dir("ablate"))  # the run directory keeps the finished configurations
-    return run_config(config_from(args, resume_dir=out), out)
+    return run_config(config_from(args, resume_dir=out), out, args.force)

@@ -6,13 +6,31 @@ import argparse
 from pathlib import Path
 
 
+def model_text(text: str) -> str:
+    """An argparse ``type`` for ``--model``: ``SOURCE`` or ``NAME=SOURCE`` (refuses ``NAME=`` and ``=SOURCE``)."""
+    from ..model_spec import split_named_source
+
+    try:
+        split_named_source(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+MODEL_HELP = (
+    "model: a hub id, a local directory, a .gguf file, or 'default' (Gemma 3 270M, offline); "
+    "NAME=SOURCE names it in tables, figures and reports"
+)
+
+
 def add_model_option(parser, multiple: bool = False) -> None:
     """``--model`` (repeatable with ``multiple``) and the options every :class:`ModelSpec` carries."""
-    help_text = "model: a hub id, a local directory, a .gguf file, or 'default' (Gemma 3 270M, offline)"
     if multiple:
-        parser.add_argument("--model", action="append", dest="models", metavar="M", help=help_text + "; repeatable")
+        parser.add_argument(
+            "--model", action="append", dest="models", type=model_text, metavar="M", help=MODEL_HELP + "; repeatable"
+        )
     else:
-        parser.add_argument("--model", default=None, metavar="M", help=help_text)
+        parser.add_argument("--model", default=None, type=model_text, metavar="M", help=MODEL_HELP)
     parser.add_argument(
         "--dtype",
         default=None,
@@ -25,10 +43,13 @@ def add_model_option(parser, multiple: bool = False) -> None:
 
 def model_spec(args, source: str | None | object = ...):
     """The :class:`ModelSpec` the options give (``source`` overrides ``--model``, for repeated models)."""
-    from ..model_spec import ModelSpec
+    from ..model_spec import ModelSpec, split_named_source
 
+    text = args.model if source is ... else source
+    name, text = (None, None) if text is None else split_named_source(text)
     return ModelSpec(
-        source=args.model if source is ... else source,
+        source=text,
+        name=name,
         dtype=args.dtype,
         device_map=args.device_map,
         trust_remote_code=args.trust_remote_code,
@@ -52,14 +73,14 @@ def token_set_fields(args) -> dict:
     }
 
 
-def run_config(config, out: str | None) -> int:
+def run_config(config, out: str | None, force: bool = False) -> int:
     """The command line's tail for every experiment: run it, write ``--out``, print key numbers and the main file."""
     from .. import progress
     from ..rundir import default_run_dir
     from ..runner import execute
 
     out_path = Path(out) if out else default_run_dir(config.experiment)
-    result = execute(config, out=out_path, via="cli")
+    result = execute(config, out=out_path, via="cli", force=force)
     for line in result.summary():
         progress.console().print(line)
     print(out_path / result.main_file)
@@ -82,6 +103,11 @@ def out_dir(text: str) -> str:
 def add_out_option(parser) -> None:
     parser.add_argument(
         "--out", type=out_dir, default=None, metavar="DIR", help="run directory (default runs/<command>-<time>)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace what --out holds (another run, other files) instead of refusing it",
     )
 
 

@@ -70,7 +70,7 @@ def run(args) -> int:
 
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_run_dir(config.experiment)
-    result = execute(config, out=out, via="cli")
+    result = execute(config, out=out, via="cli", force=args.force)
     for line in result.summary():
         progress.console().print(line)
     print(out / result.main_file)

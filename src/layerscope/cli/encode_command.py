@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .common import model_text
 from .parser import positive_int
 
 
@@ -11,8 +12,10 @@ def add_embedding_options(parser) -> None:
     parser.add_argument(
         "--model",
         default=None,
+        type=model_text,
         metavar="M",
-        help="a sentence-transformers or MLX embedding directory, a cached hub id (default: all-minilm-l6-v2)",
+        help="a sentence-transformers or MLX embedding directory, a cached hub id, or 'default' (all-minilm-l6-v2, "
+        "offline; the default); NAME=SOURCE names it in tables and reports",
     )
     parser.add_argument("--file", default=None, metavar="TEXTS.txt", help="more texts, one per line")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default 32)")
@@ -21,12 +24,13 @@ def add_embedding_options(parser) -> None:
 
 def embedding_fields(args) -> dict:
     """The :class:`~layerscope.experiments.encode.EmbeddingConfig` fields the options give."""
-    from ..model_spec import ModelSpec
+    from ..model_spec import ModelSpec, split_named_source
 
+    name, source = (None, None) if args.model is None else split_named_source(args.model)
     return {
         "texts": tuple(args.texts or ()),
         "file": args.file,
-        "model": ModelSpec(source=args.model, trust_remote_code=args.trust_remote_code),
+        "model": ModelSpec(source=source, name=name, trust_remote_code=args.trust_remote_code),
         "batch_size": args.batch_size,
     }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_model_option, add_out_option, model_spec, run_config
+from .common import add_model_option, add_out_option, model_spec, model_text, run_config
 
 
 def register(sub) -> None:
@@ -36,6 +36,7 @@ def register(sub) -> None:
     parser.add_argument(
         "--compare-model",
         default=None,
+        type=model_text,
         metavar="M",
         help="a second model to compare layer by layer (takes the same --dtype, --device-map, --trust-remote-code)",
     )
@@ -61,4 +62,4 @@ def run(args) -> int:
         compare_model=None if args.compare_model is None else model_spec(args, args.compare_model),
         raw=args.raw,
     )
-    return run_config(config, args.out)
+    return run_config(config, args.out, args.force)

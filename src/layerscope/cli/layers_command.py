@@ -70,4 +70,4 @@ def run(args) -> int:
         batch_size=args.batch_size,
         memory_budget=args.memory_budget,
     )
-    return run_config(config, args.out)
+    return run_config(config, args.out, args.force)

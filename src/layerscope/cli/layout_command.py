@@ -27,6 +27,11 @@ def register(sub) -> None:
         metavar="DIR",
         help="also write a run directory (layout.txt/.json/.html, treemap.html, run.json)",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace what --out holds (another run, other files) instead of refusing it",
+    )
     parser.set_defaults(func=run)
 
 
@@ -41,6 +46,6 @@ def run(args) -> int:
     from ..experiments.layout import execute_layout
 
     layout_config = config(args)
-    result = execute_layout(layout_config, out=args.out, via="cli")  # a run directory only with --out
+    result = execute_layout(layout_config, out=args.out, via="cli", force=args.force)  # a run directory only with --out
     print(result.json_text() if layout_config.json else result.text())
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -32,12 +34,41 @@ def build_parser() -> Parser:
         prog="layerscope",
         description="Look inside language models: how a model represents tokens, layer by layer.",
     )
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks (for bug reports)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--version", action="version", version=f"layerscope {_version()}")
+    _add_global_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__package__}.{name}").register(sub)
+    for command in sub.choices.values():  # the global flags work after the subcommand too
+        _add_global_flags(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_global_flags(parser, default) -> None:
+    parser.add_argument("--debug", action="store_true", default=default, help="show full tracebacks (for bug reports)")
+    parser.add_argument("--quiet", action="store_true", default=default, help="no progress output")
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("layerscope")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        from .. import __version__
+
+        return __version__
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``layerscope ... | head``): stop quietly, like ``git log | head``."""
+    try:  # later flushes (at exit) must not fail again: point stdout at /dev/null
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout is not a real file
+        pass
+    return 0
 
 
 def _quiet_libraries() -> None:
@@ -59,7 +90,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 bad input, 1 unexpected error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -70,7 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_libraries()
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()
+            return code
+    except BrokenPipeError:
+        return _stdout_closed()
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     except UsageExit as exc:
         print(exc.message, file=sys.stderr)
         return 2

@@ -41,6 +41,6 @@ def run(args) -> int:
     """Print the ranking (``--json``: as JSON); with ``--out`` also write the run directory."""
     from ..runner import execute
 
-    result = execute(config_from_args(args), out=args.out, via="cli")
+    result = execute(config_from_args(args), out=args.out, via="cli", force=args.force)
     print(result.to_json() if args.json else "\n".join(result.lines()))
     return 0

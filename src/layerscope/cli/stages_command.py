@@ -29,4 +29,4 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    return run_config(config_from_args(args), args.out)
+    return run_config(config_from_args(args), args.out, args.force)

@@ -42,4 +42,4 @@ def config_from(args):
 
 
 def run(args) -> int:
-    return run_config(config_from(args), args.out)
+    return run_config(config_from(args), args.out, args.force)

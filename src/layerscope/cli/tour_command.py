@@ -24,7 +24,9 @@ def run(args) -> int:
     from ..runner import execute
 
     out = args.out or str(default_run_dir("tour"))
-    result = execute(TourConfig(model=model_spec(args), quick=args.quick, out=out), out=out, via="cli")
+    result = execute(
+        TourConfig(model=model_spec(args), quick=args.quick, out=out), out=out, via="cli", force=args.force
+    )
     for line in result.summary():
         progress.console().print(f"  {line}")
     if result.report is not None:

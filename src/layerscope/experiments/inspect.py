@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import progress
 from ..analysis.cka import cka_matrix, degenerate_layers, mean_cosine_matrix
 from ..analysis.phases import Phases, find_phases
 from ..analysis.similarity import compare
@@ -146,7 +147,7 @@ class InspectConfig(ExperimentConfig):
         if not self.bos:
             argv.append("--no-bos")
         if self.compare_model is not None:
-            argv += ["--compare-model", self.compare_model.label]
+            argv += ["--compare-model", self.compare_model.value]
         return argv
 
     def run(self, model=None) -> InspectResult:
@@ -472,7 +473,9 @@ def _depths(model: Model) -> list:
 
 def _capture(model: Model, tokens: list[PromptTokens]) -> np.ndarray:
     prompts = [CapturePrompt(tuple(t.ids), ((t.position,),)) for t in tokens]
-    captured = capture_residuals(model, prompts, _depths(model))  # (layer, prompt, d)
+    captured = capture_residuals(  # (layer, prompt, d)
+        model, prompts, _depths(model), description=f"Reading {len(prompts)} prompts in {model.name}"
+    )
     return np.ascontiguousarray(np.asarray(captured).transpose(1, 0, 2))
 
 
@@ -514,7 +517,10 @@ def lens_table(
 ) -> pd.DataFrame:
     """Logit lens per prompt and layer (target rank 1 = top); the final-norm row is decoded without norming again."""
     rows = []
-    for p, t in enumerate(tokens):
+    numbered = enumerate(tokens)
+    if len(tokens) >= 8:
+        numbered = progress.track(numbered, f"Logit lens over {len(tokens)} prompts", total=len(tokens))
+    for p, t in numbered:
         readout = lens_readout(model, residuals[p], k=k, target=t.target_id, normed_from=len(names) - 1)
         for i, (name, depth) in enumerate(zip(names, depths)):
             row = {"prompt_index": p, "prompt": t.prompt, "layer": name, "depth": depth, "target": t.target_text}

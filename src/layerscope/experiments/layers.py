@@ -103,7 +103,7 @@ class LayersConfig(TokenSetOptions):
             return argv
         first = self.models[0]
         options = ModelSpec(dtype=first.dtype, device_map=first.device_map, trust_remote_code=first.trust_remote_code)
-        models = [arg for spec in self.models for arg in ("--model", spec.source or "default")]
+        models = [arg for spec in self.models for arg in ("--model", spec.value)]
         return argv[:2] + models + options.argv() + argv[2:]
 
     def run(self, model=None) -> LayersResult:

@@ -243,9 +243,11 @@ def layout(
     return execute_layout(config, out=out)
 
 
-def execute_layout(config: LayoutConfig, out: str | os.PathLike | None = None, via: Caller = "python") -> LayoutResult:
+def execute_layout(
+    config: LayoutConfig, out: str | os.PathLike | None = None, via: Caller = "python", force: bool = False
+) -> LayoutResult:
     """:func:`~layerscope.runner.execute`, then the page ``config.html`` names (the Python API and the CLI)."""
-    result = execute(config, out=out, via=via)
+    result = execute(config, out=out, via=via, force=force)
     if config.html is not None:
         result.write_page(config.html)
     return result

@@ -167,8 +167,9 @@ class ReportResult(Result):
 
         return report_html(self.sections, self.config.title, [Path(d).expanduser() for d in self.config.run_dirs])
 
-    def save(self, out: str | os.PathLike | None = None) -> Path:
-        """Write the page to ``out`` (default ``config.out``) atomically; returns its path."""
+    def save(self, out: str | os.PathLike | None = None, *, force: bool = False) -> Path:
+        """Write the page to ``out`` (default ``config.out``) atomically; returns its path (a page is one file,
+        replaced whatever ``force`` says)."""
         from ..atomic import write_text
 
         return write_text(Path(out if out is not None else self.config.out).expanduser(), self.html())

@@ -18,7 +18,7 @@ import numpy as np
 from .. import progress
 from ..errors import LayerscopeError, choices_text
 from .loading import _first_line as first_line
-from .loading import directory_fingerprint
+from .loading import directory_fingerprint, directory_name
 from .mlx import is_mlx_dir
 
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
@@ -96,7 +96,7 @@ def load_embedder(
     """
     from sentence_transformers import SentenceTransformer
 
-    text = DEFAULT_EMBEDDER if source is None else os.fspath(source)
+    text = DEFAULT_EMBEDDER if source is None or os.fspath(source) == "default" else os.fspath(source)
     location, fingerprint, name = _resolve(text)
     with progress.step(f"Loading {name}"):
         try:
@@ -127,9 +127,10 @@ def _resolve(text: str) -> tuple[str | Path, str, str]:
         if is_mlx_dir(path):
             from .mlx_sentence import cached_sentence_dir
 
-            return cached_sentence_dir(path), directory_fingerprint(path), path.name
-        fingerprint = directory_fingerprint(path) if (path / "config.json").is_file() else f"dir:{path.resolve()}"
-        return path, fingerprint, path.name
+            return cached_sentence_dir(path), directory_fingerprint(path), directory_name(path)
+        has_config = (path / "config.json").is_file()
+        fingerprint = directory_fingerprint(path) if has_config else f"dir:{path.resolve()}"
+        return path, fingerprint, directory_name(path) if has_config else path.resolve().name
     if path.exists():
         raise LayerscopeError(
             f"{text!r} is a file; an embedding model is a directory (or a hub id, or {DEFAULT_EMBEDDER!r})"

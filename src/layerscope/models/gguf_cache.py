@@ -30,6 +30,19 @@ def check_gguf(path: Path) -> None:
         raise LayerscopeError(f"{str(path)!r} is not a GGUF file: it starts with {magic!r}, expected {GGUF_MAGIC!r}")
 
 
+def gguf_general_name(path: str | os.PathLike) -> str | None:
+    """The ``general.name`` metadata of a GGUF file (e.g. ``"Gemma 3 270m"``), read from its header only;
+    None when the file has none or cannot be read."""
+    from ..checkpoints.gguf_header import read_gguf_header
+
+    try:
+        _, metadata = read_gguf_header(path)
+    except (LayerscopeError, OSError, ValueError):
+        return None
+    name = metadata.get("general.name")
+    return name.strip() or None if isinstance(name, str) else None
+
+
 def file_sha256(path: Path) -> str:
     """sha256 of a file, memoized in the cache by (absolute path, size, mtime) so big files hash once."""
     stat = path.stat()

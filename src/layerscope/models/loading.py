@@ -14,7 +14,7 @@ import torch
 from .. import progress
 from ..errors import LayerscopeError
 from .default import DEFAULT_MODEL_NAME, default_model_path
-from .gguf_cache import cached_gguf_dir
+from .gguf_cache import cached_gguf_dir, gguf_general_name
 from .kinds import CAUSAL_LM, kind_detail, missing_head_weights, model_kind
 from .mlx import is_mlx_dir, load_mlx_model
 from .model import Model
@@ -62,7 +62,8 @@ def load_model(
     if path.is_file():
         if path.suffix.lower() == ".gguf":
             directory, sha = cached_gguf_dir(path)
-            return _load_hf_dir(directory, text, sha, path.stem, torch_dtype, device, device_map, False)
+            name = gguf_general_name(path) or path.stem
+            return _load_hf_dir(directory, text, sha, name, torch_dtype, device, device_map, False)
         raise LayerscopeError(
             f"{text!r} is not a model: expected a .gguf file, a directory with config.json, or a hub id"
         )
@@ -72,7 +73,14 @@ def load_model(
         if is_mlx_dir(path):
             return load_mlx_model(path, text, directory_fingerprint(path), torch_dtype, device)
         return _load_hf_dir(
-            path, text, directory_fingerprint(path), path.name, torch_dtype, device, device_map, trust_remote_code
+            path,
+            text,
+            directory_fingerprint(path),
+            directory_name(path),
+            torch_dtype,
+            device,
+            device_map,
+            trust_remote_code,
         )
     if text.endswith(".gguf") or text.startswith((".", "/", "~")) or os.sep in text.strip("/").replace("/", "", 1):
         raise LayerscopeError(f"no such model file or directory: {text!r}")
@@ -145,6 +153,39 @@ def _refuse_remote_code(location, source) -> None:
             f"model {source!r} ships its own Python code (auto_map in config.json); layerscope runs it only with "
             "--trust-remote-code (trust_remote_code=True)"
         )
+
+
+_HASH_NAME = re.compile(r"^[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?$")  # a sha256 cache key or a git commit
+
+
+def readable_name(*candidates: str | None) -> str | None:
+    """The first candidate's last path part (``.gguf`` dropped) that is not empty or a hash (40 or 64 hex digits)."""
+    for text in candidates:
+        if not isinstance(text, str):
+            continue
+        base = text.replace("\\", "/").rstrip("/").split("/")[-1].strip()
+        base = base[: -len(".gguf")] if base.lower().endswith(".gguf") else base
+        if base and not _HASH_NAME.match(base):
+            return base
+    return None
+
+
+def directory_name(path: Path) -> str:
+    """A model directory's display name: the GGUF it was converted from (its ``general.name``), the config's
+    ``_name_or_path``, a hub cache snapshot's model name, the folder's name, else the config's ``model_type``;
+    never a hash."""
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        config = {}
+    config = config if isinstance(config, dict) else {}
+    gguf = config.get("layerscope_source_gguf")
+    from_gguf = gguf_general_name(gguf) if isinstance(gguf, str) and Path(gguf).is_file() else None
+    resolved = path.resolve()
+    hub_cache = resolved.parent.parent.name  # <hub cache>/models--org--name/snapshots/<commit>
+    from_hub = hub_cache.split("--")[-1] if hub_cache.startswith("models--") else None
+    name = readable_name(from_gguf, gguf, config.get("_name_or_path"), from_hub, resolved.name)
+    return name or str(config.get("model_type") or "model")
 
 
 def directory_fingerprint(path: Path) -> str:

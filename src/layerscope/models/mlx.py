@@ -141,4 +141,7 @@ def load_mlx_model(path: Path, source: str, fingerprint: str, dtype: torch.dtype
         module = load_mlx_causal_lm(path, dtype)
     if device is not None:
         module = module.to(device)
-    return Model(module=module, tokenizer=tokenizer, source=source, fingerprint=fingerprint, name=path.name)
+    from .loading import directory_name
+
+    name = directory_name(path)
+    return Model(module=module, tokenizer=tokenizer, source=source, fingerprint=fingerprint, name=name)
