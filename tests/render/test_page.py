@@ -136,6 +136,8 @@ _CURRENT = "Array.from(div.querySelectorAll('.slider-container text')).find(t =>
 
 
 def test_slider_waits_its_controls_never_overlap_and_its_label_names_the_plotted_layer(page):
+    page.reload(wait_until="load")  # as opened: an earlier test moved the slider
+    page.wait_for_function("document.querySelectorAll('div.figure .main-svg').length > 0")
     figure = page.locator("section[data-experiment='layers'] div.figure").first
     figure.scroll_into_view_if_needed()
     page.wait_for_timeout(1500)  # an autoplaying slider would have moved by now
