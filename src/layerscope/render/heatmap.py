@@ -176,12 +176,12 @@ def residual_figure(
     )
     y_common = dict(type="category", autorange="reversed", showgrid=False)
     if n == 1 or n > max_panels:  # the one-prompt view
-        heat_end, strip = 0.72, (0.85, 0.96)
+        heat_end, strip = 0.67, (0.81, 0.92)
         layout["coloraxis"] = dict(
-            colorscale="RdBu_r", cmin=-zmax, cmax=zmax, colorbar=_colorbar(value_label, heat_end + 0.015)
+            colorscale="RdBu_r", cmin=-zmax, cmax=zmax, colorbar=_colorbar(value_label, heat_end + 0.01)
         )
         layout["coloraxis2"] = dict(
-            colorscale="RdBu_r", cmin=-strip_max, cmax=strip_max, colorbar=_colorbar("mean, rms", strip[1] + 0.01)
+            colorscale="RdBu_r", cmin=-strip_max, cmax=strip_max, colorbar=_colorbar("mean, rms", strip[1] + 0.012)
         )
         for index, panel in enumerate(panels):
             fig.add_trace(_heat_trace(panel, layer_names, 1, visible=index == 0))
@@ -213,10 +213,10 @@ def residual_figure(
                 )
             ]
     else:  # small multiples
-        right = 0.8
+        right = 0.78
         gap = min(0.025, 0.2 * right / n)  # many panels (a large max_panels): every width shrinks, none below 0
         group = (right - (n - 1) * gap) / n
-        strip_gap, strip_width = min(0.006, 0.05 * group), min(0.036, 0.25 * group)
+        strip_gap, strip_width = min(0.006, 0.05 * group), min(0.045, 0.3 * group)
         chars = _title_chars(group)
         ticks = _few_ticks(panels[0].values.shape[1])
         annotations = []
@@ -240,7 +240,7 @@ def residual_figure(
                 domain=[heat[1] + strip_gap, start + group],
                 anchor=f"y{suffix_s}",
                 tickangle=-90,
-                tickfont=dict(size=9),
+                tickfont=dict(size=8),
                 showgrid=False,
             )
             layout[f"yaxis{suffix_s}"] = dict(**y_common, anchor=f"x{suffix_s}", matches="y", showticklabels=False)
@@ -260,9 +260,9 @@ def residual_figure(
             )
         )
         layout["annotations"] = annotations
-        layout["coloraxis"] = dict(colorscale="RdBu_r", cmin=-zmax, cmax=zmax, colorbar=_colorbar(value_label, 0.83))
+        layout["coloraxis"] = dict(colorscale="RdBu_r", cmin=-zmax, cmax=zmax, colorbar=_colorbar(value_label, 0.805))
         layout["coloraxis2"] = dict(
-            colorscale="RdBu_r", cmin=-strip_max, cmax=strip_max, colorbar=_colorbar("strips: mean, rms", 0.93)
+            colorscale="RdBu_r", cmin=-strip_max, cmax=strip_max, colorbar=_colorbar("strips: mean, rms", 0.91)
         )
     fig.update_layout(**layout)
     return fig
