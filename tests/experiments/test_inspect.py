@@ -207,3 +207,55 @@ def test_default_model_lens_top1_equals_hf_argmax(default_model):
     target_id = result.tokens[0].target_id
     assert last["target_rank"] == 1 + int((logits > logits[target_id]).sum())
     np.testing.assert_allclose(result.residuals[0, -1], out.hidden_states[-1][0, -1].numpy(), atol=1e-4)
+
+
+def _rms_rows(values):
+    rms = np.sqrt((values.astype(np.float64) ** 2).mean(axis=1))
+    return values / np.where(rms > 0, rms, 1.0)[:, None], rms
+
+
+@pytest.mark.parametrize("count", [1, 4, 16])
+def test_heatmap_panels_scale_with_the_prompt_count(tiny_models, count):
+    from layerscope.experiments.tour import ARITHMETIC_PROMPTS
+    from layerscope.render.heatmap import MAX_PANELS
+
+    result = inspect(list(ARITHMETIC_PROMPTS[:count]), model=tiny_models["llama"])
+    fig = result.figure()
+    heats = [t for t in fig.data if t.coloraxis == "coloraxis"]
+    strips = [t for t in fig.data if t.coloraxis == "coloraxis2"]
+    assert len(heats) == len(strips) == count
+    expected_max = np.percentile(np.abs(np.stack([_rms_rows(v)[0] for v in result.residuals])), 99)
+    assert (
+        fig.layout.coloraxis.cmax == pytest.approx(expected_max)
+        and fig.layout.coloraxis.cmin == -fig.layout.coloraxis.cmax
+    )
+    for heat, strip, values in zip(heats, strips, result.residuals):
+        normed, rms = _rms_rows(values)
+        np.testing.assert_allclose(heat.z, normed, rtol=1e-6)
+        np.testing.assert_allclose(strip.z[:, 1], rms, rtol=1e-6)
+        np.testing.assert_allclose(strip.z[:, 0], values.mean(axis=1), rtol=1e-5, atol=1e-7)
+        assert list(heat.y) == result.layer_names == ["embed", *map(str, range(result.models[0]["n_layers"])), "norm"]
+    assert fig.layout.yaxis.type == "category"
+    if count > MAX_PANELS:
+        (menu,) = fig.layout.updatemenus
+        assert len(menu.buttons) == count
+        for index, button in enumerate(menu.buttons):
+            shown = [t for t, on in zip(fig.data, button.args[0]["visible"]) if on]
+            np.testing.assert_allclose(shown[0].z, _rms_rows(result.residuals[index])[0], rtol=1e-6)
+            assert ARITHMETIC_PROMPTS[index] in button.label
+    else:
+        assert not fig.layout.updatemenus
+    png = result.heatmap_png()
+    captions = [t.get_text() for t in png.texts]
+    more = count - min(count, MAX_PANELS)
+    assert any(f"{more} more prompts in the HTML figure (heatmap.html)" in c for c in captions) == bool(more)
+    titled = [ax for ax in png.axes if ax.get_title()]
+    assert len(titled) == min(count, MAX_PANELS)
+    assert [t.get_text() for t in titled[0].get_yticklabels()] == result.layer_names
+
+
+def test_raw_heatmap_draws_raw_values(tiny_models):
+    result = inspect(PROMPTS[:2], model=tiny_models["llama"], raw=True)
+    heats = [t for t in result.figure().data if t.coloraxis == "coloraxis"]
+    np.testing.assert_array_equal(heats[1].z, result.residuals[1])
+    assert "raw" in result.heatmap_title()

@@ -251,14 +251,15 @@ class InspectResult(Result):
 
     # ----- figures -----------------------------------------------------------------------------------
     def _panels(self):
-        from ..render.heatmap import ResidualPanel
+        from ..render.heatmap import ResidualPanel, visible_token
 
-        panels = []
+        panels, names = [], []
         for tokens, values in zip(self.tokens, self.residuals):
-            title = f"{tokens.prompt} @ {tokens.position} ({tokens.token!r})"
+            names.append(unique_name(tokens.prompt, names))  # a repeated prompt becomes "5+2= (2)"
+            detail = f"position {tokens.position}, token {visible_token(tokens.token)}"
             rms = np.sqrt((values.astype(np.float64) ** 2).mean(axis=1))
             shown = values if self.config.raw else values / np.where(rms > 0, rms, 1.0)[:, None]
-            panels.append(ResidualPanel(title, shown, values.mean(axis=1), rms))
+            panels.append(ResidualPanel(names[-1], shown, values.mean(axis=1), rms, detail))
         return panels
 
     @staticmethod
@@ -267,22 +268,43 @@ class InspectResult(Result):
         return float(np.percentile(np.abs(np.stack([p.values for p in panels])), 99)) or 1.0
 
     def heatmap_title(self) -> str:
-        scale = "raw values" if self.config.raw else "each layer divided by its RMS"
-        return f"{self.model_name}: residual stream by layer ({scale})"
+        scale = "raw values" if self.config.raw else "rows ÷ their RMS"
+        return f"{self.model_name}: residual at position {self.config.position} by layer ({scale})"
 
-    def figure(self):
-        """Heatmaps of the residual at the position, every layer, prompts side by side (shared colours)."""
-        from ..render.heatmap import residual_figure
+    def _value_label(self) -> str:
+        return "value" if self.config.raw else "value / layer RMS"
+
+    def figure(self, max_panels: int | None = None):
+        """Heatmaps of the residual at the position, every layer, with each layer's raw mean and RMS in a
+        narrow strip. Up to ``max_panels`` prompts (default
+        :data:`~layerscope.render.heatmap.MAX_PANELS`) side by side on one colour scale; more: one prompt
+        at a time, chosen from a dropdown."""
+        from ..render.heatmap import MAX_PANELS, residual_figure
 
         panels = self._panels()
-        return residual_figure(panels, self.layer_names, self._zmax(panels), self.heatmap_title())
+        return residual_figure(
+            panels,
+            self.layer_names,
+            self._zmax(panels),
+            self.heatmap_title(),
+            value_label=self._value_label(),
+            max_panels=max_panels or MAX_PANELS,
+        )
 
-    def heatmap_png(self):
-        """:meth:`figure` as a matplotlib figure."""
-        from ..render.heatmap import residual_png
+    def heatmap_png(self, max_panels: int | None = None):
+        """:meth:`figure` as a matplotlib figure: the first ``max_panels`` prompts, a caption counting the rest."""
+        from ..render.heatmap import MAX_PANELS, residual_png
 
         panels = self._panels()
-        return residual_png(panels, self.layer_names, self._zmax(panels), self.heatmap_title())
+        return residual_png(
+            panels,
+            self.layer_names,
+            self._zmax(panels),
+            self.heatmap_title(),
+            value_label=self._value_label(),
+            max_panels=max_panels or MAX_PANELS,
+            html_name=self.main_file,
+        )
 
     def lens_figure(self):
         """Logit lens: probability of each prompt's target per layer, top-1 token as text."""
