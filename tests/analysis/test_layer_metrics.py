@@ -84,3 +84,83 @@ def test_layer_metrics_with_depths_and_layer_order():
     rows = pd.DataFrame({"layer": ["norm", "2", "embed", "10", "2"], "depth": [12, 3, 0, 11, 3]})
     assert layer_order(rows) == ["embed", "2", "10", "norm"]
     assert layer_order(rows.drop(columns="depth")) == ["norm", "2", "embed", "10"]
+
+
+def test_relative_depth_column_is_depth_over_the_number_of_blocks():
+    from fractions import Fraction
+
+    from layerscope.analysis.layer_metrics import relative_depth
+
+    x, labels = clusters(7)
+    table = layer_metrics(np.stack([x, x, x, x]), labels, ["embed", "0", "4", "norm"], depths=[0, 1, 5, 6], n_blocks=5)
+    assert list(table.columns[:3]) == ["layer", "depth", "relative_depth"]
+    assert list(table["relative_depth"]) == [float(Fraction(d, 5)) for d in (0, 1, 5, 6)]  # embed 0, last block 1
+    assert "relative_depth" not in layer_metrics(np.stack([x]), labels, ["embed"], depths=[0]).columns
+    assert relative_depth(18, 18) == 1.0 and relative_depth(0, 3) == 0.0
+    with pytest.raises(ValueError):
+        relative_depth(1, 0)
+
+
+def _order_keeping_assignments(n: int, m: int):
+    """Every way to put n ordered layers into m ordered rows, one per row (brute force)."""
+    return itertools.combinations(range(m), n)
+
+
+@pytest.mark.parametrize(
+    "rows,other",
+    [
+        ([0, 0.2, 0.4, 0.6, 0.8, 1], [0, 1 / 3, 2 / 3, 1]),
+        ([k / 18 for k in range(19)], [k / 3 for k in range(4)]),
+        ([0, 0.05, 1], [0, 0.4, 0.6]),
+        ([0, 0.5, 1], [0.5]),
+        ([0, 1 / 3, 2 / 3, 1, 4 / 3], [0, 0.25, 0.5, 0.75, 1.0]),
+    ],
+)
+def test_align_layers_is_the_best_order_keeping_assignment(rows, other):
+    from layerscope.analysis.layer_metrics import align_layers
+
+    positions = {
+        "deep": [(f"d{i}", r) for i, r in enumerate(rows)],
+        "short": [(f"s{i}", r) for i, r in enumerate(other)],
+    }
+    got_rows, placed = align_layers(positions)
+    assert got_rows == rows and placed["deep"] == [f"d{i}" for i in range(len(rows))]
+    assert [p for p in placed["short"] if p is not None] == [f"s{i}" for i in range(len(other))]  # each once, in order
+    chosen = [j for j, p in enumerate(placed["short"]) if p is not None]
+    cost = sum(abs(other[i] - rows[j]) for i, j in enumerate(chosen))
+    best = min(
+        sum(abs(other[i] - rows[j]) for i, j in enumerate(c)) for c in _order_keeping_assignments(len(other), len(rows))
+    )
+    assert cost == pytest.approx(best)
+
+
+def test_align_layers_fill_gives_each_model_its_nearest_layer():
+    from layerscope.analysis.layer_metrics import align_layers
+
+    deep = [(f"d{i}", i / 18) for i in range(19)]
+    short = [(f"s{i}", i / 3) for i in range(4)]
+    rows, placed = align_layers({"short": short, "deep": deep}, fill=True)  # the deepest sets the rows
+    assert rows == [i / 18 for i in range(19)] and placed["deep"] == [name for name, _ in deep]
+    for row, name in zip(rows, placed["short"]):
+        distances = {n: abs(d - row) for n, d in short}
+        assert distances[name] == pytest.approx(min(distances.values()))
+    assert placed["short"][3] == "s0" and placed["short"][4] == "s1"  # 3/18 is a tie: the shallower layer
+
+
+def test_relative_positions_only_when_depths_differ():
+    import pandas as pd
+
+    from layerscope.analysis.layer_metrics import relative_positions
+
+    same = pd.DataFrame({"model": ["a", "a", "b", "b"], "layer": ["embed", "0"] * 2, "relative_depth": [0, 1] * 2})
+    assert relative_positions(same) is None
+    assert relative_positions(same[same["model"] == "a"]) is None
+    assert relative_positions(same.drop(columns="relative_depth")) is None
+    differ = pd.DataFrame(
+        {
+            "model": ["a", "a", "a", "b", "b"],
+            "layer": ["1", "embed", "0", "embed", "0"],
+            "relative_depth": [1, 0, 0.5, 0, 1],
+        }
+    )
+    assert relative_positions(differ) == {"a": [("embed", 0), ("0", 0.5), ("1", 1)], "b": [("embed", 0), ("0", 1)]}

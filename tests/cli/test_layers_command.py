@@ -41,11 +41,13 @@ def test_layers_command_writes_the_run(tiny_model_dirs, tmp_path, capsys):
         "model",
         "layer",
         "depth",
+        "relative_depth",
         "silhouette",
         "between_within",
         "residual_norm",
         "top2_variance",
     ]
+    assert list(metrics["relative_depth"]) == [0, 1 / 3, 1]  # depth / 3 blocks
     assert sorted(p.name for p in (out / "layers").iterdir()) == ["layer-00.png", "layer-02.png", "layer-embed.png"]
     run = json.loads((out / "run.json").read_text())
     assert run["command"] == ["layerscope", *argv]  # the flags in the config's field order

@@ -98,6 +98,7 @@ def test_several_models_side_by_side_write_every_file(tiny_models, tmp_path):
         "model",
         "layer",
         "depth",
+        "relative_depth",
         "silhouette",
         "between_within",
         "residual_norm",

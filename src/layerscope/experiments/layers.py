@@ -7,7 +7,9 @@ tables -> slider HTML + PNGs.
 
 Layers are named as everywhere (:mod:`layerscope.capture.layer_spec`): ``embed`` (the embedding output),
 ``0``..``n-1`` (the output of decoder block ``k``), ``norm``; tables carry the name in ``layer`` and the
-integer depth (0 = embed) in ``depth``.
+integer depth (0 = embed) in ``depth``. ``metrics`` also carries ``relative_depth``, ``depth / n_blocks``
+(0 = embed, 1 = the last block, ``1 + 1 / n_blocks`` = norm): models of different depths are compared on
+it in the grid, the slider and the metric curves.
 """
 
 from __future__ import annotations
@@ -157,8 +159,9 @@ class LayersResult(Result):
 
     Attributes:
         projection: one row per (model, layer, word): ``model, layer, depth, set, label, pc1..pcK``.
-        metrics: one row per (model, layer):
-            ``model, layer, depth, silhouette, between_within, residual_norm, top2_variance``.
+        metrics: one row per (model, layer): ``model, layer, depth, relative_depth, silhouette, between_within,
+            residual_norm, top2_variance``; ``relative_depth`` is ``depth / n_blocks`` (0 = embed, 1 = the last
+            block, ``1 + 1 / n_blocks`` = norm; :func:`layerscope.analysis.layer_metrics.relative_depth`).
         ratios: one row per (model, layer): the share of the layer's variance along each axis, ``ratio1..ratioK``.
         residuals: model name -> captured float32 ``(layer, item, d_model)`` for the layers in ``projection``
             (a ``np.memmap`` when the capture went to disk).
@@ -185,13 +188,20 @@ class LayersResult(Result):
         shown = modes.get(basis) or f"the PCA of {self.titles.get(resolved, resolved or basis)}"
         return f"{sets} across layers ({shown}; context {self.config.context!r})"
 
+    def _placed(self) -> pd.DataFrame:
+        """``projection`` with each layer's ``relative_depth`` (from ``metrics``), for the figures."""
+        if "relative_depth" not in self.metrics.columns or "relative_depth" in self.projection.columns:
+            return self.projection
+        depths = self.metrics[["model", "layer", "relative_depth"]]
+        return self.projection.merge(depths, on=["model", "layer"], how="left", sort=False)
+
     def figure(self):
-        """The plotly figure with a layer slider, models side by side."""
+        """The plotly figure with a layer slider, models side by side (aligned on relative depth when theirs differ)."""
         from ..render.layer_slider import layer_slider_figure
 
         fixed = self.config.basis != "layer"
         return layer_slider_figure(
-            self.projection, self.ratios, titles=self.titles, fixed_axes=fixed, title=self.title()
+            self._placed(), self.ratios, titles=self.titles, fixed_axes=fixed, title=self.title()
         )
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -211,10 +221,15 @@ class LayersResult(Result):
             str(n): layer_title(FINAL_NORM if n == FINAL_NORM else 0 if n == EMBED else int(n) + 1) for n in named
         }
         ratios = tables.get("ratios", pd.DataFrame(columns=["model", "layer"]))
+        metrics = tables["metrics"]
+        blocks = {m.get("display_name", m.get("name")): m.get("n_layers") for m in models}
+        if "relative_depth" not in metrics.columns and metrics["model"].map(blocks).notna().all():
+            metrics = metrics.copy()  # a run saved before the column existed
+            metrics.insert(3, "relative_depth", metrics["depth"] / metrics["model"].map(blocks).astype(float))
         return cls(
             config=config,
             projection=tables["projection"],
-            metrics=tables["metrics"],
+            metrics=metrics,
             ratios=ratios,
             residuals={},
             titles=titles,
@@ -228,7 +243,7 @@ class LayersResult(Result):
         from ..render.layer_grid import grid_figure, layer_figure, metrics_figure
 
         sets = ", ".join(dict.fromkeys(self.projection["set"]))
-        images = {"grid": lambda: grid_figure(self.projection, self.titles, title=self.title())}
+        images = {"grid": lambda: grid_figure(self._placed(), self.titles, title=self.title())}
         for layer in layer_order(self.projection):
             images[f"layers/{layer_file_stem(layer)}"] = lambda layer=layer: layer_figure(
                 self.projection, self.ratios, layer, title=self.titles.get(layer, layer)
@@ -350,7 +365,7 @@ def run_layers(config: LayersConfig, models=None) -> LayersResult:
             ratios.append(
                 {"model": name, "layer": layer, **{f"ratio{k + 1}": shares[slot, k] for k in range(config.dims)}}
             )
-        table = layer_metrics(array[: len(layers)], labels, names, depths)
+        table = layer_metrics(array[: len(layers)], labels, names, depths, n_blocks=model.n_layers)
         table.insert(0, "model", name)
         metrics.append(table)
         residuals[name] = array[: len(layers)]

@@ -3,6 +3,12 @@
 Each function returns a :class:`matplotlib.figure.Figure` (built with :func:`.static.new_figure`, no
 pyplot); the run directory writes it as PNG.
 
+Models of different depths (tables with a ``relative_depth`` column whose values differ between models, see
+:func:`layerscope.analysis.layer_metrics.relative_depth`) are lined up on relative depth: the grid has one
+column per model and one row per layer of the deepest model, each model's layers sitting in the rows nearest
+their relative depth (no panel is drawn where a model has no layer); the metric curves are drawn against
+relative depth. One model, or models at the same depths, keep the layer names.
+
 Example:
     >>> grid_figure(projection, titles, title="categories across layers")          # grid.png
     >>> layer_figure(projection, ratios, "6", title="block 6")                     # layers/layer-06.png
@@ -17,9 +23,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..analysis.layer_metrics import align_layers, relative_positions
 from ..analysis.layer_projection import layer_order
 from .palette import color_map
 from .static import new_figure
+
+RELATIVE_AXIS = "relative depth (0 = embed, 1 = last block)"
 
 METRIC_LABELS = {
     "silhouette": "silhouette",
@@ -38,11 +47,27 @@ def _panel(ax, rows: pd.DataFrame, colors: dict, *, labels: bool, size: float) -
                 ax.text(x, y, f" {label}", color=colors[set_name], fontsize=6)
 
 
+def _legend(fig: Figure, colors: dict, *, bottom: float = 0.0) -> None:
+    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=s) for s, c in colors.items()]
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, bottom),
+        ncol=min(len(colors), 5),
+        fontsize=7,
+        frameon=False,
+    )
+
+
 def grid_figure(table: pd.DataFrame, titles: dict[str, str], *, title: str) -> Figure:
-    """One small panel per (model, layer) of ``table`` (``model, layer, depth, set, label, pc1, pc2``).
+    """One small panel per (model, layer) of ``table`` (``model, layer, depth[, relative_depth], set, label, pc1, pc2``).
 
     A block of rows per model; ``titles`` maps a layer name to its panel title (``embed``, ``block 6``).
+    Models of different relative depths: one column per model, rows aligned on relative depth (see the module).
     """
+    positions = relative_positions(table)
+    if positions is not None:
+        return _aligned_grid(table, titles, positions, title=title)
     models = list(dict.fromkeys(table["model"]))
     layers = layer_order(table)
     colors = color_map(list(table["set"]))
@@ -61,16 +86,61 @@ def grid_figure(table: pd.DataFrame, titles: dict[str, str], *, title: str) -> F
             name = titles.get(layers[i], layers[i])
             ax.set_title(f"{model}\n{name}" if len(models) > 1 else name, fontsize=7)
             ax.tick_params(labelsize=5)
-    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=s) for s, c in colors.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(colors), 5), fontsize=7, frameon=False)
+    _legend(fig, colors)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     return fig
 
 
+def _row_groups(n_rows: int, n_models: int) -> int:
+    """How many side-by-side groups of model columns the rows wrap into: the shape nearest 1.4 wide per 1 high."""
+    return min(range(1, n_rows + 1), key=lambda g: abs(g * n_models / math.ceil(n_rows / g) - 1.4))
+
+
+def _aligned_grid(table: pd.DataFrame, titles: dict[str, str], positions: dict, *, title: str) -> Figure:
+    """One column per model, one row per layer of the deepest model; a model's layer in its nearest row.
+
+    A long run of rows wraps into groups side by side (rows 0..k-1, then k..2k-1, ...), each group with one
+    column per model, so a deep model gives a wide grid rather than a tall strip; every panel is titled with
+    its model, layer and relative depth, every row's first panel with the row's relative depth.
+    """
+    rows, placed = align_layers(positions)
+    models = list(positions)
+    colors = color_map(list(table["set"]))
+    groups = _row_groups(len(rows), len(models))
+    per_group = math.ceil(len(rows) / groups)
+    columns = groups * len(models) + groups - 1  # a narrow spacer column between groups
+    ratios = [1.0 if (c + 1) % (len(models) + 1) else 0.3 for c in range(columns)]
+    height = 2.1 * per_group + 1.3
+    fig = new_figure(figsize=(2.3 * sum(ratios) + 0.6, height), dpi=110)
+    grid = fig.add_gridspec(per_group, columns, width_ratios=ratios)
+    for m, model in enumerate(models):
+        depth_of = dict(positions[model])
+        for r, layer in enumerate(placed[model]):
+            if layer is None:
+                continue
+            group, row = divmod(r, per_group)
+            ax = fig.add_subplot(grid[row, group * (len(models) + 1) + m])
+            at = table[(table["model"] == model) & (table["layer"] == layer)]
+            _panel(ax, at, colors, labels=False, size=6)
+            name = f"{titles.get(layer, layer)} ({depth_of[layer]:.2f})"
+            ax.set_title(f"{model}\n{name}", fontsize=7)
+            ax.tick_params(labelsize=5)
+            ax.locator_params(nbins=4)
+            if all(placed[other][r] is None for other in models[:m]):  # the row's first panel in its group
+                ax.set_ylabel(f"rel. depth {rows[r]:.2f}", fontsize=7)
+    _legend(fig, colors)
+    fig.suptitle(f"{title}\nrows: {RELATIVE_AXIS}", fontsize=9)
+    fig.tight_layout(rect=(0, 0.6 / height, 1, 1 - 0.5 / height))
+    return fig
+
+
 def layer_figure(table: pd.DataFrame, ratios: pd.DataFrame, layer: str, *, title: str) -> Figure:
-    """The models side by side at one ``layer`` (a name), points labelled, axes titled with the variance share."""
-    models = list(dict.fromkeys(table["model"]))
+    """The models side by side at one ``layer`` (a name), points labelled, axes titled with the variance share.
+
+    Only the models that have ``layer`` get a panel (a shorter model has no block 10).
+    """
+    models = list(dict.fromkeys(table.loc[table["layer"] == layer, "model"]))
     colors = color_map(list(table["set"]))
     fig = new_figure(figsize=(7 * len(models), 6.5), dpi=120)
     axes = fig.subplots(1, len(models), squeeze=False)
@@ -82,26 +152,40 @@ def layer_figure(table: pd.DataFrame, ratios: pd.DataFrame, layer: str, *, title
             setter(f"PC{k + 1} ({100 * share[f'ratio{k + 1}'].iloc[0]:.1f}%)" if len(share) else f"PC{k + 1}")
         ax.set_title(model, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(loc="best", fontsize=7, frameon=False)
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=colors[s], label=str(s))
+        for s in dict.fromkeys(table.loc[table["layer"] == layer, "set"])
+    ]
+    axes[0][-1].legend(handles=handles, loc="best", fontsize=7, frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
 def metrics_figure(metrics: pd.DataFrame, *, title: str) -> Figure:
-    """Each metric of ``metrics`` (``model, layer, depth, <metric columns>``) against depth, one line per model."""
+    """Each metric of ``metrics`` (``model, layer, depth[, relative_depth], <metric columns>``), one line per model.
+
+    Against the layer names (placed by depth); against relative depth when the models' depths differ.
+    """
     names = [c for c in METRIC_LABELS if c in metrics.columns]
+    relative = relative_positions(metrics) is not None
     fig = new_figure(figsize=(4.2 * len(names), 3.6), dpi=120)
     axes = fig.subplots(1, len(names), squeeze=False)
     colors = color_map(list(metrics["model"]))
     for ax, name in zip(axes[0], names):
         for model, rows in metrics.groupby("model", sort=False):
+            if relative:
+                rows = rows.sort_values("relative_depth", kind="stable")
+                ax.plot(
+                    rows["relative_depth"], rows[name], marker="o", markersize=3, color=colors[model], label=str(model)
+                )
+                continue
             x = list(rows["depth"]) if "depth" in rows else list(range(len(rows)))  # models aligned by depth
             ax.plot(x, rows[name], marker="o", markersize=3, color=colors[model], label=str(model))
             ticks = list(range(0, len(rows), max(1, len(rows) // 8)))
             ax.set_xticks([x[t] for t in ticks], [str(rows["layer"].iloc[t]) for t in ticks], fontsize=7)
         ax.set_title(METRIC_LABELS[name], fontsize=9)
-        ax.set_xlabel("layer (embed, then block)", fontsize=8)
+        ax.set_xlabel(RELATIVE_AXIS if relative else "layer (embed, then block)", fontsize=8)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)

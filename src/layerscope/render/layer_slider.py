@@ -4,6 +4,13 @@ Each (model, set) is one trace whose points change from frame to frame, so a cli
 entry hides that set in every model and every layer. With a fixed basis the axes keep one range
 across layers; with a basis per layer each frame sets its own ranges and axis titles.
 
+Models of different depths (a ``relative_depth`` column whose values differ between models, see
+:func:`layerscope.analysis.layer_metrics.relative_depth`): the slider steps over the layers of the deepest
+model, and at each step every model shows its layer nearest in relative depth
+(:func:`~layerscope.analysis.layer_metrics.align_layers` with ``fill``); the step is labelled with each
+model's layer in the panels' order (``block 5 · block 0``), and each panel's title names its model and the
+layer it shows (``gemma3 · block 5``).
+
 Example:
     >>> fig = layer_slider_figure(projection, ratios, titles={"embed": "embed", "0": "block 0"}, fixed_axes=True,
     ...                           title="gemma: categories")
@@ -16,6 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..analysis.layer_metrics import align_layers, relative_positions
 from ..analysis.layer_projection import layer_order
 from .palette import color_map
 
@@ -34,10 +42,13 @@ def _axis_key(axis: str, col: int, dims: int) -> str:
     return f"scene{suffix}" if dims == 3 else f"{axis}axis{suffix}"
 
 
-def _axes_layout(table: pd.DataFrame, ratios: pd.DataFrame, models: list[str], layer: str | None, dims: int) -> dict:
-    """Ranges and titles of every panel, for one layer (or for all layers when ``layer`` is None)."""
+def _axes_layout(
+    table: pd.DataFrame, ratios: pd.DataFrame, models: list[str], shown: dict[str, str] | None, dims: int
+) -> dict:
+    """Ranges and titles of every panel, for the layer each model shows (or for all layers when ``shown`` is None)."""
     layout: dict = {}
     for col, model in enumerate(models, start=1):
+        layer = None if shown is None else shown[model]
         rows = table[table["model"] == model]
         if layer is not None:
             rows = rows[rows["layer"] == layer]
@@ -58,11 +69,12 @@ def _axes_layout(table: pd.DataFrame, ratios: pd.DataFrame, models: list[str], l
     return layout
 
 
-def _frame_traces(table: pd.DataFrame, models: list[str], sets: list[str], layer: str, dims: int) -> list:
+def _frame_traces(table: pd.DataFrame, models: list[str], sets: list[str], shown: dict[str, str], dims: int) -> list:
+    """The traces of one frame: each model at the layer ``shown[model]``."""
     traces = []
     colors = color_map(sets)
     for col, model in enumerate(models, start=1):
-        at = table[(table["model"] == model) & (table["layer"] == layer)]
+        at = table[(table["model"] == model) & (table["layer"] == shown[model])]
         for set_name in sets:
             group = at[at["set"] == set_name]
             common = dict(
@@ -94,25 +106,44 @@ def layer_slider_figure(
     fixed_axes: bool,
     title: str,
 ) -> go.Figure:
-    """Scatter of ``table`` (``model, layer, depth, set, label, pc1..pcK``) with a slider over its layers.
+    """Scatter of ``table`` (``model, layer, depth[, relative_depth], set, label, pc1..pcK``) with a layer slider.
 
     ``ratios`` (``model, layer, ratio1..ratioK``) labels the axes with each layer's variance share;
-    ``titles`` maps a layer name to its slider label (``embed``, ``block 6``); frames are named by layer;
-    ``fixed_axes`` keeps one range per panel for all layers.
+    ``titles`` maps a layer name to its slider label (``embed``, ``block 6``); frames are named by layer
+    (by their step label when the models' depths differ: see the module); ``fixed_axes`` keeps one range
+    per panel for all layers.
     """
     dims = sum(1 for c in table.columns if c.startswith("pc"))
     models = list(dict.fromkeys(table["model"]))
     sets = list(dict.fromkeys(table["set"]))
-    layers = layer_order(table)
+    positions = relative_positions(table)
+    if positions is None:  # every model at the same layer
+        steps = [({model: layer for model in models}, titles.get(layer, layer)) for layer in layer_order(table)]
+    else:
+        _, placed = align_layers(positions, fill=True)
+        steps = []
+        for row in range(len(placed[models[0]])):
+            shown = {model: placed[model][row] for model in models}
+            label = " · ".join(titles.get(shown[model], shown[model]) for model in models)  # panels' order
+            steps.append((shown, label))
     specs = [[{"type": "scene"} if dims == 3 else {} for _ in models]]
     fig = make_subplots(rows=1, cols=len(models), subplot_titles=models, specs=specs, horizontal_spacing=0.06)
+    panel_titles = list(fig.layout.annotations)
     frames = []
-    for layer in layers:
-        layout = {} if fixed_axes else _axes_layout(table, ratios, models, layer, dims)
-        frames.append(go.Frame(name=layer, data=_frame_traces(table, models, sets, layer, dims), layout=layout))
+    for shown, label in steps:
+        layout = {} if fixed_axes else _axes_layout(table, ratios, models, shown, dims)
+        if positions is not None:  # each panel's title names the layer it shows
+            layout["annotations"] = [
+                {**a.to_plotly_json(), "text": f"{m} · {titles.get(shown[m], shown[m])}"}
+                for a, m in zip(panel_titles, models)
+            ]
+        name = label if positions is not None else shown[models[0]]
+        frames.append(go.Frame(name=name, data=_frame_traces(table, models, sets, shown, dims), layout=layout))
     fig.add_traces(frames[0].data)
     fig.frames = frames
-    fig.update_layout(_axes_layout(table, ratios, models, None if fixed_axes else layers[0], dims))
+    fig.update_layout(_axes_layout(table, ratios, models, None if fixed_axes else steps[0][0], dims))
+    if positions is not None:
+        fig.update_layout(annotations=frames[0].layout.annotations)
     if dims == 2:
         for col in range(1, len(models) + 1):
             suffix = "" if col == 1 else str(col)
@@ -137,8 +168,8 @@ def layer_slider_figure(
                 yanchor="top",
                 pad=dict(t=50, b=10),
                 steps=[
-                    dict(label=titles.get(layer, layer), method="animate", args=[[layer], step_args])
-                    for layer in layers
+                    dict(label=label, method="animate", args=[[frame.name], step_args])
+                    for (_, label), frame in zip(steps, frames)
                 ],
             )
         ],
