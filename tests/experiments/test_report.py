@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -135,3 +136,227 @@ def test_a_real_layout_run_in_the_report(tmp_path):
     parser = _Scripts()
     parser.feed(page)
     assert len(parser.specs) == 1 and json.loads(parser.specs[0])["data"][0]["type"] == "treemap"
+
+
+# ----- safety: only regular files inside the run directory, every value escaped (issue 13) -------------------
+
+
+class _Tags(HTMLParser):
+    """Every start tag and its attributes, as a browser parses the page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _page_and_warnings(runs, out):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        page = layerscope.report(runs, out=out).html()
+    return page, [str(w.message) for w in caught]
+
+
+def test_links_that_leave_the_run_directory_are_skipped_with_a_warning(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.csv").write_text("secret\nSECRET-CSV-ROW\n")
+    (outside / "secret.md").write_text("SECRET-MARKDOWN")
+    (outside / "secret.plotly.json").write_text(json.dumps({"data": [{"type": "bar", "name": "SECRET-SPEC"}]}))
+    run = _run_dir(tmp_path, "one", json.dumps({"data": [], "layout": {}}))
+    (run / "leak.csv").symlink_to(outside / "secret.csv")
+    (run / "leak.md").symlink_to(outside / "secret.md")
+    (run / "leak.plotly.json").symlink_to(outside / "secret.plotly.json")
+    (run / "inside.csv").symlink_to(run / "table.csv")  # a link that stays inside is read
+    page, warned = _page_and_warnings([run], tmp_path / "page.html")
+    assert "SECRET" not in page
+    assert sorted(w.split("/")[-1] for w in warned) == [
+        f"{name}': a link that leads out of the run directory" for name in ("leak.csv", "leak.md", "leak.plotly.json")
+    ]
+    assert "inside.csv (1 rows)" in page and "table.csv (1 rows)" in page
+
+
+def test_a_fifo_named_like_a_table_or_figure_never_hangs_the_report(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    run = _run_dir(tmp_path, "one", json.dumps({"data": [], "layout": {}}))
+    for name in ("fifo.csv", "fifo.plotly.json", "fifo.md", "fifo.png"):
+        os.mkfifo(run / name)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "layerscope", "report", str(run), "--out", str(tmp_path / "page.html")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    skipped = sorted(line for line in done.stderr.splitlines() if line.startswith("warning: report: skipped"))
+    assert len(skipped) == 4 and all(line.endswith("': not a regular file") for line in skipped)
+    assert (tmp_path / "page.html").read_text().count('class="figure"') == 1
+    # a FIFO as run.json: one line, exit 2, no hang
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    os.mkfifo(bad / "run.json")
+    done = subprocess.run(
+        [sys.executable, "-m", "layerscope", "report", str(bad), "--out", str(tmp_path / "bad.html")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    ['{"data": [1, 2', "", "[]", '{"data": 5}', '{"data": [], "layout": []}', '{"data": ["x"]}', "\xff\xfe"],
+)
+def test_a_malformed_figure_spec_is_skipped_with_a_warning_and_the_rest_renders(tmp_path, malformed):
+    run = _run_dir(tmp_path, "one", json.dumps({"data": [{"type": "bar", "y": [1]}], "layout": {}}))
+    (run / "broken.plotly.json").write_bytes(malformed.encode("utf-8", errors="surrogateescape"))
+    (run / "nan.plotly.json").write_text('{"data": [{"type": "bar", "y": [NaN, 1]}]}')  # NaN: not JSON to a browser
+    page, warned = _page_and_warnings([run], tmp_path / "page.html")
+    parser = _Scripts()
+    parser.feed(page)
+    specs = [json.loads(spec) for spec in parser.specs]  # each one parses as strict JSON, as JSON.parse does
+    assert [s["data"][0]["y"] for s in specs] == [[1], [None, 1]]
+    assert [w.split("/")[-1] for w in warned] == ["broken.plotly.json': not a valid plotly figure spec"]
+    assert "could not be drawn" in page  # and one figure that plotly rejects does not stop the others in the browser
+
+
+def test_every_value_placed_in_the_page_is_escaped_attributes_included(tmp_path):
+    evil = "x'\"><img src=x onerror=alert(1)>"
+    run = tmp_path / "run"
+    run.mkdir()
+    record = {
+        "experiment": evil,
+        "models": [{"name": evil}],
+        "command": ["layerscope", evil],
+        evil: evil,
+        "nested": {evil: {evil: evil}},
+        "rows": [{evil: evil}],
+        "timings_s": {evil: 1.0},
+        "findings": {f"a{evil}": evil, "b": evil},
+    }
+    (run / "run.json").write_text(json.dumps(record))
+    (run / f"a{evil}.plotly.json").write_text(json.dumps({"data": [], "layout": {"title": {"text": evil}}}))
+    (run / f"t{evil}.csv").write_text(f"c{evil}\n{evil}\n")
+    (run / f"n{evil}.md").write_text(evil)
+    page = layerscope.report([run], out=tmp_path / "page.html", title=evil).html()
+    tags = _Tags()
+    tags.feed(page)
+    assert not [t for t, _ in tags.tags if t in ("img", "iframe", "object", "embed")]
+    assert not [(t, a) for t, a in tags.tags if any(k.startswith("on") for k in a)]
+    figure = next(a for t, a in tags.tags if t == "div" and a.get("class") == "figure")
+    assert figure["data-figure"] == f"a{evil}" and figure["id"] == "fig-0-0"
+    assert page.count(f'<p class="finding" data-figure="a{esc(evil)}">{esc(evil)}</p>') == 1
+
+
+def esc(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+# ----- what the page says: load time, numbers for people, one sentence under each figure (issue 15) -----------
+
+
+def _record_run(root, name, record, figures=("index",)):
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"experiment": name, "models": [{"name": "tiny"}], **record}))
+    for stem in figures:
+        (run / f"{stem}.plotly.json").write_text(json.dumps({"data": [], "layout": {}}))
+    return run
+
+
+def test_numbers_are_formatted_for_people_not_printed_as_json(tmp_path):
+    run = _record_run(
+        tmp_path,
+        "inspect",
+        {
+            "prompts": [
+                {"prompt": "5+2=", "ids": [2, 24, 14], "target": "7", "position": 2},
+                {"prompt": "3+4=", "ids": [2, 22, 14], "target": "7", "position": 2},
+            ],
+            "explained_variance_ratio": [0.5312, 0.0734],
+            "echo_rate": 0.9444,
+            "best_silhouette": {"m": {"layer": "9", "silhouette": 0.41666}, "n": None},
+            "parameters": 268098176,
+            "bytes": 536196352,
+            "words": [f"w{i}" for i in range(30)],
+            "score": 0.000012345,
+            "deep": {"a": {"b": {"c": 1}}},
+            "failures": {},
+            "table_dtypes": {"x": {"a": "int64"}},
+        },
+    )
+    section = layerscope.report([run], out=tmp_path / "page.html").sections[0]
+    numbers = section.numbers
+    assert numbers["explained variance ratio"] == "53%, 7.3%"
+    assert numbers["echo rate"] == "94%"
+    assert numbers["parameters"] == "268,098,176" and numbers["bytes"] == "511.4 MiB"
+    assert numbers["words"] == ", ".join(f"w{i}" for i in range(12)) + ", ... (30 in all)"
+    assert numbers["score"] == "1.23e-05"
+    prompts = numbers["prompts"]
+    assert prompts.columns == ["prompt", "ids", "target", "position"]
+    assert prompts.rows == [["5+2=", "2, 24, 14", "7", "2"], ["3+4=", "2, 22, 14", "7", "2"]]
+    best = numbers["best silhouette"]
+    assert best.columns == ["", "layer", "silhouette"] and best.rows == [["m", "9", "0.417"], ["n", "-", "-"]]
+    assert "deep" not in numbers and "failures" not in numbers and "table dtypes" not in numbers
+    page = (tmp_path / "page.html").read_text()
+    body = re.sub(r"<script.*?</script>", "", page[page.index("<main>") :], flags=re.S)
+    assert '{"' not in body and "[2, 24" not in body and "&quot;" not in body  # no raw JSON in the page
+
+
+def test_load_time_is_shown_when_a_model_was_loaded_and_never_as_zero(tmp_path):
+    own = _record_run(tmp_path / "a", "tokens", {"timings_s": {"load": 10.234, "compute": 0.0035, "write": 1.5}})
+    shared = _record_run(tmp_path / "a", "echo", {"timings_s": {"load": 0.0, "probe": 0.2}})
+    page = layerscope.report([own, shared], out=tmp_path / "page.html").html()
+    assert '<p class="meta">model loaded in 10.2 s · compute 4 ms · write 1.5 s</p>' in page
+    assert '<p class="meta">probe 200 ms</p>' in page
+    assert "load 0" not in page and "0.00 s" not in page
+    assert "model loaded in" not in page[: page.index("<main>")]  # no tour: nothing shared to show in the header
+
+
+def test_a_tour_shows_its_model_load_time_in_the_page_header(tmp_path):
+    runs = [
+        _record_run(tmp_path, "tokens", {"created": "2026-01-01T10:00:01+00:00", "timings_s": {"compute": 1.0}}),
+        _record_run(tmp_path, "echo", {"created": "2026-01-01T10:00:02+00:00", "timings_s": {"load": 0.0}}),
+    ]
+    header = lambda page: page[page.index("<header>") : page.index("</header>")]  # noqa: E731
+    explicit = layerscope.report(runs, out=tmp_path / "a.html", title="t")
+    assert "model loaded in" not in header(explicit.html())  # the folder holds no tour record
+    from layerscope.experiments.report import ReportConfig, execute_report
+
+    result, _ = execute_report(
+        ReportConfig(run_dirs=tuple(map(str, runs)), out=str(tmp_path / "b.html"), model_load_s=10.24)
+    )
+    assert "model loaded in 10.2 s; 2 runs" in header(result.html())
+    tour_record = {"experiment": "tour", "created": "2026-01-01T10:00:03+00:00", "timings_s": {"load": 12.5}}
+    (tmp_path / "run.json").write_text(json.dumps(tour_record))
+    assert "model loaded in 12.5 s" in header(layerscope.report(runs, out=tmp_path / "c.html").html())
+    (tmp_path / "run.json").write_text(json.dumps({**tour_record, "created": "2026-01-01T09:00:00+00:00"}))
+    assert "model loaded in" not in header(layerscope.report(runs, out=tmp_path / "d.html").html())  # an older tour
+
+
+def test_each_finding_is_shown_under_its_figure(tmp_path):
+    run = _record_run(
+        tmp_path,
+        "inspect",
+        {"findings": {"heatmap": "the RMS grows", "logit_lens": "the target <first>", "gone": "no figure"}},
+        figures=("heatmap", "logit_lens"),
+    )
+    page = layerscope.report([run], out=tmp_path / "page.html").html()
+    heat = page.index('data-figure="heatmap"></div>')
+    lens = page.index('data-figure="logit_lens"></div>')
+    assert heat < page.index('<p class="finding" data-figure="heatmap">the RMS grows</p>') < lens
+    assert lens < page.index('<p class="finding" data-figure="logit_lens">the target &lt;first&gt;</p>')
+    assert '<li class="finding">no figure</li>' in page

@@ -88,7 +88,27 @@ class LayoutResult(Result):
             "parameters": totals["parameters"],
             "tensors": totals["tensors"],
             "bytes": totals["bytes"],
+            "findings": self.findings(),
         }
+
+    def findings(self) -> dict[str, str]:
+        """``{"treemap": sentence}``: the largest top-level groups' share of the parameters."""
+        from .findings import percent
+
+        ids, _, _, values = self.parameter_tree(depth=2)
+        total = self.layout.n_parameters
+        if not total:
+            return {}
+        # two name levels (model.layers, model.embed_tokens, lm_head), a lone tensor named by its module
+        parents = {i.rsplit(".", 1)[0] for i in ids if "." in i}
+        level = [
+            (i[: -len(".weight")] if i.endswith(".weight") else i, v)
+            for i, v in zip(ids, values)
+            if i.count(".") == 1 or ("." not in i and i not in parents)
+        ]
+        level.sort(key=lambda item: -item[1])
+        shown = ", ".join(f"{name} {percent(v / total)}" for name, v in level[:3])
+        return {"treemap": f"{format_count(total)} parameters; the largest parts: {shown}"}
 
     @classmethod
     def from_files(cls, config, tables, arrays, record, run_dir) -> LayoutResult:
