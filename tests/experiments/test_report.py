@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -360,3 +361,138 @@ def test_each_finding_is_shown_under_its_figure(tmp_path):
     assert heat < page.index('<p class="finding" data-figure="heatmap">the RMS grows</p>') < lens
     assert lens < page.index('<p class="finding" data-figure="logit_lens">the target &lt;first&gt;</p>')
     assert '<li class="finding">no figure</li>' in page
+
+
+# ----- the findings each result writes (numbers made up here, so the sentence is known) -------------------------
+
+
+def test_ablate_finding_names_the_largest_drop():
+    import pandas as pd
+
+    from layerscope.experiments.ablate import AblateConfig, AblateResult
+
+    def result(rows):
+        table = pd.DataFrame(rows, columns=["config", "removed_layers", "accuracy"])
+        return AblateResult(config=AblateConfig(), accuracy=table, examples=pd.DataFrame(), groups=[], task_name="t")
+
+    rows = [("baseline", "", 0.45), ("drop 0", "0", 0.09), ("drop 1", "1", 0.40), ("drop 2", "2", 0.5)]
+    assert result(rows).findings() == {
+        "accuracy": "removing block 0 drops accuracy from 0.45 to 0.09, the largest drop; 2 of 3 removals lower it"
+    }
+    rows = [("baseline", "", 0.45), ("drop 2-4", "2,3,4", 0.1), ("drop 4,7", "4,7", 0.1)]
+    assert (
+        result(rows)
+        .findings()["accuracy"]
+        .startswith("removing blocks 2-4 drops accuracy from 0.45 to 0.10, the largest drop, shared by 2 removals")
+    )
+    rows = [("baseline", "", 0.5), ("drop 0", "0", 0.5)]
+    assert result(rows).findings() == {
+        "accuracy": "no removal lowers accuracy below the baseline 0.50 (1 removals tried)"
+    }
+    assert result(rows[:1]).findings() == {}
+
+
+def test_echo_finding_counts_the_words_that_echo():
+    import pandas as pd
+
+    from layerscope.experiments.echo import EchoConfig, EchoResult
+
+    rows = [("m", "without", True, i < 17, 0.5) for i in range(18)] + [("m", "with", True, False, 0.1)] * 18
+    table = pd.DataFrame(rows, columns=["model", "bos", "applicable", "echo", "p_echo"])
+    result = EchoResult(config=EchoConfig(), table=table, completions=pd.DataFrame())
+    assert result.findings() == {"echo": "without BOS 17 of 18 words echo (94%); with BOS 0 of 18"}
+
+
+def test_tokens_layers_and_inspect_findings_read_their_numbers():
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from layerscope.experiments.inspect import InspectConfig, InspectResult, PromptTokens
+    from layerscope.experiments.layers import LayersConfig, LayersResult
+    from layerscope.experiments.tokens import TokensConfig, TokensResult
+
+    words = pd.DataFrame({"set": ["digits"] * 4, "label": list("abcd"), "split": [False, True, False, True]})
+    tokens = TokensResult(
+        config=TokensConfig(),
+        table=words,
+        embeddings=np.zeros((4, 2)),
+        basis=SimpleNamespace(explained_variance_ratio=np.array([0.531, 0.12, 0.08])),
+    )
+    assert tokens.findings() == {
+        "index": "PC1 explains 53% of the variance, PC2 12%, PC3 8.0% (73% together); "
+        "2 of 4 words are split into several tokens"
+    }
+    metrics = pd.DataFrame({"model": "m", "layer": ["embed", "0", "9", "norm"], "silhouette": [0.1, 0.2, 0.42, 0.3]})
+    projection = pd.DataFrame({"set": ["digits", "number-words"]})
+    layers = LayersResult(
+        config=LayersConfig(),
+        projection=projection,
+        metrics=metrics,
+        ratios=pd.DataFrame(),
+        residuals={},
+        titles={},
+    )
+    assert layers.findings() == {"index": "digits and number-words separate best at block 9 (silhouette 0.42)"}
+
+    names = ["embed", "0", "1", "2", "norm"]
+    residuals = np.zeros((4, 5, 8), np.float32)
+    for layer in range(5):
+        residuals[:, layer, 3] = 2.0 * (layer + 1)  # RMS = |value| / sqrt(8); dimension 3 is always the largest
+    prompts = [PromptTokens(f"{i}+1=", [1, 2], 1, "=", str(i + 1), 5) for i in range(4)]
+    first_top = {0: 2, 1: 2, 2: 1, 3: None}  # depth where each prompt's target becomes rank 1 (None: never)
+    lens = pd.DataFrame(
+        [
+            {
+                "prompt_index": p,
+                "layer": name,
+                "depth": depth,
+                "target_rank": 1 if first_top[p] is not None and depth >= first_top[p] else 5,
+            }
+            for p in range(4)
+            for depth, name in enumerate(names)
+        ]
+    )
+    inspect = InspectResult(
+        config=InspectConfig(prompts=tuple(t.prompt for t in prompts)),
+        tokens=prompts,
+        residuals=residuals,
+        layer_names=names,
+        similarity=pd.DataFrame(),
+        lens=lens,
+        phases=None,
+        matrices={},
+        comparison=None,
+    )
+    found = inspect.findings()
+    assert set(found) == {"heatmap", "logit_lens"}  # no phases with phases=None
+    assert found["heatmap"] == (
+        f"the RMS grows from {2 / np.sqrt(8):.3g} at the embedding to {8 / np.sqrt(8):.3g} at block 2 "
+        "(median over 4 prompts); dimension 3 has the largest |value| in 16 of 16 prompt-layer cells"
+    )
+    assert found["logit_lens"] == (
+        "the target first becomes the top token at block 1 for 2 of 4 prompts; 3 of 4 reach it at some layer"
+    )
+
+
+def test_a_tour_page_has_its_load_time_in_the_header_and_a_sentence_under_every_figure(tiny_model_dirs, tmp_path):
+    from layerscope.experiments.tour import tour
+
+    result = tour(str(tiny_model_dirs["llama"]), out=tmp_path / "tour", quick=True)
+    assert not result.failed, result.steps
+    load = json.loads((tmp_path / "tour" / "run.json").read_text())["timings_s"]["load"]
+    page = result.report.read_text()
+    header = page[page.index("<header>") : page.index("</header>")]
+    from layerscope.experiments.report import seconds_text
+
+    # run.json keeps the seconds rounded: the header shows the same time to within a millisecond
+    assert any(f"model loaded in {seconds_text(load + d)}; 6 runs" in header for d in (-0.001, 0, 0.001))
+    for step in result.steps.values():
+        run = Path(step["run_dir"])
+        stems = sorted(p.name[: -len(".plotly.json")] for p in run.glob("*.plotly.json"))
+        findings = json.loads((run / "run.json").read_text())["findings"]
+        assert sorted(findings) == stems, run.name
+        for stem, sentence in findings.items():
+            assert f'data-figure="{stem}">{esc(sentence)}</p>' in page
+    assert "load 0" not in page and "0.00 s" not in page

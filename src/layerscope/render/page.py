@@ -10,16 +10,6 @@ from pathlib import Path
 
 from .html_shell import esc, html_page
 
-EXTRA_CSS = """
-p.finding { margin: -6px 0 14px; font-size: 14px; color: #333; }
-p.meta { margin: -6px 0 8px; font-size: 13px; color: var(--muted); }
-p.skipped { font-size: 12px; color: #a05000; }
-table.small { border-collapse: collapse; font-size: 12px; font-family: monospace; }
-table.small th, table.small td { border-bottom: 1px solid #eee; padding: 1px 8px 1px 0; text-align: left; }
-table.small th { font-weight: 600; color: #555; }
-.figure-error { padding: 12px; color: #a05000; font-size: 13px; }
-"""
-
 
 def _figure_div(section_index: int, figure_index: int, stem: str, spec: str) -> str:
     div_id = f"fig-{section_index}-{figure_index}"
@@ -118,7 +108,6 @@ def report_html(sections, title: str, base_dirs=None, *, load_s: float | None = 
     return html_page(
         title,
         f"{body}\n<script>{_SCRIPT}</script>",
-        EXTRA_CSS,
         subtitle=f"{loaded}{runs}; every figure is interactive and works offline.",
         nav=nav,
         head=f"<script>{get_plotlyjs()}</script>\n",
