@@ -179,6 +179,12 @@ def test_links_that_leave_the_run_directory_are_skipped_with_a_warning(tmp_path)
         f"{name}': a link that leads out of the run directory" for name in ("leak.csv", "leak.md", "leak.plotly.json")
     ]
     assert "inside.csv (1 rows)" in page and "table.csv (1 rows)" in page
+    (outside / "run.json").write_text(json.dumps({"experiment": "SECRET"}))
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "run.json").symlink_to(outside / "run.json")
+    with pytest.raises(LayerscopeError, match="its run.json is a link that leads out of the run directory"):
+        layerscope.report([linked], out=tmp_path / "linked.html")
 
 
 def test_a_fifo_named_like_a_table_or_figure_never_hangs_the_report(tmp_path):

@@ -117,7 +117,7 @@ class _RunFiles:
 
     def _skip(self, name: str, why: str) -> None:
         self.skipped.append(f"{name}: {why}")
-        if not self.quiet:
+        if not self.quiet and name != "run.json":  # a run.json not read is an error (see read_section)
             warnings.warn(f"report: skipped {str(self.run_dir / name)!r}: {why}", stacklevel=3)
 
     def named(self, suffix: str) -> list[str]:
