@@ -502,3 +502,20 @@ def test_a_tour_page_has_its_load_time_in_the_header_and_a_sentence_under_every_
         for stem, sentence in findings.items():
             assert f'data-figure="{stem}">{esc(sentence)}</p>' in page
     assert "load 0" not in page and "0.00 s" not in page
+
+
+def test_layout_finding_names_the_largest_parts_with_numbered_blocks_as_one(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    tensors = {
+        "model.layers.0.w": np.zeros((2, 3), np.float32),
+        "model.layers.1.w": np.zeros((2, 3), np.float32),
+        "model.embed.weight": np.zeros((5, 3), np.float32),
+        "lm_head.weight": np.zeros((1, 2), np.float32),
+    }
+    save_file(tensors, str(tmp_path / "m.safetensors"))
+    result = layerscope.layout(tmp_path / "m.safetensors")
+    assert result.findings() == {
+        "treemap": "29 parameters; the largest parts: model.embed 52%, model.layers (2 blocks) 41%, lm_head 6.9%"
+    }

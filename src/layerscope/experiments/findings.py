@@ -1,8 +1,8 @@
 """Small helpers for the one-sentence findings each result writes under its figures (``Result.findings()``).
 
 Example:
-    >>> layer_phrase("13"), layer_phrase("embed"), share(17, 18)
-    ('block 13', 'the embedding', '17 of 18 (94%)')
+    >>> layer_phrase("13"), layer_phrase("embed"), share(17, 18), number(1350.2)
+    ('block 13', 'the embedding', '17 of 18 (94%)', '1,350')
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ def blocks_phrase(removed: str) -> str:
     if len(numbers) > 2 and numbers == list(range(numbers[0], numbers[-1] + 1)):
         return f"blocks {numbers[0]}-{numbers[-1]}"
     return "blocks " + ", ".join(map(str, numbers)) if numbers else f"blocks {removed}"
+
+
+def number(value: float) -> str:
+    """Three significant digits, no exponent for large values: ``1350.2`` -> ``'1,350'``; ``0.0249`` -> ``'0.0249'``."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def percent(value: float) -> str:

@@ -408,7 +408,7 @@ class InspectResult(Result):
     def findings(self) -> dict[str, str]:
         """One sentence per figure: how the residual grows and which dimension dominates (``heatmap``), where
         the target first becomes the top token (``logit_lens``), the layer phases (``layers``)."""
-        from .findings import layer_phrase
+        from .findings import layer_phrase, number
 
         found: dict[str, str] = {}
         blocks = [i for i, name in enumerate(self.layer_names) if name != "norm"]
@@ -421,7 +421,8 @@ class InspectResult(Result):
             over = f" (median over {len(self.tokens)} prompts)" if len(self.tokens) > 1 else ""
             verb = "grows" if rms[-1] >= rms[0] else "falls"
             found["heatmap"] = (
-                f"the RMS {verb} from {rms[0]:.3g} at {layer_phrase(first)} to {rms[-1]:.3g} at {layer_phrase(last)}"
+                f"the RMS {verb} from {number(rms[0])} at {layer_phrase(first)} to {number(rms[-1])} at "
+                f"{layer_phrase(last)}"
                 f"{over}; dimension {int(dim[count.argmax()])} has the largest |value| in {int(count.max())} of "
                 f"{len(top)} prompt-layer cells"
             )

@@ -92,22 +92,32 @@ class LayoutResult(Result):
         }
 
     def findings(self) -> dict[str, str]:
-        """``{"treemap": sentence}``: the largest top-level groups' share of the parameters."""
+        """``{"treemap": sentence}``: the largest parts' share of the parameters; numbered blocks count as one
+        part (``model.layers``, ``blk``)."""
         from .findings import percent
 
-        ids, _, _, values = self.parameter_tree(depth=2)
         total = self.layout.n_parameters
         if not total:
             return {}
-        # two name levels (model.layers, model.embed_tokens, lm_head), a lone tensor named by its module
-        parents = {i.rsplit(".", 1)[0] for i in ids if "." in i}
-        level = [
-            (i[: -len(".weight")] if i.endswith(".weight") else i, v)
-            for i, v in zip(ids, values)
-            if i.count(".") == 1 or ("." not in i and i not in parents)
-        ]
-        level.sort(key=lambda item: -item[1])
-        shown = ", ".join(f"{name} {percent(v / total)}" for name, v in level[:3])
+        parts: dict[str, int] = {}
+        blocks: dict[str, set[str]] = {}
+        for tensor in self.layout.tensors:
+            names = tensor.name.split(".")
+            numbered = next((i for i, piece in enumerate(names) if piece.isdigit()), None)
+            head = names[: numbered if numbered is not None else len(names) - 1][:2] or names[:1]
+            part = ".".join(head)
+            count = 1
+            for size in tensor.shape:
+                count *= int(size)
+            parts[part] = parts.get(part, 0) + count
+            if numbered is not None:
+                blocks.setdefault(part, set()).add(names[numbered])
+        ranked = sorted(parts.items(), key=lambda item: -item[1])
+        largest = [item for item in ranked[:3] if item[1] >= 0.01 * total] or ranked[:1]  # not "norm 0.0%"
+        shown = ", ".join(
+            f"{part}{f' ({len(blocks[part])} blocks)' if part in blocks else ''} {percent(n / total)}"
+            for part, n in largest
+        )
         return {"treemap": f"{format_count(total)} parameters; the largest parts: {shown}"}
 
     @classmethod
