@@ -233,6 +233,11 @@ class Result:
         """Key numbers for ``run.json`` (beside config, models, versions and timings)."""
         return {}
 
+    def findings(self) -> dict[str, str]:
+        """``{figure stem: one sentence}`` read from the numbers; :meth:`record` stores it as ``findings`` and
+        ``layerscope report`` shows each sentence under its figure."""
+        return {}
+
     def summary(self) -> list[str]:
         """A few lines of key numbers (the CLI prints them, ``__repr__`` shows them)."""
         return []

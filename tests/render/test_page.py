@@ -175,3 +175,23 @@ def test_slider_waits_its_controls_never_overlap_and_its_label_names_the_plotted
     assert plotted == frame  # the plotted points are that layer's
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     figure.screenshot(path=str(ARTIFACTS / "report-layers.png"))
+
+
+def test_a_sentence_under_every_figure_and_no_raw_json_in_the_numbers(page):
+    rows = page.evaluate(
+        """() => Array.from(document.querySelectorAll('section')).map(s => [
+            s.dataset.experiment,
+            Array.from(s.querySelectorAll('div.figure')).map(f => {
+                const next = f.nextElementSibling && f.nextElementSibling.nextElementSibling;  // after the spec
+                return [f.dataset.figure, next && next.matches('p.finding') ? next.textContent : null,
+                        f.getBoundingClientRect().bottom, next ? next.getBoundingClientRect().top : null];
+            }),
+            Array.from(s.querySelectorAll('dl.numbers dd')).map(d => d.textContent)])"""
+    )
+    for experiment, figures, numbers in rows:
+        for stem, sentence, figure_bottom, sentence_top in figures:
+            assert sentence, f"{experiment}/{stem} has no sentence under it"
+            assert sentence_top >= figure_bottom - 1  # below the figure, not over it
+        assert not [n for n in numbers if n.lstrip().startswith(("{", "[", '"'))], experiment
+    header = page.locator("header p").first.text_content()
+    assert "0.00 s" not in header and "load 0" not in page.content()

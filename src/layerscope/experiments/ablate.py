@@ -248,6 +248,32 @@ class AblateResult(Result):
             "n_items": self.n_items,
             "answers_tokenized_alone": self.answers_tokenized_alone,
             "resumed_configs": self.resumed_configs,
+            "findings": self.findings(),
+        }
+
+    def findings(self) -> dict[str, str]:
+        """``{"accuracy": sentence}``: the removal that lowers accuracy most, and how many lower it at all."""
+        from .findings import blocks_phrase
+
+        table = self.accuracy
+        base = table.loc[table["config"] == "baseline", "accuracy"]
+        others = table[(table["config"] != "baseline") & table["accuracy"].notna()]
+        if not len(base) or not len(others) or pd.isna(base.iloc[0]):
+            return {}
+        baseline = float(base.iloc[0])
+        worst = others.loc[others["accuracy"].idxmin()]
+        lowest = float(worst["accuracy"])
+        lower = int((others["accuracy"] < baseline).sum())
+        if lowest >= baseline:
+            return {
+                "accuracy": f"no removal lowers accuracy below the baseline {baseline:.2f} ({len(others)} removals tried)"
+            }
+        ties = int((others["accuracy"] == lowest).sum())
+        what = blocks_phrase(str(worst["removed_layers"]))
+        largest = "the largest drop" if ties == 1 else f"the largest drop, shared by {ties} removals"
+        return {
+            "accuracy": f"removing {what} drops accuracy from {baseline:.2f} to {lowest:.2f}, {largest}; "
+            f"{lower} of {len(others)} removals lower it"
         }
 
     @classmethod

@@ -167,7 +167,21 @@ class CaptureResult(Result):
         return {"index": self.figure}
 
     def record(self) -> dict:
-        return {"layers": self.layers, "shape": list(self.residuals.shape)}
+        return {"layers": self.layers, "shape": list(self.residuals.shape), "findings": self.findings()}
+
+    def findings(self) -> dict[str, str]:
+        """``{"index": sentence}``: the layer with the largest mean residual norm, against the first."""
+        from .findings import layer_phrase
+
+        norms = self.norms()
+        if len(norms) < 2 or not norms["residual_norm"].notna().any():
+            return {}
+        peak = norms.loc[norms["residual_norm"].idxmax()]
+        first = norms.iloc[0]
+        return {
+            "index": f"the mean residual norm peaks at {layer_phrase(peak['layer'])} ({peak['residual_norm']:.3g}), "
+            f"from {first['residual_norm']:.3g} at {layer_phrase(first['layer'])}"
+        }
 
     def main_table(self) -> pd.DataFrame:
         return self.norms()

@@ -193,7 +193,26 @@ class EchoResult(Result):
         return {"echo.md": self.markdown(), "echo.html": self.html(), "echo.plotly.json": self.figure().to_json()}
 
     def record(self) -> dict:
-        return {"failures": self.failures}
+        return {"failures": self.failures, "findings": self.findings()}
+
+    def findings(self) -> dict[str, str]:
+        """``{"echo": sentence}``: per model, how many words echo without and with BOS."""
+        from .findings import percent
+
+        rates = self.rates
+        several = rates["model"].nunique() > 1
+        parts = []
+        for model, group in rates.groupby("model", sort=False):
+            said = []
+            for row in group.itertuples():
+                if not row.applicable:
+                    said.append(f"{row.bos} BOS: no BOS token")
+                    continue
+                words = " words echo" if not said else ""
+                rate = f" ({percent(row.n_echo / row.n_words)})" if row.n_words and not said else ""
+                said.append(f"{row.bos} BOS {row.n_echo} of {row.n_words}{words}{rate}")
+            parts.append((f"{model}: " if several else "") + "; ".join(said))
+        return {"echo": "; ".join(parts)} if parts else {}
 
     @classmethod
     def from_files(cls, config, tables, arrays, record, run_dir) -> EchoResult:

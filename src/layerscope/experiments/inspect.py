@@ -425,7 +425,55 @@ class InspectResult(Result):
             ],
             "layers": self.layer_names,
             "phases": self.phases.describe(self.phase_layers) if self.phases is not None else None,
+            "findings": self.findings(),
         }
+
+    def findings(self) -> dict[str, str]:
+        """One sentence per figure: how the residual grows and which dimension dominates (``heatmap``), where
+        the target first becomes the top token (``logit_lens``), the layer phases (``layers``)."""
+        from .findings import layer_phrase, number
+
+        found: dict[str, str] = {}
+        blocks = [i for i, name in enumerate(self.layer_names) if name != "norm"]
+        if len(self.tokens) and len(blocks) > 1:
+            values = np.asarray(self.residuals[:, blocks], dtype=np.float64)  # (prompt, layer, d_model)
+            rms = np.median(np.sqrt((values**2).mean(axis=2)), axis=0)
+            top = np.abs(values).argmax(axis=2).ravel()
+            dim, count = np.unique(top, return_counts=True)
+            first, last = self.layer_names[blocks[0]], self.layer_names[blocks[-1]]
+            over = f" (median over {len(self.tokens)} prompts)" if len(self.tokens) > 1 else ""
+            verb = "grows" if rms[-1] >= rms[0] else "falls"
+            found["heatmap"] = (
+                f"the RMS {verb} from {number(rms[0])} at {layer_phrase(first)} to {number(rms[-1])} at "
+                f"{layer_phrase(last)}"
+                f"{over}; dimension {int(dim[count.argmax()])} has the largest |value| in {int(count.max())} of "
+                f"{len(top)} prompt-layer cells"
+            )
+        lens = self.lens[self.lens["target_rank"].notna()] if len(self.lens) else self.lens
+        with_target = sorted(set(lens["prompt_index"])) if len(lens) else []
+        if with_target:
+            firsts = {}
+            for index, rows in lens.sort_values("depth").groupby("prompt_index"):
+                hit = rows[rows["target_rank"].astype(int) == 1]
+                if len(hit):
+                    firsts[index] = (int(hit["depth"].iloc[0]), str(hit["layer"].iloc[0]))
+            n = len(with_target)
+            if not firsts:
+                found["logit_lens"] = f"the target is not the top token at any layer for any of the {n} prompts"
+            else:
+                counts: dict[tuple[int, str], int] = {}
+                for key in firsts.values():
+                    counts[key] = counts.get(key, 0) + 1
+                (depth, layer), k = max(counts.items(), key=lambda item: (item[1], -item[0][0]))
+                sentence = f"the target first becomes the top token at {layer_phrase(layer)} for {k} of {n} prompts"
+                if len(firsts) > k:
+                    sentence += f"; {len(firsts)} of {n} reach it at some layer"
+                found["logit_lens"] = sentence
+        if self.phases is not None:
+            found["layers"] = (
+                f"phases (linear CKA over the {len(self.tokens)} prompts): {self.phases.describe(self.phase_layers)}"
+            )
+        return found
 
     @classmethod
     def from_files(cls, config, tables, arrays, record, run_dir) -> InspectResult:

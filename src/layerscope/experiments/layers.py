@@ -266,8 +266,26 @@ class LayersResult(Result):
         return {
             "best_silhouette": {
                 model: {"layer": b[0], "silhouette": b[1]} if b else None for model, b in self.best_layers().items()
-            }
+            },
+            "findings": self.findings(),
         }
+
+    def findings(self) -> dict[str, str]:
+        """``{"index": sentence}``: per model, the layer where the sets separate best (silhouette)."""
+        from .findings import layer_phrase
+
+        names = list(dict.fromkeys(map(str, self.projection["set"])))
+        sets = " and ".join(names) if len(names) <= 2 else f"the {len(names)} word sets"
+        best = self.best_layers()
+        said = []
+        for model, found in best.items():
+            where = (
+                f"at {layer_phrase(found[0])} (silhouette {found[1]:.2f})"
+                if found
+                else "nowhere measurable (no silhouette)"
+            )
+            said.append(f"{model}: {where}" if len(best) > 1 else where)
+        return {"index": f"{sets} separate best " + "; ".join(said)} if said else {}
 
     def summary(self) -> list[str]:
         lines = []

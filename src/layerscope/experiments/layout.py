@@ -88,7 +88,37 @@ class LayoutResult(Result):
             "parameters": totals["parameters"],
             "tensors": totals["tensors"],
             "bytes": totals["bytes"],
+            "findings": self.findings(),
         }
+
+    def findings(self) -> dict[str, str]:
+        """``{"treemap": sentence}``: the largest parts' share of the parameters; numbered blocks count as one
+        part (``model.layers``, ``blk``)."""
+        from .findings import percent
+
+        total = self.layout.n_parameters
+        if not total:
+            return {}
+        parts: dict[str, int] = {}
+        blocks: dict[str, set[str]] = {}
+        for tensor in self.layout.tensors:
+            names = tensor.name.split(".")
+            numbered = next((i for i, piece in enumerate(names) if piece.isdigit()), None)
+            head = names[: numbered if numbered is not None else len(names) - 1][:2] or names[:1]
+            part = ".".join(head)
+            count = 1
+            for size in tensor.shape:
+                count *= int(size)
+            parts[part] = parts.get(part, 0) + count
+            if numbered is not None:
+                blocks.setdefault(part, set()).add(names[numbered])
+        ranked = sorted(parts.items(), key=lambda item: -item[1])
+        largest = [item for item in ranked[:3] if item[1] >= 0.01 * total] or ranked[:1]  # not "norm 0.0%"
+        shown = ", ".join(
+            f"{part}{f' ({len(blocks[part])} blocks)' if part in blocks else ''} {percent(n / total)}"
+            for part, n in largest
+        )
+        return {"treemap": f"{format_count(total)} parameters; the largest parts: {shown}"}
 
     @classmethod
     def from_files(cls, config, tables, arrays, record, run_dir) -> LayoutResult:

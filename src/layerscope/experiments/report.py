@@ -1,8 +1,13 @@
 """``layerscope report``: gather run directories into one self-contained, offline HTML page.
 
 Each run directory becomes a section: its interactive figures (the ``*.plotly.json`` specs written
-beside every HTML figure), key numbers from ``run.json``, the head of its CSV tables, and the command
-that reproduces it. Any subset of runs works; a directory without ``run.json`` is an error.
+beside every HTML figure), each with the sentence its experiment wrote about it (``findings`` in
+``run.json``), key numbers from ``run.json`` formatted for people, the head of its CSV tables, and the
+command that reproduces it. Any subset of runs works; a directory without ``run.json`` is an error.
+
+Only regular files directly inside a run directory are read: a link that leads out of it, a FIFO, a
+device or a socket is skipped with a warning (never opened), and so is a figure spec that is not valid
+JSON. Every value placed in the page is escaped.
 
 Example:
     >>> layerscope.report(["runs/tour/tokens", "runs/tour/inspect"], out="runs/tour/report.html")
@@ -10,10 +15,15 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import math
 import os
 import shlex
+import stat
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,89 +37,348 @@ from ..runner import Caller, execute
 # Figures and tables in the order a reader meets them; files not listed follow alphabetically.
 _FIGURE_ORDER = ("index", "heatmap", "logit_lens", "layers", "metrics", "accuracy", "echo", "treemap")
 _TABLE_ROWS = 25
-# run.json keys that are bookkeeping, not findings.
-_BOOKKEEPING = {"experiment", "created", "command", "config", "models", "versions", "timings_s", "files"}
+_LIST_ITEMS = 12
+_TEXT_CHARS = 300
+# run.json keys that are bookkeeping, not key numbers.
+_BOOKKEEPING = {
+    "experiment", "created", "command", "config", "models", "versions", "timings_s", "files", "table_dtypes",
+    "findings",
+}  # fmt: skip
+#: the largest file the report reads from a run directory (a bigger one is skipped with a warning)
+MAX_FILE_BYTES = 512 * 1024 * 1024
+_SPEC = ".plotly.json"
+
+
+@dataclass
+class SmallTable:
+    """A nested ``run.json`` value as a small table of text cells (escaped when the page is written)."""
+
+    columns: list[str]
+    rows: list[list[str]]
 
 
 @dataclass
 class Section:
-    """One run directory, ready to render."""
+    """One run directory, ready to render; every string is plain text (the page escapes it)."""
 
     name: str
     experiment: str
     title: str
     command: str
     figures: list[tuple[str, str]] = field(default_factory=list)  # (file stem, plotly JSON spec)
-    numbers: dict[str, str] = field(default_factory=dict)
+    numbers: dict[str, str | SmallTable] = field(default_factory=dict)
     tables: list[tuple[str, str, int]] = field(default_factory=list)  # (file name, HTML table, total rows)
-    images: list[str] = field(default_factory=list)  # PNG names shown when a run has no interactive figure
+    images: list[tuple[str, str]] = field(default_factory=list)  # (PNG name, base64) when no interactive figure
     texts: list[tuple[str, str]] = field(default_factory=list)  # (file name, text) of .md / .txt outputs
+    findings: dict[str, str] = field(default_factory=dict)  # figure stem -> one sentence about it
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, from run.json
+    skipped: list[str] = field(default_factory=list)  # files not read, with the reason
+    created: str = ""  # when run.json was written (ISO time)
+
+    @property
+    def load_s(self) -> float | None:
+        """Seconds this run took to load its model (None when it loaded none itself, as in a tour)."""
+        value = self.timings.get("load")
+        return float(value) if _positive(value) else None
 
 
-def _ordered(paths: list[Path], stem_of) -> list[Path]:
-    def key(path: Path):
-        stem = stem_of(path)
+# ----- reading a run directory safely --------------------------------------------------------------------------
+
+
+class _RunFiles:
+    """The regular files directly inside one run directory; anything else is skipped with a warning."""
+
+    def __init__(self, run_dir: Path, *, quiet: bool = False):
+        self.run_dir = run_dir
+        self.quiet = quiet
+        self.root = os.path.realpath(run_dir)
+        self.skipped: list[str] = []
+        self.files: dict[str, str] = {}  # name -> real path (a regular file inside the directory)
+        try:
+            entries = sorted(os.scandir(run_dir), key=lambda e: e.name)
+        except OSError as exc:
+            raise LayerscopeError(f"cannot read the run directory {str(run_dir)!r}: {exc.strerror or exc}") from None
+        for entry in entries:
+            real = os.path.realpath(entry.path)
+            if entry.is_symlink() and os.path.commonpath([self.root, real]) != self.root:
+                self._skip(entry.name, "a link that leads out of the run directory")
+                continue
+            try:
+                mode = os.stat(real).st_mode
+            except OSError as exc:
+                self._skip(entry.name, f"cannot be read ({exc.strerror or exc})")
+                continue
+            if stat.S_ISDIR(mode):
+                continue  # layers/, parts/: folders of the run, not shown
+            if not stat.S_ISREG(mode):
+                self._skip(entry.name, "not a regular file")
+                continue
+            self.files[entry.name] = real
+
+    def _skip(self, name: str, why: str) -> None:
+        self.skipped.append(f"{name}: {why}")
+        if not self.quiet and name != "run.json":  # a run.json not read is an error (see read_section)
+            warnings.warn(f"report: skipped {str(self.run_dir / name)!r}: {why}", stacklevel=3)
+
+    def named(self, suffix: str) -> list[str]:
+        return [name for name in self.files if name.endswith(suffix) and len(name) > len(suffix)]
+
+    def read(self, name: str) -> bytes | None:
+        """The bytes of ``name``, opened without following a further link and without blocking, or None."""
+        real = self.files.get(name)
+        if real is None:
+            return None
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(real, flags)
+        except OSError as exc:
+            self._skip(name, f"cannot be read ({exc.strerror or exc})")
+            return None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):  # swapped for something else since the listing
+                self._skip(name, "not a regular file")
+                return None
+            if info.st_size > MAX_FILE_BYTES:
+                self._skip(name, f"larger than {MAX_FILE_BYTES // 2**20} MiB")
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                return handle.read(MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES]
+        finally:
+            os.close(fd)
+
+    def text(self, name: str) -> str | None:
+        data = self.read(name)
+        return None if data is None else data.decode("utf-8", errors="replace")
+
+
+def _ordered(names: list[str], stem_of) -> list[str]:
+    def key(name: str):
+        stem = stem_of(name)
         return (_FIGURE_ORDER.index(stem) if stem in _FIGURE_ORDER else len(_FIGURE_ORDER), stem)
 
-    return sorted(paths, key=key)
+    return sorted(names, key=key)
 
 
 def _command(record: dict, run_dir: Path) -> str:
     argv = record.get("command")
-    if argv:
+    if isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv):
         return "layerscope " + shlex.join(argv[1:])
     name = {"capture": "residuals"}.get(str(record.get("experiment")), record.get("experiment", "?"))
     return f"(made from Python: layerscope.{name}(...), config in {run_dir / 'run.json'})"
 
 
-def _short(value) -> str:
+def _figure_spec(text: str) -> str | None:
+    """The spec as compact JSON when it is a plotly figure (an object with a ``data`` list), else None."""
+    try:
+        spec = json.loads(text, parse_constant=lambda _: None)  # NaN/Infinity: not JSON for a browser
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(spec, dict) or not isinstance(spec.get("data"), list):
+        return None
+    if not isinstance(spec.get("layout", {}), dict) or not isinstance(spec.get("frames", []), list):
+        return None
+    if not all(isinstance(trace, dict) for trace in spec["data"]):
+        return None
+    return json.dumps(spec, separators=(",", ":"), ensure_ascii=False)
+
+
+# ----- numbers for people ----------------------------------------------------------------------------------------
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def seconds_text(seconds: float) -> str:
+    """``0.0035`` -> ``'4 ms'``; ``10.23`` -> ``'10.2 s'``; ``125`` -> ``'2 min 5 s'``."""
+    if seconds < 0.9995:
+        return f"{max(seconds * 1000, 1):.0f} ms"
+    if seconds < 59.95:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+def _bytes_text(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{n:,} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n:,} B"  # pragma: no cover
+
+
+def _is_share(key: str) -> bool:
+    return any(word in key for word in ("rate", "ratio", "share", "fraction"))
+
+
+def number_text(value, key: str = "") -> str:
+    """One value as a person reads it: ``164,800``; ``0.0362`` -> ``'0.036'``; a rate ``0.9444`` -> ``'94%'``."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        if key == "bytes" or key.endswith("_bytes"):
+            return _bytes_text(value)
+        return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
-        return ", ".join(f"{v:.3g}" for v in value[:12]) + (" ..." if len(value) > 12 else "")
-    text = json.dumps(value, default=str) if not isinstance(value, str) else value
-    return text if len(text) <= 300 else text[:300] + " ..."
+        if not math.isfinite(value):
+            return str(value)
+        if _is_share(key) and 0.0 <= value <= 1.0:
+            return f"{100 * value:.1f}%" if value < 0.1 else f"{100 * value:.0f}%"
+        if value == 0:
+            return "0"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) >= 0.01:
+            return f"{value:.3g}"
+        return f"{value:.2e}"
+    text = str(value)
+    return text if len(text) <= _TEXT_CHARS else text[:_TEXT_CHARS] + " ..."
+
+
+def _scalar(value) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def list_text(values: list, key: str = "") -> str:
+    """A short comma list: the first 12 items, then how many there are in all."""
+    shown = ", ".join(number_text(v, key) if _scalar(v) else "..." for v in values[:_LIST_ITEMS])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > _LIST_ITEMS else "")
+
+
+def _cell(value, key: str) -> str | None:
+    if _scalar(value):
+        return number_text(value, key)
+    if isinstance(value, list) and all(_scalar(v) for v in value):
+        return list_text(value, key)
+    return None
+
+
+def value_display(key: str, value) -> str | SmallTable | None:
+    """A ``run.json`` value as text or a small table; None for what reads badly (deeper nesting)."""
+    if value in (None, [], {}, ""):
+        return None
+    cell = _cell(value, key)
+    if cell is not None:
+        return cell
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        columns = list(dict.fromkeys(k for row in value for k in row))
+        keep = [c for c in columns if all(_cell(row.get(c), c) is not None for row in value)]
+        if not keep:
+            return None
+        rows = [[_cell(row.get(c), c) or "" for c in keep] for row in value[:_TABLE_ROWS]]
+        if len(value) > _TABLE_ROWS:
+            rows.append([f"... {len(value) - _TABLE_ROWS} more"] + [""] * (len(keep) - 1))
+        return SmallTable([c.replace("_", " ") for c in keep], rows)
+    if isinstance(value, dict):
+        items = list(value.items())[:_TABLE_ROWS]
+        if all(_cell(v, key) is not None for _, v in items):  # {name: number or list}
+            return SmallTable(["", key.replace("_", " ")], [[str(k), _cell(v, key) or ""] for k, v in items])
+        if all(isinstance(v, dict) or v is None for _, v in items):  # {name: {field: number}}
+            columns = list(dict.fromkeys(c for _, v in items if v for c in v))
+            keep = [c for c in columns if all(_cell((v or {}).get(c), c) is not None for _, v in items)]
+            if keep:
+                rows = [[str(k)] + [_cell((v or {}).get(c), c) or "" for c in keep] for k, v in items]
+                return SmallTable(["", *[c.replace("_", " ") for c in keep]], rows)
+    return None
+
+
+# ----- one section ------------------------------------------------------------------------------------------------
 
 
 def read_section(run_dir: str | Path) -> Section:
-    """Read one run directory into a :class:`Section`."""
+    """Read one run directory into a :class:`Section` (only regular files inside it; see the module)."""
     run_dir = Path(run_dir)
-    record_path = run_dir / "run.json"
-    if not record_path.is_file():
+    if not run_dir.is_dir():
         raise LayerscopeError(f"{str(run_dir)!r} is not a layerscope run directory: it has no run.json")
+    files = _RunFiles(run_dir)
+    record_path = run_dir / "run.json"
+    if "run.json" not in files.files:
+        reason = next((s.split(": ", 1)[1] for s in files.skipped if s.startswith("run.json: ")), None)
+        why = f"its run.json is {reason}" if reason else "it has no run.json"
+        raise LayerscopeError(f"{str(run_dir)!r} is not a layerscope run directory: {why}")
     try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LayerscopeError(f"cannot read {str(record_path)!r}: {exc}") from exc
+        record = json.loads(files.text("run.json") or "")
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise LayerscopeError(f"cannot read {str(record_path)!r}: {exc}") from None
+    if not isinstance(record, dict):
+        raise LayerscopeError(f"cannot read {str(record_path)!r}: it holds no JSON object")
     experiment = str(record.get("experiment", "run"))
-    models = ", ".join(m.get("name", "?") for m in record.get("models", [])) or "no model"
+    models = record.get("models") if isinstance(record.get("models"), list) else []
+    names = ", ".join(str(m.get("name", "?")) for m in models if isinstance(m, dict)) or "no model"
     section = Section(
         name=run_dir.name,
         experiment=experiment,
-        title=f"{experiment}: {models}",
+        title=f"{experiment}: {names}",
         command=_command(record, run_dir),
+        created=str(record.get("created") or ""),
     )
     for key, value in record.items():
-        if key not in _BOOKKEEPING and value not in (None, [], {}):
-            section.numbers[key] = _short(value)
-    for key, value in (record.get("timings_s") or {}).items():
-        section.numbers[f"time: {key}"] = f"{value:.2f} s"
-    specs = _ordered(list(run_dir.glob("*.plotly.json")), lambda p: p.name[: -len(".plotly.json")])
-    for spec in specs:
-        section.figures.append((spec.name[: -len(".plotly.json")], spec.read_text(encoding="utf-8")))
-    if not specs:
-        section.images = [p.name for p in sorted(run_dir.glob("*.png"))]
-    for text_file in sorted([*run_dir.glob("*.md"), *run_dir.glob("*.txt")]):
-        text = text_file.read_text(encoding="utf-8", errors="replace")
-        section.texts.append((text_file.name, text if len(text) <= 60_000 else text[:60_000] + "\n..."))
-    for csv in _ordered(list(run_dir.glob("*.csv")), lambda p: p.stem):
-        try:
-            frame = pd.read_csv(csv)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        if key not in _BOOKKEEPING:
+            shown = value_display(str(key), value)
+            if shown is not None:
+                section.numbers[str(key).replace("_", " ")] = shown
+    timings = record.get("timings_s")
+    if isinstance(timings, dict):
+        section.timings = {str(k): float(v) for k, v in timings.items() if _positive(v)}
+    findings = record.get("findings")
+    if isinstance(findings, dict):
+        section.findings = {str(k): str(v) for k, v in findings.items() if isinstance(v, str) and v}
+    for name in _ordered(files.named(_SPEC), lambda n: n[: -len(_SPEC)]):
+        text = files.text(name)
+        spec = None if text is None else _figure_spec(text)
+        if spec is None:
+            if text is not None:
+                files._skip(name, "not a valid plotly figure spec")
             continue
-        html = frame.head(_TABLE_ROWS).to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, classes="data")
-        section.tables.append((csv.name, html, len(frame)))
+        section.figures.append((name[: -len(_SPEC)], spec))
+    if not section.figures:
+        for name in files.named(".png"):
+            data = files.read(name)
+            if data is not None:
+                section.images.append((name, base64.b64encode(data).decode()))
+    for name in sorted([*files.named(".md"), *files.named(".txt")]):
+        text = files.text(name)
+        if text is not None:
+            section.texts.append((name, text if len(text) <= 60_000 else text[:60_000] + "\n..."))
+    for name in _ordered(files.named(".csv"), lambda n: n[: -len(".csv")]):
+        data = files.read(name)
+        if data is None:
+            continue
+        try:
+            frame = pd.read_csv(io.BytesIO(data))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+            files._skip(name, "not a readable CSV table")
+            continue
+        html = frame.head(_TABLE_ROWS).to_html(
+            index=False, float_format=lambda v: f"{v:.4g}", border=0, classes="data", escape=True
+        )
+        section.tables.append((name, html, len(frame)))
+    section.skipped = list(files.skipped)
     return section
+
+
+def tour_load_seconds(run_dirs: Sequence[Path], sections: Sequence[Section]) -> float | None:
+    """The model load time of the tour that wrote ``run_dirs``: all in one folder whose ``run.json`` is a tour's,
+    written after every run (an older record belongs to another tour); else None."""
+    parents = {os.path.realpath(Path(d).parent) for d in run_dirs}
+    if len(parents) != 1 or not sections or not all(s.created for s in sections):
+        return None
+    try:
+        record = json.loads(_RunFiles(Path(next(iter(parents))), quiet=True).text("run.json") or "null")
+    except (LayerscopeError, json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(record, dict) or record.get("experiment") != "tour":
+        return None
+    created = record.get("created")
+    if not isinstance(created, str) or created < max(s.created for s in sections):
+        return None
+    timings = record.get("timings_s")
+    load = timings.get("load") if isinstance(timings, dict) else None
+    return float(load) if _positive(load) else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +389,8 @@ class ReportConfig(ExperimentConfig):
         run_dirs: run directories written by layerscope (each holds a ``run.json``), in page order.
         out: the page to write.
         title: the page title.
+        model_load_s: Python only: seconds the model shared by these runs took to load (a tour passes its
+            own), shown in the page header; None: read from the tour's ``run.json`` in the runs' folder, if any.
     """
 
     experiment = "report"
@@ -127,6 +398,7 @@ class ReportConfig(ExperimentConfig):
     run_dirs: tuple[str, ...] = option(positional=True)
     out: str = "report.html"
     title: str = "layerscope report"
+    model_load_s: float | None = option(None, flag="")
 
     def validate(self) -> None:
         super().validate()
@@ -141,11 +413,23 @@ class ReportConfig(ExperimentConfig):
             raise self.error("out", self.out, "is empty; give a file name for the page")
         if Path(self.out).expanduser().is_dir():
             raise self.error("out", self.out, "is a directory; give a file name for the page")
+        load = self.model_load_s
+        if load is not None and (
+            isinstance(load, bool) or not isinstance(load, (int, float)) or not math.isfinite(load) or load < 0
+        ):
+            raise self.error("model_load_s", load, "must be a number of seconds of at least 0 (or None)")
 
     def run(self, model=None) -> ReportResult:
         start = time.perf_counter()
-        sections = [read_section(Path(d).expanduser()) for d in self.run_dirs]
-        return ReportResult(config=self, sections=sections, timings={"read": time.perf_counter() - start})
+        dirs = [Path(d).expanduser() for d in self.run_dirs]
+        sections = [read_section(d) for d in dirs]
+        load = self.model_load_s if self.model_load_s is not None else tour_load_seconds(dirs, sections)
+        return ReportResult(
+            config=self,
+            sections=sections,
+            model_load_s=float(load) if _positive(load) else None,
+            timings={"read": time.perf_counter() - start},
+        )
 
 
 @dataclass(kw_only=True, repr=False)
@@ -154,10 +438,12 @@ class ReportResult(Result):
 
     Attributes:
         sections: one :class:`Section` per run directory, in order.
+        model_load_s: seconds the shared model took to load (a tour's), shown in the page header; None if unknown.
     """
 
     config: ReportConfig
     sections: list[Section]
+    model_load_s: float | None = None
 
     main_file = "report.html"
 
@@ -165,7 +451,7 @@ class ReportResult(Result):
         """The whole self-contained page."""
         from ..render.page import report_html
 
-        return report_html(self.sections, self.config.title, [Path(d).expanduser() for d in self.config.run_dirs])
+        return report_html(self.sections, self.config.title, load_s=self.model_load_s)
 
     def save(self, out: str | os.PathLike | None = None, *, force: bool = False) -> Path:
         """Write the page to ``out`` (default ``config.out``) atomically; returns its path (a page is one file,
@@ -221,5 +507,6 @@ def build_report(run_dirs: list[str | Path], out: str | Path, title: str = "laye
 
     if not run_dirs:
         raise LayerscopeError("no run directory given; pass one or more directories written by layerscope commands")
-    sections = [read_section(d) for d in run_dirs]
-    return render_page(sections, Path(out), title, base_dirs=[Path(d) for d in run_dirs])
+    dirs = [Path(d) for d in run_dirs]
+    sections = [read_section(d) for d in dirs]
+    return render_page(sections, Path(out), title, load_s=tour_load_seconds(dirs, sections))

@@ -105,7 +105,17 @@ class StagesResult(Result):
         return {"index.html": self.html()}
 
     def record(self) -> dict:
-        return {"stages": self.names, "explained_variance_ratio": self.explained}
+        return {"stages": self.names, "explained_variance_ratio": self.explained, "findings": self.findings()}
+
+    def findings(self) -> dict[str, str]:
+        """``{"index": sentence}``: how much of the output's variance its first two components explain."""
+        from .findings import percent
+
+        if not self.names or not self.explained.get(self.names[-1]):
+            return {}
+        ratios = self.explained[self.names[-1]]
+        shown = ", ".join(f"PC{i + 1} {percent(r)}" for i, r in enumerate(ratios[:3]))
+        return {"index": f"at {self.names[-1]} (the model's output) {shown} of the variance"}
 
     @classmethod
     def from_files(cls, config, tables, arrays, record, run_dir) -> StagesResult:

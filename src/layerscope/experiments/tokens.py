@@ -135,7 +135,26 @@ class TokensResult(Result):
         }
 
     def record(self) -> dict:
-        return {"explained_variance_ratio": self.explained_variance_ratio, "split_words": self.split_words}
+        return {
+            "explained_variance_ratio": self.explained_variance_ratio,
+            "split_words": self.split_words,
+            "findings": self.findings(),
+        }
+
+    def findings(self) -> dict[str, str]:
+        """``{"index": sentence}``: the variance each component explains, and the words split into several tokens."""
+        from .findings import percent
+
+        ratios = self.explained_variance_ratio
+        if not ratios:
+            return {}
+        sentence = f"PC1 explains {percent(ratios[0])} of the variance"
+        if len(ratios) > 1:
+            rest = ", ".join(f"PC{i + 1} {percent(r)}" for i, r in enumerate(ratios[1:], start=1))
+            sentence += f", {rest} ({percent(sum(ratios))} together)"
+        split = len(self.split_words)
+        sentence += f"; {split} of {len(self.table)} words are split into several tokens" if split else ""
+        return {"index": sentence}
 
     @classmethod
     def from_files(cls, config, tables, arrays, record, run_dir) -> TokensResult:

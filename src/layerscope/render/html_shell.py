@@ -42,6 +42,13 @@ pre.text { font-size: 12px; max-height: 480px; overflow: auto; background: #f8f8
 .tree details { margin: 2px 0 2px 1.2em; } .tree summary { font-weight: 600; }
 .tree .t { margin-left: 1.2em; font-family: ui-monospace, monospace; } .tree .d { color: #777; }
 .tree .q { color: #a05000; } .tree .f { margin-left: 1.2em; color: #777; font-style: italic; }
+p.finding, li.finding { font-size: 14px; color: #333; } p.finding { margin: -6px 0 14px; }
+p.meta { margin: -6px 0 8px; font-size: 13px; color: var(--muted); }
+p.skipped { font-size: 12px; color: #a05000; }
+table.small { border-collapse: collapse; font-size: 12px; font-family: monospace; }
+table.small th, table.small td { border-bottom: 1px solid #eee; padding: 1px 8px 1px 0; text-align: left; }
+table.small th { font-weight: 600; color: #555; }
+.figure-error { padding: 12px; color: #a05000; font-size: 13px; }
 """
 
 
