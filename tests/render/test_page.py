@@ -8,33 +8,18 @@ legend click, and change the plotted layer with the layer slider. A screenshot i
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+from browser_checks import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 from layerscope.experiments.tour import tour
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(
-    os.environ.get("LAYERSCOPE_ARTIFACTS", Path(__file__).resolve().parents[2] / "build" / "test-artifacts")
-)
 
 pytestmark = [
     pytest.mark.default_model,
     pytest.mark.skipif(
         CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed (make test installs it in CI)"
     ),
-]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
 ]
 
 

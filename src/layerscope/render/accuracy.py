@@ -124,7 +124,13 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
     legend = dict(title="click to hide", x=1.02, xanchor="left", y=1, yanchor="top")
     if shape.sweep:
         fig.update_layout(
-            xaxis=dict(title="decoder block removed", tickmode="linear", dtick=1 if len(shape.blocks) <= 40 else 4),
+            xaxis=dict(
+                title="decoder block removed",
+                tickmode="linear",
+                tick0=0,
+                dtick=1 if len(shape.blocks) <= 40 else 4,
+                range=[min(shape.blocks) - 0.5, max(shape.blocks) + 0.5],  # no tick beyond the blocks
+            ),
             yaxis=dict(title="accuracy", range=[0, 1.05]),
             height=520,
         )

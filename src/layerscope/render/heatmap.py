@@ -408,7 +408,7 @@ def matrix_figure(matrices: dict[str, np.ndarray], labels: list[str], title: str
     fig.update_layout(
         title=dict(text=title, x=0.5),
         template="plotly_white",
-        coloraxis=dict(colorscale="Viridis", colorbar=dict(title="similarity")),
+        coloraxis=dict(colorscale="Viridis", colorbar=dict(title=dict(text="similarity", side="right"))),
         height=560,
         margin=dict(l=10, r=10, t=80, b=10),
     )
@@ -486,7 +486,7 @@ def lens_figure(
             colorscale="Blues",
             zmin=0,
             zmax=1,
-            colorbar=dict(title="p(target)"),
+            colorbar=dict(title=dict(text="p(target)", side="right")),
             customdata=hover if hover is not None else shown,
             hovertemplate="%{x}<br>layer %{y}<br>%{customdata}<extra></extra>",
         )

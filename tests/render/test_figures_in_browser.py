@@ -1,0 +1,103 @@
+"""Every figure of a full tour, standalone and in the report, read in a real browser: no text overlaps.
+
+Titles, axis titles, tick labels, annotations, legend entries, colour-bar labels, slider labels and buttons
+are boxes in the DOM; no two may overlap. Each report section is kept as a screenshot artifact
+(``$LAYERSCOPE_ARTIFACTS`` or ``build/test-artifacts``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from browser_checks import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, overlaps
+
+from layerscope.experiments.tour import tour
+
+pytestmark = [
+    pytest.mark.default_model,
+    pytest.mark.skipif(
+        CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed (make test installs it in CI)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def full_tour(default_model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("full-tour")
+    result = tour(default_model, out=out)  # the full prompt sets: 16 prompts, every layer
+    assert not result.failed, result.steps
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _open(browser, path: Path):
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    tab.goto(path.as_uri(), wait_until="load")
+    tab.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0")
+    tab.wait_for_timeout(500)
+    return tab
+
+
+def test_no_text_overlaps_in_any_standalone_figure(full_tour, browser):
+    pages = sorted(p for p in full_tour.glob("*/*.html") if (p.with_suffix(".plotly.json")).is_file())
+    assert len(pages) >= 8, pages
+    found = {}
+    for path in pages:
+        tab = _open(browser, path)
+        try:
+            clashes = overlaps(tab)
+        finally:
+            tab.close()
+        if clashes:
+            found[str(path.relative_to(full_tour))] = clashes[:5]
+    assert not found
+
+
+def test_no_text_overlaps_in_the_report_and_each_section_is_kept(full_tour, browser):
+    tab = _open(browser, full_tour / "report.html")
+    try:
+        assert overlaps(tab) == []
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        sections = tab.locator("section[data-experiment]")
+        names = []
+        for index in range(sections.count()):
+            section = sections.nth(index)
+            name = section.get_attribute("data-experiment")
+            section.scroll_into_view_if_needed()
+            tab.wait_for_timeout(200)
+            section.screenshot(path=str(ARTIFACTS / f"report-section-{index}-{name}.png"))
+            names.append(name)
+        assert names == ["tokens", "layers", "inspect", "ablate", "echo", "layout"]
+    finally:
+        tab.close()
+
+
+def test_the_prompt_selector_shows_each_prompt_without_overlaps(full_tour, browser):
+    tab = _open(browser, full_tour / "inspect" / "heatmap.html")
+    try:
+        menus = tab.evaluate("() => document.querySelector('.js-plotly-plot').layout.updatemenus || []")
+        assert menus and len(menus[0]["buttons"]) == 16  # one entry per prompt beyond what fits as panels
+        tab.locator(".updatemenu-header-group").first.click()
+        tab.wait_for_timeout(300)
+        tab.locator(".updatemenu-dropdown-button").nth(5).click()
+        tab.wait_for_timeout(500)
+        shown = tab.evaluate(
+            "() => document.querySelector('.js-plotly-plot').data.filter(t => t.visible !== false).length"
+        )
+        assert shown >= 1
+        assert overlaps(tab) == []
+    finally:
+        tab.close()
