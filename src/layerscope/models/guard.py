@@ -216,10 +216,12 @@ def check_memory(n_parameters: int, bytes_per_parameter: int, source: str) -> No
         )
 
 
-def check_config(config, source: str, dtype) -> None:
-    """Bounds and memory of a transformers config object, before the model is built from it."""
+def check_config(config, source: str, dtype, memory: bool = True) -> None:
+    """Bounds of a transformers config object and, with ``memory``, whether its weights fit in memory
+    (not checked when accelerate places the model with a ``device_map``)."""
     check_config_values(config.to_dict() if hasattr(config, "to_dict") else dict(config), source)
-    check_memory(estimate_parameters(config), dtype_bytes(dtype, config), source)
+    if memory:
+        check_memory(estimate_parameters(config), dtype_bytes(dtype, config), source)
 
 
 def check_gguf_header(path: Path) -> None:
@@ -304,12 +306,20 @@ def check_weights(module, info: dict, source: str, allowed_missing=(), encoder: 
     bad = []
     with torch.no_grad():
         for name, value in module.state_dict().items():
-            if value.is_floating_point() and value.device.type != "meta" and not torch.isfinite(value).all():
+            if value.is_floating_point() and value.device.type != "meta" and not _finite(value):
                 bad.append(name)
                 if len(bad) > 3:
                     break
     if bad:
         raise LayerscopeError(f"model {source!r}: weights hold NaN or infinity: {_names(bad)}")
+
+
+def _finite(value) -> bool:
+    """True when every element is finite, checked in chunks (a bounded temporary, whatever the tensor's size)."""
+    import torch
+
+    flat = value.reshape(-1)
+    return all(bool(torch.isfinite(chunk).all()) for chunk in flat.split(1 << 24))
 
 
 def _names(names: list[str], limit: int = 3) -> str:

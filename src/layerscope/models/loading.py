@@ -107,7 +107,7 @@ def _load_hf_dir(location, source, fingerprint, name, dtype, device, device_map,
     with progress.step(f"Loading {name}"):
         try:
             config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
-            guard.check_config(config, str(source), dtype)
+            guard.check_config(config, str(source), dtype, memory=device_map is None)
             kind = model_kind(config)
             tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
             auto = AutoModelForCausalLM if kind == CAUSAL_LM else AutoModel  # an encoder: no LM head at all
