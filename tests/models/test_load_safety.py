@@ -313,3 +313,29 @@ def test_a_fifo_in_a_sentence_transformers_module_folder_is_refused(tmp_path):
     os.mkfifo(directory / "2_Extra" / "model.safetensors")
     with pytest.raises(LayerscopeError, match="'model.safetensors' is not a regular file"):
         load_embedder(directory)
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("deep-config", "config.json is nested too deeply"),
+        ("deep-tokenizer-config", "tokenizer_config.json is nested too deeply"),
+        ("list-tokenizer-config", "cannot load model"),
+        ("link-loop", "cannot open 'loop.json'"),
+        ("config-list", "config.json: expected a JSON object"),
+    ],
+)
+def test_broken_model_files_are_one_line(case, expected, tiny_model_dirs, tmp_path):
+    directory = _copy(tiny_model_dirs, tmp_path, case)
+    if case == "deep-config":
+        (directory / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    elif case == "deep-tokenizer-config":
+        (directory / "tokenizer_config.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    elif case == "list-tokenizer-config":
+        (directory / "tokenizer_config.json").write_text("[1, 2]")
+    elif case == "link-loop":
+        (directory / "loop.json").symlink_to(directory / "loop.json")
+    elif case == "config-list":
+        (directory / "config.json").write_text("[]")
+    done, _ = _cli(["tokens", "--model", str(directory), "--out", str(tmp_path / "run")])
+    assert expected in _one_line_exit_2(done)
