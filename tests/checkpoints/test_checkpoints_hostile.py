@@ -72,3 +72,26 @@ def test_gguf_absurd_string_length(tmp_path):
 
     with pytest.raises(LayerscopeError, match="runs past the end of the file"):
         read_gguf_header(path)
+
+
+@pytest.mark.parametrize("target", ["dir", "model.safetensors", "model.gguf"])
+def test_a_fifo_is_refused_not_read(target, tmp_path):
+    """A FIFO named like a checkpoint would block a reader forever: ``layout`` refuses it in one line."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    name = "model.gguf" if target == "model.gguf" else "model.safetensors"
+    os.mkfifo(tmp_path / name)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, "-m", "layerscope", "layout", str(tmp_path if target == "dir" else tmp_path / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": src, "HF_HUB_OFFLINE": "1"},
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "not a regular file" in lines[0] and name in lines[0]

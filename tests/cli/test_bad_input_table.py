@@ -82,6 +82,14 @@ ROWS = [
     (["echo", "--model", M, "--tokens", ""], "--tokens"),
     (["echo", "--model", M, "--prompt", " "], "--prompt ' '"),
     (["echo", "--model", "{tmp}/no-such-model", "--tokens", "red"], "no-such-model"),
+    (["echo", "--model", M, "--tokens", "red", "--max-new-tokens", "300"], "past the model's context of 256 tokens"),
+    (["echo", "--model", M, "--tokens", "red", "--max-new-tokens", "2000000"], "2000000 is too many; at most"),
+    # hostile set files and model directories
+    (["tokens", "--model", M, "--set", "{tmp}/aliases.yaml"], "more than 100 aliases"),
+    (["tokens", "--model", M, "--set", "{tmp}/twice.yaml"], "gives the key 'red' twice"),
+    (["tokens", "--model", "{tmp}/no-weights"], "its files lack"),
+    (["tokens", "--model", "{tmp}/deep-config"], "num_hidden_layers is 100000; at most 1000"),
+    (["tokens", "--model", "{tmp}/text-width"], "hidden_size is '64'; expected a whole number"),
     # a model whose LM head is not real: an encoder, or a causal LM saved without its head
     (["echo", "--model", "{minilm}", "--tokens", "red"], "is a BertModel encoder (sentence-embedding model)"),
     (["ablate", "--model", "{minilm}"], "ablate reads a causal LM head, but '{minilm}' is a BertModel encoder"),
@@ -161,6 +169,19 @@ def places(tiny_model_dirs, tmp_path_factory) -> dict:
     save_file(weights, headless / "model.safetensors", metadata={"format": "pt"})
     (tmp / "stray").mkdir()
     (tmp / "stray" / "notes.txt").write_text("not a run")
+    (tmp / "aliases.yaml").write_text("a: &a [x]\n" + "".join(f"s{i}: *a\n" for i in range(101)))
+    (tmp / "twice.yaml").write_text("red: [a]\nred: [b]\n")
+    for name, edit in {
+        "no-weights": None,
+        "deep-config": {"num_hidden_layers": 100_000},
+        "text-width": {"hidden_size": "64"},
+    }.items():
+        shutil.copytree(tiny_model_dirs["llama"], tmp / name)
+        if edit is None:
+            save_file({}, tmp / name / "model.safetensors", metadata={"format": "pt"})
+        else:
+            config = json.loads((tmp / name / "config.json").read_text())
+            (tmp / name / "config.json").write_text(json.dumps({**config, **edit}))
     return {
         "model": str(tiny_model_dirs["llama"]),
         "tmp": str(tmp),

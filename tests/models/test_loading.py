@@ -113,9 +113,10 @@ def test_remote_code_needs_the_flag(tiny_model_dirs, tmp_path, capsys):
 
 
 def test_incomplete_gguf_cache_entry_is_rebuilt(tmp_path, monkeypatch):
-    from layerscope.models import gguf_cache
+    from layerscope.models import gguf_cache, guard
 
     monkeypatch.setenv("LAYERSCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(guard, "check_gguf_header", lambda path: None)  # the file is a stand-in, not a GGUF
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 60)
     converted = []

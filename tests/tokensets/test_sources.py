@@ -112,3 +112,56 @@ def test_pool_rows_policies():
     np.testing.assert_array_equal(pool_rows(rows, "mean"), [2, 3])
     with pytest.raises(LayerscopeError, match="unknown multi-token policy 'max'.*'mean'"):
         pool_rows(rows, "max")
+
+
+# ----- hostile set files: bounded words, bytes, aliases and nesting; duplicate keys refused -------------
+
+
+def _alias_bomb(levels: int = 9, width: int = 15) -> str:
+    lines = ["a0: &a0 [" + ", ".join(["w"] * width) + "]"]
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("bomb.yaml", _alias_bomb(), "more than 100 aliases"),
+        (
+            "wide.yaml",
+            "a: &a [" + ", ".join(["w"] * 2000) + "]\n" + "".join(f"s{i}: *a\n" for i in range(60)),
+            "more than 100000 words",
+        ),
+        ("dup.yaml", "colors: [red]\ncolors: [blue]\n", "gives the key 'colors' twice"),
+        ("dup.json", '{"colors": ["red"], "colors": ["blue"]}', "gives the key 'colors' twice"),
+        ("deep.json", "[" * 100000 + "]" * 100000, "nested too deeply"),
+        ("deep.yaml", "[" * 100000 + "]" * 100000, "nested too deeply"),
+        ("huge.json", '{"n": [' + "9" * 5000 + "]}", "is not valid JSON"),
+        ("huge.yaml", "n: [" + "9" * 5000 + "]\n", "huge.yaml"),
+        ("many.txt", "w\n" * 100001, "more than 100000 words"),
+        ("bool.yaml", "flags: [yes, no]\n", "must be a list of words"),
+    ],
+)
+def test_hostile_set_files_are_refused_in_one_line(name, text, message, tmp_path):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(LayerscopeError, match=message) as caught:
+        resolve_set(str(path))
+    assert "\n" not in str(caught.value)
+
+
+def test_set_file_over_the_byte_bound_is_refused(tmp_path):
+    from layerscope.tokensets import sources
+
+    path = tmp_path / "big.txt"
+    with open(path, "wb") as handle:
+        handle.truncate(sources.MAX_SET_FILE_BYTES + 1)
+    with pytest.raises(LayerscopeError, match=f"at most {sources.MAX_SET_FILE_BYTES} accepted"):
+        resolve_set(str(path))
+
+
+def test_a_few_aliases_still_work(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("warm: &w [red, orange]\nalso-warm: *w\n")
+    assert resolve_set(str(path)) == {"warm": ["red", "orange"], "also-warm": ["red", "orange"]}

@@ -17,6 +17,7 @@ from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from ..errors import LayerscopeError
 from .entries import TensorEntry
+from .safetensors_header import regular_file_size
 
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
@@ -81,7 +82,7 @@ def read_gguf_header(path: str | os.PathLike, label: str | None = None) -> tuple
     """
     path = Path(path)
     label = label or path.name
-    size = path.stat().st_size
+    size = regular_file_size(path, label)
     if size < 24:
         raise LayerscopeError(f"{label}: {size} bytes is too short for a GGUF file")
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:

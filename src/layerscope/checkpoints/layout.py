@@ -148,12 +148,12 @@ def _read_index(index: Path) -> tuple[list[str], list[TensorEntry], dict]:
     entries: list[TensorEntry] = []
     meta: dict = {}
     for shard in shards:
+        shard_path = shard_file(root, shard)
         try:
-            shard_path = (root / shard).resolve()
-            present = shard_path.is_file()
+            present = shard_path is not None and shard_path.is_file()
         except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
             shard_path, present = None, False
-        if shard_path is None or shard_path.parent != root:
+        if shard_path is None:
             raise LayerscopeError(f"{index.name}: shard {shard[:200]!r} is not a file name inside {root} (refused)")
         if not present:
             raise LayerscopeError(f"{index.name}: shard {shard!r} is missing from {root}")
@@ -166,6 +166,25 @@ def _read_index(index: Path) -> tuple[list[str], list[TensorEntry], dict]:
         meta.update(file_meta)
     _check_unique(entries, str(index))
     return [str(s) for s in shards], entries, meta
+
+
+def shard_file(root: Path, shard: str) -> Path | None:
+    """The file a sharded index names, resolved; None when the name leaves the checkpoint directory.
+
+    A shard is a plain file name in ``root``, which may be a link only to a file in ``root`` itself or, when
+    ``root`` is a Hugging Face cache snapshot (``.../snapshots/<revision>``), into that repository's ``blobs/``.
+    """
+    if not isinstance(shard, str) or not shard or "/" in shard or "\\" in shard or shard in (".", ".."):
+        return None
+    try:
+        root = root.resolve()
+        target = (root / shard).resolve()
+    except (OSError, ValueError, RuntimeError):  # a link loop, a name too long, a NUL byte
+        return None
+    allowed = {root}
+    if root.parent.name == "snapshots":
+        allowed.add(root.parent.parent / "blobs")
+    return target if target.parent in allowed else None
 
 
 def _check_unique(entries: list[TensorEntry], where: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 from math import prod
 from pathlib import Path
@@ -40,7 +41,7 @@ def read_safetensors_header(path: str | os.PathLike, label: str | None = None) -
     """
     path = Path(path)
     label = label or path.name
-    size = path.stat().st_size
+    size = regular_file_size(path, label)
     with open(path, "rb") as handle:
         head = handle.read(8)
         if len(head) < 8:
@@ -68,6 +69,17 @@ def read_safetensors_header(path: str | os.PathLike, label: str | None = None) -
     entries = [_entry(label, name, info) for name, info in header.items()]
     _check_offsets(label, header, data_size)
     return entries, metadata
+
+
+def regular_file_size(path: Path, label: str) -> int:
+    """The size of ``path``; a FIFO, socket or device is refused before it is opened (it could block forever)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise LayerscopeError(f"{label}: cannot open it ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise LayerscopeError(f"{label}: not a regular file (refused)")
+    return info.st_size
 
 
 def _entry(label: str, name: str, info: object) -> TensorEntry:

@@ -35,6 +35,7 @@ from .echo_probe import next_token_stats
 
 DEFAULT_PROMPT = "When John and Mary went to the store, John gave the bag to"
 DEFAULT_SETS = ("echo-words",)
+MAX_NEW_TOKENS = 1 << 20  # a bound before any model is known; each model's context bounds it further
 _GRID_COLUMNS = ("top1", "echo", "single_token", "applicable", "p_top1", "p_echo", "rank_echo")
 Bos = Literal["both", "without", "with"]
 BOS_CHOICES: dict[str, tuple[str, ...]] = {"both": BOS_SETTINGS, "without": ("without",), "with": ("with",)}
@@ -85,6 +86,8 @@ class EchoConfig(TokenSetOptions):
             raise self.error("top_k", self.top_k, "is not valid; give at least 1")
         if self.max_new_tokens < 0:
             raise self.error("max_new_tokens", self.max_new_tokens, "is not valid; give 0 or more")
+        if self.max_new_tokens > MAX_NEW_TOKENS:
+            raise self.error("max_new_tokens", self.max_new_tokens, f"is too many; at most {MAX_NEW_TOKENS}")
         if self.batch_size < 1:
             raise self.error("batch_size", self.batch_size, "is not valid; give at least 1")
         if self.multi_token != "mean":
@@ -281,6 +284,30 @@ def _stat_columns(model: Model, sequence: list[int], stat) -> dict:
     return columns
 
 
+def context_length(model: Model) -> int | None:
+    """The longest input the model's positions cover (``max_position_embeddings``), or None when unknown."""
+    config = model.module.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(text, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def check_context(model: Model, config: EchoConfig) -> None:
+    """Refuse ``max_new_tokens`` that, after the longest prompt, run past the model's context."""
+    limit = context_length(model)
+    if limit is None or config.max_new_tokens == 0:
+        return
+    longest = max(len(model.encode(prompt, bos=True)) for prompt in config.prompts)
+    if longest + config.max_new_tokens > limit:
+        raise LayerscopeError(
+            f"--max-new-tokens {config.max_new_tokens} after a prompt of {longest} tokens runs past the model's "
+            f"context of {limit} tokens (max_position_embeddings); give at most {max(limit - longest, 0)}"
+        )
+
+
 def completion_rows(model: Model, label: str, config: EchoConfig) -> list[dict]:
     """Greedy completions of every prompt under every BOS setting (``max_new_tokens`` each)."""
     rows = []
@@ -355,6 +382,7 @@ def run_echo(config: EchoConfig, model: Model | Sequence[Model | None] | None = 
             continue
         try:
             require_lm_head(current, "echo")
+            check_context(current, config)
             label = unique_name(current.name, used)
             used.add(label)
             start = time.perf_counter()

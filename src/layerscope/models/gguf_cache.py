@@ -76,6 +76,9 @@ def cached_gguf_dir(path: Path) -> tuple[Path, str]:
         return entry, sha
     if entry.exists():  # an incomplete entry (no marker): rebuild it rather than load it
         shutil.rmtree(entry, ignore_errors=True)
+    from .guard import check_gguf_header
+
+    check_gguf_header(path)  # sizes within bounds and the float32 weights fit in memory, before transformers builds
     with progress.step(f"Dequantizing {path.name} once (cached for later loads)"):
         with atomic_dir(entry) as tmp:
             _convert(path, tmp)
@@ -88,8 +91,8 @@ def _convert(path: Path, out: Path) -> None:
 
     folder, name = str(path.parent), path.name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise LayerscopeError(f"cannot load GGUF file {str(path)!r}: {_first_line(exc)}") from exc
     # save_pretrained refuses a GGUF-quantized model; the weights are already dequantized.

@@ -13,6 +13,7 @@ import torch
 
 from .. import progress
 from ..errors import LayerscopeError
+from . import guard
 from .default import DEFAULT_MODEL_NAME, default_model_path
 from .gguf_cache import cached_gguf_dir, gguf_general_name
 from .kinds import CAUSAL_LM, kind_detail, missing_head_weights, model_kind
@@ -71,7 +72,7 @@ def load_model(
         if not (path / "config.json").is_file():
             raise LayerscopeError(f"{text!r} is not a model directory: it has no config.json")
         if is_mlx_dir(path):
-            return load_mlx_model(path, text, directory_fingerprint(path), torch_dtype, device)
+            return load_mlx_model(path, text, directory_fingerprint(path), torch_dtype, device, trust_remote_code)
         return _load_hf_dir(
             path,
             text,
@@ -109,24 +110,36 @@ def _load_hf_dir(location, source, fingerprint, name, dtype, device, device_map,
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
     if device_map is not None:
         kwargs["device_map"] = device_map
-    if not trust_remote_code:
-        _refuse_remote_code(location, source)
+    local = _local_directory(location)
+    if local is not None:
+        guard.check_directory(local, str(source), trust_remote_code)
     with progress.step(f"Loading {name}"):
         try:
+            config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+            guard.check_config(config, str(source), dtype, memory=device_map is None)
+            kind = model_kind(config)
             tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
-            kind = model_kind(AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code))
             auto = AutoModelForCausalLM if kind == CAUSAL_LM else AutoModel  # an encoder: no LM head at all
-            module, info = auto.from_pretrained(location, output_loading_info=True, **kwargs)
+            # mismatched shapes come back in info (and are refused below) rather than as a multi-line error
+            module, info = auto.from_pretrained(
+                location, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
+            )
+        except LayerscopeError:
+            raise
         except pickle.UnpicklingError as exc:
             raise LayerscopeError(
                 f"refusing to load {source!r}: its pickled weights hold objects other than tensors, and layerscope "
                 "only unpickles with torch.load(weights_only=True); convert the checkpoint to safetensors"
             ) from exc
-        except (OSError, ValueError, KeyError) as exc:
+        except RecursionError:
+            raise LayerscopeError(f"cannot load model {source!r}: a file of it is nested too deeply") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
             raise LayerscopeError(f"cannot load model {source!r}: {_first_line(exc)}") from exc
+        head = missing_head_weights(module, info.get("missing_keys")) if kind == CAUSAL_LM else []
+        guard.check_weights(module, info, str(source), allowed_missing=head, encoder=kind != CAUSAL_LM)
     if device is not None and device_map is None:
         module = module.to(device)
-    head_ok = kind == CAUSAL_LM and not missing_head_weights(module, info.get("missing_keys"))
+    head_ok = kind == CAUSAL_LM and not head
     return Model(
         module=module,
         tokenizer=tokenizer,
@@ -139,20 +152,18 @@ def _load_hf_dir(location, source, fingerprint, name, dtype, device, device_map,
     )
 
 
-def _refuse_remote_code(location, source) -> None:
-    """A local model whose config points at its own Python code (``auto_map``) needs an explicit opt-in."""
-    config = Path(location) / "config.json"
-    if not config.is_file():
-        return
+def _local_directory(location) -> Path | None:
+    """The directory transformers will read: a local one, or a hub id's snapshot already in the cache."""
+    path = Path(location)
+    if path.is_dir():
+        return path
     try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LayerscopeError(f"cannot read {str(config)!r}: {exc}") from exc
-    if isinstance(data, dict) and data.get("auto_map"):
-        raise LayerscopeError(
-            f"model {source!r} ships its own Python code (auto_map in config.json); layerscope runs it only with "
-            "--trust-remote-code (trust_remote_code=True)"
-        )
+        from huggingface_hub import snapshot_download
+
+        snapshot = Path(snapshot_download(str(location), local_files_only=True))
+    except Exception:  # not cached (transformers then says so in one line)
+        return None
+    return snapshot if snapshot.is_dir() else None
 
 
 _HASH_NAME = re.compile(r"^[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?$")  # a sha256 cache key or a git commit

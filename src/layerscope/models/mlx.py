@@ -8,7 +8,6 @@ into the model transformers builds from the same config.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
@@ -25,10 +24,9 @@ _SENTENCE_HEAD = re.compile(r"^dense\.\d+\.(weight|bias)$")
 
 
 def read_config(path: Path) -> dict:
-    try:
-        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LayerscopeError(f"{path / 'config.json'}: cannot read it ({exc})") from None
+    from .guard import read_json
+
+    data = read_json(path / "config.json", str(path))
     if not isinstance(data, dict):
         raise LayerscopeError(f"{path / 'config.json'}: expected a JSON object")
     return data
@@ -88,7 +86,11 @@ def float_config(path: Path):
 
 def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
     """Load ``state`` into ``module``; every parameter must be covered (tied weights may be absent)."""
-    result = module.load_state_dict(state, strict=False)
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes that do not fit the model built from config.json
+        lines = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise LayerscopeError(f"{where}: its tensors do not fit {type(module).__name__}: {lines[:1] or exc}") from None
     tied = set()
     if getattr(module.config, "tie_word_embeddings", False):
         tied = {name for name in result.missing_keys if name.endswith("lm_head.weight")}
@@ -99,13 +101,19 @@ def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], where: s
         raise LayerscopeError(f"{where}: its tensors do not fit {type(module).__name__}: {what}")
     if tied:
         module.tie_weights()
+    from .guard import check_weights
+
+    check_weights(module, {}, where)
 
 
 def load_mlx_causal_lm(path: Path, dtype: torch.dtype):
     """The ``*ForCausalLM`` module of an MLX directory, with dequantized float weights."""
     from transformers import AutoModelForCausalLM
 
+    from .guard import check_config
+
     config = float_config(path)
+    check_config(config, str(path), dtype)
     state = mlx_state_dict(path, dtype)
     head = sorted({k.split(".")[1] for k in state if _SENTENCE_HEAD.match(k)})
     if head:  # an embedding model (seed 003): its Dense stages belong to encode / stages, not to the LM view
@@ -120,7 +128,9 @@ def load_mlx_causal_lm(path: Path, dtype: torch.dtype):
     return module.eval()
 
 
-def load_mlx_model(path: Path, source: str, fingerprint: str, dtype: torch.dtype, device=None):
+def load_mlx_model(
+    path: Path, source: str, fingerprint: str, dtype: torch.dtype, device=None, trust_remote_code: bool = False
+):
     """A :class:`~layerscope.models.Model` from an MLX directory (its tokenizer files sit beside the weights).
 
     Example:
@@ -129,12 +139,18 @@ def load_mlx_model(path: Path, source: str, fingerprint: str, dtype: torch.dtype
     from transformers import AutoTokenizer
 
     from .. import progress
+    from .guard import check_directory
     from .model import Model
 
+    check_directory(path, source, trust_remote_code)
     with progress.step(f"Loading {path.name} (MLX, dequantizing)"):
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(path))
-        except (OSError, ValueError, KeyError) as exc:
+            tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        except RecursionError:
+            raise LayerscopeError(
+                f"cannot load the tokenizer of {source!r}: a file of it is nested too deeply"
+            ) from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             from .loading import _first_line
 
             raise LayerscopeError(f"cannot load the tokenizer of {source!r}: {_first_line(exc)}") from exc

@@ -34,23 +34,79 @@ def resolve_set(name_or_path: str) -> dict[str, list[str]]:
     )
 
 
+#: Bounds on a set file: its size, the words of all its sets together, and the YAML aliases it may use.
+MAX_SET_FILE_BYTES = 8 << 20
+MAX_SET_WORDS = 100_000
+MAX_YAML_ALIASES = 100
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list) -> dict:
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+class _SetLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses duplicate keys and more than ``MAX_YAML_ALIASES`` aliases."""
+
+    aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (refused)")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        keys = []
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in keys:
+                raise _DuplicateKey(key)
+            keys.append(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_set_file(path: Path) -> dict[str, list[str]]:
     suffix = path.suffix.lower()
+    where = str(path)
     try:
+        if not path.is_file():
+            raise LayerscopeError(f"token set file {where!r} is not a regular file")
+        size = path.stat().st_size
+        if size > MAX_SET_FILE_BYTES:
+            raise LayerscopeError(f"token set file {where!r} is {size} bytes; at most {MAX_SET_FILE_BYTES} accepted")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise LayerscopeError(f"cannot read token set file {str(path)!r}: {exc}") from exc
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise LayerscopeError(f"{str(path)!r} is not valid JSON: {exc}") from exc
-    elif suffix in {".yaml", ".yml"}:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise LayerscopeError(f"{str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    else:
+        raise LayerscopeError(f"cannot read token set file {where!r}: {exc}") from exc
+    try:
+        if suffix == ".json":
+            try:
+                data = json.loads(text, object_pairs_hook=_no_duplicates)
+            except ValueError as exc:
+                raise LayerscopeError(f"{where!r} is not valid JSON: {str(exc).splitlines()[0]}") from exc
+        elif suffix in {".yaml", ".yml"}:
+            try:
+                data = yaml.load(text, Loader=_SetLoader)  # noqa: S506 - a SafeLoader subclass
+            except (yaml.YAMLError, ValueError) as exc:
+                raise LayerscopeError(f"{where!r} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        else:
+            data = None
+    except RecursionError:
+        raise LayerscopeError(f"{where!r} is nested too deeply for a token set file") from None
+    except _DuplicateKey as exc:
+        raise LayerscopeError(f"{where!r} gives the key {exc.args[0]!r} twice") from None
+    if data is None and suffix in {".json", ".yaml", ".yml"}:
+        raise LayerscopeError(f"{where!r} holds no token set")
+    if data is None:
         data = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     return _normalize(data, default_name=path.stem, origin=str(path))
 
@@ -73,10 +129,19 @@ def _normalize(data: object, default_name: str, origin: str) -> dict[str, list[s
     if not isinstance(data, dict):
         raise LayerscopeError(f"{origin!r} must hold a list of words or a mapping of set name to words")
     sets: dict[str, list[str]] = {}
+    total = 0
     for name, words in data.items():
-        if not isinstance(words, list) or not all(isinstance(w, (str, int)) for w in words):
-            raise LayerscopeError(f"set {name!r} in {origin!r} must be a list of words")
-        sets[str(name)] = [str(w) for w in words]
+        if not isinstance(words, list) or not all(
+            isinstance(w, str) or (isinstance(w, int) and not isinstance(w, bool)) for w in words
+        ):
+            raise LayerscopeError(f"set {str(name)[:80]!r} in {origin!r} must be a list of words")
+        total += len(words)
+        if total > MAX_SET_WORDS:
+            raise LayerscopeError(f"{origin!r} holds more than {MAX_SET_WORDS} words (refused)")
+        try:
+            sets[str(name)] = [str(w) for w in words]
+        except ValueError:  # an integer too long to write out
+            raise LayerscopeError(f"set {str(name)[:80]!r} in {origin!r} holds a number too long for a word") from None
     check_not_empty(sets, origin)
     return sets
 
