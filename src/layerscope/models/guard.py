@@ -29,6 +29,7 @@ import stat
 from pathlib import Path
 
 from ..checkpoints.layout import shard_file
+from ..checkpoints.safetensors_header import regular_file_size
 from ..errors import LayerscopeError
 
 #: ``{config key: (lowest, highest)}``: whole numbers outside these bounds are refused before building.
@@ -93,14 +94,9 @@ def check_regular_files(directory: Path, source: str, depth: int = 1) -> None:
 
 def read_json(path: Path, source: str) -> object:
     """A JSON file of a model directory, read only if it is a regular file of sane size and nesting."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise LayerscopeError(f"model {source!r}: cannot open {path.name} ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise LayerscopeError(f"model {source!r}: {path.name} is not a regular file (refused)")
-    if info.st_size > _JSON_LIMIT:
-        raise LayerscopeError(f"model {source!r}: {path.name} is {info.st_size} bytes; at most {_JSON_LIMIT} accepted")
+    size = regular_file_size(path, f"model {source!r}: {path.name}")
+    if size > _JSON_LIMIT:
+        raise LayerscopeError(f"model {source!r}: {path.name} is {size} bytes; at most {_JSON_LIMIT} accepted")
     try:
         return json.loads(path.read_bytes().decode("utf-8"))
     except RecursionError:
