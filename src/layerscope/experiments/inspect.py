@@ -141,11 +141,9 @@ class InspectConfig(ExperimentConfig):
             raise self.error("phases", self.phases, "must be at least 1")
 
     def command(self) -> list[str]:
-        """As :meth:`ExperimentConfig.command`, with ``--no-bos`` and ``--compare-model SOURCE`` (its options
-        are the model's: one ``--dtype``/``--trust-remote-code`` serves both on the command line)."""
-        argv = ExperimentConfig.command(replace(self, bos=True, compare_model=None))
-        if not self.bos:
-            argv.append("--no-bos")
+        """As :meth:`ExperimentConfig.command`, with ``--compare-model SOURCE`` alone (its options are the
+        model's: one ``--dtype``/``--trust-remote-code`` serves both on the command line)."""
+        argv = ExperimentConfig.command(replace(self, compare_model=None))
         if self.compare_model is not None:
             argv += ["--compare-model", self.compare_model.value]
         return argv

@@ -37,7 +37,7 @@ from ..capture.layer_spec import (
 )
 from ..errors import LayerscopeError
 from ..experiment import Result, option
-from ..model_spec import ModelSpec, unique_name
+from ..model_spec import ModelSpec, specs_argv, unique_name
 from ..rundir import model_record
 from ..tokensets.options import TokenSetOptions, inline_words
 
@@ -103,10 +103,7 @@ class LayersConfig(TokenSetOptions):
         argv = super(LayersConfig, dataclasses.replace(self, models=DEFAULT_MODELS)).command()
         if self.models == DEFAULT_MODELS:
             return argv
-        first = self.models[0]
-        options = ModelSpec(dtype=first.dtype, device_map=first.device_map, trust_remote_code=first.trust_remote_code)
-        models = [arg for spec in self.models for arg in ("--model", spec.value)]
-        return argv[:2] + models + options.argv() + argv[2:]
+        return argv[:2] + specs_argv(self.models) + argv[2:]  # the models first, as a person writes them
 
     def run(self, model=None) -> LayersResult:
         return run_layers(self, model)
