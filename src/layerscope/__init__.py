@@ -35,6 +35,8 @@ _LAZY = {
     "stages": ("layerscope.experiments.stages", "stages"),
     "layout": ("layerscope.experiments.layout", "layout"),
     "report": ("layerscope.experiments.report", "report"),
+    "quantize": ("layerscope.checkpoints.quantize", "quantize"),
+    "weight_errors": ("layerscope.checkpoints.weight_error", "weight_errors"),
     "execute": ("layerscope.runner", "execute"),
     "load_run": ("layerscope.load_run", "load_run"),
 }
@@ -56,6 +58,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .checkpoints.quantize import quantize
+    from .checkpoints.weight_error import weight_errors
     from .experiments.ablate import ablate
     from .experiments.capture import residuals
     from .experiments.echo import echo
