@@ -45,7 +45,7 @@ def check_quantize_options(
     if path.is_symlink():
         raise ConfigError("out", str(out), "is a symbolic link; name a new path")
     if path.exists() and not force and not _empty_dir(path):
-        raise ConfigError("out", str(out), "exists; choose a new path, or replace it with force=True (--force)")
+        raise ConfigError("out", str(out), "exists; choose a new path or replace it (force=True, --force)")
     if path.exists() and to == "mlx" and not path.is_dir():
         raise ConfigError("out", str(out), "is a file; MLX output is a directory")
     if path.exists() and to == "gguf" and path.is_dir():
