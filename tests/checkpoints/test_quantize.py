@@ -11,7 +11,6 @@ import pytest
 import layerscope
 from layerscope.checkpoints import mlx_write
 from layerscope.experiment import ConfigError
-from layerscope.models.mlx import mlx_state_dict
 
 mx = pytest.importorskip("mlx.core")
 
@@ -111,11 +110,11 @@ def test_default_model_to_mlx_4bit_equals_mlx_quantize(tmp_path):
     with safe_open(str(out / "model.safetensors"), framework="numpy") as handle:
         assert handle.metadata() == {"format": "mlx"}
         assert np.array_equal(handle.get_tensor("model.norm.weight"), norm)  # float32, as the config's dtype
-    state = mlx_state_dict(out)
+    model = layerscope.load_model(str(out))  # layerscope's loader: weights equal mlx.core.dequantize
+    assert (model.n_layers, model.d_model, model.name) == (18, 640, "gemma-mlx-4bit")
+    state = model.module.state_dict()
     for name, expected in dequantized.items():
         assert np.array_equal(state[name].numpy(), expected), name
-    model = layerscope.load_model(str(out))
-    assert (model.n_layers, model.d_model, model.name) == (18, 640, "gemma-mlx-4bit")
     ids = model.tokenizer("The capital of France is", return_tensors="pt").input_ids
     import torch
 
