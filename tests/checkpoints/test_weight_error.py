@@ -69,6 +69,8 @@ def test_hf_against_mlx_equals_numpy(tmp_path, tiny_model_dirs, arch):
     norms = frame[frame["tensor"].str.contains("norm")]
     assert len(norms) and (norms["relative_error"] < 1e-3).all()  # float16 casts only, no quantization
     assert frame.loc[frame["tensor"] == "model.embed_tokens.weight", "layer"].item() == "embed"
+    order = list(dict.fromkeys(frame["layer"].fillna("none")))
+    assert order == ["embed", "0", "1", "2", "norm"] + (["none"] if arch == "llama" else [])  # lm_head last
     assert frame.loc[frame["tensor"] == "model.norm.weight", "layer"].item() == "norm"
     shape = reference["model.embed_tokens.weight"].shape
     assert frame.loc[frame["tensor"] == "model.embed_tokens.weight", "shape"].item() == f"{shape[0]}x{shape[1]}"

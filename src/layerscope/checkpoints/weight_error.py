@@ -49,6 +49,14 @@ def tensor_layer(name: str) -> str | None:
     return None
 
 
+def _depth_key(layer: str | None) -> tuple[int, int]:
+    if layer == EMBED:
+        return (0, 0)
+    if layer == FINAL_NORM:
+        return (2, 0)
+    return (1, int(layer)) if layer is not None else (3, 0)
+
+
 def tensor_error(a: torch.Tensor, b: torch.Tensor) -> dict:
     """``relative_error``, ``cosine`` and ``max_abs_error`` of ``b`` against ``a``, summed in float64 over chunks
     of about four million values (so a large matrix is never copied whole in float64).
@@ -87,7 +95,7 @@ def weight_errors(reference, other):
         A pandas DataFrame with columns ``tensor`` (the Hugging Face name), ``layer`` (``embed``, ``0``..``n-1``,
         ``norm``, or None for tensors outside the residual stream's points, such as a separate LM head),
         ``shape`` (``"262144x640"``), ``parameters``, ``relative_error``, ``cosine``, ``max_abs_error``;
-        in the reference's tensor order. A tensor whose shapes differ is refused (one line): weight error
+        sorted by layer (``embed``, blocks in order, ``norm``, then the others) and name. A tensor whose shapes differ is refused (one line): weight error
         compares two forms of one model.
     """
     import pandas as pd
@@ -122,6 +130,7 @@ def weight_errors(reference, other):
                 }
             )
             del a, b
+    rows.sort(key=lambda row: (_depth_key(row["layer"]), row["tensor"]))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["layer"] = frame["layer"].astype(object)
     return frame

@@ -71,6 +71,6 @@ def run(args) -> int:
         what = f"GGUF {summary['type']}: {summary['quantized']} matrices quantized, {summary['kept']} tensors kept"
         if summary["fallback_f16"]:
             what += f", {summary['fallback_f16']} stored as F16 (rows not a multiple of the block)"
-    progress.console().print(f"{what}; {size:,.1f} MB")
+    progress.console().print(f"{what}; {size:,.1f} MB", soft_wrap=True)
     print(path)
     return 0
