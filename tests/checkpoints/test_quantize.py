@@ -10,6 +10,7 @@ import pytest
 
 import layerscope
 from layerscope.checkpoints import mlx_write
+from layerscope.errors import LayerscopeError
 from layerscope.experiment import ConfigError
 
 mx = pytest.importorskip("mlx.core")
@@ -121,3 +122,12 @@ def test_default_model_to_mlx_4bit_equals_mlx_quantize(tmp_path):
     with torch.no_grad():
         logits = model.module(ids).logits[0, -1]
     assert torch.isfinite(logits).all()
+
+
+def test_without_mlx_the_mlx_output_is_refused_in_one_line(tmp_path, tiny_model_dirs, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlx.core", None)  # as if the package were not installed
+    with pytest.raises(LayerscopeError, match=r"MLX output needs the mlx package .*pip install 'layerscope\[mlx\]'"):
+        layerscope.quantize(str(tiny_model_dirs["llama"]), out=tmp_path / "q")
+    assert not list(tmp_path.iterdir())

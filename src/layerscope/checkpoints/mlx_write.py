@@ -38,6 +38,14 @@ def check_mlx_options(bits: int, group_size: int, dtype: str | None) -> None:
         raise ConfigError("dtype", dtype, f"is not supported; valid: {choices_text(MLX_DTYPES)}")
 
 
+def require_mlx() -> None:
+    """Refuse at once, in one line, when the ``mlx`` package (MLX's own quantizer) is not installed."""
+    try:
+        import mlx.core  # noqa: F401
+    except (ImportError, OSError) as exc:
+        raise LayerscopeError(f"MLX output needs the mlx package ({exc}): pip install 'layerscope[mlx]'") from None
+
+
 def quantizes(name: str, shape: tuple[int, ...], group_size: int) -> bool:
     """True for a tensor mlx-lm quantizes: a linear layer's or the embedding's 2-D ``weight`` whose input width
     is a multiple of ``group_size`` (``nn.quantize``'s default predicate)."""

@@ -106,7 +106,9 @@ def quantize_summary(source, *, to, bits, group_size, type, out, dtype=None, for
             summary = write_gguf_file(gguf_source, tmp, type)
     else:
         from .float_weights import open_float_weights
-        from .mlx_write import write_mlx
+        from .mlx_write import require_mlx, write_mlx
+
+        require_mlx()
 
         with open_float_weights(source) as weights:
             name = "the default model" if weights.source == "default" else weights.source
