@@ -72,6 +72,8 @@ def test_written_triplets_equal_mlx_quantize(tmp_path, tiny_model_dirs, arch, bi
     with safe_open(str(out / "model.safetensors"), framework="numpy") as handle:
         assert handle.metadata() == {"format": "mlx"}
     assert {"tokenizer.json", "tokenizer_config.json"} <= {p.name for p in out.iterdir()}
+    index = json.loads((out / "model.safetensors.index.json").read_text())  # mlx-lm writes one for one file too
+    assert index["weight_map"] == dict.fromkeys(sorted(mx.load(str(out / "model.safetensors"))), "model.safetensors")
     # layerscope's loader gives mlx.core.dequantize of what was written, bit for bit
     state = mlx_state_dict(out)
     for name, expected in dequantized.items():

@@ -140,19 +140,16 @@ def _save_shards(arrays: dict, out: Path) -> list[str]:
         current[name] = array
         size += array.nbytes
     shards.append(current)
-    if len(shards) == 1:
-        mx.save_safetensors(str(out / "model.safetensors"), shards[0], metadata={"format": "mlx"})
-        return ["model.safetensors"]
-    files, weight_map = [], {}
-    for i, shard in enumerate(shards, start=1):
-        file = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+    names = ["model.safetensors"] if len(shards) == 1 else []
+    names = names or [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)]
+    weight_map = {}
+    for file, shard in zip(names, shards):
         mx.save_safetensors(str(out / file), shard, metadata={"format": "mlx"})
-        files.append(file)
         weight_map.update(dict.fromkeys(shard, file))
     total = sum(a.nbytes for a in arrays.values())
     index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=4) + "\n", encoding="utf-8")
-    return files
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=4), encoding="utf-8")
+    return names
 
 
 def _copy_side_files(source: Path, out: Path) -> None:
