@@ -74,6 +74,11 @@ def test_written_triplets_equal_mlx_quantize(tmp_path, tiny_model_dirs, arch, bi
     assert {"tokenizer.json", "tokenizer_config.json"} <= {p.name for p in out.iterdir()}
     index = json.loads((out / "model.safetensors.index.json").read_text())  # mlx-lm writes one for one file too
     assert index["weight_map"] == dict.fromkeys(sorted(mx.load(str(out / "model.safetensors"))), "model.safetensors")
+    stored = load_file(str(source / "model.safetensors"))
+    tied = "lm_head.weight" in stored and config.get("tie_word_embeddings")
+    assert index["metadata"]["total_parameters"] == sum(
+        v.size for k, v in stored.items() if not (tied and k == "lm_head.weight")
+    )
     # layerscope's loader gives mlx.core.dequantize of what was written, bit for bit
     state = mlx_state_dict(out)
     for name, expected in dequantized.items():

@@ -59,8 +59,8 @@ def test_an_existing_out_needs_force_and_is_then_replaced(tmp_path, tiny_model_d
 def test_an_interrupted_run_leaves_nothing(tmp_path, tiny_model_dirs, monkeypatch, interruption):
     real = mlx_write._save_shards
 
-    def save_then_fail(arrays, out):
-        real(arrays, out)  # the weights are on disk when the run stops
+    def save_then_fail(arrays, out, parameters):
+        real(arrays, out, parameters)  # the weights are on disk when the run stops
         raise interruption()
 
     monkeypatch.setattr(mlx_write, "_save_shards", save_then_fail)

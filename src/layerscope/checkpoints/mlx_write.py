@@ -87,16 +87,18 @@ def write_mlx(weights, out: Path, bits: int, group_size: int, dtype: str | None 
     mx_dtype = getattr(mx, dtype)
     tied = bool(config.get("tie_word_embeddings", (config.get("text_config") or {}).get("tie_word_embeddings")))
     arrays: dict[str, object] = {}
-    quantized = kept = 0
+    quantized = kept = parameters = 0
     for name in weights.names:
         if tied and name.endswith("lm_head.weight"):
             continue  # mlx-lm drops a tied head: the embedding serves as the head
         value = weights.tensor(name)
         if not value.is_floating_point():
             arrays[name] = mx.array(value.numpy())
+            parameters += value.numel()
             kept += 1
             continue
         array = mx.array(value.numpy().astype(np.float32, copy=False)).astype(mx_dtype)
+        parameters += value.numel()
         del value
         if quantizes(name, tuple(array.shape), group_size):
             q, s, b = mx.quantize(array, group_size, bits)
@@ -113,7 +115,7 @@ def write_mlx(weights, out: Path, bits: int, group_size: int, dtype: str | None 
         raise LayerscopeError(
             f"{weights.source}: no weight matrix has an input width divisible by group size {group_size}; nothing to quantize"
         )
-    files = _save_shards(arrays, out)
+    files = _save_shards(arrays, out, parameters)
     block = {"group_size": group_size, "bits": bits, "mode": "affine"}
     new_config = {k: v for k, v in config.items() if k not in _DROP_CONFIG_KEYS}
     new_config["quantization"] = dict(block)
@@ -129,7 +131,7 @@ def write_mlx(weights, out: Path, bits: int, group_size: int, dtype: str | None 
     }
 
 
-def _save_shards(arrays: dict, out: Path) -> list[str]:
+def _save_shards(arrays: dict, out: Path, parameters: int) -> list[str]:
     import mlx.core as mx
 
     shards, current, size = [], {}, 0
@@ -147,7 +149,10 @@ def _save_shards(arrays: dict, out: Path) -> list[str]:
         mx.save_safetensors(str(out / file), shard, metadata={"format": "mlx"})
         weight_map.update(dict.fromkeys(shard, file))
     total = sum(a.nbytes for a in arrays.values())
-    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+    index = {
+        "metadata": {"total_size": total, "total_parameters": parameters},
+        "weight_map": dict(sorted(weight_map.items())),
+    }
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=4), encoding="utf-8")
     return names
 
