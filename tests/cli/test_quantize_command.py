@@ -37,3 +37,16 @@ def test_quantize_to_gguf_writes_one_file(tmp_path, capsys):
     assert captured.out.strip() == str(out) and out.is_file()
     assert "GGUF BF16: 16 matrices quantized, 5 tensors kept" in captured.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-bf16.gguf", "tiny.gguf"]
+
+
+def test_an_interrupted_quantize_says_nothing_was_written(tmp_path, tiny_model_dirs, capsys, monkeypatch):
+    from layerscope.checkpoints import mlx_write
+
+    def interrupted(arrays, out, parameters):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mlx_write, "_save_shards", interrupted)
+    out = tmp_path / "q"
+    assert main(["--quiet", "quantize", str(tiny_model_dirs["llama"]), "--to", "mlx", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip() == f"layerscope: interrupted; nothing was written to {out}"
+    assert not list(tmp_path.iterdir())

@@ -67,7 +67,9 @@ def conversion_dtype(config: dict, dtype: str | None) -> str:
     return "float16"
 
 
-def write_mlx(weights, out: Path, bits: int, group_size: int, dtype: str | None = None) -> dict:
+def write_mlx(
+    weights, out: Path, bits: int, group_size: int, dtype: str | None = None, description: str = "Quantizing"
+) -> dict:
     """Quantize the tensors of ``weights`` (a :class:`~layerscope.checkpoints.float_weights.FloatWeights`) into
     the existing empty directory ``out``; returns a summary (dtype, counts, bytes).
 
@@ -88,7 +90,9 @@ def write_mlx(weights, out: Path, bits: int, group_size: int, dtype: str | None 
     tied = bool(config.get("tie_word_embeddings", (config.get("text_config") or {}).get("tie_word_embeddings")))
     arrays: dict[str, object] = {}
     quantized = kept = parameters = 0
-    for name in weights.names:
+    from .. import progress
+
+    for name in progress.track(weights.names, description):
         if tied and name.endswith("lm_head.weight"):
             continue  # mlx-lm drops a tied head: the embedding serves as the head
         value = weights.tensor(name)
