@@ -35,6 +35,7 @@ _LAZY = {
     "stages": ("layerscope.experiments.stages", "stages"),
     "layout": ("layerscope.experiments.layout", "layout"),
     "report": ("layerscope.experiments.report", "report"),
+    "sweep": ("layerscope.experiments.sweep", "sweep"),
     "execute": ("layerscope.runner", "execute"),
     "load_run": ("layerscope.load_run", "load_run"),
 }
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .experiments.layout import layout
     from .experiments.report import report
     from .experiments.stages import stages
+    from .experiments.sweep import sweep
     from .experiments.tokens import tokens
     from .load_run import load_run
     from .models.loading import load_model
