@@ -207,22 +207,47 @@ def model_source_path(spec: ModelSpec) -> str:
 def model_memory(spec: ModelSpec) -> int:
     """Bytes a forward pass of ``spec``'s model needs, from its checkpoint's headers alone (no weights read).
 
-    Its weights at the dtype they are loaded in (a GGUF is dequantized to float32) plus
-    :data:`RUNTIME_OVERHEAD`; a source whose headers cannot be read here (a model only the cluster's
-    workers have) counts as the overhead alone.
+    The header-only forward estimate of :mod:`layerscope.checkpoints.layout` where it has one, else the weights at
+    the dtype they are loaded in (a GGUF is dequantized to float32); plus :data:`RUNTIME_OVERHEAD` for the
+    process. A source whose headers cannot be read here (a model only the cluster's workers have) counts as the
+    overhead alone.
     """
     try:
-        from ..checkpoints import layout as layout_module
-
         source = model_source_path(spec)
-        forward_memory = getattr(layout_module, "forward_memory", None)
-        if forward_memory is not None:  # the header-only estimate of weights and capture buffers
-            return int(forward_memory(source, spec.dtype or "float32", batch=1))
-        found = layout_module.read_layout(source)
-        per_parameter = 4 if found.format.startswith("gguf") else _DTYPE_BYTES.get(spec.dtype, 4)
-        return found.n_parameters * per_parameter + RUNTIME_OVERHEAD
-    except (LayerscopeError, OSError, ValueError, TypeError):
+    except LayerscopeError:
         return RUNTIME_OVERHEAD
+    estimate = _forward_memory(source, spec.dtype or "float32")
+    if estimate is None:
+        estimate = _weights_memory(source, spec.dtype)
+    return (estimate or 0) + RUNTIME_OVERHEAD
+
+
+def _forward_memory(source: str, dtype: str) -> int | None:
+    """``layerscope.checkpoints.layout.forward_memory`` (weights and capture buffers), when that exists."""
+    from ..checkpoints import layout
+
+    estimate = getattr(layout, "forward_memory", None)
+    if estimate is None:
+        return None
+    try:
+        value = estimate(source, dtype, batch=1)
+    except (LayerscopeError, OSError, ValueError, TypeError):
+        return None
+    for name in ("total", "total_bytes", "bytes"):
+        if isinstance(getattr(value, name, None), int):
+            return int(getattr(value, name))
+    return int(value) if isinstance(value, int) else None
+
+
+def _weights_memory(source: str, dtype: str | None) -> int | None:
+    from ..checkpoints.layout import read_layout
+
+    try:
+        found = read_layout(source)
+    except (LayerscopeError, OSError, ValueError):
+        return None
+    per_parameter = 4 if found.format.startswith("gguf") else _DTYPE_BYTES.get(dtype, 4)
+    return found.n_parameters * per_parameter
 
 
 def needs_gpu(spec: ModelSpec) -> bool:
