@@ -216,10 +216,9 @@ class RunDir:
         record_bytes = files.get("run.json")
         if record_bytes is None:
             raise LayerscopeError(f"the {experiment!r} run for {str(self.path)!r} came back without run.json")
-        root = self.path.resolve() if self.path.exists() else self.path.absolute()
         names = [n for n in files if n not in ("run.json", UNFINISHED)]
         for name in names:
-            if Path(name).is_absolute() or ".." in Path(name).parts or not (root / name).resolve().is_relative_to(root):
+            if not name or Path(name).is_absolute() or ".." in Path(name).parts:
                 raise LayerscopeError(
                     f"the {experiment!r} run for {str(self.path)!r} names a file outside it: {name!r}"
                 )
@@ -233,6 +232,12 @@ class RunDir:
             raise LayerscopeError(f"the run for {str(self.path)!r} came back as another experiment's run")
         self.check_writable_for(experiment)
         self.path.mkdir(parents=True, exist_ok=True)
+        root = self.path.resolve()
+        for name in names:  # no link inside the directory leads a file out of it
+            if not (root / name).resolve().is_relative_to(root):
+                raise LayerscopeError(
+                    f"the {experiment!r} run for {str(self.path)!r} names a file outside it: {name!r}"
+                )
         previous = self._previous_files()
         write_json(self.path / UNFINISHED, {"experiment": experiment})
         (self.path / "run.json").unlink(missing_ok=True)

@@ -112,7 +112,7 @@ def test_sequential_layers_and_ablate_merge_on_relative_depth(two_tiny, tmp_path
 
 def test_without_ray_installed_the_models_run_here(two_tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_ray, "ray_available", lambda: False)
-    result = layerscope.sweep("echo", models=two_tiny[:1], out=tmp_path / "s", tokens="red,blue", max_new_tokens=1)
+    result = layerscope.sweep("echo", models=two_tiny[:1], out=tmp_path / "s", tokens=("red", "blue"), max_new_tokens=1)
     assert result.backend == "sequential (Ray is not installed)"
     assert list(result.status["status"]) == ["ok"] and len(result.merged["echo"]) == 2 * 2
 
