@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -240,3 +241,16 @@ def _config_of(run_dir: Path):
 
     record = json.loads((run_dir / "run.json").read_text())
     return config_of(record["experiment"], record["config"])
+
+
+def test_models_that_do_not_fit_together_run_one_at_a_time(ray_instance, two_tiny, tmp_path):
+    """Each task asks for 60% of the node's memory: two never fit side by side, though there are 2 CPUs."""
+    memory = int(0.6 * ray_instance.cluster_resources()["memory"])
+    result = layerscope.sweep(
+        "echo", models=two_tiny, out=tmp_path / "s", memory_per_model=memory, tokens=("red",), max_new_tokens=1
+    )
+    status = result.status
+    assert list(status["status"]) == ["ok", "ok"] and list(status["memory_request"]) == [memory, memory]
+    start = [datetime.fromisoformat(text).timestamp() for text in status["started"]]
+    first, second = sorted((s, s + seconds) for s, seconds in zip(start, status["seconds"]))
+    assert first[1] <= second[0] + 0.05, (first, second)  # the second began after the first ended

@@ -344,7 +344,8 @@ class SweepResult(Result):
     Attributes:
         status: one row per model: ``model, source, status`` (``ok``, ``failed``, ``skipped``: finished in an
             earlier run), ``reason`` (one line, for a failure), ``run_dir`` (its folder under the sweep's
-            directory), ``seconds``, ``memory_request`` (bytes asked of Ray), ``gpus``.
+            directory), ``seconds``, ``started`` (UTC), ``host`` (the machine it ran on), ``memory_request`` (bytes
+            asked of Ray), ``gpus``.
         merged: ``{table stem: DataFrame}``: each table of the experiment, every finished model's rows (a
             ``model`` column added where the experiment's table has none).
         backend: ``"ray (local)"``, ``"ray (ADDRESS)"`` or ``"sequential"`` (and why).
@@ -507,7 +508,14 @@ def _one_line(exc: BaseException) -> str:
     return one_line(exc)
 
 
-def _row(job: Job, status: str, reason: str = "", seconds: float = 0.0) -> dict:
+def _row(job: Job, status: str, reason: str = "", seconds: float = 0.0, started=None, host: str = "") -> dict:
+    import datetime as dt
+
+    when = (
+        ""
+        if started is None
+        else dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="milliseconds")
+    )
     return {
         "model": job.name,
         "source": job.spec.label,
@@ -515,6 +523,8 @@ def _row(job: Job, status: str, reason: str = "", seconds: float = 0.0) -> dict:
         "reason": reason,
         "run_dir": job.run_dir.name,
         "seconds": round(float(seconds), 3),
+        "started": when,
+        "host": host,
         "memory_request": int(job.memory),
         "gpus": int(job.gpus),
     }
@@ -571,19 +581,22 @@ def run_sweep(config: SweepConfig) -> SweepResult:
 
 def _run_here(jobs: list[Job], rows: dict[str, dict]) -> None:
     """The models one after another in this process."""
+    import socket
+
     from ..runner import execute
 
+    host = socket.gethostname()
     for job in jobs:
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.time()
         try:
             execute(job.config, out=job.run_dir)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one model's failure is its row; the others run
-            rows[job.name] = _row(job, "failed", _one_line(exc), time.perf_counter() - start)
+            rows[job.name] = _row(job, "failed", _one_line(exc), time.perf_counter() - start, started, host)
             _say(f"{job.name}: failed: {rows[job.name]['reason']}")
             continue
-        rows[job.name] = _row(job, "ok", seconds=time.perf_counter() - start)
+        rows[job.name] = _row(job, "ok", "", time.perf_counter() - start, started, host)
         _say(f"{job.name}: done ({rows[job.name]['seconds']:.1f} s)")
 
 
@@ -606,17 +619,18 @@ def _run_on_ray(config: SweepConfig, jobs: list[Job], rows: dict[str, dict]) -> 
         for task, payload in run_tasks(ray, tasks):
             job = by_key[task.key]
             seconds = float(payload.get("seconds", 0.0))
+            where = {"started": payload.get("started"), "host": str(payload.get("host", ""))}
             if payload.get("status") == "ok":
                 try:
                     RunDir(job.run_dir).write_files(payload["files"], job.config.experiment, payload.get("workdir"))
                 except LayerscopeError as exc:
-                    rows[job.name] = _row(job, "failed", str(exc), seconds)
+                    rows[job.name] = _row(job, "failed", str(exc), seconds, **where)
                 else:
-                    rows[job.name] = _row(job, "ok", seconds=seconds)
+                    rows[job.name] = _row(job, "ok", "", seconds, **where)
                     _say(f"{job.name}: done ({seconds:.1f} s)")
                     continue
             else:
-                rows[job.name] = _row(job, "failed", str(payload.get("reason", "unknown failure")), seconds)
+                rows[job.name] = _row(job, "failed", str(payload.get("reason", "unknown failure")), seconds, **where)
             _say(f"{job.name}: failed: {rows[job.name]['reason']}")
     return f"ray ({config.ray_address})" if config.ray_address else "ray (local)"
 

@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -148,7 +149,7 @@ def run_model_task(experiment: str, record: dict) -> dict:
     from .sweep import config_of
 
     progress.set_enabled(False)
-    start = time.perf_counter()
+    start, where = time.perf_counter(), {"host": socket.gethostname(), "started": time.time()}
     try:
         with tempfile.TemporaryDirectory(prefix="layerscope-sweep-") as tmp:
             out = Path(tmp) / "run"
@@ -162,5 +163,5 @@ def run_model_task(experiment: str, record: dict) -> dict:
                 if path.is_file() and not path.is_symlink() and path.name != UNFINISHED
             }
     except Exception as exc:
-        return {"status": "failed", "reason": one_line(exc), "seconds": time.perf_counter() - start}
-    return {"status": "ok", "files": files, "workdir": str(out), "seconds": time.perf_counter() - start}
+        return {"status": "failed", "reason": one_line(exc), "seconds": time.perf_counter() - start, **where}
+    return {"status": "ok", "files": files, "workdir": str(out), "seconds": time.perf_counter() - start, **where}
