@@ -141,6 +141,12 @@ ROWS = [
     (["report", "{tmp}/a-run", "{tmp}/no-such-run"], "no-such-run"),
     (["report", "{tmp}/a-run", "--out", "{tmp}"], "--out {tmp}"),
     (["report", "{tmp}/a-run", "--out", ""], "--out ''"),
+    # sweep
+    (["sweep", "tour"], "'tour'"),
+    (["sweep", "echo", "--model", M, "--top-k", "0", "--no-ray"], "--top-k"),
+    (["sweep", "layers", "--model", M, "--dims", "4", "--no-ray"], "--dims 4"),
+    (["sweep", "echo", "--model", M, "--memory-per-model", "lots"], "--memory-per-model lots"),
+    (["sweep", "ablate", "--model", M, "--num-cpus", "0"], "--num-cpus"),
     # tour
     (["tour", "--model", "{tmp}/no-such-model", "--quick"], "no-such-model"),
     (["tour", "--model", M, "--quick", "--out", "{tmp}/empty.txt"], "empty.txt"),
