@@ -116,12 +116,16 @@ def test_incomplete_gguf_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     from layerscope.models import gguf_cache, guard
 
     monkeypatch.setenv("LAYERSCOPE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(guard, "check_gguf_header", lambda path: None)  # the file is a stand-in, not a GGUF
+    monkeypatch.setattr(
+        guard, "check_gguf_header", lambda path, dtype="float32": None
+    )  # the file is a stand-in, not a GGUF
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 60)
     converted = []
     monkeypatch.setattr(
-        gguf_cache, "_convert", lambda path, out: converted.append(out) or (out / "config.json").write_text("{}")
+        gguf_cache,
+        "_convert",
+        lambda path, out, dtype="float32": converted.append(out) or (out / "config.json").write_text("{}"),
     )
     sha = gguf_cache.file_sha256(gguf)
     stale = tmp_path / "cache" / "gguf" / sha
