@@ -117,20 +117,21 @@ def test_default_model_with_blocks_on_disk_gives_the_numbers_of_one_device(defau
     got = layerscope.residuals(PROMPTS, model=offloaded, layers="all", positions="all", batch_size=2)
     want = layerscope.residuals(PROMPTS, model=default_model, layers="all", positions="all", batch_size=2)
     np.testing.assert_array_equal(np.asarray(got.residuals), np.asarray(want.residuals))
+    words = "January,March,July,red,blue,green"
     assert_tables_equal(
-        layerscope.layers(["months"], model=offloaded, layers="embed,0,8,-1,norm"),
-        layerscope.layers(["months"], model=default_model, layers="embed,0,8,-1,norm"),
+        layerscope.layers(tokens=words, model=offloaded, layers="embed,0,8,-1,norm"),
+        layerscope.layers(tokens=words, model=default_model, layers="embed,0,8,-1,norm"),
     )
-    prompts = ["5+2=", "3+4=", "9-2="]
+    prompts = ["5+2=", "9-2="]
     assert_tables_equal(layerscope.inspect(prompts, model=offloaded), layerscope.inspect(prompts, model=default_model))
-    drop = ["4", "10,11"]
+    drop = ["4,5", "10"]  # block 10 is on disk: its forward is replaced while accelerate's hooks stay
     assert_tables_equal(
-        layerscope.ablate(model=offloaded, n=24, drop=drop), layerscope.ablate(model=default_model, n=24, drop=drop)
+        layerscope.ablate(model=offloaded, n=12, drop=drop), layerscope.ablate(model=default_model, n=12, drop=drop)
     )
-    words = "John,Mary,red,Paris,seven"
+    words = "John,Mary,red"
     assert_tables_equal(
-        layerscope.echo(models=offloaded, tokens=words, max_new_tokens=2),
-        layerscope.echo(models=default_model, tokens=words, max_new_tokens=2),
+        layerscope.echo(models=offloaded, tokens=words, max_new_tokens=1),
+        layerscope.echo(models=default_model, tokens=words, max_new_tokens=1),
     )
 
 
@@ -147,13 +148,18 @@ def test_default_model_in_bfloat16_halves_the_cache_and_echoes_the_same(default_
     assert abs(full - 2 * half) < 1 << 20, (full, half)  # the tensors' bytes halve; only the headers differ
     assert json.loads((cache_entry(sha, "bfloat16") / "layerscope.json").read_text())["dtype"] == "bfloat16"
 
-    # seed 004's words, with and without BOS: the same top-1 token in bfloat16 as in float32
+    # seed 004's words, with and without BOS: the same echo verdict everywhere, and the same top-1 token wherever
+    # float32's top-1 leads its runner-up by more than bfloat16 resolves (2 ulps of a logit in [16, 32): 0.25)
     got = layerscope.echo(models=bf16, max_new_tokens=0).table
     want = layerscope.echo(models=default_model, max_new_tokens=0).table
     assert len(want) > 20
     keys = ["set", "word", "bos"]
     assert got[keys].equals(want[keys])
-    assert (got["top1_id"] == want["top1_id"]).all(), want.loc[got["top1_id"] != want["top1_id"], keys]
+    assert got["echo"].equals(want["echo"])
+    clear = np.log(want["p_top1"] / want["p_top2"]) > 0.25
+    assert clear.mean() > 0.7 and (got["top1_id"] == want["top1_id"]).mean() > 0.9
+    differ = (got["top1_id"] != want["top1_id"]) & clear
+    assert not differ.any(), want.loc[differ, keys + ["top1", "p_top1", "top2", "p_top2"]]
 
 
 @pytest.mark.default_model
