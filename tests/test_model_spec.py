@@ -96,3 +96,14 @@ def layerscope_cache():
     from layerscope.cache import cache_root
 
     return cache_root()
+
+
+def test_a_spec_tells_the_memory_of_its_forward(tiny_model_dirs):
+    from layerscope.checkpoints import forward_memory
+
+    source = str(tiny_model_dirs["llama"])
+    spec = ModelSpec(source, dtype="bfloat16", max_memory="cpu=1GiB")
+    assert spec.forward_memory(batch=2, seq_len=32) == forward_memory(source, "bfloat16", batch=2, seq_len=32)
+    assert ModelSpec(source).forward_memory() == forward_memory(source, "float32")
+    with pytest.raises(LayerscopeError, match="no-such/model"):
+        ModelSpec("no-such/model").forward_memory()

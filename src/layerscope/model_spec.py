@@ -247,6 +247,15 @@ class ModelSpec:
         """``model`` when one is given, else :meth:`load_timed`."""
         return model if model is not None else self.load_timed(timings)
 
+    def forward_memory(self, batch: int = 1, seq_len: int = 128) -> int:
+        """Bytes a forward of this model needs in its dtype, with the capture buffers of ``batch`` sequences of
+        ``seq_len`` tokens, read from the checkpoint's headers alone (see
+        :func:`layerscope.checkpoints.layout.forward_memory`). Raises ``LayerscopeError`` when the headers cannot
+        be read here (e.g. a hub id not in the local cache)."""
+        from .checkpoints.layout import forward_memory
+
+        return forward_memory(self.source or "default", self.dtype or "float32", batch=batch, seq_len=seq_len)
+
     def argv(self, flag: str = "--model") -> list[str]:
         """The command-line options that give this spec (``[]`` for the default model, default options)."""
         args = [] if self.source is None and self.name is None else [flag, self.value]
