@@ -63,12 +63,13 @@ def test_max_memory_parses_to_accelerates_dict():
 
     assert parse_max_memory("cpu=2GiB") == {"cpu": 2 << 30}
     assert parse_max_memory("0=20GiB, cpu=30GB") == {0: 20 << 30, "cpu": 30 * 10**9}
-    assert parse_max_memory("cuda:1=512MiB,disk=1e9") == {1: 512 << 20, "disk": 10**9}
+    assert parse_max_memory("cuda:1=512MiB,mps=1e9") == {1: 512 << 20, "mps": 10**9}
     assert parse_max_memory({"cpu": "1.5GiB"}) == {"cpu": 3 << 29}
     assert parse_max_memory(None) is None
     for bad, says in [
         ("cpu", "write DEVICE=SIZE"),
         ("gpu=2GiB", "device 'gpu'"),
+        ("disk=2GiB", "disk takes what does not fit"),
         ("cpu=lots", "'lots', not a size"),
         ("cpu=0", "above 0"),
         ("cpu=1GiB,cpu=2GiB", "twice"),

@@ -31,7 +31,7 @@ DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16", "auto")
 
 def parse_max_memory(value: str | dict | None) -> dict | None:
     """``--max-memory`` as accelerate's ``max_memory`` dict: ``"0=20GiB,cpu=30GiB"`` -> ``{0: 21474836480,
-    "cpu": 32212254720}`` (bytes). Devices: ``cpu``, ``mps``, ``disk``, a GPU index ``0`` or ``cuda:0``; sizes:
+    "cpu": 32212254720}`` (bytes). Devices: ``cpu``, ``mps``, a GPU index ``0`` or ``cuda:0``; sizes:
     bytes or ``512MB``, ``2GiB``, ``1.5GB``. A dict is checked the same way. Raises ``ValueError`` naming the
     bad part.
 
@@ -77,9 +77,11 @@ def _device_key(text: str) -> int | str:
         name = name[len("cuda:") :]
     if name.isdigit():
         return int(name)
-    if name in ("cpu", "mps", "disk"):
+    if name in ("cpu", "mps"):
         return name
-    raise ValueError(f"has device {text!r}; valid: cpu, mps, disk, a GPU index (0, 1, ...) or cuda:N")
+    raise ValueError(
+        f"has device {text!r}; valid: cpu, mps, a GPU index (0, 1, ...) or cuda:N (disk takes what does not fit)"
+    )
 
 
 _UNITS = {"tib": 1 << 40, "gib": 1 << 30, "mib": 1 << 20, "kib": 1 << 10, "tb": 10**12, "gb": 10**9}

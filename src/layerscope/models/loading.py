@@ -7,7 +7,6 @@ import json
 import os
 import pickle
 import re
-import threading
 from pathlib import Path
 
 import torch
@@ -124,10 +123,6 @@ def _gguf_torch_dtype(dtype):
     return torch.float32 if dtype == "auto" else dtype
 
 
-_PLACEMENT = threading.Lock()
-_OFFLOAD_DIRS: list = []
-
-
 def _placement(device_map, max_memory, offload_dir) -> dict | None:
     """The ``from_pretrained`` placement options, or None for a model on one device: ``device_map``
     (``"auto"`` when only ``max_memory`` or ``offload_dir`` is given), ``max_memory`` as accelerate's dict, and
@@ -157,12 +152,10 @@ def _temporary_offload_dir() -> str:
 
     from ..cache import cache_root
 
-    with _PLACEMENT:
-        root = cache_root() / "offload"
-        root.mkdir(parents=True, exist_ok=True)
-        folder = tempfile.mkdtemp(prefix="offload-", dir=root)
-        _OFFLOAD_DIRS.append(folder)
-        atexit.register(shutil.rmtree, folder, True)
+    root = cache_root() / "offload"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="offload-", dir=root)
+    atexit.register(shutil.rmtree, folder, True)
     return folder
 
 
