@@ -121,6 +121,15 @@ ROWS = [
     (["quantize", M, "--to", "gguf", "--out", "{tmp}/q.gguf"], "is not one; give a .gguf file"),
     (["quantize", M, "--to", "mlx", "--out", "{tmp}/stray"], "--out {tmp}/stray exists"),
     (["quantize", "{tmp}/no-such-model", "--to", "mlx", "--out", "{tmp}/q"], "no-such-model"),
+    (["layout", "default", "--batch", "0"], "'0' must be at least 1"),
+    (["layout", "default", "--seq-len", "x"], "'x' is not an integer"),
+    # placement: --max-memory DEVICE=SIZE, --offload-dir
+    (["tokens", "--model", M, "--max-memory", "cpu"], "'cpu' has 'cpu'; write DEVICE=SIZE"),
+    (["tokens", "--model", M, "--max-memory", "gpu=2GiB"], "has device 'gpu'"),
+    (["echo", "--model", M, "--max-memory", "cpu=lots"], "has size 'lots', not a size"),
+    (["inspect", "--model", M, "--max-memory", ""], "--max-memory: '' is empty"),
+    (["layers", "--model", M, "--offload-dir", ""], "--offload-dir: '' is empty"),
+    (["ablate", "--model", M, "--offload-dir", "{tmp}/empty.txt"], "empty.txt' is a file"),
     # encode / similar / stages (need a sentence-embedding model: a causal LM directory is refused)
     (["encode", "--model", M], "TEXT"),
     (["encode", "--model", M, "--prompt-name", "no-such-prompt", "hello"], "no-such-prompt"),

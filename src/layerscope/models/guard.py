@@ -28,7 +28,7 @@ import resource
 import stat
 from pathlib import Path
 
-from ..checkpoints.layout import shard_file
+from ..checkpoints.layout import DTYPE_BYTES, shard_file
 from ..checkpoints.safetensors_header import regular_file_size
 from ..errors import LayerscopeError
 
@@ -59,7 +59,7 @@ _NESTED = ("text_config",)
 _CODE_FILES = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json")
 _JSON_LIMIT = 64 << 20  # bytes: a config or tokenizer config is kilobytes to a few megabytes
 _INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+_DTYPE_BYTES = DTYPE_BYTES  # the one table of dtype sizes, shared with the layout's forward memory
 _GGUF_KEYS = {
     "block_count": "num_hidden_layers",
     "embedding_length": "hidden_size",
@@ -223,8 +223,10 @@ def check_config(config, source: str, dtype, memory: bool = True) -> None:
         check_memory(estimate_parameters(config), dtype_bytes(dtype, config), source)
 
 
-def check_gguf_header(path: Path) -> None:
-    """Bounds and memory of a GGUF file from its header, before transformers dequantizes it (float32)."""
+def check_gguf_header(path: Path, dtype: str = "float32") -> None:
+    """Bounds and memory of a GGUF file from its header, before transformers dequantizes it. transformers
+    dequantizes every tensor to float32 before casting to ``dtype``, so the float32 size must fit whatever the
+    dtype of the cached copy."""
     from ..checkpoints.gguf_header import read_gguf_header
 
     entries, metadata = read_gguf_header(path)
@@ -235,7 +237,7 @@ def check_gguf_header(path: Path) -> None:
         if value is not None:
             values[key] = value
     check_config_values(values, str(path))
-    check_memory(sum(e.numel for e in entries), 4, str(path))
+    check_memory(sum(e.numel for e in entries), max(4, _DTYPE_BYTES.get(dtype, 4)), str(path))
 
 
 def check_directory(directory: Path, source: str, trust_remote_code: bool) -> None:
