@@ -35,6 +35,7 @@ _LAZY = {
     "stages": ("layerscope.experiments.stages", "stages"),
     "layout": ("layerscope.experiments.layout", "layout"),
     "report": ("layerscope.experiments.report", "report"),
+    "compare": ("layerscope.experiments.compare", "compare"),
     "execute": ("layerscope.runner", "execute"),
     "load_run": ("layerscope.load_run", "load_run"),
 }
@@ -58,6 +59,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from .experiments.ablate import ablate
     from .experiments.capture import residuals
+    from .experiments.compare import compare
     from .experiments.echo import echo
     from .experiments.encode import encode, similar
     from .experiments.inspect import inspect
