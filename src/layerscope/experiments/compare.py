@@ -778,133 +778,159 @@ def run_compare(config: CompareConfig, models=None) -> CompareResult:
         config: what to run.
         models: None loads each of ``config.models`` in turn (each freed after its capture); a loaded model
             (the first of ``config.models``), or a list with one loaded model (or None) per spec.
+
+    The reference is captured first; each other model is measured against it while it is loaded, so only
+    the captures (and, on prompts, the reference's next-token log-probabilities) outlive a model.
     """
-    from ..models import require_lm_head
     from ..rundir import model_record
 
     given = _models_given(config, models)
     ref_index = config.reference_index()
     order = [ref_index, *[i for i in range(len(config.models)) if i != ref_index]]
-    timings: dict[str, float] = {"capture": 0.0, "next_token": 0.0, "weights": 0.0}
+    timings: dict[str, float] = {"capture": 0.0, "against_reference": 0.0}
     captures: dict[int, Capture] = {}
     records: dict[int, dict] = {}
-    names: dict[int, str] = {}
-    errors, agreement, predictions, weights, token_rows = [], [], [], [], []
-    skipped: dict[str, str] = {}
-    reference_next = None
-    reference_info = None
+    state = _ReferenceState(config)
     for index in order:
         spec = config.models[index]
         model = spec.loaded(given[index], timings)
-        name = unique_name(model.name, set(names.values()))
-        names[index] = name
+        name = unique_name(model.name, {c.name for c in captures.values()})
         start = time.perf_counter()
-        capture = capture_model(model, config, name)
+        captures[index] = capture = capture_model(model, config, name)
         timings["capture"] += time.perf_counter() - start
-        captures[index] = capture
         records[index] = model_record(model, name, layers=capture.layers)
-        texts = config.all_prompts() if config.uses_prompts else [w for ws in config.word_sets().values() for w in ws]
-        sets = (
-            ["prompts"] * len(texts) if config.uses_prompts else [s for s, ws in config.word_sets().items() for _ in ws]
-        )
-        for item, (text, set_name, ids, read) in enumerate(zip(texts, sets, capture.ids, capture.read)):
-            token_rows.append(
-                {"model": name, "item": item, "set": set_name, "text": text, "n_tokens": len(ids), "read_token": read}
-            )
-
         start = time.perf_counter()
         if index == ref_index:
-            reference_info = (spec, type(model.module).__name__, model.n_layers)
-            if config.uses_prompts and _has_head(model, require_lm_head):
-                reference_next = reference_next_tokens(model, capture)
-            timings["next_token"] += time.perf_counter() - start
+            state.set_reference(spec, model, capture)
         else:
-            reference = captures[ref_index]
-            why = comparable(reference, capture)
-            if why is not None:
-                skipped[name] = why
-            else:
-                table = residual_errors(
-                    reference.residuals.transpose(1, 0, 2),
-                    capture.residuals.transpose(1, 0, 2),
-                    capture.layers,
-                    capture.depths,
-                )
-                table.insert(0, "reference", reference.name)
-                table.insert(0, "model", name)
-                errors.append(table)
-                row = _agreement_row(name, reference.name, table)
-                if reference_next is not None and _has_head(model, require_lm_head):
-                    try:
-                        kl, top1, p_top1 = next_token_agreement(model, capture, reference_next)
-                    except LayerscopeError as exc:
-                        skipped[name] = f"next token not compared: {exc}"
-                    else:
-                        agrees = top1 == reference_next.top1
-                        row.update(
-                            top1_agreement=float(agrees.mean()), mean_kl=float(kl.mean()), max_kl=float(kl.max())
-                        )
-                        tops = model.token_strings([int(t) for t in top1])
-                        refs = model.token_strings([int(t) for t in reference_next.top1])
-                        for item, text in enumerate(config.all_prompts()):
-                            predictions.append(
-                                {
-                                    "model": name,
-                                    "reference": reference.name,
-                                    "item": item,
-                                    "prompt": text,
-                                    "reference_top1": refs[item],
-                                    "top1": tops[item],
-                                    "p_top1": float(p_top1[item]),
-                                    "agrees": bool(agrees[item]),
-                                    "kl": float(kl[item]),
-                                }
-                            )
-                timings["next_token"] += time.perf_counter() - start
-                if config.weights:
-                    start = time.perf_counter()
-                    tensors = weight_error_table(reference_info, spec, model)
-                    if tensors is not None and len(tensors):
-                        tensors = tensors.copy()
-                        tensors.insert(0, "reference", reference.name)
-                        tensors.insert(0, "model", name)
-                        weights.append(tensors)
-                        row["weight_relative_error"] = float(tensors["relative_error"].mean())
-                        row["weight_max_relative_error"] = float(tensors["relative_error"].max())
-                    timings["weights"] += time.perf_counter() - start
-                agreement.append(row)
-        del model  # a model loaded here is freed before the next one loads
-        gc.collect()
-    del reference_next
+            state.measure(spec, model, capture)
+        timings["against_reference"] += time.perf_counter() - start
+        del model
+        if given[index] is None:
+            gc.collect()  # a model loaded here is freed before the next one loads
+    state.next_tokens = None
 
     start = time.perf_counter()
     ordered = [captures[i] for i in range(len(config.models))]
     pairs = [pair_cka(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1 :]]
     timings["cka"] = time.perf_counter() - start
-
-    tokens = pd.DataFrame(token_rows)
-    tokens = pd.concat(
-        [tokens[tokens["model"] == names[i]] for i in range(len(config.models))], ignore_index=True
-    )  # the given order of models
     return CompareResult(
         config=config,
         pairs=pairs,
-        tokens=tokens,
-        errors=pd.concat(errors, ignore_index=True)
-        if errors
-        else pd.DataFrame(columns=["model", "reference", *ERROR_COLUMNS]),
-        agreement=pd.DataFrame(agreement),
-        predictions=pd.DataFrame(predictions),
-        weights=pd.concat(weights, ignore_index=True) if weights else pd.DataFrame(),
-        reference=names[ref_index],
-        skipped=skipped,
+        tokens=pd.concat([token_table(config, c) for c in ordered], ignore_index=True),
+        errors=(
+            pd.concat(state.errors, ignore_index=True)
+            if state.errors
+            else pd.DataFrame(columns=["model", "reference", *ERROR_COLUMNS])
+        ),
+        agreement=pd.DataFrame(state.agreement),
+        predictions=pd.DataFrame(state.predictions),
+        weights=pd.concat(state.weights, ignore_index=True) if state.weights else pd.DataFrame(),
+        reference=captures[ref_index].name,
+        skipped=state.skipped,
         residuals={c.name: c.residuals for c in ordered},
         models=[records[i] for i in range(len(config.models))],
         timings=timings,
     )
 
 
-def _has_head(model, require_lm_head) -> bool:
+def token_table(config: CompareConfig, capture: Capture) -> pd.DataFrame:
+    """Per input of one model: its set, text, number of tokens and the token read."""
+    if config.uses_prompts:
+        texts = config.all_prompts()
+        sets = ["prompts"] * len(texts)
+    else:
+        words = config.word_sets()
+        texts = [w for ws in words.values() for w in ws]
+        sets = [s for s, ws in words.items() for _ in ws]
+    return pd.DataFrame(
+        {
+            "model": capture.name,
+            "item": range(len(texts)),
+            "set": sets,
+            "text": texts,
+            "n_tokens": [len(ids) for ids in capture.ids],
+            "read_token": capture.read,
+        }
+    )
+
+
+class _ReferenceState:
+    """The reference while the others are measured against it, and the rows gathered."""
+
+    def __init__(self, config: CompareConfig):
+        self.config = config
+        self.reference: Capture | None = None
+        self.reference_info: tuple[ModelSpec, str, int] | None = None
+        self.next_tokens: NextTokens | None = None
+        self.errors: list[pd.DataFrame] = []
+        self.agreement: list[dict] = []
+        self.predictions: list[dict] = []
+        self.weights: list[pd.DataFrame] = []
+        self.skipped: dict[str, str] = {}
+
+    def set_reference(self, spec: ModelSpec, model, capture: Capture) -> None:
+        self.reference = capture
+        self.reference_info = (spec, type(model.module).__name__, model.n_layers)
+        if self.config.uses_prompts and _has_head(model):
+            self.next_tokens = reference_next_tokens(model, capture)
+
+    def measure(self, spec: ModelSpec, model, capture: Capture) -> None:
+        reference, name = self.reference, capture.name
+        why = comparable(reference, capture)
+        if why is not None:
+            self.skipped[name] = why
+            return
+        table = residual_errors(
+            reference.residuals.transpose(1, 0, 2), capture.residuals.transpose(1, 0, 2), capture.layers, capture.depths
+        )
+        table.insert(0, "reference", reference.name)
+        table.insert(0, "model", name)
+        self.errors.append(table)
+        row = _agreement_row(name, reference.name, table)
+        if self.next_tokens is not None and _has_head(model):
+            self._next_token(model, capture, row)
+        if self.config.weights:
+            tensors = weight_error_table(self.reference_info, spec, model)
+            if tensors is not None and len(tensors):
+                tensors = tensors.copy()
+                tensors.insert(0, "reference", reference.name)
+                tensors.insert(0, "model", name)
+                self.weights.append(tensors)
+                row["weight_relative_error"] = float(tensors["relative_error"].mean())
+                row["weight_max_relative_error"] = float(tensors["relative_error"].max())
+        self.agreement.append(row)
+
+    def _next_token(self, model, capture: Capture, row: dict) -> None:
+        reference = self.next_tokens
+        try:
+            kl, top1, p_top1 = next_token_agreement(model, capture, reference)
+        except LayerscopeError as exc:
+            self.skipped[capture.name] = f"next token not compared: {exc}"
+            return
+        agrees = top1 == reference.top1
+        row.update(top1_agreement=float(agrees.mean()), mean_kl=float(kl.mean()), max_kl=float(kl.max()))
+        tops = model.token_strings([int(t) for t in top1])
+        refs = model.token_strings([int(t) for t in reference.top1])
+        for item, text in enumerate(self.config.all_prompts()):
+            self.predictions.append(
+                {
+                    "model": capture.name,
+                    "reference": self.reference.name,
+                    "item": item,
+                    "prompt": text,
+                    "reference_top1": refs[item],
+                    "top1": tops[item],
+                    "p_top1": float(p_top1[item]),
+                    "agrees": bool(agrees[item]),
+                    "kl": float(kl[item]),
+                }
+            )
+
+
+def _has_head(model) -> bool:
+    from ..models import require_lm_head
+
     try:
         require_lm_head(model, "compare")
     except LayerscopeError:
