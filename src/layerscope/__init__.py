@@ -36,6 +36,8 @@ _LAZY = {
     "layout": ("layerscope.experiments.layout", "layout"),
     "report": ("layerscope.experiments.report", "report"),
     "compare": ("layerscope.experiments.compare", "compare"),
+    "quantize": ("layerscope.checkpoints.quantize", "quantize"),
+    "weight_errors": ("layerscope.checkpoints.weight_error", "weight_errors"),
     "execute": ("layerscope.runner", "execute"),
     "load_run": ("layerscope.load_run", "load_run"),
 }
@@ -57,6 +59,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .checkpoints.quantize import quantize
+    from .checkpoints.weight_error import weight_errors
     from .experiments.ablate import ablate
     from .experiments.capture import residuals
     from .experiments.compare import compare

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "report_command",
     "tour_command",
     "compare_command",
+    "quantize_command",
 ]
 
 
