@@ -208,3 +208,28 @@ def test_config_round_trips_through_its_command():
     assert config.reference_index() == 1
     with pytest.raises(ConfigError, match="reference='nope' names none"):
         CompareConfig(models=config.models, reference="nope").validate()
+
+
+def test_formats_of_one_model_with_weight_errors(tiny_model_dirs, tmp_path):
+    """The tiny model against its MLX 8- and 4-bit re-quantizations: weight rows from the checkpoints, and
+    8-bit closer than 4-bit at every layer, in the weights and in the residual stream."""
+    source = str(tiny_model_dirs["llama"])
+    q8 = layerscope.quantize(source, to="mlx", bits=8, group_size=64, out=tmp_path / "q8")
+    q4 = layerscope.quantize(source, to="mlx", bits=4, group_size=64, out=tmp_path / "q4")
+    specs = [ModelSpec(source), ModelSpec(str(q8), name="q8"), ModelSpec(str(q4), name="q4")]
+    result = compare(specs, prompts=PROMPTS)
+    weights = result.weights
+    assert set(weights["model"]) == {"q8", "q4"}
+    expected = layerscope.weight_errors(source, str(q4))
+    np.testing.assert_allclose(
+        weights[weights["model"] == "q4"]["relative_error"].to_numpy(), expected["relative_error"].to_numpy()
+    )
+    by_model = {m: rows.set_index("tensor")["relative_error"] for m, rows in weights.groupby("model")}
+    quantized = by_model["q4"] > 0  # norms stay unquantized: no error in either
+    assert quantized.sum() >= 7 and (by_model["q8"][quantized] < by_model["q4"][quantized]).all()
+    assert (by_model["q8"][~quantized] == 0).all()
+    assert result.closer_everywhere() == ("q8", "q4")
+    rows = result.agreement.set_index("model")
+    assert rows.loc["q8", "mean_kl"] < rows.loc["q4", "mean_kl"]
+    assert rows.loc["q8", "weight_relative_error"] < rows.loc["q4", "weight_relative_error"]
+    assert "q8 is closer than q4 at every layer" in result.findings()["errors"]

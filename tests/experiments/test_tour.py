@@ -15,7 +15,7 @@ from layerscope.model_spec import ModelSpec
 def test_every_step_is_a_valid_config_on_the_given_model():
     spec = ModelSpec("some/model", dtype="bfloat16")
     steps = tour_steps(spec, quick=True)
-    assert [s.name for s in steps] == ["tokens", "layers", "inspect", "ablate", "echo", "layout"]
+    assert [s.name for s in steps] == ["tokens", "layers", "inspect", "ablate", "echo", "layout", "compare"]
     for step in steps:
         step.config.validate()
         command = step.config.command()

@@ -432,7 +432,7 @@ def weight_error_table(reference: tuple[ModelSpec, str, int], other_spec: ModelS
     if module_class != type(other.module).__name__ or n_layers != other.n_layers:
         return None
     try:
-        return weight_errors(spec.source, other_spec.source)
+        return weight_errors(spec, other_spec)
     except LayerscopeError:
         return None
 

@@ -50,11 +50,12 @@ COMPARE_FORMATS = (("mlx-8bit", 8), ("mlx-4bit", 4))
 
 
 def requantize(model: ModelSpec, out: Path) -> None:
-    """Write the model's MLX re-quantizations of :data:`COMPARE_FORMATS` under ``out`` (``layerscope.quantize``)."""
+    """Write the model's MLX re-quantizations of :data:`COMPARE_FORMATS` under ``out`` (``layerscope.quantize``,
+    group size 64; a rerun of the tour replaces them)."""
     from .. import quantize
 
     for name, bits in COMPARE_FORMATS:
-        quantize(model.source, to="mlx", bits=bits, group_size=64, out=out / name)
+        quantize(model.source, to="mlx", bits=bits, group_size=64, out=out / name, force=True)
 
 
 def tour_steps(
