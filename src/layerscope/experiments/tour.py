@@ -62,7 +62,8 @@ def tour_steps(
     model: ModelSpec, quick: bool = False, n_layers: int | None = None, out: str | Path = "runs/tour"
 ) -> list[Step]:
     """The tour's experiments on ``model``, in the order the report shows them (``n_layers`` once it is loaded;
-    ``out``: the tour's directory, where the compare step's re-quantized models go, under ``quantized/``)."""
+    ``out``: the tour's directory). The full tour ends with ``compare``: the model against its MLX 8- and 4-bit
+    re-quantizations, written under ``out/quantized/`` first; ``quick`` leaves that step out."""
     from .ablate import AblateConfig
     from .compare import CompareConfig
     from .echo import EchoConfig
@@ -73,7 +74,7 @@ def tour_steps(
 
     prompts = ARITHMETIC_PROMPTS[:6] if quick else ARITHMETIC_PROMPTS
     quantized = Path(out) / "quantized"
-    return [
+    steps = [
         Step("tokens", "000", TokensConfig(model=model, sets=("digits", "number-words"), dims=3)),
         Step(
             "layers", "002",
@@ -83,6 +84,11 @@ def tour_steps(
         Step("ablate", "001", AblateConfig(model=model, n=ABLATE_N[quick])),
         Step("echo", "004", EchoConfig(models=(model,))),
         Step("layout", "003", LayoutConfig(source=model.label)),
+    ]  # fmt: skip
+    if quick:  # the compare step quantizes the model twice and loads both copies: not for a first look
+        return steps
+    return [
+        *steps,
         Step(
             "compare", "",
             CompareConfig(
