@@ -109,6 +109,18 @@ ROWS = [
     (["layout", "{tmp}/empty.safetensors", "--html", ""], "--html ''"),
     (["layout", "{tmp}/empty.safetensors", "--html", "{tmp}"], "--html {tmp}"),
     (["layout", "{tmp}/empty.safetensors", "--out", "{tmp}/empty.txt"], "empty.txt"),
+    # quantize
+    (["quantize", M, "--out", "{tmp}/q"], "--to"),
+    (["quantize", M, "--to", "onnx", "--out", "{tmp}/q"], "--to onnx is not a format"),
+    (["quantize", M, "--to", "mlx", "--bits", "7", "--out", "{tmp}/q"], "--bits 7 is not supported"),
+    (["quantize", M, "--to", "mlx", "--bits", "x", "--out", "{tmp}/q"], "--bits x is not an integer"),
+    (["quantize", M, "--to", "mlx", "--group-size", "16", "--out", "{tmp}/q"], "--group-size 16 is not supported"),
+    (["quantize", M, "--to", "mlx", "--dtype", "int8", "--out", "{tmp}/q"], "--dtype int8 is not supported"),
+    (["quantize", M, "--to", "gguf", "--type", "Q4_K", "--out", "{tmp}/q.gguf"], "--type Q4_K is not a type"),
+    (["quantize", M, "--to", "gguf", "--out", "{tmp}/q"], "--out {tmp}/q must name a .gguf file"),
+    (["quantize", M, "--to", "gguf", "--out", "{tmp}/q.gguf"], "is not one; give a .gguf file"),
+    (["quantize", M, "--to", "mlx", "--out", "{tmp}/stray"], "--out {tmp}/stray exists"),
+    (["quantize", "{tmp}/no-such-model", "--to", "mlx", "--out", "{tmp}/q"], "no-such-model"),
     # encode / similar / stages (need a sentence-embedding model: a causal LM directory is refused)
     (["encode", "--model", M], "TEXT"),
     (["encode", "--model", M, "--prompt-name", "no-such-prompt", "hello"], "no-such-prompt"),

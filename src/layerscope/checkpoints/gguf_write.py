@@ -97,7 +97,7 @@ def _plan(tensor, target):
     return qtype, byte_shape, np.dtype(np.uint8), nbytes
 
 
-def write_gguf(source: Path, out: Path, type_name: str) -> dict:
+def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quantizing") -> dict:
     """Write ``out`` (a new file) from the GGUF file ``source``, its matrices re-quantized to ``type_name``.
 
     Returns a summary: ``{"type", "quantized", "kept", "fallback_f16", "bytes"}``.
@@ -133,7 +133,9 @@ def write_gguf(source: Path, out: Path, type_name: str) -> dict:
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    for tensor, qtype in plans:
+    from .. import progress
+
+    for tensor, qtype in progress.track(plans, description):
         if len(tensor.shape) < 2 and qtype == tensor.tensor_type:
             data = np.asarray(tensor.data)
         else:

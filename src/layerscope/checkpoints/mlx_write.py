@@ -38,6 +38,14 @@ def check_mlx_options(bits: int, group_size: int, dtype: str | None) -> None:
         raise ConfigError("dtype", dtype, f"is not supported; valid: {choices_text(MLX_DTYPES)}")
 
 
+def require_mlx() -> None:
+    """Refuse at once, in one line, when the ``mlx`` package (MLX's own quantizer) is not installed."""
+    try:
+        import mlx.core  # noqa: F401
+    except (ImportError, OSError) as exc:
+        raise LayerscopeError(f"MLX output needs the mlx package ({exc}): pip install 'layerscope[mlx]'") from None
+
+
 def quantizes(name: str, shape: tuple[int, ...], group_size: int) -> bool:
     """True for a tensor mlx-lm quantizes: a linear layer's or the embedding's 2-D ``weight`` whose input width
     is a multiple of ``group_size`` (``nn.quantize``'s default predicate)."""
@@ -59,7 +67,9 @@ def conversion_dtype(config: dict, dtype: str | None) -> str:
     return "float16"
 
 
-def write_mlx(weights, out: Path, bits: int, group_size: int, dtype: str | None = None) -> dict:
+def write_mlx(
+    weights, out: Path, bits: int, group_size: int, dtype: str | None = None, description: str = "Quantizing"
+) -> dict:
     """Quantize the tensors of ``weights`` (a :class:`~layerscope.checkpoints.float_weights.FloatWeights`) into
     the existing empty directory ``out``; returns a summary (dtype, counts, bytes).
 
@@ -79,16 +89,20 @@ def write_mlx(weights, out: Path, bits: int, group_size: int, dtype: str | None 
     mx_dtype = getattr(mx, dtype)
     tied = bool(config.get("tie_word_embeddings", (config.get("text_config") or {}).get("tie_word_embeddings")))
     arrays: dict[str, object] = {}
-    quantized = kept = 0
-    for name in weights.names:
+    quantized = kept = parameters = 0
+    from .. import progress
+
+    for name in progress.track(weights.names, description):
         if tied and name.endswith("lm_head.weight"):
             continue  # mlx-lm drops a tied head: the embedding serves as the head
         value = weights.tensor(name)
         if not value.is_floating_point():
             arrays[name] = mx.array(value.numpy())
+            parameters += value.numel()
             kept += 1
             continue
         array = mx.array(value.numpy().astype(np.float32, copy=False)).astype(mx_dtype)
+        parameters += value.numel()
         del value
         if quantizes(name, tuple(array.shape), group_size):
             q, s, b = mx.quantize(array, group_size, bits)
@@ -105,7 +119,7 @@ def write_mlx(weights, out: Path, bits: int, group_size: int, dtype: str | None 
         raise LayerscopeError(
             f"{weights.source}: no weight matrix has an input width divisible by group size {group_size}; nothing to quantize"
         )
-    files = _save_shards(arrays, out)
+    files = _save_shards(arrays, out, parameters)
     block = {"group_size": group_size, "bits": bits, "mode": "affine"}
     new_config = {k: v for k, v in config.items() if k not in _DROP_CONFIG_KEYS}
     new_config["quantization"] = dict(block)
@@ -121,7 +135,7 @@ def write_mlx(weights, out: Path, bits: int, group_size: int, dtype: str | None 
     }
 
 
-def _save_shards(arrays: dict, out: Path) -> list[str]:
+def _save_shards(arrays: dict, out: Path, parameters: int) -> list[str]:
     import mlx.core as mx
 
     shards, current, size = [], {}, 0
@@ -132,19 +146,19 @@ def _save_shards(arrays: dict, out: Path) -> list[str]:
         current[name] = array
         size += array.nbytes
     shards.append(current)
-    if len(shards) == 1:
-        mx.save_safetensors(str(out / "model.safetensors"), shards[0], metadata={"format": "mlx"})
-        return ["model.safetensors"]
-    files, weight_map = [], {}
-    for i, shard in enumerate(shards, start=1):
-        file = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+    names = ["model.safetensors"] if len(shards) == 1 else []
+    names = names or [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)]
+    weight_map = {}
+    for file, shard in zip(names, shards):
         mx.save_safetensors(str(out / file), shard, metadata={"format": "mlx"})
-        files.append(file)
         weight_map.update(dict.fromkeys(shard, file))
     total = sum(a.nbytes for a in arrays.values())
-    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=4) + "\n", encoding="utf-8")
-    return files
+    index = {
+        "metadata": {"total_size": total, "total_parameters": parameters},
+        "weight_map": dict(sorted(weight_map.items())),
+    }
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=4), encoding="utf-8")
+    return names
 
 
 def _copy_side_files(source: Path, out: Path) -> None:

@@ -45,7 +45,7 @@ def check_quantize_options(
     if path.is_symlink():
         raise ConfigError("out", str(out), "is a symbolic link; name a new path")
     if path.exists() and not force and not _empty_dir(path):
-        raise ConfigError("out", str(out), "exists; choose a new path, or replace it with force=True (--force)")
+        raise ConfigError("out", str(out), "exists; choose a new path or replace it (force=True, --force)")
     if path.exists() and to == "mlx" and not path.is_dir():
         raise ConfigError("out", str(out), "is a file; MLX output is a directory")
     if path.exists() and to == "gguf" and path.is_dir():
@@ -96,29 +96,29 @@ def quantize(
 
 def quantize_summary(source, *, to, bits, group_size, type, out, dtype=None, force=False) -> tuple[Path, dict]:
     """:func:`quantize`, also returning what was written (counts of quantized and kept tensors, bytes, dtype)."""
-    from .. import progress
-
     path = check_quantize_options(to, bits, group_size, type, out, force, dtype)
     label = f"MLX {bits}-bit g{group_size}" if to == "mlx" else f"GGUF {type}"
     if to == "gguf":
         gguf_source = _gguf_source(source)
-        with progress.step(f"Quantizing {gguf_source.name} to {label}"), _atomic_output(path, is_dir=False) as tmp:
-            summary = write_gguf_file(gguf_source, tmp, type)
+        with _atomic_output(path, is_dir=False) as tmp:
+            summary = write_gguf_file(gguf_source, tmp, type, f"Quantizing {gguf_source.name} to {label}")
     else:
         from .float_weights import open_float_weights
-        from .mlx_write import write_mlx
+        from .mlx_write import require_mlx, write_mlx
+
+        require_mlx()
 
         with open_float_weights(source) as weights:
             name = "the default model" if weights.source == "default" else weights.source
-            with progress.step(f"Quantizing {name} to {label}"), _atomic_output(path, is_dir=True) as tmp:
-                summary = write_mlx(weights, tmp, bits, group_size, dtype)
+            with _atomic_output(path, is_dir=True) as tmp:
+                summary = write_mlx(weights, tmp, bits, group_size, dtype, f"Quantizing {name} to {label}")
     return path, summary
 
 
-def write_gguf_file(source: Path, out: Path, type_name: str) -> dict:
+def write_gguf_file(source: Path, out: Path, type_name: str, description: str = "Quantizing") -> dict:
     from .gguf_write import write_gguf
 
-    return write_gguf(source, out, type_name)
+    return write_gguf(source, out, type_name, description)
 
 
 def _gguf_source(source) -> Path:

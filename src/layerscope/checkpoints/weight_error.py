@@ -20,6 +20,7 @@ import torch
 from ..capture.layer_spec import EMBED, FINAL_NORM
 from ..errors import LayerscopeError
 
+_CHUNK = 1 << 22
 COLUMNS = ("tensor", "layer", "shape", "parameters", "relative_error", "cosine", "max_abs_error")
 
 _BLOCK = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks|block)\.(\d+)\.")
@@ -48,23 +49,37 @@ def tensor_layer(name: str) -> str | None:
     return None
 
 
+def _depth_key(layer: str | None) -> tuple[int, int]:
+    if layer == EMBED:
+        return (0, 0)
+    if layer == FINAL_NORM:
+        return (2, 0)
+    return (1, int(layer)) if layer is not None else (3, 0)
+
+
 def tensor_error(a: torch.Tensor, b: torch.Tensor) -> dict:
-    """``relative_error``, ``cosine`` and ``max_abs_error`` of ``b`` against ``a`` (float64 sums).
+    """``relative_error``, ``cosine`` and ``max_abs_error`` of ``b`` against ``a``, summed in float64 over chunks
+    of about four million values (so a large matrix is never copied whole in float64).
 
     A zero reference gives relative error 0 when ``b`` is zero too, else NaN; a zero side gives cosine NaN.
     """
-    a64 = a.reshape(-1).to(torch.float64)
-    b64 = b.reshape(-1).to(torch.float64)
-    diff = a64 - b64
-    norm_a = torch.linalg.vector_norm(a64).item()
-    norm_b = torch.linalg.vector_norm(b64).item()
-    norm_d = torch.linalg.vector_norm(diff).item()
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    aa = bb = dd = ab = max_abs = 0.0
+    for start in range(0, flat_a.numel(), _CHUNK):
+        x = flat_a[start : start + _CHUNK].to(torch.float64)
+        y = flat_b[start : start + _CHUNK].to(torch.float64)
+        d = x - y
+        aa += torch.dot(x, x).item()
+        bb += torch.dot(y, y).item()
+        dd += torch.dot(d, d).item()
+        ab += torch.dot(x, y).item()
+        max_abs = max(max_abs, d.abs().max().item())
+    norm_a, norm_b, norm_d = aa**0.5, bb**0.5, dd**0.5
     if norm_a > 0:
         relative = norm_d / norm_a
     else:
         relative = 0.0 if norm_d == 0 else float("nan")
-    cosine = torch.dot(a64, b64).item() / (norm_a * norm_b) if norm_a > 0 and norm_b > 0 else float("nan")
-    max_abs = diff.abs().max().item() if diff.numel() else 0.0
+    cosine = ab / (norm_a * norm_b) if norm_a > 0 and norm_b > 0 else float("nan")
     return {"relative_error": relative, "cosine": cosine, "max_abs_error": max_abs}
 
 
@@ -80,7 +95,7 @@ def weight_errors(reference, other):
         A pandas DataFrame with columns ``tensor`` (the Hugging Face name), ``layer`` (``embed``, ``0``..``n-1``,
         ``norm``, or None for tensors outside the residual stream's points, such as a separate LM head),
         ``shape`` (``"262144x640"``), ``parameters``, ``relative_error``, ``cosine``, ``max_abs_error``;
-        in the reference's tensor order. A tensor whose shapes differ is refused (one line): weight error
+        sorted by layer (``embed``, blocks in order, ``norm``, then the others) and name. A tensor whose shapes differ is refused (one line): weight error
         compares two forms of one model.
     """
     import pandas as pd
@@ -115,6 +130,7 @@ def weight_errors(reference, other):
                 }
             )
             del a, b
+    rows.sort(key=lambda row: (_depth_key(row["layer"]), row["tensor"]))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["layer"] = frame["layer"].astype(object)
     return frame

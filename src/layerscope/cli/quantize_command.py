@@ -52,17 +52,23 @@ def run(args) -> int:
 
     bits = _int("--bits", args.bits, VALID_BITS)
     group_size = _int("--group-size", args.group_size, VALID_GROUP_SIZES)
-    with named_for("cli"):  # a bad value is named by its flag
-        path, summary = quantize_summary(
-            args.source,
-            to=args.to,
-            bits=bits,
-            group_size=group_size,
-            type=args.type,
-            out=args.out,
-            dtype=args.dtype,
-            force=args.force,
-        )
+    try:
+        with named_for("cli"):  # a bad value is named by its flag
+            path, summary = quantize_summary(
+                args.source,
+                to=args.to,
+                bits=bits,
+                group_size=group_size,
+                type=args.type,
+                out=args.out,
+                dtype=args.dtype,
+                force=args.force,
+            )
+    except KeyboardInterrupt:  # the output appears whole or not at all: nothing to resume
+        import sys
+
+        print(f"layerscope: interrupted; nothing was written to {args.out}", file=sys.stderr)
+        return 130
     size = summary["bytes"] / 1e6
     if args.to == "mlx":
         what = f"MLX {bits}-bit g{group_size}, {summary['dtype']} scales: {summary['quantized']} matrices quantized, "
@@ -71,6 +77,6 @@ def run(args) -> int:
         what = f"GGUF {summary['type']}: {summary['quantized']} matrices quantized, {summary['kept']} tensors kept"
         if summary["fallback_f16"]:
             what += f", {summary['fallback_f16']} stored as F16 (rows not a multiple of the block)"
-    progress.console().print(f"{what}; {size:,.1f} MB")
+    progress.console().print(f"{what}; {size:,.1f} MB", soft_wrap=True)
     print(path)
     return 0
