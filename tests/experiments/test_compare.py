@@ -242,3 +242,22 @@ def test_formats_of_one_model_with_weight_errors(tiny_model_dirs, tmp_path):
     assert rows.loc["q8", "mean_kl"] < rows.loc["q4", "mean_kl"]
     assert rows.loc["q8", "weight_relative_error"] < rows.loc["q4", "weight_relative_error"]
     assert "q8 is closer than q4 at every layer" in result.findings()["errors"]
+
+
+@pytest.mark.default_model
+def test_default_model_8bit_is_closer_than_4bit_at_every_layer(default_model, tmp_path):
+    """The full tour's compare step on the default model: its MLX 8-bit copy is closer to it than the 4-bit one
+    at every layer, agrees on more next tokens and has the lower KL."""
+    from layerscope.experiments.tour import tour_steps
+    from layerscope.runner import execute
+
+    step = tour_steps(ModelSpec(), out=tmp_path)[-1]
+    step.prepare()
+    result = execute(step.config, default_model)
+    errors = result.errors.pivot(index="depth", columns="model", values="relative_error")
+    assert len(errors) == default_model.n_layers + 2
+    assert (errors["mlx-8bit"] < errors["mlx-4bit"]).all(), errors
+    rows = result.agreement.set_index("model")
+    assert rows.loc["mlx-8bit", "mean_kl"] < rows.loc["mlx-4bit", "mean_kl"]
+    assert rows.loc["mlx-8bit", "top1_agreement"] >= rows.loc["mlx-4bit", "top1_agreement"]
+    assert rows.loc["mlx-8bit", "weight_relative_error"] < rows.loc["mlx-4bit", "weight_relative_error"]

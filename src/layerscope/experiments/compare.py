@@ -50,8 +50,8 @@ from ..tokensets.options import TokenSetOptions
 
 #: the fewest inputs compared (debiased CKA needs 4)
 MIN_ITEMS = 4
-#: read positions whose next-token log-probabilities are computed at once
-LOGIT_CHUNK = 16
+#: read positions whose next-token log-probabilities are computed at once (one pass over the unembedding each)
+LOGIT_CHUNK = 64
 
 
 def read_prompts(path: str) -> list[str]:
