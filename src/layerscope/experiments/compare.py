@@ -33,6 +33,7 @@ import dataclasses
 import gc
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ LOGIT_CHUNK = 64
 
 
 def read_prompts(path: str) -> list[str]:
+    """The non-blank lines of a prompts file (as ``inspect --prompts-file`` reads them)."""
     from .inspect import read_prompts_file
 
     return read_prompts_file(path)
@@ -433,7 +435,8 @@ def weight_error_table(reference: tuple[ModelSpec, str, int], other_spec: ModelS
         return None
     try:
         return weight_errors(spec, other_spec)
-    except LayerscopeError:
+    except LayerscopeError as exc:
+        warnings.warn(f"weights of {other_spec.label} not compared with {spec.label}: {exc}", stacklevel=2)
         return None
 
 
