@@ -38,6 +38,7 @@ _LAZY = {
     "compare": ("layerscope.experiments.compare", "compare"),
     "quantize": ("layerscope.checkpoints.quantize", "quantize"),
     "weight_errors": ("layerscope.checkpoints.weight_error", "weight_errors"),
+    "sweep": ("layerscope.experiments.sweep", "sweep"),
     "execute": ("layerscope.runner", "execute"),
     "load_run": ("layerscope.load_run", "load_run"),
 }
@@ -71,6 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .experiments.layout import layout
     from .experiments.report import report
     from .experiments.stages import stages
+    from .experiments.sweep import sweep
     from .experiments.tokens import tokens
     from .load_run import load_run
     from .models.loading import load_model

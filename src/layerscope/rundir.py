@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -204,6 +205,53 @@ class RunDir:
         (self.path / UNFINISHED).unlink(missing_ok=True)
         return self.path
 
+    def write_files(self, files: Mapping[str, bytes], experiment: str, moved_from: str | None = None) -> Path:
+        """Write a finished run made elsewhere (another machine's run directory, as ``{relative name: bytes}``).
+
+        Every file goes in atomically, ``run.json`` last; a name that is absolute or leaves the directory is
+        refused. ``moved_from``: the directory the run was written to there; where ``run.json`` names it (the
+        command's ``--out``, a config's resume directory) it now names this directory. Files of a previous run
+        here that the new one lacks are removed.
+        """
+        record_bytes = files.get("run.json")
+        if record_bytes is None:
+            raise LayerscopeError(f"the {experiment!r} run for {str(self.path)!r} came back without run.json")
+        names = [n for n in files if n not in ("run.json", UNFINISHED)]
+        for name in names:
+            if not name or Path(name).is_absolute() or ".." in Path(name).parts:
+                raise LayerscopeError(
+                    f"the {experiment!r} run for {str(self.path)!r} names a file outside it: {name!r}"
+                )
+        try:
+            record = json.loads(record_bytes.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise LayerscopeError(
+                f"the {experiment!r} run for {str(self.path)!r} came back with a broken run.json"
+            ) from None
+        if not isinstance(record, dict) or record.get("experiment") != experiment:
+            raise LayerscopeError(f"the run for {str(self.path)!r} came back as another experiment's run")
+        self.check_writable_for(experiment)
+        self.path.mkdir(parents=True, exist_ok=True)
+        root = self.path.resolve()
+        for name in names:  # no link inside the directory leads a file out of it
+            if not (root / name).resolve().is_relative_to(root):
+                raise LayerscopeError(
+                    f"the {experiment!r} run for {str(self.path)!r} names a file outside it: {name!r}"
+                )
+        previous = self._previous_files()
+        write_json(self.path / UNFINISHED, {"experiment": experiment})
+        (self.path / "run.json").unlink(missing_ok=True)
+        for name in names:
+            with atomic_path(self.path / name) as tmp:
+                tmp.write_bytes(files[name])
+        for stale in set(previous) - set(names):
+            (self.path / stale).unlink(missing_ok=True)
+        if moved_from:
+            record = _moved(record, moved_from.rstrip("/"), str(self.path))
+        write_json(self.path / "run.json", record)
+        (self.path / UNFINISHED).unlink(missing_ok=True)
+        return self.path
+
     def _previous_files(self) -> list[str]:
         """The files the finished run already here wrote (as listed in its ``run.json``), inside this directory."""
         try:
@@ -285,3 +333,16 @@ class RunDir:
             **result.record(),
         }
         return write_json(self.path / "run.json", record)
+
+
+def _moved(value, old: str, new: str):
+    """``value`` (JSON data) with the path ``old``, alone or as the start of a path, replaced by ``new``."""
+    if isinstance(value, str):
+        if value == old:
+            return new
+        return new + value[len(old) :] if value.startswith(old + "/") else value
+    if isinstance(value, list):
+        return [_moved(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {k: _moved(v, old, new) for k, v in value.items()}
+    return value

@@ -141,3 +141,22 @@ def test_which_tensors_mlx_lm_quantizes():
     assert mlx_write.conversion_dtype({"dtype": "float32"}, None) == "float32"
     assert mlx_write.conversion_dtype({}, None) == "float16"
     assert mlx_write.conversion_dtype({"dtype": "float32"}, "float16") == "float16"
+
+
+# Llama and Qwen 3 only: mlx-lm's Gemma 3 needs at least six blocks (the tiny one has three), and its OLMo 3 wants
+# the rope_theta that transformers 5 configs keep in rope_parameters
+@pytest.mark.parametrize(("arch", "bits"), [("llama", 4), ("qwen3", 8), ("qwen3", 3)])
+def test_mlx_lm_loads_the_directory_and_agrees_with_layerscope(tmp_path, tiny_model_dirs, arch, bits):
+    """mlx-lm's own loader reads the directory (strict weight loading) and its logits match layerscope's."""
+    mlx_lm = pytest.importorskip("mlx_lm")
+    import torch
+
+    out = layerscope.quantize(str(tiny_model_dirs[arch]), bits=bits, group_size=32, dtype="float32", out=tmp_path / "q")
+    mlx_model, _ = mlx_lm.load(str(out))
+    model = layerscope.load_model(str(out))
+    ids = [2, 40, 41, 42, 43, 44, 45]
+    theirs = np.array(mlx_model(mx.array([ids]))[0].astype(mx.float32))
+    with torch.no_grad():
+        ours = model.module(torch.tensor([ids])).logits[0].numpy()
+    assert np.abs(ours - theirs).max() < 1e-3 * max(1.0, np.abs(ours).max())
+    assert (ours.argmax(-1) == theirs.argmax(-1)).all()

@@ -76,6 +76,12 @@ def test_hf_against_mlx_equals_numpy(tmp_path, tiny_model_dirs, arch):
     assert frame.loc[frame["tensor"] == "model.embed_tokens.weight", "shape"].item() == f"{shape[0]}x{shape[1]}"
 
 
+def test_a_loaded_model_lists_a_tied_head_once(tiny_models):
+    frame = weight_errors(tiny_models["gemma3"], tiny_models["gemma3"])  # Gemma 3 ties its head to the embedding
+    assert "model.embed_tokens.weight" in set(frame["tensor"]) and "lm_head.weight" not in set(frame["tensor"])
+    assert (frame["relative_error"] == 0).all()
+
+
 def test_a_loaded_model_against_its_own_directory_is_exact(tiny_model_dirs, tiny_models):
     frame = weight_errors(tiny_models["qwen3"], str(tiny_model_dirs["qwen3"]))
     assert len(frame) == len(load_file(str(tiny_model_dirs["qwen3"] / "model.safetensors")))

@@ -151,6 +151,12 @@ ROWS = [
         "' '",
     ),
     (["compare", "--model", M, "--model", "{tmp}/no-such-model", "--tokens", "a,b,c,d"], "no-such-model"),
+    # sweep
+    (["sweep", "tour"], "'tour'"),
+    (["sweep", "echo", "--model", M, "--top-k", "0", "--no-ray"], "--top-k"),
+    (["sweep", "layers", "--model", M, "--dims", "4", "--no-ray"], "--dims 4"),
+    (["sweep", "echo", "--model", M, "--memory-per-model", "lots"], "--memory-per-model lots"),
+    (["sweep", "ablate", "--model", M, "--num-cpus", "0"], "--num-cpus"),
     # tour
     (["tour", "--model", "{tmp}/no-such-model", "--quick"], "no-such-model"),
     (["tour", "--model", M, "--quick", "--out", "{tmp}/empty.txt"], "empty.txt"),

@@ -186,7 +186,17 @@ def _mlx_weights(directory: Path, text: str) -> Iterator[FloatWeights]:
 
 
 def _model_weights(model) -> FloatWeights:
-    state = model.module.state_dict()
+    """A loaded model's tensors; a tied one (the LM head sharing the embedding's storage) is listed once, as the
+    checkpoint files list it."""
+    state, seen = {}, set()
+    for name, value in model.module.state_dict().items():
+        key = (
+            (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape)) if value.numel() else None
+        )
+        if key is not None and key in seen:
+            continue
+        seen.add(key)
+        state[name] = value
     return FloatWeights(
         source=model.source,
         directory=None,

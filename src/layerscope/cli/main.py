@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "tour_command",
     "compare_command",
     "quantize_command",
+    "sweep_command",
 ]
 
 
