@@ -127,7 +127,7 @@ def errors_figure(errors: pd.DataFrame, *, title: str) -> go.Figure:
     """Relative error (log scale) and cosine against the reference, layer by layer, one line per model."""
     fig = layer_lines_figure(errors, ERROR_PANELS, title=title)
     if (errors["relative_error"] > 0).any():
-        fig.update_yaxes(type="log", row=1, col=1)
+        fig.update_yaxes(type="log", dtick=1, row=1, col=1)  # a label per decade
     return fig
 
 
@@ -188,6 +188,6 @@ def agreement_figure(agreement: pd.DataFrame, *, title: str) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=dict(text=title, x=0.5), template="plotly_white", height=140 + 32 * len(agreement), margin=dict(t=60)
+        title=dict(text=title, x=0.5), template="plotly_white", height=160 + 36 * len(agreement), margin=dict(t=60)
     )
     return fig
