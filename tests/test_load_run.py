@@ -58,6 +58,10 @@ def runs(tiny_models, embedder_dir, tmp_path_factory) -> dict:
         "stages": lambda out: layerscope.stages(["a cat", "a dog", "a car"], embedder_dir, dims=3, out=out),
         "layout": lambda out: layerscope.layout(llama.source, out=out),
         "tour": lambda out: tour(llama, out=out, quick=True),
+        "compare": lambda out: layerscope.compare(
+            [llama, qwen], prompts=["1+1=", "2+2=", "3+3=", "4+4=", "The word is"], out=out
+        ),
+        "compare-words": lambda out: layerscope.compare([llama, qwen], tokens=WORDS, context="nobos", out=out),
     }
     return {name: (make(root / name), root / name) for name, make in made.items()}
 
@@ -78,6 +82,8 @@ NAMES = [
     "stages",
     "layout",
     "tour",
+    "compare",
+    "compare-words",
 ]
 
 

@@ -35,6 +35,7 @@ _LAZY = {
     "stages": ("layerscope.experiments.stages", "stages"),
     "layout": ("layerscope.experiments.layout", "layout"),
     "report": ("layerscope.experiments.report", "report"),
+    "compare": ("layerscope.experiments.compare", "compare"),
     "quantize": ("layerscope.checkpoints.quantize", "quantize"),
     "weight_errors": ("layerscope.checkpoints.weight_error", "weight_errors"),
     "sweep": ("layerscope.experiments.sweep", "sweep"),
@@ -63,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .checkpoints.weight_error import weight_errors
     from .experiments.ablate import ablate
     from .experiments.capture import residuals
+    from .experiments.compare import compare
     from .experiments.echo import echo
     from .experiments.encode import encode, similar
     from .experiments.inspect import inspect

@@ -40,6 +40,7 @@ EXPERIMENTS: dict[str, tuple[str, str, str]] = {
     "stages": ("layerscope.experiments.stages", "StagesConfig", "StagesResult"),
     "layout": ("layerscope.experiments.layout", "LayoutConfig", "LayoutResult"),
     "tour": ("layerscope.experiments.tour", "TourConfig", "TourResult"),
+    "compare": ("layerscope.experiments.compare", "CompareConfig", "CompareResult"),
 }
 
 #: text columns of runs written before ``run.json`` recorded the dtypes (names like ``"0"`` stay text)

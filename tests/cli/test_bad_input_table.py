@@ -150,6 +150,16 @@ ROWS = [
     (["report", "{tmp}/a-run", "{tmp}/no-such-run"], "no-such-run"),
     (["report", "{tmp}/a-run", "--out", "{tmp}"], "--out {tmp}"),
     (["report", "{tmp}/a-run", "--out", ""], "--out ''"),
+    # compare
+    (["compare", "--model", M], "--model {model} gives fewer than 2 models"),
+    (["compare", "--model", M, "--model", M, "--tokens", "a,b"], "CKA needs at least 4"),
+    (["compare", "--model", M, "--model", M, "--reference", "nope"], "--reference nope names none"),
+    (["compare", "--model", M, "--model", M, "--set", "colors", "--prompt", "1+1="], "not both"),
+    (
+        ["compare", "--model", M, "--model", M, "--prompt", " ", "--prompt", "a", "--prompt", "b", "--prompt", "c"],
+        "' '",
+    ),
+    (["compare", "--model", M, "--model", "{tmp}/no-such-model", "--tokens", "a,b,c,d"], "no-such-model"),
     # sweep
     (["sweep", "tour"], "'tour'"),
     (["sweep", "echo", "--model", M, "--top-k", "0", "--no-ray"], "--top-k"),

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "stages_command",
     "report_command",
     "tour_command",
+    "compare_command",
     "quantize_command",
     "sweep_command",
 ]

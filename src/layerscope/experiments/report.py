@@ -35,7 +35,9 @@ from ..experiment import ExperimentConfig, Result, option
 from ..runner import Caller, execute
 
 # Figures and tables in the order a reader meets them; files not listed follow alphabetically.
-_FIGURE_ORDER = ("index", "heatmap", "logit_lens", "layers", "metrics", "accuracy", "echo", "treemap")
+_FIGURE_ORDER = (
+    "index", "heatmap", "logit_lens", "layers", "metrics", "accuracy", "echo", "treemap", "cka", "errors", "agreement",
+)  # fmt: skip
 _TABLE_ROWS = 25
 _LIST_ITEMS = 12
 _TEXT_CHARS = 300
