@@ -31,6 +31,8 @@ def test_parse_parts():
     assert parse_parts("all") == ("block", "attn", "mlp") == parse_parts(["all", "mlp"])
     assert parse_parts(["mlp", "mlp"]) == ("mlp",)
     assert AblateConfig(part="attn").part == ("attn",) and AblateConfig().part == ("block",)
+    # A block run records no part in parts/identity.json, as before parts existed: such runs still resume.
+    assert "part" not in AblateConfig().identity() and AblateConfig(part="mlp").identity()["part"] == ("mlp",)
 
 
 def test_a_part_sweep(tiny_models, tmp_path):
@@ -58,7 +60,7 @@ def test_a_part_sweep(tiny_models, tmp_path):
     assert list(mains[1].customdata) == ["drop mlp 0", "drop mlp 1", "drop mlp 2"]
     assert list(mains[1].y) == table["accuracy"].tolist()[4:]
     assert "attention or MLPs removed" in result.title()
-    assert figure.layout.xaxis.title.text.startswith("decoder block (its part")
+    assert figure.layout.xaxis.title.text.startswith("decoder block (the part")
     image = result.images()["accuracy"]()
     assert isinstance(image, Figure)
     assert [t.get_text() for t in image.axes[0].get_legend().get_texts()][:2] == ["attention", "MLP"]

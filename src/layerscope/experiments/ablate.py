@@ -186,6 +186,8 @@ class AblateConfig(ExperimentConfig):
         record = self.to_record()
         for key in ("model", "batch_size", "resume_dir"):
             record.pop(key, None)
+        if tuple(record.get("part", ())) == ("block",):
+            record.pop("part")  # as recorded before parts existed: such runs still resume
         return record
 
     def run(self, model=None) -> AblateResult:

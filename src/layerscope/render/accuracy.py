@@ -51,7 +51,7 @@ class _Layout:
     @property
     def x_title(self) -> str:
         if len(self.parts) > 1:
-            return "decoder block (its part named in the legend removed)"
+            return "decoder block (the part in the legend removed)"
         return {"attn": "block whose attention is removed", "mlp": "block whose MLP is removed"}.get(
             self.parts[0] if self.parts else "block", "decoder block removed"
         )
