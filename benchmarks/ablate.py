@@ -136,22 +136,26 @@ def naive_part_sweep(model, encoded, batch_size: int) -> dict:
 
 def parts_main(args, model, encoded, repeats: bool) -> None:
     """The attention/MLP sweep: layerscope against the naive loop, verdicts compared item by item."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     config = AblateConfig(n=args.n, duplicates=repeats, batch_size=args.batch_size, part=("attn", "mlp"))
     result = run_ablate(config, model)
-    fast = time.perf_counter() - start
+    fast, fast_cpu = time.perf_counter() - start, time.process_time() - cpu
     ours = {config: group["correct"].tolist() for config, group in result.examples.groupby("config", sort=False)}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     naive = verdicts(naive_part_sweep(model, encoded, args.batch_size), encoded)
-    naive_time = time.perf_counter() - start
+    naive_time, naive_cpu = time.perf_counter() - start, time.process_time() - cpu
     identical = list(ours) == list(naive) and all(ours[c] == naive[c] for c in naive)
     distinct = len({tuple(p) for p in encoded.prompt_ids})
     print(
         f"model {model.name}, {args.n} prompts ({distinct} distinct), {len(ours) - 1} attn/mlp configurations + "
         f"baseline, batch {args.batch_size}, {torch.get_num_threads()} threads"
     )
-    print(f"layerscope (--part attn,mlp)  {fast:8.1f} s")
-    print(f"naive loop (zeroed, last)     {naive_time:8.1f} s   ratio {naive_time / fast:.2f}x")
+    # CPU seconds of this process too: on a shared machine they vary less than the wall clock.
+    print(f"layerscope (--part attn,mlp)  {fast:8.1f} s  ({fast_cpu:.1f} CPU s)")
+    print(
+        f"naive loop (zeroed, last)     {naive_time:8.1f} s  ({naive_cpu:.1f} CPU s)   ratio {naive_time / fast:.2f}x "
+        f"(CPU {naive_cpu / fast_cpu:.2f}x)"
+    )
     print(f"identical verdicts (item by item, every configuration): {identical}")
     print("accuracy:", ", ".join(f"{c} {sum(v) / len(v):.3f}" for c, v in ours.items()))
 
