@@ -158,3 +158,26 @@ def test_equals_zeroing_the_sub_module_on_default_model(default_model):
     encoded = encode_task(default_model, [i.prompt for i in task.items], [i.answer for i in task.items])
     configs = [("attn", (0,)), ("mlp", (0,)), ("attn", (5,)), ("mlp", (5, 6)), ("attn", (17,)), ("mlp", (17,))]
     check_parts(default_model, encoded, configs, "first", batch_size=8)
+
+
+def test_accelerate_hooks_survive_a_part_ablation(tiny_models, tiny_model_dirs):
+    import layerscope
+
+    plain = tiny_models["llama"]
+    blocks = {f"model.layers.{i}": "disk" if i == 1 else "cpu" for i in range(plain.n_layers)}
+    device_map = {
+        "model.embed_tokens": "cpu",
+        **blocks,
+        "model.norm": "cpu",
+        "model.rotary_emb": "cpu",
+        "lm_head": "cpu",
+    }
+    hooked = layerscope.load_model(str(tiny_model_dirs["llama"]), device_map=device_map)
+    before = {id(m): m.__dict__.get("forward") for layer in hooked.layers for m in layer.modules()}
+    encoded = encode_task(plain, PROMPTS, ANSWERS)
+    on_hooked = LayerAblation(hooked, encoded, batch_size=4, needed=[r for _, r in CONFIGS])
+    on_plain = LayerAblation(plain, encoded, batch_size=4, needed=[r for _, r in CONFIGS])
+    for part, removed in CONFIGS:
+        got, want = on_hooked.run(removed, part), on_plain.run(removed, part)
+        assert got.tokens == want.tokens and got.correct == want.correct, (part, removed)
+    assert {id(m): m.__dict__.get("forward") for layer in hooked.layers for m in layer.modules()} == before
