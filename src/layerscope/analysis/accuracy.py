@@ -9,12 +9,14 @@ def accuracy_table(examples: pd.DataFrame, configs: list[str], groups: list[str]
     """One row per configuration: accuracy overall and per group, and the change against the baseline.
 
     Args:
-        examples: one row per item and configuration with columns ``config, removed_layers, group, correct``.
+        examples: one row per item and configuration with columns ``config, removed_layers, group, correct``
+            (and ``part``: ``block``, ``attn``, ``mlp``, or ``none`` for the baseline).
         configs: configuration names in display order; the one named ``"baseline"`` is the reference.
         groups: groups to break down (e.g. operations), in column order.
 
     Returns:
-        columns ``config, removed_layers, accuracy, n, correct, delta`` then ``accuracy[<group>]`` and
+        columns ``config, part, removed_layers, accuracy, n, correct, delta`` (``part`` when the examples
+        have it) then ``accuracy[<group>]`` and
         ``n[<group>]`` per group; ``delta`` is the accuracy minus the baseline's (NaN without a baseline).
 
     Example:
@@ -26,6 +28,7 @@ def accuracy_table(examples: pd.DataFrame, configs: list[str], groups: list[str]
         part = examples[examples["config"] == config]
         row = {
             "config": config,
+            **({"part": part["part"].iloc[0] if len(part) else ""} if "part" in examples.columns else {}),
             "removed_layers": part["removed_layers"].iloc[0] if len(part) else "",
             "accuracy": float(part["correct"].mean()) if len(part) else float("nan"),
             "n": int(len(part)),
@@ -38,5 +41,9 @@ def accuracy_table(examples: pd.DataFrame, configs: list[str], groups: list[str]
         rows.append(row)
     table = pd.DataFrame(rows)
     base = table.loc[table["config"] == "baseline", "accuracy"]
-    table.insert(5, "delta", table["accuracy"] - (float(base.iloc[0]) if len(base) else float("nan")))
+    table.insert(
+        list(table.columns).index("correct") + 1,
+        "delta",
+        table["accuracy"] - (float(base.iloc[0]) if len(base) else float("nan")),
+    )
     return table

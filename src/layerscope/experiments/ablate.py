@@ -3,8 +3,9 @@
 Flow: task (arithmetic or a file) -> token ids -> :class:`~layerscope.capture.ablation.LayerAblation`
 (the baseline, then each configuration) -> one row per item and configuration -> accuracy table ->
 figures. ``--drop k`` removes decoder block ``k``, whose output is the layer named ``k`` everywhere else
-(see :mod:`layerscope.capture.layer_spec`). Every configuration has one label, in every file and figure:
-``baseline``, ``drop 4``, ``drop 4,5``.
+(see :mod:`layerscope.capture.layer_spec`); ``--part attn`` / ``mlp`` removes only its attention / MLP
+contribution. Every configuration has one label, in every file and figure: ``baseline``, ``drop 4``,
+``drop 4,5``, ``drop attn 4``, ``drop mlp 4,5``.
 
 With ``resume_dir`` set (the Python function and the command set it to the run directory), every
 finished configuration is kept at once under ``<resume_dir>/parts/`` and a rerun with the same settings
@@ -38,7 +39,7 @@ from ..tasks import (
     count_problems,
     load_task_file,
 )
-from .ablate_parts import PartStore, config_label
+from .ablate_parts import PART_CHOICES, PartStore, config_label, parse_parts, part_phrase, parts_phrase, removed_part
 
 __all__ = ["AblateConfig", "AblateResult", "ablate", "config_label", "parse_drop", "run_ablate"]
 
@@ -58,6 +59,9 @@ class AblateConfig(ExperimentConfig):
         ops, digits, allow_negative, inexact_division, duplicates, seed: the arithmetic generator's options.
         drop: sets of decoder blocks removed together, as specs (``"4"``, ``"4,5"``, ``"2-5"``); empty: each
             block alone.
+        part: what is removed of those blocks: ``"block"`` (the whole block), ``"attn"`` or ``"mlp"`` (only
+            its attention or MLP contribution to the residual stream); several (``"attn,mlp"``, ``"all"``) sweep
+            each set once per part.
         scoring: ``"first"`` (the answer's first token) or ``"greedy"`` (the whole answer).
         batch_size: prompts per forward pass.
         resume_dir: Python only: the run directory whose ``parts/`` keeps finished configurations (None:
@@ -76,6 +80,7 @@ class AblateConfig(ExperimentConfig):
     duplicates: bool = False
     seed: int = 0
     drop: tuple[str, ...] = ()
+    part: tuple[str, ...] = option(("block",), join=",")
     scoring: Literal["first", "greedy"] = "first"
     batch_size: int = 64
     resume_dir: str | None = option(None, flag="")
@@ -85,6 +90,7 @@ class AblateConfig(ExperimentConfig):
             object.__setattr__(self, "drop", (self.drop,))
         elif not isinstance(self.drop, tuple):
             object.__setattr__(self, "drop", tuple(self.drop))
+        object.__setattr__(self, "part", parse_parts(self.part))
         if isinstance(self.task, os.PathLike):
             object.__setattr__(self, "task", os.fspath(self.task))
         if isinstance(self.resume_dir, os.PathLike):
@@ -106,6 +112,10 @@ class AblateConfig(ExperimentConfig):
         bad_ops = [c for c in self.ops if c not in OPERATIONS]
         if bad_ops:
             raise self.error("ops", self.ops, f"has unknown operation {bad_ops[0]!r}; valid: any of {OPERATIONS!r}")
+        for part in self.part or ("",):
+            if part not in PART_CHOICES:
+                problem = f"names unknown part {part!r}; valid: {choices_text(PART_CHOICES)}"
+                raise self.error("part", ",".join(self.part), problem)
         for spec in self.drop:
             try:
                 parse_drop(spec)
@@ -165,12 +175,19 @@ class AblateConfig(ExperimentConfig):
         sets = sets or [(k,) for k in range(n_layers)]
         return [()] + [s for s in dict.fromkeys(sets) if s]
 
+    def ablations(self, n_layers: int) -> list[tuple[str, tuple[int, ...]]]:
+        """``(part, removed)`` per configuration: the baseline ``("block", ())``, then each set once per part."""
+        sets = self.configurations(n_layers)
+        return [("block", ())] + [(part, s) for part in self.part for s in sets if s]
+
     def identity(self) -> dict:
         """The settings that decide the results (for ``parts/identity.json``): not the model's source (its
         fingerprint is compared instead), the batch size or the directory."""
         record = self.to_record()
         for key in ("model", "batch_size", "resume_dir"):
             record.pop(key, None)
+        if tuple(record.get("part", ())) == ("block",):
+            record.pop("part")  # as recorded before parts existed: such runs still resume
         return record
 
     def run(self, model=None) -> AblateResult:
@@ -197,9 +214,10 @@ class AblateResult(Result):
 
     Attributes:
         accuracy: one row per configuration (see :func:`layerscope.analysis.accuracy.accuracy_table`):
-            ``config`` (the label: ``baseline``, ``drop 4``, ``drop 4,5``), ``removed_layers`` (the removed
-            blocks, ``4,5``), ``accuracy, n, correct, delta``, then ``accuracy[<group>]`` and ``n[<group>]``.
-        examples: one row per item and configuration: ``item, prompt, answer, group, config,
+            ``config`` (the label: ``baseline``, ``drop 4``, ``drop 4,5``, ``drop attn 4``), ``part``
+            (``block``, ``attn``, ``mlp``; ``none`` for the baseline), ``removed_layers`` (the blocks, ``4,5``),
+            ``accuracy, n, correct, delta``, then ``accuracy[<group>]`` and ``n[<group>]``.
+        examples: one row per item and configuration: ``item, prompt, answer, group, config, part,
             removed_layers, prediction, correct``.
         groups: the task's groups (operations), the per-group columns of ``accuracy``.
         task_name: the task's name (``arithmetic +-*/ 1-digit``, or the file's stem).
@@ -223,7 +241,7 @@ class AblateResult(Result):
 
     def title(self) -> str:
         model = ", ".join(self.model_names) or "model"
-        return f"{model}: {self.task_name}, accuracy with blocks removed ({self.config.scoring} token)"
+        return f"{model}: {self.task_name}, accuracy with {parts_phrase(self.config.part)} removed ({self.config.scoring} token)"
 
     def figure(self):
         """Interactive plotly figure: accuracy per configuration, baseline line, per-group lines."""
@@ -269,7 +287,7 @@ class AblateResult(Result):
                 "accuracy": f"no removal lowers accuracy below the baseline {baseline:.2f} ({len(others)} removals tried)"
             }
         ties = int((others["accuracy"] == lowest).sum())
-        what = blocks_phrase(str(worst["removed_layers"]))
+        what = part_phrase(str(worst.get("part", "block")), blocks_phrase(str(worst["removed_layers"])))
         largest = "the largest drop" if ties == 1 else f"the largest drop, shared by {ties} removals"
         return {
             "accuracy": f"removing {what} drops accuracy from {baseline:.2f} to {lowest:.2f}, {largest}; "
@@ -304,14 +322,15 @@ class AblateResult(Result):
         return [line]
 
 
-def _rows(task: Task, model: Model, removed: tuple[int, ...], predictions) -> pd.DataFrame:
+def _rows(task: Task, model: Model, removed: tuple[int, ...], predictions, part: str = "block") -> pd.DataFrame:
     return pd.DataFrame(
         {
             "item": range(len(task)),
             "prompt": [i.prompt for i in task.items],
             "answer": [i.answer for i in task.items],
             "group": [i.group for i in task.items],
-            "config": config_label(removed),
+            "config": config_label(removed, part),
+            "part": removed_part(removed, part),
             "removed_layers": ",".join(map(str, removed)),
             "prediction": [model.decode(ids) for ids in predictions.tokens],
             "correct": predictions.correct,
@@ -338,7 +357,7 @@ def run_ablate(
     timings: dict[str, float] = {}
     model = config.model.loaded(model, timings)
     require_lm_head(model, "ablate")
-    configs = config.configurations(model.n_layers)
+    configs = config.ablations(model.n_layers)  # (part, removed)
 
     start = time.perf_counter()
     store = None
@@ -351,23 +370,24 @@ def run_ablate(
         }
         store = PartStore(config.resume_dir, identity)
     encoded = encode_task(model, [i.prompt for i in task.items], [i.answer for i in task.items])
-    todo = [c for c in configs if store is None or not store.done(c)]
-    engine = LayerAblation(model, encoded, scoring=config.scoring, batch_size=config.batch_size, needed=todo)
-    frames: dict[tuple[int, ...], pd.DataFrame] = {}
-    for removed in progress.track(configs, "Removing blocks", total=len(configs)):
-        if store is not None and store.done(removed):
-            frames[removed] = store.load(removed)
+    todo = [(part, c) for part, c in configs if store is None or not store.done(c, part)]
+    needed = [c for _, c in todo]
+    engine = LayerAblation(model, encoded, scoring=config.scoring, batch_size=config.batch_size, needed=needed)
+    frames: dict[tuple[str, tuple[int, ...]], pd.DataFrame] = {}
+    for part, removed in progress.track(configs, "Removing blocks", total=len(configs)):
+        if store is not None and store.done(removed, part):
+            frames[part, removed] = store.load(removed, part)
         else:
-            frames[removed] = _rows(task, model, removed, engine.run(removed))
+            frames[part, removed] = _rows(task, model, removed, engine.run(removed, part), part)
             if store is not None:
-                store.save(removed, frames[removed])
+                store.save(removed, frames[part, removed], part)
         if on_config is not None:
-            on_config(config_label(removed))
+            on_config(config_label(removed, part))
     timings["compute"] = time.perf_counter() - start
     if store is not None:  # one code path for fresh and resumed runs: every table comes back from disk
-        frames = {removed: store.load(removed) for removed in configs}
+        frames = {(part, removed): store.load(removed, part) for part, removed in configs}
     examples = pd.concat([frames[c] for c in configs], ignore_index=True)
-    accuracy = accuracy_table(examples, [config_label(c) for c in configs], task.groups)
+    accuracy = accuracy_table(examples, [config_label(c, part) for part, c in configs], task.groups)
     return AblateResult(
         config=config,
         accuracy=accuracy,
@@ -389,6 +409,7 @@ def ablate(
     ops: str = OPERATIONS,
     digits: int = 1,
     drop: Sequence[str] | str | None = None,
+    part: Sequence[str] | str = "block",
     scoring: str = "first",
     seed: int = 0,
     batch_size: int = 64,
@@ -403,6 +424,8 @@ def ablate(
         task: ``"arithmetic"`` or a ``.csv``/``.jsonl`` file with ``prompt`` and ``answer`` (and ``group``).
         model: a loaded model, a source, a :class:`ModelSpec`, or None for the default model.
         drop: sets of blocks removed together, e.g. ``["4,5", "10-12"]`` (default: each block alone).
+        part: ``"block"`` (default), ``"attn"`` or ``"mlp"`` (only that contribution of each block removed);
+            ``"attn,mlp"`` or ``"all"`` sweep the sets once per part.
         out: also write the run directory there; an interrupted run resumes from it when rerun.
 
     Example:
@@ -410,6 +433,7 @@ def ablate(
         >>> result.accuracy[["config", "accuracy", "delta"]]
         >>> result.figure()
         >>> layerscope.ablate("my_task.csv", drop=["4,5", "10-12"], out="runs/mine")   # resumable
+        >>> layerscope.ablate("arithmetic", part="attn,mlp")      # each block's attention, then its MLP
     """
     config = AblateConfig(
         model=ModelSpec.of(model),
@@ -422,6 +446,7 @@ def ablate(
         duplicates=duplicates,
         seed=seed,
         drop=(drop,) if isinstance(drop, str) else tuple(drop or ()),
+        part=part,
         scoring=scoring,
         batch_size=batch_size,
         resume_dir=None if out is None else os.fspath(out),

@@ -2,8 +2,8 @@
 
 Two shapes, chosen from the configurations themselves:
 
-- a **sweep** (each configuration removes one block): a line over the block number, which is what the
-  block order means;
+- a **sweep** (each configuration removes one block, or its attention or MLP): a line over the block
+  number, which is what the block order means; one line per part (``part`` column) when several are swept;
 - anything else (pairs, ranges, a hand-picked list): horizontal **bars sorted by accuracy**, labelled
   with the configurations' labels (``drop 4,5``), the same as the tables; nothing joins unrelated
   configurations with a line.
@@ -29,10 +29,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass
 class _Series:
-    name: str  # "all items" or "group +"
+    name: str  # "all items" or "group +" (one part); "attention", "MLP, group +" (several)
     values: list[float]
     baseline: float | None
     main: bool
+    blocks: list[int]  # x of a sweep's line (its part's configurations)
+    labels: list[str]  # the configurations' labels, in the same order
 
 
 @dataclass
@@ -44,12 +46,26 @@ class _Layout:
     blocks: list[int]  # the removed block of each configuration (sweeps only)
     series: list[_Series]
     chance: float | None
+    parts: list[str]  # the parts removed (``block``, ``attn``, ``mlp``), in table order
+
+    @property
+    def x_title(self) -> str:
+        if len(self.parts) > 1:
+            return "decoder block (the part in the legend removed)"
+        return {"attn": "block whose attention is removed", "mlp": "block whose MLP is removed"}.get(
+            self.parts[0] if self.parts else "block", "decoder block removed"
+        )
+
+
+_PART_NAMES = {"block": "whole block", "attn": "attention", "mlp": "MLP"}
 
 
 def _layout(table: pd.DataFrame, groups: list[str]) -> _Layout:
     ablated = table[table["config"] != "baseline"]
     base = table.loc[table["config"] == "baseline"]
     removed = [str(v) for v in ablated.get("removed_layers", pd.Series([""] * len(ablated)))]
+    part_of = [str(v) for v in ablated.get("part", pd.Series(["block"] * len(ablated)))]
+    parts = list(dict.fromkeys(part_of))
     sweep = bool(len(ablated)) and all(r.strip().isdigit() for r in removed)
     order = list(range(len(ablated)))
     if sweep:
@@ -57,19 +73,29 @@ def _layout(table: pd.DataFrame, groups: list[str]) -> _Layout:
     else:  # bars, the best on top
         order.sort(key=lambda i: float(ablated["accuracy"].iloc[i]))
     rows = ablated.iloc[order]
+    # A sweep draws one line per part; bars draw every configuration in one series.
+    lines = [(p, [j for j, i in enumerate(order) if part_of[i] == p]) for p in parts] if sweep else [("", None)]
+    columns = ["accuracy", *[f"accuracy[{g}]" for g in groups]]
     series = []
-    for k, column in enumerate(["accuracy", *[f"accuracy[{g}]" for g in groups]]):
-        series.append(
-            _Series(
-                name="all items" if k == 0 else f"group {groups[k - 1]}",
-                values=[float(v) for v in rows[column]],
-                baseline=None if base.empty else float(base[column].iloc[0]),
-                main=k == 0,
+    for k, column in enumerate(columns):
+        for p, picked in lines:
+            chosen = rows if picked is None else rows.iloc[picked]
+            name = "all items" if k == 0 else f"group {groups[k - 1]}"
+            if len(lines) > 1:
+                name = _PART_NAMES.get(p, p) + ("" if k == 0 else f", {name}")
+            series.append(
+                _Series(
+                    name=name,
+                    values=[float(v) for v in chosen[column]],
+                    baseline=None if base.empty else float(base[column].iloc[0]),
+                    main=k == 0,
+                    blocks=[int(r) for r in chosen.get("removed_layers", [])] if sweep else [],
+                    labels=[str(v) for v in chosen["config"]],
+                )
             )
-        )
     chance = float(table["chance"].iloc[0]) if "chance" in table.columns and len(table) else None
-    blocks = [int(removed[i]) for i in order] if sweep else []
-    return _Layout(sweep, [str(v) for v in rows["config"]], blocks, series, chance)
+    blocks = sorted({int(removed[i]) for i in order}) if sweep else []
+    return _Layout(sweep, [str(v) for v in rows["config"]], blocks, series, chance, parts)
 
 
 def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go.Figure:
@@ -87,9 +113,9 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
         if shape.sweep:
             fig.add_trace(
                 go.Scatter(
-                    x=shape.blocks,
+                    x=s.blocks,
                     y=s.values,
-                    customdata=shape.labels,
+                    customdata=s.labels,
                     name=s.name,
                     mode="lines+markers",
                     line=dict(color=color, width=3 if s.main else 1.5, dash=None if s.main else "dash"),
@@ -110,7 +136,7 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
                     visible=visible,
                 )
             )
-    main = shape.series[0]
+    main = shape.series[0]  # the first part's line (all items)
     marks = [("baseline", main.baseline, PALETTE[0], "dot"), ("chance", shape.chance, "#888888", "dash")]
     for name, value, color, dash in marks:
         if value is None:
@@ -125,7 +151,7 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
     if shape.sweep:
         fig.update_layout(
             xaxis=dict(
-                title="decoder block removed",
+                title=shape.x_title,
                 tickmode="linear",
                 tick0=0,
                 dtick=1 if len(shape.blocks) <= 40 else 4,
@@ -150,7 +176,7 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figur
     from .static import new_figure
 
     shape = _layout(table, groups)
-    n = len(shape.labels)
+    n = len(shape.blocks) if shape.sweep else len(shape.labels)
     if shape.sweep:
         fig = new_figure(figsize=(max(7.5, 0.4 * n + 4), 4.8), dpi=130)
     else:
@@ -159,8 +185,10 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figur
     main = shape.series[0]
     if shape.sweep:
         for k, s in enumerate(shape.series):
+            if not s.main and len(shape.parts) > 1:
+                continue  # one line per part; the groups' lines are in the HTML figure
             ax.plot(
-                shape.blocks,
+                s.blocks,
                 s.values,
                 marker="o",
                 color=PALETTE[k % len(PALETTE)],
@@ -171,7 +199,7 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figur
                 label=s.name,
             )
         ax.set_xticks(shape.blocks if n <= 40 else shape.blocks[::4])
-        ax.set_xlabel("decoder block removed")
+        ax.set_xlabel(shape.x_title)
         ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1.05)
         mark = ax.axhline
