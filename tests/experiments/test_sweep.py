@@ -22,9 +22,9 @@ from tiny_models import save_tiny_model
 
 import layerscope
 from layerscope.cli import main
-from layerscope.experiments import sweep_ray
 from layerscope.experiments.echo import EchoConfig
 from layerscope.experiments.sweep import finished, model_memory, planned_name
+from layerscope.experiments.sweep import ray_tasks as sweep_ray
 from layerscope.model_spec import ModelSpec
 
 SRC = Path(__file__).resolve().parents[2] / "src"
