@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LayerscopeError
+from ...errors import LayerscopeError
 
 #: a local Ray instance's object store: run directories pass through it one at a time
 LOCAL_OBJECT_STORE = 256 << 20
@@ -144,9 +144,9 @@ def run_model_task(experiment: str, record: dict) -> dict:
     """Run one model's experiment (the config rebuilt from its ``run.json`` record) into a temporary run
     directory and return its files: ``{"status": "ok", "files": {name: bytes}, "workdir": path, "seconds": s}``,
     or ``{"status": "failed", "reason": one line}``. This is the function a Ray worker runs."""
-    from .. import progress
-    from ..rundir import UNFINISHED
-    from .sweep import config_of
+    from ... import progress
+    from ...rundir import UNFINISHED
+    from .config import config_of
 
     progress.set_enabled(False)
     start, where = time.perf_counter(), {"host": socket.gethostname(), "started": time.time()}
@@ -154,7 +154,7 @@ def run_model_task(experiment: str, record: dict) -> dict:
         with tempfile.TemporaryDirectory(prefix="layerscope-sweep-") as tmp:
             out = Path(tmp) / "run"
             config = config_of(experiment, record, resume_dir=str(out))
-            from ..runner import execute
+            from ...runner import execute
 
             execute(config, out=out)
             files = {
