@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 #: experiments whose configs cannot be swept (no model of their own, or already several experiments)
-_NOT_SWEPT = ("tour", "report", "layout", "sweep")
+_NOT_SWEPT = ("tour", "report", "layout", "sweep", "compare")  # compare: several models already
 
 
 @dataclass(frozen=True, kw_only=True)
