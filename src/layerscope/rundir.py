@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import os
@@ -221,10 +222,17 @@ class RunDir:
         return inside
 
     def table(self, stem: str, frame) -> Path:
-        """``<stem>.csv`` (no index)."""
+        """``<stem>.csv`` (no index), read back by pandas to exactly the rows written.
+
+        Every field that is not a number is quoted, so a token's ``\\r``, ``\\n``, quotes, commas or NUL stay
+        inside its field; rows end in ``\\n``. The file is UTF-8, except that a lone surrogate (text no UTF-8 can
+        hold, e.g. from a ``"\\ud800"`` escape in a JSON set file) is written as its 3-byte ``surrogatepass``
+        form: ``pd.read_csv(path, encoding_errors="surrogatepass")`` (as :func:`layerscope.load_run` does) reads
+        it back; a table without such text is plain UTF-8.
+        """
         path = self.path / f"{stem}.csv"
         with atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=False)
+            frame.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n", errors="surrogatepass")
         return path
 
     def array(self, stem: str, array) -> Path:
