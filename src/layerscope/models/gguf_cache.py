@@ -90,11 +90,11 @@ def _convert(path: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(path.parent), path.name
-    try:
+    from .broken import refused
+
+    with refused(f"GGUF file {str(path)!r}"):
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
-    except (ValueError, KeyError, OSError, RuntimeError) as exc:
-        raise LayerscopeError(f"cannot load GGUF file {str(path)!r}: {_first_line(exc)}") from exc
     # save_pretrained refuses a GGUF-quantized model; the weights are already dequantized.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
