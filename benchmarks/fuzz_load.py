@@ -46,7 +46,6 @@ def build_bases(root: Path) -> None:
     import torch
     from safetensors.torch import load_file
     from tiny_models import build_config, build_tokenizer
-
     from transformers import AutoModelForCausalLM
 
     tokenizer = build_tokenizer()
