@@ -387,8 +387,9 @@ def worker(bases_dir: Path) -> None:
         source = bases_dir / kind / "model.gguf" if kind == "gguf" else bases_dir / kind
         load_model(str(source))
     shutil.rmtree(work / "cache", ignore_errors=True)
-    out = sys.stdout
-    sys.stdout = sys.stderr  # nothing but replies on the pipe
+    out = os.fdopen(os.dup(1), "w")  # replies only: whatever a library prints to fd 1 goes to stderr instead
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     out.write("ready\n")
     out.flush()
     try:
@@ -435,7 +436,10 @@ class Worker:
             self.proc.stdin.flush()
         except BrokenPipeError:
             return {"outcome": "crash", "error": "the worker died"}
+        deadline = time.monotonic() + timeout
         line = self._readline(timeout)
+        while line.strip() and not line.startswith("{"):  # not a reply
+            line = self._readline(max(0.0, deadline - time.monotonic()))
         self.served += 1
         if line == "<timeout>":
             return {"outcome": "hang"}
