@@ -172,6 +172,15 @@ ROWS = [
     (["tokens", "--model", M, "--out", "{tmp}/empty.txt/sub"], "empty.txt"),
     (["stages", "--model", M, "--out", "{tmp}/empty.txt", "hello"], "empty.txt"),
     (["inspect", "--model", M, "--out", ""], "''"),
+    # an --out that cannot be written: refused before the model loads
+    (["tokens", "--model", M, "--tokens", "a,b", "--out", "/proc/layerscope-run"], "--out '/proc/layerscope-run'"),
+    (["tokens", "--model", M, "--tokens", "a,b", "--out", "{tmp}/" + "x" * 300], "File name too long"),
+    (["tour", "--model", M, "--quick", "--out", "/proc/layerscope-tour"], "cannot be written"),
+    # values that used to end in an internal error
+    (["layers", "--model", M, "--tokens", "a,b,c", "--memory-budget", "inf"], "--memory-budget inf"),
+    (["layers", "--model", M, "--tokens", "a,b,c", "--memory-budget", "nan"], "--memory-budget nan"),
+    (["inspect", "--model", M, "--top-k", "1000000000"], "--top-k 1000000000 is more than the"),
+    (["ablate", "--model", M, "--seed", "-1"], "--seed -1"),
     # a reused --out: unrelated files, or another experiment's run (--force replaces them)
     (["tokens", "--model", M, "--tokens", "a,b,c", "--out", "{tmp}/stray"], "{tmp}/stray"),
     (["layers", "--model", M, "--tokens", "a,b,c", "--out", "{tmp}/stray"], "'notes.txt'"),

@@ -135,7 +135,11 @@ def out_dir(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is empty; give a directory")
     path = Path(text).expanduser()
     for place in (path, *path.parents):
-        if place.exists():
+        try:
+            found = place.exists()
+        except OSError as exc:  # a name too long, a loop of links
+            raise argparse.ArgumentTypeError(f"{text!r} cannot be used ({exc.strerror}); give a directory") from None
+        if found:
             if not place.is_dir():
                 raise argparse.ArgumentTypeError(f"{text!r} is not a directory ({str(place)!r} is a file)")
             break

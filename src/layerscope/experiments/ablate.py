@@ -101,6 +101,8 @@ class AblateConfig(ExperimentConfig):
         super().validate()
         if self.scoring not in SCORINGS:
             raise self.error("scoring", self.scoring, f"is not supported; valid: {choices_text(SCORINGS)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise self.error("seed", self.seed, "must be a whole number from 0 to 2**63 - 1")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise self.error("batch_size", self.batch_size, "must be an integer of at least 1")
         if self.n is not None and (isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1):

@@ -623,6 +623,9 @@ def run_inspect(config: InspectConfig, model: Model | None = None, compare_with:
     require_lm_head(model, "inspect")  # the logit lens and the target metrics read it
     tokens = tokenize_prompts(model, config)
     n_rows = model.n_layers + 1
+    vocab = int(model.unembedding_matrix.shape[0])
+    if config.top_k > vocab:
+        raise config.error("top_k", config.top_k, f"is more than the {vocab} tokens of {model.name}'s vocabulary")
     if config.phases is not None and config.phases > n_rows:
         raise LayerscopeError(
             f"{config.phases} phases asked for, but {model.name} has {n_rows} layers to split "

@@ -351,7 +351,7 @@ def read_section(run_dir: str | Path) -> Section:
         if data is None:
             continue
         try:
-            frame = pd.read_csv(io.BytesIO(data))
+            frame = pd.read_csv(io.BytesIO(data), encoding_errors="replace")  # a lone surrogate: shown as U+FFFD
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
             files._skip(name, "not a readable CSV table")
             continue

@@ -115,13 +115,13 @@ def _convert(path: Path, out: Path, dtype: str = "float32") -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(path.parent), path.name
-    try:
+    from .broken import refused
+
+    with refused(f"GGUF file {str(path)!r}"):
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(
             folder, gguf_file=name, trust_remote_code=False, dtype=getattr(torch, dtype)
         )
-    except (ValueError, KeyError, OSError, RuntimeError) as exc:
-        raise LayerscopeError(f"cannot load GGUF file {str(path)!r}: {_first_line(exc)}") from exc
     # save_pretrained refuses a GGUF-quantized model; the weights are already dequantized.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -135,8 +135,3 @@ def _convert(path: Path, out: Path, dtype: str = "float32") -> None:
     config = json.loads(config_path.read_text())
     config["layerscope_source_gguf"] = os.fspath(path)
     config_path.write_text(json.dumps(config, indent=2))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

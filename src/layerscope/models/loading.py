@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 from .. import progress
 from ..errors import LayerscopeError
 from . import guard
+from .broken import first_line, refused
 from .default import DEFAULT_MODEL_NAME, default_model_path
 from .gguf_cache import cached_gguf_dir, gguf_general_name
 from .kinds import CAUSAL_LM, kind_detail, missing_head_weights, model_kind
@@ -178,7 +178,7 @@ def _load_hf_dir(location, source, fingerprint, name, dtype, device, placement, 
     if local is not None:
         guard.check_directory(local, str(source), trust_remote_code)
     with progress.step(f"Loading {name}"):
-        try:
+        with refused(f"model {source!r}"):
             config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
             guard.check_config(config, str(source), dtype, memory=placement is None)
             kind = model_kind(config)
@@ -188,17 +188,6 @@ def _load_hf_dir(location, source, fingerprint, name, dtype, device, placement, 
             module, info = auto.from_pretrained(
                 location, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
             )
-        except LayerscopeError:
-            raise
-        except pickle.UnpicklingError as exc:
-            raise LayerscopeError(
-                f"refusing to load {source!r}: its pickled weights hold objects other than tensors, and layerscope "
-                "only unpickles with torch.load(weights_only=True); convert the checkpoint to safetensors"
-            ) from exc
-        except RecursionError:
-            raise LayerscopeError(f"cannot load model {source!r}: a file of it is nested too deeply") from None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
-            raise LayerscopeError(f"cannot load model {source!r}: {_first_line(exc)}") from exc
         head = missing_head_weights(module, info.get("missing_keys")) if kind == CAUSAL_LM else []
         guard.check_weights(module, info, str(source), allowed_missing=head, encoder=kind != CAUSAL_LM)
     if device is not None and placement is None:
@@ -267,13 +256,19 @@ def directory_fingerprint(path: Path) -> str:
     """A hash of a model directory: its config and the names and sizes of its weight files (no weights read)."""
     digest = hashlib.sha256()
     config = path / "config.json"
-    digest.update(config.read_bytes())
-    for item in sorted(path.iterdir()):
-        if item.suffix in {".safetensors", ".bin", ".gguf", ".npz"}:
-            digest.update(f"{item.name}:{item.stat().st_size}".encode())
+    try:
+        digest.update(config.read_bytes())
+        for item in sorted(path.iterdir()):
+            if item.suffix in {".safetensors", ".bin", ".gguf", ".npz"}:
+                try:
+                    size = item.stat().st_size
+                except OSError:  # a broken link or a link loop: the loader names it if it is needed
+                    size = -1
+                digest.update(f"{item.name}:{size}".encode())
+    except OSError as exc:
+        raise LayerscopeError(f"cannot read model directory {str(path)!r}: {first_line(exc)}") from None
     return "dir:" + digest.hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    return first_line(exc)
