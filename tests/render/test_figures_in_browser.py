@@ -13,22 +13,12 @@ from pathlib import Path
 import pytest
 from browser_checks import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, overlaps
 
-from layerscope.experiments.tour import tour
-
 pytestmark = [
     pytest.mark.default_model,
     pytest.mark.skipif(
         CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed (make test installs it in CI)"
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def full_tour(default_model, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("full-tour")
-    result = tour(default_model, out=out)  # the full prompt sets: 16 prompts, every layer
-    assert not result.failed, result.steps
-    return out
 
 
 @pytest.fixture(scope="module")
