@@ -27,7 +27,8 @@ import numpy as np
 import layerscope
 from layerscope.analysis.cka import cross_cka
 from layerscope.capture import FINAL_NORM, capture_residuals
-from layerscope.experiments.compare import CompareConfig, capture_prompts, run_compare
+from layerscope.capture.read_positions import capture_prompts
+from layerscope.experiments.compare import CompareConfig, run_compare
 from layerscope.model_spec import ModelSpec
 
 

@@ -40,3 +40,16 @@ def tiny(request, tiny_models):
 def default_model():
     """The real default model (Gemma 3 270M), loaded once per session."""
     return layerscope.load_model()
+
+
+@pytest.fixture(scope="session")
+def full_tour(default_model, tmp_path_factory):
+    """A full tour of the default model (16 prompts, every layer, the compare step against its MLX 8- and 4-bit
+    re-quantizations), run once per session: its directory (``<step>/`` run directories and ``report.html``).
+    The browser checks read its figures; the compare tests read its ``compare`` run."""
+    from layerscope.experiments.tour import tour
+
+    out = tmp_path_factory.mktemp("full-tour")
+    result = tour(default_model, out=out)
+    assert not result.failed, result.steps
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -18,3 +19,18 @@ def hf_greedy(model, ids: list[int], n: int) -> list[int]:
             eos_token_id=None,
         )
     return out[0, len(ids) :].tolist()
+
+
+def hf_hidden_states(model, ids: list[int]) -> list[np.ndarray]:
+    """HF's hidden states of one unpadded prompt, plus the pre-norm output of the last layer at the end."""
+    with torch.no_grad():
+        out = model.module(input_ids=torch.tensor([ids]), output_hidden_states=True)
+        states = [h[0].float().numpy() for h in out.hidden_states]
+        config = model.module.config
+        saved = getattr(config, "tie_last_hidden_states", None)
+        config.tie_last_hidden_states = False  # HF then keeps the last layer's own output, before the norm
+        try:
+            raw = model.module(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[-1]
+        finally:
+            config.tie_last_hidden_states = saved
+    return states + [raw[0].float().numpy()]

@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from hf_oracles import hf_hidden_states
 
 from layerscope.capture import FINAL_NORM, capture_residuals, parse_layers, prompts_at
 
 TEXTS = ["The word is red.", "John", "When John and Mary went to the store", "1+2=3", "Paris London Rome"]
-
-
-def hf_hidden_states(model, ids: list[int]) -> list[np.ndarray]:
-    """HF's hidden states of one unpadded prompt, plus the pre-norm output of the last layer at the end."""
-    with torch.no_grad():
-        out = model.module(input_ids=torch.tensor([ids]), output_hidden_states=True)
-        states = [h[0].float().numpy() for h in out.hidden_states]
-        config = model.module.config
-        saved = getattr(config, "tie_last_hidden_states", None)
-        config.tie_last_hidden_states = False  # HF then keeps the last layer's own output, before the norm
-        try:
-            raw = model.module(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[-1]
-        finally:
-            config.tie_last_hidden_states = saved
-    return states + [raw[0].float().numpy()]
 
 
 @pytest.mark.parametrize("padding_side", ["right", "left"])

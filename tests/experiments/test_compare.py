@@ -245,15 +245,15 @@ def test_formats_of_one_model_with_weight_errors(tiny_model_dirs, tmp_path):
 
 
 @pytest.mark.default_model
-def test_default_model_8bit_is_closer_than_4bit_at_every_layer(default_model, tmp_path):
-    """The full tour's compare step on the default model: its MLX 8-bit copy is closer to it than the 4-bit one
-    at every layer, agrees on more next tokens and has the lower KL."""
-    from layerscope.experiments.tour import tour_steps
-    from layerscope.runner import execute
+def test_default_model_8bit_is_closer_than_4bit_at_every_layer(default_model, full_tour):
+    """The full tour's compare step on the default model (the session's full tour, read back from its run
+    directory): its MLX 8-bit copy is closer to it than the 4-bit one at every layer, agrees on more next
+    tokens and has the lower KL."""
+    from layerscope.experiments.tour import ARITHMETIC_PROMPTS, COMPARE_FORMATS
 
-    step = tour_steps(ModelSpec(), out=tmp_path)[-1]
-    step.prepare()
-    result = execute(step.config, default_model)
+    result = layerscope.load_run(full_tour / "compare")
+    assert result.config.prompts == ARITHMETIC_PROMPTS
+    assert [spec.name for spec in result.config.models[1:]] == [name for name, _ in COMPARE_FORMATS]
     errors = result.errors.pivot(index="depth", columns="model", values="relative_error")
     assert len(errors) == default_model.n_layers + 2
     assert (errors["mlx-8bit"] < errors["mlx-4bit"]).all(), errors

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from layerscope.experiments.compare import PairCKA
+from layerscope.analysis.pair_cka import PairCKA
 from layerscope.render.compare import agreement_figure, cka_figure, cka_png, errors_figure, errors_png
 
 

@@ -13,22 +13,12 @@ from pathlib import Path
 import pytest
 from browser_checks import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, overlaps
 
-from layerscope.experiments.tour import tour
-
 pytestmark = [
     pytest.mark.default_model,
     pytest.mark.skipif(
         CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed (make test installs it in CI)"
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def full_tour(default_model, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("full-tour")
-    result = tour(default_model, out=out)  # the full prompt sets: 16 prompts, every layer
-    assert not result.failed, result.steps
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +70,7 @@ def test_no_text_overlaps_in_the_report_and_each_section_is_kept(full_tour, brow
             tab.wait_for_timeout(200)
             section.screenshot(path=str(ARTIFACTS / f"report-section-{index}-{name}.png"))
             names.append(name)
-        assert names == ["tokens", "layers", "inspect", "ablate", "echo", "layout"]
+        assert names == ["tokens", "layers", "inspect", "ablate", "echo", "layout", "compare"]
     finally:
         tab.close()
 

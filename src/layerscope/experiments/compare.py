@@ -25,6 +25,12 @@ tokenization of every input (one model in several formats or precisions):
   logits are computed);
 - the **per-tensor weight error** of the two checkpoints, read from the files alone, when both are
   checkpoints of the same architecture.
+
+This module holds the config, the run and the Python API; the parts live with their kind:
+:mod:`layerscope.capture.read_positions` (the capture at the read positions),
+:mod:`layerscope.analysis.pair_cka` (CKA of every layer pair), :mod:`layerscope.analysis.residual_error`
+(errors and the growth block), :mod:`layerscope.analysis.next_token` (top-1 agreement and KL),
+:mod:`layerscope.checkpoints.weight_error` (weights) and :mod:`.compare_result` (what was found).
 """
 
 from __future__ import annotations
@@ -37,22 +43,24 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
-from ..analysis.cka import cross_cka
-from ..analysis.similarity import compare as row_metrics
+from ..analysis.pair_cka import pair_cka
+from ..analysis.residual_error import ERROR_COLUMNS, growth_block, residual_errors
 from ..errors import LayerscopeError, choices_text
-from ..experiment import Result, option
+from ..experiment import option
 from ..model_spec import ModelSpec, specs_argv, unique_name
 from ..tokensets.options import TokenSetOptions
+from .compare_result import CompareResult
+
+if TYPE_CHECKING:
+    from ..analysis.next_token import NextTokens
+    from ..capture.read_positions import Capture
 
 #: the fewest inputs compared (debiased CKA needs 4)
 MIN_ITEMS = 4
-#: read positions whose next-token log-probabilities are computed at once (one pass over the unembedding each)
-LOGIT_CHUNK = 64
 
 
 def read_prompts(path: str) -> list[str]:
@@ -185,242 +193,6 @@ class CompareConfig(TokenSetOptions):
         return run_compare(self, model)
 
 
-# ----- one model's capture ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Capture:
-    """What is kept of one model: the residuals at the read positions and what identifies the inputs.
-
-    Attributes:
-        name: the display name.
-        residuals: ``(layer, item, d_model)`` float32, layers ``embed, 0..n-1, norm`` (no ``norm`` when the
-            model has no final norm).
-        layers: the layer names; ``depths`` the integer depths; ``n_blocks`` the number of decoder blocks.
-        ids: each input's token ids as fed (to see whether two models tokenize alike).
-        read: the token read in each input (text).
-    """
-
-    name: str
-    residuals: np.ndarray
-    layers: list[str]
-    depths: list[int]
-    n_blocks: int
-    ids: list[tuple[int, ...]]
-    read: list[str]
-    d_model: int
-
-    @property
-    def relative_depths(self) -> list[float]:
-        return [d / self.n_blocks for d in self.depths]
-
-
-def capture_prompts(model, config: CompareConfig) -> list:
-    """One :class:`~layerscope.capture.CapturePrompt` per input, its one group holding the tokens read."""
-    from ..capture import CapturePrompt
-    from ..capture.contexts import word_prompts
-    from ..tokensets import encode_sets
-
-    if config.uses_prompts:
-        out = []
-        for prompt in config.all_prompts():
-            ids = model.encode(prompt, bos=config.bos)
-            if not ids:
-                raise LayerscopeError(f"prompt {prompt!r} gives no token in {model.name}")
-            out.append(CapturePrompt(tuple(ids), ((len(ids) - 1,),)))
-        return out
-    items = encode_sets(model.tokenizer, config.word_sets(), leading_space=config.leading_space, warn=False)
-    return word_prompts(model, items, config.context)
-
-
-def capture_model(model, config: CompareConfig, name: str) -> Capture:
-    """Capture every layer of ``model`` at the last token of each input (nothing else of a sequence is kept)."""
-    from ..capture import FINAL_NORM, capture_residuals, layer_depth, layer_name
-
-    prompts = capture_prompts(model, config)
-    points = [*range(model.n_layers + 1), *([FINAL_NORM] if model.final_norm is not None else [])]
-    array = capture_residuals(
-        model,
-        prompts,
-        points,
-        pool="last",
-        batch_size=config.batch_size,
-        description=f"Capturing {len(prompts)} inputs in {name}",
-    )
-    last = [p.ids[p.groups[0][-1]] for p in prompts]
-    return Capture(
-        name=name,
-        residuals=np.asarray(array),
-        layers=[layer_name(d) for d in points],
-        depths=[layer_depth(d, model.n_layers) for d in points],
-        n_blocks=model.n_layers,
-        ids=[p.ids for p in prompts],
-        read=model.token_strings(last),
-        d_model=model.d_model,
-    )
-
-
-# ----- the numbers -----------------------------------------------------------------------------------------
-
-
-def nearest_layers(source: Sequence[float], target: Sequence[float]) -> list[int]:
-    """For each relative depth in ``source``, the index of the nearest one in ``target`` (the first on a tie)."""
-    target = np.asarray(target, dtype=np.float64)
-    return [int(np.argmin(np.abs(target - s))) for s in source]
-
-
-@dataclass
-class PairCKA:
-    """Every layer of ``a`` against every layer of ``b``: ``linear`` and ``debiased`` CKA, ``(La, Lb)``."""
-
-    a: str
-    b: str
-    layers_a: list[str]
-    layers_b: list[str]
-    linear: np.ndarray
-    debiased: np.ndarray
-    relative_a: list[float]
-    relative_b: list[float]
-
-    def best(self, debiased: bool = False) -> list[int | None]:
-        """For each layer of ``a``, the index of its best-matching layer of ``b`` (None when all are NaN)."""
-        matrix = self.debiased if debiased else self.linear
-        return [None if np.isnan(row).all() else int(np.nanargmax(row)) for row in matrix]
-
-    def aligned(self, debiased: bool = False) -> float:
-        """Mean CKA along the relative-depth diagonal (NaN cells left out)."""
-        matrix = self.debiased if debiased else self.linear
-        cols = nearest_layers(self.relative_a, self.relative_b)
-        return _nanmean([matrix[i, j] for i, j in enumerate(cols)])
-
-    def mean_best(self, debiased: bool = False) -> float:
-        """Mean over the layers of ``a`` of the CKA of their best match in ``b``."""
-        matrix = self.debiased if debiased else self.linear
-        return _nanmean([np.nanmax(row) for row in matrix if not np.isnan(row).all()])
-
-
-def _nanmean(values) -> float:
-    values = np.asarray(values, dtype=np.float64)
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if len(values) else float("nan")
-
-
-def pair_cka(a: Capture, b: Capture) -> PairCKA:
-    """Linear and debiased CKA between every layer of ``a`` and every layer of ``b`` (same inputs)."""
-    same = a is b
-    return PairCKA(
-        a=a.name,
-        b=b.name,
-        layers_a=a.layers,
-        layers_b=b.layers,
-        linear=cross_cka(a.residuals, a.residuals if same else b.residuals),
-        debiased=cross_cka(a.residuals, a.residuals if same else b.residuals, debiased=True),
-        relative_a=a.relative_depths,
-        relative_b=b.relative_depths,
-    )
-
-
-ERROR_COLUMNS = ["layer", "depth", "relative_error", "cosine", "min_cosine", "mean_l2", "max_abs_diff"]
-
-
-def residual_errors(
-    reference: np.ndarray, other: np.ndarray, names: Sequence[str], depths: Sequence[int]
-) -> pd.DataFrame:
-    """Per layer, ``other`` against ``reference``, both ``(item, layer, d)`` over the same inputs.
-
-    Columns: ``layer, depth``, ``relative_error`` (mean over inputs of ``||x - r|| / ||r||``), ``cosine``
-    (mean) and ``min_cosine``, ``mean_l2`` (mean ``||x - r||``), ``max_abs_diff`` (over inputs and dimensions).
-    """
-    rows = []
-    for i, (name, depth) in enumerate(zip(names, depths)):
-        metrics = row_metrics(reference[:, i], other[:, i])
-        norm = np.linalg.norm(np.asarray(reference[:, i], dtype=np.float64), axis=-1)
-        relative = metrics["l2"].to_numpy() / np.where(norm > 0, norm, np.nan)
-        rows.append(
-            {
-                "layer": name,
-                "depth": depth,
-                "relative_error": _nanmean(relative),
-                "cosine": float(metrics["cosine"].mean()),
-                "min_cosine": float(metrics["cosine"].min()),
-                "mean_l2": float(metrics["l2"].mean()),
-                "max_abs_diff": float(metrics["max_abs_diff"].max()),
-            }
-        )
-    return pd.DataFrame(rows, columns=ERROR_COLUMNS)
-
-
-def growth_block(errors: pd.DataFrame) -> tuple[str, float] | None:
-    """The block whose output's relative error exceeds its input's by most, and by how much (None: no block
-    adds error, e.g. two identical models)."""
-    blocks = errors[errors["layer"].str.fullmatch(r"\d+")]
-    if blocks.empty:
-        return None
-    values = errors.set_index("depth")["relative_error"]
-    growth = [(float(values[d] - values[d - 1]), str(layer)) for d, layer in zip(blocks["depth"], blocks["layer"])]
-    value, layer = max(growth, key=lambda g: np.nan_to_num(g[0], nan=-np.inf))
-    return (layer, value) if value > 0 else None
-
-
-def comparable(reference: Capture, other: Capture) -> str | None:
-    """Why ``other`` cannot be measured against ``reference`` position by position, or None when it can."""
-    if other.n_blocks != reference.n_blocks:
-        return f"{other.n_blocks} blocks, the reference {reference.n_blocks}"
-    if other.d_model != reference.d_model:
-        return f"width {other.d_model}, the reference {reference.d_model}"
-    if other.layers != reference.layers:
-        return "other layers than the reference"
-    if other.ids != reference.ids:
-        return "another tokenization of the inputs"
-    return None
-
-
-def _log_probs(model, capture: Capture, rows: slice):
-    """Next-token log-probabilities ``(rows, vocab)`` float32 at the read positions of ``rows`` of a capture:
-    the final norm's output through the unembedding (the model's own final logits there)."""
-    import torch
-
-    from ..capture.logit_lens import lens_logits
-
-    normed = capture.layers[-1] == "norm"
-    with torch.inference_mode():
-        logits = lens_logits(model, capture.residuals[-1, rows], normed=normed)
-        return torch.log_softmax(logits, dim=-1)
-
-
-@dataclass
-class NextTokens:
-    """The reference's next-token log-probabilities at the read positions (only while comparing)."""
-
-    log_probs: object  # torch.Tensor (item, vocab) float32
-    top1: np.ndarray
-
-
-def reference_next_tokens(model, capture: Capture) -> NextTokens:
-    import torch
-
-    chunks = [_log_probs(model, capture, slice(i, i + LOGIT_CHUNK)) for i in range(0, len(capture.ids), LOGIT_CHUNK)]
-    log_probs = torch.cat(chunks)
-    return NextTokens(log_probs=log_probs, top1=log_probs.argmax(dim=-1).cpu().numpy())
-
-
-def next_token_agreement(model, capture: Capture, reference: NextTokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per input: KL(reference || model) in nats, the model's top-1 token id and its probability."""
-    import torch
-
-    kl, top1, p_top1 = [], [], []
-    for i in range(0, len(capture.ids), LOGIT_CHUNK):
-        other = _log_probs(model, capture, slice(i, i + LOGIT_CHUNK))
-        ref = reference.log_probs[i : i + LOGIT_CHUNK].to(other.device)
-        if other.shape[-1] != ref.shape[-1]:
-            raise LayerscopeError(f"vocabularies of {other.shape[-1]} and {ref.shape[-1]} tokens")
-        kl.append((torch.exp(ref) * (ref - other)).sum(dim=-1).clamp(min=0).cpu().numpy())
-        best = other.max(dim=-1)
-        top1.append(best.indices.cpu().numpy())
-        p_top1.append(torch.exp(best.values).cpu().numpy())
-    return np.concatenate(kl), np.concatenate(top1), np.concatenate(p_top1)
-
-
 def weight_error_table(reference: tuple[ModelSpec, str, int], other_spec: ModelSpec, other) -> pd.DataFrame | None:
     """Per-tensor weight error of two checkpoints of one architecture, from the files; None when not applicable.
 
@@ -438,323 +210,6 @@ def weight_error_table(reference: tuple[ModelSpec, str, int], other_spec: ModelS
     except LayerscopeError as exc:
         warnings.warn(f"weights of {other_spec.label} not compared with {spec.label}: {exc}", stacklevel=2)
         return None
-
-
-# ----- the result ------------------------------------------------------------------------------------------
-
-
-@dataclass(kw_only=True, repr=False)
-class CompareResult(Result):
-    """What ``compare`` found.
-
-    Attributes:
-        pairs: one :class:`PairCKA` per pair of models (every layer of A against every layer of B).
-        cka: long table, one row per (pair, layer of A, layer of B): ``model_a, model_b, layer_a, depth_a,
-            layer_b, depth_b, cka, debiased_cka``.
-        best_match: per pair and layer of A: its best-matching layer of B by linear and by debiased CKA.
-        summary_table: per pair: ``aligned_cka`` (mean CKA along the relative-depth diagonal),
-            ``mean_best_cka`` (mean best-match CKA), their debiased forms, and whether the tokenizations agree.
-        tokens: per model and input: its text, number of tokens and the token read.
-        errors: per model and layer against the reference: ``relative_error``, ``cosine``, ... (empty when no
-            model is comparable position by position).
-        agreement: per model against the reference: top-1 agreement, mean/max KL (prompts only), relative
-            error at the last block, the block where the error grows most, the mean weight error.
-        predictions: per model and prompt: top-1 token, its probability, agreement and KL.
-        weights: per model and tensor: the weight error against the reference's checkpoint.
-        residuals: model name -> the captured ``(layer, item, d_model)`` (kept in memory, not written).
-        reference: the reference's display name; ``skipped``: model -> why it was not measured against it.
-    """
-
-    config: CompareConfig
-    pairs: list[PairCKA]
-    tokens: pd.DataFrame
-    errors: pd.DataFrame
-    agreement: pd.DataFrame
-    predictions: pd.DataFrame
-    weights: pd.DataFrame
-    reference: str
-    skipped: dict[str, str]
-    residuals: dict[str, np.ndarray]
-
-    main_file: ClassVar[str] = "cka.html"
-
-    # ----- tables ------------------------------------------------------------------------------------
-    @property
-    def cka(self) -> pd.DataFrame:
-        frames = []
-        for pair in self.pairs:
-            la, lb = len(pair.layers_a), len(pair.layers_b)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "model_a": pair.a,
-                        "model_b": pair.b,
-                        "layer_a": np.repeat(pair.layers_a, lb),
-                        "relative_depth_a": np.repeat(pair.relative_a, lb),
-                        "layer_b": np.tile(pair.layers_b, la),
-                        "relative_depth_b": np.tile(pair.relative_b, la),
-                        "cka": pair.linear.ravel(),
-                        "debiased_cka": pair.debiased.ravel(),
-                    }
-                )
-            )
-        return pd.concat(frames, ignore_index=True)
-
-    @property
-    def best_match(self) -> pd.DataFrame:
-        rows = []
-        for pair in self.pairs:
-            best, best_d = pair.best(), pair.best(debiased=True)
-            for i, layer in enumerate(pair.layers_a):
-                j, k = best[i], best_d[i]
-                rows.append(
-                    {
-                        "model_a": pair.a,
-                        "model_b": pair.b,
-                        "layer_a": layer,
-                        "best_layer_b": None if j is None else pair.layers_b[j],
-                        "cka": float("nan") if j is None else float(pair.linear[i, j]),
-                        "best_layer_b_debiased": None if k is None else pair.layers_b[k],
-                        "debiased_cka": float("nan") if k is None else float(pair.debiased[i, k]),
-                    }
-                )
-        return pd.DataFrame(rows)
-
-    @property
-    def summary_table(self) -> pd.DataFrame:
-        rows = []
-        for pair in self.pairs:
-            rows.append(
-                {
-                    "model_a": pair.a,
-                    "model_b": pair.b,
-                    "n_inputs": self.n_inputs,
-                    "aligned_cka": pair.aligned(),
-                    "mean_best_cka": pair.mean_best(),
-                    "aligned_debiased_cka": pair.aligned(debiased=True),
-                    "mean_best_debiased_cka": pair.mean_best(debiased=True),
-                }
-            )
-        return pd.DataFrame(rows)
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        tables = {"pairs": self.summary_table, "cka": self.cka, "best_match": self.best_match, "tokens": self.tokens}
-        for stem in ("errors", "agreement", "predictions", "weights"):
-            frame = getattr(self, stem)
-            if len(frame):
-                tables[stem] = frame
-        return tables
-
-    def main_table(self) -> pd.DataFrame:
-        return self.agreement if len(self.agreement) else self.summary_table
-
-    # ----- figures ---------------------------------------------------------------------------------
-    def figure(self):
-        """CKA heatmaps, one pair at a time (a selector with several pairs): linear and debiased side by side,
-        each layer of A's best match in B marked."""
-        from ..render.compare import cka_figure
-
-        return cka_figure(self.pairs, title=f"linear CKA layer by layer over {self.n_inputs} {self.input_kind}")
-
-    def cka_png(self):
-        from ..render.compare import cka_png
-
-        return cka_png(self.pairs, title=f"linear CKA layer by layer over {self.n_inputs} {self.input_kind}")
-
-    def errors_figure(self):
-        """Relative error and cosine against the reference, layer by layer, one line per model."""
-        from ..render.compare import errors_figure
-
-        return errors_figure(self.errors, title=f"against {self.reference}, at the read positions")
-
-    def errors_png(self):
-        from ..render.compare import errors_png
-
-        return errors_png(self.errors, title=f"against {self.reference}, at the read positions")
-
-    def agreement_figure(self):
-        """The agreement table: next-token agreement, KL, residual and weight error per model."""
-        from ..render.compare import agreement_figure
-
-        return agreement_figure(self.agreement, title=f"against {self.reference}")
-
-    def figures(self) -> dict:
-        figures = {"cka": self.figure}
-        if len(self.errors):
-            figures["errors"] = self.errors_figure
-        if len(self.agreement):
-            figures["agreement"] = self.agreement_figure
-        return figures
-
-    def images(self) -> dict:
-        images = {"cka": self.cka_png}
-        if len(self.errors):
-            images["errors"] = self.errors_png
-        return images
-
-    @property
-    def n_inputs(self) -> int:
-        names = self.tokens["model"].unique() if len(self.tokens) else []
-        return int(len(self.tokens) // len(names)) if len(names) else 0
-
-    @property
-    def input_kind(self) -> str:
-        return "prompts" if self.config.uses_prompts else "words"
-
-    # ----- records ---------------------------------------------------------------------------------
-    def agreement_record(self) -> dict:
-        out = {}
-        for _, row in self.agreement.iterrows():
-            out[str(row["model"])] = {
-                key: (None if pd.isna(row[key]) else row[key].item() if hasattr(row[key], "item") else row[key])
-                for key in self.agreement.columns
-                if key not in ("model", "reference")
-            }
-        return out
-
-    def record(self) -> dict:
-        pairs = {
-            f"{row['model_a']} vs {row['model_b']}": {
-                "aligned_cka": _finite(row["aligned_cka"]),
-                "mean_best_cka": _finite(row["mean_best_cka"]),
-                "aligned_debiased_cka": _finite(row["aligned_debiased_cka"]),
-                "mean_best_debiased_cka": _finite(row["mean_best_debiased_cka"]),
-            }
-            for _, row in self.summary_table.iterrows()
-        }
-        return {
-            "inputs": f"{self.n_inputs} {self.input_kind}",
-            "reference": self.reference,
-            "pairs": pairs,
-            "agreement": self.agreement_record(),
-            "not_compared_to_reference": self.skipped,
-            "findings": self.findings(),
-        }
-
-    def findings(self) -> dict[str, str]:
-        """One sentence per figure, read from the numbers."""
-        from .findings import layer_phrase, number, percent
-
-        found = {}
-        said = []
-        for pair in self.pairs[:3]:
-            best = pair.best()
-            # where A's middle block finds its match: a concrete correspondence
-            middle = len(pair.layers_a) // 2
-            where = ""
-            if best[middle] is not None:
-                where = (
-                    f"; {layer_phrase(pair.layers_a[middle])} of {pair.a} matches "
-                    f"{layer_phrase(pair.layers_b[best[middle]])} of {pair.b} best"
-                )
-            said.append(
-                f"{pair.a} vs {pair.b}: mean CKA along relative depth {pair.aligned():.3f}, mean best-match "
-                f"{pair.mean_best():.3f} (debiased {pair.aligned(debiased=True):.3f}){where}"
-            )
-        if said:
-            more = f" (and {len(self.pairs) - 3} more pairs)" if len(self.pairs) > 3 else ""
-            found["cka"] = "; ".join(said) + more
-        if len(self.errors):
-            parts = []
-            for model, rows in self.errors.groupby("model", sort=False):
-                grows = growth_block(rows.reset_index(drop=True))
-                blocks = rows[rows["layer"].str.fullmatch(r"\d+")]
-                last = blocks.iloc[-1] if len(blocks) else rows.iloc[-1]
-                text = (
-                    f"{model}: relative error {number(float(last['relative_error']))} at {layer_phrase(last['layer'])}"
-                )
-                if grows is not None:
-                    text += f", growing most at {layer_phrase(grows[0])} (+{number(grows[1])})"
-                parts.append(text)
-            order = self.closer_everywhere()
-            if order:
-                parts.append(f"{order[0]} is closer than {order[1]} at every layer")
-            found["errors"] = f"against {self.reference}: " + "; ".join(parts)
-        if len(self.agreement) and "top1_agreement" in self.agreement:
-            parts = []
-            for _, row in self.agreement.iterrows():
-                if pd.notna(row.get("top1_agreement")):
-                    parts.append(
-                        f"{row['model']}: top-1 agreement {percent(float(row['top1_agreement']))}, mean KL "
-                        f"{number(float(row['mean_kl']))} nats"
-                    )
-            if parts:
-                found["agreement"] = f"next token against {self.reference} over {self.n_inputs} prompts: " + "; ".join(
-                    parts
-                )
-        return found
-
-    def closer_everywhere(self) -> tuple[str, str] | None:
-        """``(a, b)`` when, of the two models measured against the reference, ``a``'s relative error is below
-        ``b``'s at every layer where the reference has spread (None otherwise, or with other than two)."""
-        models = list(dict.fromkeys(self.errors["model"])) if len(self.errors) else []
-        if len(models) != 2:
-            return None
-        a, b = (self.errors[self.errors["model"] == m]["relative_error"].to_numpy() for m in models)
-        if np.all(a < b):
-            return models[0], models[1]
-        if np.all(b < a):
-            return models[1], models[0]
-        return None
-
-    def summary(self) -> list[str]:
-        lines = []
-        for pair in self.pairs:
-            lines.append(
-                f"{pair.a} vs {pair.b}: aligned CKA {pair.aligned():.3f}, mean best-match {pair.mean_best():.3f} "
-                f"(debiased {pair.aligned(debiased=True):.3f} / {pair.mean_best(debiased=True):.3f})"
-            )
-        for _, row in self.agreement.iterrows():
-            text = f"{row['model']} against {self.reference}: max relative error {row['max_relative_error']:.4g}"
-            if pd.notna(row.get("grows_most_at")):
-                text += f" (grows most at block {row['grows_most_at']})"
-            if pd.notna(row.get("top1_agreement")):
-                text += f", top-1 agreement {row['top1_agreement']:.3f}, mean KL {row['mean_kl']:.3g}"
-            lines.append(text)
-        for model, why in self.skipped.items():
-            lines.append(f"{model}: not measured against {self.reference} ({why})")
-        return lines
-
-    @classmethod
-    def from_files(cls, config, tables, arrays, record, run_dir) -> CompareResult:
-        """A saved compare run (see :func:`layerscope.load_run`); the CKA matrices come back from ``cka.csv``."""
-        pairs = []
-        cka = tables["cka"]
-        for (a, b), rows in cka.groupby(["model_a", "model_b"], sort=False):
-            layers_a = list(dict.fromkeys(map(str, rows["layer_a"])))
-            layers_b = list(dict.fromkeys(map(str, rows["layer_b"])))
-            shape = (len(layers_a), len(layers_b))
-            pairs.append(
-                PairCKA(
-                    a=str(a),
-                    b=str(b),
-                    layers_a=layers_a,
-                    layers_b=layers_b,
-                    linear=rows["cka"].to_numpy(dtype=np.float64).reshape(shape),
-                    debiased=rows["debiased_cka"].to_numpy(dtype=np.float64).reshape(shape),
-                    relative_a=list(rows["relative_depth_a"].to_numpy(dtype=np.float64)[:: len(layers_b)]),
-                    relative_b=list(rows["relative_depth_b"].to_numpy(dtype=np.float64)[: len(layers_b)]),
-                )
-            )
-        empty = pd.DataFrame()
-        return cls(
-            config=config,
-            pairs=pairs,
-            tokens=tables["tokens"],
-            errors=tables.get("errors", pd.DataFrame(columns=["model", "reference", *ERROR_COLUMNS])),
-            agreement=tables.get("agreement", empty),
-            predictions=tables.get("predictions", empty),
-            weights=tables.get("weights", empty),
-            reference=str(record.get("reference", "")),
-            skipped=dict(record.get("not_compared_to_reference") or {}),
-            residuals={},
-            **cls.saved(record),
-        )
-
-
-def _finite(value) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 # ----- running -----------------------------------------------------------------------------------------------
@@ -785,6 +240,7 @@ def run_compare(config: CompareConfig, models=None) -> CompareResult:
     The reference is captured first; each other model is measured against it while it is loaded, so only
     the captures (and, on prompts, the reference's next-token log-probabilities) outlive a model.
     """
+    from ..capture.read_positions import capture_model
     from ..rundir import model_record
 
     given = _models_given(config, models)
@@ -873,12 +329,16 @@ class _ReferenceState:
         self.skipped: dict[str, str] = {}
 
     def set_reference(self, spec: ModelSpec, model, capture: Capture) -> None:
+        from ..analysis.next_token import reference_next_tokens
+
         self.reference = capture
         self.reference_info = (spec, type(model.module).__name__, model.n_layers)
         if self.config.uses_prompts and _has_head(model):
             self.next_tokens = reference_next_tokens(model, capture)
 
     def measure(self, spec: ModelSpec, model, capture: Capture) -> None:
+        from ..capture.read_positions import comparable
+
         reference, name = self.reference, capture.name
         why = comparable(reference, capture)
         if why is not None:
@@ -905,6 +365,8 @@ class _ReferenceState:
         self.agreement.append(row)
 
     def _next_token(self, model, capture: Capture, row: dict) -> None:
+        from ..analysis.next_token import next_token_agreement
+
         reference = self.next_tokens
         try:
             kl, top1, p_top1 = next_token_agreement(model, capture, reference)

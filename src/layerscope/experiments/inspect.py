@@ -25,6 +25,7 @@ import torch
 from .. import progress
 from ..analysis.cka import cka_matrix, degenerate_layers, mean_cosine_matrix
 from ..analysis.phases import Phases, find_phases
+from ..analysis.residual_error import residual_errors
 from ..analysis.similarity import compare
 from ..capture import (
     FINAL_NORM,
@@ -607,9 +608,7 @@ def lens_table(
 
 def comparison_table(a: np.ndarray, b: np.ndarray, names: list[str], depths: list[int]) -> pd.DataFrame:
     """Per-layer agreement of two models' residuals ``(prompt, layer, d)`` on the same prompts, ``a`` the
-    reference: :func:`layerscope.experiments.compare.residual_errors` under inspect's column names."""
-    from .compare import residual_errors
-
+    reference: :func:`layerscope.analysis.residual_error.residual_errors` under inspect's column names."""
     table = residual_errors(a, b, names, depths).rename(
         columns={"cosine": "mean_cosine", "relative_error": "relative_l2"}
     )
