@@ -11,6 +11,7 @@ directory and renamed, so an interrupted conversion leaves nothing behind.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -142,8 +143,8 @@ def convert_streaming(path: Path, out: Path, dtype: str = "float32", shard_bytes
     """
     import numpy as np
     import torch
-    from gguf import GGUFReader
-    from gguf.quants import dequantize
+    from gguf import GGMLQuantizationType
+    from gguf.quants import quant_shape_to_byte_shape
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.integrations.gguf.utils import is_gguf_arch_supported
     from transformers.modeling_gguf_pytorch_utils import (
@@ -153,23 +154,30 @@ def convert_streaming(path: Path, out: Path, dtype: str = "float32", shard_bytes
         load_gguf_checkpoint,
     )
 
+    from ..checkpoints.gguf_header import read_gguf_header, read_gguf_tensor_table
+
     folder, name = str(path.parent), path.name
     target = getattr(torch, dtype)
     try:
-        parsed = load_gguf_checkpoint(str(path), return_tensors=False)
-        reader = GGUFReader(str(path))
-        architecture = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+        # the tensor table only (GGUFReader would parse the whole vocabulary into numpy objects too)
+        table = read_gguf_tensor_table(path)
+        architecture = read_gguf_header(path)[1]["general.architecture"]
         if is_gguf_arch_supported(architecture):
             raise _NotStreamable(f"transformers loads {architecture!r} GGUF files through its own weight conversions")
+        # The metadata first (parsing a large vocabulary takes hundreds of megabytes, freed before the tensors).
+        AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False).save_pretrained(out)
+        gguf_config = load_gguf_checkpoint(str(path), return_tensors=False)["config"]
         config = AutoConfig.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config, dtype=target, trust_remote_code=False)
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
     except _NotStreamable:
         raise
     except (ValueError, KeyError, OSError, RuntimeError, NotImplementedError) as exc:
         raise LayerscopeError(f"cannot load GGUF file {str(path)!r}: {_first_line(exc)}") from exc
-    processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=parsed["config"])
+    gc.collect()
+    _release_freed_memory()
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=gguf_config)
     mapping = get_gguf_hf_weights_map(model, processor)
     expected = _saved_shapes(model)
     plan = model._get_dtype_plan(target)  # modules transformers keeps in float32 whatever the dtype
@@ -189,8 +197,11 @@ def convert_streaming(path: Path, out: Path, dtype: str = "float32", shard_bytes
 
     from safetensors.torch import save_file
 
-    for item in reader.tensors:
-        weights = dequantize(item.data, item.tensor_type)
+    for item, start in table:
+        kind = GGMLQuantizationType[item.dtype]
+        raw = data[start : start + item.nbytes].reshape(quant_shape_to_byte_shape(item.shape, kind))
+        weights = _dequantize_rows(raw, kind)
+        del raw
         parsed_tensors: dict = {"tensors": {}}
         result = processor.process(
             weights=weights, name=item.name, tensor_key_mapping=mapping, parsed_parameters=parsed_tensors
@@ -242,8 +253,42 @@ def convert_streaming(path: Path, out: Path, dtype: str = "float32", shard_bytes
     model.config.save_pretrained(out)
     if model.can_generate() and model.generation_config is not None:
         model.generation_config.save_pretrained(out)
-    tokenizer.save_pretrained(out)
     _note_source(out, path)
+
+
+#: raw bytes of a quantized tensor dequantized in one go (numpy's temporaries are a few times the float32 result)
+DEQUANTIZE_CHUNK_BYTES = 8 << 20
+
+
+def _dequantize_rows(data, kind):
+    """``gguf.quants.dequantize`` of ``data`` (a memory-mapped quantized tensor, a row of blocks per row),
+    a few rows at a time into one float32 array, so its temporaries stay small; the values are the same."""
+    import numpy as np
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    rows = data.shape[0] if data.ndim >= 2 else 0
+    if kind in (GGMLQuantizationType.F32, GGMLQuantizationType.F16) or rows < 2:
+        return dequantize(data, kind)
+    step = max(1, DEQUANTIZE_CHUNK_BYTES // max(1, data[0].nbytes))
+    first = dequantize(data[:step], kind)
+    result = np.empty((rows, *first.shape[1:]), dtype=first.dtype)
+    result[: len(first)] = first
+    del first
+    for start in range(step, rows, step):
+        result[start : start + step] = dequantize(data[start : start + step], kind)
+    return result
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed by the C allocator back to the system (glibc's ``malloc_trim``; elsewhere nothing)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _saved_shapes(model) -> dict[str, tuple[int, ...]]:
