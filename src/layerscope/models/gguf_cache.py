@@ -1,8 +1,9 @@
-"""GGUF files: dequantize once with transformers, then keep safetensors + tokenizer in the cache.
+"""GGUF files: dequantize once, tensor by tensor, then keep safetensors + tokenizer in the cache.
 
 transformers' GGUF loader dequantizes every tensor on every load (tens of seconds for a small
-model). The first load writes the result as a plain Hugging Face directory (``model.safetensors`` in the
-dtype asked for); later loads read that directory (seconds), and accelerate can place or offload it
+model) and holds them all in memory. The first load writes a plain Hugging Face directory instead, one
+tensor at a time (:func:`convert_streaming`: safetensors shards of at most 2 GB in the dtype asked for,
+with transformers' own GGUF name mapping and fix-ups); later loads read that directory (seconds), and accelerate can place or offload it
 tensor by tensor (``device_map``, ``max_memory``, ``offload_folder``). One entry per dtype:
 ``<cache>/gguf/<sha256 of the file>/`` holds float32, ``<sha256>-bfloat16/`` and ``<sha256>-float16/``
 half of that; a bfloat16 load never writes a float32 copy. The cache entry is written to a temporary
@@ -90,8 +91,8 @@ def cache_entry(sha: str, dtype=None) -> Path:
 def cached_gguf_dir(path: Path, dtype=None) -> tuple[Path, str]:
     """Return ``(hf_directory, sha256)`` for a GGUF file, converting it on the first call for that dtype.
 
-    The directory holds ``config.json``, ``model.safetensors`` (dequantized, in ``dtype``: float32 when None)
-    and tokenizer files.
+    The directory holds ``config.json``, ``model.safetensors`` or shards with ``model.safetensors.index.json``
+    (dequantized, in ``dtype``: float32 when None) and tokenizer files.
     """
     check_gguf(path)
     name = cache_dtype(dtype)
