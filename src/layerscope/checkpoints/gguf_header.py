@@ -80,6 +80,17 @@ def read_gguf_header(path: str | os.PathLike, label: str | None = None) -> tuple
         >>> meta["general.architecture"], entries[0].dtype
         ('gemma3', 'F32')
     """
+    entries, metadata, _ = _read(path, label)
+    return entries, metadata
+
+
+def read_gguf_tensor_table(path: str | os.PathLike, label: str | None = None) -> list[tuple[TensorEntry, int]]:
+    """``(entry, byte offset of its data in the file)`` for every tensor of a ``.gguf`` file, in file order."""
+    entries, _, offsets = _read(path, label)
+    return list(zip(entries, offsets, strict=True))
+
+
+def _read(path, label):
     path = Path(path)
     label = label or path.name
     size = regular_file_size(path, label)
@@ -116,7 +127,7 @@ def read_gguf_header(path: str | os.PathLike, label: str | None = None) -> tuple
         entries.append(_entry(label, name, dims, kind, offset, data_start, size))
     if len({e.name for e in entries}) != len(entries):
         raise LayerscopeError(f"{label}: the GGUF tensor table names a tensor twice")
-    return entries, metadata
+    return entries, metadata, [data_start + offset for _, _, _, offset in infos]
 
 
 def _tensor_info(cursor: _Cursor):

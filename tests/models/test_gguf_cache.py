@@ -1,0 +1,127 @@
+"""The GGUF cache's tensor-by-tensor conversion against transformers' whole-model one (the oracle)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tiny_gguf import write_tiny_gguf
+
+from layerscope.models import gguf_cache
+
+
+def _tensors(directory: Path) -> dict[str, torch.Tensor]:
+    index = directory / "model.safetensors.index.json"
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else []
+    tensors = {}
+    for file in files or ["model.safetensors"]:
+        tensors.update(load_file(directory / file))
+    return tensors
+
+
+def _assert_same(streamed: Path, oracle: Path) -> None:
+    ours, theirs = _tensors(streamed), _tensors(oracle)
+    assert sorted(ours) == sorted(theirs)
+    for name, value in theirs.items():
+        assert ours[name].dtype == value.dtype and torch.equal(ours[name], value), name
+    for file in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"):
+        assert json.loads((streamed / file).read_text()) == json.loads((oracle / file).read_text()), file
+
+
+def _logits(directory: Path, ids: list[int]) -> torch.Tensor:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(directory)
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_tiny_gguf_streamed_equals_transformers_bit_for_bit(tmp_path, dtype):
+    source = write_tiny_gguf(tmp_path / "tiny.gguf")
+    streamed, oracle = tmp_path / "streamed", tmp_path / "oracle"
+    streamed.mkdir(), oracle.mkdir()
+    gguf_cache.convert_streaming(source, streamed, dtype)
+    gguf_cache.convert_with_transformers(source, oracle, dtype)
+    _assert_same(streamed, oracle)
+    assert torch.equal(_logits(streamed, [1, 270, 280, 290]), _logits(oracle, [1, 270, 280, 290]))
+
+
+def test_tiny_gguf_shards_and_index_like_save_pretrained(tmp_path):
+    source = write_tiny_gguf(tmp_path / "tiny.gguf")
+    single, sharded = tmp_path / "single", tmp_path / "sharded"
+    single.mkdir(), sharded.mkdir()
+    gguf_cache.convert_streaming(source, single, "float32")
+    gguf_cache.convert_streaming(source, sharded, "float32", shard_bytes=40_000)  # a few tensors per shard
+    index = json.loads((sharded / "model.safetensors.index.json").read_text())
+    files = sorted(set(index["weight_map"].values()))
+    assert len(files) > 2 and files[0] == f"model-00001-of-{len(files):05d}.safetensors"
+    assert sorted(p.name for p in sharded.glob("*.safetensors")) == files  # no stray partial shard
+    expected = _tensors(single)
+    assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for t in expected.values())
+    got = _tensors(sharded)
+    assert sorted(got) == sorted(expected) and all(torch.equal(got[k], v) for k, v in expected.items())
+    assert torch.equal(_logits(sharded, [1, 260, 299]), _logits(single, [1, 260, 299]))
+
+
+def test_architecture_transformers_converts_its_own_way_falls_back(tmp_path, monkeypatch, capsys):
+    source = write_tiny_gguf(tmp_path / "tiny.gguf")
+    calls = []
+    monkeypatch.setattr("transformers.integrations.gguf.utils.is_gguf_arch_supported", lambda arch: True)
+    monkeypatch.setattr(gguf_cache, "convert_with_transformers", lambda path, out, dtype: calls.append(dtype) or None)
+    out = tmp_path / "out"
+    out.mkdir()
+    gguf_cache._convert(source, out, "bfloat16")
+    assert calls == ["bfloat16"] and not list(out.iterdir())  # the streaming attempt left nothing behind
+
+
+_PEAK = """
+import resource, sys
+from pathlib import Path
+import torch, transformers, gguf, safetensors
+from layerscope.models import gguf_cache
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+gguf_cache.convert_streaming(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
+print(base * 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+@pytest.mark.default_model
+def test_default_model_streamed_equals_transformers_in_bounded_memory(tmp_path):
+    """bfloat16: the streamed cache equals transformers' bit for bit, with equal logits, and its conversion's
+    peak memory (a subprocess's max RSS) stays under the largest tensor (float32 and cast) + one shard + 1 GB
+    for the interpreter, libraries and vocabulary, far below transformers' (3.2 GB)."""
+    from layerscope.checkpoints.gguf_header import read_gguf_header
+    from layerscope.models.default import default_model_path
+
+    source = default_model_path()
+    streamed, oracle = tmp_path / "streamed", tmp_path / "oracle"
+    streamed.mkdir(), oracle.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(source), str(streamed), "bfloat16"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    base, peak = map(int, done.stdout.split()[-2:])
+    entries, _ = read_gguf_header(source)
+    largest = max(_numel(e.shape) for e in entries) * (4 + 2)  # float32 dequantized, then bfloat16
+    total = sum(_numel(e.shape) for e in entries) * 2
+    bound = base + largest + min(total, gguf_cache.SHARD_BYTES) + (1 << 30)
+    assert peak < bound and peak < 2.5e9, (peak, bound)
+    gguf_cache.convert_with_transformers(source, oracle, "bfloat16")
+    _assert_same(streamed, oracle)
+    ids = [2, 651, 6037, 576, 6081, 603]
+    assert torch.equal(_logits(streamed, ids), _logits(oracle, ids))
+
+
+def _numel(shape) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
