@@ -9,7 +9,8 @@ Two shapes, chosen from the configurations themselves:
   configurations with a line.
 
 The baseline (and the chance level, when the table has a ``chance`` column) are marked and labelled; the
-legend sits outside the data.
+legend sits outside the data. With ``ci_low``/``ci_high`` columns (bootstrap intervals), the accuracy of
+all items has a shaded band (a sweep) or error bars (bars), and the baseline a shaded band of its own.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class _Layout:
     blocks: list[int]  # the removed block of each configuration (sweeps only)
     series: list[_Series]
     chance: float | None
+    ci: tuple[list[float], list[float]] | None = None  # (low, high) of the main series, in drawing order
+    baseline_ci: tuple[float, float] | None = None
 
 
 def _layout(table: pd.DataFrame, groups: list[str]) -> _Layout:
@@ -68,8 +71,24 @@ def _layout(table: pd.DataFrame, groups: list[str]) -> _Layout:
             )
         )
     chance = float(table["chance"].iloc[0]) if "chance" in table.columns and len(table) else None
+    if chance is not None and chance != chance:  # NaN: unknown
+        chance = None
     blocks = [int(removed[i]) for i in order] if sweep else []
-    return _Layout(sweep, [str(v) for v in rows["config"]], blocks, series, chance)
+    ci = baseline_ci = None
+    if {"ci_low", "ci_high"} <= set(table.columns):
+        ci = ([float(v) for v in rows["ci_low"]], [float(v) for v in rows["ci_high"]])
+        if not base.empty:
+            baseline_ci = (float(base["ci_low"].iloc[0]), float(base["ci_high"].iloc[0]))
+    return _Layout(sweep, [str(v) for v in rows["config"]], blocks, series, chance, ci, baseline_ci)
+
+
+def _rgba(color: str, alpha: float) -> str:
+    color = color.lstrip("#")
+    r, g, b = (int(color[k : k + 2], 16) for k in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+CI_NAME = "95% interval (bootstrap)"
 
 
 def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go.Figure:
@@ -108,9 +127,34 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
                     marker=dict(color=color),
                     hovertemplate="%{y}: %{x:.3f}<extra>" + s.name + "</extra>",
                     visible=visible,
+                    error_x=_error_bars(s.values, shape.ci) if s.main else None,
                 )
             )
+    if shape.sweep and shape.ci is not None:  # after the lines: fig.data[0] stays the main line
+        low, high = shape.ci
+        fig.add_trace(
+            go.Scatter(x=shape.blocks, y=high, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=shape.blocks,
+                y=low,
+                mode="lines",
+                line=dict(width=0),
+                fill="tonexty",
+                fillcolor=_rgba(PALETTE[0], 0.2),
+                name=CI_NAME,
+                customdata=list(zip(low, high)),
+                hovertemplate="%{customdata[0]:.3f} to %{customdata[1]:.3f}<extra>" + CI_NAME + "</extra>",
+            )
+        )
     main = shape.series[0]
+    if shape.baseline_ci is not None and main.baseline is not None:
+        band = dict(fillcolor=PALETTE[0], opacity=0.08, line_width=0, layer="below")
+        if shape.sweep:
+            fig.add_hrect(y0=shape.baseline_ci[0], y1=shape.baseline_ci[1], **band)
+        else:
+            fig.add_vrect(x0=shape.baseline_ci[0], x1=shape.baseline_ci[1], **band)
     marks = [("baseline", main.baseline, PALETTE[0], "dot"), ("chance", shape.chance, "#888888", "dash")]
     for name, value, color, dash in marks:
         if value is None:
@@ -145,6 +189,20 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
     return fig
 
 
+def _error_bars(values: list[float], ci: tuple[list[float], list[float]] | None) -> dict | None:
+    if ci is None:
+        return None
+    low, high = ci
+    return dict(
+        type="data",
+        symmetric=False,
+        array=[h - v for v, h in zip(values, high)],
+        arrayminus=[v - lo for v, lo in zip(values, low)],
+        color="#444444",
+        thickness=1,
+    )
+
+
 def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figure:
     """The same figure for a PNG (a matplotlib :class:`~matplotlib.figure.Figure`, saved by the run directory)."""
     from .static import new_figure
@@ -158,6 +216,8 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figur
     ax = fig.add_subplot()
     main = shape.series[0]
     if shape.sweep:
+        if shape.ci is not None:
+            ax.fill_between(shape.blocks, *shape.ci, color=PALETTE[0], alpha=0.2, linewidth=0, label=CI_NAME)
         for k, s in enumerate(shape.series):
             ax.plot(
                 shape.blocks,
@@ -176,11 +236,20 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figur
         ax.set_ylim(0, 1.05)
         mark = ax.axhline
     else:
-        ax.barh(range(n), main.values, color=PALETTE[0], label=main.name)
+        errors = None
+        if shape.ci is not None:
+            errors = [
+                [v - lo for v, lo in zip(main.values, shape.ci[0])],
+                [h - v for v, h in zip(main.values, shape.ci[1])],
+            ]
+        ax.barh(range(n), main.values, color=PALETTE[0], label=main.name, xerr=errors, ecolor="#444444", capsize=2)
         ax.set_yticks(range(n), shape.labels, fontsize=8)
         ax.set_xlabel("accuracy")
         ax.set_xlim(0, 1.05)
         mark = ax.axvline
+    if main.baseline is not None and shape.baseline_ci is not None:
+        span = ax.axhspan if shape.sweep else ax.axvspan
+        span(*shape.baseline_ci, color=PALETTE[0], alpha=0.08, linewidth=0)
     if main.baseline is not None:
         mark(main.baseline, color=PALETTE[0], linestyle=":", linewidth=1.8, label=f"baseline {main.baseline:.3f}")
     if shape.chance is not None:
