@@ -1,7 +1,7 @@
 """Boolean logic: ``"True and not False ="`` -> ``" True"``.
 
 Every expression of two or three operands (``True``/``False``, each possibly negated with ``not``) joined by
-``and``/``or`` is in the pool (320 of them). Python's precedence holds: ``not`` binds tightest, then ``and``,
+``and``/``or`` is in the pool (288 of them). Python's precedence holds: ``not`` binds tightest, then ``and``,
 then ``or``; the answer is computed from that rule here, with no ``eval``. Group: the operators used
 (``and``, ``or``, ``and+or``).
 """
@@ -48,6 +48,6 @@ def pool() -> list[TaskItem]:
     return items
 
 
-def boolean_task(n: int | None = 200, *, shots: int = 4, seed: int = 0) -> Task:
+def boolean_task(n: int | None = 200, *, shots: int = 8, seed: int = 0) -> Task:
     """``n`` distinct expressions (every one when None), each after ``shots`` worked examples of its group."""
     return Task("boolean", few_shot_items(pool(), n, shots, seed), CHANCE)

@@ -71,7 +71,7 @@ TASKS: dict[str, BuiltinTask] = {
         BuiltinTask(
             "boolean",
             boolean.DESCRIPTION,
-            4,
+            8,
             lambda n, shots, seed: boolean.boolean_task(n or 200, shots=shots, seed=seed),
         ),
         BuiltinTask(
