@@ -12,7 +12,7 @@ def test_every_task_has_a_baseline_well_above_chance():
     assert set(BASELINES) == set(TASKS)
     for name, base in BASELINES.items():
         assert base.chance == pytest.approx(TASKS[name].task().chance, abs=1e-4), name
-        assert base.accuracy >= 0.2 + base.chance and base.n == len(TASKS[name].task()), name
+        assert base.accuracy >= 0.15 + base.chance and base.n == len(TASKS[name].task()), name
 
 
 @pytest.mark.default_model
