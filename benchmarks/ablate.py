@@ -15,9 +15,15 @@ task's default scoring, against the naive last-logit loop generalized to whole a
 configuration the rebuilt model decodes greedily, one full forward per new token (no KV cache), as many
 tokens as the longest answer; an item is right when its first ``len(answer)`` tokens are the answer.
 
+``--parts`` times the attention/MLP sweep instead (each block's attention removed, then each block's MLP:
+36 configurations on the default model's 18 blocks, plus the baseline): layerscope (``--part attn,mlp``)
+against the naive loop, a fresh forward of the whole model per configuration with that block's
+``self_attn`` / ``mlp`` forward patched to return zeros, keeping the last position's logits only.
+
     PYTHONPATH=src python benchmarks/ablate.py            # default model, 1000 prompts
     PYTHONPATH=src python benchmarks/ablate.py --n 200    # a quicker run
     PYTHONPATH=src python benchmarks/ablate.py --task copying --n 1000   # 1000 distinct prompts of a built-in task
+    PYTHONPATH=src python benchmarks/ablate.py --parts    # the 36-configuration attention/MLP sweep
 """
 
 from __future__ import annotations
@@ -151,6 +157,73 @@ def task_benchmark(model, args) -> None:
     print("accuracy:", ", ".join(f"{c} {sum(v) / len(v):.3f}" for c, v in ours.items()))
 
 
+@contextlib.contextmanager
+def zeroed(model, part: str, block: int):
+    """The model with ``layers[block].<part>`` (``self_attn`` or ``mlp``) returning zeros shaped as its input."""
+    module = getattr(model.layers[block], part)
+    # Hugging Face attention returns (output, weights); an MLP a tensor, gpt-oss's MoE (output, router scores).
+    as_tuple = part == "self_attn" or model.module.config.model_type == "gpt_oss"
+
+    def zeros(*args, **kwargs):
+        out = torch.zeros_like(args[0] if args else kwargs["hidden_states"])
+        return (out, None) if as_tuple else out
+
+    module.forward = zeros
+    try:
+        yield model.module
+    finally:
+        del module.forward
+
+
+@torch.inference_mode()
+def naive_part_sweep(model, encoded, batch_size: int) -> dict:
+    """``{config: predicted first-token ids}`` for the baseline and each block's attention, then MLP, zeroed."""
+    pad = model.tokenizer.pad_token_id or 0
+    batches = list(padded_batches(encoded.prompt_ids, batch_size, pad))
+    configs = [(None, None)] + [(part, k) for part in ("attn", "mlp") for k in range(model.n_layers)]
+    results = {}
+    for part, k in progress.track(configs, "naive", total=len(configs)):
+        predicted = [0] * len(encoded.prompt_ids)
+        patch = contextlib.nullcontext() if part is None else zeroed(model, {"attn": "self_attn"}.get(part, part), k)
+        with patch:
+            for items, ids, mask, positions in batches:
+                logits = model.module(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=1
+                ).logits  # (batch, 1, vocab)
+                for row, i in enumerate(items):
+                    predicted[i] = int(logits[row, -1].argmax())
+        results["baseline" if part is None else f"drop {part} {k}"] = predicted
+    return results
+
+
+def parts_main(args, model, encoded, repeats: bool) -> None:
+    """The attention/MLP sweep: layerscope against the naive loop, verdicts compared item by item."""
+    start, cpu = time.perf_counter(), time.process_time()
+    config = AblateConfig(
+        n=args.n, duplicates=repeats, batch_size=args.batch_size, part=("attn", "mlp"), scoring="first"
+    )
+    result = run_ablate(config, model)
+    fast, fast_cpu = time.perf_counter() - start, time.process_time() - cpu
+    ours = {config: group["correct"].tolist() for config, group in result.examples.groupby("config", sort=False)}
+    start, cpu = time.perf_counter(), time.process_time()
+    naive = verdicts(naive_part_sweep(model, encoded, args.batch_size), encoded)
+    naive_time, naive_cpu = time.perf_counter() - start, time.process_time() - cpu
+    identical = list(ours) == list(naive) and all(ours[c] == naive[c] for c in naive)
+    distinct = len({tuple(p) for p in encoded.prompt_ids})
+    print(
+        f"model {model.name}, {args.n} prompts ({distinct} distinct), {len(ours) - 1} attn/mlp configurations + "
+        f"baseline, batch {args.batch_size}, {torch.get_num_threads()} threads"
+    )
+    # CPU seconds of this process too: on a shared machine they vary less than the wall clock.
+    print(f"layerscope (--part attn,mlp)  {fast:8.1f} s  ({fast_cpu:.1f} CPU s)")
+    print(
+        f"naive loop (zeroed, last)     {naive_time:8.1f} s  ({naive_cpu:.1f} CPU s)   ratio {naive_time / fast:.2f}x "
+        f"(CPU {naive_cpu / fast_cpu:.2f}x)"
+    )
+    print(f"identical verdicts (item by item, every configuration): {identical}")
+    print("accuracy:", ", ".join(f"{c} {sum(v) / len(v):.3f}" for c, v in ours.items()))
+
+
 def verdicts(predictions: dict, encoded) -> dict:
     """``{config: per-item correct}`` (the first answer token against the prediction)."""
     targets = [a[0] for a in encoded.answer_ids]
@@ -169,7 +242,10 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--task", default=None, help="a built-in task instead of the seed's arithmetic")
+    parser.add_argument("--parts", action="store_true", help="time the attention/MLP sweep instead of the blocks")
     args = parser.parse_args()
+    if args.task is not None and args.parts:
+        parser.error("--task and --parts are separate benchmarks; give one")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = layerscope.load_model(args.model)
@@ -181,6 +257,9 @@ def main() -> None:
     encoded = encode_task(model, [i.prompt for i in task.items], [i.answer for i in task.items])
     with torch.inference_mode():  # warm up (allocator, kernels) so that no contender pays for it
         model.module(input_ids=torch.tensor([encoded.prompt_ids[0]] * args.batch_size), logits_to_keep=0)
+    if args.parts:
+        parts_main(args, model, encoded, repeats)
+        return
 
     start = time.perf_counter()
     config = AblateConfig(n=args.n, duplicates=repeats, batch_size=args.batch_size, scoring="first")

@@ -58,6 +58,10 @@ def runs(tiny_models, embedder_dir, tmp_path_factory) -> dict:
         "stages": lambda out: layerscope.stages(["a cat", "a dog", "a car"], embedder_dir, dims=3, out=out),
         "layout": lambda out: layerscope.layout(llama.source, out=out),
         "tour": lambda out: tour(llama, out=out, quick=True),
+        "compare": lambda out: layerscope.compare(
+            [llama, qwen], prompts=["1+1=", "2+2=", "3+3=", "4+4=", "The word is"], out=out
+        ),
+        "compare-words": lambda out: layerscope.compare([llama, qwen], tokens=WORDS, context="nobos", out=out),
     }
     return {name: (make(root / name), root / name) for name, make in made.items()}
 
@@ -78,6 +82,8 @@ NAMES = [
     "stages",
     "layout",
     "tour",
+    "compare",
+    "compare-words",
 ]
 
 
@@ -251,3 +257,62 @@ def test_layout_needs_its_checkpoint(runs, tmp_path):
     with pytest.raises(LayerscopeError, match="needs its checkpoint") as caught:
         layerscope.load_run(moved)
     assert "\n" not in str(caught.value)
+
+
+#: token texts a CSV writer must keep inside one field: line breaks, quotes, separators, NUL, a lone surrogate
+#: (no UTF-8 holds it), the replacement character, text pandas reads as missing, leading/trailing blanks
+HOSTILE = ["a\rb", "\r", "x\ny", "\r\n", '"q"', '"', ",", "nul\x00x", "\x00", "\ud800", "x\udcffy", "\ufffd", "NA", " "]
+
+
+def _hostile(frame: pd.DataFrame, dtypes: dict) -> pd.DataFrame:
+    """``frame`` with every text cell replaced by a hostile token (missing cells stay missing)."""
+    frame = frame.reset_index(drop=True).copy()
+    for column in frame.columns:
+        if dtypes.get(str(column)) in ("str", "object", "string", "str/na"):
+            shift = sum(map(ord, str(column)))
+            cells = [HOSTILE[(i + shift) % len(HOSTILE)] for i in range(len(frame))]
+            frame[column] = pd.Series(
+                [c if not pd.isna(v) else v for c, v in zip(cells, frame[column])], dtype=frame[column].dtype
+            )
+    return frame
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_table_round_trips_hostile_token_text(runs, name, tmp_path, monkeypatch):
+    """Each CSV an experiment writes, with hostile text in every text column, written through RunDir, reads back to
+    exactly the rows written: with plain pandas and through ``load_run``."""
+    from layerscope.rundir import RunDir
+
+    original, _ = runs[name]
+    dtypes = original.table_dtypes()
+    hostile = {stem: _hostile(frame, dtypes[stem]) for stem, frame in original.tables().items()}
+    monkeypatch.setattr(original, "tables", lambda: hostile)
+    out = RunDir(tmp_path / "run").write(original)
+    read_back = {}
+    result_class = type(original)
+
+    def capture(config, tables, arrays, record, path):
+        read_back.update(tables)
+        return original
+
+    monkeypatch.setattr(result_class, "from_files", capture)
+    layerscope.load_run(out)
+    assert sorted(read_back) == sorted(s for s in hostile if "/" not in s)
+    for stem, frame in hostile.items():
+        pd.testing.assert_frame_equal(read_back[stem], frame, check_exact=True)
+        text = [c for c in frame.columns if dtypes[stem][str(c)] in ("str", "object", "string", "str/na")]
+        plain = pd.read_csv(
+            out / f"{stem}.csv", dtype=str, keep_default_na=False, encoding_errors="surrogatepass"
+        )  # plain pandas
+        assert len(plain) == len(frame) and list(plain.columns) == [str(c) for c in frame.columns]
+        for column in text:
+            assert list(plain[str(column)]) == [("" if pd.isna(v) else v) for v in frame[column]], (stem, column)
+
+
+def test_hostile_words_of_a_real_run_read_back(tiny_models, tmp_path):
+    """A tokens run on words with line breaks, quotes and NUL: the saved table loads back equal."""
+    words = ["a\rb", "x\ny", '"q"', "n\x00l", "r\r\ns", "\ufffd"]
+    result = layerscope.tokens(model=tiny_models["llama"], tokens=words, dims=2, out=tmp_path / "run")
+    loaded = layerscope.load_run(tmp_path / "run")
+    pd.testing.assert_frame_equal(loaded.table, result.table.reset_index(drop=True), check_exact=True)
+    assert set(words) <= set(loaded.table["label"])

@@ -46,3 +46,65 @@ def test_a_loaded_model_keeps_its_dtype(tiny_model_dirs):
 
     model = load_model(str(tiny_model_dirs["llama"]), dtype="bfloat16")
     assert ModelSpec.of(model) == ModelSpec(str(tiny_model_dirs["llama"]), dtype="bfloat16")
+
+
+def test_placement_options_travel_in_argv_and_value():
+    spec = ModelSpec("org/big", device_map="auto", max_memory={0: "20GiB", "cpu": "30GiB"}, offload_dir="off")
+    assert spec.max_memory == "0=20GiB,cpu=30GiB"  # a dict is kept as its command-line text
+    assert spec.option_argv() == ["--device-map", "auto", "--max-memory", "0=20GiB,cpu=30GiB", "--offload-dir", "off"]
+    assert spec.argv()[:2] == ["--model", "org/big"]
+    assert spec == ModelSpec("org/big", device_map="auto", max_memory="0=20GiB,cpu=30GiB", offload_dir="off")
+    assert ModelSpec("m").option_argv() == []  # nothing added for a model on one device
+    assert ModelSpec(**{k: getattr(spec, k) for k in spec.__dataclass_fields__}) == spec
+
+
+def test_max_memory_parses_to_accelerates_dict():
+    from layerscope.model_spec import parse_max_memory
+
+    assert parse_max_memory("cpu=2GiB") == {"cpu": 2 << 30}
+    assert parse_max_memory("0=20GiB, cpu=30GB") == {0: 20 << 30, "cpu": 30 * 10**9}
+    assert parse_max_memory("cuda:1=512MiB,mps=1e9") == {1: 512 << 20, "mps": 10**9}
+    assert parse_max_memory({"cpu": "1.5GiB"}) == {"cpu": 3 << 29}
+    assert parse_max_memory(None) is None
+    for bad, says in [
+        ("cpu", "write DEVICE=SIZE"),
+        ("gpu=2GiB", "device 'gpu'"),
+        ("disk=2GiB", "disk takes what does not fit"),
+        ("cpu=lots", "'lots', not a size"),
+        ("cpu=0", "above 0"),
+        ("cpu=1GiB,cpu=2GiB", "twice"),
+        ("", "is empty"),
+        ("cpu=-1GiB", "above 0"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            parse_max_memory(bad)
+    with pytest.raises(LayerscopeError, match="max_memory 'cpu=x'"):
+        ModelSpec(max_memory="cpu=x").validate()
+
+
+def test_max_memory_and_offload_dir_imply_accelerate_placement(tmp_path):
+    from layerscope.models.loading import _placement
+
+    assert _placement(None, None, None) is None  # one device: transformers' own loading
+    assert _placement(None, None, str(tmp_path)) == {"device_map": "auto", "offload_folder": str(tmp_path)}
+    placed = _placement("sequential", "cpu=1GiB", str(tmp_path))
+    assert placed == {"device_map": "sequential", "offload_folder": str(tmp_path), "max_memory": {"cpu": 1 << 30}}
+    temporary = _placement(None, {"cpu": "1GiB"}, None)["offload_folder"]  # removed when the process ends
+    assert temporary.startswith(str(layerscope_cache() / "offload"))
+
+
+def layerscope_cache():
+    from layerscope.cache import cache_root
+
+    return cache_root()
+
+
+def test_a_spec_tells_the_memory_of_its_forward(tiny_model_dirs):
+    from layerscope.checkpoints import forward_memory
+
+    source = str(tiny_model_dirs["llama"])
+    spec = ModelSpec(source, dtype="bfloat16", max_memory="cpu=1GiB")
+    assert spec.forward_memory(batch=2, seq_len=32) == forward_memory(source, "bfloat16", batch=2, seq_len=32)
+    assert ModelSpec(source).forward_memory() == forward_memory(source, "float32")
+    with pytest.raises(LayerscopeError, match="no-such/model"):
+        ModelSpec("no-such/model").forward_memory()

@@ -146,3 +146,15 @@ def test_force_refuses_a_file(tmp_path):
     with pytest.raises(LayerscopeError, match="is a file"):
         execute(WordsConfig(), out=tmp_path / "file", force=True)
     assert (tmp_path / "file").read_text() == "x"
+
+
+def test_write_files_refuses_names_outside_and_moves_paths(tmp_path):
+    record = {"experiment": "echo", "command": ["layerscope", "echo", "--out", "/tmp/w/run"], "files": ["a.csv"]}
+    files = {"a.csv": b"x\n1\n", "run.json": json.dumps(record).encode()}
+    RunDir(tmp_path / "m").write_files(files, "echo", moved_from="/tmp/w/run")
+    written = json.loads((tmp_path / "m" / "run.json").read_text())
+    assert written["command"][-1] == str(tmp_path / "m") and (tmp_path / "m" / "a.csv").read_bytes() == b"x\n1\n"
+    for name in ("../evil.csv", "/etc/evil"):
+        with pytest.raises(LayerscopeError, match="outside"):
+            RunDir(tmp_path / "n").write_files({name: b"", "run.json": json.dumps(record).encode()}, "echo")
+    assert not (tmp_path / "evil.csv").exists()

@@ -35,6 +35,10 @@ _LAZY = {
     "stages": ("layerscope.experiments.stages", "stages"),
     "layout": ("layerscope.experiments.layout", "layout"),
     "report": ("layerscope.experiments.report", "report"),
+    "compare": ("layerscope.experiments.compare", "compare"),
+    "quantize": ("layerscope.checkpoints.quantize", "quantize"),
+    "weight_errors": ("layerscope.checkpoints.weight_error", "weight_errors"),
+    "sweep": ("layerscope.experiments.sweep", "sweep"),
     "execute": ("layerscope.runner", "execute"),
     "load_run": ("layerscope.load_run", "load_run"),
 }
@@ -56,8 +60,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .checkpoints.quantize import quantize
+    from .checkpoints.weight_error import weight_errors
     from .experiments.ablate import ablate
     from .experiments.capture import residuals
+    from .experiments.compare import compare
     from .experiments.echo import echo
     from .experiments.encode import encode, similar
     from .experiments.inspect import inspect
@@ -65,6 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .experiments.layout import layout
     from .experiments.report import report
     from .experiments.stages import stages
+    from .experiments.sweep import sweep
     from .experiments.tokens import tokens
     from .load_run import load_run
     from .models.loading import load_model

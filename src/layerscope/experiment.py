@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import LayerscopeError, choices_text
-from .model_spec import DTYPES, ModelSpec, specs_argv
+from .model_spec import DTYPES, ModelSpec, parse_max_memory, specs_argv
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -97,6 +97,10 @@ class ExperimentConfig:
         for spec in self.model_specs():
             if spec.dtype is not None and spec.dtype not in DTYPES:
                 raise ConfigError("dtype", spec.dtype, f"is not supported; valid: {choices_text(DTYPES)}")
+            try:
+                parse_max_memory(spec.max_memory)
+            except ValueError as exc:
+                raise ConfigError("max_memory", spec.max_memory, str(exc)) from None
 
     def error(self, param: str, value: Any, problem: str) -> ConfigError:
         """A :class:`ConfigError` for field ``param``, carrying that field's flag."""

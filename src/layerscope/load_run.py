@@ -40,6 +40,7 @@ EXPERIMENTS: dict[str, tuple[str, str, str]] = {
     "stages": ("layerscope.experiments.stages", "StagesConfig", "StagesResult"),
     "layout": ("layerscope.experiments.layout", "LayoutConfig", "LayoutResult"),
     "tour": ("layerscope.experiments.tour", "TourConfig", "TourResult"),
+    "compare": ("layerscope.experiments.compare", "CompareConfig", "CompareResult"),
 }
 
 #: text columns of runs written before ``run.json`` recorded the dtypes (names like ``"0"`` stay text)
@@ -139,12 +140,14 @@ def read_table(path: Path, dtypes: Mapping[str, str] | None = None):
     import pandas as pd
 
     if not dtypes:  # a run from before dtypes were recorded: read as pandas does, layer names as text
-        header = pd.read_csv(path, nrows=0).columns
-        return pd.read_csv(path, dtype={c: str for c in header if c in _TEXT_COLUMNS})
-    with open(path, "rb") as handle:  # rows end in "\n"; a "\r" inside a token's text is not quoted, so is data
+        header = pd.read_csv(path, nrows=0, encoding_errors="surrogatepass").columns
+        return pd.read_csv(path, dtype={c: str for c in header if c in _TEXT_COLUMNS}, encoding_errors="surrogatepass")
+    with open(path, "rb") as handle:  # rows end in "\n" (older runs left a "\r" in a token unquoted: data)
         crlf = handle.readline().endswith(b"\r\n")
     options = {} if crlf else {"lineterminator": "\n"}
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, **options)
+    frame = pd.read_csv(
+        path, dtype=str, keep_default_na=False, na_filter=False, encoding_errors="surrogatepass", **options
+    )
     for column in frame.columns:
         dtype = dtypes.get(str(column))
         if dtype is not None:

@@ -9,6 +9,8 @@ Example:
     >>> ModelSpec("path/to/model.gguf", name="small").argv()     # the name travels as NAME=SOURCE
     ['--model', 'small=path/to/model.gguf']
     >>> model = spec.load()
+    >>> ModelSpec("org/big", device_map="auto", max_memory={"cpu": "2GiB"}, offload_dir="offload").option_argv()
+    ['--device-map', 'auto', '--max-memory', 'cpu=2GiB', '--offload-dir', 'offload']
 """
 
 from __future__ import annotations
@@ -25,6 +27,85 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DType = Literal["float32", "bfloat16", "float16", "auto"]
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16", "auto")
+
+
+def parse_max_memory(value: str | dict | None) -> dict | None:
+    """``--max-memory`` as accelerate's ``max_memory`` dict: ``"0=20GiB,cpu=30GiB"`` -> ``{0: 21474836480,
+    "cpu": 32212254720}`` (bytes). Devices: ``cpu``, ``mps``, a GPU index ``0`` or ``cuda:0``; sizes:
+    bytes or ``512MB``, ``2GiB``, ``1.5GB``. A dict is checked the same way. Raises ``ValueError`` naming the
+    bad part.
+
+    Example:
+        >>> parse_max_memory("cpu=2GiB")
+        {'cpu': 2147483648}
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        text = str(value).strip()
+        if not text:
+            raise ValueError("is empty; give DEVICE=SIZE[,DEVICE=SIZE...], e.g. cpu=2GiB or 0=20GiB,cpu=30GiB")
+        pairs = []
+        for item in text.split(","):
+            device, sep, size = item.partition("=")
+            if not sep or not device.strip() or not size.strip():
+                raise ValueError(f"has {item.strip()!r}; write DEVICE=SIZE, e.g. cpu=2GiB or 0=20GiB,cpu=30GiB")
+            pairs.append((device.strip(), size.strip()))
+    result: dict = {}
+    for device, size in pairs:
+        key = _device_key(device)
+        if key in result:
+            raise ValueError(f"names device {device!r} twice")
+        result[key] = _size_bytes(size)
+    if not result:
+        raise ValueError("names no device; give DEVICE=SIZE, e.g. cpu=2GiB")
+    return result
+
+
+def max_memory_text(value: str | dict | None) -> str | None:
+    """The ``--max-memory`` text of a value: a dict -> ``"0=20GiB,cpu=30GiB"``; a text is kept as given."""
+    if value is None or isinstance(value, str):
+        return value
+    return ",".join(f"{k}={_size_text(v)}" for k, v in value.items())
+
+
+def _device_key(text: str) -> int | str:
+    name = text.strip().lower()
+    if name.startswith("cuda:"):
+        name = name[len("cuda:") :]
+    if name.isdigit():
+        return int(name)
+    if name in ("cpu", "mps"):
+        return name
+    raise ValueError(
+        f"has device {text!r}; valid: cpu, mps, a GPU index (0, 1, ...) or cuda:N (disk takes what does not fit)"
+    )
+
+
+_UNITS = {"tib": 1 << 40, "gib": 1 << 30, "mib": 1 << 20, "kib": 1 << 10, "tb": 10**12, "gb": 10**9}
+_UNITS |= {"mb": 10**6, "kb": 10**3, "t": 1 << 40, "g": 1 << 30, "m": 1 << 20, "k": 1 << 10, "b": 1}
+
+
+def _size_bytes(text: str) -> int:
+    value = str(text).strip()
+    number, factor = value.lower().replace(" ", ""), 1
+    for suffix, size in _UNITS.items():
+        if number.endswith(suffix):
+            number, factor = number[: -len(suffix)], size
+            break
+    try:
+        amount = float(number)
+    except ValueError:
+        raise ValueError(f"has size {value!r}, not a size; give bytes or e.g. 512MiB, 2GiB, 1.5GB") from None
+    if not amount > 0 or amount == float("inf"):
+        raise ValueError(f"has size {value!r}; give a size above 0")
+    return int(amount * factor)
+
+
+def _size_text(value) -> str:
+    return str(value).replace(" ", "")
 
 
 def is_plain_name(text: str) -> bool:
@@ -67,8 +148,15 @@ class ModelSpec:
             Face, MLX-quantized or sentence-transformers directory; or a hub id.
         name: the display name in tables and legends (None: the loaded model's own name).
         dtype: ``float32`` (exact on CPU; None means that), ``bfloat16``, ``float16`` or ``auto``.
-        device_map: handed to accelerate (``"auto"`` spreads a model over the devices there are).
+        device_map: handed to accelerate (``"auto"`` spreads a model over the devices there are, then the CPU,
+            then disk; ``"sequential"``, ``"balanced"``, ``"cpu"``, ``"cuda:0"``, ...).
         trust_remote_code: let the model repository run its own Python code.
+        max_memory: the most each device may hold of the weights, ``"cpu=2GiB"`` or ``"0=20GiB,cpu=30GiB"`` (a
+            dict such as ``{"cpu": "2GiB"}`` is kept as that text); what does not fit goes to disk. Implies
+            ``device_map="auto"`` when none is given.
+        offload_dir: where accelerate writes weights offloaded to disk that it cannot read from the model's own
+            safetensors files (None: a temporary folder, removed when the process ends). Implies
+            ``device_map="auto"`` when none is given.
     """
 
     source: str | None = None
@@ -76,11 +164,17 @@ class ModelSpec:
     dtype: DType | None = None
     device_map: str | None = None
     trust_remote_code: bool = False
+    max_memory: str | None = None
+    offload_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.source is not None:
             text = os.fspath(self.source)
             object.__setattr__(self, "source", None if text == "default" else text)
+        if isinstance(self.max_memory, dict):
+            object.__setattr__(self, "max_memory", max_memory_text(self.max_memory))
+        if self.offload_dir is not None:
+            object.__setattr__(self, "offload_dir", os.fspath(self.offload_dir))
 
     @classmethod
     def of(cls, value: ModelSpec | Model | str | os.PathLike | None, **options) -> ModelSpec:
@@ -104,6 +198,13 @@ class ModelSpec:
         """Check the options that need no loading."""
         if self.dtype is not None and self.dtype not in DTYPES:
             raise LayerscopeError(f"dtype {self.dtype!r} is not supported; valid: {choices_text(DTYPES)}")
+        if self.max_memory is not None:
+            try:
+                parse_max_memory(self.max_memory)
+            except ValueError as exc:
+                raise LayerscopeError(f"max_memory {self.max_memory!r} {exc}") from None
+        if self.offload_dir is not None and not str(self.offload_dir).strip():
+            raise LayerscopeError("offload_dir '' is empty; give a folder for weights offloaded to disk")
         if self.name is not None and not is_plain_name(self.name):
             raise LayerscopeError(
                 f"model name {self.name!r} is not a plain name: give one without '=', '/' or '\\', surrounding "
@@ -126,7 +227,12 @@ class ModelSpec:
 
         self.validate()
         model = load_model(
-            self.source, dtype=self.dtype, device_map=self.device_map, trust_remote_code=self.trust_remote_code
+            self.source,
+            dtype=self.dtype,
+            device_map=self.device_map,
+            trust_remote_code=self.trust_remote_code,
+            max_memory=parse_max_memory(self.max_memory),
+            offload_dir=self.offload_dir,
         )
         if self.name:
             model.name = self.name
@@ -143,13 +249,23 @@ class ModelSpec:
         """``model`` when one is given, else :meth:`load_timed`."""
         return model if model is not None else self.load_timed(timings)
 
+    def forward_memory(self, batch: int = 1, seq_len: int = 128) -> int:
+        """Bytes a forward of this model needs in its dtype, with the capture buffers of ``batch`` sequences of
+        ``seq_len`` tokens, read from the checkpoint's headers alone (see
+        :func:`layerscope.checkpoints.layout.forward_memory`). Raises ``LayerscopeError`` when the headers cannot
+        be read here (e.g. a hub id not in the local cache)."""
+        from .checkpoints.layout import forward_memory
+
+        return forward_memory(self.source or "default", self.dtype or "float32", batch=batch, seq_len=seq_len)
+
     def argv(self, flag: str = "--model") -> list[str]:
         """The command-line options that give this spec (``[]`` for the default model, default options)."""
         args = [] if self.source is None and self.name is None else [flag, self.value]
         return args + self.option_argv()
 
     def option_argv(self) -> list[str]:
-        """The options after ``--model``: ``--dtype``, ``--device-map``, ``--trust-remote-code``."""
+        """The options after ``--model``: ``--dtype``, ``--device-map``, ``--trust-remote-code``,
+        ``--max-memory``, ``--offload-dir``."""
         args: list[str] = []
         if self.dtype is not None:
             args += ["--dtype", self.dtype]
@@ -157,12 +273,17 @@ class ModelSpec:
             args += ["--device-map", self.device_map]
         if self.trust_remote_code:
             args.append("--trust-remote-code")
+        if self.max_memory is not None:
+            args += ["--max-memory", self.max_memory]
+        if self.offload_dir is not None:
+            args += ["--offload-dir", self.offload_dir]
         return args
 
 
 def specs_argv(specs, flag: str = "--model") -> list[str]:
     """Options for several models: ``--model`` each (``default`` for the default model), then the shared
-    options once (the command line gives one ``--dtype``/``--device-map``/``--trust-remote-code`` for all).
+    options once (the command line gives one ``--dtype``/``--device-map``/``--max-memory``/``--offload-dir``/
+    ``--trust-remote-code`` for all).
     """
     specs = list(specs)
     if not specs:

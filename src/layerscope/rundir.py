@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
 import json
 import os
@@ -20,6 +22,7 @@ import shutil
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: a hidden file naming the experiment of a run not finished yet (removed when ``run.json`` is written)
 UNFINISHED = ".layerscope-run"
+#: a hidden file locked (``flock``) by the process writing the run, for the whole run; the lock dies with it
+LOCK = ".layerscope-lock"
+
+#: real path of each run directory this process holds the lock of -> [file descriptor, depth]
+_HELD: dict[str, list[int]] = {}
 
 _PACKAGES = ("layerscope", "torch", "transformers", "numpy", "pandas", "plotly", "safetensors", "gguf")
 
@@ -100,7 +108,7 @@ class RunDir:
             return []
         names = []
         for entry in sorted(os.scandir(self.path), key=lambda e: e.name):
-            if entry.name.startswith(".") and entry.name.endswith(".part"):
+            if (entry.name.startswith(".") and entry.name.endswith(".part")) or entry.name == LOCK:
                 continue
             if entry.name == "parts" and experiment == "ablate" and entry.is_dir(follow_symlinks=False):
                 continue
@@ -142,28 +150,128 @@ class RunDir:
         if not self.path.is_dir():
             raise LayerscopeError(f"--out {str(self.path)!r} is a file; give a directory")
         for entry in os.scandir(self.path):
+            if entry.name == LOCK:  # the lock of the run about to write here
+                continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
             else:
                 os.unlink(entry.path)
 
     def claim(self, experiment: str, force: bool = False) -> bool:
-        """:meth:`check_writable_for`, then mark the directory as an unfinished ``experiment`` run (created if
-        needed), so that what the run writes before ``run.json`` is known as its own. Returns whether the
-        directory was created here."""
-        self.check_writable_for(experiment, force=force)
-        created = not self.path.is_dir()
-        self.path.mkdir(parents=True, exist_ok=True)
-        if self.existing_experiment() is None:
-            write_json(self.path / UNFINISHED, {"experiment": experiment})
+        """Create the directory if needed and take its :meth:`lock` (a directory another live run holds is
+        refused), :meth:`check_writable_for`, remove the ``.part`` temporaries a killed run left, and mark the
+        directory as an unfinished ``experiment`` run, so that what the run writes before ``run.json`` is known as
+        its own. Everything here happens before any model is loaded, so an ``--out`` that cannot be written is
+        refused at once. Returns whether the directory was created here; :meth:`unlock` (or :meth:`release`) ends
+        the claim."""
+        with self._writing():
+            if force and self.path.is_symlink():  # --force replaces a link named as the directory, not its target
+                self.path.unlink()
+            if self.path.exists() and not self.path.is_dir():
+                raise LayerscopeError(f"--out {str(self.path)!r} is a file; give a directory")
+            created = not self.path.is_dir()
+            self.path.mkdir(parents=True, exist_ok=True)
+        self.lock()
+        try:
+            self.check_writable_for(experiment, force=force)
+            with self._writing():
+                self.remove_temporaries()
+                if self.existing_experiment() is None:
+                    write_json(self.path / UNFINISHED, {"experiment": experiment})
+        except BaseException:
+            self.release(created)
+            raise
         return created
 
+    @contextlib.contextmanager
+    def _writing(self):
+        """An ``OSError`` while preparing the directory becomes one line naming it."""
+        try:
+            yield
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise LayerscopeError(
+                f"--out {str(self.path)!r} cannot be written ({reason}); give a directory you can write to"
+            ) from None
+
+    def remove_temporaries(self) -> None:
+        """Remove the ``.part`` files (and temporary directories) a killed or interrupted run left here."""
+        for entry in os.scandir(self.path):
+            if not entry.name.endswith(".part"):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name.startswith("."):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+
     def release(self, created: bool) -> None:
-        """Undo :meth:`claim` after a run that failed before writing anything."""
+        """Undo :meth:`claim` after a run that failed before writing anything, and :meth:`unlock`."""
         marker = self.path / UNFINISHED
-        if created and self.path.is_dir() and [e.name for e in os.scandir(self.path)] == [UNFINISHED]:
-            marker.unlink(missing_ok=True)
-            self.path.rmdir()
+        self.unlock()
+        try:
+            if created and self.path.is_dir() and {e.name for e in os.scandir(self.path)} <= {UNFINISHED}:
+                marker.unlink(missing_ok=True)
+                self.path.rmdir()
+        except OSError:  # someone else's file appeared meanwhile: leave the directory
+            pass
+
+    # ----- the lock ----------------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the directory's lock (``flock`` on its ``.layerscope-lock``): one writer at a time.
+
+        Held until :meth:`unlock`, or until the process ends however it ends (the kernel drops the lock of a
+        killed process, so the next run resumes or replaces its directory). Taking it again in the same process
+        nests. Another live process's lock is refused with one line.
+        """
+        import fcntl
+
+        key = os.path.realpath(self.path)
+        if key in _HELD:
+            _HELD[key][1] += 1
+            return
+        path = self.path / LOCK
+        while True:
+            with self._writing():
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip()
+                os.close(fd)
+                who = f" (process {holder})" if holder.isdigit() else ""
+                raise LayerscopeError(
+                    f"--out {str(self.path)!r} is in use by another run{who}; wait for it to end or give another "
+                    "directory"
+                ) from None
+            except OSError:  # a file system without locks: carry on unlocked, as before locks existed
+                pass
+            try:  # the previous holder may have removed the file between our open and our lock: lock the new one
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _HELD[key] = [fd, 1]
+
+    def unlock(self) -> None:
+        """Give back the lock :meth:`lock` took (the outermost unlock removes the lock file)."""
+        key = os.path.realpath(self.path)
+        held = _HELD.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] > 0:
+            return
+        del _HELD[key]
+        try:
+            os.unlink(self.path / LOCK)
+        except OSError:
+            pass
+        os.close(held[0])
 
     # ----- writers -----------------------------------------------------------------------------------
     def write(self, result: Result, force: bool = False) -> Path:
@@ -174,8 +282,14 @@ class RunDir:
         empties a directory that holds another run or unrelated files first.
         """
         experiment = result.config.experiment
-        self.check_writable_for(experiment, force=force)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.claim(experiment, force=force)
+        try:
+            return self._write(result)
+        finally:
+            self.unlock()
+
+    def _write(self, result: Result) -> Path:
+        experiment = result.config.experiment
         previous = self._previous_files()
         write_json(self.path / UNFINISHED, {"experiment": experiment})
         (self.path / "run.json").unlink(missing_ok=True)
@@ -204,6 +318,53 @@ class RunDir:
         (self.path / UNFINISHED).unlink(missing_ok=True)
         return self.path
 
+    def write_files(self, files: Mapping[str, bytes], experiment: str, moved_from: str | None = None) -> Path:
+        """Write a finished run made elsewhere (another machine's run directory, as ``{relative name: bytes}``).
+
+        Every file goes in atomically, ``run.json`` last; a name that is absolute or leaves the directory is
+        refused. ``moved_from``: the directory the run was written to there; where ``run.json`` names it (the
+        command's ``--out``, a config's resume directory) it now names this directory. Files of a previous run
+        here that the new one lacks are removed.
+        """
+        record_bytes = files.get("run.json")
+        if record_bytes is None:
+            raise LayerscopeError(f"the {experiment!r} run for {str(self.path)!r} came back without run.json")
+        names = [n for n in files if n not in ("run.json", UNFINISHED)]
+        for name in names:
+            if not name or Path(name).is_absolute() or ".." in Path(name).parts:
+                raise LayerscopeError(
+                    f"the {experiment!r} run for {str(self.path)!r} names a file outside it: {name!r}"
+                )
+        try:
+            record = json.loads(record_bytes.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise LayerscopeError(
+                f"the {experiment!r} run for {str(self.path)!r} came back with a broken run.json"
+            ) from None
+        if not isinstance(record, dict) or record.get("experiment") != experiment:
+            raise LayerscopeError(f"the run for {str(self.path)!r} came back as another experiment's run")
+        self.check_writable_for(experiment)
+        self.path.mkdir(parents=True, exist_ok=True)
+        root = self.path.resolve()
+        for name in names:  # no link inside the directory leads a file out of it
+            if not (root / name).resolve().is_relative_to(root):
+                raise LayerscopeError(
+                    f"the {experiment!r} run for {str(self.path)!r} names a file outside it: {name!r}"
+                )
+        previous = self._previous_files()
+        write_json(self.path / UNFINISHED, {"experiment": experiment})
+        (self.path / "run.json").unlink(missing_ok=True)
+        for name in names:
+            with atomic_path(self.path / name) as tmp:
+                tmp.write_bytes(files[name])
+        for stale in set(previous) - set(names):
+            (self.path / stale).unlink(missing_ok=True)
+        if moved_from:
+            record = _moved(record, moved_from.rstrip("/"), str(self.path))
+        write_json(self.path / "run.json", record)
+        (self.path / UNFINISHED).unlink(missing_ok=True)
+        return self.path
+
     def _previous_files(self) -> list[str]:
         """The files the finished run already here wrote (as listed in its ``run.json``), inside this directory."""
         try:
@@ -221,10 +382,17 @@ class RunDir:
         return inside
 
     def table(self, stem: str, frame) -> Path:
-        """``<stem>.csv`` (no index)."""
+        """``<stem>.csv`` (no index), read back by pandas to exactly the rows written.
+
+        Every field that is not a number is quoted, so a token's ``\\r``, ``\\n``, quotes, commas or NUL stay
+        inside its field; rows end in ``\\n``. The file is UTF-8, except that a lone surrogate (text no UTF-8 can
+        hold, e.g. from a ``"\\ud800"`` escape in a JSON set file) is written as its 3-byte ``surrogatepass``
+        form: ``pd.read_csv(path, encoding_errors="surrogatepass")`` (as :func:`layerscope.load_run` does) reads
+        it back; a table without such text is plain UTF-8.
+        """
         path = self.path / f"{stem}.csv"
         with atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=False)
+            frame.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n", errors="surrogatepass")
         return path
 
     def array(self, stem: str, array) -> Path:
@@ -285,3 +453,16 @@ class RunDir:
             **result.record(),
         }
         return write_json(self.path / "run.json", record)
+
+
+def _moved(value, old: str, new: str):
+    """``value`` (JSON data) with the path ``old``, alone or as the start of a path, replaced by ``new``."""
+    if isinstance(value, str):
+        if value == old:
+            return new
+        return new + value[len(old) :] if value.startswith(old + "/") else value
+    if isinstance(value, list):
+        return [_moved(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {k: _moved(v, old, new) for k, v in value.items()}
+    return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,10 @@ from .experiment import ConfigError, ExperimentConfig, Result
 from .model_spec import ModelSpec
 
 Caller = Literal["python", "cli"]
+
+#: set by the command line's Ctrl-C handler; a run starting after it (a tour's next step) stops at once, even if
+#: the interrupt itself was swallowed somewhere (an ``Exception ignored`` in a finalizer or a callback)
+INTERRUPTED = threading.Event()
 
 
 @contextlib.contextmanager
@@ -59,16 +64,21 @@ def execute(
         The experiment's :class:`~layerscope.experiment.Result` (its ``timings`` hold ``load`` when a
         model was loaded here).
     """
+    if INTERRUPTED.is_set():
+        raise KeyboardInterrupt
     validate(config, via)
     if out is not None:
         from .rundir import RunDir
 
-        created = RunDir(out).claim(config.experiment, force=force)
+        run_dir = RunDir(out)
+        created = run_dir.claim(config.experiment, force=force)  # locked for the whole run, checked writable
         try:
-            return _execute(config, model, out, via)
+            result = _execute(config, model, out, via)
         except BaseException:
-            RunDir(out).release(created)
+            run_dir.release(created)
             raise
+        run_dir.unlock()
+        return result
     return _execute(config, model, out, via)
 
 

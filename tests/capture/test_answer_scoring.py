@@ -1,8 +1,10 @@
 """Answer scoring against Hugging Face's own greedy ``generate``, and the answer probabilities against a plain
-forward: on the tiny architectures (whole and with blocks removed) and once on the default model."""
+forward: on the tiny architectures (whole, with blocks removed, with a block's attention or MLP zeroed) and
+once on the default model."""
 
 from __future__ import annotations
 
+import contextlib
 from types import SimpleNamespace
 
 import pytest
@@ -89,6 +91,78 @@ def test_answer_scoring_equals_generate(tiny, removed):
     encoded = EncodedTask([*prompt_ids, prompt_ids[0]], answers)
     check(tiny, encoded, removed, [*greedy, greedy[0]])
     assert any(LayerAblation(tiny, encoded, scoring="answer", needed=[()]).run(()).correct) or removed
+
+
+@contextlib.contextmanager
+def sub_module_zeroed(model, part: str, layers):
+    """Plain monkeypatching: ``layers[k].self_attn`` (``part`` ``attn``) or ``.mlp`` returns zeros of its input's
+    shape (attention as ``(output, weights)``, gpt-oss's MoE as ``(output, router scores)``)."""
+    name = {"attn": "self_attn", "mlp": "mlp"}[part]
+    as_tuple = name == "self_attn" or model.module.config.model_type == "gpt_oss"
+    modules = [getattr(model.module.model.layers[k], name) for k in layers]  # every tiny model is model.model.layers
+
+    def zeros(*args, **kwargs):
+        out = torch.zeros_like(args[0] if args else kwargs["hidden_states"])
+        return (out, None) if as_tuple else out
+
+    try:
+        for module in modules:
+            module.forward = zeros
+        yield
+    finally:
+        for module in modules:
+            del module.forward
+
+
+def generated_plain(model, prompt_ids: list[list[int]], n: int) -> list[list[int]]:
+    """``generate(do_sample=False)`` of ``model.module`` as it is now, without a KV cache (a zeroed attention
+    writes none)."""
+    out = []
+    with torch.no_grad():
+        for ids in prompt_ids:
+            tokens = model.module.generate(
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=n,
+                min_new_tokens=n,
+                do_sample=False,
+                use_cache=False,
+                pad_token_id=model.tokenizer.pad_token_id or 0,
+                eos_token_id=None,
+            )
+            out.append(tokens[0, len(ids) :].tolist())
+    return out
+
+
+@pytest.mark.parametrize("part", ["attn", "mlp"])
+def test_answer_scoring_with_a_part_removed_equals_generate(tiny, part):
+    """Blocks 1 and 2 with their attention (or MLP) zeroed: verdicts, predictions and probabilities equal
+    ``generate`` and a teacher-forced forward of the model with that sub-module patched to return zeros."""
+    removed = (1, 2)
+    prompt_ids = [tiny.encode(p) for p in PROMPTS]
+    base = generated_plain(tiny, prompt_ids, N_NEW)
+    with sub_module_zeroed(tiny, part, removed):
+        greedy = generated_plain(tiny, prompt_ids, N_NEW)
+    answers = [*answers_from(base), list(greedy[0]), list(greedy[1][:1])]  # the last two right without the part
+    encoded = EncodedTask([*prompt_ids, prompt_ids[0], prompt_ids[1]], answers)
+    greedy = [*greedy, greedy[0], greedy[1]]
+    engine = LayerAblation(tiny, encoded, scoring="answer", batch_size=4, needed=[(), removed])
+    unablated = engine.run(())
+    got = engine.run(removed, part=part)
+    assert got.part == part and got.removed == removed
+    assert got.correct[-2:] == [True, True]
+    with sub_module_zeroed(tiny, part, removed):
+        for i, (answer, ids) in enumerate(zip(encoded.answer_ids, greedy)):
+            ids = ids[: len(answer)]
+            assert got.correct[i] == (ids == answer), (part, i)
+            wrong = next((j for j, (g, a) in enumerate(zip(ids, answer)) if g != a), None)
+            assert got.tokens[i] == (ids if wrong is None else ids[: wrong + 1]), (part, i)
+            probs = teacher_forced(tiny, encoded.prompt_ids[i], answer)
+            assert got.p_first[i] == pytest.approx(probs[0], rel=1e-4, abs=1e-7)
+            assert got.p_answer[i] == pytest.approx(
+                float(torch.tensor(probs, dtype=torch.float64).prod()), rel=1e-4, abs=1e-9
+            )
+    assert got.p_answer != pytest.approx(unablated.p_answer, rel=1e-3)  # the part's removal changed something
 
 
 def test_first_scoring_gives_the_first_token_probability(tiny):

@@ -325,3 +325,55 @@ def test_seed_003_embeddinggemma_mlx_layout(tmp_path, capsys):
         3072 * 768 * 2 + 262144 * 768 + 24 * (3 * 1152 * 768 + 2 * 256 * 768 + 2 * 768 * 768 + 4 * 768 + 2 * 256) + 768
     )
     assert data["totals"]["parameters"] == expected_params
+
+
+# ----- the memory a forward needs -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "qwen3"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_forward_memory_weights_are_the_loaded_models_parameter_bytes(tiny_model_dirs, arch, dtype):
+    from layerscope.checkpoints.layout import forward_memory, memory_estimate
+    from layerscope.models import load_model
+
+    model = load_model(str(tiny_model_dirs[arch]), dtype=dtype)
+    loaded = sum(p.numel() * p.element_size() for p in model.module.parameters())  # tied weights count once
+    estimate = memory_estimate(tiny_model_dirs[arch], dtype, batch=3, seq_len=17)
+    assert estimate.weights == loaded
+    assert forward_memory(tiny_model_dirs[arch], dtype, batch=3, seq_len=17) == estimate.total
+    config = model.config
+    width = 4 if dtype == "float32" else 2
+    assert estimate.residuals == (config.num_hidden_layers + 2) * 3 * 17 * config.hidden_size * 4
+    elements = 3 * 17 * (4 * config.hidden_size + 3 * config.intermediate_size)
+    assert estimate.activations == (elements + 2 * 3 * config.num_attention_heads * 17**2) * width
+    assert estimate.logits == 2 * 3 * config.vocab_size * 4
+    assert estimate.total == estimate.weights + estimate.residuals + estimate.activations + estimate.logits
+
+
+def test_forward_memory_grows_with_the_batch_not_the_weights(tiny_model_dirs):
+    from layerscope.checkpoints.layout import memory_estimate
+
+    one, eight = (memory_estimate(tiny_model_dirs["llama"], "float16", batch=b) for b in (1, 8))
+    assert one.weights == eight.weights and eight.residuals == 8 * one.residuals
+    with pytest.raises(LayerscopeError, match="at least 1"):
+        memory_estimate(tiny_model_dirs["llama"], batch=0)
+
+
+@pytest.mark.default_model
+def test_forward_memory_of_the_default_gguf_from_its_header(default_model):
+    from layerscope.checkpoints.layout import forward_memory, memory_estimate, model_dims, read_layout
+    from layerscope.models.default import default_model_path
+
+    loaded = sum(p.numel() for p in default_model.module.parameters())
+    assert memory_estimate("default", "float32").weights == 4 * loaded
+    assert memory_estimate("default", "bfloat16").weights == 2 * loaded
+    dims = model_dims(read_layout(default_model_path()))
+    config = default_model.config
+    assert (dims.n_layers, dims.hidden, dims.intermediate, dims.vocab, dims.heads) == (
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.intermediate_size,
+        config.vocab_size,
+        config.num_attention_heads,
+    )
+    assert forward_memory("default", "bfloat16", batch=4, seq_len=512) < forward_memory("default", "float32")

@@ -157,3 +157,126 @@ def test_killed_layers_capture_reruns_to_the_same_results(layers_run, tmp_path, 
         assert (out / name).read_bytes() == (whole / name).read_bytes()
     for path in _final_files(out):
         _check_whole(path)
+
+
+# ----- one writer per run directory ----------------------------------------------------------------------------
+_HOLD = """
+import sys, time
+from layerscope.rundir import RunDir
+RunDir(sys.argv[1]).claim("tokens")
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_run_on_a_locked_out_is_refused_until_the_first_dies(tiny_model_dirs, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        args = ["tokens", "--model", str(tiny_model_dirs["llama"]), "--tokens", "a,b,c", "--out", str(out)]
+        began = time.monotonic()
+        second = _start(args)
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 2, err
+        assert err.count("\n") == 1 and "in use by another run" in err and f"process {holder.pid}" in err, err
+        assert time.monotonic() - began < 30  # refused before any model is loaded
+        assert not (out / "run.json").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=60)
+    _run(args)  # the lock died with its process: the next run takes the directory over
+    assert json.loads((out / "run.json").read_text())["experiment"] == "tokens"
+    assert not (out / ".layerscope-lock").exists()
+
+
+def test_two_runs_started_together_leave_one_consistent_run(tiny_model_dirs, tmp_path):
+    """Two different experiments on one --out at once: at most one succeeds, and run.json matches its tables."""
+    out = tmp_path / "run"
+    model = str(tiny_model_dirs["llama"])
+    procs = [
+        _start(["tokens", "--model", model, "--tokens", "a,b,c", "--out", str(out)]),
+        _start(["layers", "--model", model, "--tokens", "a,b,c", "--out", str(out)]),
+    ]
+    results = [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes in ([0, 2], [2, 2]), results
+    for code, err in results:
+        if code == 2:
+            assert err.count("\n") == 1 and ("in use by another run" in err or "holds a" in err), err
+    if 0 in codes:
+        record = json.loads((out / "run.json").read_text())
+        written = sorted(str(p.relative_to(out)) for p in _final_files(out))
+        assert sorted(record["files"]) == [name for name in written if name != "run.json"]
+
+
+# ----- Ctrl-C ------------------------------------------------------------------------------------------------------
+def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 240) -> str:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.communicate()[1]}"
+        assert time.monotonic() < deadline, "the run never reached the point to interrupt it at"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if not line.startswith("warning: ")]  # a run's own warnings
+    assert len(lines) == 1 and lines[0].startswith("layerscope: interrupted"), err
+    return err
+
+
+def _temporaries(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*.part")]
+
+
+def test_ctrl_c_in_a_tour_exits_130_with_one_line_and_the_rerun_finishes_clean(tiny_model_dirs, tmp_path):
+    out = tmp_path / "tour"
+    args = ["tour", "--model", str(tiny_model_dirs["llama"]), "--quick", "--out", str(out)]
+    proc = _start(args)
+    _interrupt_when(proc, lambda: (out / "layers").is_dir())  # mid-tour: a later step under way
+    assert not (out / "run.json").exists() and not (out / "report.html").exists()
+    for path in _final_files(out):
+        _check_whole(path)
+    (out / "tokens" / ".projection.csv.x1.part").write_text("half")  # as a SIGKILL mid-write leaves
+    (out / ".report.html.x2.part").write_text("half")
+    _run(args)
+    assert (out / "run.json").exists() and (out / "report.html").exists()
+    assert _temporaries(out) == []
+
+
+def test_ctrl_c_mid_ablate_exits_130_and_resumes(tiny_model_dirs, tmp_path):
+    args = ["ablate", "--model", str(tiny_model_dirs["llama"]), "--n", "24", "--batch-size", "4"]
+    out = tmp_path / "run"
+    proc = _start([*args, "--out", str(out)])
+    _interrupt_when(proc, lambda: (out / "parts" / "baseline.jsonl").is_file())
+    assert not (out / "run.json").exists() and (out / "parts" / "baseline.jsonl").is_file()
+    _run([*args, "--out", str(out)])
+    assert json.loads((out / "run.json").read_text())["experiment"] == "ablate"
+    assert _temporaries(out) == []
+
+
+# ----- writability before the model -----------------------------------------------------------------------------
+def _refused_before_loading(args: list[str], expected: str) -> None:
+    proc = _start(args)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert err.count("\n") == 1 and expected in err, err
+
+
+@pytest.mark.parametrize("where", ["proc", "too-long", "file-in-the-way", "read-only"])
+def test_an_out_that_cannot_be_written_is_refused_before_the_model_loads(tmp_path, where):
+    if where == "read-only" and os.geteuid() == 0:
+        pytest.skip("root writes into read-only directories")
+    out = {
+        "proc": "/proc/layerscope-run",
+        "too-long": str(tmp_path / ("x" * 300)),
+        "file-in-the-way": str(tmp_path / "file" / "run"),
+        "read-only": str(tmp_path / "ro" / "run"),
+    }[where]
+    (tmp_path / "file").write_text("")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    # a model that would take long to load, or fail, if it were loaded: the default one is never reached
+    args = ["tokens", "--model", str(tmp_path / "no-such-model"), "--tokens", "a,b", "--out", out]
+    _refused_before_loading(args, "--out" if where != "file-in-the-way" else "is a file")

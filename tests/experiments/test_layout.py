@@ -41,6 +41,7 @@ def _reparsed(config: LayoutConfig) -> LayoutConfig:
         {"json": True},
         {"html": "page with space.html"},
         {"fold": False, "json": True, "html": "p.html"},
+        {"batch": 4, "seq_len": 512},
     ],
 )
 def test_command_reparsed_by_the_cli_gives_the_same_config(fields):
@@ -116,3 +117,25 @@ def test_hostile_tensor_names_are_escaped_on_the_page(tmp_path):
     page = layerscope.layout(tmp_path / "m.safetensors").html()
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "b.&quot;x&#x27;" in page
+
+
+def test_the_memory_a_forward_needs_per_dtype(tiny_model_dirs, capsys, tmp_path):
+    from layerscope.checkpoints.layout import forward_memory
+
+    source = str(tiny_model_dirs["llama"])
+    assert main(["layout", source, "--batch", "2", "--seq-len", "64"]) == 0
+    text = capsys.readouterr().out
+    assert "forward memory (batch 2 x 64 tokens, every layer captured):" in text
+    assert all(f"  {dtype}:" in text for dtype in ("float32", "bfloat16", "float16"))
+    assert main(["layout", source, "--json", "--batch", "2", "--seq-len", "64", "--out", str(tmp_path / "r")]) == 0
+    memory = json.loads(capsys.readouterr().out)["forward_memory"]
+    for dtype in ("float32", "bfloat16", "float16"):
+        assert memory[dtype]["total"] == forward_memory(source, dtype, batch=2, seq_len=64)
+        assert memory[dtype]["batch"] == 2 and memory[dtype]["seq_len"] == 64
+    assert memory["float32"]["weights"] == 2 * memory["bfloat16"]["weights"]
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert record["forward_memory"]["float16"] == memory["float16"]["total"]
+    assert (
+        "--seq-len" in record["command"]
+        and "A forward of 2 x 64 tokens" in (tmp_path / "r" / "layout.html").read_text()
+    )

@@ -16,6 +16,7 @@ def test_every_step_is_a_valid_config_on_the_given_model():
     spec = ModelSpec("some/model", dtype="bfloat16")
     steps = tour_steps(spec, quick=True)
     assert [s.name for s in steps] == ["tokens", "layers", "inspect", "ablate", "echo", "layout"]
+    assert [s.name for s in tour_steps(spec, out="t")][-1] == "compare"  # the full tour only
     for step in steps:
         step.config.validate()
         command = step.config.command()
@@ -52,3 +53,18 @@ def test_each_step_records_the_command_that_reproduces_it(tiny_tour, tmp_path, c
 def test_tour_config_round_trips_through_its_command():
     config = TourConfig(model=ModelSpec("m.gguf"), quick=True)
     assert config.command() == ["layerscope", "tour", "--model", "m.gguf", "--quick"]
+
+
+def test_the_full_tours_compare_step_measures_the_requantizations(tiny_model_dirs, tmp_path):
+    """The step's prepare writes the MLX 8- and 4-bit copies under out/quantized; compare reads them."""
+    from layerscope.runner import execute
+
+    spec = ModelSpec(str(tiny_model_dirs["llama"]))
+    step = tour_steps(spec, out=tmp_path)[-1]
+    step.prepare()
+    assert {p.name for p in (tmp_path / "quantized").iterdir()} == {"mlx-8bit", "mlx-4bit"}
+    result = execute(step.config, out=tmp_path / "compare")
+    assert list(result.agreement["model"]) == ["mlx-8bit", "mlx-4bit"]
+    assert result.closer_everywhere() == ("mlx-8bit", "mlx-4bit")
+    assert len(result.weights) and (tmp_path / "compare" / "agreement.html").is_file()
+    step.prepare()  # a rerun of the tour replaces the copies

@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -323,10 +324,38 @@ def test_a_fifo_in_a_sentence_transformers_module_folder_is_refused(tmp_path):
         ("list-tokenizer-config", "cannot load model"),
         ("link-loop", "cannot open 'loop.json'"),
         ("config-list", "config.json: expected a JSON object"),
+        # found by benchmarks/fuzz_load.py
+        ("config-value-type", "cannot load model"),
+        ("safetensors-header-type", "cannot load model"),
+        ("tokenizer-merges", "cannot load model"),
+        ("weights-link-loop", "model.safetensors"),
+        ("mlx-config-value-type", "cannot load"),
+        ("deep-generation-config", "generation_config.json is nested too deeply"),
     ],
 )
 def test_broken_model_files_are_one_line(case, expected, tiny_model_dirs, tmp_path):
-    directory = _copy(tiny_model_dirs, tmp_path, case)
+    directory = (
+        _mlx_dir(tiny_model_dirs, tmp_path) if case.startswith("mlx") else _copy(tiny_model_dirs, tmp_path, case)
+    )
+    if case in ("config-value-type", "mlx-config-value-type"):  # huggingface_hub's strict dataclass refuses it
+        _edit_json(directory / "config.json", initializer_range=[1, 2])
+    elif case == "safetensors-header-type":  # a header the safetensors library cannot parse
+        blob = (directory / "model.safetensors").read_bytes()
+        (length,) = struct.unpack("<Q", blob[:8])
+        header = json.loads(blob[8 : 8 + length])
+        name = next(k for k in header if k != "__metadata__")
+        header[name]["data_offsets"] = [[0], 4]
+        text = json.dumps(header).encode()
+        (directory / "model.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + blob[8 + length :])
+    elif case == "tokenizer-merges":  # the tokenizers library raises a plain Exception
+        tokenizer = json.loads((directory / "tokenizer.json").read_text())
+        tokenizer["model"]["merges"][0] = 7
+        (directory / "tokenizer.json").write_text(json.dumps(tokenizer))
+    elif case == "deep-generation-config":  # 3000 levels: transformers copies and compares it for minutes
+        (directory / "generation_config.json").write_text('{"a": ' + "[" * 3000 + "]" * 3000 + "}")
+    elif case == "weights-link-loop":
+        (directory / "model.safetensors").unlink()
+        (directory / "model.safetensors").symlink_to("model.safetensors")
     if case == "deep-config":
         (directory / "config.json").write_text("[" * 100_000 + "]" * 100_000)
     elif case == "deep-tokenizer-config":
@@ -339,3 +368,28 @@ def test_broken_model_files_are_one_line(case, expected, tiny_model_dirs, tmp_pa
         (directory / "config.json").write_text("[]")
     done, _ = _cli(["tokens", "--model", str(directory), "--out", str(tmp_path / "run")])
     assert expected in _one_line_exit_2(done)
+
+
+@pytest.mark.parametrize("missing", ["block_count", "embedding_length"])
+def test_a_gguf_without_its_layer_count_or_width_is_refused_at_once(missing, tmp_path):
+    """Without ``llama.block_count`` transformers assumes 32 layers and maps tensor names for many minutes (found
+    by benchmarks/fuzz_load.py): refused from the header instead."""
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "model.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    if missing != "block_count":
+        writer.add_block_count(2)
+    if missing != "embedding_length":
+        writer.add_embedding_length(64)
+    writer.add_head_count(4)
+    writer.add_tensor("token_embd.weight", np.zeros((16, 64), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    began = time.monotonic()
+    done, _ = _cli(["tokens", "--model", str(path), "--out", str(tmp_path / "run")])
+    assert f"has no llama.{missing}" in _one_line_exit_2(done)
+    assert time.monotonic() - began < 60

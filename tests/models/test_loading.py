@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import torch
 
 import layerscope
 from layerscope.errors import LayerscopeError
@@ -116,12 +119,16 @@ def test_incomplete_gguf_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     from layerscope.models import gguf_cache, guard
 
     monkeypatch.setenv("LAYERSCOPE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(guard, "check_gguf_header", lambda path: None)  # the file is a stand-in, not a GGUF
+    monkeypatch.setattr(
+        guard, "check_gguf_header", lambda path, dtype="float32": None
+    )  # the file is a stand-in, not a GGUF
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 60)
     converted = []
     monkeypatch.setattr(
-        gguf_cache, "_convert", lambda path, out: converted.append(out) or (out / "config.json").write_text("{}")
+        gguf_cache,
+        "_convert",
+        lambda path, out, dtype="float32": converted.append(out) or (out / "config.json").write_text("{}"),
     )
     sha = gguf_cache.file_sha256(gguf)
     stale = tmp_path / "cache" / "gguf" / sha
@@ -132,3 +139,27 @@ def test_incomplete_gguf_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     assert (entry / "layerscope.json").is_file() and not (entry / "leftover.bin").exists()
     gguf_cache.cached_gguf_dir(gguf)
     assert len(converted) == 1  # complete now: not converted again
+
+
+def test_gguf_cache_is_keyed_by_dtype_and_writes_no_float32_copy_unless_asked(tmp_path, monkeypatch):
+    from layerscope.models import gguf_cache, guard
+
+    monkeypatch.setenv("LAYERSCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(guard, "check_gguf_header", lambda path, dtype="float32": None)  # a stand-in file
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 60)
+    converted = []
+    monkeypatch.setattr(
+        gguf_cache,
+        "_convert",
+        lambda path, out, dtype="float32": converted.append(dtype) or (out / "config.json").write_text("{}"),
+    )
+    sha = gguf_cache.file_sha256(gguf)
+    entry, _ = gguf_cache.cached_gguf_dir(gguf, "bfloat16")
+    assert entry.name == f"{sha}-bfloat16" and converted == ["bfloat16"]
+    assert sorted(p.name for p in (tmp_path / "cache" / "gguf").iterdir()) == [f"{sha}-bfloat16"]  # no float32 copy
+    assert json.loads((entry / "layerscope.json").read_text())["dtype"] == "bfloat16"
+    assert gguf_cache.cached_gguf_dir(gguf, torch.bfloat16)[0] == entry and converted == ["bfloat16"]
+    assert gguf_cache.cached_gguf_dir(gguf, "auto")[0].name == sha and converted == ["bfloat16", "float32"]
+    with pytest.raises(LayerscopeError, match="not 'int8'"):
+        gguf_cache.cached_gguf_dir(gguf, "int8")

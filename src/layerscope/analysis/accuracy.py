@@ -45,17 +45,18 @@ def accuracy_table(
 
     Args:
         examples: one row per item and configuration with columns ``config, removed_layers, group, correct``
-            (and ``scoring``, ``p_first``, ``p_answer`` when the engine gave them).
+            (and ``part``: ``block``, ``attn``, ``mlp``, or ``none`` for the baseline; ``scoring``, ``p_first``,
+            ``p_answer`` when the engine gave them).
         configs: configuration names in display order; the one named ``"baseline"`` is the reference.
         groups: groups to break down (e.g. operations), in column order.
         chance: the accuracy of a uniform guess (the task's), written in every row (NaN when unknown).
         seed, samples: of the bootstrap (:func:`bootstrap_ci`), the same resamples for every configuration.
 
     Returns:
-        columns ``config, removed_layers, accuracy, n, correct, delta, ci_low, ci_high, chance`` then
-        ``scoring``, ``mean_p_first``, ``mean_p_answer`` (those the examples have), then ``accuracy[<group>]``
-        and ``n[<group>]`` per group; ``delta`` is the accuracy minus the baseline's (NaN without a baseline);
-        ``ci_low``/``ci_high`` the 95% bootstrap interval of the accuracy.
+        columns ``config, part, removed_layers, accuracy, n, correct, delta, ci_low, ci_high, chance`` (``part``
+        when the examples have it) then ``scoring``, ``mean_p_first``, ``mean_p_answer`` (those the examples
+        have), then ``accuracy[<group>]`` and ``n[<group>]`` per group; ``delta`` is the accuracy minus the
+        baseline's (NaN without a baseline); ``ci_low``/``ci_high`` the 95% bootstrap interval of the accuracy.
 
     Example:
         >>> accuracy_table(examples, ["baseline", "drop 4"], ["+", "-"])["accuracy"].tolist()
@@ -67,6 +68,7 @@ def accuracy_table(
         low, high = bootstrap_ci(part["correct"].to_numpy(dtype=bool), seed=seed, samples=samples)
         row = {
             "config": config,
+            **({"part": part["part"].iloc[0] if len(part) else ""} if "part" in examples.columns else {}),
             "removed_layers": part["removed_layers"].iloc[0] if len(part) else "",
             "accuracy": float(part["correct"].mean()) if len(part) else float("nan"),
             "n": int(len(part)),
@@ -87,5 +89,9 @@ def accuracy_table(
         rows.append(row)
     table = pd.DataFrame(rows)
     base = table.loc[table["config"] == "baseline", "accuracy"]
-    table.insert(5, "delta", table["accuracy"] - (float(base.iloc[0]) if len(base) else float("nan")))
+    table.insert(
+        list(table.columns).index("correct") + 1,
+        "delta",
+        table["accuracy"] - (float(base.iloc[0]) if len(base) else float("nan")),
+    )
     return table

@@ -1,4 +1,4 @@
-"""Layer ablation: greedy predictions of a model with chosen decoder layers removed.
+"""Layer ablation: greedy predictions of a model with chosen decoder layers, or their attention or MLP, removed.
 
 Removing layer ``k`` (decoder block ``k``, whose output is the layer named ``k`` elsewhere) means the
 residual stream passes it unchanged (the layer returns its input), which is what deleting ``k`` from the
@@ -13,6 +13,17 @@ layer list does. The engine is exact and fast:
   argmax ids are kept;
 * repeated prompts run once; prompts are sorted by length and left-padded within a batch, with an
   attention mask and position ids counted from each prompt's first real token.
+
+Parts (``part``): ``"block"`` removes the whole block as above. ``"attn"`` / ``"mlp"`` remove only the
+block's attention / MLP contribution, its addition to the residual stream: that sub-module (``self_attn``
+/ ``mlp`` in Hugging Face models) returns zeros of its input's shape instead of computing. Whatever the
+block does with that output before adding it is applied to zeros: RMSNorm post-norms (Gemma 2 and 3's
+``post_attention_layernorm`` / ``post_feedforward_layernorm``, OLMo 3's) map zeros to zeros, so the
+residual passes that step unchanged; the other half of the block still runs. The prefix reuse is the
+same as for blocks (layers below the lowest ablated one return their cached output). The sub-module's
+output structure (a tensor, or a tuple such as attention's ``(output, weights)`` or gpt-oss's
+``(output, router_scores)``) is learnt from its real output on its first call and kept; the other
+tuple entries are ``None`` (the blocks discard them).
 
 Scoring: ``"first"`` compares the argmax after the prompt with the answer's first token (tokenized in
 context: the tokens of ``prompt + answer`` after those of the prompt). ``"answer"`` (``"greedy"`` is the
@@ -38,6 +49,12 @@ from ..errors import LayerscopeError
 
 SCORINGS = ("first", "answer")
 ALIASES = {"greedy": "answer"}  # the earlier name of "answer" scoring
+PARTS = ("block", "attn", "mlp")
+#: attribute names of a decoder block's attention and MLP sub-modules, tried in order
+SUBMODULE_NAMES = {
+    "attn": ("self_attn", "attn", "attention", "self_attention"),
+    "mlp": ("mlp", "feed_forward", "ffn"),
+}
 
 
 @dataclass(frozen=True)
@@ -84,7 +101,7 @@ class Predictions:
     """What one configuration predicted.
 
     Attributes:
-        removed: the removed layers (empty for the unablated model).
+        removed: the layers whose ``part`` was removed (empty for the unablated model).
         tokens: per item, the predicted ids (``"first"``: one id; ``"answer"``: the greedy output up to
             and including the first wrong token, or the whole answer).
         correct: per item, whether the prediction matches the answer.
@@ -98,6 +115,7 @@ class Predictions:
     correct: list[bool]
     p_first: list[float] | None = None
     p_answer: list[float] | None = None
+    part: str = "block"  # "block", "attn" or "mlp": what was removed of each layer in ``removed``
 
 
 @dataclass(frozen=True)
@@ -112,7 +130,7 @@ class _Batch:
 
 
 class LayerAblation:
-    """Runs one task through a model with layers removed, reusing the unablated prefix.
+    """Runs one task through a model with layers (or their attention or MLP) removed, reusing the unablated prefix.
 
     Items with the very same token sequence run once (a task with repeated prompts costs its distinct ones).
     Memory: the cache holds, for the layers some configuration needs, ``n_distinct * pos * d_model`` floats each.
@@ -120,6 +138,7 @@ class LayerAblation:
     Example:
         >>> engine = LayerAblation(model, encode_task(model, prompts, answers), needed=[(), (4,), (4, 5)])
         >>> engine.run(()).correct[:3], engine.run((4,)).correct[:3]
+        >>> engine.run((4, 5), part="attn").correct[:3]     # the attention of blocks 4 and 5 removed
     """
 
     def __init__(
@@ -148,6 +167,7 @@ class LayerAblation:
         self._batches = self._make_batches(batch_size)
         self._cache: list[dict[int, torch.Tensor]] | None = None
         self._baseline: Predictions | None = None
+        self._structures: dict[tuple[int, str], int] = {}  # (layer, part) -> its sub-module's output shape
 
     # ----- batching ----------------------------------------------------------------------------
     def _sequence(self, i: int) -> tuple[list[int], list[int]]:
@@ -207,7 +227,9 @@ class LayerAblation:
         picked = logits[rows, columns, batch.targets.to(logits.device)] - logits.logsumexp(-1)[rows, columns]
         return logits.argmax(-1).cpu(), picked.cpu()  # (batch, keep), (items, keep)
 
-    def _score(self, removed: tuple[int, ...], per_batch: list[tuple[torch.Tensor, torch.Tensor]]) -> Predictions:
+    def _score(
+        self, removed: tuple[int, ...], per_batch: list[tuple[torch.Tensor, torch.Tensor]], part: str = "block"
+    ) -> Predictions:
         n = len(self.encoded.prompt_ids)
         tokens: list[list[int]] = [[] for _ in range(n)]
         correct = [False] * n
@@ -225,7 +247,14 @@ class LayerAblation:
                     logs = logp[member, scored].double()
                     p_first[i], p_answer[i] = float(logs[0].exp()), float(logs.sum().exp())
                     member += 1
-        return Predictions(removed, tokens, correct, p_first, p_answer if self.scoring == "answer" else None)
+        return Predictions(
+            removed,
+            tokens,
+            correct,
+            p_first=p_first,
+            p_answer=p_answer if self.scoring == "answer" else None,
+            part=part if removed else "block",
+        )
 
     def baseline(self) -> Predictions:
         """Predictions of the unablated model; fills the cache of layer outputs on the first call."""
@@ -239,12 +268,17 @@ class LayerAblation:
             self._baseline = self._score((), per_batch)
         return self._baseline
 
-    def run(self, removed: Sequence[int]) -> Predictions:
-        """Predictions with the layers in ``removed`` removed (``()``: the unablated model)."""
+    def run(self, removed: Sequence[int], part: str = "block") -> Predictions:
+        """Predictions with ``part`` (``"block"``, ``"attn"``, ``"mlp"``) of the layers in ``removed`` removed
+        (``()``: the unablated model)."""
         removed = tuple(sorted(set(removed)))
         check_layers(removed, self.model.n_layers)
+        check_part(part)
         if not removed:
             return self.baseline()
+        if part != "block":
+            for k in removed:
+                submodule(self.model.layers[k], part, k)  # a block without that sub-module: one clear error
         start = removed[0]
         if start > 0 and start - 1 not in self._cached_layers:
             raise LayerscopeError(f"layers {list(removed)} were not announced in `needed` when the engine was built")
@@ -253,9 +287,9 @@ class LayerAblation:
         per_batch = []
         for b, batch in enumerate(self._batches):
             prefix = self._cache[b][start - 1] if start > 0 else None
-            with patched_layers(self.model.layers, removed, prefix):
+            with patched_layers(self.model.layers, removed, prefix, part=part, structures=self._structures):
                 per_batch.append(self._forward(batch))
-        return self._score(removed, per_batch)
+        return self._score(removed, per_batch, part)
 
 
 def check_layers(removed: Sequence[int], n_layers: int) -> None:
@@ -265,8 +299,56 @@ def check_layers(removed: Sequence[int], n_layers: int) -> None:
         raise LayerscopeError(f"layer {bad[0]} does not exist; valid: 0 to {n_layers - 1} ({n_layers} layers)")
 
 
+def check_part(part: str) -> None:
+    """Raise ``LayerscopeError`` unless ``part`` is one of :data:`PARTS`."""
+    if part not in PARTS:
+        raise LayerscopeError(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
+
+
+def submodule(layer, part: str, index: int | None = None):
+    """The attention (``part="attn"``) or MLP (``"mlp"``) sub-module of a decoder block."""
+    from torch import nn
+
+    for name in SUBMODULE_NAMES[part]:
+        found = getattr(layer, name, None)
+        if isinstance(found, nn.Module):
+            return found
+    where = f"block {index}" if index is not None else "the block"
+    raise LayerscopeError(
+        f"{where} ({type(layer).__name__}) has no {'attention' if part == 'attn' else 'MLP'} sub-module "
+        f"(looked for {', '.join(SUBMODULE_NAMES[part])}); use part 'block' for this model"
+    )
+
+
 def _hidden(args: tuple, kwargs: dict) -> torch.Tensor:
-    return args[0] if args else kwargs["hidden_states"]
+    if args:
+        return args[0]
+    if "hidden_states" in kwargs:
+        return kwargs["hidden_states"]
+    return next(v for v in kwargs.values() if isinstance(v, torch.Tensor))
+
+
+def _zero_forward(module, key: tuple[int, str], structures: dict[tuple[int, str], int]):
+    """A ``forward`` for ``module`` that returns zeros shaped as its input, in the structure of its real output
+    (``structures[key]``: 0 for a tensor, ``n`` for an ``n``-tuple; learnt from one real call when missing)."""
+    original = module.forward  # the instance's own (an accelerate hook wrapper) or the class's, bound
+
+    def forward(*args, **kwargs):
+        hidden = _hidden(args, kwargs)
+        if key not in structures:
+            out = original(*args, **kwargs)
+            first = out[0] if isinstance(out, tuple) else out
+            if not isinstance(first, torch.Tensor) or first.shape != hidden.shape:
+                raise LayerscopeError(
+                    f"the {key[1]} sub-module of block {key[0]} ({type(module).__name__}) does not return "
+                    "a tensor shaped as its input; it cannot be removed on its own"
+                )
+            structures[key] = len(out) if isinstance(out, tuple) else 0
+        zeros = torch.zeros_like(hidden)
+        n = structures[key]
+        return zeros if n == 0 else (zeros, *([None] * (n - 1)))
+
+    return forward
 
 
 @contextlib.contextmanager
@@ -291,16 +373,28 @@ def record_outputs(layers, indices: Sequence[int]) -> Iterator[dict[int, torch.T
 
 
 @contextlib.contextmanager
-def patched_layers(layers, removed: Sequence[int], prefix: torch.Tensor | None) -> Iterator[None]:
+def patched_layers(
+    layers,
+    removed: Sequence[int],
+    prefix: torch.Tensor | None,
+    *,
+    part: str = "block",
+    structures: dict[tuple[int, str], int] | None = None,
+) -> Iterator[None]:
     """Within the block, removed layers return their input and layers below the lowest removed one return
     ``prefix`` (the cached output of the layer just below it, shape ``(batch, pos, d_model)``).
+
+    With ``part="attn"`` or ``"mlp"``, the removed layers run, but that sub-module of each returns zeros
+    (see the module's docstring); ``structures`` keeps what its output looks like between calls.
 
     The patch is an instance attribute ``forward``. A model loaded with a ``device_map`` already has one on
     its layers (accelerate's hook wrapper, beside ``_hf_hook``): whatever the instance held before is put
     back exactly, and a layer that held none is left without one.
     """
+    check_part(part)
     start = min(removed)
-    saved: dict[int, object] = {}  # layer index -> the instance's own ``forward`` before the patch (or _NONE)
+    structures = {} if structures is None else structures
+    saved: dict[object, object] = {}  # module -> the instance's own ``forward`` before the patch (or _NONE)
 
     def identity(*args, **kwargs):
         return _hidden(args, kwargs)
@@ -308,18 +402,24 @@ def patched_layers(layers, removed: Sequence[int], prefix: torch.Tensor | None) 
     def cached(*args, **kwargs):
         return prefix
 
+    patches = [(layers[i], cached) for i in range(start)]
+    if part == "block":
+        patches += [(layers[i], identity) for i in removed]
+    else:
+        subs = [(i, submodule(layers[i], part, i)) for i in removed]
+        patches += [(sub, _zero_forward(sub, (i, part), structures)) for i, sub in subs]
     try:
-        for i, forward in [*((i, cached) for i in range(start)), *((i, identity) for i in removed)]:
-            if i not in saved:
-                saved[i] = layers[i].__dict__.get("forward", _NONE)
-            layers[i].__dict__["forward"] = forward
+        for module, forward in patches:
+            if module not in saved:
+                saved[module] = module.__dict__.get("forward", _NONE)
+            module.__dict__["forward"] = forward
         yield
     finally:
-        for i, before in saved.items():
+        for module, before in saved.items():
             if before is _NONE:
-                layers[i].__dict__.pop("forward", None)
+                module.__dict__.pop("forward", None)
             else:
-                layers[i].__dict__["forward"] = before
+                module.__dict__["forward"] = before
 
 
 _NONE = object()  # marks a layer whose instance had no ``forward`` of its own

@@ -11,6 +11,9 @@ Hook points, by depth (see :mod:`.layer_spec`): depth 0 (``embed``) is the input
 (a forward pre-hook: exactly what HF records as ``hidden_states[0]``), depth ``k + 1`` (block ``k``) the
 output of decoder block ``k``, ``"norm"`` the output of the final norm. Hooks are removed in ``finally``.
 
+A model placed by accelerate (``device_map``, CPU or disk offload) runs through its own hooks: each block
+loads its weights when it runs, the rows read from a block on another device are copied to the buffer's.
+
 Example:
     >>> prompts = prompts_at([model.encode(t) for t in texts], "last")
     >>> array = capture_residuals(model, prompts, parse_layers("all", model.n_layers))
@@ -53,7 +56,10 @@ class _BatchState:
     n_items: int = 0
 
     def write(self, slot: int, hidden: torch.Tensor) -> None:
-        rows = hidden[self.batch_index, self.seq_index]  # (R, d_model)
+        batch_index, seq_index = self.batch_index, self.seq_index
+        if hidden.device != batch_index.device:  # a block accelerate placed on another device
+            batch_index, seq_index = batch_index.to(hidden.device), seq_index.to(hidden.device)
+        rows = hidden[batch_index, seq_index].to(self.buffer.device)  # (R, d_model)
         target = self.buffer[slot, : self.n_items]
         if self.segments is None:
             target.copy_(rows)

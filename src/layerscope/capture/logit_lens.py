@@ -42,10 +42,12 @@ def lens_logits(model: Model, residuals: np.ndarray | torch.Tensor, *, normed: b
     h = torch.as_tensor(np.asarray(residuals), dtype=model.dtype, device=model.device)
     if not normed and model.final_norm is not None:
         h = model.final_norm(h)
-    logits = (h @ model.unembedding_matrix.T).float()
-    bias = getattr(model.parts.unembed, "bias", None)
-    if bias is not None:  # e.g. Phi-2's output head
-        logits = logits + bias.float()
+    with model.materialized(model.parts.unembed):  # an offloaded head's weights are loaded for this product
+        h = h.to(model.unembedding_matrix.device)
+        logits = (h @ model.unembedding_matrix.T).float()
+        bias = getattr(model.parts.unembed, "bias", None)
+        if bias is not None:  # e.g. Phi-2's output head
+            logits = logits + bias.float()
     cap = getattr(model.config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap

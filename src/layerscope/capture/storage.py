@@ -35,8 +35,8 @@ def parse_budget(value: int | str | None) -> int:
                 text, factor = text[: -len(suffix)], size
                 break
         try:
-            budget = int(float(text) * factor)
-        except ValueError:
+            budget = int(float(text) * factor)  # inf and nan raise here too
+        except (ValueError, OverflowError):
             raise LayerscopeError(
                 f"memory budget {value!r} is not a size; give bytes or e.g. '512MB', '2GiB'"
             ) from None

@@ -226,3 +226,193 @@ def _hub_snapshot(text: str) -> Path:
     raise LayerscopeError(
         f"no such checkpoint file or directory: {text!r} (hub ids are read only from the local cache)"
     )
+
+
+# ----- what a forward needs ------------------------------------------------------------------------
+
+#: bytes per element of the dtypes a model is loaded in (``--dtype``)
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+_STORED_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
+#: the dtypes ``layerscope layout`` gives the memory of a forward for
+MEMORY_DTYPES = ("float32", "bfloat16", "float16")
+DEFAULT_SEQ_LEN = 128
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """The sizes of a model a forward's buffers depend on, from its config, GGUF metadata or tensor shapes."""
+
+    n_layers: int
+    hidden: int
+    intermediate: int
+    vocab: int
+    heads: int
+
+
+@dataclass(frozen=True)
+class ForwardMemory:
+    """Bytes a forward of a model needs (see :func:`memory_estimate`).
+
+    Attributes:
+        dtype: the dtype of the weights.
+        weights: every parameter in ``dtype`` (a GGUF or MLX-quantized tensor dequantized).
+        residuals: the capture buffers: the residual stream at every layer (``embed``, each block, ``norm``),
+            ``batch x seq_len x hidden`` float32 each.
+        activations: one decoder block's intermediate tensors (attention scores, MLP) in ``dtype``.
+        logits: next-token logits and probabilities at one position per sequence, float32.
+        batch, seq_len: what the buffers were sized for.
+    """
+
+    dtype: str
+    weights: int
+    residuals: int
+    activations: int
+    logits: int
+    batch: int
+    seq_len: int
+
+    @property
+    def buffers(self) -> int:
+        """Everything but the weights."""
+        return self.residuals + self.activations + self.logits
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.buffers
+
+    def to_dict(self) -> dict:
+        return {
+            "dtype": self.dtype,
+            "weights": self.weights,
+            "residuals": self.residuals,
+            "activations": self.activations,
+            "logits": self.logits,
+            "buffers": self.buffers,
+            "total": self.total,
+            "batch": self.batch,
+            "seq_len": self.seq_len,
+        }
+
+
+def weight_bytes(layout: Layout, dtype: str | None) -> int:
+    """Bytes of every parameter of ``layout`` loaded in ``dtype`` (None: float32; ``"auto"``: each tensor's
+    stored float dtype, float32 for quantized tensors, which are dequantized)."""
+    if dtype in (None, "auto"):
+        return sum(t.numel * _STORED_BYTES.get(t.dtype, 4) for t in layout.tensors)
+    if dtype not in DTYPE_BYTES:
+        raise LayerscopeError(f"dtype {dtype!r} has no known size; valid: {', '.join(DTYPE_BYTES)}, auto")
+    return layout.n_parameters * DTYPE_BYTES[dtype]
+
+
+def model_dims(layout: Layout, config: dict | None = None) -> ModelDims:
+    """The sizes of the model behind ``layout``: from ``config`` (a ``config.json``), else the GGUF metadata,
+    else the tensor shapes (the embedding matrix, the numbered blocks, the widest MLP matrix)."""
+    config = config if isinstance(config, dict) else {}
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    arch = layout.metadata.get("general.architecture")
+
+    def pick(config_keys, gguf_key):
+        for key in config_keys:
+            value = text.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        value = layout.metadata.get(f"{arch}.{gguf_key}") if arch else None
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    matrices = [t for t in layout.tensors if len(t.shape) == 2]
+    embed = max((t for t in matrices if "emb" in t.name or "wte" in t.name), key=lambda t: t.numel, default=None)
+    embed = embed or max(matrices, key=lambda t: t.numel, default=None)
+    vocab_shape, hidden_shape = (max(embed.shape), min(embed.shape)) if embed is not None else (0, 0)
+    blocks = set()
+    for tensor in layout.tensors:
+        pieces = tensor.name.split(".")
+        blocks |= {pieces[i + 1] for i, p in enumerate(pieces[:-1]) if p in _BLOCK_LISTS and pieces[i + 1].isdigit()}
+    hidden = pick(("hidden_size", "n_embd", "d_model"), "embedding_length") or hidden_shape
+    widest = max((max(t.shape) for t in matrices if t is not embed and min(t.shape) == hidden), default=hidden)
+    return ModelDims(
+        n_layers=pick(("num_hidden_layers", "n_layer", "num_layers"), "block_count") or len(blocks),
+        hidden=hidden,
+        intermediate=pick(("intermediate_size", "n_inner", "ffn_dim"), "feed_forward_length") or widest,
+        vocab=pick(("vocab_size",), "vocab_size") or vocab_shape,
+        heads=pick(("num_attention_heads", "n_head"), "attention.head_count") or 1,
+    )
+
+
+_BLOCK_LISTS = ("layers", "layer", "blk", "h", "blocks", "block")
+
+
+def memory_estimate(
+    source: str | os.PathLike | Layout,
+    dtype: str | None = "float32",
+    *,
+    batch: int = 1,
+    seq_len: int = DEFAULT_SEQ_LEN,
+) -> ForwardMemory:
+    """What a forward of ``batch`` sequences of ``seq_len`` tokens needs, with every layer's residual stream
+    captured, from the checkpoint's headers (and ``config.json`` where there is one) alone.
+
+    ``source`` is what :func:`read_layout` reads (``"default"``: the default model's GGUF), or a layout.
+    The weights are exact (every parameter in ``dtype``); the buffers are an upper estimate for eager
+    attention: residuals ``(n_layers + 2) x batch x seq_len x hidden x 4``, one block's activations
+    ``batch x seq_len x (4 hidden + 3 intermediate) + batch x heads x seq_len^2`` elements of ``dtype``
+    (twice, for the attention probabilities), logits ``2 x batch x vocab x 4``.
+
+    Example:
+        >>> memory_estimate("default", "bfloat16").weights    # Gemma 3 270M: 268,098,176 parameters x 2 bytes
+        536196352
+    """
+    if batch < 1 or seq_len < 1:
+        raise LayerscopeError(f"batch {batch} and sequence length {seq_len} must be at least 1")
+    layout, config = _layout_and_config(source)
+    dims = model_dims(layout, config)
+    weights = weight_bytes(layout, dtype)
+    per = DTYPE_BYTES.get(dtype or "float32", 4) if dtype != "auto" else max(2, weights // max(layout.n_parameters, 1))
+    residuals = (dims.n_layers + 2) * batch * seq_len * dims.hidden * 4
+    elements = batch * seq_len * (4 * dims.hidden + 3 * dims.intermediate) + 2 * batch * dims.heads * seq_len**2
+    activations = elements * per
+    logits = 2 * batch * dims.vocab * 4
+    return ForwardMemory(str(dtype or "float32"), weights, residuals, activations, logits, batch, seq_len)
+
+
+def forward_memory(
+    source: str | os.PathLike | Layout,
+    dtype: str | None = "float32",
+    batch: int = 1,
+    seq_len: int = DEFAULT_SEQ_LEN,
+) -> int:
+    """Bytes a forward of ``source`` in ``dtype`` needs with the capture buffers of ``batch`` sequences of
+    ``seq_len`` tokens: weights plus buffers of :func:`memory_estimate`, from headers alone (no weights read).
+    What to ask a scheduler for (e.g. a Ray task's ``memory``) before loading a model.
+
+    Example:
+        >>> forward_memory("default", "float32") / 2**30      # Gemma 3 270M
+        1.01...
+    """
+    return memory_estimate(source, dtype, batch=batch, seq_len=seq_len).total
+
+
+def _layout_and_config(source) -> tuple[Layout, dict | None]:
+    if isinstance(source, Layout):
+        layout = source
+    else:
+        if str(source) == "default":
+            from ..models.default import default_model_path
+
+            source = default_model_path()
+        layout = read_layout(source)
+    path = Path(str(layout.source)).expanduser()
+    if not path.exists():
+        try:
+            path = _hub_snapshot(str(layout.source))
+        except LayerscopeError:
+            return layout, None
+    folder = path if path.is_dir() else path.parent
+    if layout.format.startswith("gguf") or not (folder / "config.json").is_file():
+        return layout, None
+    try:
+        if (folder / "config.json").stat().st_size > 64 << 20:
+            return layout, None
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return layout, None
+    return layout, config if isinstance(config, dict) else None

@@ -13,7 +13,8 @@ def register(sub) -> None:
         description=(
             "Accuracy on a task (a built-in task, see 'layerscope tasks', or your CSV/JSONL file with "
             "prompt,answer columns) with each "
-            "decoder block removed in turn, or the sets given with --drop, against the unablated baseline. "
+            "decoder block removed in turn, or the sets given with --drop, against the unablated baseline; "
+            "--part attn or mlp removes only the block's attention or MLP. "
             "Interrupted, it resumes when rerun with the same --out."
         ),
     )
@@ -60,6 +61,13 @@ def register(sub) -> None:
         "repeatable (default: each block alone)",
     )
     parser.add_argument(
+        "--part",
+        default="block",
+        metavar="block|attn|mlp|all",
+        help="what is removed of each block: block (default), attn or mlp (only its attention or MLP contribution "
+        "to the residual stream, post-norms included); several, e.g. attn,mlp or all, give one curve per part",
+    )
+    parser.add_argument(
         "--scoring",
         default=None,
         choices=["first", "answer", "greedy"],
@@ -87,6 +95,7 @@ def config_from(args, resume_dir: str | None = None):
         duplicates=args.duplicates,
         seed=args.seed,
         drop=tuple(args.drop or ()),
+        part=args.part,
         scoring=args.scoring,
         batch_size=args.batch_size,
         resume_dir=resume_dir,

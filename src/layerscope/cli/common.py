@@ -37,8 +37,48 @@ def add_model_option(parser, multiple: bool = False) -> None:
         choices=["float32", "bfloat16", "float16", "auto"],
         help="weights' dtype (default float32)",
     )
-    parser.add_argument("--device-map", default=None, metavar="MAP", help="accelerate's device map, e.g. 'auto'")
+    parser.add_argument(
+        "--device-map",
+        default=None,
+        metavar="MAP",
+        help="accelerate's device map: 'auto' (GPUs, then CPU, then disk), 'sequential', 'balanced', 'cpu', 'cuda:0'",
+    )
+    parser.add_argument(
+        "--max-memory",
+        default=None,
+        type=max_memory_arg,
+        metavar="DEV=SIZE,...",
+        help="the most each device holds of the weights, e.g. cpu=2GiB or 0=20GiB,cpu=30GiB; the rest is "
+        "offloaded to disk (implies --device-map auto)",
+    )
+    parser.add_argument(
+        "--offload-dir",
+        default=None,
+        type=offload_dir_arg,
+        metavar="DIR",
+        help="folder for weights offloaded to disk (default: a temporary one; implies --device-map auto)",
+    )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
+
+
+def max_memory_arg(text: str) -> str:
+    """An argparse ``type`` for ``--max-memory``: checked now (one line naming the bad part), kept as text."""
+    from ..model_spec import parse_max_memory
+
+    try:
+        parse_max_memory(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} {exc}") from None
+    return text
+
+
+def offload_dir_arg(text: str) -> str:
+    """An argparse ``type`` for ``--offload-dir``: not empty, and not an existing file."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is empty; give a folder for weights offloaded to disk")
+    if Path(text).expanduser().is_file():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file; give a folder for weights offloaded to disk")
+    return text
 
 
 def model_spec(args, source: str | None | object = ...):
@@ -53,6 +93,8 @@ def model_spec(args, source: str | None | object = ...):
         dtype=args.dtype,
         device_map=args.device_map,
         trust_remote_code=args.trust_remote_code,
+        max_memory=getattr(args, "max_memory", None),
+        offload_dir=getattr(args, "offload_dir", None),
     )
 
 
@@ -93,7 +135,11 @@ def out_dir(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is empty; give a directory")
     path = Path(text).expanduser()
     for place in (path, *path.parents):
-        if place.exists():
+        try:
+            found = place.exists()
+        except OSError as exc:  # a name too long, a loop of links
+            raise argparse.ArgumentTypeError(f"{text!r} cannot be used ({exc.strerror}); give a directory") from None
+        if found:
             if not place.is_dir():
                 raise argparse.ArgumentTypeError(f"{text!r} is not a directory ({str(place)!r} is a file)")
             break

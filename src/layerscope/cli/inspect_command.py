@@ -47,10 +47,11 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
+def config_from_args(args):
+    """The :class:`~layerscope.experiments.inspect.InspectConfig` the parsed options give."""
     from ..experiments.inspect import InspectConfig
 
-    config = InspectConfig(
+    return InspectConfig(
         model=model_spec(args),
         prompts=tuple(args.prompts or ()),
         prompts_file=args.prompts_file,
@@ -62,4 +63,7 @@ def run(args) -> int:
         compare_model=None if args.compare_model is None else model_spec(args, args.compare_model),
         raw=args.raw,
     )
-    return run_config(config, args.out, args.force)
+
+
+def run(args) -> int:
+    return run_config(config_from_args(args), args.out, args.force)

@@ -57,10 +57,11 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
+def config_from_args(args):
+    """The :class:`~layerscope.experiments.layers.LayersConfig` the parsed options give."""
     from ..experiments.layers import LayersConfig
 
-    config = LayersConfig(
+    return LayersConfig(
         models=model_specs(args),
         **token_set_fields(args),
         basis=args.basis,
@@ -70,4 +71,7 @@ def run(args) -> int:
         batch_size=args.batch_size,
         memory_budget=args.memory_budget,
     )
-    return run_config(config, args.out, args.force)
+
+
+def run(args) -> int:
+    return run_config(config_from_args(args), args.out, args.force)

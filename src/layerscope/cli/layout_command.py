@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .common import out_dir
+from .parser import positive_int
 
 
 def register(sub) -> None:
@@ -10,7 +11,8 @@ def register(sub) -> None:
         "layout",
         help="tensor tree of a checkpoint (safetensors, sharded, GGUF, MLX) from headers only",
         description="The tensor tree of a checkpoint, read from headers only: groups with child counts, shapes, "
-        "dtypes, MLX-quantized layers as one tensor, repeated layers folded, totals.",
+        "dtypes, MLX-quantized layers as one tensor, repeated layers folded, totals, and the memory a forward "
+        "needs in float32, bfloat16 and float16 (weights plus the capture buffers of --batch x --seq-len tokens).",
     )
     parser.add_argument(
         "path",
@@ -20,6 +22,20 @@ def register(sub) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     parser.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML page")
     parser.add_argument("--no-fold", action="store_true", help="show every layer, even identical ones")
+    parser.add_argument(
+        "--batch",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="sequences per forward for the memory estimate (default 1)",
+    )
+    parser.add_argument(
+        "--seq-len",
+        type=positive_int,
+        default=128,
+        metavar="N",
+        help="tokens per sequence for the memory estimate (default 128)",
+    )
     parser.add_argument(
         "--out",
         type=out_dir,
@@ -39,7 +55,14 @@ def config(args):
     """The :class:`~layerscope.experiments.layout.LayoutConfig` the arguments give."""
     from ..experiments.layout import LayoutConfig
 
-    return LayoutConfig(source=args.path, fold=not args.no_fold, json=args.json, html=args.html)
+    return LayoutConfig(
+        source=args.path,
+        fold=not args.no_fold,
+        json=args.json,
+        html=args.html,
+        batch=args.batch,
+        seq_len=args.seq_len,
+    )
 
 
 def run(args) -> int:

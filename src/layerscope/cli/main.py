@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -27,6 +29,9 @@ COMMAND_MODULES = [
     "stages_command",
     "report_command",
     "tour_command",
+    "compare_command",
+    "quantize_command",
+    "sweep_command",
 ]
 
 
@@ -88,8 +93,43 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         sys.stderr.write(f"warning: {message}\n")
 
 
+INTERRUPTED_LINE = "layerscope: interrupted; finished files are kept, rerun with the same --out to resume"
+
+
+def _on_interrupt(signum, frame) -> None:
+    """Ctrl-C: remember it (a swallowed KeyboardInterrupt must not let the run go on and exit 0), then raise."""
+    from ..runner import INTERRUPTED
+
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupt_handler():
+    """Install :func:`_on_interrupt` for the command (main thread only), restoring the previous handler after."""
+    from ..runner import INTERRUPTED
+
+    INTERRUPTED.clear()
+    try:
+        previous = signal.signal(signal.SIGINT, _on_interrupt)
+    except (ValueError, OSError):  # not the main thread: leave Python's default
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 2 bad input, 1 unexpected error)."""
+    """Run the command line; returns the exit code (0 ok, 2 bad input, 1 unexpected error, 130 Ctrl-C)."""
+    with _interrupt_handler():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from ..runner import INTERRUPTED
+
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
     try:
@@ -103,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             code = int(args.func(args) or 0)
+            if INTERRUPTED.is_set():  # Ctrl-C came but was swallowed on its way out
+                raise KeyboardInterrupt
             sys.stdout.flush()
             return code
     except BrokenPipeError:
@@ -118,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"layerscope: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("layerscope: interrupted; finished files are kept, rerun with the same --out to resume", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the one line below
+        print(INTERRUPTED_LINE, file=sys.stderr)
         return 130
     except Exception as exc:  # an unexpected failure: one line unless --debug
         if debug:

@@ -3,8 +3,9 @@
 Flow: task (a built-in task, see :mod:`layerscope.tasks.registry`, or a file) -> token ids -> :class:`~layerscope.capture.ablation.LayerAblation`
 (the baseline, then each configuration) -> one row per item and configuration -> accuracy table ->
 figures. ``--drop k`` removes decoder block ``k``, whose output is the layer named ``k`` everywhere else
-(see :mod:`layerscope.capture.layer_spec`). Every configuration has one label, in every file and figure:
-``baseline``, ``drop 4``, ``drop 4,5``.
+(see :mod:`layerscope.capture.layer_spec`); ``--part attn`` / ``mlp`` removes only its attention / MLP
+contribution. Every configuration has one label, in every file and figure: ``baseline``, ``drop 4``,
+``drop 4,5``, ``drop attn 4``, ``drop mlp 4,5``.
 
 With ``resume_dir`` set (the Python function and the command set it to the run directory), every
 finished configuration is kept at once under ``<resume_dir>/parts/`` and a rerun with the same settings
@@ -40,7 +41,7 @@ from ..tasks import (
 )
 from ..tasks.items import answer_chance
 from ..tasks.registry import TASKS, builtin_task
-from .ablate_parts import PartStore, config_label
+from .ablate_parts import PART_CHOICES, PartStore, config_label, parse_parts, part_phrase, parts_phrase, removed_part
 
 __all__ = ["AblateConfig", "AblateResult", "ablate", "config_label", "parse_drop", "run_ablate"]
 
@@ -67,6 +68,9 @@ class AblateConfig(ExperimentConfig):
         seed: the generator's seed (built-in tasks) and the bootstrap's.
         drop: sets of decoder blocks removed together, as specs (``"4"``, ``"4,5"``, ``"2-5"``); empty: each
             block alone.
+        part: what is removed of those blocks: ``"block"`` (the whole block), ``"attn"`` or ``"mlp"`` (only
+            its attention or MLP contribution to the residual stream); several (``"attn,mlp"``, ``"all"``) sweep
+            each set once per part.
         scoring: ``"first"`` (the answer's first token) or ``"answer"`` (the whole answer under greedy decoding;
             ``"greedy"`` is the same); None: ``"answer"`` when some answer has several tokens, else ``"first"``.
         batch_size: prompts per forward pass.
@@ -87,6 +91,7 @@ class AblateConfig(ExperimentConfig):
     duplicates: bool = False
     seed: int = 0
     drop: tuple[str, ...] = ()
+    part: tuple[str, ...] = option(("block",), join=",")
     scoring: Literal["first", "answer", "greedy"] | None = None
     batch_size: int = 64
     resume_dir: str | None = option(None, flag="")
@@ -96,6 +101,7 @@ class AblateConfig(ExperimentConfig):
             object.__setattr__(self, "drop", (self.drop,))
         elif not isinstance(self.drop, tuple):
             object.__setattr__(self, "drop", tuple(self.drop))
+        object.__setattr__(self, "part", parse_parts(self.part))
         if isinstance(self.task, os.PathLike):
             object.__setattr__(self, "task", os.fspath(self.task))
         if isinstance(self.resume_dir, os.PathLike):
@@ -106,6 +112,8 @@ class AblateConfig(ExperimentConfig):
         super().validate()
         if self.scoring is not None and self.scoring not in (*SCORINGS, *SCORING_ALIASES):
             raise self.error("scoring", self.scoring, f"is not supported; valid: {choices_text(SCORINGS)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise self.error("seed", self.seed, "must be a whole number from 0 to 2**63 - 1")
         if self.shots is not None and (
             isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 0
         ):
@@ -123,6 +131,10 @@ class AblateConfig(ExperimentConfig):
         bad_ops = [c for c in self.ops if c not in OPERATIONS]
         if bad_ops:
             raise self.error("ops", self.ops, f"has unknown operation {bad_ops[0]!r}; valid: any of {OPERATIONS!r}")
+        for part in self.part or ("",):
+            if part not in PART_CHOICES:
+                problem = f"names unknown part {part!r}; valid: {choices_text(PART_CHOICES)}"
+                raise self.error("part", ",".join(self.part), problem)
         for spec in self.drop:
             try:
                 parse_drop(spec)
@@ -193,12 +205,19 @@ class AblateConfig(ExperimentConfig):
         sets = sets or [(k,) for k in range(n_layers)]
         return [()] + [s for s in dict.fromkeys(sets) if s]
 
+    def ablations(self, n_layers: int) -> list[tuple[str, tuple[int, ...]]]:
+        """``(part, removed)`` per configuration: the baseline ``("block", ())``, then each set once per part."""
+        sets = self.configurations(n_layers)
+        return [("block", ())] + [(part, s) for part in self.part for s in sets if s]
+
     def identity(self) -> dict:
         """The settings that decide the results (for ``parts/identity.json``): not the model's source (its
         fingerprint is compared instead), the batch size or the directory."""
         record = self.to_record()
         for key in ("model", "batch_size", "resume_dir"):
             record.pop(key, None)
+        if tuple(record.get("part", ())) == ("block",):
+            record.pop("part")  # as recorded before parts existed: such runs still resume
         return record
 
     def run(self, model=None) -> AblateResult:
@@ -225,10 +244,12 @@ class AblateResult(Result):
 
     Attributes:
         accuracy: one row per configuration (see :func:`layerscope.analysis.accuracy.accuracy_table`):
-            ``config`` (the label: ``baseline``, ``drop 4``, ``drop 4,5``), ``removed_layers`` (the removed
-            blocks, ``4,5``), ``accuracy, n, correct, delta``, then ``accuracy[<group>]`` and ``n[<group>]``.
-        examples: one row per item and configuration: ``item, prompt, answer, group, config,
-            removed_layers, prediction, correct``.
+            ``config`` (the label: ``baseline``, ``drop 4``, ``drop 4,5``, ``drop attn 4``), ``part``
+            (``block``, ``attn``, ``mlp``; ``none`` for the baseline), ``removed_layers`` (the blocks, ``4,5``),
+            ``accuracy, n, correct, delta, ci_low, ci_high, chance, scoring, mean_p_first, mean_p_answer``,
+            then ``accuracy[<group>]`` and ``n[<group>]``.
+        examples: one row per item and configuration: ``item, prompt, answer, group, config, part,
+            removed_layers, prediction, correct, scoring, p_first, p_answer``.
         groups: the task's groups (operations), the per-group columns of ``accuracy``.
         task_name: the task's name (``arithmetic +-*/ 1-digit``, ``capitals``, or the file's stem).
         scoring: the scoring used, ``"first"`` or ``"answer"`` (``config.scoring`` None resolved).
@@ -255,7 +276,8 @@ class AblateResult(Result):
 
     def title(self) -> str:
         model = ", ".join(self.model_names) or "model"
-        return f"{model}: {self.task_name}, accuracy with blocks removed ({SCORING_TEXT[self.scoring]})"
+        parts = parts_phrase(self.config.part)
+        return f"{model}: {self.task_name}, accuracy with {parts} removed ({SCORING_TEXT[self.scoring]})"
 
     def figure(self):
         """Interactive plotly figure: accuracy per configuration, baseline line, per-group lines."""
@@ -303,7 +325,7 @@ class AblateResult(Result):
                 "accuracy": f"no removal lowers accuracy below the baseline {baseline:.2f} ({len(others)} removals tried)"
             }
         ties = int((others["accuracy"] == lowest).sum())
-        what = blocks_phrase(str(worst["removed_layers"]))
+        what = part_phrase(str(worst.get("part", "block")), blocks_phrase(str(worst["removed_layers"])))
         largest = "the largest drop" if ties == 1 else f"the largest drop, shared by {ties} removals"
         return {
             "accuracy": f"removing {what} drops accuracy from {baseline:.2f} to {lowest:.2f}, {largest}; "
@@ -341,7 +363,9 @@ class AblateResult(Result):
         return [line]
 
 
-def _rows(task: Task, model: Model, removed: tuple[int, ...], predictions, scoring: str) -> pd.DataFrame:
+def _rows(
+    task: Task, model: Model, removed: tuple[int, ...], predictions, scoring: str, part: str = "block"
+) -> pd.DataFrame:
     n = len(task)
     return pd.DataFrame(
         {
@@ -349,7 +373,8 @@ def _rows(task: Task, model: Model, removed: tuple[int, ...], predictions, scori
             "prompt": [i.prompt for i in task.items],
             "answer": [i.answer for i in task.items],
             "group": [i.group for i in task.items],
-            "config": config_label(removed),
+            "config": config_label(removed, part),
+            "part": removed_part(removed, part),
             "removed_layers": ",".join(map(str, removed)),
             "prediction": [model.decode(ids) for ids in predictions.tokens],
             "correct": predictions.correct,
@@ -379,7 +404,7 @@ def run_ablate(
     timings: dict[str, float] = {}
     model = config.model.loaded(model, timings)
     require_lm_head(model, "ablate")
-    configs = config.configurations(model.n_layers)
+    configs = config.ablations(model.n_layers)  # (part, removed)
 
     start = time.perf_counter()
     store = None
@@ -393,24 +418,29 @@ def run_ablate(
         store = PartStore(config.resume_dir, identity)
     encoded = encode_task(model, [i.prompt for i in task.items], [i.answer for i in task.items])
     scoring = resolved_scoring(config.scoring, encoded.answer_ids)
-    todo = [c for c in configs if store is None or not store.done(c)]
-    engine = LayerAblation(model, encoded, scoring=scoring, batch_size=config.batch_size, needed=todo)
-    frames: dict[tuple[int, ...], pd.DataFrame] = {}
-    for removed in progress.track(configs, "Removing blocks", total=len(configs)):
-        if store is not None and store.done(removed):
-            frames[removed] = store.load(removed)
+    todo = [(part, c) for part, c in configs if store is None or not store.done(c, part)]
+    needed = [c for _, c in todo]
+    engine = LayerAblation(model, encoded, scoring=scoring, batch_size=config.batch_size, needed=needed)
+    frames: dict[tuple[str, tuple[int, ...]], pd.DataFrame] = {}
+    for part, removed in progress.track(configs, "Removing blocks", total=len(configs)):
+        if store is not None and store.done(removed, part):
+            frames[part, removed] = store.load(removed, part)
         else:
-            frames[removed] = _rows(task, model, removed, engine.run(removed), scoring)
+            frames[part, removed] = _rows(task, model, removed, engine.run(removed, part), scoring, part)
             if store is not None:
-                store.save(removed, frames[removed])
+                store.save(removed, frames[part, removed], part)
         if on_config is not None:
-            on_config(config_label(removed))
+            on_config(config_label(removed, part))
     timings["compute"] = time.perf_counter() - start
     if store is not None:  # one code path for fresh and resumed runs: every table comes back from disk
-        frames = {removed: store.load(removed) for removed in configs}
+        frames = {(part, removed): store.load(removed, part) for part, removed in configs}
     examples = pd.concat([frames[c] for c in configs], ignore_index=True)
     accuracy = accuracy_table(
-        examples, [config_label(c) for c in configs], task.groups, chance=task.chance, seed=config.seed
+        examples,
+        [config_label(c, part) for part, c in configs],
+        task.groups,
+        chance=task.chance,
+        seed=config.seed,
     )
     return AblateResult(
         config=config,
@@ -444,6 +474,7 @@ def ablate(
     ops: str = OPERATIONS,
     digits: int = 1,
     drop: Sequence[str] | str | None = None,
+    part: Sequence[str] | str = "block",
     scoring: str | None = None,
     seed: int = 0,
     batch_size: int = 64,
@@ -462,6 +493,8 @@ def ablate(
         scoring: ``"first"`` or ``"answer"``; None: ``"answer"`` when some answer has several tokens.
         model: a loaded model, a source, a :class:`ModelSpec`, or None for the default model.
         drop: sets of blocks removed together, e.g. ``["4,5", "10-12"]`` (default: each block alone).
+        part: ``"block"`` (default), ``"attn"`` or ``"mlp"`` (only that contribution of each block removed);
+            ``"attn,mlp"`` or ``"all"`` sweep the sets once per part.
         out: also write the run directory there; an interrupted run resumes from it when rerun.
 
     Example:
@@ -469,6 +502,7 @@ def ablate(
         >>> result.accuracy[["config", "accuracy", "delta"]]
         >>> result.figure()
         >>> layerscope.ablate("my_task.csv", drop=["4,5", "10-12"], out="runs/mine")   # resumable
+        >>> layerscope.ablate("arithmetic", part="attn,mlp")      # each block's attention, then its MLP
     """
     config = AblateConfig(
         model=ModelSpec.of(model),
@@ -482,6 +516,7 @@ def ablate(
         duplicates=duplicates,
         seed=seed,
         drop=(drop,) if isinstance(drop, str) else tuple(drop or ()),
+        part=part,
         scoring=scoring,
         batch_size=batch_size,
         resume_dir=None if out is None else os.fspath(out),

@@ -3,7 +3,7 @@
 ``parts/identity.json`` holds what makes results comparable (config, model fingerprint, task items);
 a rerun into the same directory with a different identity is refused, naming the first difference.
 Each configuration's rows are written atomically to ``parts/<label>.jsonl`` (its label with ``-`` for the
-space: ``baseline.jsonl``, ``drop-4,5.jsonl``; JSON escapes any token text) the moment it finishes, so an
+spaces: ``baseline.jsonl``, ``drop-4,5.jsonl``, ``drop-attn-4.jsonl``; JSON escapes any token text) the moment it finishes, so an
 interrupted run (Ctrl-C or kill) keeps every finished configuration and never a half file. These are the
 engine's checkpoints; the run's final files are written by :class:`~layerscope.rundir.RunDir`.
 """
@@ -19,15 +19,23 @@ from ..atomic import write_json, write_text
 from ..errors import LayerscopeError
 
 
-def config_label(removed: tuple[int, ...]) -> str:
+def config_label(removed: tuple[int, ...], part: str = "block") -> str:
     """The one label of a configuration, in every table and figure: ``()`` -> ``"baseline"``,
-    ``(4,)`` -> ``"drop 4"``, ``(4, 5)`` -> ``"drop 4,5"`` (``k``: decoder block ``k``, the layer named ``k``)."""
-    return "baseline" if not removed else "drop " + ",".join(map(str, removed))
+    ``(4,)`` -> ``"drop 4"``, ``(4, 5)`` -> ``"drop 4,5"`` (``k``: decoder block ``k``, the layer named ``k``);
+    with ``part`` ``"attn"`` or ``"mlp"`` (only that sub-block removed): ``"drop attn 4"``, ``"drop mlp 4,5"``."""
+    if not removed:
+        return "baseline"
+    return "drop " + ("" if part == "block" else part + " ") + ",".join(map(str, removed))
 
 
-def part_name(removed: tuple[int, ...]) -> str:
-    """The file stem under ``parts/``: the label with ``-`` for its space (``"drop-4,5"``)."""
-    return config_label(removed).replace(" ", "-")
+def part_name(removed: tuple[int, ...], part: str = "block") -> str:
+    """The file stem under ``parts/``: the label with ``-`` for its spaces (``"drop-4,5"``, ``"drop-mlp-4,5"``)."""
+    return config_label(removed, part).replace(" ", "-")
+
+
+def removed_part(removed: tuple[int, ...], part: str = "block") -> str:
+    """The ``part`` column of a configuration: ``"none"`` for the baseline, else ``block``, ``attn`` or ``mlp``."""
+    return part if removed else "none"
 
 
 class PartStore:
@@ -54,18 +62,18 @@ class PartStore:
         else:
             write_json(path, self.identity)
 
-    def path(self, removed: tuple[int, ...]) -> Path:
-        return self.root / f"{part_name(removed)}.jsonl"
+    def path(self, removed: tuple[int, ...], part: str = "block") -> Path:
+        return self.root / f"{part_name(removed, part)}.jsonl"
 
-    def done(self, removed: tuple[int, ...]) -> bool:
-        return self.path(removed).is_file()
+    def done(self, removed: tuple[int, ...], part: str = "block") -> bool:
+        return self.path(removed, part).is_file()
 
-    def save(self, removed: tuple[int, ...], rows: pd.DataFrame) -> None:
+    def save(self, removed: tuple[int, ...], rows: pd.DataFrame, part: str = "block") -> None:
         lines = [json.dumps(record, ensure_ascii=False) for record in rows.to_dict("records")]
-        write_text(self.path(removed), "\n".join([json.dumps(list(rows.columns))] + lines) + "\n")
+        write_text(self.path(removed, part), "\n".join([json.dumps(list(rows.columns))] + lines) + "\n")
 
-    def load(self, removed: tuple[int, ...]) -> pd.DataFrame:
-        header, *lines = self.path(removed).read_text(encoding="utf-8").splitlines()
+    def load(self, removed: tuple[int, ...], part: str = "block") -> pd.DataFrame:
+        header, *lines = self.path(removed, part).read_text(encoding="utf-8").splitlines()
         return pd.DataFrame([json.loads(line) for line in lines], columns=json.loads(header))
 
 
@@ -91,3 +99,30 @@ def first_difference(stored, current, where: str = "") -> str | None:
             return f"{name}: {len(stored)} entries stored, {len(current)} now"
         return f"{name}: stored {stored!r}, now {current!r}"
     return None
+
+
+PART_CHOICES = ("block", "attn", "mlp", "all")  # "all": block, attn and mlp
+
+
+def parse_parts(value) -> tuple[str, ...]:
+    """``"attn"`` -> ``("attn",)``; ``"attn,mlp"`` -> ``("attn", "mlp")``; ``"all"`` -> ``("block", "attn", "mlp")``.
+
+    Repeats are dropped; unknown names are kept for the config's validation to name.
+    """
+    pieces = str(value).split(",") if isinstance(value, str) else [str(v) for v in value]
+    parts: list[str] = []
+    for piece in (p.strip() for p in pieces):
+        parts.extend(("block", "attn", "mlp") if piece == "all" else [piece])
+    return tuple(dict.fromkeys(parts))
+
+
+def parts_phrase(parts) -> str:
+    """What a run removes, for titles: ``blocks``, ``attention``, ``MLPs``, ``attention or MLPs``."""
+    names = {"block": "blocks", "attn": "attention", "mlp": "MLPs"}
+    words = [names.get(p, p) for p in parts] or ["blocks"]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def part_phrase(part: str, blocks: str) -> str:
+    """``("attn", "block 4")`` -> ``"the attention of block 4"``; ``("block", "block 4")`` -> ``"block 4"``."""
+    return {"attn": f"the attention of {blocks}", "mlp": f"the MLP of {blocks}"}.get(part, blocks)

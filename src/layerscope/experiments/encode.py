@@ -48,6 +48,9 @@ class EmbeddingConfig(ExperimentConfig):
             raise self.error("dtype", self.model.dtype, "is not supported for sentence-embedding models (float32)")
         if self.model.device_map is not None:
             raise self.error("device_map", self.model.device_map, "is not supported for sentence-embedding models")
+        for name in ("max_memory", "offload_dir"):
+            if getattr(self.model, name) is not None:
+                raise self.error(name, getattr(self.model, name), "is not supported for sentence-embedding models")
         if self.batch_size < 1:
             raise self.error("batch_size", self.batch_size, "is not valid; give at least 1")
         self.all_texts()

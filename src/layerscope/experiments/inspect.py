@@ -606,23 +606,14 @@ def lens_table(
 
 
 def comparison_table(a: np.ndarray, b: np.ndarray, names: list[str], depths: list[int]) -> pd.DataFrame:
-    """Per-layer agreement of two models' residuals ``(prompt, layer, d)`` on the same prompts."""
-    rows = []
-    for i, (name, depth) in enumerate(zip(names, depths)):
-        metrics = compare(a[:, i], b[:, i])
-        norm = np.linalg.norm(a[:, i], axis=-1)
-        rows.append(
-            {
-                "layer": name,
-                "depth": depth,
-                "mean_cosine": float(metrics["cosine"].mean()),
-                "min_cosine": float(metrics["cosine"].min()),
-                "mean_l2": float(metrics["l2"].mean()),
-                "relative_l2": float((metrics["l2"] / np.where(norm > 0, norm, np.nan)).mean()),
-                "max_abs_diff": float(metrics["max_abs_diff"].max()),
-            }
-        )
-    return pd.DataFrame(rows)
+    """Per-layer agreement of two models' residuals ``(prompt, layer, d)`` on the same prompts, ``a`` the
+    reference: :func:`layerscope.experiments.compare.residual_errors` under inspect's column names."""
+    from .compare import residual_errors
+
+    table = residual_errors(a, b, names, depths).rename(
+        columns={"cosine": "mean_cosine", "relative_error": "relative_l2"}
+    )
+    return table[["layer", "depth", "mean_cosine", "min_cosine", "mean_l2", "relative_l2", "max_abs_diff"]]
 
 
 def run_inspect(config: InspectConfig, model: Model | None = None, compare_with: Model | None = None) -> InspectResult:
@@ -632,6 +623,9 @@ def run_inspect(config: InspectConfig, model: Model | None = None, compare_with:
     require_lm_head(model, "inspect")  # the logit lens and the target metrics read it
     tokens = tokenize_prompts(model, config)
     n_rows = model.n_layers + 1
+    vocab = int(model.unembedding_matrix.shape[0])
+    if config.top_k > vocab:
+        raise config.error("top_k", config.top_k, f"is more than the {vocab} tokens of {model.name}'s vocabulary")
     if config.phases is not None and config.phases > n_rows:
         raise LayerscopeError(
             f"{config.phases} phases asked for, but {model.name} has {n_rows} layers to split "

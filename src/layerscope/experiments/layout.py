@@ -1,7 +1,8 @@
 """``layerscope layout``: a checkpoint's tensor tree and totals, from headers only (seed 003).
 
 No model is loaded and no tensor data is read: the headers of the ``.safetensors`` / ``.gguf`` files say
-everything. The run directory holds ``layout.txt``, ``layout.json``, ``layout.html`` (collapsible tree),
+everything, including the memory a forward needs in each dtype (weights plus the capture buffers of
+``--batch`` sequences of ``--seq-len`` tokens, see :func:`layerscope.checkpoints.layout.memory_estimate`). The run directory holds ``layout.txt``, ``layout.json``, ``layout.html`` (collapsible tree),
 ``treemap.html`` + ``treemap.plotly.json`` (where the parameters are) and ``run.json``.
 """
 
@@ -11,10 +12,11 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checkpoints import Layout, build_tree, read_layout, tree_lines
+from ..checkpoints.layout import DEFAULT_SEQ_LEN, MEMORY_DTYPES, ForwardMemory, memory_estimate
 from ..checkpoints.tree import format_count
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
@@ -31,6 +33,7 @@ class LayoutConfig(ExperimentConfig):
         fold: fold numbered blocks identical to an earlier one into one line (``--no-fold`` shows every one).
         json: the command line prints JSON instead of the indented tree.
         html: also write the collapsible page to this file.
+        batch, seq_len: the forward the memory estimate is for: ``batch`` sequences of ``seq_len`` tokens.
     """
 
     experiment = "layout"
@@ -39,6 +42,8 @@ class LayoutConfig(ExperimentConfig):
     fold: bool = option(True, flag="--no-fold")
     json: bool = False
     html: str | None = option(None, flag="--html")
+    batch: int = 1
+    seq_len: int = DEFAULT_SEQ_LEN
 
     def validate(self) -> None:
         super().validate()
@@ -51,6 +56,10 @@ class LayoutConfig(ExperimentConfig):
                 raise self.error("html", self.html, "is empty; give a file name for the page")
             if Path(self.html).expanduser().is_dir():
                 raise self.error("html", self.html, "is a directory; give a file name for the page")
+        for name in ("batch", "seq_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise self.error(name, value, "must be a whole number of at least 1")
 
     def model_specs(self) -> tuple[ModelSpec, ...]:
         return ()  # headers only: no model is loaded
@@ -66,11 +75,13 @@ class LayoutResult(Result):
     Attributes:
         layout: the headers as read (:class:`layerscope.checkpoints.Layout`).
         tree: the folded tensor tree (list of node dicts, see :mod:`layerscope.checkpoints.tree`).
+        memory: ``{dtype: ForwardMemory}``: what a forward needs in float32, bfloat16 and float16.
     """
 
     config: LayoutConfig
     layout: Layout
     tree: list[dict]
+    memory: dict[str, ForwardMemory] = field(default_factory=dict)
 
     main_file = "layout.html"
 
@@ -88,6 +99,7 @@ class LayoutResult(Result):
             "parameters": totals["parameters"],
             "tensors": totals["tensors"],
             "bytes": totals["bytes"],
+            "forward_memory": {dtype: m.total for dtype, m in self.memory.items()},
             "findings": self.findings(),
         }
 
@@ -138,7 +150,13 @@ class LayoutResult(Result):
     def summary(self) -> list[str]:
         totals = self.totals()
         size = f"{human_bytes(totals['bytes'])} ({self.layout.format})"
-        return [f"{format_count(totals['parameters'])} parameters in {format_count(totals['tensors'])} tensors, {size}"]
+        lines = [
+            f"{format_count(totals['parameters'])} parameters in {format_count(totals['tensors'])} tensors, {size}"
+        ]
+        if self.memory:
+            needs = ", ".join(f"{human_bytes(m.total)} in {dtype}" for dtype, m in self.memory.items())
+            lines.append(f"a forward with every layer captured needs {needs}")
+        return lines
 
     def headline(self) -> str:
         return f"{type(self).__name__}(layout of {self.layout.source})"
@@ -168,6 +186,7 @@ class LayoutResult(Result):
             "metadata": meta,
             "tree": self.tree,
             "totals": self.totals(),
+            "forward_memory": {dtype: m.to_dict() for dtype, m in self.memory.items()},
         }
 
     def parameter_tree(self, depth: int = 4) -> tuple[list[str], list[str], list[str], list[int]]:
@@ -221,7 +240,23 @@ class LayoutResult(Result):
             lines.append(
                 f"  {dtype}: {row['tensors']} tensors, {format_count(row['elements'])} elements, {human_bytes(row['bytes'])}"
             )
+        lines += self.memory_lines()
         return "\n".join(lines)
+
+    def memory_lines(self) -> list[str]:
+        """The memory a forward needs per dtype, one line each (empty without an estimate)."""
+        if not self.memory:
+            return []
+        first = next(iter(self.memory.values()))
+        lines = [f"forward memory (batch {first.batch} x {first.seq_len} tokens, every layer captured):"]
+        width = max(len(dtype) for dtype in self.memory) + 1
+        for dtype, m in self.memory.items():
+            lines.append(
+                f"  {dtype + ':':<{width}} {human_bytes(m.total)} = {human_bytes(m.weights)} weights + "
+                f"{human_bytes(m.buffers)} buffers (residuals {human_bytes(m.residuals)}, one block "
+                f"{human_bytes(m.activations)}, logits {human_bytes(m.logits)})"
+            )
+        return lines
 
 
 def human_bytes(n: int) -> str:
@@ -244,7 +279,11 @@ def run_layout(config: LayoutConfig) -> LayoutResult:
     start = time.perf_counter()
     found = read_layout(source)
     tree = build_tree(found.tensors, fold=config.fold)
-    return LayoutResult(config=config, layout=found, tree=tree, timings={"compute": time.perf_counter() - start})
+    memory = {
+        dtype: memory_estimate(found, dtype, batch=config.batch, seq_len=config.seq_len) for dtype in MEMORY_DTYPES
+    }
+    timings = {"compute": time.perf_counter() - start}
+    return LayoutResult(config=config, layout=found, tree=tree, memory=memory, timings=timings)
 
 
 def layout(
@@ -253,6 +292,8 @@ def layout(
     fold: bool = True,
     html: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
+    batch: int = 1,
+    seq_len: int = DEFAULT_SEQ_LEN,
 ) -> LayoutResult:
     """The layout of a checkpoint: file, sharded index, directory, GGUF, cached hub id, or ``"default"``
     (the default model's GGUF); no weights read.
@@ -261,6 +302,7 @@ def layout(
         fold: fold numbered blocks identical to an earlier one.
         html: also write the collapsible page to this file.
         out: also write the run directory there.
+        batch, seq_len: the forward ``result.memory`` (and the text's last lines) are for.
 
     Example:
         >>> result = layerscope.layout("model.safetensors")
@@ -269,7 +311,13 @@ def layout(
         268098176
         >>> result.figure()               # the parameter treemap (plotly)
     """
-    config = LayoutConfig(source=os.fspath(source), fold=fold, html=None if html is None else os.fspath(html))
+    config = LayoutConfig(
+        source=os.fspath(source),
+        fold=fold,
+        html=None if html is None else os.fspath(html),
+        batch=batch,
+        seq_len=seq_len,
+    )
     return execute_layout(config, out=out)
 
 

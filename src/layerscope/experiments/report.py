@@ -35,7 +35,9 @@ from ..experiment import ExperimentConfig, Result, option
 from ..runner import Caller, execute
 
 # Figures and tables in the order a reader meets them; files not listed follow alphabetically.
-_FIGURE_ORDER = ("index", "heatmap", "logit_lens", "layers", "metrics", "accuracy", "echo", "treemap")
+_FIGURE_ORDER = (
+    "index", "heatmap", "logit_lens", "layers", "metrics", "accuracy", "echo", "treemap", "cka", "errors", "agreement",
+)  # fmt: skip
 _TABLE_ROWS = 25
 _LIST_ITEMS = 12
 _TEXT_CHARS = 300
@@ -349,7 +351,7 @@ def read_section(run_dir: str | Path) -> Section:
         if data is None:
             continue
         try:
-            frame = pd.read_csv(io.BytesIO(data))
+            frame = pd.read_csv(io.BytesIO(data), encoding_errors="replace")  # a lone surrogate: shown as U+FFFD
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
             files._skip(name, "not a readable CSV table")
             continue

@@ -181,8 +181,8 @@ def embedding_rows(model: Model, items: list[TokenItem], policy: str) -> np.ndar
     """
     import torch
 
-    matrix = model.embedding_matrix
-    with torch.no_grad():
+    with torch.no_grad(), model.materialized(model.parts.embed):  # offloaded rows are loaded for the block
+        matrix = model.embedding_matrix
         rows = [pool_rows(matrix[list(item.token_ids)].float().cpu().numpy(), policy) for item in items]
     return np.stack(rows).astype(np.float32)
 

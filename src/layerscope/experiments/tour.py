@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,16 +36,36 @@ ABLATE_N = {True: 40, False: 200}
 
 @dataclass(frozen=True)
 class Step:
-    """One experiment of the tour: its run directory's name, the seed it reproduces, its config."""
+    """One experiment of the tour: its run directory's name, the seed it reproduces, its config, and what must
+    exist before it runs (``prepare``, e.g. the re-quantized models ``compare`` reads)."""
 
     name: str
     seed: str
     config: ExperimentConfig
+    prepare: Callable[[], object] | None = None
 
 
-def tour_steps(model: ModelSpec, quick: bool = False, n_layers: int | None = None) -> list[Step]:
-    """The tour's experiments on ``model``, in the order the report shows them (``n_layers`` once it is loaded)."""
+#: the MLX re-quantizations the tour's compare step measures against the model: (name, bits)
+COMPARE_FORMATS = (("mlx-8bit", 8), ("mlx-4bit", 4))
+
+
+def requantize(model: ModelSpec, out: Path) -> None:
+    """Write the model's MLX re-quantizations of :data:`COMPARE_FORMATS` under ``out`` (``layerscope.quantize``,
+    group size 64; a rerun of the tour replaces them)."""
+    from .. import quantize
+
+    for name, bits in COMPARE_FORMATS:
+        quantize(model.source, to="mlx", bits=bits, group_size=64, out=out / name, force=True)
+
+
+def tour_steps(
+    model: ModelSpec, quick: bool = False, n_layers: int | None = None, out: str | Path = "runs/tour"
+) -> list[Step]:
+    """The tour's experiments on ``model``, in the order the report shows them (``n_layers`` once it is loaded;
+    ``out``: the tour's directory). The full tour ends with ``compare``: the model against its MLX 8- and 4-bit
+    re-quantizations, written under ``out/quantized/`` first; ``quick`` leaves that step out."""
     from .ablate import AblateConfig
+    from .compare import CompareConfig
     from .echo import EchoConfig
     from .inspect import InspectConfig
     from .layers import LayersConfig
@@ -52,7 +73,8 @@ def tour_steps(model: ModelSpec, quick: bool = False, n_layers: int | None = Non
     from .tokens import TokensConfig
 
     prompts = ARITHMETIC_PROMPTS[:6] if quick else ARITHMETIC_PROMPTS
-    return [
+    quantized = Path(out) / "quantized"
+    steps = [
         Step("tokens", "000", TokensConfig(model=model, sets=("digits", "number-words"), dims=3)),
         Step(
             "layers", "002",
@@ -62,6 +84,19 @@ def tour_steps(model: ModelSpec, quick: bool = False, n_layers: int | None = Non
         Step("ablate", "001", AblateConfig(model=model, n=ABLATE_N[quick])),
         Step("echo", "004", EchoConfig(models=(model,))),
         Step("layout", "003", LayoutConfig(source=model.label)),
+    ]  # fmt: skip
+    if quick:  # the compare step quantizes the model twice and loads both copies: not for a first look
+        return steps
+    return [
+        *steps,
+        Step(
+            "compare", "",
+            CompareConfig(
+                models=(model, *(ModelSpec(str(quantized / name), name=name) for name, _ in COMPARE_FORMATS)),
+                prompts=prompts,
+            ),
+            prepare=lambda: requantize(model, quantized),
+        ),
     ]  # fmt: skip
 
 
@@ -83,7 +118,7 @@ class TourConfig(ExperimentConfig):
     out: str = option("runs/tour", flag="")
 
     def steps(self, n_layers: int | None = None) -> list[Step]:
-        return tour_steps(self.model, self.quick, n_layers)
+        return tour_steps(self.model, self.quick, n_layers, self.out)
 
     def validate(self) -> None:
         super().validate()
@@ -156,8 +191,10 @@ def run_tour(config: TourConfig, model=None) -> TourResult:
     for step in config.steps(model.n_layers):
         run_dir = out / step.name
         began = time.perf_counter()
-        with progress.step(f"Tour: {step.name} (seed {step.seed})"):
+        with progress.step(f"Tour: {step.name}" + (f" (seed {step.seed})" if step.seed else "")):
             try:
+                if step.prepare is not None:
+                    step.prepare()
                 execute(step.config, model if step.config.model_specs() else None, out=run_dir)
             except Exception as exc:  # one failed step must not lose the others (Ctrl-C still stops the tour)
                 steps[step.name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}

@@ -1,9 +1,12 @@
 """GGUF files: dequantize once with transformers, then keep safetensors + tokenizer in the cache.
 
 transformers' GGUF loader dequantizes every tensor on every load (tens of seconds for a small
-model). The first load writes the result under ``<cache>/gguf/<sha256 of the file>/`` as a plain
-Hugging Face directory; later loads read that directory (seconds). The cache entry is written to a
-temporary directory and renamed, so an interrupted conversion leaves nothing behind.
+model). The first load writes the result as a plain Hugging Face directory (``model.safetensors`` in the
+dtype asked for); later loads read that directory (seconds), and accelerate can place or offload it
+tensor by tensor (``device_map``, ``max_memory``, ``offload_folder``). One entry per dtype:
+``<cache>/gguf/<sha256 of the file>/`` holds float32, ``<sha256>-bfloat16/`` and ``<sha256>-float16/``
+half of that; a bfloat16 load never writes a float32 copy. The cache entry is written to a temporary
+directory and renamed, so an interrupted conversion leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -64,37 +67,61 @@ def file_sha256(path: Path) -> str:
     return value
 
 
-def cached_gguf_dir(path: Path) -> tuple[Path, str]:
-    """Return ``(hf_directory, sha256)`` for a GGUF file, converting it on the first call.
+#: the dtypes a GGUF file is dequantized to; ``auto`` and None mean float32 (the file has no float dtype of its own)
+CACHE_DTYPES = ("float32", "bfloat16", "float16")
 
-    The directory holds ``config.json``, ``model.safetensors`` (dequantized, float32) and tokenizer files.
+
+def cache_dtype(dtype=None) -> str:
+    """The cache's dtype name for ``dtype`` (a name, a torch dtype, ``"auto"`` or None -> ``"float32"``)."""
+    name = "float32" if dtype is None else str(dtype).removeprefix("torch.")
+    name = "float32" if name == "auto" else name
+    if name not in CACHE_DTYPES:
+        raise LayerscopeError(f"GGUF files are dequantized to {', '.join(CACHE_DTYPES)}; not {name!r}")
+    return name
+
+
+def cache_entry(sha: str, dtype=None) -> Path:
+    """Where the dequantized copy of the GGUF file with this sha256 lives, for ``dtype``."""
+    name = cache_dtype(dtype)
+    return cache_root() / "gguf" / (sha if name == "float32" else f"{sha}-{name}")
+
+
+def cached_gguf_dir(path: Path, dtype=None) -> tuple[Path, str]:
+    """Return ``(hf_directory, sha256)`` for a GGUF file, converting it on the first call for that dtype.
+
+    The directory holds ``config.json``, ``model.safetensors`` (dequantized, in ``dtype``: float32 when None)
+    and tokenizer files.
     """
     check_gguf(path)
+    name = cache_dtype(dtype)
     sha = file_sha256(path)
-    entry = cache_root() / "gguf" / sha
+    entry = cache_entry(sha, name)
     if (entry / "layerscope.json").is_file():
         return entry, sha
     if entry.exists():  # an incomplete entry (no marker): rebuild it rather than load it
         shutil.rmtree(entry, ignore_errors=True)
     from .guard import check_gguf_header
 
-    check_gguf_header(path)  # sizes within bounds and the float32 weights fit in memory, before transformers builds
-    with progress.step(f"Dequantizing {path.name} once (cached for later loads)"):
+    check_gguf_header(path, name)  # sizes within bounds and the weights fit in memory, before transformers builds
+    with progress.step(f"Dequantizing {path.name} to {name} once (cached for later loads)"):
         with atomic_dir(entry) as tmp:
-            _convert(path, tmp)
-            write_json(tmp / "layerscope.json", {"gguf_file": str(path), "sha256": sha})
+            _convert(path, tmp, name)
+            write_json(tmp / "layerscope.json", {"gguf_file": str(path), "sha256": sha, "dtype": name})
     return entry, sha
 
 
-def _convert(path: Path, out: Path) -> None:
+def _convert(path: Path, out: Path, dtype: str = "float32") -> None:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(path.parent), path.name
-    try:
+    from .broken import refused
+
+    with refused(f"GGUF file {str(path)!r}"):
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
-    except (ValueError, KeyError, OSError, RuntimeError) as exc:
-        raise LayerscopeError(f"cannot load GGUF file {str(path)!r}: {_first_line(exc)}") from exc
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=name, trust_remote_code=False, dtype=getattr(torch, dtype)
+        )
     # save_pretrained refuses a GGUF-quantized model; the weights are already dequantized.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -108,8 +135,3 @@ def _convert(path: Path, out: Path) -> None:
     config = json.loads(config_path.read_text())
     config["layerscope_source_gguf"] = os.fspath(path)
     config_path.write_text(json.dumps(config, indent=2))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -28,7 +28,7 @@ import resource
 import stat
 from pathlib import Path
 
-from ..checkpoints.layout import shard_file
+from ..checkpoints.layout import DTYPE_BYTES, shard_file
 from ..checkpoints.safetensors_header import regular_file_size
 from ..errors import LayerscopeError
 
@@ -59,7 +59,7 @@ _NESTED = ("text_config",)
 _CODE_FILES = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json")
 _JSON_LIMIT = 64 << 20  # bytes: a config or tokenizer config is kilobytes to a few megabytes
 _INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+_DTYPE_BYTES = DTYPE_BYTES  # the one table of dtype sizes, shared with the layout's forward memory
 _GGUF_KEYS = {
     "block_count": "num_hidden_layers",
     "embedding_length": "hidden_size",
@@ -103,6 +103,43 @@ def read_json(path: Path, source: str) -> object:
         raise LayerscopeError(f"model {source!r}: {path.name} is nested too deeply") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise LayerscopeError(f"model {source!r}: {path.name} is not valid JSON ({_brief(exc)})") from None
+
+
+#: the small JSON files transformers reads from a model directory (and copies, compares and prints: deep
+#: nesting there costs minutes, found by benchmarks/fuzz_load.py)
+_SMALL_JSON = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "chat_template.json",
+)
+#: deeper than any real config (they nest a handful of levels)
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(value: object) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (a scalar is 0)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in node if isinstance(child, (dict, list)))
+    return deepest
+
+
+def check_json_nesting(directory: Path, source: str) -> None:
+    """Refuse a small JSON file of the model directory nested deeper than :data:`MAX_JSON_DEPTH`."""
+    for name in _SMALL_JSON:
+        path = directory / name
+        if path.exists() and json_depth(read_json(path, source)) > MAX_JSON_DEPTH:
+            raise LayerscopeError(f"model {source!r}: {name} is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
 
 
 def refuse_remote_code(directory: Path, source: str) -> None:
@@ -223,24 +260,32 @@ def check_config(config, source: str, dtype, memory: bool = True) -> None:
         check_memory(estimate_parameters(config), dtype_bytes(dtype, config), source)
 
 
-def check_gguf_header(path: Path) -> None:
-    """Bounds and memory of a GGUF file from its header, before transformers dequantizes it (float32)."""
+def check_gguf_header(path: Path, dtype: str = "float32") -> None:
+    """Bounds and memory of a GGUF file from its header, before transformers dequantizes it. transformers
+    dequantizes every tensor to float32 before casting to ``dtype``, so the float32 size must fit whatever the
+    dtype of the cached copy."""
     from ..checkpoints.gguf_header import read_gguf_header
 
     entries, metadata = read_gguf_header(path)
     arch = metadata.get("general.architecture")
+    if not isinstance(arch, str) or not arch:
+        raise LayerscopeError(f"GGUF file {str(path)!r} names no general.architecture; a model GGUF must")
+    for needed in ("block_count", "embedding_length"):  # without them transformers guesses (and can take hours)
+        if f"{arch}.{needed}" not in metadata:
+            raise LayerscopeError(f"GGUF file {str(path)!r} has no {arch}.{needed}; a model GGUF must state it")
     values = {}
     for suffix, key in _GGUF_KEYS.items():
         value = metadata.get(f"{arch}.{suffix}")
         if value is not None:
             values[key] = value
     check_config_values(values, str(path))
-    check_memory(sum(e.numel for e in entries), 4, str(path))
+    check_memory(sum(e.numel for e in entries), max(4, _DTYPE_BYTES.get(dtype, 4)), str(path))
 
 
 def check_directory(directory: Path, source: str, trust_remote_code: bool) -> None:
     """Everything checked on a local model directory before transformers opens it."""
     check_regular_files(directory, source)
+    check_json_nesting(directory, source)
     if not trust_remote_code:
         refuse_remote_code(directory, source)
     config = read_json(directory / "config.json", source) if (directory / "config.json").exists() else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 from .. import progress
 from ..errors import LayerscopeError
 from . import guard
+from .broken import first_line, refused
 from .default import DEFAULT_MODEL_NAME, default_model_path
 from .gguf_cache import cached_gguf_dir, gguf_general_name
 from .kinds import CAUSAL_LM, kind_detail, missing_head_weights, model_kind
@@ -31,6 +31,8 @@ def load_model(
     device: str | torch.device | None = None,
     device_map: str | dict | None = None,
     trust_remote_code: bool = False,
+    max_memory: dict | str | None = None,
+    offload_dir: str | os.PathLike | None = None,
 ) -> Model:
     """Load a causal LM (or an encoder) from any source layerscope understands.
 
@@ -44,8 +46,18 @@ def load_model(
             Hugging Face directory (an MLX-quantized one is dequantized); or a hub id such as ``"google/gemma-3-270m"``.
         dtype: ``"float32"`` (the default: exact numbers on CPU), ``"bfloat16"``, ``"float16"`` or ``"auto"``.
         device: move the model there after loading (``"cpu"``, ``"cuda"``, ``"mps"``).
-        device_map: passed to accelerate (``"auto"`` spreads a model larger than one device).
+        device_map: passed to accelerate (``"auto"`` spreads a model larger than one device over the GPUs,
+            then the CPU, then disk; or a dict ``{module name: device}`` with ``"disk"`` for offloaded modules).
         trust_remote_code: run the model repository's own Python code; off unless asked for.
+        max_memory: the most each device holds of the weights, accelerate's dict (``{0: "20GiB", "cpu":
+            "30GiB"}``) or the text ``"0=20GiB,cpu=30GiB"``; the rest goes to disk. Implies ``device_map="auto"``.
+        offload_dir: where accelerate writes weights offloaded to disk when it cannot read them from the
+            model's own safetensors files (e.g. in another dtype); None: a temporary folder, removed when the
+            process ends. Implies ``device_map="auto"``.
+
+    A GGUF file is dequantized once to ``dtype`` (float32 by default; bfloat16 and float16 copies are half the
+    size, and a bfloat16 load writes no float32 copy) and cached as safetensors, which accelerate places
+    tensor by tensor.
 
     Example:
         >>> model = load_model()            # Gemma 3 270M, offline
@@ -53,18 +65,21 @@ def load_model(
         (18, 640)
     """
     torch_dtype = _parse_dtype(dtype)
+    placement = _placement(device_map, max_memory, offload_dir)
     if source is None or str(source) == "default":
         path = default_model_path()
-        directory, sha = cached_gguf_dir(path)
-        return _load_hf_dir(directory, "default", sha, DEFAULT_MODEL_NAME, torch_dtype, device, device_map, False)
+        directory, sha = cached_gguf_dir(path, _gguf_dtype(torch_dtype))
+        dtype = _gguf_torch_dtype(torch_dtype)
+        return _load_hf_dir(directory, "default", sha, DEFAULT_MODEL_NAME, dtype, device, placement, False)
 
     text = os.fspath(source)
     path = Path(text).expanduser()
     if path.is_file():
         if path.suffix.lower() == ".gguf":
-            directory, sha = cached_gguf_dir(path)
+            directory, sha = cached_gguf_dir(path, _gguf_dtype(torch_dtype))
             name = gguf_general_name(path) or path.stem
-            return _load_hf_dir(directory, text, sha, name, torch_dtype, device, device_map, False)
+            dtype = _gguf_torch_dtype(torch_dtype)
+            return _load_hf_dir(directory, text, sha, name, dtype, device, placement, False)
         raise LayerscopeError(
             f"{text!r} is not a model: expected a .gguf file, a directory with config.json, or a hub id"
         )
@@ -72,6 +87,11 @@ def load_model(
         if not (path / "config.json").is_file():
             raise LayerscopeError(f"{text!r} is not a model directory: it has no config.json")
         if is_mlx_dir(path):
+            if placement is not None:
+                raise LayerscopeError(
+                    f"{text!r} is an MLX-quantized directory, which layerscope dequantizes in memory: --device-map, "
+                    "--max-memory and --offload-dir are not supported for it (give --dtype bfloat16 to halve it)"
+                )
             return load_mlx_model(path, text, directory_fingerprint(path), torch_dtype, device, trust_remote_code)
         return _load_hf_dir(
             path,
@@ -80,7 +100,7 @@ def load_model(
             directory_name(path),
             torch_dtype,
             device,
-            device_map,
+            placement,
             trust_remote_code,
         )
     if text.endswith(".gguf") or text.startswith((".", "/", "~")) or os.sep in text.strip("/").replace("/", "", 1):
@@ -90,8 +110,53 @@ def load_model(
             f"{text!r} is neither an existing path nor a hub id (expected 'org/name', a .gguf file or a directory)"
         )
     return _load_hf_dir(
-        text, text, f"hub:{text}", text.split("/")[-1], torch_dtype, device, device_map, trust_remote_code
+        text, text, f"hub:{text}", text.split("/")[-1], torch_dtype, device, placement, trust_remote_code
     )
+
+
+def _gguf_dtype(dtype) -> str:
+    """The dtype a GGUF file is dequantized to: ``auto`` (no float dtype of its own) means float32."""
+    return "float32" if dtype == "auto" else str(dtype).removeprefix("torch.")
+
+
+def _gguf_torch_dtype(dtype):
+    return torch.float32 if dtype == "auto" else dtype
+
+
+def _placement(device_map, max_memory, offload_dir) -> dict | None:
+    """The ``from_pretrained`` placement options, or None for a model on one device: ``device_map``
+    (``"auto"`` when only ``max_memory`` or ``offload_dir`` is given), ``max_memory`` as accelerate's dict, and
+    ``offload_folder``."""
+    if device_map is None and max_memory is None and offload_dir is None:
+        return None
+    from ..model_spec import parse_max_memory
+
+    if max_memory is not None:
+        try:
+            max_memory = parse_max_memory(max_memory)
+        except ValueError as exc:
+            raise LayerscopeError(f"max_memory {max_memory!r} {exc}") from None
+    if offload_dir is None:
+        offload_dir = _temporary_offload_dir()
+    placement = {"device_map": "auto" if device_map is None else device_map, "offload_folder": os.fspath(offload_dir)}
+    if max_memory is not None:
+        placement["max_memory"] = max_memory
+    return placement
+
+
+def _temporary_offload_dir() -> str:
+    """A folder for offloaded weights that is removed when the process ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from ..cache import cache_root
+
+    root = cache_root() / "offload"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="offload-", dir=root)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def _parse_dtype(dtype: str | torch.dtype | None):
@@ -104,19 +169,18 @@ def _parse_dtype(dtype: str | torch.dtype | None):
     return _DTYPES[dtype]
 
 
-def _load_hf_dir(location, source, fingerprint, name, dtype, device, device_map, trust_remote_code) -> Model:
+def _load_hf_dir(location, source, fingerprint, name, dtype, device, placement, trust_remote_code) -> Model:
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
-    if device_map is not None:
-        kwargs["device_map"] = device_map
+    kwargs.update(placement or {})
     local = _local_directory(location)
     if local is not None:
         guard.check_directory(local, str(source), trust_remote_code)
     with progress.step(f"Loading {name}"):
-        try:
+        with refused(f"model {source!r}"):
             config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
-            guard.check_config(config, str(source), dtype, memory=device_map is None)
+            guard.check_config(config, str(source), dtype, memory=placement is None)
             kind = model_kind(config)
             tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
             auto = AutoModelForCausalLM if kind == CAUSAL_LM else AutoModel  # an encoder: no LM head at all
@@ -124,20 +188,9 @@ def _load_hf_dir(location, source, fingerprint, name, dtype, device, device_map,
             module, info = auto.from_pretrained(
                 location, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
             )
-        except LayerscopeError:
-            raise
-        except pickle.UnpicklingError as exc:
-            raise LayerscopeError(
-                f"refusing to load {source!r}: its pickled weights hold objects other than tensors, and layerscope "
-                "only unpickles with torch.load(weights_only=True); convert the checkpoint to safetensors"
-            ) from exc
-        except RecursionError:
-            raise LayerscopeError(f"cannot load model {source!r}: a file of it is nested too deeply") from None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
-            raise LayerscopeError(f"cannot load model {source!r}: {_first_line(exc)}") from exc
         head = missing_head_weights(module, info.get("missing_keys")) if kind == CAUSAL_LM else []
         guard.check_weights(module, info, str(source), allowed_missing=head, encoder=kind != CAUSAL_LM)
-    if device is not None and device_map is None:
+    if device is not None and placement is None:
         module = module.to(device)
     head_ok = kind == CAUSAL_LM and not head
     return Model(
@@ -203,13 +256,19 @@ def directory_fingerprint(path: Path) -> str:
     """A hash of a model directory: its config and the names and sizes of its weight files (no weights read)."""
     digest = hashlib.sha256()
     config = path / "config.json"
-    digest.update(config.read_bytes())
-    for item in sorted(path.iterdir()):
-        if item.suffix in {".safetensors", ".bin", ".gguf", ".npz"}:
-            digest.update(f"{item.name}:{item.stat().st_size}".encode())
+    try:
+        digest.update(config.read_bytes())
+        for item in sorted(path.iterdir()):
+            if item.suffix in {".safetensors", ".bin", ".gguf", ".npz"}:
+                try:
+                    size = item.stat().st_size
+                except OSError:  # a broken link or a link loop: the loader names it if it is needed
+                    size = -1
+                digest.update(f"{item.name}:{size}".encode())
+    except OSError as exc:
+        raise LayerscopeError(f"cannot read model directory {str(path)!r}: {first_line(exc)}") from None
     return "dir:" + digest.hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    return first_line(exc)

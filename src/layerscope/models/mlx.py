@@ -139,22 +139,16 @@ def load_mlx_model(
     from transformers import AutoTokenizer
 
     from .. import progress
+    from .broken import refused
     from .guard import check_directory
     from .model import Model
 
     check_directory(path, source, trust_remote_code)
     with progress.step(f"Loading {path.name} (MLX, dequantizing)"):
-        try:
+        with refused(f"the tokenizer of {source!r}"):
             tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-        except RecursionError:
-            raise LayerscopeError(
-                f"cannot load the tokenizer of {source!r}: a file of it is nested too deeply"
-            ) from None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            from .loading import _first_line
-
-            raise LayerscopeError(f"cannot load the tokenizer of {source!r}: {_first_line(exc)}") from exc
-        module = load_mlx_causal_lm(path, dtype)
+        with refused(f"model {source!r}"):
+            module = load_mlx_causal_lm(path, dtype)
     if device is not None:
         module = module.to(device)
     from .loading import directory_name

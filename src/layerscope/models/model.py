@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -68,7 +69,32 @@ class Model:
 
     @property
     def device(self) -> torch.device:
-        return self.parts.embed.weight.device
+        """Where the inputs go: the embedding's device (for a model placed by accelerate, the device its
+        embedding runs on, even when its weights are offloaded to the CPU or disk)."""
+        hook = getattr(self.parts.embed, "_hf_hook", None)
+        execution = getattr(hook, "execution_device", None)
+        if execution is not None:
+            return torch.device(execution)
+        device = self.parts.embed.weight.device
+        return torch.device("cpu") if device.type == "meta" else device
+
+    @property
+    def device_map(self) -> dict | None:
+        """accelerate's placement ``{module name: device}`` (``"disk"``, ``"cpu"``, ``0``), or None for a model on
+        one device."""
+        return getattr(self.module, "hf_device_map", None)
+
+    @contextlib.contextmanager
+    def materialized(self, module: nn.Module) -> Iterator[nn.Module]:
+        """Within the block, ``module``'s weights are real tensors even when accelerate offloaded them to the
+        CPU or disk (they are loaded onto its execution device and dropped again afterwards)."""
+        if getattr(module, "_hf_hook", None) is None:
+            yield module
+            return
+        from accelerate.utils import align_module_device
+
+        with align_module_device(module):
+            yield module
 
     @property
     def dtype(self) -> torch.dtype:

@@ -2,15 +2,15 @@
 
 Two shapes, chosen from the configurations themselves:
 
-- a **sweep** (each configuration removes one block): a line over the block number, which is what the
-  block order means;
+- a **sweep** (each configuration removes one block, or its attention or MLP): a line over the block
+  number, which is what the block order means; one line per part (``part`` column) when several are swept;
 - anything else (pairs, ranges, a hand-picked list): horizontal **bars sorted by accuracy**, labelled
   with the configurations' labels (``drop 4,5``), the same as the tables; nothing joins unrelated
   configurations with a line.
 
 The baseline (and the chance level, when the table has a ``chance`` column) are marked and labelled; the
 legend sits outside the data. With ``ci_low``/``ci_high`` columns (bootstrap intervals), the accuracy of
-all items has a shaded band (a sweep) or error bars (bars), and the baseline a shaded band of its own.
+all items has a shaded band per part (a sweep) or error bars (bars), and the baseline a shaded band of its own.
 """
 
 from __future__ import annotations
@@ -30,10 +30,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass
 class _Series:
-    name: str  # "all items" or "group +"
+    name: str  # "all items" or "group +" (one part); "attention", "MLP, group +" (several)
     values: list[float]
     baseline: float | None
     main: bool
+    blocks: list[int]  # x of a sweep's line (its part's configurations)
+    labels: list[str]  # the configurations' labels, in the same order
+    ci: tuple[list[float], list[float]] | None = None  # (low, high) per value: the main series of each part
 
 
 @dataclass
@@ -45,14 +48,27 @@ class _Layout:
     blocks: list[int]  # the removed block of each configuration (sweeps only)
     series: list[_Series]
     chance: float | None
-    ci: tuple[list[float], list[float]] | None = None  # (low, high) of the main series, in drawing order
+    parts: list[str]  # the parts removed (``block``, ``attn``, ``mlp``), in table order
     baseline_ci: tuple[float, float] | None = None
+
+    @property
+    def x_title(self) -> str:
+        if len(self.parts) > 1:
+            return "decoder block (the part in the legend removed)"
+        return {"attn": "block whose attention is removed", "mlp": "block whose MLP is removed"}.get(
+            self.parts[0] if self.parts else "block", "decoder block removed"
+        )
+
+
+_PART_NAMES = {"block": "whole block", "attn": "attention", "mlp": "MLP"}
 
 
 def _layout(table: pd.DataFrame, groups: list[str]) -> _Layout:
     ablated = table[table["config"] != "baseline"]
     base = table.loc[table["config"] == "baseline"]
     removed = [str(v) for v in ablated.get("removed_layers", pd.Series([""] * len(ablated)))]
+    part_of = [str(v) for v in ablated.get("part", pd.Series(["block"] * len(ablated)))]
+    parts = list(dict.fromkeys(part_of))
     sweep = bool(len(ablated)) and all(r.strip().isdigit() for r in removed)
     order = list(range(len(ablated)))
     if sweep:
@@ -60,26 +76,38 @@ def _layout(table: pd.DataFrame, groups: list[str]) -> _Layout:
     else:  # bars, the best on top
         order.sort(key=lambda i: float(ablated["accuracy"].iloc[i]))
     rows = ablated.iloc[order]
+    # A sweep draws one line per part; bars draw every configuration in one series.
+    lines = [(p, [j for j, i in enumerate(order) if part_of[i] == p]) for p in parts] if sweep else [("", None)]
+    columns = ["accuracy", *[f"accuracy[{g}]" for g in groups]]
+    has_ci = {"ci_low", "ci_high"} <= set(table.columns)
     series = []
-    for k, column in enumerate(["accuracy", *[f"accuracy[{g}]" for g in groups]]):
-        series.append(
-            _Series(
-                name="all items" if k == 0 else f"group {groups[k - 1]}",
-                values=[float(v) for v in rows[column]],
-                baseline=None if base.empty else float(base[column].iloc[0]),
-                main=k == 0,
+    for k, column in enumerate(columns):
+        for p, picked in lines:
+            chosen = rows if picked is None else rows.iloc[picked]
+            name = "all items" if k == 0 else f"group {groups[k - 1]}"
+            if len(lines) > 1:
+                name = _PART_NAMES.get(p, p) + ("" if k == 0 else f", {name}")
+            series.append(
+                _Series(
+                    name=name,
+                    values=[float(v) for v in chosen[column]],
+                    baseline=None if base.empty else float(base[column].iloc[0]),
+                    main=k == 0,
+                    blocks=[int(r) for r in chosen.get("removed_layers", [])] if sweep else [],
+                    labels=[str(v) for v in chosen["config"]],
+                    ci=([float(v) for v in chosen["ci_low"]], [float(v) for v in chosen["ci_high"]])
+                    if k == 0 and has_ci
+                    else None,
+                )
             )
-        )
     chance = float(table["chance"].iloc[0]) if "chance" in table.columns and len(table) else None
     if chance is not None and chance != chance:  # NaN: unknown
         chance = None
-    blocks = [int(removed[i]) for i in order] if sweep else []
-    ci = baseline_ci = None
-    if {"ci_low", "ci_high"} <= set(table.columns):
-        ci = ([float(v) for v in rows["ci_low"]], [float(v) for v in rows["ci_high"]])
-        if not base.empty:
-            baseline_ci = (float(base["ci_low"].iloc[0]), float(base["ci_high"].iloc[0]))
-    return _Layout(sweep, [str(v) for v in rows["config"]], blocks, series, chance, ci, baseline_ci)
+    blocks = sorted({int(removed[i]) for i in order}) if sweep else []
+    baseline_ci = None
+    if has_ci and not base.empty:
+        baseline_ci = (float(base["ci_low"].iloc[0]), float(base["ci_high"].iloc[0]))
+    return _Layout(sweep, [str(v) for v in rows["config"]], blocks, series, chance, parts, baseline_ci)
 
 
 def _rgba(color: str, alpha: float) -> str:
@@ -106,9 +134,9 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
         if shape.sweep:
             fig.add_trace(
                 go.Scatter(
-                    x=shape.blocks,
+                    x=s.blocks,
                     y=s.values,
-                    customdata=shape.labels,
+                    customdata=s.labels,
                     name=s.name,
                     mode="lines+markers",
                     line=dict(color=color, width=3 if s.main else 1.5, dash=None if s.main else "dash"),
@@ -127,28 +155,32 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
                     marker=dict(color=color),
                     hovertemplate="%{y}: %{x:.3f}<extra>" + s.name + "</extra>",
                     visible=visible,
-                    error_x=_error_bars(s.values, shape.ci) if s.main else None,
+                    error_x=_error_bars(s.values, s.ci) if s.main else None,
                 )
             )
-    if shape.sweep and shape.ci is not None:  # after the lines: fig.data[0] stays the main line
-        low, high = shape.ci
+    # The intervals after the lines (fig.data[0] stays the first part's main line), one band per part.
+    for k, s in enumerate(shape.series):
+        if not shape.sweep or s.ci is None:
+            continue
+        low, high = s.ci
+        name = CI_NAME if len(shape.parts) <= 1 else f"{s.name}, {CI_NAME}"
         fig.add_trace(
-            go.Scatter(x=shape.blocks, y=high, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
+            go.Scatter(x=s.blocks, y=high, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
         )
         fig.add_trace(
             go.Scatter(
-                x=shape.blocks,
+                x=s.blocks,
                 y=low,
                 mode="lines",
                 line=dict(width=0),
                 fill="tonexty",
-                fillcolor=_rgba(PALETTE[0], 0.2),
-                name=CI_NAME,
+                fillcolor=_rgba(PALETTE[k % len(PALETTE)], 0.2),
+                name=name,
                 customdata=list(zip(low, high)),
-                hovertemplate="%{customdata[0]:.3f} to %{customdata[1]:.3f}<extra>" + CI_NAME + "</extra>",
+                hovertemplate="%{customdata[0]:.3f} to %{customdata[1]:.3f}<extra>" + name + "</extra>",
             )
         )
-    main = shape.series[0]
+    main = shape.series[0]  # the first part's line (all items)
     if shape.baseline_ci is not None and main.baseline is not None:
         band = dict(fillcolor=PALETTE[0], opacity=0.08, line_width=0, layer="below")
         if shape.sweep:
@@ -169,7 +201,7 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
     if shape.sweep:
         fig.update_layout(
             xaxis=dict(
-                title="decoder block removed",
+                title=shape.x_title,
                 tickmode="linear",
                 tick0=0,
                 dtick=1 if len(shape.blocks) <= 40 else 4,
@@ -208,7 +240,7 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figur
     from .static import new_figure
 
     shape = _layout(table, groups)
-    n = len(shape.labels)
+    n = len(shape.blocks) if shape.sweep else len(shape.labels)
     if shape.sweep:
         fig = new_figure(figsize=(max(7.5, 0.4 * n + 4), 4.8), dpi=130)
     else:
@@ -216,11 +248,11 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figur
     ax = fig.add_subplot()
     main = shape.series[0]
     if shape.sweep:
-        if shape.ci is not None:
-            ax.fill_between(shape.blocks, *shape.ci, color=PALETTE[0], alpha=0.2, linewidth=0, label=CI_NAME)
         for k, s in enumerate(shape.series):
+            if not s.main and len(shape.parts) > 1:
+                continue  # one line per part; the groups' lines are in the HTML figure
             ax.plot(
-                shape.blocks,
+                s.blocks,
                 s.values,
                 marker="o",
                 color=PALETTE[k % len(PALETTE)],
@@ -230,17 +262,22 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figur
                 alpha=1.0 if s.main else 0.8,
                 label=s.name,
             )
+        for k, s in enumerate(shape.series):  # the intervals after the lines: the legend lists the lines first
+            if s.ci is not None:
+                band = CI_NAME if len(shape.parts) <= 1 else f"{s.name}, {CI_NAME}"
+                color = PALETTE[k % len(PALETTE)]
+                ax.fill_between(s.blocks, *s.ci, color=color, alpha=0.2, linewidth=0, label=band)
         ax.set_xticks(shape.blocks if n <= 40 else shape.blocks[::4])
-        ax.set_xlabel("decoder block removed")
+        ax.set_xlabel(shape.x_title)
         ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1.05)
         mark = ax.axhline
     else:
         errors = None
-        if shape.ci is not None:
+        if main.ci is not None:
             errors = [
-                [v - lo for v, lo in zip(main.values, shape.ci[0])],
-                [h - v for v, h in zip(main.values, shape.ci[1])],
+                [v - lo for v, lo in zip(main.values, main.ci[0])],
+                [h - v for v, h in zip(main.values, main.ci[1])],
             ]
         ax.barh(range(n), main.values, color=PALETTE[0], label=main.name, xerr=errors, ecolor="#444444", capsize=2)
         ax.set_yticks(range(n), shape.labels, fontsize=8)

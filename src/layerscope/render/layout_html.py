@@ -26,12 +26,39 @@ def layout_page(data: dict, *, title: str | None = None) -> str:
 <p><b>{esc(format_count(totals["parameters"]))}</b> parameters in {esc(totals["tensors"])} tensors,
 {esc(format_count(totals["bytes"]))} bytes</p>
 <table class="data"><tr><th>dtype</th><th class="num">tensors</th><th class="num">elements</th><th class="num">bytes</th></tr>{rows}</table>
+{_memory_table(data.get("forward_memory") or {})}
 </section>
 <section id="tensors">
 <h2>Tensors</h2>
 <div class="tree">{_nodes(data["tree"])}</div>
 </section>"""
     return html_page(title, body, subtitle="read from the checkpoint's headers; no weights loaded")
+
+
+def _memory_table(memory: dict) -> str:
+    """What a forward needs per dtype (weights, buffers, total), or nothing without an estimate."""
+    if not memory:
+        return ""
+    first = next(iter(memory.values()))
+    rows = "".join(
+        f'<tr><td>{esc(dtype)}</td><td class="num">{esc(_bytes(m["weights"]))}</td>'
+        f'<td class="num">{esc(_bytes(m["buffers"]))}</td><td class="num"><b>{esc(_bytes(m["total"]))}</b></td></tr>'
+        for dtype, m in memory.items()
+    )
+    return (
+        f"<p>A forward of {esc(first['batch'])} x {esc(first['seq_len'])} tokens with every layer captured needs:</p>"
+        '<table class="data"><tr><th>dtype</th><th class="num">weights</th><th class="num">buffers</th>'
+        f'<th class="num">total</th></tr>{rows}</table>'
+    )
+
+
+def _bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def _nodes(nodes: list[dict]) -> str:

@@ -1,0 +1,208 @@
+"""A checkpoint's weights as float32 tensors, one at a time, by their Hugging Face names.
+
+Every source layerscope loads has one float view here: a plain safetensors directory (single or sharded),
+an MLX-quantized directory (each ``weight`` / ``scales`` / ``biases`` triplet dequantized to ``P.weight``,
+bit-exact with ``mlx.core.dequantize``), a ``.gguf`` file or the default model (dequantized once by
+transformers into layerscope's cache, which maps the GGUF names to the Hugging Face ones), a hub id already in
+the local cache, or a loaded :class:`~layerscope.models.Model`. Tensors are read on demand, so comparing two
+checkpoints never holds two whole models.
+
+Example:
+    >>> with open_float_weights("default") as weights:
+    ...     weights.names[:2], weights.tensor("model.norm.weight").shape
+    (['model.embed_tokens.weight', 'model.layers.0.input_layernorm.weight'], torch.Size([640]))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import LayerscopeError
+
+_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".npz")
+
+
+@dataclass
+class FloatWeights:
+    """An open checkpoint: tensor names in file order, shapes, and each tensor as float32 on request.
+
+    Attributes:
+        source: what was asked for (text).
+        directory: the Hugging Face-layout directory the tensors come from (config and tokenizer files sit
+            there); None for a loaded model.
+        config: its ``config.json`` (empty for a loaded model).
+        names: the tensor names, e.g. ``model.layers.0.mlp.up_proj.weight`` (an MLX triplet as ``P.weight``).
+        shapes: ``{name: shape}`` of the float tensors (an MLX triplet unpacked).
+        fmt: ``"safetensors"``, ``"mlx"``, ``"gguf"`` or ``"model"``.
+    """
+
+    source: str
+    directory: Path | None
+    config: dict
+    names: list[str]
+    shapes: dict[str, tuple[int, ...]]
+    fmt: str
+    _read: object = field(repr=False, default=None)
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """The tensor ``name`` as a float32 CPU tensor (integer tensors keep their dtype)."""
+        if name not in self.shapes:
+            raise LayerscopeError(f"{self.source}: no tensor named {name!r}")
+        value = self._read(name)
+        return value.float() if value.is_floating_point() else value
+
+    def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for name in self.names:
+            yield name, self.tensor(name)
+
+
+@contextlib.contextmanager
+def open_float_weights(source) -> Iterator[FloatWeights]:
+    """Open ``source`` (None / ``"default"``, a ``.gguf`` file, a directory, a cached hub id, a
+    :class:`~layerscope.ModelSpec` or a loaded model) for reading float tensors one at a time."""
+    from ..models.model import Model
+
+    if isinstance(source, Model):
+        yield _model_weights(source)
+        return
+    from ..model_spec import ModelSpec
+
+    if isinstance(source, ModelSpec):
+        source = source.source
+    directory, fmt, text = resolve_directory(source)
+    if fmt == "mlx":
+        yield from _mlx_weights(directory, text)
+    else:
+        yield from _safetensors_weights(directory, text, fmt)
+
+
+def resolve_directory(source) -> tuple[Path, str, str]:
+    """``(directory, format, text)``: the Hugging Face-layout directory behind ``source``.
+
+    A GGUF file (and the default model) is dequantized once into layerscope's cache and read from there.
+    """
+    from ..models.gguf_cache import cached_gguf_dir
+    from ..models.mlx import is_mlx_dir
+
+    if source is None or str(source) == "default":
+        from ..models.default import default_model_path
+
+        return cached_gguf_dir(default_model_path())[0], "gguf", "default"
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix.lower() == ".gguf":
+            return cached_gguf_dir(path)[0], "gguf", text
+        raise LayerscopeError(f"{text!r} is not a checkpoint: expected a .gguf file, a model directory or a hub id")
+    if not path.exists():
+        from .layout import _hub_snapshot
+
+        path = _hub_snapshot(text)
+    if not (path / "config.json").is_file():
+        raise LayerscopeError(f"{text!r} is not a model directory: it has no config.json")
+    from ..models.guard import check_directory
+
+    check_directory(path, text, False)
+    return path, "mlx" if is_mlx_dir(path) else "safetensors", text
+
+
+def _read_config(directory: Path) -> dict:
+    try:
+        data = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise LayerscopeError(f"{directory / 'config.json'}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise LayerscopeError(f"{directory / 'config.json'}: expected a JSON object")
+    return data
+
+
+def _layout(directory: Path, text: str):
+    from .layout import read_layout
+
+    if not list(directory.glob("*.safetensors")) and not (directory / "model.safetensors.index.json").is_file():
+        other = sorted(p.name for p in directory.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
+        found = f" (it has {', '.join(other[:3])})" if other else ""
+        raise LayerscopeError(f"{text!r}: no .safetensors weights{found}; layerscope reads weights from safetensors")
+    return read_layout(directory)
+
+
+def _safetensors_weights(directory: Path, text: str, fmt: str) -> Iterator[FloatWeights]:
+    from safetensors import safe_open
+
+    layout = _layout(directory, text)
+    handles = {file: safe_open(str(directory / file), framework="pt") for file in layout.files}
+    where = {t.name: t.parts[0] for t in layout.tensors}
+    try:
+        yield FloatWeights(
+            source=text,
+            directory=directory,
+            config=_read_config(directory),
+            names=[t.name for t in layout.tensors],
+            shapes={t.name: tuple(t.shape) for t in layout.tensors},
+            fmt=fmt,
+            _read=lambda name: handles[where[name].file].get_tensor(where[name].name),
+        )
+    finally:
+        handles.clear()
+
+
+def _mlx_weights(directory: Path, text: str) -> Iterator[FloatWeights]:
+    from safetensors import safe_open
+
+    from ..models.mlx_dequant import dequantize
+
+    layout = _layout(directory, text)
+    handles = {file: safe_open(str(directory / file), framework="pt") for file in layout.files}
+    logical = {}
+    for tensor in layout.tensors:
+        logical[f"{tensor.name}.weight" if len(tensor.parts) == 3 else tensor.name] = tensor
+
+    def read(name: str) -> torch.Tensor:
+        tensor = logical[name]
+        parts = [handles[p.file].get_tensor(p.name) for p in tensor.parts]
+        if len(parts) == 3:
+            return dequantize(*parts, tensor.spec.bits, tensor.spec.group_size)
+        return parts[0]
+
+    try:
+        yield FloatWeights(
+            source=text,
+            directory=directory,
+            config=_read_config(directory),
+            names=list(logical),
+            shapes={name: tuple(t.shape) for name, t in logical.items()},
+            fmt="mlx",
+            _read=read,
+        )
+    finally:
+        handles.clear()
+
+
+def _model_weights(model) -> FloatWeights:
+    """A loaded model's tensors; a tied one (the LM head sharing the embedding's storage) is listed once, as the
+    checkpoint files list it."""
+    state, seen = {}, set()
+    for name, value in model.module.state_dict().items():
+        key = (
+            (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape)) if value.numel() else None
+        )
+        if key is not None and key in seen:
+            continue
+        seen.add(key)
+        state[name] = value
+    return FloatWeights(
+        source=model.source,
+        directory=None,
+        config={},
+        names=list(state),
+        shapes={name: tuple(value.shape) for name, value in state.items()},
+        fmt="model",
+        _read=lambda name: state[name].detach().cpu(),
+    )

@@ -1,0 +1,148 @@
+"""Re-quantize a GGUF file to another type with the ``gguf`` package's own quantizer.
+
+Every weight matrix (a tensor of two or more dimensions) of the source is dequantized with
+``gguf.quants.dequantize`` and quantized again with ``gguf.quants.quantize`` to the target type; vectors (norms,
+biases) keep their stored type, as llama.cpp's ``quantize`` keeps them. A matrix whose rows do not divide into
+the target's blocks is stored as F16 (and counted in the summary). The metadata (architecture, hyperparameters,
+tokenizer) is copied key by key with its value types; ``general.file_type`` is set to the target's. Tensors
+are written one at a time: the source is memory-mapped and at most one tensor is held in float32.
+"""
+
+from __future__ import annotations
+
+import functools
+from math import prod
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LayerscopeError, choices_text
+
+
+@functools.cache
+def gguf_types() -> tuple[str, ...]:
+    """The GGML types ``gguf.quants.quantize`` can write (probed on one block each): for gguf 0.19, F32, F16,
+    BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, TQ1_0, TQ2_0, MXFP4."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+    from gguf.quants import dequantize, quantize
+
+    found = []
+    for qtype in GGMLQuantizationType:
+        block = GGML_QUANT_SIZES[qtype][0]
+        sample = np.linspace(-1, 1, 2 * block, dtype=np.float32).reshape(2, block)
+        try:
+            dequantize(quantize(sample, qtype), qtype)
+        except (NotImplementedError, ValueError, TypeError, KeyError, AttributeError):
+            continue
+        found.append(qtype.name)
+    return tuple(found)
+
+
+def check_gguf_type(name: str) -> None:
+    from ..experiment import ConfigError
+
+    if name not in gguf_types():
+        raise ConfigError(
+            "type", name, f"is not a type the gguf package quantizes to; valid: {choices_text(gguf_types())}"
+        )
+
+
+def _file_type(qtype_name: str) -> int | None:
+    from gguf import LlamaFileType
+
+    if qtype_name == "F32":
+        return int(LlamaFileType.ALL_F32)
+    member = getattr(LlamaFileType, f"MOSTLY_{qtype_name}", None)
+    return None if member is None else int(member)
+
+
+def _copy_metadata(reader, writer, qtype_name: str) -> None:
+    from gguf import GGUFValueType
+
+    file_type = _file_type(qtype_name)
+    for field in reader.fields.values():
+        if field.name.startswith("GGUF.") or field.name == "general.architecture":
+            continue  # the header's own counts, and the architecture the writer already wrote
+        if field.name == "general.alignment":
+            writer.data_alignment = int(field.contents())
+        main = field.types[0]
+        if field.name == "general.file_type" and file_type is not None:
+            writer.add_key_value(field.name, file_type, main)
+            continue
+        if main == GGUFValueType.ARRAY and len(field.types) > 2:
+            raise LayerscopeError(f"GGUF metadata {field.name!r} is an array of arrays, which cannot be copied")
+        sub = field.types[-1] if main == GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), main, sub_type=sub)
+    if file_type is not None and "general.file_type" not in reader.fields:
+        writer.add_key_value("general.file_type", file_type, GGUFValueType.UINT32)
+
+
+def _plan(tensor, target):
+    """``(type, stored shape, numpy dtype, nbytes)`` of one output tensor."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    shape = tuple(int(n) for n in reversed(tensor.shape.tolist()))  # numpy order: (rows, columns)
+    if len(shape) < 2:
+        qtype = tensor.tensor_type
+    else:
+        block = GGML_QUANT_SIZES[target][0]
+        qtype = target if shape[-1] % block == 0 else GGMLQuantizationType.F16
+    block, type_size = GGML_QUANT_SIZES[qtype]
+    nbytes = prod(shape) // block * type_size
+    if qtype in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
+        return qtype, shape, np.dtype(np.float32 if qtype == GGMLQuantizationType.F32 else np.float16), nbytes
+    if len(shape) < 2 and qtype == tensor.tensor_type:  # kept as stored: its raw bytes
+        return qtype, tuple(tensor.data.shape), tensor.data.dtype, nbytes
+    byte_shape = (*shape[:-1], shape[-1] // block * type_size)
+    return qtype, byte_shape, np.dtype(np.uint8), nbytes
+
+
+def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quantizing") -> dict:
+    """Write ``out`` (a new file) from the GGUF file ``source``, its matrices re-quantized to ``type_name``.
+
+    Returns a summary: ``{"type", "quantized", "kept", "fallback_f16", "bytes"}``.
+
+    Example:
+        >>> write_gguf(default_model_path(), Path("q8.gguf"), "Q8_0")["quantized"]
+        127
+    """
+    import gguf
+    from gguf.quants import dequantize, quantize
+
+    check_gguf_type(type_name)
+    target = gguf.GGMLQuantizationType[type_name]
+    try:
+        reader = gguf.GGUFReader(str(source))
+        arch = reader.fields["general.architecture"].contents()
+    except (ValueError, KeyError, OSError, IndexError) as exc:
+        raise LayerscopeError(f"cannot read GGUF file {str(source)!r}: {exc}") from None
+    writer = gguf.GGUFWriter(str(out), arch)
+    _copy_metadata(reader, writer, type_name)
+    plans = []
+    counts = {"quantized": 0, "kept": 0, "fallback_f16": 0}
+    for tensor in reader.tensors:
+        qtype, shape, dtype, nbytes = _plan(tensor, target)
+        writer.add_tensor_info(tensor.name, shape, dtype, nbytes, raw_dtype=qtype)
+        plans.append((tensor, qtype))
+        if len(tensor.shape) < 2:
+            counts["kept"] += 1
+        elif qtype == target:
+            counts["quantized"] += 1
+        else:
+            counts["fallback_f16"] += 1
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    from .. import progress
+
+    for tensor, qtype in progress.track(plans, description):
+        if len(tensor.shape) < 2 and qtype == tensor.tensor_type:
+            data = np.asarray(tensor.data)
+        else:
+            values = dequantize(np.asarray(tensor.data), tensor.tensor_type).astype(np.float32, copy=False)
+            data = quantize(values, qtype)
+            del values
+        writer.write_tensor_data(data)
+        del data
+    writer.close()
+    return {"type": type_name, **counts, "bytes": out.stat().st_size}

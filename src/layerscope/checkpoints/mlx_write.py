@@ -1,0 +1,171 @@
+"""Write an MLX-quantized model directory the way mlx-lm's ``convert -q`` writes one.
+
+Each weight that mlx-lm quantizes (every linear layer and the embedding: the 2-D ``*.weight`` matrices whose
+input width is a multiple of the group size; never norms or biases) becomes ``P.weight`` (uint32 codes),
+``P.scales`` and ``P.biases``, produced by ``mlx.core.quantize`` itself; the other tensors are stored in the
+chosen dtype. ``config.json`` gets mlx-lm's ``quantization`` block (and its copy ``quantization_config``), the
+weights go to ``model.safetensors`` (shards of at most 5 GB with an index above that, as mlx-lm saves them,
+written by ``mlx.core.save_safetensors`` with ``{"format": "mlx"}``), and the tokenizer files are copied.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from ..errors import LayerscopeError, choices_text
+from .mlx_quant import VALID_BITS, VALID_GROUP_SIZES
+
+MLX_DTYPES = ("float16", "bfloat16", "float32")
+SHARD_BYTES = 5 << 30  # mlx-lm's max_file_size_gb=5
+_DROP_CONFIG_KEYS = ("quantization", "quantization_config", "layerscope_source_gguf", "_name_or_path")
+_NOT_COPIED = {"config.json", "layerscope.json", "model.safetensors.index.json"}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".npz", ".ckpt", ".msgpack", ".h5")
+
+
+def check_mlx_options(bits: int, group_size: int, dtype: str | None) -> None:
+    """Refuse bits, group size or dtype that MLX does not quantize with (one line naming the valid ones)."""
+    from ..experiment import ConfigError
+
+    if isinstance(bits, bool) or bits not in VALID_BITS:
+        raise ConfigError("bits", bits, f"is not supported by MLX; valid: {choices_text(VALID_BITS)}")
+    if isinstance(group_size, bool) or group_size not in VALID_GROUP_SIZES:
+        raise ConfigError(
+            "group_size", group_size, f"is not supported by MLX; valid: {choices_text(VALID_GROUP_SIZES)}"
+        )
+    if dtype is not None and dtype not in MLX_DTYPES:
+        raise ConfigError("dtype", dtype, f"is not supported; valid: {choices_text(MLX_DTYPES)}")
+
+
+def require_mlx() -> None:
+    """Refuse at once, in one line, when the ``mlx`` package (MLX's own quantizer) is not installed."""
+    try:
+        import mlx.core  # noqa: F401
+    except (ImportError, OSError) as exc:
+        raise LayerscopeError(f"MLX output needs the mlx package ({exc}): pip install 'layerscope[mlx]'") from None
+
+
+def quantizes(name: str, shape: tuple[int, ...], group_size: int) -> bool:
+    """True for a tensor mlx-lm quantizes: a linear layer's or the embedding's 2-D ``weight`` whose input width
+    is a multiple of ``group_size`` (``nn.quantize``'s default predicate)."""
+    return name.endswith(".weight") and len(shape) == 2 and shape[-1] % group_size == 0
+
+
+def conversion_dtype(config: dict, dtype: str | None) -> str:
+    """The dtype the weights are cast to before quantizing: ``dtype``, else the config's ``torch_dtype`` /
+    ``dtype`` as mlx-lm's ``convert`` takes it, else float16."""
+    if dtype is not None:
+        return dtype
+    for key in ("torch_dtype", "dtype"):
+        value = config.get(key)
+        if value in MLX_DTYPES:
+            return value
+    text = config.get("text_config")
+    if isinstance(text, dict) and text.get("dtype") in MLX_DTYPES:
+        return text["dtype"]
+    return "float16"
+
+
+def write_mlx(
+    weights, out: Path, bits: int, group_size: int, dtype: str | None = None, description: str = "Quantizing"
+) -> dict:
+    """Quantize the tensors of ``weights`` (a :class:`~layerscope.checkpoints.float_weights.FloatWeights`) into
+    the existing empty directory ``out``; returns a summary (dtype, counts, bytes).
+
+    Example:
+        >>> with open_float_weights("default") as weights:
+        ...     write_mlx(weights, Path("q4"), bits=4, group_size=64)["quantized"]
+        127
+    """
+    import mlx.core as mx
+    import numpy as np
+
+    check_mlx_options(bits, group_size, dtype)
+    if weights.directory is None:
+        raise LayerscopeError("quantizing needs a checkpoint on disk (a directory, a .gguf file or a hub id)")
+    config = weights.config
+    dtype = conversion_dtype(config, dtype)
+    mx_dtype = getattr(mx, dtype)
+    tied = bool(config.get("tie_word_embeddings", (config.get("text_config") or {}).get("tie_word_embeddings")))
+    arrays: dict[str, object] = {}
+    quantized = kept = parameters = 0
+    from .. import progress
+
+    for name in progress.track(weights.names, description):
+        if tied and name.endswith("lm_head.weight"):
+            continue  # mlx-lm drops a tied head: the embedding serves as the head
+        value = weights.tensor(name)
+        if not value.is_floating_point():
+            arrays[name] = mx.array(value.numpy())
+            parameters += value.numel()
+            kept += 1
+            continue
+        array = mx.array(value.numpy().astype(np.float32, copy=False)).astype(mx_dtype)
+        parameters += value.numel()
+        del value
+        if quantizes(name, tuple(array.shape), group_size):
+            q, s, b = mx.quantize(array, group_size, bits)
+            mx.eval(q, s, b)
+            module = name[: -len(".weight")]
+            arrays[f"{module}.weight"], arrays[f"{module}.scales"], arrays[f"{module}.biases"] = q, s, b
+            quantized += 1
+        else:
+            mx.eval(array)
+            arrays[name] = array
+            kept += 1
+        del array
+    if not quantized:
+        raise LayerscopeError(
+            f"{weights.source}: no weight matrix has an input width divisible by group size {group_size}; nothing to quantize"
+        )
+    files = _save_shards(arrays, out, parameters)
+    block = {"group_size": group_size, "bits": bits, "mode": "affine"}
+    new_config = {k: v for k, v in config.items() if k not in _DROP_CONFIG_KEYS}
+    new_config["quantization"] = dict(block)
+    new_config["quantization_config"] = dict(block)
+    (out / "config.json").write_text(json.dumps(new_config, indent=4, sort_keys=True) + "\n", encoding="utf-8")
+    _copy_side_files(weights.directory, out)
+    return {
+        "dtype": dtype,
+        "quantized": quantized,
+        "unquantized": kept,
+        "files": files,
+        "bytes": sum((out / f).stat().st_size for f in files),
+    }
+
+
+def _save_shards(arrays: dict, out: Path, parameters: int) -> list[str]:
+    import mlx.core as mx
+
+    shards, current, size = [], {}, 0
+    for name, array in arrays.items():
+        if current and size + array.nbytes > SHARD_BYTES:
+            shards.append(current)
+            current, size = {}, 0
+        current[name] = array
+        size += array.nbytes
+    shards.append(current)
+    names = ["model.safetensors"] if len(shards) == 1 else []
+    names = names or [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)]
+    weight_map = {}
+    for file, shard in zip(names, shards):
+        mx.save_safetensors(str(out / file), shard, metadata={"format": "mlx"})
+        weight_map.update(dict.fromkeys(shard, file))
+    total = sum(a.nbytes for a in arrays.values())
+    index = {
+        "metadata": {"total_size": total, "total_parameters": parameters},
+        "weight_map": dict(sorted(weight_map.items())),
+    }
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=4), encoding="utf-8")
+    return names
+
+
+def _copy_side_files(source: Path, out: Path) -> None:
+    """Tokenizer, generation config and the like: every regular top-level file that is not weights or config."""
+    for item in sorted(source.iterdir()):
+        if item.is_symlink() and not item.resolve().is_file():
+            continue
+        if not item.is_file() or item.name in _NOT_COPIED or item.name.endswith(_WEIGHT_SUFFIXES):
+            continue
+        shutil.copyfile(item, out / item.name)

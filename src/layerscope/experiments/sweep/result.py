@@ -1,0 +1,136 @@
+"""The outcome of a sweep: the status of each model, the merged tables, the figure across models, and the one
+line naming the models that failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import pandas as pd
+
+from ...experiment import Result
+from .config import SweepConfig
+from .merge import merged_echo
+
+
+@dataclass(kw_only=True, repr=False)
+class SweepResult(Result):
+    """The outcome of a sweep.
+
+    Attributes:
+        status: one row per model: ``model, source, status`` (``ok``, ``failed``, ``skipped``: finished in an
+            earlier run), ``reason`` (one line, for a failure), ``run_dir`` (its folder under the sweep's
+            directory), ``seconds``, ``started`` (UTC), ``host`` (the machine it ran on), ``memory_request`` (bytes
+            asked of Ray), ``gpus``.
+        merged: ``{table stem: DataFrame}``: each table of the experiment, every finished model's rows (a
+            ``model`` column added where the experiment's table has none).
+        backend: ``"ray (local)"``, ``"ray (ADDRESS)"`` or ``"sequential"`` (and why).
+    """
+
+    config: SweepConfig
+    status: pd.DataFrame
+    merged: dict[str, pd.DataFrame] = field(default_factory=dict)
+    backend: str = "sequential"
+    results: dict[str, Result] = field(default_factory=dict)
+
+    main_file: ClassVar[str] = "sweep.html"
+
+    @property
+    def failures(self) -> dict[str, str]:
+        rows = self.status[self.status["status"] == "failed"]
+        return dict(zip(rows["model"], rows["reason"]))
+
+    @property
+    def experiment(self) -> str:
+        return self.config.base.experiment
+
+    def summary(self) -> list[str]:
+        lines = [f"{self.experiment} over {len(self.status)} models ({self.backend})"]
+        for row in self.status.itertuples():
+            if row.status == "failed":
+                lines.append(f"{row.model}: failed: {row.reason}")
+            elif row.status == "skipped":
+                lines.append(f"{row.model}: skipped (finished in an earlier run)")
+            else:
+                lines.append(f"{row.model}: ok ({row.seconds:.1f} s)")
+        return lines
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"sweep": self.status, **{k: v for k, v in self.merged.items() if k != "sweep"}}
+
+    def figures(self) -> dict:
+        figure = _FIGURES.get(self.experiment)
+        if figure is None or not self.results:
+            return {"sweep": lambda: status_figure(self.status)}
+        return {"sweep": lambda: figure(self)}
+
+    def images(self) -> dict:
+        if self.experiment == "layers" and "metrics" in self.merged and len(self.merged["metrics"]):
+            from ...render.layer_grid import metrics_figure
+
+            return {"metrics": lambda: metrics_figure(self.merged["metrics"], title=self.title())}
+        return {}
+
+    def texts(self) -> dict[str, str]:
+        if self.experiment == "echo" and self.results:
+            echo = merged_echo(self)
+            return {"echo.md": echo.markdown(), "echo.html": echo.html()}
+        return {}
+
+    def title(self) -> str:
+        return f"{self.experiment} across {len(self.results)} models"
+
+    def record(self) -> dict:
+        return {
+            "swept": self.experiment,
+            "backend": self.backend,
+            "status": dict(zip(self.status["model"], self.status["status"])),
+            "failures": self.failures,
+            "findings": self.findings(),
+        }
+
+    def findings(self) -> dict[str, str]:
+        counts = self.status["status"].value_counts()
+        said = ", ".join(f"{int(counts[s])} {s}" for s in ("ok", "skipped", "failed") if s in counts)
+        sentence = f"{self.experiment} over {len(self.status)} models: {said}"
+        if self.experiment == "echo" and self.results:
+            sentence += "; " + merged_echo(self).findings().get("echo", "")
+        return {"sweep": sentence}
+
+
+def status_figure(status: pd.DataFrame):
+    from ...render.sweep import status_figure as draw
+
+    return draw(status)
+
+
+def _echo_figure(result: SweepResult):
+    return merged_echo(result).figure()
+
+
+def _layers_figure(result: SweepResult):
+    from ...render.layer_grid import METRIC_LABELS
+    from ...render.sweep import depth_lines_figure
+
+    metrics = result.merged["metrics"]
+    columns = {c: label for c, label in METRIC_LABELS.items() if c in metrics.columns}
+    return depth_lines_figure(metrics, columns, title=f"{result.title()}: separation per layer on relative depth")
+
+
+def _ablate_figure(result: SweepResult):
+    from ...render.sweep import ablation_curves_figure
+
+    return ablation_curves_figure(result.merged["accuracy"], title=f"{result.title()}: accuracy with a block removed")
+
+
+_FIGURES = {"echo": _echo_figure, "layers": _layers_figure, "ablate": _ablate_figure}
+
+
+def failure_line(result: SweepResult) -> str | None:
+    """One line naming the models that failed, or None."""
+    failures = result.failures
+    if not failures:
+        return None
+    named = "; ".join(f"{name} ({reason})" for name, reason in failures.items())
+    return f"{len(failures)} of {len(result.status)} models failed: {named}"

@@ -1,0 +1,168 @@
+"""Running a sweep: every model not finished before runs (as a Ray task, or here one after another), its run
+directory written under the sweep's; then every finished model's tables are read back and merged.
+
+A model whose run directory holds a finished run of the same config is not run again (an interrupted sweep
+resumes); a model that fails is a ``failed`` row with a one-line reason, and the others finish.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ... import progress
+from ...errors import LayerscopeError
+from ...experiment import Result
+from ...rundir import RunDir
+from .config import SweepConfig
+from .memory import needs_gpu
+from .merge import merge_tables
+from .plan import Job, finished, plan
+from .result import SweepResult
+
+
+def _one_line(exc: BaseException) -> str:
+    from .ray_tasks import one_line
+
+    return one_line(exc)
+
+
+def _row(job: Job, status: str, reason: str = "", seconds: float = 0.0, started=None, host: str = "") -> dict:
+    import datetime as dt
+
+    when = (
+        ""
+        if started is None
+        else dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="milliseconds")
+    )
+    return {
+        "model": job.name,
+        "source": job.spec.label,
+        "status": status,
+        "reason": reason,
+        "run_dir": job.run_dir.name,
+        "seconds": round(float(seconds), 3),
+        "started": when,
+        "host": host,
+        "memory_request": int(job.memory),
+        "gpus": int(job.gpus),
+    }
+
+
+def _say(line: str) -> None:
+    if progress.enabled():
+        progress.console().print(line)
+
+
+def run_sweep(config: SweepConfig) -> SweepResult:
+    """Run ``config.base`` on every model of ``config.models`` into ``config.resume_dir`` (see the module)."""
+    if config.resume_dir is None:
+        raise config.error("resume_dir", None, "is not set; a sweep writes its models' runs under out=DIR")
+    out = Path(config.resume_dir).expanduser()
+    jobs = plan(config, out)
+    rows: dict[str, dict] = {}
+    todo = []
+    for job in jobs:
+        if finished(job.run_dir, job.config):
+            rows[job.name] = _row(job, "skipped", "finished in an earlier run")
+        else:
+            todo.append(job)
+    timings = {"models": 0.0}
+    start = time.perf_counter()
+    backend = "sequential"
+    if todo:
+        from .ray_tasks import ray_available
+
+        if not config.use_ray:
+            backend = "sequential (--no-ray)"
+        elif not ray_available():
+            backend = "sequential (Ray is not installed)"
+        if config.use_ray and ray_available():
+            backend = _run_on_ray(config, todo, rows)
+        else:
+            _run_here(todo, rows)
+    timings["models"] = time.perf_counter() - start
+    start = time.perf_counter()
+    status = pd.DataFrame([rows[job.name] for job in jobs])
+    results = _read_back(jobs, status)
+    merged = merge_tables(config.base.experiment, results)
+    timings["merge"] = time.perf_counter() - start
+    return SweepResult(
+        config=config,
+        status=status,
+        merged=merged,
+        backend=backend,
+        results=results,
+        models=[m for r in results.values() for m in r.models],
+        timings=timings,
+    )
+
+
+def _run_here(jobs: list[Job], rows: dict[str, dict]) -> None:
+    """The models one after another in this process."""
+    import socket
+
+    from ...runner import execute
+
+    host = socket.gethostname()
+    for job in jobs:
+        start, started = time.perf_counter(), time.time()
+        try:
+            execute(job.config, out=job.run_dir)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # one model's failure is its row; the others run
+            rows[job.name] = _row(job, "failed", _one_line(exc), time.perf_counter() - start, started, host)
+            _say(f"{job.name}: failed: {rows[job.name]['reason']}")
+            continue
+        rows[job.name] = _row(job, "ok", "", time.perf_counter() - start, started, host)
+        _say(f"{job.name}: done ({rows[job.name]['seconds']:.1f} s)")
+
+
+def _run_on_ray(config: SweepConfig, jobs: list[Job], rows: dict[str, dict]) -> str:
+    """Every model one Ray task (memory and GPU requests from :func:`model_memory` and the spec); each run
+    directory comes back as bytes and is written here. Returns the backend's description."""
+    from .ray_tasks import RayTask, cluster_gpus, largest_node_memory, ray_session, run_tasks
+
+    with ray_session(config.ray_address, config.num_cpus) as ray:
+        largest = largest_node_memory(ray)
+        gpus = cluster_gpus(ray)
+        tasks = []
+        by_key = {}
+        for job in jobs:
+            if largest:  # asking for more than any node has would wait forever: then the model runs alone
+                job.memory = min(job.memory, largest)
+            job.gpus = 1 if needs_gpu(job.spec) and gpus >= 1 else 0
+            tasks.append(RayTask(job.name, job.config.experiment, job.record, job.memory, job.gpus))
+            by_key[job.name] = job
+        for task, payload in run_tasks(ray, tasks):
+            job = by_key[task.key]
+            seconds = float(payload.get("seconds", 0.0))
+            where = {"started": payload.get("started"), "host": str(payload.get("host", ""))}
+            if payload.get("status") == "ok":
+                try:
+                    RunDir(job.run_dir).write_files(payload["files"], job.config.experiment, payload.get("workdir"))
+                except LayerscopeError as exc:
+                    rows[job.name] = _row(job, "failed", str(exc), seconds, **where)
+                else:
+                    rows[job.name] = _row(job, "ok", "", seconds, **where)
+                    _say(f"{job.name}: done ({seconds:.1f} s)")
+                    continue
+            else:
+                rows[job.name] = _row(job, "failed", str(payload.get("reason", "unknown failure")), seconds, **where)
+            _say(f"{job.name}: failed: {rows[job.name]['reason']}")
+    return f"ray ({config.ray_address})" if config.ray_address else "ray (local)"
+
+
+def _read_back(jobs: list[Job], status: pd.DataFrame) -> dict[str, Result]:
+    """The result of every model that finished, read back from its run directory (no model loaded)."""
+    from ...load_run import load_run
+
+    results = {}
+    done = set(status.loc[status["status"].isin(["ok", "skipped"]), "model"])
+    for job in jobs:
+        if job.name in done:
+            results[job.name] = load_run(job.run_dir)
+    return results

@@ -1,0 +1,50 @@
+"""``layerscope sweep`` on the command line: the experiment's own options, the sweep's, bad input as one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from layerscope.cli import main
+from layerscope.errors import LayerscopeError
+from layerscope.experiments.echo import EchoConfig
+from layerscope.experiments.sweep import SweepConfig
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dirs) -> str:
+    return str(tiny_model_dirs["llama"])
+
+
+def test_help_has_the_experiments_options_and_the_sweeps(capsys):
+    assert main(["sweep", "ablate", "--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--drop", "--scoring", "--model", "--ray-address", "--no-ray", "--num-cpus", "--memory-per-model"):
+        assert flag in text
+    assert main(["sweep"]) == 2
+    assert (
+        capsys.readouterr().err.strip() == "layerscope sweep: give an experiment: echo, layers, ablate, tokens, inspect"
+    )
+
+
+def test_the_command_is_rebuilt_from_the_config(tiny):
+    from layerscope.cli.main import build_parser
+    from layerscope.cli.sweep_command import config_from_args
+
+    argv = ["sweep", "ablate", "--model", tiny, "--model", f"b={tiny}", "--n", "5", "--ops", "+", "--no-ray"]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert config.command() == ["layerscope", *argv]
+    assert [m.value for m in config.models] == [tiny, f"b={tiny}"] and config.base.n == 5
+
+
+def test_bad_options_are_one_line(tiny, tmp_path, capsys):
+    assert main(["sweep", "echo", "--model", tiny, "--top-k", "0", "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "layerscope sweep echo: argument --top-k: '0' must be at least 1"
+    ]
+    assert main(["sweep", "tour", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "invalid choice: 'tour'" in err[0]
+    assert main(["sweep", "layers", "--model", tiny, "--dims", "4", "--out", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.strip() == "layerscope: error: --dims 4 is not supported; valid: 2, 3"
+    with pytest.raises(LayerscopeError, match="memory_per_model"):
+        SweepConfig(base=EchoConfig(), memory_per_model="lots").validate()
