@@ -10,6 +10,11 @@ Times, in one process and on the same prompts and batches:
 layerscope runs a repeated prompt once (the seed's 1000 single-digit prompts hold about 280 distinct
 ones); ``--distinct`` draws without repeats to measure the engine alone. It prints the times, the ratios, and checks that all three give identical accuracies and predictions.
 
+``--task NAME`` runs a built-in task instead (``--n`` distinct prompts, e.g. 1000 of ``copying``), with the
+task's default scoring, against the naive last-logit loop generalized to whole answers: for each
+configuration the rebuilt model decodes greedily, one full forward per new token (no KV cache), as many
+tokens as the longest answer; an item is right when its first ``len(answer)`` tokens are the answer.
+
 ``--parts`` times the attention/MLP sweep instead (each block's attention removed, then each block's MLP:
 36 configurations on the default model's 18 blocks, plus the baseline): layerscope (``--part attn,mlp``)
 against the naive loop, a fresh forward of the whole model per configuration with that block's
@@ -17,6 +22,7 @@ against the naive loop, a fresh forward of the whole model per configuration wit
 
     PYTHONPATH=src python benchmarks/ablate.py            # default model, 1000 prompts
     PYTHONPATH=src python benchmarks/ablate.py --n 200    # a quicker run
+    PYTHONPATH=src python benchmarks/ablate.py --task copying --n 1000   # 1000 distinct prompts of a built-in task
     PYTHONPATH=src python benchmarks/ablate.py --parts    # the 36-configuration attention/MLP sweep
 """
 
@@ -95,6 +101,62 @@ def naive_sweep(model, encoded, batch_size: int, logits_to_keep: int) -> dict:
     return results
 
 
+@torch.inference_mode()
+def naive_greedy_sweep(model, encoded, batch_size: int) -> dict:
+    """``{config: per-item verdict}``: greedy decoding of as many tokens as the longest answer, each new token
+    from a full forward of the rebuilt model keeping the last logits only."""
+    pad = model.tokenizer.pad_token_id or 0
+    steps = max(len(a) for a in encoded.answer_ids)
+    results = {}
+    for removed in progress.track([None, *range(model.n_layers)], "naive", total=model.n_layers + 1):
+        sequences = [list(p) for p in encoded.prompt_ids]
+        with rebuilt_without(model, removed) as module:
+            for _ in range(steps):
+                for items, ids, mask, positions in padded_batches(sequences, batch_size, pad):
+                    logits = module(
+                        input_ids=ids,
+                        attention_mask=mask,
+                        position_ids=positions,
+                        use_cache=False,
+                        logits_to_keep=1,
+                    ).logits
+                    for row, i in enumerate(items):
+                        sequences[i].append(int(logits[row, -1].argmax()))
+        results["baseline" if removed is None else f"drop {removed}"] = [
+            seq[len(p) : len(p) + len(a)] == a for seq, p, a in zip(sequences, encoded.prompt_ids, encoded.answer_ids)
+        ]
+    return results
+
+
+def task_benchmark(model, args) -> None:
+    """A built-in task's ``--n`` distinct prompts: layerscope against the naive greedy last-logit loop."""
+    from layerscope.tasks.registry import builtin_task
+
+    task = builtin_task(args.task).task(n=args.n)
+    encoded = encode_task(model, [i.prompt for i in task.items], [i.answer for i in task.items])
+    distinct = len({tuple(p) for p in encoded.prompt_ids})
+    with torch.inference_mode():
+        model.module(input_ids=torch.tensor([encoded.prompt_ids[0]] * args.batch_size), logits_to_keep=0)
+    start = time.perf_counter()
+    result = run_ablate(AblateConfig(task=args.task, n=args.n, batch_size=args.batch_size), model)
+    fast = time.perf_counter() - start
+    ours = {config: group["correct"].tolist() for config, group in result.examples.groupby("config", sort=False)}
+    start = time.perf_counter()
+    naive = naive_greedy_sweep(model, encoded, args.batch_size)
+    naive_time = time.perf_counter() - start
+    identical = list(ours) == list(naive) and all(ours[c] == naive[c] for c in naive)
+    longest = max(len(a) for a in encoded.answer_ids)
+    print(
+        f"model {model.name}, task {args.task}: {len(task)} prompts ({distinct} distinct), {result.scoring} scoring "
+        f"(answers up to {longest} tokens), {model.n_layers} layers + baseline, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(f"layerscope                 {fast:8.1f} s")
+    print(f"naive greedy last-logit    {naive_time:8.1f} s   ratio {naive_time / fast:.2f}x")
+    print(f"identical verdicts (item by item, every configuration): {identical}")
+    print("accuracy:", ", ".join(f"{c} {sum(v) / len(v):.3f}" for c, v in ours.items()))
+
+
 @contextlib.contextmanager
 def zeroed(model, part: str, block: int):
     """The model with ``layers[block].<part>`` (``self_attn`` or ``mlp``) returning zeros shaped as its input."""
@@ -137,7 +199,9 @@ def naive_part_sweep(model, encoded, batch_size: int) -> dict:
 def parts_main(args, model, encoded, repeats: bool) -> None:
     """The attention/MLP sweep: layerscope against the naive loop, verdicts compared item by item."""
     start, cpu = time.perf_counter(), time.process_time()
-    config = AblateConfig(n=args.n, duplicates=repeats, batch_size=args.batch_size, part=("attn", "mlp"))
+    config = AblateConfig(
+        n=args.n, duplicates=repeats, batch_size=args.batch_size, part=("attn", "mlp"), scoring="first"
+    )
     result = run_ablate(config, model)
     fast, fast_cpu = time.perf_counter() - start, time.process_time() - cpu
     ours = {config: group["correct"].tolist() for config, group in result.examples.groupby("config", sort=False)}
@@ -177,11 +241,17 @@ def main() -> None:
         help="no repeated prompts (the default draws with repeats, like the seed's 1000 prompts)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--task", default=None, help="a built-in task instead of the seed's arithmetic")
     parser.add_argument("--parts", action="store_true", help="time the attention/MLP sweep instead of the blocks")
     args = parser.parse_args()
+    if args.task is not None and args.parts:
+        parser.error("--task and --parts are separate benchmarks; give one")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = layerscope.load_model(args.model)
+    if args.task is not None:
+        task_benchmark(model, args)
+        return
     repeats = not args.distinct
     task = arithmetic_task(args.n, duplicates=repeats, seed=0)
     encoded = encode_task(model, [i.prompt for i in task.items], [i.answer for i in task.items])
@@ -192,7 +262,8 @@ def main() -> None:
         return
 
     start = time.perf_counter()
-    result = run_ablate(AblateConfig(n=args.n, duplicates=repeats, batch_size=args.batch_size), model)
+    config = AblateConfig(n=args.n, duplicates=repeats, batch_size=args.batch_size, scoring="first")
+    result = run_ablate(config, model)
     fast = time.perf_counter() - start
     ours = {config: group["correct"].tolist() for config, group in result.examples.groupby("config", sort=False)}
 

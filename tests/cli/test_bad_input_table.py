@@ -72,6 +72,11 @@ ROWS = [
     (["ablate", "--model", M, "--drop", "x"], "x"),
     (["ablate", "--model", M, "--scoring", "best"], "best"),
     (["ablate", "--model", M, "--batch-size", "0"], "0"),
+    (["ablate", "--model", M, "--task", "nosuch"], "nosuch"),
+    (["ablate", "--model", M, "--task", "capitals", "--shots", "-1"], "-1"),
+    (["ablate", "--model", M, "--task", "capitals", "--shots", "x"], "'x'"),
+    (["ablate", "--model", M, "--task", "capitals", "--n", "61"], "61"),
+    (["tasks", "--nope"], "--nope"),
     # echo
     (["echo", "--model", M, "{tmp}/missing.json"], "missing.json"),
     (["echo", "--model", M, "--bos", "sometimes"], "sometimes"),

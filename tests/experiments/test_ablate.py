@@ -156,6 +156,8 @@ def test_parse_drop():
             batch_size=8,
         ),
         AblateConfig(task="words.jsonl", drop=("1",)),
+        AblateConfig(task="capitals", shots=2, n=10, scoring="answer", seed=4),
+        AblateConfig(task="copying", shots=0, scoring="first"),
     ],
 )
 def test_command_reparsed_by_the_cli_gives_the_same_config(config):
@@ -181,6 +183,18 @@ def test_python_and_cli_defaults_agree():
         ({"scoring": "best"}, "scoring='best' is not supported", "--scoring best is not supported"),
         ({"batch_size": 0}, "batch_size=0 must be an integer", "--batch-size 0 must be an integer"),
         ({"n": 500}, "n=500 exceeds the 287 distinct problems", "--n 500 exceeds the 287 distinct problems"),
+        (
+            {"task": "nosuch"},
+            "task='nosuch' is not valid: unknown task 'nosuch'; valid: arithmetic, boolean, successor",
+            "--task nosuch is not valid: unknown task 'nosuch'; valid: arithmetic, boolean, successor",
+        ),
+        ({"shots": -1}, "shots=-1 must be an integer of at least 0", "--shots -1 must be an integer of at least 0"),
+        ({"task": "x.csv", "shots": 2}, "shots=2 applies to the built-in tasks only", "--shots 2 applies to"),
+        (
+            {"task": "capitals", "n": 61},
+            "task='capitals' is not valid: n 61 exceeds the 60 distinct items",
+            "--task capitals is not valid: n 61 exceeds the 60 distinct items",
+        ),
         (
             {"task": "no-such.csv"},
             "task='no-such.csv' is not valid: no such task file",
@@ -250,3 +264,44 @@ def test_bad_input_is_one_line_and_exit_2(tiny_model_dirs, tmp_path, capsys, ext
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and err.count("\n") == 1
+
+
+def test_a_builtin_task_says_its_scoring_chance_and_intervals(tiny_model_dirs, tmp_path):
+    out = tmp_path / "out"
+    argv = ["--quiet", "ablate", "--model", str(tiny_model_dirs["gemma3"]), "--task", "successor"]
+    assert main([*argv, "--shots", "1", "--n", "24", "--seed", "2", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "accuracy.csv")
+    examples = pd.read_csv(out / "examples.csv")
+    record = json.loads((out / "run.json").read_text())
+    assert record["scoring"] == "answer" and record["config"]["shots"] == 1  # " 53" is several tokens
+    assert record["chance"] == pytest.approx(table["chance"].iloc[0])
+    assert set(table["scoring"]) == {"answer"} and set(examples["scoring"]) == {"answer"}
+    assert {"ci_low", "ci_high", "chance", "mean_p_first", "mean_p_answer"} <= set(table.columns)
+    assert (table["ci_low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["ci_high"]).all()
+    assert ((examples["p_answer"] <= examples["p_first"] + 1e-12) & (examples["p_answer"] > 0)).all()
+    assert table["config"].tolist() == ["baseline", "drop 0", "drop 1", "drop 2"]
+    assert all(p.count("\n") == 1 for p in examples["prompt"])  # one worked example before each query
+    result = layerscope.load_run(out)
+    assert "answer scoring" in result.title() and result.scoring == "answer"
+    names = [trace.name for trace in result.figure().data]
+    assert "95% interval (bootstrap)" in names and names[0] == "all items"
+    # The same run with first scoring says so everywhere.
+    first = layerscope.ablate("successor", model=str(tiny_model_dirs["gemma3"]), n=24, shots=1, seed=2, scoring="first")
+    assert "first scoring" in first.title() and set(first.examples["scoring"]) == {"first"}
+    assert first.examples["p_answer"].isna().all()
+    assert first.examples["p_first"].tolist() == pytest.approx(examples["p_first"].tolist(), rel=1e-4)
+
+
+def test_the_tasks_command_lists_every_builtin_task(capsys):
+    from layerscope.tasks.registry import TASKS
+
+    assert main(["tasks"]) == 0
+    text = capsys.readouterr().out
+    for name in TASKS:
+        assert f"\n{name} " in text
+    assert main(["tasks", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == list(TASKS)
+    for row in rows:
+        assert 0 < row["chance"] < 1 and row["baseline"] > row["chance"] + 0.15
+        assert row["scoring"] in ("first", "answer")

@@ -26,10 +26,15 @@ output structure (a tensor, or a tuple such as attention's ``(output, weights)``
 tuple entries are ``None`` (the blocks discard them).
 
 Scoring: ``"first"`` compares the argmax after the prompt with the answer's first token (tokenized in
-context: the tokens of ``prompt + answer`` after those of the prompt). ``"greedy"`` checks the whole
-answer as greedy decoding would produce it, with one teacher-forced pass: the argmax at every answer
-position must be the answer's token. The prediction is the greedy output up to and including the first
-wrong token.
+context: the tokens of ``prompt + answer`` after those of the prompt). ``"answer"`` (``"greedy"`` is the
+same) checks the whole answer as greedy decoding would produce it, generating as many tokens as the answer
+has: greedy decoding gives the answer exactly when, fed the answer's own tokens (one teacher-forced pass),
+the argmax at every answer position is the answer's token, so one pass decides it. The prediction is the
+greedy output up to and including the first wrong token (greedy decoding stops being the answer there).
+
+Each item also gets the probability of the right answer: ``p_first``, the softmax probability of the
+answer's first token after the prompt, and (``"answer"`` scoring) ``p_answer``, the product of the
+teacher-forced probabilities of all the answer's tokens.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ import torch
 
 from ..errors import LayerscopeError
 
-SCORINGS = ("first", "greedy")
+SCORINGS = ("first", "answer")
+ALIASES = {"greedy": "answer"}  # the earlier name of "answer" scoring
 PARTS = ("block", "attn", "mlp")
 #: attribute names of a decoder block's attention and MLP sub-modules, tried in order
 SUBMODULE_NAMES = {
@@ -96,14 +102,19 @@ class Predictions:
 
     Attributes:
         removed: the layers whose ``part`` was removed (empty for the unablated model).
-        tokens: per item, the predicted ids (``"first"``: one id; ``"greedy"``: the greedy output up to
+        tokens: per item, the predicted ids (``"first"``: one id; ``"answer"``: the greedy output up to
             and including the first wrong token, or the whole answer).
         correct: per item, whether the prediction matches the answer.
+        p_first: per item, the probability of the answer's first token after the prompt.
+        p_answer: per item, the product of the teacher-forced probabilities of the answer's tokens
+            (``"answer"`` scoring; None with ``"first"``).
     """
 
     removed: tuple[int, ...]
     tokens: list[list[int]]
     correct: list[bool]
+    p_first: list[float] | None = None
+    p_answer: list[float] | None = None
     part: str = "block"  # "block", "attn" or "mlp": what was removed of each layer in ``removed``
 
 
@@ -114,6 +125,8 @@ class _Batch:
     attention_mask: torch.Tensor  # (batch, pos)
     position_ids: torch.Tensor  # (batch, pos)
     n_scored: list[int]  # per row: how many last positions are scored
+    item_rows: torch.Tensor  # (items,): the row of each item of the batch, items in the order of ``rows``
+    targets: torch.Tensor  # (items, max n_scored): each item's target ids, right-aligned (0 where unscored)
 
 
 class LayerAblation:
@@ -137,6 +150,7 @@ class LayerAblation:
         batch_size: int = 64,
         needed: Sequence[Sequence[int]] | None = None,
     ):
+        scoring = ALIASES.get(scoring, scoring)
         if scoring not in SCORINGS:
             raise LayerscopeError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
         if batch_size < 1:
@@ -183,13 +197,20 @@ class LayerAblation:
                 mask[row, width - len(sequence) :] = 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             rows = [groups[key] for key in chunk]
-            batches.append(_Batch(rows, ids, mask, positions, [n for _, n in chunk]))
+            keep = max(n for _, n in chunk)
+            members = [(row, i) for row, items in enumerate(rows) for i in items]
+            targets = torch.zeros((len(members), keep), dtype=torch.long)
+            for k, (_, i) in enumerate(members):
+                targets[k, keep - len(self._targets[i]) :] = torch.tensor(self._targets[i], dtype=torch.long)
+            item_rows = torch.tensor([row for row, _ in members], dtype=torch.long)
+            batches.append(_Batch(rows, ids, mask, positions, [n for _, n in chunk], item_rows, targets))
         return batches
 
     # ----- running -----------------------------------------------------------------------------
     @torch.inference_mode()
-    def _forward(self, batch: _Batch) -> torch.Tensor:
-        """Argmax ids at the scored positions, shape ``(batch, max n_scored)``."""
+    def _forward(self, batch: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Argmax ids at the scored positions ``(batch, max n_scored)``, and each item's log-probabilities of
+        its target ids there ``(items, max n_scored)``."""
         device = self.model.device
         keep = max(batch.n_scored)
         out = self.model.module(
@@ -199,21 +220,41 @@ class LayerAblation:
             use_cache=False,
             logits_to_keep=keep,
         )
-        return out.logits[:, -keep:].argmax(-1).cpu()  # (batch, keep)
+        logits = out.logits[:, -keep:].float()  # (batch, keep, vocab)
+        rows = batch.item_rows.to(logits.device)[:, None]
+        columns = torch.arange(keep, device=logits.device)[None, :]
+        # log softmax at the targets only: logit - logsumexp (no second vocabulary-sized tensor)
+        picked = logits[rows, columns, batch.targets.to(logits.device)] - logits.logsumexp(-1)[rows, columns]
+        return logits.argmax(-1).cpu(), picked.cpu()  # (batch, keep), (items, keep)
 
-    def _score(self, removed: tuple[int, ...], per_batch: list[torch.Tensor], part: str = "block") -> Predictions:
+    def _score(
+        self, removed: tuple[int, ...], per_batch: list[tuple[torch.Tensor, torch.Tensor]], part: str = "block"
+    ) -> Predictions:
         n = len(self.encoded.prompt_ids)
         tokens: list[list[int]] = [[] for _ in range(n)]
         correct = [False] * n
-        for batch, argmax in zip(self._batches, per_batch):
+        p_first, p_answer = [0.0] * n, [0.0] * n
+        for batch, (argmax, logp) in zip(self._batches, per_batch):
+            member = 0
             for row, items in enumerate(batch.rows):
-                predicted = argmax[row, argmax.shape[1] - batch.n_scored[row] :].tolist()
+                scored = slice(argmax.shape[1] - batch.n_scored[row], None)
+                predicted = argmax[row, scored].tolist()
                 for i in items:
                     target = self._targets[i]
                     wrong = next((j for j, (p, t) in enumerate(zip(predicted, target)) if p != t), None)
                     correct[i] = wrong is None
                     tokens[i] = predicted if wrong is None else target[:wrong] + [predicted[wrong]]
-        return Predictions(removed, tokens, correct, part if removed else "block")
+                    logs = logp[member, scored].double()
+                    p_first[i], p_answer[i] = float(logs[0].exp()), float(logs.sum().exp())
+                    member += 1
+        return Predictions(
+            removed,
+            tokens,
+            correct,
+            p_first=p_first,
+            p_answer=p_answer if self.scoring == "answer" else None,
+            part=part if removed else "block",
+        )
 
     def baseline(self) -> Predictions:
         """Predictions of the unablated model; fills the cache of layer outputs on the first call."""

@@ -11,7 +11,8 @@ def register(sub) -> None:
         "ablate",
         help="task accuracy with decoder blocks removed, one configuration at a time",
         description=(
-            "Accuracy on a task (arithmetic, or your CSV/JSONL file with prompt,answer columns) with each "
+            "Accuracy on a task (a built-in task, see 'layerscope tasks', or your CSV/JSONL file with "
+            "prompt,answer columns) with each "
             "decoder block removed in turn, or the sets given with --drop, against the unablated baseline; "
             "--part attn or mlp removes only the block's attention or MLP. "
             "Interrupted, it resumes when rerun with the same --out."
@@ -21,14 +22,23 @@ def register(sub) -> None:
     parser.add_argument(
         "--task",
         default="arithmetic",
-        metavar="arithmetic|FILE",
-        help="'arithmetic' (generated) or a .csv/.jsonl file with prompt and answer (and group)",
+        metavar="NAME|FILE",
+        help="a built-in task (arithmetic, boolean, successor, predecessor, capitals, copying, antonyms; "
+        "'layerscope tasks' lists them) or a .csv/.jsonl file with prompt and answer (and group)",
     )
     parser.add_argument(
         "--n",
         type=positive_int,
         default=None,
-        help="number of items (arithmetic default: every distinct problem, at most 1000)",
+        help="number of items (arithmetic default: every distinct problem, at most 1000; other built-in "
+        "tasks: their default; a file: all its rows)",
+    )
+    parser.add_argument(
+        "--shots",
+        type=int,
+        default=None,
+        metavar="K",
+        help="worked examples before each prompt of a built-in task (default: the task's own)",
     )
     parser.add_argument("--ops", default="+-*/", help="arithmetic operations (default '+-*/')")
     parser.add_argument("--digits", type=int, default=1, help="digits per arithmetic operand, 1 to 3 (default 1)")
@@ -39,7 +49,9 @@ def register(sub) -> None:
         help="allow division with a remainder (the answer is the integer quotient)",
     )
     parser.add_argument("--duplicates", action="store_true", help="allow a problem to appear more than once")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the arithmetic generator (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the task generator and of the bootstrap intervals (default 0)"
+    )
     parser.add_argument(
         "--drop",
         action="append",
@@ -57,9 +69,10 @@ def register(sub) -> None:
     )
     parser.add_argument(
         "--scoring",
-        default="first",
-        choices=["first", "greedy"],
-        help="first: the answer's first token (default); greedy: the whole answer",
+        default=None,
+        choices=["first", "answer", "greedy"],
+        help="first: the answer's first token; answer: the whole answer under greedy decoding ('greedy' is the "
+        "same); default: answer when some answer has several tokens, else first",
     )
     parser.add_argument("--batch-size", type=positive_int, default=64, help="prompts per forward pass (default 64)")
     add_out_option(parser)
@@ -74,6 +87,7 @@ def config_from(args, resume_dir: str | None = None):
         model=model_spec(args),
         task=args.task,
         n=args.n,
+        shots=args.shots,
         ops=args.ops,
         digits=args.digits,
         allow_negative=args.allow_negative,

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "layers_command",
     "inspect_command",
     "ablate_command",
+    "tasks_command",
     "echo_command",
     "layout_command",
     "encode_command",

@@ -1,6 +1,6 @@
 """Seed 001, second half: task accuracy with decoder blocks removed, one configuration at a time.
 
-Flow: task (arithmetic or a file) -> token ids -> :class:`~layerscope.capture.ablation.LayerAblation`
+Flow: task (a built-in task, see :mod:`layerscope.tasks.registry`, or a file) -> token ids -> :class:`~layerscope.capture.ablation.LayerAblation`
 (the baseline, then each configuration) -> one row per item and configuration -> accuracy table ->
 figures. ``--drop k`` removes decoder block ``k``, whose output is the layer named ``k`` everywhere else
 (see :mod:`layerscope.capture.layer_spec`); ``--part attn`` / ``mlp`` removes only its attention / MLP
@@ -39,12 +39,16 @@ from ..tasks import (
     count_problems,
     load_task_file,
 )
+from ..tasks.items import answer_chance
+from ..tasks.registry import TASKS, builtin_task
 from .ablate_parts import PART_CHOICES, PartStore, config_label, parse_parts, part_phrase, parts_phrase, removed_part
 
 __all__ = ["AblateConfig", "AblateResult", "ablate", "config_label", "parse_drop", "run_ablate"]
 
 _SPEC = re.compile(r"^\d+(-\d+)?$")
-SCORINGS = ("first", "greedy")
+SCORINGS = ("first", "answer")
+SCORING_ALIASES = {"greedy": "answer"}  # the earlier name of "answer"
+SCORING_TEXT = {"first": "first scoring: the first answer token", "answer": "answer scoring: the whole answer, greedy"}
 ALL_DISTINCT_CAP = 1000  # arithmetic with n=None: every distinct problem, at most this many
 
 
@@ -54,15 +58,21 @@ class AblateConfig(ExperimentConfig):
 
     Attributes:
         model: which model (default: the embedded Gemma 3 270M).
-        task: ``"arithmetic"`` or a ``.csv``/``.jsonl`` file with ``prompt`` and ``answer`` (and ``group``) columns.
-        n: items (arithmetic default: every distinct problem, at most 1000; a file: all its rows).
-        ops, digits, allow_negative, inexact_division, duplicates, seed: the arithmetic generator's options.
+        task: a built-in task (``arithmetic``, ``boolean``, ``successor``, ``predecessor``, ``capitals``,
+            ``copying``, ``antonyms``; ``layerscope tasks`` lists them) or a ``.csv``/``.jsonl`` file with
+            ``prompt`` and ``answer`` (and ``group``) columns.
+        n: items (arithmetic default: every distinct problem, at most 1000; another built-in task: its
+            default; a file: all its rows).
+        shots: worked examples before each prompt of a built-in task (None: the task's default).
+        ops, digits, allow_negative, inexact_division, duplicates: the arithmetic generator's options.
+        seed: the generator's seed (built-in tasks) and the bootstrap's.
         drop: sets of decoder blocks removed together, as specs (``"4"``, ``"4,5"``, ``"2-5"``); empty: each
             block alone.
         part: what is removed of those blocks: ``"block"`` (the whole block), ``"attn"`` or ``"mlp"`` (only
             its attention or MLP contribution to the residual stream); several (``"attn,mlp"``, ``"all"``) sweep
             each set once per part.
-        scoring: ``"first"`` (the answer's first token) or ``"greedy"`` (the whole answer).
+        scoring: ``"first"`` (the answer's first token) or ``"answer"`` (the whole answer under greedy decoding;
+            ``"greedy"`` is the same); None: ``"answer"`` when some answer has several tokens, else ``"first"``.
         batch_size: prompts per forward pass.
         resume_dir: Python only: the run directory whose ``parts/`` keeps finished configurations (None:
             nothing kept). :func:`ablate` and the command set it to the output directory.
@@ -73,6 +83,7 @@ class AblateConfig(ExperimentConfig):
     model: ModelSpec = option(ModelSpec(), flag="--model")
     task: str = "arithmetic"
     n: int | None = None
+    shots: int | None = None
     ops: str = OPERATIONS
     digits: int = 1
     allow_negative: bool = False
@@ -81,7 +92,7 @@ class AblateConfig(ExperimentConfig):
     seed: int = 0
     drop: tuple[str, ...] = ()
     part: tuple[str, ...] = option(("block",), join=",")
-    scoring: Literal["first", "greedy"] = "first"
+    scoring: Literal["first", "answer", "greedy"] | None = None
     batch_size: int = 64
     resume_dir: str | None = option(None, flag="")
 
@@ -99,10 +110,16 @@ class AblateConfig(ExperimentConfig):
     # ----- validation (no model) -------------------------------------------------------------------
     def validate(self) -> None:
         super().validate()
-        if self.scoring not in SCORINGS:
+        if self.scoring is not None and self.scoring not in (*SCORINGS, *SCORING_ALIASES):
             raise self.error("scoring", self.scoring, f"is not supported; valid: {choices_text(SCORINGS)}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise self.error("seed", self.seed, "must be a whole number from 0 to 2**63 - 1")
+        if self.shots is not None and (
+            isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 0
+        ):
+            raise self.error("shots", self.shots, "must be an integer of at least 0")
+        if self.shots is not None and self.is_file():
+            raise self.error("shots", self.shots, "applies to the built-in tasks only, not to a task file")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise self.error("batch_size", self.batch_size, "must be an integer of at least 1")
         if self.n is not None and (isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1):
@@ -132,9 +149,16 @@ class AblateConfig(ExperimentConfig):
                     f"exceeds the {total} distinct problems for ops {check_ops(self.ops)!r} with "
                     f"{self.digits}-digit operands; lower it or allow duplicates",
                 )
-        else:
+        elif self.is_file():
             with self.checking("task"):
                 load_task_file(self.task)
+        else:
+            with self.checking("task"):
+                self.build_task()  # the generator's own checks (n, shots)
+
+    def is_file(self) -> bool:
+        """Whether ``task`` names a file rather than a built-in task."""
+        return self.task not in TASKS and (self.task.lower().endswith((".csv", ".jsonl")) or os.sep in self.task)
 
     def distinct_problems(self) -> int:
         return count_problems(
@@ -143,7 +167,7 @@ class AblateConfig(ExperimentConfig):
 
     # ----- the work --------------------------------------------------------------------------------
     def build_task(self) -> Task:
-        """The task's items: generated arithmetic, or read from the task file (cut to ``n``)."""
+        """The task's items: a built-in task's (arithmetic with its options), or the task file's (cut to ``n``)."""
         if self.task == "arithmetic":
             n = self.n if self.n is not None else min(ALL_DISTINCT_CAP, self.distinct_problems())
             return arithmetic_task(
@@ -154,9 +178,13 @@ class AblateConfig(ExperimentConfig):
                 non_negative=not self.allow_negative,
                 exact_division=not self.inexact_division,
                 duplicates=self.duplicates,
+                shots=self.shots or 0,
             )
+        if not self.is_file():
+            return builtin_task(self.task).task(self.n, self.shots, self.seed)
         task = load_task_file(self.task)
-        return task if self.n is None else Task(task.name, task.items[: self.n])
+        items = task.items if self.n is None else task.items[: self.n]
+        return Task(task.name, items, answer_chance(items))
 
     def configurations(self, n_layers: int) -> list[tuple[int, ...]]:
         """The baseline ``()`` followed by each requested set of removed blocks (each block alone by default).
@@ -218,11 +246,14 @@ class AblateResult(Result):
         accuracy: one row per configuration (see :func:`layerscope.analysis.accuracy.accuracy_table`):
             ``config`` (the label: ``baseline``, ``drop 4``, ``drop 4,5``, ``drop attn 4``), ``part``
             (``block``, ``attn``, ``mlp``; ``none`` for the baseline), ``removed_layers`` (the blocks, ``4,5``),
-            ``accuracy, n, correct, delta``, then ``accuracy[<group>]`` and ``n[<group>]``.
+            ``accuracy, n, correct, delta, ci_low, ci_high, chance, scoring, mean_p_first, mean_p_answer``,
+            then ``accuracy[<group>]`` and ``n[<group>]``.
         examples: one row per item and configuration: ``item, prompt, answer, group, config, part,
-            removed_layers, prediction, correct``.
+            removed_layers, prediction, correct, scoring, p_first, p_answer``.
         groups: the task's groups (operations), the per-group columns of ``accuracy``.
-        task_name: the task's name (``arithmetic +-*/ 1-digit``, or the file's stem).
+        task_name: the task's name (``arithmetic +-*/ 1-digit``, ``capitals``, or the file's stem).
+        scoring: the scoring used, ``"first"`` or ``"answer"`` (``config.scoring`` None resolved).
+        chance: the accuracy of a uniform guess among the task's answers (also the ``chance`` column).
         answers_tokenized_alone: answers tokenized on their own (a token merged across prompt and answer).
         resumed_configs: configurations read back from ``parts/`` instead of computed.
     """
@@ -232,6 +263,8 @@ class AblateResult(Result):
     examples: pd.DataFrame
     groups: list[str]
     task_name: str
+    scoring: str = "first"
+    chance: float | None = None
     answers_tokenized_alone: int = 0
     resumed_configs: int = 0
 
@@ -243,7 +276,8 @@ class AblateResult(Result):
 
     def title(self) -> str:
         model = ", ".join(self.model_names) or "model"
-        return f"{model}: {self.task_name}, accuracy with {parts_phrase(self.config.part)} removed ({self.config.scoring} token)"
+        parts = parts_phrase(self.config.part)
+        return f"{model}: {self.task_name}, accuracy with {parts} removed ({SCORING_TEXT[self.scoring]})"
 
     def figure(self):
         """Interactive plotly figure: accuracy per configuration, baseline line, per-group lines."""
@@ -266,6 +300,8 @@ class AblateResult(Result):
         return {
             "task": self.task_name,
             "n_items": self.n_items,
+            "scoring": self.scoring,
+            "chance": self.chance,
             "answers_tokenized_alone": self.answers_tokenized_alone,
             "resumed_configs": self.resumed_configs,
             "findings": self.findings(),
@@ -307,6 +343,8 @@ class AblateResult(Result):
             examples=tables["examples"],
             groups=groups,
             task_name=str(record.get("task", config.task)),
+            scoring=str(record.get("scoring", SCORING_ALIASES.get(config.scoring, config.scoring) or "first")),
+            chance=record.get("chance"),
             answers_tokenized_alone=int(record.get("answers_tokenized_alone", 0)),
             resumed_configs=int(record.get("resumed_configs", 0)),
             **cls.saved(record),
@@ -319,12 +357,16 @@ class AblateResult(Result):
         line = f"{self.n_items} items"
         if len(base):
             line += f", baseline accuracy {float(base.iloc[0]):.3f}"
+        line += f" ({self.scoring} scoring" + (f", chance {self.chance:.3f})" if self.chance is not None else ")")
         if len(worst):
             line += "; lowest: " + ", ".join(f"{r.config} {r.accuracy:.3f}" for r in worst.itertuples())
         return [line]
 
 
-def _rows(task: Task, model: Model, removed: tuple[int, ...], predictions, part: str = "block") -> pd.DataFrame:
+def _rows(
+    task: Task, model: Model, removed: tuple[int, ...], predictions, scoring: str, part: str = "block"
+) -> pd.DataFrame:
+    n = len(task)
     return pd.DataFrame(
         {
             "item": range(len(task)),
@@ -336,6 +378,9 @@ def _rows(task: Task, model: Model, removed: tuple[int, ...], predictions, part:
             "removed_layers": ",".join(map(str, removed)),
             "prediction": [model.decode(ids) for ids in predictions.tokens],
             "correct": predictions.correct,
+            "scoring": scoring,
+            "p_first": predictions.p_first if predictions.p_first is not None else [float("nan")] * n,
+            "p_answer": predictions.p_answer if predictions.p_answer is not None else [float("nan")] * n,
         }
     )
 
@@ -372,15 +417,16 @@ def run_ablate(
         }
         store = PartStore(config.resume_dir, identity)
     encoded = encode_task(model, [i.prompt for i in task.items], [i.answer for i in task.items])
+    scoring = resolved_scoring(config.scoring, encoded.answer_ids)
     todo = [(part, c) for part, c in configs if store is None or not store.done(c, part)]
     needed = [c for _, c in todo]
-    engine = LayerAblation(model, encoded, scoring=config.scoring, batch_size=config.batch_size, needed=needed)
+    engine = LayerAblation(model, encoded, scoring=scoring, batch_size=config.batch_size, needed=needed)
     frames: dict[tuple[str, tuple[int, ...]], pd.DataFrame] = {}
     for part, removed in progress.track(configs, "Removing blocks", total=len(configs)):
         if store is not None and store.done(removed, part):
             frames[part, removed] = store.load(removed, part)
         else:
-            frames[part, removed] = _rows(task, model, removed, engine.run(removed, part), part)
+            frames[part, removed] = _rows(task, model, removed, engine.run(removed, part), scoring, part)
             if store is not None:
                 store.save(removed, frames[part, removed], part)
         if on_config is not None:
@@ -389,13 +435,21 @@ def run_ablate(
     if store is not None:  # one code path for fresh and resumed runs: every table comes back from disk
         frames = {(part, removed): store.load(removed, part) for part, removed in configs}
     examples = pd.concat([frames[c] for c in configs], ignore_index=True)
-    accuracy = accuracy_table(examples, [config_label(c, part) for part, c in configs], task.groups)
+    accuracy = accuracy_table(
+        examples,
+        [config_label(c, part) for part, c in configs],
+        task.groups,
+        chance=task.chance,
+        seed=config.seed,
+    )
     return AblateResult(
         config=config,
         accuracy=accuracy,
         examples=examples,
         groups=task.groups,
         task_name=task.name,
+        scoring=scoring,
+        chance=task.chance,
         answers_tokenized_alone=encoded.split_answers,
         resumed_configs=len(configs) - len(todo),
         models=[model_record(model)],
@@ -403,16 +457,25 @@ def run_ablate(
     )
 
 
+def resolved_scoring(scoring: str | None, answer_ids: Sequence[Sequence[int]]) -> str:
+    """``scoring`` by its name (``"greedy"`` is ``"answer"``); None: ``"answer"`` when some answer has several
+    tokens, else ``"first"`` (the two give the same verdicts then)."""
+    if scoring is None:
+        return "answer" if any(len(ids) > 1 for ids in answer_ids) else "first"
+    return SCORING_ALIASES.get(scoring, scoring)
+
+
 def ablate(
     task: str | os.PathLike = "arithmetic",
     *,
     model: ModelSpec | Model | str | None = None,
     n: int | None = None,
+    shots: int | None = None,
     ops: str = OPERATIONS,
     digits: int = 1,
     drop: Sequence[str] | str | None = None,
     part: Sequence[str] | str = "block",
-    scoring: str = "first",
+    scoring: str | None = None,
     seed: int = 0,
     batch_size: int = 64,
     allow_negative: bool = False,
@@ -423,7 +486,11 @@ def ablate(
     """Task accuracy with each decoder block removed in turn (or the given sets), against the baseline.
 
     Args:
-        task: ``"arithmetic"`` or a ``.csv``/``.jsonl`` file with ``prompt`` and ``answer`` (and ``group``).
+        task: a built-in task (``layerscope.tasks.registry.TASKS``: arithmetic, boolean, successor,
+            predecessor, capitals, copying, antonyms) or a ``.csv``/``.jsonl`` file with ``prompt`` and
+            ``answer`` (and ``group``).
+        shots: worked examples before each prompt of a built-in task (None: the task's default).
+        scoring: ``"first"`` or ``"answer"``; None: ``"answer"`` when some answer has several tokens.
         model: a loaded model, a source, a :class:`ModelSpec`, or None for the default model.
         drop: sets of blocks removed together, e.g. ``["4,5", "10-12"]`` (default: each block alone).
         part: ``"block"`` (default), ``"attn"`` or ``"mlp"`` (only that contribution of each block removed);
@@ -441,6 +508,7 @@ def ablate(
         model=ModelSpec.of(model),
         task=os.fspath(task),
         n=n,
+        shots=shots,
         ops=ops,
         digits=digits,
         allow_negative=allow_negative,

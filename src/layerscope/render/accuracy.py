@@ -9,7 +9,8 @@ Two shapes, chosen from the configurations themselves:
   configurations with a line.
 
 The baseline (and the chance level, when the table has a ``chance`` column) are marked and labelled; the
-legend sits outside the data.
+legend sits outside the data. With ``ci_low``/``ci_high`` columns (bootstrap intervals), the accuracy of
+all items has a shaded band per part (a sweep) or error bars (bars), and the baseline a shaded band of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class _Series:
     main: bool
     blocks: list[int]  # x of a sweep's line (its part's configurations)
     labels: list[str]  # the configurations' labels, in the same order
+    ci: tuple[list[float], list[float]] | None = None  # (low, high) per value: the main series of each part
 
 
 @dataclass
@@ -47,6 +49,7 @@ class _Layout:
     series: list[_Series]
     chance: float | None
     parts: list[str]  # the parts removed (``block``, ``attn``, ``mlp``), in table order
+    baseline_ci: tuple[float, float] | None = None
 
     @property
     def x_title(self) -> str:
@@ -76,6 +79,7 @@ def _layout(table: pd.DataFrame, groups: list[str]) -> _Layout:
     # A sweep draws one line per part; bars draw every configuration in one series.
     lines = [(p, [j for j, i in enumerate(order) if part_of[i] == p]) for p in parts] if sweep else [("", None)]
     columns = ["accuracy", *[f"accuracy[{g}]" for g in groups]]
+    has_ci = {"ci_low", "ci_high"} <= set(table.columns)
     series = []
     for k, column in enumerate(columns):
         for p, picked in lines:
@@ -91,11 +95,28 @@ def _layout(table: pd.DataFrame, groups: list[str]) -> _Layout:
                     main=k == 0,
                     blocks=[int(r) for r in chosen.get("removed_layers", [])] if sweep else [],
                     labels=[str(v) for v in chosen["config"]],
+                    ci=([float(v) for v in chosen["ci_low"]], [float(v) for v in chosen["ci_high"]])
+                    if k == 0 and has_ci
+                    else None,
                 )
             )
     chance = float(table["chance"].iloc[0]) if "chance" in table.columns and len(table) else None
+    if chance is not None and chance != chance:  # NaN: unknown
+        chance = None
     blocks = sorted({int(removed[i]) for i in order}) if sweep else []
-    return _Layout(sweep, [str(v) for v in rows["config"]], blocks, series, chance, parts)
+    baseline_ci = None
+    if has_ci and not base.empty:
+        baseline_ci = (float(base["ci_low"].iloc[0]), float(base["ci_high"].iloc[0]))
+    return _Layout(sweep, [str(v) for v in rows["config"]], blocks, series, chance, parts, baseline_ci)
+
+
+def _rgba(color: str, alpha: float) -> str:
+    color = color.lstrip("#")
+    r, g, b = (int(color[k : k + 2], 16) for k in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+CI_NAME = "95% interval (bootstrap)"
 
 
 def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go.Figure:
@@ -134,9 +155,38 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
                     marker=dict(color=color),
                     hovertemplate="%{y}: %{x:.3f}<extra>" + s.name + "</extra>",
                     visible=visible,
+                    error_x=_error_bars(s.values, s.ci) if s.main else None,
                 )
             )
+    # The intervals after the lines (fig.data[0] stays the first part's main line), one band per part.
+    for k, s in enumerate(shape.series):
+        if not shape.sweep or s.ci is None:
+            continue
+        low, high = s.ci
+        name = CI_NAME if len(shape.parts) <= 1 else f"{s.name}, {CI_NAME}"
+        fig.add_trace(
+            go.Scatter(x=s.blocks, y=high, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=s.blocks,
+                y=low,
+                mode="lines",
+                line=dict(width=0),
+                fill="tonexty",
+                fillcolor=_rgba(PALETTE[k % len(PALETTE)], 0.2),
+                name=name,
+                customdata=list(zip(low, high)),
+                hovertemplate="%{customdata[0]:.3f} to %{customdata[1]:.3f}<extra>" + name + "</extra>",
+            )
+        )
     main = shape.series[0]  # the first part's line (all items)
+    if shape.baseline_ci is not None and main.baseline is not None:
+        band = dict(fillcolor=PALETTE[0], opacity=0.08, line_width=0, layer="below")
+        if shape.sweep:
+            fig.add_hrect(y0=shape.baseline_ci[0], y1=shape.baseline_ci[1], **band)
+        else:
+            fig.add_vrect(x0=shape.baseline_ci[0], x1=shape.baseline_ci[1], **band)
     marks = [("baseline", main.baseline, PALETTE[0], "dot"), ("chance", shape.chance, "#888888", "dash")]
     for name, value, color, dash in marks:
         if value is None:
@@ -171,6 +221,20 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
     return fig
 
 
+def _error_bars(values: list[float], ci: tuple[list[float], list[float]] | None) -> dict | None:
+    if ci is None:
+        return None
+    low, high = ci
+    return dict(
+        type="data",
+        symmetric=False,
+        array=[h - v for v, h in zip(values, high)],
+        arrayminus=[v - lo for v, lo in zip(values, low)],
+        color="#444444",
+        thickness=1,
+    )
+
+
 def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figure:
     """The same figure for a PNG (a matplotlib :class:`~matplotlib.figure.Figure`, saved by the run directory)."""
     from .static import new_figure
@@ -198,17 +262,31 @@ def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figur
                 alpha=1.0 if s.main else 0.8,
                 label=s.name,
             )
+        for k, s in enumerate(shape.series):  # the intervals after the lines: the legend lists the lines first
+            if s.ci is not None:
+                band = CI_NAME if len(shape.parts) <= 1 else f"{s.name}, {CI_NAME}"
+                color = PALETTE[k % len(PALETTE)]
+                ax.fill_between(s.blocks, *s.ci, color=color, alpha=0.2, linewidth=0, label=band)
         ax.set_xticks(shape.blocks if n <= 40 else shape.blocks[::4])
         ax.set_xlabel(shape.x_title)
         ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1.05)
         mark = ax.axhline
     else:
-        ax.barh(range(n), main.values, color=PALETTE[0], label=main.name)
+        errors = None
+        if main.ci is not None:
+            errors = [
+                [v - lo for v, lo in zip(main.values, main.ci[0])],
+                [h - v for v, h in zip(main.values, main.ci[1])],
+            ]
+        ax.barh(range(n), main.values, color=PALETTE[0], label=main.name, xerr=errors, ecolor="#444444", capsize=2)
         ax.set_yticks(range(n), shape.labels, fontsize=8)
         ax.set_xlabel("accuracy")
         ax.set_xlim(0, 1.05)
         mark = ax.axvline
+    if main.baseline is not None and shape.baseline_ci is not None:
+        span = ax.axhspan if shape.sweep else ax.axvspan
+        span(*shape.baseline_ci, color=PALETTE[0], alpha=0.08, linewidth=0)
     if main.baseline is not None:
         mark(main.baseline, color=PALETTE[0], linestyle=":", linewidth=1.8, label=f"baseline {main.baseline:.3f}")
     if shape.chance is not None:

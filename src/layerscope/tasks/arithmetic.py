@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import LayerscopeError
-from .items import Task, TaskItem
+from .items import Task, TaskItem, with_shots
 
 OPERATIONS = "+-*/"
 MAX_DIGITS = 3
@@ -76,6 +76,7 @@ def arithmetic_task(
     non_negative: bool = True,
     exact_division: bool = True,
     duplicates: bool = False,
+    shots: int = 0,
 ) -> Task:
     """``n`` arithmetic prompts ``"{a}{op}{b}="`` with the answer ``str(result)``; group = the operation.
 
@@ -87,6 +88,11 @@ def arithmetic_task(
         non_negative: keep ``a - b`` only when ``a >= b``.
         exact_division: keep ``a / b`` only when ``b`` divides ``a``; otherwise the answer is ``a // b``.
         duplicates: allow a problem to appear several times (needed when ``n`` exceeds the distinct count).
+        shots: worked examples before each prompt (``"3+4=7\\n5+2="``): other problems of the same operation,
+            drawn with ``default_rng([seed, 1])`` (the problems themselves do not depend on ``shots``).
+
+    The task's ``chance`` is a uniform guess among the distinct results of the item's operation, averaged
+    over the items.
 
     Example:
         >>> task = arithmetic_task(3, ops="+", seed=1)
@@ -110,7 +116,27 @@ def arithmetic_task(
     rng = np.random.default_rng(seed)
     rows = _draw_with_repeats(pools, n, rng) if duplicates else _draw_distinct(pools, n, rng)
     items = [TaskItem(f"{a}{op}{b}=", str(result), op) for op, (a, b, result) in rows]
-    return Task(f"arithmetic {ops} {digits}-digit", items)
+    if shots:
+        items = _with_demos(items, pools, shots, np.random.default_rng([seed, 1]))
+    distinct = {op: len(np.unique(pool[:, 2])) for op, pool in pools.items()}
+    chance = float(np.mean([1.0 / distinct[item.group] for item in items]))
+    return Task(f"arithmetic {ops} {digits}-digit", items, chance)
+
+
+def _with_demos(items: list[TaskItem], pools: dict[str, np.ndarray], shots: int, rng) -> list[TaskItem]:
+    out = []
+    for item in items:
+        pool = pools[item.group]
+        demos: list[TaskItem] = []
+        while len(demos) < shots:
+            if len(pool) <= shots:
+                raise LayerscopeError(f"shots {shots} exceeds the other {item.group!r} problems available")
+            a, b, result = pool[rng.integers(len(pool))].tolist()
+            demo = TaskItem(f"{a}{item.group}{b}=", str(result), item.group)
+            if demo.prompt != item.prompt and demo not in demos:
+                demos.append(demo)
+        out.append(with_shots(item, demos))
+    return out
 
 
 def _draw_with_repeats(pools: dict[str, np.ndarray], n: int, rng: np.random.Generator) -> list:

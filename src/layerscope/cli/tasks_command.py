@@ -1,0 +1,53 @@
+"""``layerscope tasks``: the built-in tasks of ``ablate``, with chance level, scoring and baseline."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "tasks",
+        help="the built-in tasks of 'ablate': what each asks, chance level, scoring, baseline on the default model",
+        description="The built-in tasks 'layerscope ablate --task NAME' takes: an example, the default number "
+        "of worked examples (--shots), the chance level (a uniform guess among the task's answers), the scoring "
+        "and the baseline accuracy measured on the default model at the task's defaults.",
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    parser.set_defaults(func=run)
+
+
+def rows() -> list[dict]:
+    """One dict per built-in task: name, description, shots, items, chance, scoring, baseline."""
+    from ..tasks.registry import TASKS
+
+    out = []
+    for spec in TASKS.values():
+        task = spec.task()
+        base = spec.baseline
+        out.append(
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "shots": spec.shots,
+                "items": len(task),
+                "chance": round(task.chance, 4),
+                "scoring": base.scoring if base else None,
+                "baseline": base.accuracy if base else None,
+            }
+        )
+    return out
+
+
+def run(args) -> int:
+    import json
+
+    table = rows()
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return 0
+    print("task         shots  items  chance  baseline (default model, scoring)")
+    for row in table:
+        base = "-" if row["baseline"] is None else f"{row['baseline']:.3f} ({row['scoring']})"
+        print(f"{row['name']:<12} {row['shots']:>5}  {row['items']:>5}  {row['chance']:>6.3f}  {base}")
+        print(f"  {row['description']}")
+    print("\nlayerscope ablate --task NAME [--shots K] [--n N] [--seed S] [--scoring first|answer]")
+    return 0

@@ -1,0 +1,25 @@
+"""The baselines ``layerscope tasks`` states, rechecked on the default model (the two quickest tasks)."""
+
+from __future__ import annotations
+
+import pytest
+
+from layerscope.experiments.ablate import AblateConfig, run_ablate
+from layerscope.tasks.registry import BASELINES, TASKS
+
+
+def test_every_task_has_a_baseline_well_above_chance():
+    assert set(BASELINES) == set(TASKS)
+    for name, base in BASELINES.items():
+        assert base.chance == pytest.approx(TASKS[name].task().chance, abs=1e-4), name
+        assert base.accuracy >= 0.15 + base.chance and base.n == len(TASKS[name].task()), name
+
+
+@pytest.mark.default_model
+@pytest.mark.parametrize("name", ["capitals", "antonyms"])
+def test_stated_baseline_on_the_default_model(default_model, name):
+    result = run_ablate(AblateConfig(task=name, drop=("0",)), default_model)
+    base = result.accuracy.iloc[0]
+    assert base["config"] == "baseline" and result.scoring == BASELINES[name].scoring
+    # One flipped item at most (batching order can move a near tie).
+    assert base["accuracy"] == pytest.approx(BASELINES[name].accuracy, abs=1.5 / base["n"])
