@@ -174,6 +174,8 @@ def convert_streaming(path: Path, out: Path, dtype: str = "float32", shard_bytes
     except _NotStreamable:
         raise
     except (ValueError, KeyError, OSError, RuntimeError, NotImplementedError) as exc:
+        from .loading import _first_line
+
         raise LayerscopeError(f"cannot load GGUF file {str(path)!r}: {_first_line(exc)}") from exc
     gc.collect()
     _release_freed_memory()
