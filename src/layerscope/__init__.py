@@ -40,10 +40,13 @@ _LAZY = {
     "weight_errors": ("layerscope.checkpoints.weight_error", "weight_errors"),
     "sweep": ("layerscope.experiments.sweep", "sweep"),
     "execute": ("layerscope.runner", "execute"),
-    "load_run": ("layerscope.load_run", "load_run"),
 }
 
-__all__ = ["LayerscopeError", "ModelSpec", *_LAZY]
+# Imported here, not lazily: the function shares its name with its module, and importing the module later
+# (``from layerscope.load_run import ...``) would otherwise leave ``layerscope.load_run`` naming the module.
+from .load_run import load_run  # noqa: E402
+
+__all__ = ["LayerscopeError", "ModelSpec", "load_run", *_LAZY]
 
 
 def __getattr__(name: str):
