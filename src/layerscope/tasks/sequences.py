@@ -9,25 +9,13 @@ averaged over the items.
 
 from __future__ import annotations
 
+from ..tokensets.builtin import CATEGORIES
 from .items import Task, TaskItem, few_shot_items
 
 NUMBERS = [str(k) for k in range(100)]
 LETTERS = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
+MONTHS = list(CATEGORIES["months"])  # the token set of the same name, in calendar order
 KINDS = {
     "numbers": (NUMBERS, False),
     "letters": (LETTERS, False),
