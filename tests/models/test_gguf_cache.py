@@ -81,19 +81,24 @@ def test_architecture_transformers_converts_its_own_way_falls_back(tmp_path, mon
     assert calls == ["bfloat16"] and not list(out.iterdir())  # the streaming attempt left nothing behind
 
 
+# VmHWM is this process's own peak: ru_maxrss would carry over the parent's (pytest's) peak across fork and exec.
 _PEAK = """
-import resource, sys
+import sys
 from pathlib import Path
 import torch, transformers, gguf, safetensors
 from layerscope.models import gguf_cache
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+base = hwm()
 gguf_cache.convert_streaming(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
-print(base * 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(base, hwm())
 """
 
 
 def _convert_measured(source: Path, out: Path, dtype: str) -> tuple[int, int]:
-    """Convert in a subprocess; its (memory after imports, peak max RSS) in bytes."""
+    """Convert in a subprocess; its (peak RSS after imports, peak RSS at the end) in bytes (Linux VmHWM)."""
     done = subprocess.run(
         [sys.executable, "-c", _PEAK, str(source), str(out), dtype], capture_output=True, text=True, check=True
     )
