@@ -39,7 +39,7 @@ browser:
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=40
 
 clean:
 	rm -rf $(VENV) runs
