@@ -393,3 +393,38 @@ def test_a_gguf_without_its_layer_count_or_width_is_refused_at_once(missing, tmp
     done, _ = _cli(["tokens", "--model", str(path), "--out", str(tmp_path / "run")])
     assert f"has no llama.{missing}" in _one_line_exit_2(done)
     assert time.monotonic() - began < 60
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("merge-out-of-vocabulary", "Token `c` out of vocabulary"),
+        ("merge-of-one-token", "cannot load GGUF file"),
+        ("heads-not-dividing-width", "is not a multiple of the number of attention heads"),
+    ],
+)
+def test_a_gguf_whose_tokenizer_or_shape_contradicts_itself_is_refused(case, expected, tmp_path):
+    """The tokenizers library raises a plain ``Exception`` or ``TypeError`` on merges it cannot use, and
+    huggingface_hub a class validation error on heads that do not divide the width (found by
+    benchmarks/fuzz_load.py): one line, exit 2."""
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "model.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(2)
+    writer.add_embedding_length(64)
+    writer.add_feed_forward_length(128)
+    writer.add_head_count(7 if case == "heads-not-dividing-width" else 4)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["a", "b", "ab"])
+    writer.add_token_types([1, 1, 1])
+    merges = {"merge-out-of-vocabulary": ["a c"], "merge-of-one-token": ["ab"]}.get(case, ["a b"])
+    writer.add_token_merges(merges)
+    writer.add_tensor("token_embd.weight", np.zeros((3, 64), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    done, _ = _cli(["tokens", "--model", str(path), "--out", str(tmp_path / "run")])
+    assert expected in _one_line_exit_2(done)

@@ -33,9 +33,12 @@ _LIBRARIES = ("safetensors", "tokenizers", "huggingface_hub", "gguf", "transform
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
-    """The first non-blank line of an exception's message (at most ``limit`` characters), else its type."""
+    """The first non-blank line of an exception's message (at most ``limit`` characters), else its type; a
+    first line that only announces the next (ends with ``:``) gets the next one joined to it."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__
+    if text.endswith(":") and len(lines) > 1:
+        text = f"{text} {lines[1]}"
     return text if len(text) <= limit else text[:limit] + "..."
 
 

@@ -156,10 +156,11 @@ def convert_streaming(path: Path, out: Path, dtype: str = "float32", shard_bytes
     )
 
     from ..checkpoints.gguf_header import read_gguf_header, read_gguf_tensor_table
+    from .broken import refused
 
     folder, name = str(path.parent), path.name
     target = getattr(torch, dtype)
-    try:
+    with refused(f"GGUF file {str(path)!r}"):
         # the tensor table only (GGUFReader would parse the whole vocabulary into numpy objects too)
         table = read_gguf_tensor_table(path)
         architecture = read_gguf_header(path)[1]["general.architecture"]
@@ -171,12 +172,6 @@ def convert_streaming(path: Path, out: Path, dtype: str = "float32", shard_bytes
         config = AutoConfig.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config, dtype=target, trust_remote_code=False)
-    except _NotStreamable:
-        raise
-    except (ValueError, KeyError, OSError, RuntimeError, NotImplementedError) as exc:
-        from .loading import _first_line
-
-        raise LayerscopeError(f"cannot load GGUF file {str(path)!r}: {_first_line(exc)}") from exc
     gc.collect()
     _release_freed_memory()
     data = np.memmap(path, dtype=np.uint8, mode="r")
