@@ -188,6 +188,9 @@ def agreement_figure(agreement: pd.DataFrame, *, title: str) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=dict(text=title, x=0.5), template="plotly_white", height=160 + 36 * len(agreement), margin=dict(t=60)
+        title=dict(text=title, x=0.5),
+        template="plotly_white",
+        height=120 + 30 * len(agreement),
+        margin=dict(t=60, b=10),
     )
     return fig
