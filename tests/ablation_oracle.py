@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
 from torch import nn
+
+# Repeated prompts (with the same or another answer) run once and are scored per item.
+MIXED_PROMPTS = [
+    "5+2=",
+    "12*3=",
+    "The word is",
+    "When John and Mary went to the store, John gave the bag to",
+    "9-9=",
+    "Monday",
+    "5+2=",
+    "5+2=",
+]
+MIXED_ANSWERS = ["7", "36", " red", " Mary", "0", " Tuesday", "7", "8"]
 
 
 def model_without(module: nn.Module, layers_path: str, removed) -> nn.Module:
@@ -34,3 +48,24 @@ def naive_predictions(model, removed, sequences: list[list[int]], n_scored: list
         logits = module(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=m).logits  # (1, m, vocab)
         out.append(logits[0, -m:].argmax(-1).tolist())
     return out
+
+
+@contextlib.contextmanager
+def part_zeroed(model, part: str, layers):
+    """Plain monkeypatching: ``layers[k].self_attn`` (``part`` ``attn`` or ``self_attn``) or ``.mlp`` returns zeros
+    of its input's shape (attention as ``(output, weights)``, gpt-oss's MoE as ``(output, router scores)``)."""
+    name = {"attn": "self_attn"}.get(part, part)
+    as_tuple = name == "self_attn" or model.module.config.model_type == "gpt_oss"
+    modules = [getattr(model.module.model.layers[k], name) for k in layers]  # every tiny model is model.model.layers
+
+    def zeros(*args, **kwargs):
+        out = torch.zeros_like(args[0] if args else kwargs["hidden_states"])
+        return (out, None) if as_tuple else out
+
+    try:
+        for module in modules:
+            module.forward = zeros
+        yield
+    finally:
+        for module in modules:
+            del module.forward

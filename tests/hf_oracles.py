@@ -6,15 +6,17 @@ import numpy as np
 import torch
 
 
-def hf_greedy(model, ids: list[int], n: int) -> list[int]:
-    """The ``n`` tokens ``transformers``' own ``generate`` picks greedily after ``ids`` (no early stop)."""
+def hf_greedy(model, ids: list[int], n: int, *, module=None, use_cache: bool = True) -> list[int]:
+    """The ``n`` tokens ``transformers``' own ``generate`` picks greedily after ``ids`` (no early stop), from
+    ``model.module`` or another ``module`` (e.g. a copy with blocks removed) with ``model``'s tokenizer."""
     with torch.no_grad():
-        out = model.module.generate(
+        out = (module or model.module).generate(
             torch.tensor([ids]),
             attention_mask=torch.ones(1, len(ids), dtype=torch.long),
             max_new_tokens=n,
             min_new_tokens=n,
             do_sample=False,
+            use_cache=use_cache,
             pad_token_id=model.tokenizer.pad_token_id or 0,
             eos_token_id=None,
         )

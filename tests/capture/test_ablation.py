@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ablation_oracle import naive_predictions
+from ablation_oracle import MIXED_ANSWERS, MIXED_PROMPTS, naive_predictions
 
 import layerscope
 from layerscope.capture.ablation import LayerAblation, encode_task, patched_layers
 from layerscope.errors import LayerscopeError
 from layerscope.tasks import arithmetic_task
 
-# Repeated prompts (with the same or another answer) run once and are scored per item.
-PROMPTS = [
-    "5+2=",
-    "12*3=",
-    "The word is",
-    "When John and Mary went to the store, John gave the bag to",
-    "9-9=",
-    "Monday",
-    "5+2=",
-    "5+2=",
-]
-ANSWERS = ["7", "36", " red", " Mary", "0", " Tuesday", "7", "8"]
+PROMPTS, ANSWERS = MIXED_PROMPTS, MIXED_ANSWERS
 
 
 def expected(model, encoded, removed, scoring):

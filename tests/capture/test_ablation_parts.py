@@ -2,58 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
+from ablation_oracle import MIXED_ANSWERS, MIXED_PROMPTS, part_zeroed
 
 from layerscope.capture.ablation import LayerAblation, encode_task, patched_layers, record_outputs
 from layerscope.errors import LayerscopeError
 from layerscope.tasks import arithmetic_task
 
-# As in test_ablation.py: repeated prompts (with the same or another answer) run once and are scored per item.
-PROMPTS = [
-    "5+2=",
-    "12*3=",
-    "The word is",
-    "When John and Mary went to the store, John gave the bag to",
-    "9-9=",
-    "Monday",
-    "5+2=",
-    "5+2=",
-]
-ANSWERS = ["7", "36", " red", " Mary", "0", " Tuesday", "7", "8"]
-
-
-def _returns_tuple(model, part: str) -> bool:
-    """What the Hugging Face code returns: attention ``(output, weights)``; gpt-oss's MoE ``(output, scores)``."""
-    return part == "self_attn" or model.module.config.model_type == "gpt_oss"
-
-
-@contextlib.contextmanager
-def zeroed(model, part: str, layers):
-    """Plain monkeypatching of ``layer.<part>.forward`` (``part``: ``self_attn`` or ``mlp``) to return zeros."""
-    modules = [getattr(model.module.model.layers[k], part) for k in layers]  # every tiny model is model.model.layers
-    tuple_out = _returns_tuple(model, part)
-
-    def zeros(*args, **kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
-        out = torch.zeros_like(hidden)
-        return (out, None) if tuple_out else out
-
-    try:
-        for module in modules:
-            module.forward = zeros
-        yield
-    finally:
-        for module in modules:
-            del module.forward
+PROMPTS, ANSWERS = MIXED_PROMPTS, MIXED_ANSWERS
 
 
 @torch.inference_mode()
 def oracle_logits(model, part: str, layers, ids: list[int], keep: int) -> torch.Tensor:
     """Logits ``(keep, vocab)`` of one unpadded sequence with ``part`` of ``layers`` zeroed."""
-    with zeroed(model, part, layers):
+    with part_zeroed(model, part, layers):
         return model.module(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=keep).logits[0]
 
 

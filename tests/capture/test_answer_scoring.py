@@ -4,12 +4,11 @@ once on the default model."""
 
 from __future__ import annotations
 
-import contextlib
 from types import SimpleNamespace
 
 import pytest
 import torch
-from ablation_oracle import model_without
+from ablation_oracle import model_without, part_zeroed
 from hf_oracles import hf_greedy
 
 from layerscope.capture.ablation import EncodedTask, LayerAblation, encode_task
@@ -24,21 +23,7 @@ def generated(model, removed, prompt_ids: list[list[int]], n: int) -> list[list[
     if not removed:
         return [hf_greedy(model, ids, n) for ids in prompt_ids]
     module = model_without(model.module, model.parts.layers_path, removed)
-    out = []
-    with torch.no_grad():
-        for ids in prompt_ids:
-            tokens = module.generate(
-                torch.tensor([ids]),
-                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                max_new_tokens=n,
-                min_new_tokens=n,
-                do_sample=False,
-                use_cache=False,
-                pad_token_id=model.tokenizer.pad_token_id or 0,
-                eos_token_id=None,
-            )
-            out.append(tokens[0, len(ids) :].tolist())
-    return out
+    return [hf_greedy(model, ids, n, module=module, use_cache=False) for ids in prompt_ids]
 
 
 @torch.inference_mode()
@@ -93,56 +78,15 @@ def test_answer_scoring_equals_generate(tiny, removed):
     assert any(LayerAblation(tiny, encoded, scoring="answer", needed=[()]).run(()).correct) or removed
 
 
-@contextlib.contextmanager
-def sub_module_zeroed(model, part: str, layers):
-    """Plain monkeypatching: ``layers[k].self_attn`` (``part`` ``attn``) or ``.mlp`` returns zeros of its input's
-    shape (attention as ``(output, weights)``, gpt-oss's MoE as ``(output, router scores)``)."""
-    name = {"attn": "self_attn", "mlp": "mlp"}[part]
-    as_tuple = name == "self_attn" or model.module.config.model_type == "gpt_oss"
-    modules = [getattr(model.module.model.layers[k], name) for k in layers]  # every tiny model is model.model.layers
-
-    def zeros(*args, **kwargs):
-        out = torch.zeros_like(args[0] if args else kwargs["hidden_states"])
-        return (out, None) if as_tuple else out
-
-    try:
-        for module in modules:
-            module.forward = zeros
-        yield
-    finally:
-        for module in modules:
-            del module.forward
-
-
-def generated_plain(model, prompt_ids: list[list[int]], n: int) -> list[list[int]]:
-    """``generate(do_sample=False)`` of ``model.module`` as it is now, without a KV cache (a zeroed attention
-    writes none)."""
-    out = []
-    with torch.no_grad():
-        for ids in prompt_ids:
-            tokens = model.module.generate(
-                torch.tensor([ids]),
-                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                max_new_tokens=n,
-                min_new_tokens=n,
-                do_sample=False,
-                use_cache=False,
-                pad_token_id=model.tokenizer.pad_token_id or 0,
-                eos_token_id=None,
-            )
-            out.append(tokens[0, len(ids) :].tolist())
-    return out
-
-
 @pytest.mark.parametrize("part", ["attn", "mlp"])
 def test_answer_scoring_with_a_part_removed_equals_generate(tiny, part):
     """Blocks 1 and 2 with their attention (or MLP) zeroed: verdicts, predictions and probabilities equal
     ``generate`` and a teacher-forced forward of the model with that sub-module patched to return zeros."""
     removed = (1, 2)
     prompt_ids = [tiny.encode(p) for p in PROMPTS]
-    base = generated_plain(tiny, prompt_ids, N_NEW)
-    with sub_module_zeroed(tiny, part, removed):
-        greedy = generated_plain(tiny, prompt_ids, N_NEW)
+    base = [hf_greedy(tiny, ids, N_NEW, use_cache=False) for ids in prompt_ids]
+    with part_zeroed(tiny, part, removed):
+        greedy = [hf_greedy(tiny, ids, N_NEW, use_cache=False) for ids in prompt_ids]
     answers = [*answers_from(base), list(greedy[0]), list(greedy[1][:1])]  # the last two right without the part
     encoded = EncodedTask([*prompt_ids, prompt_ids[0], prompt_ids[1]], answers)
     greedy = [*greedy, greedy[0], greedy[1]]
@@ -151,7 +95,7 @@ def test_answer_scoring_with_a_part_removed_equals_generate(tiny, part):
     got = engine.run(removed, part=part)
     assert got.part == part and got.removed == removed
     assert got.correct[-2:] == [True, True]
-    with sub_module_zeroed(tiny, part, removed):
+    with part_zeroed(tiny, part, removed):
         for i, (answer, ids) in enumerate(zip(encoded.answer_ids, greedy)):
             ids = ids[: len(answer)]
             assert got.correct[i] == (ids == answer), (part, i)
