@@ -115,21 +115,29 @@ def test_remote_code_needs_the_flag(tiny_model_dirs, tmp_path, capsys):
     assert "--trust-remote-code" in capsys.readouterr().err
 
 
-def test_incomplete_gguf_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+@pytest.fixture
+def stand_in_gguf(tmp_path, monkeypatch):
+    """A file that passes for a GGUF (header check off) in a fresh cache, and the conversions it gets: each
+    ``(out directory, dtype)`` the cache asks for, writing only a config."""
     from layerscope.models import gguf_cache, guard
 
     monkeypatch.setenv("LAYERSCOPE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(
-        guard, "check_gguf_header", lambda path, dtype="float32": None
-    )  # the file is a stand-in, not a GGUF
+    monkeypatch.setattr(guard, "check_gguf_header", lambda path, dtype="float32": None)
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 60)
     converted = []
     monkeypatch.setattr(
         gguf_cache,
         "_convert",
-        lambda path, out, dtype="float32": converted.append(out) or (out / "config.json").write_text("{}"),
+        lambda path, out, dtype="float32": converted.append((out, dtype)) or (out / "config.json").write_text("{}"),
     )
+    return gguf, converted
+
+
+def test_incomplete_gguf_cache_entry_is_rebuilt(stand_in_gguf, tmp_path):
+    from layerscope.models import gguf_cache
+
+    gguf, converted = stand_in_gguf
     sha = gguf_cache.file_sha256(gguf)
     stale = tmp_path / "cache" / "gguf" / sha
     stale.mkdir(parents=True)
@@ -141,25 +149,18 @@ def test_incomplete_gguf_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     assert len(converted) == 1  # complete now: not converted again
 
 
-def test_gguf_cache_is_keyed_by_dtype_and_writes_no_float32_copy_unless_asked(tmp_path, monkeypatch):
-    from layerscope.models import gguf_cache, guard
+def test_gguf_cache_is_keyed_by_dtype_and_writes_no_float32_copy_unless_asked(stand_in_gguf, tmp_path):
+    from layerscope.models import gguf_cache
 
-    monkeypatch.setenv("LAYERSCOPE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(guard, "check_gguf_header", lambda path, dtype="float32": None)  # a stand-in file
-    gguf = tmp_path / "m.gguf"
-    gguf.write_bytes(b"GGUF" + b"\0" * 60)
-    converted = []
-    monkeypatch.setattr(
-        gguf_cache,
-        "_convert",
-        lambda path, out, dtype="float32": converted.append(dtype) or (out / "config.json").write_text("{}"),
-    )
+    gguf, conversions = stand_in_gguf
     sha = gguf_cache.file_sha256(gguf)
     entry, _ = gguf_cache.cached_gguf_dir(gguf, "bfloat16")
+    converted = [dtype for _, dtype in conversions]
     assert entry.name == f"{sha}-bfloat16" and converted == ["bfloat16"]
     assert sorted(p.name for p in (tmp_path / "cache" / "gguf").iterdir()) == [f"{sha}-bfloat16"]  # no float32 copy
     assert json.loads((entry / "layerscope.json").read_text())["dtype"] == "bfloat16"
-    assert gguf_cache.cached_gguf_dir(gguf, torch.bfloat16)[0] == entry and converted == ["bfloat16"]
-    assert gguf_cache.cached_gguf_dir(gguf, "auto")[0].name == sha and converted == ["bfloat16", "float32"]
+    assert gguf_cache.cached_gguf_dir(gguf, torch.bfloat16)[0] == entry and len(conversions) == 1
+    assert gguf_cache.cached_gguf_dir(gguf, "auto")[0].name == sha
+    assert [dtype for _, dtype in conversions] == ["bfloat16", "float32"]
     with pytest.raises(LayerscopeError, match="not 'int8'"):
         gguf_cache.cached_gguf_dir(gguf, "int8")
