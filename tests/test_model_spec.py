@@ -108,3 +108,17 @@ def test_a_spec_tells_the_memory_of_its_forward(tiny_model_dirs):
     assert ModelSpec(source).forward_memory() == forward_memory(source, "float32")
     with pytest.raises(LayerscopeError, match="no-such/model"):
         ModelSpec("no-such/model").forward_memory()
+
+
+def test_models_given_pairs_loaded_models_with_specs(tiny_models):
+    from layerscope.model_spec import models_given
+
+    model = tiny_models["llama"]
+    specs = (ModelSpec(), ModelSpec("b"), ModelSpec("c"))
+    assert models_given(specs, None) == [None, None, None]
+    assert models_given(specs, model) == [model, None, None]  # one loaded model is the first spec's
+    assert models_given(specs, [None, model, None]) == [None, model, None]
+    with pytest.raises(LayerscopeError, match="2 models given for 3 model specs"):
+        models_given(specs, [model, model])
+    with pytest.raises(LayerscopeError, match="'gpt2' is not a loaded model"):
+        models_given(specs, [None, "gpt2", None])

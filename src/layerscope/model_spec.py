@@ -300,3 +300,24 @@ def unique_name(name: str, taken: set[str] | list[str] | dict) -> str:
     while candidate in taken:
         candidate, k = f"{name} ({k})", k + 1
     return candidate
+
+
+def models_given(specs: tuple[ModelSpec, ...], models) -> list[Model | None]:
+    """One loaded model, or None (load it from its spec), per spec of ``specs``.
+
+    ``models``: None (load every one), one loaded ``Model`` (the first spec's; the others are loaded), or a
+    sequence with one ``Model`` or None per spec.
+    """
+    from .models import Model
+
+    if models is None:
+        return [None] * len(specs)
+    if isinstance(models, Model):
+        return [models] + [None] * (len(specs) - 1)
+    given = list(models)
+    if len(given) != len(specs):
+        raise LayerscopeError(f"{len(given)} models given for {len(specs)} model specs; give one per spec")
+    wrong = next((m for m in given if m is not None and not isinstance(m, Model)), None)
+    if wrong is not None:
+        raise LayerscopeError(f"{wrong!r} is not a loaded model; give layerscope.load_model(...) results or None")
+    return given

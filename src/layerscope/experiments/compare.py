@@ -51,7 +51,7 @@ from ..analysis.pair_cka import pair_cka
 from ..analysis.residual_error import ERROR_COLUMNS, growth_block, residual_errors
 from ..errors import LayerscopeError, choices_text
 from ..experiment import option
-from ..model_spec import ModelSpec, specs_argv, unique_name
+from ..model_spec import ModelSpec, models_given, specs_argv, unique_name
 from ..tokensets.options import TokenSetOptions
 from .compare_result import CompareResult
 
@@ -215,20 +215,6 @@ def weight_error_table(reference: tuple[ModelSpec, str, int], other_spec: ModelS
 # ----- running -----------------------------------------------------------------------------------------------
 
 
-def _models_given(config: CompareConfig, models) -> list:
-    """One loaded model or None (load it) per ``config.models``; a single loaded model is the first one."""
-    from ..models import Model
-
-    if models is None:
-        return [None] * len(config.models)
-    if isinstance(models, Model):
-        return [models] + [None] * (len(config.models) - 1)
-    models = list(models)
-    if len(models) != len(config.models):
-        raise LayerscopeError(f"{len(models)} models given for {len(config.models)} model specs; give one per spec")
-    return models
-
-
 def run_compare(config: CompareConfig, models=None) -> CompareResult:
     """Run ``compare``; no files written.
 
@@ -243,7 +229,7 @@ def run_compare(config: CompareConfig, models=None) -> CompareResult:
     from ..capture.read_positions import capture_model
     from ..rundir import model_record
 
-    given = _models_given(config, models)
+    given = models_given(config.models, models)
     ref_index = config.reference_index()
     order = [ref_index, *[i for i in range(len(config.models)) if i != ref_index]]
     timings: dict[str, float] = {"capture": 0.0, "against_reference": 0.0}

@@ -25,7 +25,7 @@ from .. import progress
 from ..analysis.echo import BOS_SETTINGS, echo_rates, word_grid
 from ..errors import LayerscopeError
 from ..experiment import Result, option
-from ..model_spec import ModelSpec, unique_name
+from ..model_spec import ModelSpec, models_given, unique_name
 from ..models import Model, require_lm_head
 from ..rundir import model_record
 from ..runner import execute
@@ -347,16 +347,6 @@ def _load(spec: ModelSpec, timings: dict[str, float]) -> Model:
         raise LayerscopeError(f"cannot load model {spec.label!r}: {type(exc).__name__}: {first}") from exc
 
 
-def _given_models(config: EchoConfig, model) -> list[Model | None]:
-    """One entry per ``config.models``: the loaded model passed in, or None (load it from its spec)."""
-    if model is None:
-        return [None] * len(config.models)
-    given = list(model) if isinstance(model, (list, tuple)) else [model]
-    if len(given) != len(config.models):
-        raise LayerscopeError(f"{len(given)} loaded models for {len(config.models)} model specs; give one per spec")
-    return [m if isinstance(m, Model) else None for m in given]
-
-
 def run_echo(config: EchoConfig, model: Model | Sequence[Model | None] | None = None) -> EchoResult:
     """Run the echo probe on every model of ``config.models``; no files written.
 
@@ -366,7 +356,7 @@ def run_echo(config: EchoConfig, model: Model | Sequence[Model | None] | None = 
     loaded; loaded models passed in are left alone.
     """
     sets = config.word_sets()
-    given = _given_models(config, model)
+    given = models_given(config.models, model)
     rows: list[dict] = []
     completions: list[dict] = []
     records: list[dict] = []

@@ -37,7 +37,7 @@ from ..capture.layer_spec import (
 )
 from ..errors import LayerscopeError
 from ..experiment import Result, option
-from ..model_spec import ModelSpec, specs_argv, unique_name
+from ..model_spec import ModelSpec, models_given, specs_argv, unique_name
 from ..rundir import model_record
 from ..tokensets.options import TokenSetOptions, inline_words
 
@@ -309,20 +309,6 @@ def _basis_depth(basis: str, n_layers: int):
     return resolve_layer(text, n_layers)
 
 
-def _models_given(config: LayersConfig, models) -> list:
-    """One loaded model or None (load it) per ``config.models``."""
-    from ..models import Model
-
-    if models is None:
-        return [None] * len(config.models)
-    if isinstance(models, Model):
-        models = [models]
-    models = list(models)
-    if len(models) != len(config.models):
-        raise LayerscopeError(f"{len(models)} models given for {len(config.models)} model specs; give one per spec")
-    return models
-
-
 def run_layers(config: LayersConfig, models=None) -> LayersResult:
     """Run the layers experiment; no files written.
 
@@ -336,7 +322,7 @@ def run_layers(config: LayersConfig, models=None) -> LayersResult:
     from ..tokensets import encode_sets
 
     sets = config.word_sets()
-    given = _models_given(config, models)
+    given = models_given(config.models, models)
     projections, metrics, ratios, residuals, records = [], [], [], {}, []
     titles: dict[str, str] = {}
     timings: dict[str, float] = {"capture": 0.0, "analysis": 0.0}
