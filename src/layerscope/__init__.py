@@ -39,6 +39,7 @@ _LAZY = {
     "quantize": ("layerscope.checkpoints.quantize", "quantize"),
     "weight_errors": ("layerscope.checkpoints.weight_error", "weight_errors"),
     "sweep": ("layerscope.experiments.sweep", "sweep"),
+    "builtin_tasks": ("layerscope.tasks.registry", "builtin_tasks"),
     "execute": ("layerscope.runner", "execute"),
 }
 
@@ -81,6 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models.loading import load_model
     from .models.model import Model
     from .runner import execute
+    from .tasks.registry import builtin_tasks
 
 
 if "ipykernel" in __import__("sys").modules:  # in Jupyter: tqdm's notebook support, without its ipywidgets warning

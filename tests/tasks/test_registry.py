@@ -23,3 +23,19 @@ def test_stated_baseline_on_the_default_model(default_model, name):
     assert base["config"] == "baseline" and result.scoring == BASELINES[name].scoring
     # One flipped item at most (batching order can move a near tie).
     assert base["accuracy"] == pytest.approx(BASELINES[name].accuracy, abs=1.5 / base["n"])
+
+
+def test_builtin_tasks_table_is_what_the_command_prints(capsys):
+    import json
+
+    import layerscope
+    from layerscope.cli import main
+
+    table = layerscope.builtin_tasks()
+    assert main(["tasks", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(table.index) == [row["name"] for row in printed] == list(TASKS)
+    for row in printed:
+        got = table.loc[row["name"]]
+        assert {key: got[key] for key in row if key != "name"} == {k: v for k, v in row.items() if k != "name"}
+    assert (table["baseline"] > table["chance"]).all()

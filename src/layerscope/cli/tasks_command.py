@@ -15,32 +15,12 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def rows() -> list[dict]:
-    """One dict per built-in task: name, description, shots, items, chance, scoring, baseline."""
-    from ..tasks.registry import TASKS
-
-    out = []
-    for spec in TASKS.values():
-        task = spec.task()
-        base = spec.baseline
-        out.append(
-            {
-                "name": spec.name,
-                "description": spec.description,
-                "shots": spec.shots,
-                "items": len(task),
-                "chance": round(task.chance, 4),
-                "scoring": base.scoring if base else None,
-                "baseline": base.accuracy if base else None,
-            }
-        )
-    return out
-
-
 def run(args) -> int:
     import json
 
-    table = rows()
+    from ..tasks.registry import task_rows
+
+    table = task_rows()
     if args.json:
         print(json.dumps(table, indent=2))
         return 0

@@ -124,3 +124,33 @@ def builtin_task(name: str) -> BuiltinTask:
         return TASKS[name]
     except KeyError:
         raise LayerscopeError(f"unknown task {name!r}; valid: {', '.join(TASKS)} or a .csv/.jsonl file") from None
+
+
+def task_rows() -> list[dict]:
+    """One dict per built-in task: name, description, shots, items, chance, scoring, baseline."""
+    out = []
+    for spec in TASKS.values():
+        task = spec.task()
+        base = spec.baseline
+        out.append(
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "shots": spec.shots,
+                "items": len(task),
+                "chance": round(task.chance, 4),
+                "scoring": base.scoring if base else None,
+                "baseline": base.accuracy if base else None,
+            }
+        )
+    return out
+
+
+def builtin_tasks():
+    """The built-in tasks as a ``pandas.DataFrame`` (what ``layerscope tasks`` prints), one row per task:
+    ``name``, ``description`` (an example prompt and answer), ``shots`` (default worked examples), ``items``
+    (at the defaults), ``chance``, and the ``baseline`` accuracy on the default model with its ``scoring``.
+    Any ``name`` is what ``layerscope.ablate(name, ...)`` and ``--task`` take."""
+    import pandas as pd
+
+    return pd.DataFrame(task_rows()).set_index("name")
