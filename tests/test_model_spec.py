@@ -122,3 +122,14 @@ def test_models_given_pairs_loaded_models_with_specs(tiny_models):
         models_given(specs, [model, model])
     with pytest.raises(LayerscopeError, match="'gpt2' is not a loaded model"):
         models_given(specs, [None, "gpt2", None])
+
+
+def test_a_named_source_text_names_the_model_in_python_as_on_the_command_line(tmp_path):
+    assert ModelSpec.of("q8=runs/q8") == ModelSpec("runs/q8", name="q8")
+    assert ModelSpec.of("small=default") == ModelSpec(name="small")
+    assert ModelSpec.of("q8=runs/q8", name="other").name == "other"  # an explicit name wins
+    odd = tmp_path / "a=b"
+    odd.mkdir()
+    assert ModelSpec.of(str(odd)) == ModelSpec(str(odd))  # an existing path with '=' is a source
+    with pytest.raises(LayerscopeError, match="no source after '='"):
+        ModelSpec.of("q8=")

@@ -178,11 +178,20 @@ class ModelSpec:
 
     @classmethod
     def of(cls, value: ModelSpec | Model | str | os.PathLike | None, **options) -> ModelSpec:
-        """A spec from what a Python user passes as ``model=``: a spec, a loaded model, a source or None."""
+        """A spec from what a Python user passes as ``model=``: a spec, a loaded model, a source or None. A
+        text ``"NAME=SOURCE"`` names the model as ``--model NAME=SOURCE`` does (unless it is an existing path)."""
         if isinstance(value, ModelSpec):
             return value
-        if value is None or isinstance(value, (str, os.PathLike)):
+        if value is None or isinstance(value, os.PathLike):
             return cls(source=None if value is None else os.fspath(value), **options)
+        if isinstance(value, str):
+            try:
+                name, source = split_named_source(value)
+            except ValueError as exc:
+                raise LayerscopeError(str(exc)) from None
+            if name is not None and "name" not in options:
+                options["name"] = name
+            return cls(source=source, **options)
         source = getattr(value, "source", None)
         if isinstance(source, str):  # a loaded Model: its source, and its dtype unless float32
             dtype = str(getattr(value, "dtype", "float32")).replace("torch.", "")

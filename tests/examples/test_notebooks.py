@@ -65,9 +65,11 @@ def test_problems_are_found_in_outputs():
         cell(v4.new_output("stream", name="stdout", text="Error rates per model\n")),
         cell(*[v4.new_output("display_data", data={"text/plain": "Loading 0/236"}) for _ in range(MAX_OUTPUTS + 1)]),
         cell(v4.new_output("stream", name="stderr", text="Loading 1/236\n" * (MAX_STDERR_LINES + 1))),
+        cell(*[v4.new_output("stream", name="stderr", text=f"\rRemoving {i}/300") for i in range(300)]),  # one line
     ]
     found = [(index, kind) for index, kind, _ in _problems(notebook)]
     assert found == [(1, "error"), (2, "stderr"), (4, "flood"), (5, "flood")]
+    assert _as_shown(notebook.cells[6].outputs)[0].text == "Removing 299/300"
 
 
 def _kernel_manager(home: Path):
@@ -87,12 +89,30 @@ def _kernel_manager(home: Path):
     )
 
 
+def _as_shown(outputs: list) -> list:
+    """The outputs as Jupyter shows them: consecutive stream outputs of one name are one block, and a carriage
+    return rewrites its line (a text progress bar updating in place is one line, however many updates it sent)."""
+    import nbformat
+
+    shown = []
+    for output in outputs:
+        if output.output_type == "stream" and shown and shown[-1].output_type == "stream":
+            if shown[-1].name == output.name:
+                shown[-1].text += output.text
+                continue
+        shown.append(nbformat.from_dict(dict(output)) if output.output_type == "stream" else output)
+    for output in shown:
+        if output.output_type == "stream":
+            output.text = "\n".join(line.rsplit("\r", 1)[-1] for line in output.text.split("\n"))
+    return shown
+
+
 def _problems(notebook) -> list[tuple[int, str, str]]:
     """``(cell, kind, text)`` for every error output, every stderr output that reports an error, and every cell
     that floods its output."""
     found = []
     for index, cell in enumerate(notebook.cells):
-        outputs = cell.get("outputs", [])
+        outputs = _as_shown(cell.get("outputs", []))
         stderr_lines = sum(o.text.count("\n") for o in outputs if o.output_type == "stream" and o.name == "stderr")
         if len(outputs) > MAX_OUTPUTS or stderr_lines > MAX_STDERR_LINES:
             found.append((index, "flood", f"{len(outputs)} outputs, {stderr_lines} lines on stderr"))
