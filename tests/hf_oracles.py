@@ -10,7 +10,7 @@ def hf_greedy(model, ids: list[int], n: int, *, module=None, use_cache: bool = T
     """The ``n`` tokens ``transformers``' own ``generate`` picks greedily after ``ids`` (no early stop), from
     ``model.module`` or another ``module`` (e.g. a copy with blocks removed) with ``model``'s tokenizer."""
     with torch.no_grad():
-        out = (module or model.module).generate(
+        out = (module if module is not None else model.module).generate(
             torch.tensor([ids]),
             attention_mask=torch.ones(1, len(ids), dtype=torch.long),
             max_new_tokens=n,

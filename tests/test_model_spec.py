@@ -124,12 +124,24 @@ def test_models_given_pairs_loaded_models_with_specs(tiny_models):
         models_given(specs, [None, "gpt2", None])
 
 
-def test_a_named_source_text_names_the_model_in_python_as_on_the_command_line(tmp_path):
+def test_a_named_source_text_names_the_model_in_python_as_on_the_command_line(tmp_path, monkeypatch):
     assert ModelSpec.of("q8=runs/q8") == ModelSpec("runs/q8", name="q8")
     assert ModelSpec.of("small=default") == ModelSpec(name="small")
     assert ModelSpec.of("q8=runs/q8", name="other").name == "other"  # an explicit name wins
-    odd = tmp_path / "a=b"
-    odd.mkdir()
-    assert ModelSpec.of(str(odd)) == ModelSpec(str(odd))  # an existing path with '=' is a source
+    monkeypatch.chdir(tmp_path)
+    assert ModelSpec.of("a=b") == ModelSpec("b", name="a")
+    (tmp_path / "a=b").mkdir()
+    assert ModelSpec.of("a=b") == ModelSpec("a=b")  # an existing path with '=' is a source
     with pytest.raises(LayerscopeError, match="no source after '='"):
         ModelSpec.of("q8=")
+
+
+def test_first_line_of_a_library_error_carries_the_line_a_colon_announces():
+    from layerscope.models.broken import first_line
+
+    assert first_line(ValueError("Class validation error:\n    ValueError: heads (7) do not divide 64\nmore")) == (
+        "Class validation error: ValueError: heads (7) do not divide 64"
+    )
+    assert first_line(ValueError("\n  bad value\nsecond")) == "bad value"
+    assert first_line(ValueError("ends with a colon:")) == "ends with a colon:"
+    assert first_line(KeyError()) == "KeyError"

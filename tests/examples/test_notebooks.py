@@ -66,10 +66,12 @@ def test_problems_are_found_in_outputs():
         cell(*[v4.new_output("display_data", data={"text/plain": "Loading 0/236"}) for _ in range(MAX_OUTPUTS + 1)]),
         cell(v4.new_output("stream", name="stderr", text="Loading 1/236\n" * (MAX_STDERR_LINES + 1))),
         cell(*[v4.new_output("stream", name="stderr", text=f"\rRemoving {i}/300") for i in range(300)]),  # one line
+        cell(*[v4.new_output("stream", name="stdout", text=f"step {i}/300\n") for i in range(300)]),  # 300 lines
+        cell(v4.new_output("stream", name="stderr", text="Traceback (most recent call last):\r\n  ValueError\r\n")),
     ]
     found = [(index, kind) for index, kind, _ in _problems(notebook)]
-    assert found == [(1, "error"), (2, "stderr"), (4, "flood"), (5, "flood")]
-    assert _as_shown(notebook.cells[6].outputs)[0].text == "Removing 299/300"
+    assert found == [(1, "error"), (2, "stderr"), (4, "flood"), (5, "flood"), (7, "flood"), (8, "stderr")]
+    assert [o.text for o in _as_shown(notebook.cells[6].outputs)] == ["Removing 299/300"]
 
 
 def _kernel_manager(home: Path):
@@ -90,20 +92,29 @@ def _kernel_manager(home: Path):
 
 
 def _as_shown(outputs: list) -> list:
-    """The outputs as Jupyter shows them: consecutive stream outputs of one name are one block, and a carriage
-    return rewrites its line (a text progress bar updating in place is one line, however many updates it sent)."""
+    """The outputs with in-place updates applied as Jupyter applies them: a stream output that starts with a
+    carriage return continues the stream output before it, and a carriage return rewrites its line (``\r\n`` is
+    a plain line end). A text progress bar is then one output and one line, however many updates it sent; any
+    other output, a printed line included, still counts on its own."""
+    import re
+
     import nbformat
 
     shown = []
     for output in outputs:
-        if output.output_type == "stream" and shown and shown[-1].output_type == "stream":
-            if shown[-1].name == output.name:
-                shown[-1].text += output.text
+        if output.output_type != "stream":
+            shown.append(output)
+            continue
+        previous = shown[-1] if shown else None
+        if previous is not None and previous.output_type == "stream" and previous.name == output.name:
+            if output.text.startswith("\r") or not output.text.strip():
+                previous.text += output.text
                 continue
-        shown.append(nbformat.from_dict(dict(output)) if output.output_type == "stream" else output)
+        shown.append(nbformat.from_dict(dict(output)))
     for output in shown:
         if output.output_type == "stream":
-            output.text = "\n".join(line.rsplit("\r", 1)[-1] for line in output.text.split("\n"))
+            text = re.sub(r"\r+\n", "\n", output.text)
+            output.text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
     return shown
 
 

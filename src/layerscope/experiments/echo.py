@@ -351,7 +351,7 @@ def run_echo(config: EchoConfig, model: Model | Sequence[Model | None] | None = 
     """Run the echo probe on every model of ``config.models``; no files written.
 
     ``model``: loaded models, one per spec of ``config.models`` (None entries are loaded from their
-    spec), or None to load them all. A model that cannot be loaded or probed is recorded in ``failures``
+    spec), one loaded model (the first spec's), or None to load them all. A model that cannot be loaded or probed is recorded in ``failures``
     and the others still run; if none ran, this raises. Models loaded here are freed before the next is
     loaded; loaded models passed in are left alone.
     """

@@ -314,8 +314,9 @@ def run_layers(config: LayersConfig, models=None) -> LayersResult:
 
     Args:
         config: what to run.
-        models: None loads each of ``config.models`` in turn (each freed before the next); a loaded model,
-            or a list with one loaded model (or None: load it) per ``config.models``.
+        models: None loads each of ``config.models`` in turn (each freed before the next); a loaded model
+            (the first spec's; the others are loaded), or a list with one loaded model (or None: load it) per
+            ``config.models``.
     """
     from ..capture import capture_residuals, parse_layers
     from ..capture.contexts import word_prompts
