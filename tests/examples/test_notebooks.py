@@ -140,6 +140,7 @@ def _problems(notebook) -> list[tuple[int, str, str]]:
 def run_notebook(path: Path, cwd: Path, *, first_cells: tuple[str, ...] = ()) -> list[tuple[int, str, str]]:
     """Execute the notebook at ``path`` in a fresh kernel with ``cwd`` as its working directory; its problems."""
     import nbformat
+    from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -161,6 +162,9 @@ def run_notebook(path: Path, cwd: Path, *, first_cells: tuple[str, ...] = ()) ->
         client.execute(cwd=str(cwd), env=env)
     except CellExecutionError:
         pass  # the failing cell's error output is in the notebook; execution stopped there
+    finally:  # nbclient leaves a kernel it did not create running (with the model it loaded)
+        if client.km.has_kernel:
+            run_sync(client.km.shutdown_kernel)(now=True)
     return _problems(notebook)
 
 
