@@ -94,3 +94,16 @@ def test_positional_values_that_look_like_options_are_kept_apart():
     argv = config.command()
     assert argv[-2:] == ["--", "-odd-name.gguf"]
     assert build_parser().parse_args(argv[1:]).path == "-odd-name.gguf"
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "8"])
+def test_counts_must_be_whole_numbers_of_at_least_one(value):
+    from layerscope.experiments.compare import CompareConfig
+    from layerscope.experiments.layers import LayersConfig
+
+    for config in (
+        LayersConfig(batch_size=value),
+        CompareConfig(models=(ModelSpec(), ModelSpec("b")), batch_size=value),
+    ):
+        with pytest.raises(ConfigError, match=rf"^batch_size={value!r} must be at least 1"):
+            config.validate()

@@ -102,6 +102,13 @@ class ExperimentConfig:
             except ValueError as exc:
                 raise ConfigError("max_memory", spec.max_memory, str(exc)) from None
 
+    def require_count(self, param: str, minimum: int = 1) -> None:
+        """Raise a :class:`ConfigError` naming ``param`` unless it holds an integer (not a bool) of at least
+        ``minimum``."""
+        value = getattr(self, param)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(param, value, f"must be at least {minimum}")
+
     def error(self, param: str, value: Any, problem: str) -> ConfigError:
         """A :class:`ConfigError` for field ``param``, carrying that field's flag."""
         return ConfigError(param, value, problem, flag=self.flag_of(param))

@@ -75,8 +75,7 @@ class CaptureConfig(TokenSetOptions):
                 "and sets: give either prompts or sets (words) to capture, not both nor neither",
             )
         check_layers_field(self)
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise self.error("batch_size", self.batch_size, "must be at least 1")
+        self.require_count("batch_size")
         check_memory_budget(self)
         if self.prompts:
             if any(not isinstance(p, str) or not p for p in self.prompts):

@@ -172,8 +172,7 @@ class CompareConfig(TokenSetOptions):
             problem = context_problem(self.context)
             if problem:
                 raise self.error("context", self.context, problem)
-        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
-            raise self.error("batch_size", self.batch_size, "must be at least 1")
+        self.require_count("batch_size")
         n = self.n_items()
         if n < MIN_ITEMS:
             what = "prompts" if self.uses_prompts else "words"

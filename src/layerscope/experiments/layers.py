@@ -84,8 +84,7 @@ class LayersConfig(TokenSetOptions):
         problem = context_problem(self.context)
         if problem:
             raise self.error("context", self.context, problem)
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise self.error("batch_size", self.batch_size, "must be at least 1")
+        self.require_count("batch_size")
         check_memory_budget(self)
         self.word_sets()
 

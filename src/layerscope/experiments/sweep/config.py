@@ -67,8 +67,8 @@ class SweepConfig(ExperimentConfig):
             except LayerscopeError as exc:
                 raise self.error("models", spec.value, f"is not valid: {exc}") from None
         per_model(self.base, self.models[0]).validate()  # the experiment's own options, named by their flags
-        if self.num_cpus is not None and (not isinstance(self.num_cpus, int) or self.num_cpus < 1):
-            raise self.error("num_cpus", self.num_cpus, "must be at least 1")
+        if self.num_cpus is not None:
+            self.require_count("num_cpus")
         if self.memory_per_model is not None:
             memory_bytes(self)
         if self.ray_address is not None and not str(self.ray_address).strip():
