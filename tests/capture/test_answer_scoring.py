@@ -47,22 +47,27 @@ def answers_from(greedy: list[list[int]]) -> list[list[int]]:
     return out
 
 
-def check(model, encoded: EncodedTask, removed, greedy_ids):
-    engine = LayerAblation(model, encoded, scoring="answer", batch_size=4, needed=[removed])
-    got = engine.run(removed)
-    oracle = model_without(model.module, model.parts.layers_path, removed) if removed else model.module
-    plain = SimpleNamespace(module=oracle)
+def check_items(got, oracle, encoded: EncodedTask, greedy_ids, label) -> None:
+    """Every item of an ablation run ``got`` against ``generate``'s tokens ``greedy_ids`` and a teacher-forced
+    forward of ``oracle`` (anything with the ablated ``module``): verdict, prediction and probabilities."""
     for i, (answer, greedy) in enumerate(zip(encoded.answer_ids, greedy_ids)):
         greedy = greedy[: len(answer)]
-        assert got.correct[i] == (greedy == answer), (removed, i)
+        assert got.correct[i] == (greedy == answer), (label, i)
         # The prediction is what generate gave, up to and including the first token that differs from the answer.
         wrong = next((j for j, (g, a) in enumerate(zip(greedy, answer)) if g != a), None)
-        assert got.tokens[i] == (greedy if wrong is None else greedy[: wrong + 1]), (removed, i)
-        probs = teacher_forced(plain, encoded.prompt_ids[i], answer)
+        assert got.tokens[i] == (greedy if wrong is None else greedy[: wrong + 1]), (label, i)
+        probs = teacher_forced(oracle, encoded.prompt_ids[i], answer)
         assert got.p_first[i] == pytest.approx(probs[0], rel=1e-4, abs=1e-7)
         assert got.p_answer[i] == pytest.approx(
             float(torch.tensor(probs, dtype=torch.float64).prod()), rel=1e-4, abs=1e-9
         )
+
+
+def check(model, encoded: EncodedTask, removed, greedy_ids):
+    engine = LayerAblation(model, encoded, scoring="answer", batch_size=4, needed=[removed])
+    got = engine.run(removed)
+    oracle = model_without(model.module, model.parts.layers_path, removed) if removed else model.module
+    check_items(got, SimpleNamespace(module=oracle), encoded, greedy_ids, removed)
 
 
 @pytest.mark.parametrize("removed", [(), (1,)])
@@ -96,16 +101,7 @@ def test_answer_scoring_with_a_part_removed_equals_generate(tiny, part):
     assert got.part == part and got.removed == removed
     assert got.correct[-2:] == [True, True]
     with part_zeroed(tiny, part, removed):
-        for i, (answer, ids) in enumerate(zip(encoded.answer_ids, greedy)):
-            ids = ids[: len(answer)]
-            assert got.correct[i] == (ids == answer), (part, i)
-            wrong = next((j for j, (g, a) in enumerate(zip(ids, answer)) if g != a), None)
-            assert got.tokens[i] == (ids if wrong is None else ids[: wrong + 1]), (part, i)
-            probs = teacher_forced(tiny, encoded.prompt_ids[i], answer)
-            assert got.p_first[i] == pytest.approx(probs[0], rel=1e-4, abs=1e-7)
-            assert got.p_answer[i] == pytest.approx(
-                float(torch.tensor(probs, dtype=torch.float64).prod()), rel=1e-4, abs=1e-9
-            )
+        check_items(got, tiny, encoded, greedy, part)
     assert got.p_answer != pytest.approx(unablated.p_answer, rel=1e-3)  # the part's removal changed something
 
 

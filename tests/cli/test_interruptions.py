@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from signal_when import signal_when
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL and /proc are Linux")
 
@@ -44,13 +45,7 @@ def _run(args: list[str]) -> None:
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 240) -> None:
     """SIGKILL ``proc`` as soon as ``ready()`` holds (polled every 10 ms); fails if it ends first."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.communicate()[1]}"
-        assert time.monotonic() < deadline, "the run never reached the point to kill it at"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    signal_when(proc, ready, signal.SIGKILL, what="killed", timeout=timeout)
     assert proc.returncode == -signal.SIGKILL
 
 
@@ -213,13 +208,7 @@ def test_two_runs_started_together_leave_one_consistent_run(tiny_model_dirs, tmp
 
 # ----- Ctrl-C ------------------------------------------------------------------------------------------------------
 def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 240) -> str:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.communicate()[1]}"
-        assert time.monotonic() < deadline, "the run never reached the point to interrupt it at"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, err = signal_when(proc, ready, signal.SIGINT, what="interrupted", timeout=timeout, end_timeout=120)
     assert proc.returncode == 130, err
     lines = [line for line in err.splitlines() if not line.startswith("warning: ")]  # a run's own warnings
     assert len(lines) == 1 and lines[0].startswith("layerscope: interrupted"), err

@@ -16,11 +16,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from signal_when import signal_when
 from sweep_tables import read_table, same_table
 
 import layerscope
@@ -119,13 +119,11 @@ def test_killed_sweep_resumes_without_redoing_finished_models(ray_instance, tiny
         text=True,
     )
     dirs = [out / "llama", out / "qwen3", out / "third"]
-    deadline = time.monotonic() + 300
-    while not any((d / "run.json").is_file() for d in dirs):
-        assert proc.poll() is None, f"the sweep ended before it could be killed: {proc.communicate()[1]}"
-        assert time.monotonic() < deadline, "no model finished"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+
+    def one_model_done() -> bool:
+        return any((d / "run.json").is_file() for d in dirs)
+
+    signal_when(proc, one_model_done, signal.SIGKILL, what="killed after a model finished", timeout=300)
     assert proc.returncode == -signal.SIGKILL
     done = {d.name: (d / "run.json").stat().st_mtime_ns for d in dirs if (d / "run.json").is_file()}
     assert 1 <= len(done) < len(dirs)  # killed mid-way
