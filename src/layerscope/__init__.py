@@ -36,8 +36,8 @@ _LAZY = {
     "layout": ("layerscope.experiments.layout", "layout"),
     "report": ("layerscope.experiments.report", "report"),
     "compare": ("layerscope.experiments.compare", "compare"),
-    "quantize": ("layerscope.checkpoints.quantize", "quantize"),
-    "weight_errors": ("layerscope.checkpoints.weight_error", "weight_errors"),
+    "quantize": ("layerscope.convert.quantize", "quantize"),
+    "weight_errors": ("layerscope.convert.weight_error", "weight_errors"),
     "sweep": ("layerscope.experiments.sweep", "sweep"),
     "builtin_tasks": ("layerscope.tasks.registry", "builtin_tasks"),
     "execute": ("layerscope.runner", "execute"),
@@ -64,8 +64,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .checkpoints.quantize import quantize
-    from .checkpoints.weight_error import weight_errors
+    from .convert.quantize import quantize
+    from .convert.weight_error import weight_errors
     from .experiments.ablate import ablate
     from .experiments.capture import residuals
     from .experiments.compare import compare

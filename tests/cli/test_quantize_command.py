@@ -40,7 +40,7 @@ def test_quantize_to_gguf_writes_one_file(tmp_path, capsys):
 
 
 def test_an_interrupted_quantize_says_nothing_was_written(tmp_path, tiny_model_dirs, capsys, monkeypatch):
-    from layerscope.checkpoints import mlx_write
+    from layerscope.convert import mlx_write
 
     def interrupted(arrays, out, parameters):
         raise KeyboardInterrupt

@@ -68,7 +68,7 @@ def read_layout(source: str | os.PathLike) -> Layout:
     text = os.fspath(source)
     path = Path(text).expanduser()
     if not path.exists():
-        path = _hub_snapshot(text)
+        path = hub_snapshot(text)
     if path.is_dir():
         return _read_directory(path, text)
     if path.name.endswith(".index.json"):
@@ -214,7 +214,7 @@ def _quant_config(directory: Path | None) -> QuantConfig | None:
     return parse_quantization(data, str(config)) if isinstance(data, dict) else None
 
 
-def _hub_snapshot(text: str) -> Path:
+def hub_snapshot(text: str) -> Path:
     """The local snapshot of a hub id already in the Hugging Face cache (nothing is downloaded)."""
     if "/" in text and not text.startswith((".", "/", "~")):
         try:
@@ -403,7 +403,7 @@ def _layout_and_config(source) -> tuple[Layout, dict | None]:
     path = Path(str(layout.source)).expanduser()
     if not path.exists():
         try:
-            path = _hub_snapshot(str(layout.source))
+            path = hub_snapshot(str(layout.source))
         except LayerscopeError:
             return layout, None
     folder = path if path.is_dir() else path.parent

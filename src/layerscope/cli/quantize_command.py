@@ -47,7 +47,7 @@ def _int(flag: str, text: str, valid) -> int:
 def run(args) -> int:
     from .. import progress
     from ..checkpoints.mlx_quant import VALID_BITS, VALID_GROUP_SIZES
-    from ..checkpoints.quantize import quantize_summary
+    from ..convert.quantize import quantize_summary
     from ..runner import named_for
 
     bits = _int("--bits", args.bits, VALID_BITS)

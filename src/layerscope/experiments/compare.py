@@ -30,7 +30,7 @@ This module holds the config, the run and the Python API; the parts live with th
 :mod:`layerscope.capture.read_positions` (the capture at the read positions),
 :mod:`layerscope.analysis.pair_cka` (CKA of every layer pair), :mod:`layerscope.analysis.residual_error`
 (errors and the growth block), :mod:`layerscope.analysis.next_token` (top-1 agreement and KL),
-:mod:`layerscope.checkpoints.weight_error` (weights) and :mod:`.compare_result` (what was found).
+:mod:`layerscope.convert.weight_error` (weights) and :mod:`.compare_result` (what was found).
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def weight_error_table(reference: tuple[ModelSpec, str, int], other_spec: ModelS
     ``reference``: the reference's spec, model class name and number of blocks (the model itself is freed).
     """
     try:
-        from ..checkpoints.weight_error import weight_errors
+        from ..convert.weight_error import weight_errors
     except ImportError:
         return None
     spec, module_class, n_layers = reference

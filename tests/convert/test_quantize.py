@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import layerscope
-from layerscope.checkpoints import mlx_write
+from layerscope.convert import mlx_write
 from layerscope.errors import LayerscopeError
 from layerscope.experiment import ConfigError
 
@@ -81,7 +81,7 @@ def test_default_model_to_mlx_4bit_equals_mlx_quantize(tmp_path):
     and of one block equal ``mlx.core.quantize``, layerscope loads the directory, norms are exact."""
     from safetensors import safe_open
 
-    from layerscope.checkpoints.float_weights import open_float_weights
+    from layerscope.convert.float_weights import open_float_weights
 
     out = layerscope.quantize(to="mlx", bits=4, group_size=64, out=tmp_path / "gemma-mlx-4bit")
     written = mx.load(str(out / "model.safetensors"))

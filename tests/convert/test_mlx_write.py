@@ -11,8 +11,8 @@ from safetensors import safe_open
 from safetensors.numpy import load_file
 
 import layerscope
-from layerscope.checkpoints import mlx_write
-from layerscope.checkpoints.float_weights import open_float_weights
+from layerscope.convert import mlx_write
+from layerscope.convert.float_weights import open_float_weights
 from layerscope.models.mlx import mlx_state_dict
 
 mx = pytest.importorskip("mlx.core")

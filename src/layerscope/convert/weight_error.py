@@ -19,6 +19,7 @@ import torch
 
 from ..capture.layer_spec import EMBED, FINAL_NORM
 from ..errors import LayerscopeError
+from .float_weights import open_float_weights
 
 _CHUNK = 1 << 22
 COLUMNS = ("tensor", "layer", "shape", "parameters", "relative_error", "cosine", "max_abs_error")
@@ -99,8 +100,6 @@ def weight_errors(reference, other):
         compares two forms of one model.
     """
     import pandas as pd
-
-    from .float_weights import open_float_weights
 
     rows = []
     with open_float_weights(reference) as ref, open_float_weights(other) as oth:

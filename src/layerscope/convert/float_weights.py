@@ -24,7 +24,15 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints.layout import hub_snapshot, read_layout
 from ..errors import LayerscopeError
+from ..model_spec import ModelSpec
+from ..models.default import default_model_path
+from ..models.gguf_cache import cached_gguf_dir
+from ..models.guard import check_directory
+from ..models.mlx import is_mlx_dir
+from ..models.mlx_dequant import dequantize
+from ..models.model import Model
 
 _WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".npz")
 
@@ -67,13 +75,9 @@ class FloatWeights:
 def open_float_weights(source) -> Iterator[FloatWeights]:
     """Open ``source`` (None / ``"default"``, a ``.gguf`` file, a directory, a cached hub id, a
     :class:`~layerscope.ModelSpec` or a loaded model) for reading float tensors one at a time."""
-    from ..models.model import Model
-
     if isinstance(source, Model):
         yield _model_weights(source)
         return
-    from ..model_spec import ModelSpec
-
     if isinstance(source, ModelSpec):
         source = source.source
     directory, fmt, text = resolve_directory(source)
@@ -88,12 +92,7 @@ def resolve_directory(source) -> tuple[Path, str, str]:
 
     A GGUF file (and the default model) is dequantized once into layerscope's cache and read from there.
     """
-    from ..models.gguf_cache import cached_gguf_dir
-    from ..models.mlx import is_mlx_dir
-
     if source is None or str(source) == "default":
-        from ..models.default import default_model_path
-
         return cached_gguf_dir(default_model_path())[0], "gguf", "default"
     text = os.fspath(source)
     path = Path(text).expanduser()
@@ -102,13 +101,9 @@ def resolve_directory(source) -> tuple[Path, str, str]:
             return cached_gguf_dir(path)[0], "gguf", text
         raise LayerscopeError(f"{text!r} is not a checkpoint: expected a .gguf file, a model directory or a hub id")
     if not path.exists():
-        from .layout import _hub_snapshot
-
-        path = _hub_snapshot(text)
+        path = hub_snapshot(text)
     if not (path / "config.json").is_file():
         raise LayerscopeError(f"{text!r} is not a model directory: it has no config.json")
-    from ..models.guard import check_directory
-
     check_directory(path, text, False)
     return path, "mlx" if is_mlx_dir(path) else "safetensors", text
 
@@ -124,8 +119,6 @@ def _read_config(directory: Path) -> dict:
 
 
 def _layout(directory: Path, text: str):
-    from .layout import read_layout
-
     if not list(directory.glob("*.safetensors")) and not (directory / "model.safetensors.index.json").is_file():
         other = sorted(p.name for p in directory.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
         found = f" (it has {', '.join(other[:3])})" if other else ""
@@ -155,8 +148,6 @@ def _safetensors_weights(directory: Path, text: str, fmt: str) -> Iterator[Float
 
 def _mlx_weights(directory: Path, text: str) -> Iterator[FloatWeights]:
     from safetensors import safe_open
-
-    from ..models.mlx_dequant import dequantize
 
     layout = _layout(directory, text)
     handles = {file: safe_open(str(directory / file), framework="pt") for file in layout.files}

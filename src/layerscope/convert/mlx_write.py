@@ -14,8 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
+from ..checkpoints.mlx_quant import VALID_BITS, VALID_GROUP_SIZES
 from ..errors import LayerscopeError, choices_text
-from .mlx_quant import VALID_BITS, VALID_GROUP_SIZES
 
 MLX_DTYPES = ("float16", "bfloat16", "float32")
 SHARD_BYTES = 5 << 30  # mlx-lm's max_file_size_gb=5
@@ -70,7 +70,7 @@ def conversion_dtype(config: dict, dtype: str | None) -> str:
 def write_mlx(
     weights, out: Path, bits: int, group_size: int, dtype: str | None = None, description: str = "Quantizing"
 ) -> dict:
-    """Quantize the tensors of ``weights`` (a :class:`~layerscope.checkpoints.float_weights.FloatWeights`) into
+    """Quantize the tensors of ``weights`` (a :class:`~layerscope.convert.float_weights.FloatWeights`) into
     the existing empty directory ``out``; returns a summary (dtype, counts, bytes).
 
     Example:

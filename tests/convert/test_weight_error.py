@@ -10,7 +10,7 @@ from safetensors.numpy import load_file, save_file
 from tiny_gguf import gguf_to_hf, write_tiny_gguf
 
 import layerscope
-from layerscope.checkpoints.weight_error import COLUMNS, tensor_layer, weight_errors
+from layerscope.convert.weight_error import COLUMNS, tensor_layer, weight_errors
 from layerscope.errors import LayerscopeError
 
 mx = pytest.importorskip("mlx.core")

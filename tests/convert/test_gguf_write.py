@@ -7,7 +7,7 @@ import pytest
 from tiny_gguf import gguf_to_hf, write_tiny_gguf
 
 import layerscope
-from layerscope.checkpoints.gguf_write import gguf_types, write_gguf
+from layerscope.convert.gguf_write import gguf_types, write_gguf
 from layerscope.errors import LayerscopeError
 
 gguf = pytest.importorskip("gguf")

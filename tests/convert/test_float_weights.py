@@ -10,8 +10,8 @@ import torch
 from safetensors.numpy import load_file
 
 import layerscope
-from layerscope.checkpoints.float_weights import open_float_weights
-from layerscope.checkpoints.weight_error import tensor_error
+from layerscope.convert.float_weights import open_float_weights
+from layerscope.convert.weight_error import tensor_error
 from layerscope.errors import LayerscopeError
 
 
