@@ -75,3 +75,41 @@ print('ok')
 """
     done = _run(code)
     assert done.returncode == 0, done.stderr
+
+
+def _internal_imports(module_path) -> set[str]:
+    """The ``layerscope`` modules a file imports (module level and inside functions), as dotted names."""
+    import ast
+
+    from layerscope import __file__ as root_file
+
+    root = __import__("pathlib").Path(root_file).parent
+    package = ".".join(("layerscope", *module_path.relative_to(root).parent.parts))
+    found = set()
+    for node in ast.walk(ast.parse(module_path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            target = ".".join([*base, node.module] if node.module else base) if node.level else node.module or ""
+            if target.startswith("layerscope"):
+                found |= {f"{target}.{alias.name}" for alias in node.names} | {target}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("layerscope")}
+    return found
+
+
+def test_checkpoints_reads_headers_and_nothing_below_convert_imports_it():
+    """``checkpoints/`` imports only itself, ``errors`` and the default model's location; the writers and
+    converters of ``convert/`` are imported by no package they sit above."""
+    from pathlib import Path
+
+    import layerscope
+
+    root = Path(layerscope.__file__).parent
+    allowed = ("layerscope.checkpoints", "layerscope.errors", "layerscope.models.default")
+    for path in sorted((root / "checkpoints").glob("*.py")):
+        outside = {m for m in _internal_imports(path) if not m.startswith(allowed) and m != "layerscope"}
+        assert not outside, (path.name, sorted(outside))
+    below = ("checkpoints", "models", "capture", "analysis", "render", "tokensets", "tasks")
+    for package in below:
+        for path in sorted((root / package).rglob("*.py")):
+            assert not {m for m in _internal_imports(path) if m.startswith("layerscope.convert")}, path

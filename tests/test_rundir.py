@@ -158,3 +158,31 @@ def test_write_files_refuses_names_outside_and_moves_paths(tmp_path):
         with pytest.raises(LayerscopeError, match="outside"):
             RunDir(tmp_path / "n").write_files({name: b"", "run.json": json.dumps(record).encode()}, "echo")
     assert not (tmp_path / "evil.csv").exists()
+
+
+def test_an_out_that_leads_elsewhere_is_refused_before_anything_is_made(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep")
+    with pytest.raises(LayerscopeError, match=r"goes up \('\.\.'\) out of .*nosuch', which does not exist"):
+        execute(WordsConfig(), out=tmp_path / "nosuch" / ".." / "victim", force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim"] and _names(victim) == ["keep.txt"]
+    (tmp_path / "link").symlink_to(victim, target_is_directory=True)
+    with pytest.raises(LayerscopeError, match="is a symbolic link; give a directory, or --force"):
+        execute(WordsConfig(), out=tmp_path / "link")
+    assert _names(victim) == ["keep.txt"]
+    with pytest.raises(LayerscopeError, match="names the home of an unknown user"):
+        execute(WordsConfig(), out="~no-such-user-here/run")
+
+
+def test_a_link_inside_a_run_directory_being_written_is_never_followed(tmp_path):
+    outer, victim = RunDir(tmp_path / "tour"), tmp_path / "victim"
+    victim.mkdir()
+    outer.claim("tour")
+    try:
+        (outer.path / "step").symlink_to(victim, target_is_directory=True)
+        with pytest.raises(LayerscopeError, match="is a symbolic link inside the run directory"):
+            execute(WordsConfig(), out=outer.path / "step" / "run", force=True)
+    finally:
+        outer.unlock()
+    assert not list(victim.iterdir())

@@ -41,6 +41,7 @@ EXPERIMENTS: dict[str, tuple[str, str, str]] = {
     "layout": ("layerscope.experiments.layout", "LayoutConfig", "LayoutResult"),
     "tour": ("layerscope.experiments.tour", "TourConfig", "TourResult"),
     "compare": ("layerscope.experiments.compare", "CompareConfig", "CompareResult"),
+    "quantize": ("layerscope.convert.quantize", "QuantizeConfig", "QuantizeResult"),
 }
 
 #: text columns of runs written before ``run.json`` recorded the dtypes (names like ``"0"`` stay text)

@@ -20,9 +20,10 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,7 +83,10 @@ class RunDir:
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path).expanduser()
+        try:
+            self.path = Path(path).expanduser()
+        except RuntimeError:  # ~user of a user this system does not know
+            raise LayerscopeError(f"--out {os.fspath(path)!r} names the home of an unknown user; give a path") from None
 
     # ----- guards ------------------------------------------------------------------------------------
     def existing_experiment(self) -> str | None:
@@ -164,6 +168,7 @@ class RunDir:
         its own. Everything here happens before any model is loaded, so an ``--out`` that cannot be written is
         refused at once. Returns whether the directory was created here; :meth:`unlock` (or :meth:`release`) ends
         the claim."""
+        self.check_path(force)
         with self._writing():
             if force and self.path.is_symlink():  # --force replaces a link named as the directory, not its target
                 self.path.unlink()
@@ -182,6 +187,50 @@ class RunDir:
             self.release(created)
             raise
         return created
+
+    def check_path(self, force: bool = False) -> None:
+        """Refuse an ``--out`` that would lead the run's files somewhere else than it names, before anything is
+        created: the home of an unknown user (``~nouser/x``), a ``..`` out of a folder that does not exist yet
+        (``nosuch/../victim`` is ``victim`` once ``nosuch`` is made), a symbolic link inside a run directory this
+        process writes (a tour's step), and, unless ``force`` (which replaces the link), ``--out`` itself a link."""
+        text = str(self.path)
+        if text.startswith("~"):  # expanduser leaves the home of a user it does not know
+            raise LayerscopeError(f"--out {text!r} names the home of an unknown user; give a path")
+        current = Path(self.path.anchor or ".")
+        parts = self.path.parts[1:] if self.path.anchor else self.path.parts
+        for index, part in enumerate(parts):
+            if part == ".." and not os.path.lexists(current):
+                raise LayerscopeError(
+                    f"--out {text!r} goes up ('..') out of {str(current)!r}, which does not exist; name the directory "
+                    "without '..'"
+                )
+            following = current / part
+            if os.path.islink(following):
+                holder = _held_around(current)
+                if holder is not None:
+                    raise LayerscopeError(
+                        f"--out {text!r}: {str(following)!r} is a symbolic link inside the run directory {holder!r}, "
+                        "which is never followed; remove it"
+                    )
+                if index == len(parts) - 1 and not force:
+                    raise LayerscopeError(
+                        f"--out {text!r} is a symbolic link; give a directory, or --force to replace the link (not "
+                        "what it points to)"
+                    )
+            current = following
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A hidden temporary directory inside the claimed run directory (``.staging.xxxx.part``) for output too
+        large to build in memory (a quantized model): when the block succeeds, each thing it holds is renamed into
+        the run directory, else it is removed; one a killed run left is removed by the next :meth:`claim`."""
+        tmp = Path(tempfile.mkdtemp(prefix=".staging.", suffix=".part", dir=self.path))
+        try:
+            yield tmp
+            for entry in sorted(os.scandir(tmp), key=lambda e: e.name):
+                os.replace(entry.path, self.path / entry.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     @contextlib.contextmanager
     def _writing(self):
@@ -453,6 +502,15 @@ class RunDir:
             **result.record(),
         }
         return write_json(self.path / "run.json", record)
+
+
+def _held_around(path: Path) -> str | None:
+    """The run directory this process holds the lock of that ``path`` is (or lies inside), if any."""
+    real = os.path.realpath(path)
+    for held in _HELD:
+        if real == held or real.startswith(held.rstrip(os.sep) + os.sep):
+            return held
+    return None
 
 
 def _moved(value, old: str, new: str):

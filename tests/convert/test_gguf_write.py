@@ -74,8 +74,8 @@ def test_valid_types_are_those_gguf_quantizes():
 
 def test_layerscope_loads_the_requantized_file(tmp_path, tiny_gguf_file, monkeypatch):
     monkeypatch.setenv("LAYERSCOPE_CACHE", str(tmp_path / "cache"))
-    out = layerscope.quantize(str(tiny_gguf_file), to="gguf", type="Q8_0", out=tmp_path / "q8.gguf")
-    assert out == tmp_path / "q8.gguf" and not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    out = layerscope.quantize(str(tiny_gguf_file), to="gguf", type="Q8_0", out=tmp_path / "q8")
+    assert out == tmp_path / "q8" / "model.gguf" and not [p for p in tmp_path.rglob("*") if p.name.endswith(".part")]
     model = layerscope.load_model(str(out))
     assert (model.n_layers, model.d_model, model.name) == (2, 64, "tiny llama")
     state = model.module.state_dict()
@@ -88,5 +88,5 @@ def test_layerscope_loads_the_requantized_file(tmp_path, tiny_gguf_file, monkeyp
 
 def test_gguf_output_needs_a_gguf_source(tmp_path, tiny_model_dirs):
     with pytest.raises(LayerscopeError, match="re-quantizes a GGUF file"):
-        layerscope.quantize(str(tiny_model_dirs["llama"]), to="gguf", out=tmp_path / "x.gguf")
+        layerscope.quantize(str(tiny_model_dirs["llama"]), to="gguf", out=tmp_path / "x")
     assert not list(tmp_path.iterdir())

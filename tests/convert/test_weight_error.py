@@ -95,7 +95,7 @@ def test_gguf_against_its_requantization_equals_numpy(tmp_path, monkeypatch):
 
     monkeypatch.setenv("LAYERSCOPE_CACHE", str(tmp_path / "cache"))
     source = write_tiny_gguf(tmp_path / "tiny.gguf")
-    other = layerscope.quantize(str(source), to="gguf", type="Q4_0", out=tmp_path / "q4_0.gguf")
+    other = layerscope.quantize(str(source), to="gguf", type="Q4_0", out=tmp_path / "q4_0")
 
     def read(path) -> dict:
         return {gguf_to_hf(t.name): dequantize(t.data, t.tensor_type) for t in gguf.GGUFReader(str(path)).tensors}

@@ -30,8 +30,17 @@ def register(sub) -> None:
         help="MLX: cast weights to float16, bfloat16 or float32 before quantizing (default: the config's dtype)",
     )
     parser.add_argument("--type", default="Q8_0", metavar="TYPE", help="GGUF type, e.g. Q8_0, F16, BF16 (default Q8_0)")
-    parser.add_argument("--out", required=True, metavar="PATH", help="the directory (MLX) or .gguf file to write")
-    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="the run directory to write: the MLX model itself, or the one holding model.gguf",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace what --out holds (a link named as --out is replaced, never followed)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -47,36 +56,18 @@ def _int(flag: str, text: str, valid) -> int:
 def run(args) -> int:
     from .. import progress
     from ..checkpoints.mlx_quant import VALID_BITS, VALID_GROUP_SIZES
-    from ..convert.quantize import quantize_summary
-    from ..runner import named_for
+    from ..convert.quantize import QuantizeConfig, quantize_run
 
-    bits = _int("--bits", args.bits, VALID_BITS)
-    group_size = _int("--group-size", args.group_size, VALID_GROUP_SIZES)
-    try:
-        with named_for("cli"):  # a bad value is named by its flag
-            path, summary = quantize_summary(
-                args.source,
-                to=args.to,
-                bits=bits,
-                group_size=group_size,
-                type=args.type,
-                out=args.out,
-                dtype=args.dtype,
-                force=args.force,
-            )
-    except KeyboardInterrupt:  # the output appears whole or not at all: nothing to resume
-        import sys
-
-        print(f"layerscope: interrupted; nothing was written to {args.out}", file=sys.stderr)
-        return 130
-    size = summary["bytes"] / 1e6
-    if args.to == "mlx":
-        what = f"MLX {bits}-bit g{group_size}, {summary['dtype']} scales: {summary['quantized']} matrices quantized, "
-        what += f"{summary['unquantized']} tensors kept"
-    else:
-        what = f"GGUF {summary['type']}: {summary['quantized']} matrices quantized, {summary['kept']} tensors kept"
-        if summary["fallback_f16"]:
-            what += f", {summary['fallback_f16']} stored as F16 (rows not a multiple of the block)"
-    progress.console().print(f"{what}; {size:,.1f} MB", soft_wrap=True)
-    print(path)
+    config = QuantizeConfig(
+        source=args.source,
+        to=args.to,
+        bits=_int("--bits", args.bits, VALID_BITS),
+        group_size=_int("--group-size", args.group_size, VALID_GROUP_SIZES),
+        type=args.type,
+        dtype=args.dtype,
+    )
+    result = quantize_run(config, args.out, force=args.force, via="cli")
+    for line in result.summary():
+        progress.console().print(line, soft_wrap=True)
+    print(result.path)
     return 0

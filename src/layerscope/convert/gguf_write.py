@@ -97,6 +97,26 @@ def _plan(tensor, target):
     return qtype, byte_shape, np.dtype(np.uint8), nbytes
 
 
+#: the largest finite float16: GGUF's F16 values and the block scales of its quantized types are float16
+F16_MAX = 65504.0
+
+
+def _check_finite(name: str, values: np.ndarray, data: np.ndarray, qtype) -> None:
+    """Refuse a tensor whose finite values the target type turns infinite (F16 values, or float16 block scales,
+    past 65504): checked by dequantizing again, only when some value is that large."""
+    from gguf.quants import dequantize
+
+    if values.size == 0 or float(np.abs(values).max()) <= F16_MAX / 2:
+        return
+    if not np.isfinite(values).all():
+        raise LayerscopeError(f"{name} holds values that are not finite (inf or NaN); it cannot be quantized")
+    if not np.isfinite(dequantize(data, qtype)).all():
+        raise LayerscopeError(
+            f"{name} has values up to {float(np.abs(values).max()):.4g}, beyond what {qtype.name} holds (its float16 "
+            "values or scales end at 65504); choose --type BF16 or F32"
+        )
+
+
 def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quantizing") -> dict:
     """Write ``out`` (a new file) from the GGUF file ``source``, its matrices re-quantized to ``type_name``.
 
@@ -135,14 +155,17 @@ def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quan
     writer.write_ti_data_to_file()
     from .. import progress
 
-    for tensor, qtype in progress.track(plans, description):
-        if len(tensor.shape) < 2 and qtype == tensor.tensor_type:
-            data = np.asarray(tensor.data)
-        else:
-            values = dequantize(np.asarray(tensor.data), tensor.tensor_type).astype(np.float32, copy=False)
-            data = quantize(values, qtype)
-            del values
-        writer.write_tensor_data(data)
-        del data
-    writer.close()
+    try:
+        for tensor, qtype in progress.track(plans, description):
+            if len(tensor.shape) < 2 and qtype == tensor.tensor_type:
+                data = np.asarray(tensor.data)
+            else:
+                values = dequantize(np.asarray(tensor.data), tensor.tensor_type).astype(np.float32, copy=False)
+                data = quantize(values, qtype)
+                _check_finite(tensor.name, values, data, qtype)
+                del values
+            writer.write_tensor_data(data)
+            del data
+    finally:
+        writer.close()
     return {"type": type_name, **counts, "bytes": out.stat().st_size}

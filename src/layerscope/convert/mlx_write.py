@@ -10,8 +10,10 @@ written by ``mlx.core.save_safetensors`` with ``{"format": "mlx"}``), and the to
 
 from __future__ import annotations
 
+import fnmatch
 import json
-import shutil
+import os
+import stat
 from pathlib import Path
 
 from ..checkpoints.mlx_quant import VALID_BITS, VALID_GROUP_SIZES
@@ -21,7 +23,16 @@ MLX_DTYPES = ("float16", "bfloat16", "float32")
 SHARD_BYTES = 5 << 30  # mlx-lm's max_file_size_gb=5
 _DROP_CONFIG_KEYS = ("quantization", "quantization_config", "layerscope_source_gguf", "_name_or_path")
 _NOT_COPIED = {"config.json", "layerscope.json", "model.safetensors.index.json"}
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".npz", ".ckpt", ".msgpack", ".h5")
+#: the side files that belong to a model (name patterns): tokenizers, generation and processor configs, chat
+#: templates, sentence-transformers' module lists
+SIDE_FILES = (
+    "tokenizer*.json", "tokenizer.model", "*.tiktoken", "spiece.model", "sentencepiece*.model", "vocab.json",
+    "vocab.txt", "merges.txt", "special_tokens_map.json", "added_tokens.json", "generation_config.json",
+    "chat_template.json", "chat_template.jinja", "preprocessor_config.json", "processor_config.json",
+    "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+)  # fmt: skip
+#: the most bytes one side file may hold (a large tokenizer.json is ~35 MB)
+SIDE_FILE_BYTES = 256 << 20
 
 
 def check_mlx_options(bits: int, group_size: int, dtype: str | None) -> None:
@@ -85,6 +96,7 @@ def write_mlx(
     if weights.directory is None:
         raise LayerscopeError("quantizing needs a checkpoint on disk (a directory, a .gguf file or a hub id)")
     config = weights.config
+    copied = side_files(weights.directory)  # refused before any tensor is read
     dtype = conversion_dtype(config, dtype)
     mx_dtype = getattr(mx, dtype)
     tied = bool(config.get("tie_word_embeddings", (config.get("text_config") or {}).get("tie_word_embeddings")))
@@ -103,10 +115,12 @@ def write_mlx(
             continue
         array = mx.array(value.numpy().astype(np.float32, copy=False)).astype(mx_dtype)
         parameters += value.numel()
+        _check_finite(name, value, dtype, array)
         del value
         if quantizes(name, tuple(array.shape), group_size):
             q, s, b = mx.quantize(array, group_size, bits)
             mx.eval(q, s, b)
+            _check_finite(name, None, dtype, s, b)
             module = name[: -len(".weight")]
             arrays[f"{module}.weight"], arrays[f"{module}.scales"], arrays[f"{module}.biases"] = q, s, b
             quantized += 1
@@ -125,7 +139,7 @@ def write_mlx(
     new_config["quantization"] = dict(block)
     new_config["quantization_config"] = dict(block)
     (out / "config.json").write_text(json.dumps(new_config, indent=4, sort_keys=True) + "\n", encoding="utf-8")
-    _copy_side_files(weights.directory, out)
+    _copy_side_files(copied, out)
     return {
         "dtype": dtype,
         "quantized": quantized,
@@ -133,6 +147,25 @@ def write_mlx(
         "files": files,
         "bytes": sum((out / f).stat().st_size for f in files),
     }
+
+
+def _check_finite(name: str, value, dtype: str, *arrays) -> None:
+    """Refuse a tensor that ``dtype`` (or the scales and biases quantizing in it) cannot hold: finite values
+    turned infinite would make the whole model's output NaN."""
+    import mlx.core as mx
+
+    if all(mx.all(mx.isfinite(a)).item() for a in arrays):
+        return
+    if value is not None and not bool(value.isfinite().all()):
+        raise LayerscopeError(
+            f"{name} holds values that are not finite (inf or NaN); a model with them cannot be quantized"
+        )
+    largest = float(value.abs().max()) if value is not None else None
+    where = f" values up to {largest:.4g}," if largest is not None else ""
+    raise LayerscopeError(
+        f"{name} has{where} beyond what {dtype} holds once quantized (float16 ends at 65504); give --dtype bfloat16 "
+        "or float32"
+    )
 
 
 def _save_shards(arrays: dict, out: Path, parameters: int) -> list[str]:
@@ -161,11 +194,54 @@ def _save_shards(arrays: dict, out: Path, parameters: int) -> list[str]:
     return names
 
 
-def _copy_side_files(source: Path, out: Path) -> None:
-    """Tokenizer, generation config and the like: every regular top-level file that is not weights or config."""
+def side_files(source: Path) -> list[Path]:
+    """The files beside the weights that belong to the model and are copied with it (tokenizer, generation
+    config, chat template, sentence-transformers' module list; see :data:`SIDE_FILES`), checked before anything
+    is written: each must be a regular file of at most :data:`SIDE_FILE_BYTES`, not a link out of the model's
+    folder (a hub cache's links into its own ``blobs/`` are the model's), nor hard-linked. Other files (notes,
+    a link to ``/proc/self/environ``) are left behind.
+    """
+    found = []
     for item in sorted(source.iterdir()):
-        if item.is_symlink() and not item.resolve().is_file():
+        if item.name in _NOT_COPIED or not any(fnmatch.fnmatchcase(item.name, p) for p in SIDE_FILES):
             continue
-        if not item.is_file() or item.name in _NOT_COPIED or item.name.endswith(_WEIGHT_SUFFIXES):
-            continue
-        shutil.copyfile(item, out / item.name)
+        _check_side_file(source, item)
+        found.append(item)
+    return found
+
+
+def _check_side_file(source: Path, item: Path) -> None:
+    real = Path(os.path.realpath(item))
+    if item.is_symlink():
+        homes = [Path(os.path.realpath(source))]
+        if source.parent.name == "snapshots":  # a hub cache snapshot: its files link into the repo's blobs/
+            homes.append(Path(os.path.realpath(source.parent.parent / "blobs")))
+        if not any(real.is_relative_to(home) for home in homes):
+            raise LayerscopeError(
+                f"{str(item)!r} is a link to {str(real)!r}, outside the model's folder; copy the file itself there"
+            )
+    try:
+        info = os.stat(real)
+    except OSError as exc:
+        raise LayerscopeError(f"{str(item)!r} cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise LayerscopeError(f"{str(item)!r} is not a regular file; a model's side files are plain files")
+    if info.st_nlink > 1:
+        raise LayerscopeError(f"{str(item)!r} is hard-linked ({info.st_nlink} names); copy the file itself there")
+    if info.st_size > SIDE_FILE_BYTES:
+        raise LayerscopeError(
+            f"{str(item)!r} holds {info.st_size:,} bytes, more than a model's side file may ({SIDE_FILE_BYTES:,})"
+        )
+
+
+def _copy_side_files(files: list[Path], out: Path) -> None:
+    """Copy the checked :func:`side_files` (at most :data:`SIDE_FILE_BYTES` each, read from a regular file)."""
+    for item in files:
+        fd = os.open(os.path.realpath(item), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LayerscopeError(f"{str(item)!r} is not a regular file; a model's side files are plain files")
+            data = handle.read(SIDE_FILE_BYTES + 1)
+        if len(data) > SIDE_FILE_BYTES:
+            raise LayerscopeError(f"{str(item)!r} grew past {SIDE_FILE_BYTES:,} bytes while it was copied")
+        (out / item.name).write_bytes(data)

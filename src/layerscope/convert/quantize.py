@@ -1,127 +1,181 @@
 """``quantize``: make the formats to compare, offline (MLX affine through mlx, GGUF types through gguf).
 
-The output appears whole or not at all: it is written beside ``out`` under a temporary name
-(``.NAME.xxxx.part``) and renamed onto ``out`` when complete; an interrupted run leaves no ``out``.
+A quantize run is a run directory like every experiment's, claimed before anything is read (locked for the run,
+refused when it holds anything else unless ``force``, no link followed; see :meth:`layerscope.rundir.RunDir.claim`):
+
+- ``to="mlx"``: the directory is the model in mlx-lm's layout (``config.json``, ``model.safetensors``, tokenizer
+  files) plus ``run.json``, so ``load_model(out)``, mlx-lm and :func:`layerscope.load_run` all open it;
+- ``to="gguf"``: the directory holds ``model.gguf`` and ``run.json``.
+
+The model is written to a hidden temporary directory inside the run directory and renamed into place when
+complete; ``run.json`` comes last and marks a finished run. A killed run leaves an unfinished mark that the next
+run into the same ``out`` clears; a finished one is replaced only with ``force``.
 
 Example:
     >>> layerscope.quantize(to="mlx", bits=4, group_size=64, out="runs/gemma-mlx-4bit")
     PosixPath('runs/gemma-mlx-4bit')
-    >>> layerscope.quantize(to="gguf", type="Q8_0", out="runs/gemma-q8_0.gguf")
-    PosixPath('runs/gemma-q8_0.gguf')
+    >>> layerscope.quantize(to="gguf", type="Q8_0", out="runs/gemma-q8_0")
+    PosixPath('runs/gemma-q8_0/model.gguf')
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LayerscopeError, choices_text
+from ..experiment import ConfigError, ExperimentConfig, Result, option
+from ..rundir import UNFINISHED, RunDir
+from ..runner import Caller, execute
+from .gguf_write import check_gguf_type
+from .mlx_write import check_mlx_options
 
 FORMATS = ("mlx", "gguf")
+#: the name of the GGUF file inside a ``to="gguf"`` run directory
+GGUF_NAME = "model.gguf"
 
 
-def check_quantize_options(
-    to: str, bits: int, group_size: int, type: str, out, force: bool, dtype: str | None = None
-) -> Path:
-    """Refuse bad options before anything is read (one line naming the value and what is valid);
-    returns ``out`` as a Path."""
-    from ..experiment import ConfigError
-    from .gguf_write import check_gguf_type
-    from .mlx_write import check_mlx_options
+@dataclass(frozen=True, kw_only=True)
+class QuantizeConfig(ExperimentConfig):
+    """What ``layerscope quantize`` writes.
 
-    if to not in FORMATS:
-        raise ConfigError("to", to, f"is not a format quantize writes; valid: {choices_text(FORMATS)}")
-    if to == "mlx":
-        check_mlx_options(bits, group_size, dtype)
-    else:
-        check_gguf_type(type)
-    if out is None or not str(out).strip():
-        raise ConfigError("out", out, "is not a path; give the directory (MLX) or .gguf file to write")
-    path = Path(out).expanduser()
-    if to == "gguf" and path.suffix.lower() != ".gguf":
-        raise ConfigError("out", str(out), "must name a .gguf file for GGUF output")
-    if path.is_symlink():
-        raise ConfigError("out", str(out), "is a symbolic link; name a new path")
-    if path.exists() and not force and not _empty_dir(path):
-        raise ConfigError("out", str(out), "exists; choose a new path or replace it (force=True, --force)")
-    if path.exists() and to == "mlx" and not path.is_dir():
-        raise ConfigError("out", str(out), "is a file; MLX output is a directory")
-    if path.exists() and to == "gguf" and path.is_dir():
-        raise ConfigError("out", str(out), "is a directory; GGUF output is one file")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise LayerscopeError(f"out {str(out)!r}: {str(parent)!r} is a file, not a directory")
-            break
-    return path
-
-
-def _empty_dir(path: Path) -> bool:
-    return path.is_dir() and not any(path.iterdir())
-
-
-def quantize(
-    source=None,
-    *,
-    to: str = "mlx",
-    bits: int = 4,
-    group_size: int = 64,
-    type: str = "Q8_0",
-    out,
-    dtype: str | None = None,
-    force: bool = False,
-) -> Path:
-    """Write a quantized copy of ``source``; returns the path written.
-
-    Args:
+    Attributes:
         source: None (or ``"default"``) for the default model (its Q4_K_M GGUF, dequantized), a ``.gguf`` file,
             a Hugging Face directory (safetensors), an MLX directory (dequantized first) or a cached hub id.
             ``to="gguf"`` needs a GGUF source (a ``.gguf`` file or the default model).
         to: ``"mlx"``: a directory in mlx-lm's layout, quantized by ``mlx.core.quantize``; ``"gguf"``: a
             ``.gguf`` file whose matrices are re-quantized by ``gguf.quants.quantize``.
         bits, group_size: MLX affine quantization: 2, 3, 4, 5, 6 or 8 bits; groups of 32, 64 or 128 inputs.
-        type: the GGML type for ``to="gguf"``, one of those the gguf package quantizes to (Q8_0, F16, BF16,
-            Q4_0, Q4_1, Q5_0, Q5_1, ...).
-        out: the directory (MLX) or ``.gguf`` file to write; it must not exist unless ``force``.
+        type: the GGML type for ``to="gguf"`` (Q8_0, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, ...).
         dtype: MLX: the dtype weights are cast to before quantizing (and of scales, biases and unquantized
             tensors): ``float16``, ``bfloat16`` or ``float32``; default the config's dtype, as mlx-lm takes it.
-        force: replace an existing ``out``.
+        resume_dir: the run directory the model is written into (set by the runner from ``out``).
     """
-    return quantize_summary(
-        source, to=to, bits=bits, group_size=group_size, type=type, out=out, dtype=dtype, force=force
-    )[0]
+
+    experiment = "quantize"
+    loads_own_models = True  # reads the checkpoint's tensors one at a time; no model is loaded
+
+    source: str | None = option(None, positional=True)
+    to: str = option(flag="--to")
+    bits: int = 4
+    group_size: int = 64
+    type: str = "Q8_0"
+    dtype: str | None = None
+    resume_dir: str | None = option(None, flag="")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.to not in FORMATS:
+            raise self.error("to", self.to, f"is not a format quantize writes; valid: {choices_text(FORMATS)}")
+        if self.to == "mlx":
+            check_mlx_options(self.bits, self.group_size, self.dtype)
+        else:
+            check_gguf_type(self.type)
+
+    def run(self, model=None) -> QuantizeResult:
+        if self.resume_dir is None:
+            raise ConfigError("out", None, "is needed: quantize writes its model into a run directory")
+        return run_quantize(self)
 
 
-def quantize_summary(source, *, to, bits, group_size, type, out, dtype=None, force=False) -> tuple[Path, dict]:
-    """:func:`quantize`, also returning what was written (counts of quantized and kept tensors, bytes, dtype)."""
-    path = check_quantize_options(to, bits, group_size, type, out, force, dtype)
-    label = f"MLX {bits}-bit g{group_size}" if to == "mlx" else f"GGUF {type}"
-    if to == "gguf":
-        gguf_source = _gguf_source(source)
-        with _atomic_output(path, is_dir=False) as tmp:
-            summary = write_gguf_file(gguf_source, tmp, type, f"Quantizing {gguf_source.name} to {label}")
+@dataclass(kw_only=True, repr=False)
+class QuantizeResult(Result):
+    """A quantized copy written.
+
+    Attributes:
+        path: the model: the run directory (MLX) or the ``.gguf`` file inside it.
+        written: what was written: ``dtype`` (MLX) or ``type`` (GGUF), counts of ``quantized`` and kept
+            tensors (``unquantized`` / ``kept``, GGUF's ``fallback_f16``), ``files`` and ``bytes``.
+    """
+
+    config: QuantizeConfig
+    path: Path
+    written: dict = field(default_factory=dict)
+
+    main_file = "run.json"
+
+    def record(self) -> dict:
+        model = "." if self.config.to == "mlx" else GGUF_NAME
+        return {"model_path": model, "written": self.written}
+
+    def summary(self) -> list[str]:
+        w, config = self.written, self.config
+        if config.to == "mlx":
+            what = f"MLX {config.bits}-bit g{config.group_size}, {w.get('dtype')} scales: "
+            what += f"{w.get('quantized')} matrices quantized, {w.get('unquantized')} tensors kept"
+        else:
+            what = f"GGUF {w.get('type')}: {w.get('quantized')} matrices quantized, {w.get('kept')} tensors kept"
+            if w.get("fallback_f16"):
+                what += f", {w['fallback_f16']} stored as F16 (rows not a multiple of the block)"
+        return [f"{what}; {w.get('bytes', 0) / 1e6:,.1f} MB"]
+
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> QuantizeResult:
+        """A saved quantize run (see :func:`layerscope.load_run`): the model's path and what was written."""
+        model = record.get("model_path")
+        if model not in (".", GGUF_NAME):
+            raise LayerscopeError(f"{str(run_dir / 'run.json')!r} names no model written by quantize")
+        written = record.get("written")
+        return cls(
+            config=config,
+            path=Path(run_dir) if model == "." else Path(run_dir) / model,
+            written=written if isinstance(written, dict) else {},
+            **cls.saved(record),
+        )
+
+
+def run_quantize(config: QuantizeConfig) -> QuantizeResult:
+    """Write the quantized model into ``config.resume_dir`` (a run directory claimed by the runner)."""
+    from .gguf_write import write_gguf
+
+    run_dir = RunDir(config.resume_dir)
+    if run_dir.existing_experiment() is not None:  # --force has emptied it: a finished run stays
+        raise ConfigError("out", config.resume_dir, "exists; choose a new path or replace it (force=True, --force)")
+    label = f"MLX {config.bits}-bit g{config.group_size}" if config.to == "mlx" else f"GGUF {config.type}"
+    start = time.perf_counter()
+    if config.to == "gguf":
+        source = gguf_source(config.source)
+        _clear(run_dir)
+        with run_dir.staging() as tmp:
+            written = write_gguf(source, tmp / GGUF_NAME, config.type, f"Quantizing {source.name} to {label}")
+        path = run_dir.path / GGUF_NAME
+        display = source.name
     else:
         from .float_weights import open_float_weights
         from .mlx_write import require_mlx, write_mlx
 
         require_mlx()
+        with open_float_weights(config.source) as weights:
+            display = "the default model" if weights.source == "default" else weights.source
+            _clear(run_dir)
+            with run_dir.staging() as tmp:
+                written = write_mlx(
+                    weights, tmp, config.bits, config.group_size, config.dtype, f"Quantizing {display} to {label}"
+                )
+        path = run_dir.path
+    source_name = config.source or "default"
+    return QuantizeResult(
+        config=config,
+        path=path,
+        written=written,
+        models=[{"source": source_name, "name": source_name, "display_name": display}],
+        timings={"quantize": time.perf_counter() - start},
+    )
 
-        with open_float_weights(source) as weights:
-            name = "the default model" if weights.source == "default" else weights.source
-            with _atomic_output(path, is_dir=True) as tmp:
-                summary = write_mlx(weights, tmp, bits, group_size, dtype, f"Quantizing {name} to {label}")
-    return path, summary
+
+def _clear(run_dir: RunDir) -> None:
+    """Empty the run directory of what an interrupted run left (the claim allows nothing else in it), keeping
+    its unfinished mark."""
+    run_dir.empty()
+    from ..atomic import write_json
+
+    write_json(run_dir.path / UNFINISHED, {"experiment": QuantizeConfig.experiment})
 
 
-def write_gguf_file(source: Path, out: Path, type_name: str, description: str = "Quantizing") -> dict:
-    from .gguf_write import write_gguf
-
-    return write_gguf(source, out, type_name, description)
-
-
-def _gguf_source(source) -> Path:
+def gguf_source(source) -> Path:
+    """The GGUF file ``to="gguf"`` re-quantizes: ``source`` (a ``.gguf`` file) or the default model's."""
     from ..models.gguf_cache import check_gguf
 
     if source is None or str(source) == "default":
@@ -140,50 +194,44 @@ def _gguf_source(source) -> Path:
     )
 
 
-class _atomic_output:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` (the old one removed), on error
-    it is removed."""
-
-    def __init__(self, path: Path, is_dir: bool):
-        self.path, self.is_dir, self.tmp = path, is_dir, None
-
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        where = str(self.path.parent)
-        if self.is_dir:
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part", dir=where))
-        else:
-            fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=where)
-            os.close(fd)
-            self.tmp = Path(name)
-        return self.tmp
-
-    def __exit__(self, kind, value, traceback) -> None:
-        try:
-            if kind is None:
-                mask = os.umask(0)
-                os.umask(mask)
-                os.chmod(self.tmp, (0o777 if self.is_dir else 0o666) & ~mask)
-                self._replace()
-        finally:
-            _remove(self.tmp)
-
-    def _replace(self) -> None:
-        if not self.path.exists():
-            os.rename(self.tmp, self.path)
-            return
-        old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=str(self.path.parent)))
-        try:
-            os.rename(self.path, old / "replaced")
-            os.rename(self.tmp, self.path)
-        finally:
-            _remove(old)
+def check_out(out, to: str) -> Path:
+    """``out`` as a path, refusing one that names nothing or a ``.gguf`` file (the run directory holds it)."""
+    if out is None or not str(out).strip():
+        raise ConfigError("out", out, "is not a path; give the run directory to write the model into")
+    path = Path(out)
+    if path.suffix.lower() == ".gguf":
+        raise ConfigError(
+            "out",
+            str(out),
+            f"names a .gguf file; give the run directory to write (the GGUF file goes inside it, as {GGUF_NAME})",
+        )
+    return path
 
 
-def _remove(path: Path | None) -> None:
-    if path is None or not (path.exists() or path.is_symlink()):
-        return
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink()
+def quantize_run(config: QuantizeConfig, out, *, force: bool = False, via: Caller = "python") -> QuantizeResult:
+    """Validate ``config``, claim the run directory ``out`` and write the model and ``run.json`` into it."""
+    from ..runner import named_for
+
+    with named_for(via):
+        config.validate()  # a bad option is named before a bad out
+        path = check_out(out, config.to)
+    return execute(config, out=path, force=force, via=via)
+
+
+def quantize(
+    source=None,
+    *,
+    to: str = "mlx",
+    bits: int = 4,
+    group_size: int = 64,
+    type: str = "Q8_0",
+    out,
+    dtype: str | None = None,
+    force: bool = False,
+) -> Path:
+    """Write a quantized copy of ``source`` into the run directory ``out``; returns the model's path (``out``
+    for MLX, ``out/model.gguf`` for GGUF). The arguments are :class:`QuantizeConfig`'s; ``force`` replaces what
+    ``out`` holds (a link named as ``out`` is replaced, never followed)."""
+    source = None if source is None else os.fspath(source)
+    config = QuantizeConfig(source=source, to=to, bits=bits, group_size=group_size, type=type, dtype=dtype)
+    return quantize_run(config, out, force=force).path
