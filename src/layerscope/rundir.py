@@ -38,6 +38,9 @@ UNFINISHED = ".layerscope-run"
 #: a hidden file locked (``flock``) by the process writing the run, for the whole run; the lock dies with it
 LOCK = ".layerscope-lock"
 
+#: the folder of a run's resumable partial outputs (see :meth:`RunDir.write_part`)
+PARTS = "parts"
+
 #: real path of each run directory this process holds the lock of -> [file descriptor, depth]
 _HELD: dict[str, list[int]] = {}
 
@@ -102,15 +105,15 @@ class RunDir:
 
     def unrelated_files(self, experiment: str) -> list[str]:
         """Names in this directory that belong to no run of ``experiment``: everything when it holds neither a
-        ``run.json`` nor an unfinished run's mark, apart from hidden ``.part`` temporaries and an ablation's
-        ``parts/`` resume store."""
+        ``run.json`` nor an unfinished run's mark, apart from hidden ``.part`` temporaries and the ``parts/``
+        folder of partial outputs."""
         if not self.path.is_dir() or self.existing_experiment() or self.unfinished_experiment():
             return []
         names = []
         for entry in sorted(os.scandir(self.path), key=lambda e: e.name):
             if (entry.name.startswith(".") and entry.name.endswith(".part")) or entry.name == LOCK:
                 continue
-            if entry.name == "parts" and experiment == "ablate" and entry.is_dir(follow_symlinks=False):
+            if entry.name == PARTS and entry.is_dir(follow_symlinks=False):
                 continue
             names.append(entry.name)
         return names
@@ -435,6 +438,28 @@ class RunDir:
 
     def text(self, name: str, text: str) -> Path:
         return write_text(self.path / name, text)
+
+    # ----- partial outputs: what a resumable run has finished so far -----------------------------------
+    def part_path(self, name: str) -> Path:
+        """Where the partial output ``name`` lives: ``parts/<name>`` (one plain file name)."""
+        if not name or name != Path(name).name or name.startswith("."):
+            raise LayerscopeError(f"a partial output is named by one file name, not {name!r}")
+        return self.path / PARTS / name
+
+    def write_part(self, name: str, text: str) -> Path:
+        """Write the partial output ``name`` whole or not at all, the moment it is finished: an interrupted
+        run keeps every finished part and never a half file, and a rerun into this directory finds them."""
+        return write_text(self.part_path(name), text)
+
+    def read_part(self, name: str) -> str | None:
+        """The text of the partial output ``name``, or None when it was not written."""
+        try:
+            return self.part_path(name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def has_part(self, name: str) -> bool:
+        return self.part_path(name).is_file()
 
     def run_json(self, result: Result, timings: dict[str, float], files: list[str] | None = None) -> Path:
         """``run.json``: experiment, full config, models, versions, timings, the reproducing command, the files

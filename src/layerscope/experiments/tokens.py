@@ -43,14 +43,16 @@ class TokensConfig(TokenSetOptions):
     experiment = "tokens"
 
     model: ModelSpec = option(ModelSpec(), flag="--model")
-    dims: Literal[2, 3] = 3
-    basis_set: str | None = None
-    ordered: tuple[str, ...] = ()
+    dims: Literal[2, 3] = option(3, help="2 or 3 (default 3)")
+    basis_set: str | None = option(None, metavar="SET", help="fit the PCA on this set only, project the rest")
+    ordered: tuple[str, ...] = option(
+        (),
+        metavar="SET",
+        help="a set whose words are in order: a line joins its points (digits, number-words, months always are)",
+    )
 
     def validate(self) -> None:
         super().validate()
-        if self.dims not in (2, 3):
-            raise self.error("dims", self.dims, "is not supported; valid: 2, 3")
         sets = self.word_sets()
         for name in self.ordered:
             if name not in sets:

@@ -36,6 +36,22 @@ class SweepResult(Result):
 
     main_file: ClassVar[str] = "sweep.html"
 
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> SweepResult:
+        """A saved sweep (see :func:`layerscope.load_run`): its status and merged tables, and each finished
+        model's run reopened from its folder."""
+        from ...load_run import load_run
+
+        status = tables["sweep"]
+        results = {
+            str(row.model): load_run(run_dir / str(row.run_dir))
+            for row in status.itertuples()
+            if row.status in ("ok", "skipped")
+        }
+        merged = {stem: frame for stem, frame in tables.items() if stem != "sweep"}
+        backend = str(record.get("backend") or "sequential")
+        return cls(config=config, status=status, merged=merged, backend=backend, results=results, **cls.saved(record))
+
     @property
     def failures(self) -> dict[str, str]:
         rows = self.status[self.status["status"] == "failed"]
