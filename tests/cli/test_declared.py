@@ -33,7 +33,7 @@ SPEC = ModelSpec("org/model", name="big one", dtype="bfloat16", device_map="auto
 CONFIGS = {
     "tokens": [
         TokensConfig(model=SPEC, sets=("digits", "colors"), dims=2, basis_set="digits", ordered=("colors",)),
-        TokensConfig(tokens=("red", "green blue"), multi_token="last", leading_space=True),
+        TokensConfig(tokens=("red", "green blue"), multi_token="last", leading_space=True, normalize=True),
     ],
     "layers": [
         LayersConfig(
