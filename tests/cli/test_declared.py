@@ -80,7 +80,9 @@ CONFIGS = {
             scoring="answer",
             batch_size=8,
         ),
-        AblateConfig(task="capitals", shots=0, n=10),
+        AblateConfig(task="capitals", shots=2, n=10, scoring="answer", seed=4),
+        AblateConfig(task="copying", shots=0, scoring="first"),
+        AblateConfig(task="words.jsonl", drop=("1",), part=("block", "attn", "mlp")),
     ],
     "echo": [
         EchoConfig(

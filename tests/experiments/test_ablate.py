@@ -137,34 +137,6 @@ def test_parse_drop():
             parse_drop(bad)
 
 
-@pytest.mark.parametrize(
-    "config",
-    [
-        AblateConfig(),
-        AblateConfig(
-            model=ModelSpec(source="some/model", dtype="bfloat16", trust_remote_code=True),
-            n=30,
-            ops="-+",
-            digits=2,
-            allow_negative=True,
-            inexact_division=True,
-            duplicates=True,
-            seed=3,
-            drop=("4,5", "2-3"),
-            scoring="greedy",
-            batch_size=8,
-        ),
-        AblateConfig(task="words.jsonl", drop=("1",)),
-        AblateConfig(task="capitals", shots=2, n=10, scoring="answer", seed=4),
-        AblateConfig(task="copying", shots=0, scoring="first"),
-    ],
-)
-def test_command_reparsed_by_the_cli_gives_the_same_config(config):
-    argv = config.command()
-    assert argv[:2] == ["layerscope", "ablate"]
-    assert parse(argv) == config
-
-
 def test_python_and_cli_defaults_agree():
     assert parse(["ablate"]) == AblateConfig()
 

@@ -140,25 +140,10 @@ def test_models_load_one_at_a_time_from_their_specs(tiny_model_dirs, monkeypatch
 # ----- the config ---------------------------------------------------------------------------------
 
 
-def test_config_command_reparses_to_an_equal_config(tmp_path):
-
-    config = LayersConfig(
-        models=(ModelSpec(source="some/model"), ModelSpec()),
-        sets=("months", "colors"),
-        tokens=("red", "blue"),
-        leading_space=True,
-        multi_token="last",
-        basis="-1",
-        dims=3,
-        layers="embed,0,6,-1",
-        context="The word is {word}",
-        batch_size=8,
-        memory_budget="512MB",
-    )
-    argv = config.command()
-    assert argv[:2] == ["layerscope", "layers"]
-    assert parse(argv) == config
+def test_the_default_config_has_a_bare_command():
+    """(Every field's way through the command line: tests/cli/test_declared.py.)"""
     assert LayersConfig().command() == ["layerscope", "layers"]
+    assert parse(["layerscope", "layers"]) == LayersConfig()
 
 
 @pytest.mark.parametrize(
