@@ -110,7 +110,7 @@ def test_a_reopened_sweep_has_every_models_run(runs):
     assert list(loaded.results) == list(original.results) and len(loaded.results) == 2
     for name, result in loaded.results.items():
         assert result.config == original.results[name].config
-    assert loaded.figures()["sweep"]().to_dict() == original.figures()["sweep"]().to_dict()
+    assert loaded.figures()["sweep"]().to_json() == original.figures()["sweep"]().to_json()
 
 
 def _check_equal(loaded, original) -> None:

@@ -105,15 +105,15 @@ class RunDir:
 
     def unrelated_files(self, experiment: str) -> list[str]:
         """Names in this directory that belong to no run of ``experiment``: everything when it holds neither a
-        ``run.json`` nor an unfinished run's mark, apart from hidden ``.part`` temporaries and the ``parts/``
-        folder of partial outputs."""
+        ``run.json`` nor an unfinished run's mark, apart from hidden ``.part`` temporaries and, for an experiment
+        that resumes (its config has a ``resume_dir``), the ``parts/`` folder of partial outputs."""
         if not self.path.is_dir() or self.existing_experiment() or self.unfinished_experiment():
             return []
         names = []
         for entry in sorted(os.scandir(self.path), key=lambda e: e.name):
             if (entry.name.startswith(".") and entry.name.endswith(".part")) or entry.name == LOCK:
                 continue
-            if entry.name == PARTS and entry.is_dir(follow_symlinks=False):
+            if entry.name == PARTS and entry.is_dir(follow_symlinks=False) and _resumable(experiment):
                 continue
             names.append(entry.name)
         return names
@@ -478,6 +478,16 @@ class RunDir:
             **result.record(),
         }
         return write_json(self.path / "run.json", record)
+
+
+def _resumable(experiment: str) -> bool:
+    """Whether ``experiment`` resumes from partial outputs (its config has a ``resume_dir``)."""
+    from .registry import ENTRIES
+
+    found = ENTRIES.get(experiment)
+    if found is None or found.config is None:
+        return False
+    return any(f == "resume_dir" for f in found.config_class().__dataclass_fields__)
 
 
 def _moved(value, old: str, new: str):

@@ -48,7 +48,9 @@ class SweepResult(Result):
             for row in status.itertuples()
             if row.status in ("ok", "skipped")
         }
-        merged = {stem: frame for stem, frame in tables.items() if stem != "sweep"}
+        order = [stem for result in results.values() for stem in result.tables()]  # the experiment's own order
+        stems = sorted((s for s in tables if s != "sweep"), key=lambda s: order.index(s) if s in order else len(order))
+        merged = {stem: tables[stem] for stem in stems}
         backend = str(record.get("backend") or "sequential")
         return cls(config=config, status=status, merged=merged, backend=backend, results=results, **cls.saved(record))
 
