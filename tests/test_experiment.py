@@ -16,9 +16,9 @@ from layerscope.model_spec import ModelSpec
 
 def _cli_config(argv: list[str]) -> TokensConfig:
     """The config the command line builds from ``argv`` (without running it)."""
-    from layerscope.cli.tokens_command import config_from
+    from layerscope.cli.declared import parse
 
-    return config_from(build_parser().parse_args(argv[1:]))
+    return parse(argv)
 
 
 @pytest.mark.parametrize(
@@ -87,13 +87,12 @@ def test_save_writes_every_declared_output_and_run_json(tiny_models, tmp_path):
 
 
 def test_positional_values_that_look_like_options_are_kept_apart():
-    from layerscope.cli.main import build_parser
     from layerscope.experiments.layout import LayoutConfig
 
     config = LayoutConfig(source="-odd-name.gguf")
     argv = config.command()
     assert argv[-2:] == ["--", "-odd-name.gguf"]
-    assert build_parser().parse_args(argv[1:]).path == "-odd-name.gguf"
+    assert build_parser().parse_args(argv[1:]).source == "-odd-name.gguf"
 
 
 @pytest.mark.parametrize("value", [0, -3, 2.5, True, "8"])

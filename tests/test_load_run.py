@@ -30,7 +30,7 @@ def embedder_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_models, embedder_dir, tmp_path_factory) -> dict:
+def runs(tiny_models, tiny_model_dirs, embedder_dir, tmp_path_factory) -> dict:
     """``{name: (result as returned, its run directory)}``, one run of every experiment on tiny models."""
     root = tmp_path_factory.mktemp("runs")
     llama, qwen = tiny_models["llama"], tiny_models["qwen3"]
@@ -62,6 +62,14 @@ def runs(tiny_models, embedder_dir, tmp_path_factory) -> dict:
             [llama, qwen], prompts=["1+1=", "2+2=", "3+3=", "4+4=", "The word is"], out=out
         ),
         "compare-words": lambda out: layerscope.compare([llama, qwen], tokens=WORDS, context="nobos", out=out),
+        "sweep": lambda out: layerscope.sweep(
+            "echo",
+            [str(tiny_model_dirs["llama"]), str(tiny_model_dirs["qwen3"])],
+            tokens=("red", "blue"),
+            max_new_tokens=1,
+            use_ray=False,
+            out=out,
+        ),
     }
     return {name: (make(root / name), root / name) for name, make in made.items()}
 
@@ -84,7 +92,25 @@ NAMES = [
     "tour",
     "compare",
     "compare-words",
+    "sweep",
 ]
+
+
+def test_every_registry_entry_is_reopened():
+    """The runs above hold one of every experiment :func:`load_run` reopens; the others say why not."""
+    from layerscope.registry import ENTRIES, reopened
+
+    assert {name.split("-")[0] for name in NAMES} == set(reopened())
+    assert {e.name for e in ENTRIES.values()} - set(reopened()) == {"report", "quantize"}  # a page, a checkpoint
+
+
+def test_a_reopened_sweep_has_every_models_run(runs):
+    original, path = runs["sweep"]
+    loaded = layerscope.load_run(path)
+    assert list(loaded.results) == list(original.results) and len(loaded.results) == 2
+    for name, result in loaded.results.items():
+        assert result.config == original.results[name].config
+    assert loaded.figures()["sweep"]().to_json() == original.figures()["sweep"]().to_json()
 
 
 def _check_equal(loaded, original) -> None:

@@ -17,28 +17,17 @@ from typing import TYPE_CHECKING
 
 from .errors import LayerscopeError
 from .model_spec import ModelSpec
+from .registry import functions
 
 __version__ = "0.1.0"
 
-# public name -> (module, attribute), imported on first use
+# public name -> (module, attribute), imported on first use: every experiment's Python face from the registry,
+# and the names that are not experiments
 _LAZY = {
     "Model": ("layerscope.models.model", "Model"),
     "load_model": ("layerscope.models.loading", "load_model"),
-    "tokens": ("layerscope.experiments.tokens", "tokens"),
-    "layers": ("layerscope.experiments.layers", "layers"),
-    "residuals": ("layerscope.experiments.capture", "residuals"),
-    "inspect": ("layerscope.experiments.inspect", "inspect"),
-    "ablate": ("layerscope.experiments.ablate", "ablate"),
-    "echo": ("layerscope.experiments.echo", "echo"),
-    "encode": ("layerscope.experiments.encode", "encode"),
-    "similar": ("layerscope.experiments.encode", "similar"),
-    "stages": ("layerscope.experiments.stages", "stages"),
-    "layout": ("layerscope.experiments.layout", "layout"),
-    "report": ("layerscope.experiments.report", "report"),
-    "compare": ("layerscope.experiments.compare", "compare"),
-    "quantize": ("layerscope.convert.quantize", "quantize"),
+    **functions(),
     "weight_errors": ("layerscope.convert.weight_error", "weight_errors"),
-    "sweep": ("layerscope.experiments.sweep", "sweep"),
     "builtin_tasks": ("layerscope.tasks.registry", "builtin_tasks"),
     "execute": ("layerscope.runner", "execute"),
 }
@@ -63,7 +52,7 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover  (the same names as _LAZY: tests/test_registry.py checks it)
     from .convert.quantize import quantize
     from .convert.weight_error import weight_errors
     from .experiments.ablate import ablate

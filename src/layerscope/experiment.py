@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import html
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -38,17 +41,74 @@ def option(
     flag: str | None = None,
     positional: bool = False,
     join: str | None = None,
+    help: str | None = None,
+    metavar: str | None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    choices: tuple | None = None,
+    item: str | None = None,
     **kwargs,
 ):
-    """A config field that knows its command-line flag (default ``--field-name``) for messages and commands.
+    """A config field declared once: its command-line flag, help and checks.
 
-    ``positional=True``: the values are the command's positional arguments. ``flag=""``: no flag (Python
-    only). ``join=","``: a sequence is given as one joined argument instead of a repeated flag.
+    Args:
+        default: the field's default (a tuple for sequences; ``default_factory=`` for others).
+        flag: the option (default ``--field-name``); ``""``: no flag (Python only). A boolean that defaults
+            to True names its negative switch (``flag="--no-fold"``).
+        positional: the values are the command's positional arguments.
+        join: a sequence given as one argument joined by this text (``--tokens a,b,c``) instead of a
+            repeated flag.
+        help, metavar: the command line's help for the option.
+        minimum, maximum: a count: :meth:`ExperimentConfig.validate` refuses anything but an integer (not a
+            bool) from ``minimum`` to ``maximum`` (None stays allowed where it is the default).
+        choices: the valid values, checked by :meth:`ExperimentConfig.validate`; a ``Literal`` annotation
+            gives them too.
+        item: the metavar of one more optional positional argument added to this sequence (``echo FILE``).
     """
-    metadata = {"flag": flag, "positional": positional, "join": join}
+    metadata = {
+        "flag": flag,
+        "positional": positional,
+        "join": join,
+        "help": help,
+        "metavar": metavar,
+        "minimum": minimum,
+        "maximum": maximum,
+        "choices": choices,
+        "item": item,
+    }
     if isinstance(default, (list, dict, set)):
         raise TypeError("use default_factory for mutable defaults")
     return field(default=default, metadata=metadata, **kwargs)
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    """A field's default value (``dataclasses.MISSING`` when it has none)."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+@functools.cache
+def field_hints(cls: type) -> dict[str, Any]:
+    """The resolved annotations of a config class's fields."""
+    return typing.get_type_hints(cls)
+
+
+def literal_choices(hint: Any) -> tuple | None:
+    """The values of a ``Literal`` annotation (also inside ``X | None``), else None."""
+    if typing.get_origin(hint) is typing.Literal:
+        return typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            found = literal_choices(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def field_choices(cls: type, f: dataclasses.Field) -> tuple | None:
+    """The valid values of a field: its ``option(choices=...)``, else its ``Literal`` annotation's."""
+    return f.metadata.get("choices") or literal_choices(field_hints(cls).get(f.name))
 
 
 class ConfigError(LayerscopeError):
@@ -87,13 +147,31 @@ class ExperimentConfig:
     loads_own_models: ClassVar[bool] = False
     #: False for an experiment with no command of its own (Python only): ``run.json`` records no command
     has_command: ClassVar[bool] = True
+    #: the options of the ``model`` field's :class:`ModelSpec` the command line gives beside ``--model``
+    model_options: ClassVar[tuple[str, ...]] = (
+        "dtype",
+        "device_map",
+        "max_memory",
+        "offload_dir",
+        "trust_remote_code",
+    )
 
     # ----- validation ------------------------------------------------------------------------------
     def validate(self) -> None:
         """Check everything that needs no model; raise :class:`ConfigError` naming the bad parameter.
 
-        Subclasses call ``super().validate()`` first: it checks the model specs.
+        Subclasses call ``super().validate()`` first: it checks every field declared with ``minimum``,
+        ``maximum`` or ``choices`` (or a ``Literal`` annotation), then the model specs; a subclass checks only
+        what involves several fields or outside things (files, sets).
         """
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.default is None:
+                continue
+            self.check_count(f)
+            choices = field_choices(type(self), f)
+            if choices is not None and value not in choices:
+                raise self.error(f.name, value, f"is not supported; valid: {choices_text(choices)}")
         for spec in self.model_specs():
             if spec.dtype is not None and spec.dtype not in DTYPES:
                 raise ConfigError("dtype", spec.dtype, f"is not supported; valid: {choices_text(DTYPES)}")
@@ -102,12 +180,18 @@ class ExperimentConfig:
             except ValueError as exc:
                 raise ConfigError("max_memory", spec.max_memory, str(exc)) from None
 
-    def require_count(self, param: str, minimum: int = 1) -> None:
-        """Raise a :class:`ConfigError` naming ``param`` unless it holds an integer (not a bool) of at least
-        ``minimum``."""
-        value = getattr(self, param)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(param, value, f"must be at least {minimum}")
+    def check_count(self, f: dataclasses.Field) -> None:
+        """Raise a :class:`ConfigError` naming field ``f`` unless it holds an integer (not a bool) within its
+        ``option(minimum=..., maximum=...)``."""
+        low, high = f.metadata.get("minimum"), f.metadata.get("maximum")
+        if low is None and high is None:
+            return
+        value = getattr(self, f.name)
+        integer = isinstance(value, int) and not isinstance(value, bool)
+        if high is not None and (not integer or value < low or value > high):
+            raise self.error(f.name, value, f"is not supported; valid: {low} to {high}")
+        if not integer or value < low:
+            raise self.error(f.name, value, f"must be at least {low}")
 
     def error(self, param: str, value: Any, problem: str) -> ConfigError:
         """A :class:`ConfigError` for field ``param``, carrying that field's flag."""

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 import types
@@ -26,23 +25,7 @@ from typing import Any
 from .errors import LayerscopeError, choices_text
 from .experiment import ExperimentConfig, Result
 from .model_spec import ModelSpec
-
-#: experiment name (``run.json``'s ``experiment``) -> (module, config class, result class)
-EXPERIMENTS: dict[str, tuple[str, str, str]] = {
-    "tokens": ("layerscope.experiments.tokens", "TokensConfig", "TokensResult"),
-    "layers": ("layerscope.experiments.layers", "LayersConfig", "LayersResult"),
-    "capture": ("layerscope.experiments.capture", "CaptureConfig", "CaptureResult"),
-    "inspect": ("layerscope.experiments.inspect", "InspectConfig", "InspectResult"),
-    "ablate": ("layerscope.experiments.ablate", "AblateConfig", "AblateResult"),
-    "echo": ("layerscope.experiments.echo", "EchoConfig", "EchoResult"),
-    "encode": ("layerscope.experiments.encode", "EncodeConfig", "EncodeResult"),
-    "similar": ("layerscope.experiments.encode", "SimilarConfig", "SimilarResult"),
-    "stages": ("layerscope.experiments.stages", "StagesConfig", "StagesResult"),
-    "layout": ("layerscope.experiments.layout", "LayoutConfig", "LayoutResult"),
-    "tour": ("layerscope.experiments.tour", "TourConfig", "TourResult"),
-    "compare": ("layerscope.experiments.compare", "CompareConfig", "CompareResult"),
-    "quantize": ("layerscope.convert.quantize", "QuantizeConfig", "QuantizeResult"),
-}
+from .registry import ENTRIES, reopened
 
 #: text columns of runs written before ``run.json`` recorded the dtypes (names like ``"0"`` stay text)
 _TEXT_COLUMNS = ("layer", "stage", "token_ids", "input_ids", "prompt_ids", "removed_layers", "positions", "tokens")
@@ -60,15 +43,16 @@ def load_run(run_dir: str | os.PathLike) -> Result:
     path = Path(run_dir).expanduser()
     record = _read_record(path)
     experiment = record.get("experiment")
-    if experiment not in EXPERIMENTS:
+    loadable = reopened()
+    if experiment not in loadable:
         raise LayerscopeError(
-            f"{str(path)!r} holds a run of {experiment!r}, which cannot be loaded; "
-            f"loadable: {choices_text(list(EXPERIMENTS))}"
+            f"{str(path)!r} holds a run of {experiment!r}, which cannot be loaded; loadable: {choices_text(loadable)}"
         )
-    module, config_name, result_name = EXPERIMENTS[experiment]
-    loaded = importlib.import_module(module)
-    config_class, result_class = getattr(loaded, config_name), getattr(loaded, result_name)
-    config = config_from_record(config_class, record.get("config") or {})
+    found = ENTRIES[experiment]
+    config_class = found.config_class()
+    data = record.get("config") or {}
+    from_record = getattr(config_class, "from_record", None)
+    config = from_record(data) if from_record is not None else config_from_record(config_class, data)
     files = [name for name in record.get("files") or [] if isinstance(name, str)]
     dtypes = record.get("table_dtypes") or {}
     tables = {
@@ -81,7 +65,7 @@ def load_run(run_dir: str | os.PathLike) -> Result:
         for name in files
         if name.endswith((".npy", ".npz")) and "/" not in name
     }
-    return result_class.from_files(config, tables, arrays, record, path)
+    return found.result_class().from_files(config, tables, arrays, record, path)
 
 
 def _read_record(path: Path) -> dict:
@@ -99,12 +83,13 @@ def _read_record(path: Path) -> dict:
 
 
 # ----- configs ---------------------------------------------------------------------------------------
-def config_from_record(config_class: type[ExperimentConfig], data: Mapping) -> ExperimentConfig:
-    """The frozen config from its ``run.json`` record: model specs rebuilt, lists back to tuples."""
+def config_from_record(config_class: type[ExperimentConfig], data: Mapping, **given) -> ExperimentConfig:
+    """The frozen config from its ``run.json`` record: model specs rebuilt, lists back to tuples (``given``: fields
+    already rebuilt)."""
     hints = typing.get_type_hints(config_class)
-    values = {}
+    values = dict(given)
     for f in dataclasses.fields(config_class):
-        if f.init and f.name in data:
+        if f.init and f.name in data and f.name not in values:
             values[f.name] = _value(data[f.name], hints.get(f.name, Any))
     try:
         return config_class(**values)

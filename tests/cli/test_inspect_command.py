@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from layerscope.cli import inspect_command, main
-from layerscope.cli.main import build_parser
+from layerscope.cli import main
+from layerscope.cli.declared import parse
 from layerscope.experiments.inspect import InspectConfig
 from layerscope.model_spec import ModelSpec
 
 
 def _parsed(argv: list[str], monkeypatch) -> InspectConfig:
     """The config the command line builds from ``argv`` (nothing runs)."""
-    got = {}
-    monkeypatch.setattr(
-        inspect_command, "run_config", lambda config, out, force=False: got.setdefault("config", config) and 0
-    )
-    args = build_parser().parse_args(argv)
-    args.func(args)
-    return got["config"]
+    return parse(argv)
 
 
 @pytest.mark.parametrize(

@@ -22,25 +22,22 @@ def test_help_has_the_experiments_options_and_the_sweeps(capsys):
         assert flag in text
     assert main(["sweep"]) == 2
     assert (
-        capsys.readouterr().err.strip() == "layerscope sweep: give an experiment: echo, layers, ablate, tokens, inspect"
+        capsys.readouterr().err.strip() == "layerscope sweep: give an experiment: tokens, layers, inspect, ablate, echo"
     )
 
 
 def test_the_command_is_rebuilt_from_the_config(tiny):
-    from layerscope.cli.main import build_parser
-    from layerscope.cli.sweep_command import config_from_args
+    from layerscope.cli.declared import parse
 
     argv = ["sweep", "ablate", "--model", tiny, "--model", f"b={tiny}", "--n", "5", "--ops", "+", "--no-ray"]
-    config = config_from_args(build_parser().parse_args(argv))
+    config = parse(argv)
     assert config.command() == ["layerscope", *argv]
     assert [m.value for m in config.models] == [tiny, f"b={tiny}"] and config.base.n == 5
 
 
 def test_bad_options_are_one_line(tiny, tmp_path, capsys):
     assert main(["sweep", "echo", "--model", tiny, "--top-k", "0", "--out", str(tmp_path / "a")]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
-        "layerscope sweep echo: argument --top-k: '0' must be at least 1"
-    ]
+    assert capsys.readouterr().err.strip().splitlines() == ["layerscope: error: --top-k 0 must be at least 1"]
     assert main(["sweep", "tour", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "invalid choice: 'tour'" in err[0]

@@ -11,8 +11,7 @@ from matplotlib.figure import Figure
 import layerscope
 from layerscope.capture.ablation import LayerAblation, encode_task
 from layerscope.cli import main
-from layerscope.cli.ablate_command import config_from
-from layerscope.cli.main import build_parser
+from layerscope.cli.declared import parse
 from layerscope.experiment import ConfigError
 from layerscope.experiments.ablate import AblateConfig, run_ablate
 from layerscope.experiments.ablate_parts import config_label, parse_parts, part_name
@@ -101,7 +100,7 @@ def test_interrupted_part_sweep_resumes(tiny_models, tmp_path):
 def test_command_reparsed_by_the_cli_gives_the_same_config(config):
     argv = config.command()
     assert argv.count("--part") == 1
-    assert config_from(build_parser().parse_args(argv[1:])) == config
+    assert parse(argv) == config
 
 
 def test_bad_part_names_the_parameter_or_the_flag(tiny_model_dirs, tmp_path, capsys):

@@ -41,7 +41,10 @@ def test_residuals_result_saves_its_files(tiny_models, tmp_path):
         ({"sets": "colors", "context": "no field"}, "context='no field' is not 'bos'"),
         ({"prompts": ["red"], "batch_size": 0}, "batch_size=0 must be at least 1"),
         ({"prompts": ["red"], "memory_budget": "lots"}, "memory_budget='lots' is not a size"),
-        ({"prompts": ["red"], "multi_token": "max"}, "multi_token='max' is not valid"),
+        (
+            {"prompts": ["red"], "multi_token": "max"},
+            "multi_token='max' is not supported; valid: 'mean', 'first', 'last'",
+        ),
         ({"sets": {"empty": []}}, "has no words"),
     ],
 )

@@ -14,8 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import layerscope
 from layerscope import ModelSpec
-from layerscope.cli.echo_command import config_from_args
-from layerscope.cli.main import build_parser
+from layerscope.cli.declared import parse
 from layerscope.errors import LayerscopeError
 from layerscope.experiment import ConfigError
 from layerscope.experiments.echo import EchoConfig, run_echo
@@ -215,8 +214,7 @@ def test_default_set_is_the_seed_words():
 
 
 def _reparsed(config: EchoConfig) -> EchoConfig:
-    args = build_parser().parse_args(config.command()[1:])
-    return config_from_args(args)
+    return parse(config.command())
 
 
 @pytest.mark.parametrize(

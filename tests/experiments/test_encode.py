@@ -14,9 +14,7 @@ from tiny_embedding import PROMPTS
 import layerscope
 from layerscope import ModelSpec
 from layerscope.cli import main
-from layerscope.cli.encode_command import config_from_args as encode_config_from_args
-from layerscope.cli.main import build_parser
-from layerscope.cli.similar_command import config_from_args as similar_config_from_args
+from layerscope.cli.declared import parse
 from layerscope.errors import LayerscopeError
 from layerscope.experiment import ConfigError
 from layerscope.experiments.encode import EncodeConfig, SimilarConfig
@@ -222,7 +220,7 @@ def test_encode_run_directory_and_vectors_file(tmp_path, gemma_st_dir):
     ],
 )
 def test_encode_command_reparses_to_the_same_config(config):
-    assert encode_config_from_args(build_parser().parse_args(config.command()[1:])) == config
+    assert parse(config.command()) == config
 
 
 @pytest.mark.parametrize(
@@ -235,7 +233,7 @@ def test_encode_command_reparses_to_the_same_config(config):
     ],
 )
 def test_similar_command_reparses_to_the_same_config(config):
-    assert similar_config_from_args(build_parser().parse_args(config.command()[1:])) == config
+    assert parse(config.command()) == config
 
 
 def test_bad_values_name_the_parameter_or_the_flag(tmp_path):

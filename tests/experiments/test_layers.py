@@ -10,6 +10,7 @@ import pytest
 
 import layerscope
 from layerscope.analysis import fit_pca, silhouette
+from layerscope.cli.declared import parse
 from layerscope.experiment import ConfigError
 from layerscope.experiments.layers import LayersConfig, LayersResult, run_layers
 from layerscope.model_spec import ModelSpec
@@ -139,40 +140,10 @@ def test_models_load_one_at_a_time_from_their_specs(tiny_model_dirs, monkeypatch
 # ----- the config ---------------------------------------------------------------------------------
 
 
-def test_config_command_reparses_to_an_equal_config(tmp_path):
-    from layerscope.cli.main import build_parser
-
-    config = LayersConfig(
-        models=(ModelSpec(source="some/model"), ModelSpec()),
-        sets=("months", "colors"),
-        tokens=("red", "blue"),
-        leading_space=True,
-        multi_token="last",
-        basis="-1",
-        dims=3,
-        layers="embed,0,6,-1",
-        context="The word is {word}",
-        batch_size=8,
-        memory_budget="512MB",
-    )
-    argv = config.command()
-    assert argv[:2] == ["layerscope", "layers"]
-    args = build_parser().parse_args(argv[1:])
-    seen = {}
-    from layerscope.cli import layers_command
-
-    def capture(config, out, force=False):
-        seen["config"] = config
-        return 0
-
-    original = layers_command.run_config
-    layers_command.run_config = capture
-    try:
-        args.func(args)
-    finally:
-        layers_command.run_config = original
-    assert seen["config"] == config
+def test_the_default_config_has_a_bare_command():
+    """(Every field's way through the command line: tests/cli/test_declared.py.)"""
     assert LayersConfig().command() == ["layerscope", "layers"]
+    assert parse(["layerscope", "layers"]) == LayersConfig()
 
 
 @pytest.mark.parametrize(
@@ -186,7 +157,7 @@ def test_config_command_reparses_to_an_equal_config(tmp_path):
         ("context", "The word is", "context='The word is' is not 'bos'"),
         ("batch_size", 0, "batch_size=0 must be at least 1"),
         ("memory_budget", "12XB", "memory_budget='12XB' is not a size"),
-        ("multi_token", "median", "multi_token='median' is not valid"),
+        ("multi_token", "median", "multi_token='median' is not supported; valid: 'mean', 'first', 'last'"),
     ],
 )
 def test_bad_values_from_python_name_the_parameter(field, value, words):

@@ -10,8 +10,7 @@ from safetensors.numpy import save_file
 
 import layerscope
 from layerscope.cli import main
-from layerscope.cli.layout_command import config as config_from_args
-from layerscope.cli.main import build_parser
+from layerscope.cli.declared import parse
 from layerscope.experiment import ConfigError
 from layerscope.experiments.layout import LayoutConfig, LayoutResult
 
@@ -30,7 +29,7 @@ def checkpoint(tmp_path):
 def _reparsed(config: LayoutConfig) -> LayoutConfig:
     argv = config.command()
     assert argv[:2] == ["layerscope", "layout"]
-    return config_from_args(build_parser().parse_args(argv[1:]))
+    return parse(argv)
 
 
 @pytest.mark.parametrize(

@@ -79,12 +79,11 @@ def test_any_subset_of_runs_and_a_directory_without_run_json(tmp_path, capsys):
 
 
 def _reparsed(config):
-    from layerscope.cli.main import build_parser
-    from layerscope.cli.report_command import config as config_from_args
+    from layerscope.cli.declared import parse
 
     argv = config.command()
     assert argv[:2] == ["layerscope", "report"]
-    return config_from_args(build_parser().parse_args(argv[1:]))
+    return parse(argv)
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,7 @@ import pytest
 import layerscope
 from layerscope import ModelSpec
 from layerscope.cli import main
-from layerscope.cli.main import build_parser
-from layerscope.cli.stages_command import config_from_args
+from layerscope.cli.declared import parse
 from layerscope.experiment import ConfigError
 from layerscope.experiments.stages import StagesConfig
 from layerscope.models.embedding import load_embedder
@@ -60,7 +59,7 @@ def test_python_api_matches_the_embedder(gemma, tmp_path):
 
 
 def _reparsed(config: StagesConfig) -> StagesConfig:
-    return config_from_args(build_parser().parse_args(config.command()[1:]))
+    return parse(config.command())
 
 
 @pytest.mark.parametrize(

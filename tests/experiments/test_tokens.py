@@ -40,6 +40,20 @@ def test_basis_set_projects_the_others_on_its_pcs(tiny_models):
     np.testing.assert_allclose(coords * signs, ref.transform(result.embeddings), atol=1e-6)
 
 
+def test_normalize_projects_the_directions_of_the_rows(tiny_models):
+    """``normalize=True``: the PCA (sklearn here) is of each row divided by its norm; the rows are kept as read."""
+    from sklearn.decomposition import PCA
+
+    plain = layerscope.tokens(["digits"], model=tiny_models["llama"], dims=2)
+    result = layerscope.tokens(["digits"], model=tiny_models["llama"], dims=2, normalize=True)
+    np.testing.assert_array_equal(result.embeddings, plain.embeddings)
+    units = result.embeddings / np.linalg.norm(result.embeddings, axis=1, keepdims=True)
+    ref = PCA(2, svd_solver="full").fit(units)
+    signs = np.sign(np.sum(result.basis.components * ref.components_, axis=1))
+    np.testing.assert_allclose(result.table[["pc1", "pc2"]].to_numpy() * signs, ref.transform(units), atol=1e-5)
+    assert not np.allclose(np.abs(result.table["pc1"]), np.abs(plain.table["pc1"]), atol=1e-3)
+
+
 def test_save_writes_every_output(tiny_models, tmp_path):
     result = layerscope.tokens(["digits"], model=tiny_models["gemma3"], dims=3)
     out = result.save(tmp_path / "run")
@@ -104,8 +118,8 @@ def test_cli_writes_run_directory(tiny_model_dirs, tmp_path, capsys):
         (["tokens", "--set", "nope"], "unknown token set 'nope'"),
         (["tokens", "--tokens", "a,,b"], "has an empty item"),
         (["tokens", "--model", "/no/such/dir"], "no such model file or directory: '/no/such/dir'"),
-        (["tokens", "--multi-token", "max"], "invalid choice: 'max'"),
-        (["tokens", "--dims", "x"], "invalid int value: 'x'"),
+        (["tokens", "--multi-token", "max"], "--multi-token max is not supported; valid: 'mean', 'first', 'last'"),
+        (["tokens", "--dims", "x"], "'x' is not an integer"),
         (["tokens", "--set", "digits", "--basis-set", "colors"], "--basis-set colors is not among the sets"),
         (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
     ],

@@ -23,42 +23,51 @@ MODEL_HELP = (
 )
 
 
-def add_model_option(parser, multiple: bool = False) -> None:
-    """``--model`` (repeatable with ``multiple``) and the options every :class:`ModelSpec` carries."""
+#: the options every model carries, beside ``--model``
+MODEL_OPTIONS = ("dtype", "device_map", "max_memory", "offload_dir", "trust_remote_code")
+
+
+def add_model_option(parser, multiple: bool = False, help: str | None = None, options=MODEL_OPTIONS) -> None:
+    """``--model`` (repeatable with ``multiple``) and the ``options`` every :class:`ModelSpec` carries."""
+    text = help or MODEL_HELP + ("; repeatable" if multiple else "")
     if multiple:
-        parser.add_argument(
-            "--model", action="append", dest="models", type=model_text, metavar="M", help=MODEL_HELP + "; repeatable"
-        )
+        parser.add_argument("--model", action="append", dest="models", type=model_text, metavar="M", help=text)
     else:
-        parser.add_argument("--model", default=None, type=model_text, metavar="M", help=MODEL_HELP)
-    parser.add_argument(
-        "--dtype",
-        default=None,
-        choices=["float32", "bfloat16", "float16", "auto"],
-        help="weights' dtype (default float32)",
-    )
-    parser.add_argument(
-        "--device-map",
-        default=None,
-        metavar="MAP",
-        help="accelerate's device map: 'auto' (GPUs, then CPU, then disk), 'sequential', 'balanced', 'cpu', 'cuda:0'",
-    )
-    parser.add_argument(
-        "--max-memory",
-        default=None,
-        type=max_memory_arg,
-        metavar="DEV=SIZE,...",
-        help="the most each device holds of the weights, e.g. cpu=2GiB or 0=20GiB,cpu=30GiB; the rest is "
-        "offloaded to disk (implies --device-map auto)",
-    )
-    parser.add_argument(
-        "--offload-dir",
-        default=None,
-        type=offload_dir_arg,
-        metavar="DIR",
-        help="folder for weights offloaded to disk (default: a temporary one; implies --device-map auto)",
-    )
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
+        parser.add_argument("--model", default=None, type=model_text, metavar="M", help=text)
+    if "dtype" in options:
+        parser.add_argument(
+            "--dtype",
+            default=None,
+            choices=["float32", "bfloat16", "float16", "auto"],
+            help="weights' dtype (default float32)",
+        )
+    if "device_map" in options:
+        parser.add_argument(
+            "--device-map",
+            default=None,
+            metavar="MAP",
+            help="accelerate's device map: 'auto' (GPUs, then CPU, then disk), 'sequential', 'balanced', 'cpu', "
+            "'cuda:0'",
+        )
+    if "max_memory" in options:
+        parser.add_argument(
+            "--max-memory",
+            default=None,
+            type=max_memory_arg,
+            metavar="DEV=SIZE,...",
+            help="the most each device holds of the weights, e.g. cpu=2GiB or 0=20GiB,cpu=30GiB; the rest is "
+            "offloaded to disk (implies --device-map auto)",
+        )
+    if "offload_dir" in options:
+        parser.add_argument(
+            "--offload-dir",
+            default=None,
+            type=offload_dir_arg,
+            metavar="DIR",
+            help="folder for weights offloaded to disk (default: a temporary one; implies --device-map auto)",
+        )
+    if "trust_remote_code" in options:
+        parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own code")
 
 
 def max_memory_arg(text: str) -> str:
@@ -81,42 +90,23 @@ def offload_dir_arg(text: str) -> str:
     return text
 
 
-def model_spec(args, source: str | None | object = ...):
-    """The :class:`ModelSpec` the options give (``source`` overrides ``--model``, for repeated models)."""
+def model_spec(args, source: str | None = None):
+    """The :class:`ModelSpec` that ``source`` (``SOURCE`` or ``NAME=SOURCE``; None: the default model) and the
+    model options of ``args`` give."""
     from ..model_spec import ModelSpec, split_named_source
 
-    text = args.model if source is ... else source
-    name, text = (None, None) if text is None else split_named_source(text)
+    name, text = (None, None) if source is None else split_named_source(source)
     return ModelSpec(
         source=text,
         name=name,
-        dtype=args.dtype,
-        device_map=args.device_map,
-        trust_remote_code=args.trust_remote_code,
-        max_memory=getattr(args, "max_memory", None),
-        offload_dir=getattr(args, "offload_dir", None),
+        **{option: getattr(args, option, None) for option in MODEL_OPTIONS if option != "trust_remote_code"},
+        trust_remote_code=getattr(args, "trust_remote_code", False),
     )
 
 
-def model_specs(args) -> tuple:
-    """One :class:`ModelSpec` per repeated ``--model`` (the default model when none is given)."""
-    return tuple(model_spec(args, source) for source in (args.models or [None]))
-
-
-def token_set_fields(args) -> dict:
-    """The :class:`~layerscope.tokensets.options.TokenSetOptions` fields from ``--set/--tokens/...``."""
-    from ..tokensets.options import inline_words
-
-    return {
-        "sets": tuple(args.sets or ()),
-        "tokens": inline_words(args.tokens),
-        "leading_space": args.leading_space,
-        "multi_token": args.multi_token,
-    }
-
-
-def run_config(config, out: str | None, force: bool = False) -> int:
-    """The command line's tail for every experiment: run it, write ``--out``, print key numbers and the main file."""
+def run_config(config, out: str | None, force: bool = False):
+    """The command line's tail for every experiment: run it, write ``--out``, print key numbers and the main file;
+    returns the result."""
     from .. import progress
     from ..rundir import default_run_dir
     from ..runner import execute
@@ -126,7 +116,7 @@ def run_config(config, out: str | None, force: bool = False) -> int:
     for line in result.summary():
         progress.console().print(line)
     print(out_path / result.main_file)
-    return 0
+    return result
 
 
 def out_dir(text: str) -> str:
@@ -154,27 +144,4 @@ def add_out_option(parser) -> None:
         "--force",
         action="store_true",
         help="replace what --out holds (another run, other files) instead of refusing it",
-    )
-
-
-def add_set_options(parser, examples: str = "digits, number-words, categories, boy_first_names, ...") -> None:
-    """``--set NAME|FILE`` (repeatable) and ``--tokens A,B,C``."""
-    parser.add_argument(
-        "--set",
-        action="append",
-        dest="sets",
-        metavar="NAME|FILE",
-        help=f"a built-in set ({examples}) or a JSON/YAML/text file; repeatable",
-    )
-    parser.add_argument("--tokens", default=None, metavar="A,B,C", help="an inline set of comma-separated words")
-
-
-def add_token_set_options(parser) -> None:
-    add_set_options(parser)
-    parser.add_argument("--leading-space", action="store_true", help="tokenize ' word' instead of 'word'")
-    parser.add_argument(
-        "--multi-token",
-        default="mean",
-        choices=["mean", "first", "last"],
-        help="how a word that splits into several tokens becomes one vector (default: mean)",
     )

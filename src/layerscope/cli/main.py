@@ -15,24 +15,15 @@ from .. import progress
 from ..errors import LayerscopeError
 from .parser import Parser, UsageExit
 
-# One module per subcommand; each defines ``register(subparsers)`` that sets ``func=run``.
-COMMAND_MODULES = [
-    "tokens_command",
-    "layers_command",
-    "inspect_command",
-    "ablate_command",
-    "tasks_command",
-    "echo_command",
-    "layout_command",
-    "encode_command",
-    "similar_command",
-    "stages_command",
-    "report_command",
-    "tour_command",
-    "compare_command",
-    "quantize_command",
-    "sweep_command",
-]
+#: the commands that are not experiments (each module defines ``register(subparsers)`` that sets ``func``)
+OTHER_COMMANDS = ("tasks",)
+
+
+def command_names() -> list[str]:
+    """Every subcommand: an experiment's (from the registry), then the others."""
+    from ..registry import ENTRIES
+
+    return [e.name for e in ENTRIES.values() if e.command] + list(OTHER_COMMANDS)
 
 
 def build_parser() -> Parser:
@@ -43,8 +34,14 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"layerscope {_version()}")
     _add_global_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"{__package__}.{name}").register(sub)
+    from ..registry import ENTRIES
+    from .declared import register
+
+    for entry in ENTRIES.values():
+        if entry.command:
+            register(sub, entry)
+    for name in OTHER_COMMANDS:
+        importlib.import_module(f"{__package__}.{name}_command").register(sub)
     for command in sub.choices.values():  # the global flags work after the subcommand too
         _add_global_flags(command, default=argparse.SUPPRESS)
     return parser

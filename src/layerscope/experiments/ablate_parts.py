@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import write_json, write_text
 from ..errors import LayerscopeError
+from ..rundir import RunDir
 
 
 def config_label(removed: tuple[int, ...], part: str = "block") -> str:
@@ -48,11 +48,11 @@ class PartStore:
     """
 
     def __init__(self, out: str | Path, identity: dict):
-        self.root = Path(out) / "parts"
+        self.run_dir = RunDir(out)
         self.identity = json.loads(json.dumps(identity, default=str))
-        path = self.root / "identity.json"
-        if path.is_file():
-            stored = json.loads(path.read_text(encoding="utf-8"))
+        text = self.run_dir.read_part("identity.json")
+        if text is not None:
+            stored = json.loads(text)
             difference = first_difference(stored, self.identity)
             if difference is not None:
                 raise LayerscopeError(
@@ -60,20 +60,21 @@ class PartStore:
                     "write to another directory or delete that one"
                 )
         else:
-            write_json(path, self.identity)
+            self.run_dir.write_part("identity.json", json.dumps(self.identity, indent=2) + "\n")
 
-    def path(self, removed: tuple[int, ...], part: str = "block") -> Path:
-        return self.root / f"{part_name(removed, part)}.jsonl"
+    @staticmethod
+    def name(removed: tuple[int, ...], part: str = "block") -> str:
+        return f"{part_name(removed, part)}.jsonl"
 
     def done(self, removed: tuple[int, ...], part: str = "block") -> bool:
-        return self.path(removed, part).is_file()
+        return self.run_dir.has_part(self.name(removed, part))
 
     def save(self, removed: tuple[int, ...], rows: pd.DataFrame, part: str = "block") -> None:
         lines = [json.dumps(record, ensure_ascii=False) for record in rows.to_dict("records")]
-        write_text(self.path(removed, part), "\n".join([json.dumps(list(rows.columns))] + lines) + "\n")
+        self.run_dir.write_part(self.name(removed, part), "\n".join([json.dumps(list(rows.columns))] + lines) + "\n")
 
     def load(self, removed: tuple[int, ...], part: str = "block") -> pd.DataFrame:
-        header, *lines = self.path(removed, part).read_text(encoding="utf-8").splitlines()
+        header, *lines = self.run_dir.read_part(self.name(removed, part)).splitlines()
         return pd.DataFrame([json.loads(line) for line in lines], columns=json.loads(header))
 
 

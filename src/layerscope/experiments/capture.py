@@ -57,7 +57,7 @@ class CaptureConfig(TokenSetOptions):
     positions: str | tuple[tuple[int, ...], ...] = option("last", flag="")
     context: str = "bos"
     bos: bool = option(True, flag="--no-bos")
-    batch_size: int = 32
+    batch_size: int = option(32, minimum=1)
     memory_budget: int | str | None = None
 
     @property
@@ -75,7 +75,6 @@ class CaptureConfig(TokenSetOptions):
                 "and sets: give either prompts or sets (words) to capture, not both nor neither",
             )
         check_layers_field(self)
-        self.require_count("batch_size")
         check_memory_budget(self)
         if self.prompts:
             if any(not isinstance(p, str) or not p for p in self.prompts):
@@ -92,10 +91,6 @@ class CaptureConfig(TokenSetOptions):
             if problem:
                 raise self.error("context", self.context, problem)
             self.word_sets()
-        from ..tokensets.encoding import MULTI_TOKEN_POLICIES
-
-        if self.multi_token not in MULTI_TOKEN_POLICIES:
-            raise self.error("multi_token", self.multi_token, "is not valid; valid: mean, first, last")
 
     def word_sets(self) -> dict[str, list[str]]:
         from ..tokensets import merge_sets

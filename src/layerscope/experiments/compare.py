@@ -52,7 +52,7 @@ from ..analysis.residual_error import ERROR_COLUMNS, growth_block, residual_erro
 from ..errors import LayerscopeError, choices_text
 from ..experiment import option
 from ..model_spec import ModelSpec, models_given, specs_argv, unique_name
-from ..tokensets.options import TokenSetOptions
+from ..tokensets.options import MultiToken, TokenSetOptions
 from .compare_result import CompareResult
 
 if TYPE_CHECKING:
@@ -91,13 +91,23 @@ class CompareConfig(TokenSetOptions):
     experiment = "compare"
 
     models: tuple[ModelSpec, ...] = option((), flag="--model")
-    prompts: tuple[str, ...] = option((), flag="--prompt")
-    prompts_file: str | None = None
-    context: str = "bos"
-    bos: bool = option(True, flag="--no-bos")
-    reference: str | None = None
-    weights: bool = option(True, flag="--no-weights")
-    batch_size: int = 32
+    multi_token: MultiToken = option("mean", flag="")
+    prompts: tuple[str, ...] = option((), flag="--prompt", metavar="TEXT", help="a prompt instead of words; repeatable")
+    prompts_file: str | None = option(None, metavar="FILE", help="a text file with one prompt per line")
+    context: str = option(
+        "bos",
+        metavar="bos|nobos|TEMPLATE",
+        help="each word alone after BOS (default), alone without BOS, or in a template such as 'The word is {word}'",
+    )
+    bos: bool = option(True, flag="--no-bos", help="do not put the BOS token before each prompt")
+    reference: str | None = option(
+        None,
+        metavar="NAME",
+        help="the model the others are measured against: a NAME of --model NAME=SOURCE or a source (default: the "
+        "first)",
+    )
+    weights: bool = option(True, flag="--no-weights", help="do not compare the checkpoints' tensors")
+    batch_size: int = option(32, minimum=1, help="inputs per forward pass (default 32)")
 
     # ----- inputs ----------------------------------------------------------------------------------------
     @property
@@ -172,7 +182,6 @@ class CompareConfig(TokenSetOptions):
             problem = context_problem(self.context)
             if problem:
                 raise self.error("context", self.context, problem)
-        self.require_count("batch_size")
         n = self.n_items()
         if n < MIN_ITEMS:
             what = "prompts" if self.uses_prompts else "words"

@@ -64,13 +64,23 @@ class EchoConfig(TokenSetOptions):
     loads_own_models = True
 
     models: tuple[ModelSpec, ...] = option((ModelSpec(),), flag="--model")
-    leading_space: bool = option(True, flag="--no-leading-space")
+    sets: tuple[str, ...] = option(
+        (),
+        flag="--set",
+        metavar="NAME|FILE",
+        item="FILE",
+        help="a built-in set (default echo-words; categories, months, ...) or a JSON/YAML/text file of words; "
+        "repeatable",
+    )
+    leading_space: bool = option(True, flag="--no-leading-space", help="feed 'John' rather than ' John'")
     multi_token: MultiToken = option("mean", flag="")
-    bos: Bos = "both"
-    top_k: int = 5
-    prompts: tuple[str, ...] = option((DEFAULT_PROMPT,), flag="--prompt")
-    max_new_tokens: int = 8
-    batch_size: int = 64
+    bos: Bos = option("both", help="BOS settings (default both)")
+    top_k: int = option(5, minimum=1, metavar="K", help="next tokens recorded (default 5)")
+    prompts: tuple[str, ...] = option(
+        (DEFAULT_PROMPT,), flag="--prompt", metavar="TEXT", help="a free prompt to complete; repeatable"
+    )
+    max_new_tokens: int = option(8, minimum=0, metavar="N", help="tokens per completion (default 8; 0: none)")
+    batch_size: int = option(64, minimum=1, metavar="B", help="inputs per forward pass")
 
     def validate(self) -> None:
         super().validate()
@@ -80,16 +90,8 @@ class EchoConfig(TokenSetOptions):
             )
         if not all(isinstance(m, ModelSpec) for m in self.models):
             raise self.error("models", self.models, "must hold ModelSpec values; use ModelSpec.of(source)")
-        if self.bos not in BOS_CHOICES:
-            raise self.error("bos", self.bos, "is not valid; valid: both, without, with")
-        if self.top_k < 1:
-            raise self.error("top_k", self.top_k, "is not valid; give at least 1")
-        if self.max_new_tokens < 0:
-            raise self.error("max_new_tokens", self.max_new_tokens, "is not valid; give 0 or more")
         if self.max_new_tokens > MAX_NEW_TOKENS:
             raise self.error("max_new_tokens", self.max_new_tokens, f"is too many; at most {MAX_NEW_TOKENS}")
-        if self.batch_size < 1:
-            raise self.error("batch_size", self.batch_size, "is not valid; give at least 1")
         if self.multi_token != "mean":
             raise self.error(
                 "multi_token", self.multi_token, "does not apply to echo: a word of several tokens is fed whole"

@@ -37,10 +37,17 @@ class EmbeddingConfig(ExperimentConfig):
     #: the runner loads no causal LM: :meth:`load_embedder` loads the sentence-embedding model
     loads_own_models = True
 
-    texts: tuple[str, ...] = option((), positional=True)
-    file: str | None = None
-    model: ModelSpec = option(ModelSpec(), flag="--model")
-    batch_size: int = 32
+    model_options = ("trust_remote_code",)
+
+    texts: tuple[str, ...] = option((), positional=True, metavar="TEXT")
+    file: str | None = option(None, metavar="TEXTS.txt", help="more texts, one per line")
+    model: ModelSpec = option(
+        ModelSpec(),
+        flag="--model",
+        help="a sentence-transformers or MLX embedding directory, a cached hub id, or 'default' (all-minilm-l6-v2, "
+        "offline; the default); NAME=SOURCE names it in tables and reports",
+    )
+    batch_size: int = option(32, minimum=1, help="texts per forward pass (default 32)")
 
     def validate(self) -> None:
         super().validate()
@@ -51,8 +58,6 @@ class EmbeddingConfig(ExperimentConfig):
         for name in ("max_memory", "offload_dir"):
             if getattr(self.model, name) is not None:
                 raise self.error(name, getattr(self.model, name), "is not supported for sentence-embedding models")
-        if self.batch_size < 1:
-            raise self.error("batch_size", self.batch_size, "is not valid; give at least 1")
         self.all_texts()
 
     def all_texts(self) -> list[str]:
@@ -114,7 +119,7 @@ class EncodeConfig(EmbeddingConfig):
 
     experiment = "encode"
 
-    prompt_name: str | None = None
+    prompt_name: str | None = option(None, metavar="NAME", help="one of the model's own prompts (e.g. query)")
 
     def run(self, model=None) -> EncodeResult:
         return run_encode(self, model)
@@ -238,9 +243,9 @@ class SimilarConfig(EmbeddingConfig):
 
     experiment = "similar"
 
-    query: str = option(flag="--query")
-    query_prompt: str = "auto"
-    document_prompt: str = "auto"
+    query: str = option(flag="--query", metavar="Q", help="the query text")
+    query_prompt: str = option("auto", metavar="NAME", help="prompt name for the query ('none' for none)")
+    document_prompt: str = option("auto", metavar="NAME", help="prompt name for the texts ('none' for none)")
 
     def validate(self) -> None:
         super().validate()

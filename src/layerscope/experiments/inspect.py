@@ -98,15 +98,25 @@ class InspectConfig(ExperimentConfig):
     experiment = "inspect"
 
     model: ModelSpec = option(ModelSpec(), flag="--model")
-    prompts: tuple[str, ...] = option((), flag="--prompt")
-    prompts_file: str | None = None
-    position: int = -1
-    target: tuple[str, ...] = ()
-    bos: bool = option(True, flag="--no-bos")
-    top_k: int = 5
-    phases: int | None = None
-    compare_model: ModelSpec | None = option(None, flag="--compare-model")
-    raw: bool = False
+    prompts: tuple[str, ...] = option((), flag="--prompt", metavar="TEXT", help="a prompt; repeatable (default '5+2=')")
+    prompts_file: str | None = option(None, metavar="FILE", help="a text file with one prompt per line")
+    position: int = option(-1, help="token position to read (default -1, the last)")
+    target: tuple[str, ...] = option(
+        (),
+        metavar="TEXT",
+        help="expected answer (one for all prompts or one per prompt); arithmetic prompts like '5+2=' get theirs "
+        "computed",
+    )
+    bos: bool = option(True, flag="--no-bos", help="do not put the BOS token first")
+    top_k: int = option(5, minimum=1, help="tokens listed per layer by the logit lens (default 5)")
+    phases: int | None = option(None, minimum=1, metavar="K", help="number of layer phases (default: chosen)")
+    compare_model: ModelSpec | None = option(
+        None,
+        flag="--compare-model",
+        metavar="M",
+        help="a second model to compare layer by layer (takes the same --dtype, --device-map, --trust-remote-code)",
+    )
+    raw: bool = option(False, help="heatmap of raw values (default: each layer divided by its RMS)")
 
     def all_prompts(self) -> list[str]:
         """``prompts``, then the lines of ``prompts_file``; ``["5+2="]`` when both are empty."""
@@ -136,10 +146,6 @@ class InspectConfig(ExperimentConfig):
                 f"gives {len(self.target)} targets for {len(prompts)} prompt{'s' if len(prompts) != 1 else ''}; "
                 "give one for all prompts or one per prompt",
             )
-        if self.top_k < 1:
-            raise self.error("top_k", self.top_k, "must be at least 1")
-        if self.phases is not None and self.phases < 1:
-            raise self.error("phases", self.phases, "must be at least 1")
 
     def command(self) -> list[str]:
         """As :meth:`ExperimentConfig.command`, with ``--compare-model SOURCE`` alone (its options are the

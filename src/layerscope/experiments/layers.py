@@ -66,25 +66,40 @@ class LayersConfig(TokenSetOptions):
     experiment = "layers"
 
     models: tuple[ModelSpec, ...] = option(DEFAULT_MODELS, flag="--model")
-    basis: str = "layer"
-    dims: Literal[2, 3] = 2
-    layers: str = "all"
-    context: str = "bos"
-    batch_size: int = 64
-    memory_budget: int | str | None = None
+    basis: str = option(
+        "layer",
+        metavar="layer|embedding|LAYER",
+        help="'layer': a PCA per layer (default); 'embedding': every layer on the embedding output's "
+        "PCA; LAYER: every layer on that layer's PCA (embed, a block such as 6, -1 the last)",
+    )
+    dims: Literal[2, 3] = option(2, help="2 or 3 principal components (default 2)")
+    layers: str = option(
+        "all",
+        metavar="all|embed,0,6,-1",
+        help="layers to show: 'all' (default) or names: 'embed' (the embedding output), block "
+        "numbers 0..n-1 (negative from the end: -1 is the last block), 'norm'",
+    )
+    context: str = option(
+        "bos",
+        metavar="bos|nobos|TEMPLATE",
+        help="each word alone after BOS (default), alone without BOS, or in a template such as 'The word is {word}'",
+    )
+    batch_size: int = option(64, minimum=1, help="words per forward pass (default 64)")
+    memory_budget: int | str | None = option(
+        None,
+        metavar="SIZE",
+        help="captures larger than this (e.g. 512MB) stream to a memory-mapped file (default 2GiB)",
+    )
 
     def validate(self) -> None:
         super().validate()
         if not self.models or not all(isinstance(m, ModelSpec) for m in self.models):
             raise self.error("models", self.models, "must be a non-empty tuple of ModelSpec")
-        if self.dims not in (2, 3):
-            raise self.error("dims", self.dims, "is not supported; valid: 2, 3")
         check_basis_syntax(self)
         check_layers_field(self)
         problem = context_problem(self.context)
         if problem:
             raise self.error("context", self.context, problem)
-        self.require_count("batch_size")
         check_memory_budget(self)
         self.word_sets()
 

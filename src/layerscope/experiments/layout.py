@@ -38,12 +38,18 @@ class LayoutConfig(ExperimentConfig):
 
     experiment = "layout"
 
-    source: str = option(positional=True)
-    fold: bool = option(True, flag="--no-fold")
-    json: bool = False
-    html: str | None = option(None, flag="--html")
-    batch: int = 1
-    seq_len: int = DEFAULT_SEQ_LEN
+    source: str = option(
+        positional=True,
+        metavar="PATH_OR_ID",
+        help="a .safetensors/.gguf file, an index, a directory, a cached hub id, or 'default'",
+    )
+    fold: bool = option(True, flag="--no-fold", help="show every layer, even identical ones")
+    json: bool = option(False, help="print machine-readable JSON on stdout")
+    html: str | None = option(None, flag="--html", metavar="FILE", help="also write a self-contained HTML page")
+    batch: int = option(1, minimum=1, metavar="N", help="sequences per forward for the memory estimate (default 1)")
+    seq_len: int = option(
+        DEFAULT_SEQ_LEN, minimum=1, metavar="N", help="tokens per sequence for the memory estimate (default 128)"
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -56,10 +62,6 @@ class LayoutConfig(ExperimentConfig):
                 raise self.error("html", self.html, "is empty; give a file name for the page")
             if Path(self.html).expanduser().is_dir():
                 raise self.error("html", self.html, "is a directory; give a file name for the page")
-        for name in ("batch", "seq_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise self.error(name, value, "must be a whole number of at least 1")
 
     def model_specs(self) -> tuple[ModelSpec, ...]:
         return ()  # headers only: no model is loaded

@@ -397,9 +397,11 @@ class ReportConfig(ExperimentConfig):
 
     experiment = "report"
 
-    run_dirs: tuple[str, ...] = option(positional=True)
-    out: str = "report.html"
-    title: str = "layerscope report"
+    run_dirs: tuple[str, ...] = option(
+        positional=True, metavar="RUN_DIR", help="run directories written by layerscope commands"
+    )
+    out: str = option("report.html", metavar="PAGE", help="the page to write (default report.html)")
+    title: str = option("layerscope report", help="the page title")
     model_load_s: float | None = option(None, flag="")
 
     def validate(self) -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 from ..analysis import fit_pca
 from ..capture.embedding_stages import StageVectors, capture_stages
 from ..errors import LayerscopeError, choices_text
-from ..experiment import Result
+from ..experiment import Result, option
 from ..model_spec import ModelSpec
 from ..models.embedding import Embedder
 from ..runner import execute
@@ -33,13 +33,11 @@ class StagesConfig(EmbeddingConfig):
 
     experiment = "stages"
 
-    prompt_name: str | None = None
-    dims: Literal[2, 3] = 2
+    prompt_name: str | None = option(None, metavar="NAME", help="one of the model's own prompts (e.g. query)")
+    dims: Literal[2, 3] = option(2, help="2 or 3 (default 2)")
 
     def validate(self) -> None:
         super().validate()
-        if self.dims not in (2, 3):
-            raise self.error("dims", self.dims, "is not supported; valid: 2, 3")
         n = len(self.all_texts())
         if n < self.dims:
             raise self.error("dims", self.dims, f"needs at least {self.dims} texts to span; got {n}")

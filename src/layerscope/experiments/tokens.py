@@ -38,19 +38,26 @@ class TokensConfig(TokenSetOptions):
         basis_set: fit the PCA on this set only and project every set onto it; None fits on all rows.
         ordered: more sets whose words are in order (a line joins their points, as for the built-in
             ordered sets: digits, number-words, months).
+        normalize: project each word's vector scaled to unit length (its direction only), so the words whose
+            rows have larger norms (often the rare ones) do not dominate the PCA; ``embeddings`` stay as read.
     """
 
     experiment = "tokens"
 
     model: ModelSpec = option(ModelSpec(), flag="--model")
-    dims: Literal[2, 3] = 3
-    basis_set: str | None = None
-    ordered: tuple[str, ...] = ()
+    dims: Literal[2, 3] = option(3, help="2 or 3 (default 3)")
+    basis_set: str | None = option(None, metavar="SET", help="fit the PCA on this set only, project the rest")
+    ordered: tuple[str, ...] = option(
+        (),
+        metavar="SET",
+        help="a set whose words are in order: a line joins its points (digits, number-words, months always are)",
+    )
+    normalize: bool = option(
+        False, help="scale each word's vector to unit length before the PCA (directions only, not norms)"
+    )
 
     def validate(self) -> None:
         super().validate()
-        if self.dims not in (2, 3):
-            raise self.error("dims", self.dims, "is not supported; valid: 2, 3")
         sets = self.word_sets()
         for name in self.ordered:
             if name not in sets:
@@ -187,6 +194,12 @@ def embedding_rows(model: Model, items: list[TokenItem], policy: str) -> np.ndar
     return np.stack(rows).astype(np.float32)
 
 
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    """``(n, d)`` rows each divided by its L2 norm (a zero row stays zero)."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return (rows / np.where(norms > 0, norms, 1)).astype(np.float32)
+
+
 def run_tokens(config: TokensConfig, model: Model | None = None) -> TokensResult:
     """Run the tokens experiment on ``model`` (loaded from ``config.model`` when None); no files written."""
     timings: dict[str, float] = {}
@@ -196,9 +209,10 @@ def run_tokens(config: TokensConfig, model: Model | None = None) -> TokensResult
     start = time.perf_counter()
     items = encode_sets(model.tokenizer, sets, leading_space=config.leading_space)
     rows = embedding_rows(model, items, config.multi_token)
-    fit_rows = rows if config.basis_set is None else rows[[i.set == config.basis_set for i in items]]
+    projected = unit_rows(rows) if config.normalize else rows
+    fit_rows = projected if config.basis_set is None else projected[[i.set == config.basis_set for i in items]]
     basis = fit_pca(fit_rows, config.dims)
-    coords = basis.transform(rows)
+    coords = basis.transform(projected)
     timings["compute"] = time.perf_counter() - start
 
     table = pd.DataFrame(
@@ -228,6 +242,7 @@ def tokens(
     ordered: Sequence[str] = (),
     leading_space: bool = False,
     multi_token: str = "mean",
+    normalize: bool = False,
     out: str | Path | None = None,
 ) -> TokensResult:
     """Embedding rows of token sets, projected with PCA (seed 000).
@@ -253,5 +268,6 @@ def tokens(
         ordered=(ordered,) if isinstance(ordered, str) else tuple(ordered),
         leading_space=leading_space,
         multi_token=multi_token,
+        normalize=normalize,
     )
     return execute(config, model if isinstance(model, Model) else None, out=out)

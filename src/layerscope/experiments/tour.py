@@ -114,7 +114,7 @@ class TourConfig(ExperimentConfig):
     loads_own_models = True  # run_tour loads the model once (timed) and shares it; the report shows that time
 
     model: ModelSpec = option(ModelSpec(), flag="--model")
-    quick: bool = False
+    quick: bool = option(False, help="smaller prompt sets, for a first look or a test")
     out: str = option("runs/tour", flag="")
 
     def steps(self, n_layers: int | None = None) -> list[Step]:

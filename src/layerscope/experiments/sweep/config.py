@@ -15,13 +15,10 @@ from typing import TYPE_CHECKING, Any
 from ...errors import LayerscopeError
 from ...experiment import ConfigError, ExperimentConfig, option
 from ...model_spec import ModelSpec, specs_argv
+from ...registry import ENTRIES, swept
 
 if TYPE_CHECKING:  # pragma: no cover
     from .result import SweepResult
-
-
-#: experiments whose configs cannot be swept (no model of their own, or already several experiments)
-_NOT_SWEPT = ("tour", "report", "layout", "sweep", "compare")  # compare: several models already
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,16 +40,24 @@ class SweepConfig(ExperimentConfig):
 
     base: ExperimentConfig = option(flag="")
     models: tuple[ModelSpec, ...] = option((ModelSpec(),), flag="--model")
-    ray_address: str | None = None
-    use_ray: bool = option(True, flag="--no-ray")
-    num_cpus: int | None = None
-    memory_per_model: int | str | None = None
+    ray_address: str | None = option(
+        None,
+        metavar="ADDR",
+        help="an existing Ray cluster (HOST:PORT or ray://HOST:PORT); default: a local Ray instance",
+    )
+    use_ray: bool = option(True, flag="--no-ray", help="run the models one after another in this process")
+    num_cpus: int | None = option(None, minimum=1, metavar="N", help="CPUs of the local Ray instance (default: all)")
+    memory_per_model: int | str | None = option(
+        None,
+        metavar="SIZE",
+        help="memory each model's Ray task asks for (e.g. 8GB) instead of the estimate from its checkpoint",
+    )
     resume_dir: str | None = option(None, flag="")
 
     def validate(self) -> None:
         if not isinstance(self.base, ExperimentConfig) or isinstance(self.base, SweepConfig):
             raise self.error("base", self.base, "must be an experiment's config, e.g. EchoConfig()")
-        if self.base.experiment in _NOT_SWEPT or model_field(self.base) is None:
+        if self.base.experiment not in {e.name for e in swept("python")} or model_field(self.base) is None:
             raise self.error(
                 "base", self.base.experiment, "cannot be swept over models; give an experiment with a model option"
             )
@@ -67,8 +72,6 @@ class SweepConfig(ExperimentConfig):
             except LayerscopeError as exc:
                 raise self.error("models", spec.value, f"is not valid: {exc}") from None
         per_model(self.base, self.models[0]).validate()  # the experiment's own options, named by their flags
-        if self.num_cpus is not None:
-            self.require_count("num_cpus")
         if self.memory_per_model is not None:
             memory_bytes(self)
         if self.ray_address is not None and not str(self.ray_address).strip():
@@ -76,6 +79,14 @@ class SweepConfig(ExperimentConfig):
 
     def to_record(self) -> dict:
         return {**dataclasses.asdict(self), "swept": self.base.experiment}
+
+    @classmethod
+    def from_record(cls, data: dict) -> SweepConfig:
+        """The config of :meth:`to_record`'s data: ``base`` rebuilt as the config of the ``swept`` experiment."""
+        from ...load_run import config_from_record
+
+        base = config_of(str(data.get("swept")), data.get("base") or {})
+        return config_from_record(cls, {k: v for k, v in data.items() if k != "base"}, base=base)
 
     def command(self) -> list[str]:
         """``layerscope sweep EXPERIMENT --model A --model B [the experiment's options] [sweep options]``."""
@@ -141,14 +152,12 @@ def without_models(base: ExperimentConfig) -> ExperimentConfig:
 
 def config_of(experiment: str, record: dict, resume_dir: str | None = None) -> ExperimentConfig:
     """An experiment's config rebuilt from its ``run.json`` record (what a Ray task is given)."""
-    import importlib
+    from ...load_run import config_from_record
 
-    from ...load_run import EXPERIMENTS, config_from_record
-
-    if experiment not in EXPERIMENTS:
+    found = ENTRIES.get(experiment)
+    if found is None or found.config is None:
         raise LayerscopeError(f"unknown experiment {experiment!r}")
-    module, config_name, _ = EXPERIMENTS[experiment]
-    config = config_from_record(getattr(importlib.import_module(module), config_name), record)
+    config = config_from_record(found.config_class(), record)
     if resume_dir is not None and any(f.name == "resume_dir" for f in fields(config)):
         config = dataclasses.replace(config, resume_dir=resume_dir)
     return config
@@ -156,16 +165,12 @@ def config_of(experiment: str, record: dict, resume_dir: str | None = None) -> E
 
 def config_class(experiment: str) -> type[ExperimentConfig]:
     """The config class of an experiment named as on the command line (``echo``, ``layers``, ``ablate``, ...)."""
-    import importlib
-
     from ...errors import choices_text
-    from ...load_run import EXPERIMENTS
 
-    names = [n for n in EXPERIMENTS if n not in _NOT_SWEPT]
+    names = [e.name for e in swept("python")]
     if experiment not in names:
         raise ConfigError("experiment", experiment, f"cannot be swept; valid: {choices_text(names)}")
-    module, config_name, _ = EXPERIMENTS[experiment]
-    return getattr(importlib.import_module(module), config_name)
+    return ENTRIES[experiment].config_class()
 
 
 def plain(value: Any) -> Any:

@@ -36,6 +36,24 @@ class SweepResult(Result):
 
     main_file: ClassVar[str] = "sweep.html"
 
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> SweepResult:
+        """A saved sweep (see :func:`layerscope.load_run`): its status and merged tables, and each finished
+        model's run reopened from its folder."""
+        from ...load_run import load_run
+
+        status = tables["sweep"]
+        results = {
+            str(row.model): load_run(run_dir / str(row.run_dir))
+            for row in status.itertuples()
+            if row.status in ("ok", "skipped")
+        }
+        order = [stem for result in results.values() for stem in result.tables()]  # the experiment's own order
+        stems = sorted((s for s in tables if s != "sweep"), key=lambda s: order.index(s) if s in order else len(order))
+        merged = {stem: tables[stem] for stem in stems}
+        backend = str(record.get("backend") or "sequential")
+        return cls(config=config, status=status, merged=merged, backend=backend, results=results, **cls.saved(record))
+
     @property
     def failures(self) -> dict[str, str]:
         rows = self.status[self.status["status"] == "failed"]
