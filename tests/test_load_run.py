@@ -15,6 +15,7 @@ import pytest
 
 import layerscope
 from layerscope import LayerscopeError, ModelSpec
+from layerscope.convert.quantize import QuantizeConfig, quantize_run
 from layerscope.experiments.encode import EncodeConfig
 from layerscope.experiments.tour import tour
 from layerscope.runner import execute
@@ -62,6 +63,7 @@ def runs(tiny_models, tiny_model_dirs, embedder_dir, tmp_path_factory) -> dict:
             [llama, qwen], prompts=["1+1=", "2+2=", "3+3=", "4+4=", "The word is"], out=out
         ),
         "compare-words": lambda out: layerscope.compare([llama, qwen], tokens=WORDS, context="nobos", out=out),
+        "quantize": lambda out: quantize_run(QuantizeConfig(source=str(llama.source), to="mlx", bits=8), out),
         "sweep": lambda out: layerscope.sweep(
             "echo",
             [str(tiny_model_dirs["llama"]), str(tiny_model_dirs["qwen3"])],
@@ -92,6 +94,7 @@ NAMES = [
     "tour",
     "compare",
     "compare-words",
+    "quantize",
     "sweep",
 ]
 
@@ -101,7 +104,7 @@ def test_every_registry_entry_is_reopened():
     from layerscope.registry import ENTRIES, reopened
 
     assert {name.split("-")[0] for name in NAMES} == set(reopened())
-    assert {e.name for e in ENTRIES.values()} - set(reopened()) == {"report", "quantize"}  # a page, a checkpoint
+    assert {e.name for e in ENTRIES.values()} - set(reopened()) == {"report"}  # a page
 
 
 def test_a_reopened_sweep_has_every_models_run(runs):

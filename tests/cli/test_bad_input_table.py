@@ -115,10 +115,9 @@ ROWS = [
     (["layout", "{tmp}/empty.safetensors", "--html", "{tmp}"], "--html {tmp}"),
     (["layout", "{tmp}/empty.safetensors", "--out", "{tmp}/empty.txt"], "empty.txt"),
     # quantize
-    (["quantize", M, "--out", "{tmp}/q"], "--to"),
     (["quantize", M, "--to", "onnx", "--out", "{tmp}/q"], "--to onnx is not a format"),
     (["quantize", M, "--to", "mlx", "--bits", "7", "--out", "{tmp}/q"], "--bits 7 is not supported"),
-    (["quantize", M, "--to", "mlx", "--bits", "x", "--out", "{tmp}/q"], "--bits x is not an integer"),
+    (["quantize", M, "--to", "mlx", "--bits", "x", "--out", "{tmp}/q"], "--bits: 'x' is not an integer"),
     (["quantize", M, "--to", "mlx", "--group-size", "16", "--out", "{tmp}/q"], "--group-size 16 is not supported"),
     (["quantize", M, "--to", "mlx", "--dtype", "int8", "--out", "{tmp}/q"], "--dtype int8 is not supported"),
     (["quantize", M, "--to", "gguf", "--type", "Q4_K", "--out", "{tmp}/q.gguf"], "--type Q4_K is not a type"),

@@ -12,6 +12,7 @@ import pytest
 
 from layerscope.cli.declared import cli_fields, parse
 from layerscope.cli.main import build_parser
+from layerscope.convert.quantize import QuantizeConfig
 from layerscope.experiments.ablate import AblateConfig
 from layerscope.experiments.compare import CompareConfig
 from layerscope.experiments.echo import EchoConfig
@@ -96,6 +97,10 @@ CONFIGS = {
             max_new_tokens=0,
             batch_size=4,
         )
+    ],
+    "quantize": [
+        QuantizeConfig(source="-odd.gguf", to="gguf", type="Q4_0"),
+        QuantizeConfig(source="model dir", to="mlx", bits=8, group_size=32, dtype="bfloat16"),
     ],
     "layout": [LayoutConfig(source="-odd.gguf", fold=False, json=True, html="page.html", batch=2, seq_len=64)],
     "encode": [
@@ -246,6 +251,7 @@ TAKEN_OTHERWISE = {
     ("report", "model_load_s"): "given by tour only",
     ("sweep", "base"): "experiment and its options",
     ("sweep", "resume_dir"): "out",
+    ("quantize", "resume_dir"): "out",
 }
 #: parameters of a Python face that are not config fields
 NOT_FIELDS = {"out", "force", "model", "experiment", "options"}

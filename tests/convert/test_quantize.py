@@ -70,7 +70,7 @@ def test_a_run_is_reopened_by_load_run_and_loads_as_a_model(tmp_path, tiny_model
     assert (loaded.config.to, loaded.config.bits, loaded.config.group_size) == ("mlx", 4, 32)
     assert loaded.written["quantized"] == 23 and loaded.written["files"] == ["model.safetensors"]
     record = json.loads((out / "run.json").read_text())
-    assert record["command"] == ["layerscope", "quantize", "--to", "mlx", "--group-size", "32",
+    assert record["command"] == ["layerscope", "quantize", "--group-size", "32",
                                  str(tiny_model_dirs["llama"]), "--out", str(out)]  # fmt: skip
     model = layerscope.load_model(str(out))  # run.json beside the model does not disturb the loader
     assert model.n_layers == 3

@@ -57,12 +57,21 @@ class QuantizeConfig(ExperimentConfig):
     experiment = "quantize"
     loads_own_models = True  # reads the checkpoint's tensors one at a time; no model is loaded
 
-    source: str | None = option(None, positional=True)
-    to: str = option(flag="--to")
-    bits: int = 4
-    group_size: int = 64
-    type: str = "Q8_0"
-    dtype: str | None = None
+    source: str | None = option(
+        None,
+        positional=True,
+        metavar="SOURCE",
+        help="a .gguf file, a Hugging Face or MLX directory, a cached hub id, or 'default' (the default model)",
+    )
+    to: str = option("mlx", metavar="FORMAT", help="mlx or gguf (default mlx)")
+    bits: int = option(4, metavar="N", help="MLX bits per weight: 2, 3, 4, 5, 6 or 8 (default 4)")
+    group_size: int = option(64, metavar="N", help="MLX inputs per scale and bias: 32, 64 or 128 (default 64)")
+    type: str = option("Q8_0", metavar="TYPE", help="GGUF type, e.g. Q8_0, F16, BF16 (default Q8_0)")
+    dtype: str | None = option(
+        None,
+        metavar="DTYPE",
+        help="MLX: cast weights to float16, bfloat16 or float32 before quantizing (default: the config's dtype)",
+    )
     resume_dir: str | None = option(None, flag="")
 
     def validate(self) -> None:
