@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from layerscope.errors import LayerscopeError
 from layerscope.experiments.echo import EchoConfig
 from layerscope.experiments.sweep.config import plain
-from layerscope.experiments.sweep.ray_tasks import one_line, run_model_task
+from layerscope.experiments.sweep.ray_tasks import check_reachable, one_line, ray_endpoint, run_model_task
 from layerscope.model_spec import ModelSpec
+
+SRC = str(Path(__file__).resolve().parents[3] / "src")
 
 
 def test_a_task_returns_its_run_directory_as_bytes(tiny_model_dirs):
@@ -28,3 +38,70 @@ def test_a_task_returns_its_run_directory_as_bytes(tiny_model_dirs):
 def test_one_line():
     assert one_line(LayerscopeError("no model at 'x'\nmore")) == "no model at 'x'"
     assert one_line(ValueError("bad\nvalue")) == "ValueError: bad" and one_line(KeyError()) == "KeyError"
+
+
+# ----- --ray-address: refused in one line when nothing (or no Ray) answers there ---------------------------
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound once, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback port that accepts connections and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server.getsockname()[1]
+
+
+def test_an_address_where_nothing_listens_is_refused_at_once(closed_port):
+    for address in (f"127.0.0.1:{closed_port}", f"ray://127.0.0.1:{closed_port}", "127.0.0.1:1"):
+        start = time.monotonic()
+        with pytest.raises(LayerscopeError, match=r"nothing accepts connections .*Connection refused") as caught:
+            check_reachable(address)
+        assert time.monotonic() - start < 2 and "\n" not in str(caught.value)
+
+
+def test_an_unknown_host_is_refused_at_once():
+    start = time.monotonic()
+    with pytest.raises(LayerscopeError, match="'no-such-head.invalid'"):
+        check_reachable("no-such-head.invalid:6379", timeout=3)
+    assert time.monotonic() - start < 4
+
+
+def test_a_port_that_does_not_speak_grpc_is_refused_within_the_timeout(silent_port):
+    start = time.monotonic()
+    with pytest.raises(LayerscopeError, match="does not answer as Ray does"):
+        check_reachable(f"127.0.0.1:{silent_port}", timeout=0.5)
+    assert time.monotonic() - start < 3
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "http://127.0.0.1:1", "127.0.0.1:99999", "ray://", ":6379"])
+def test_an_address_that_is_not_host_and_port_is_one_line(address):
+    with pytest.raises(LayerscopeError, match="--ray-address") as caught:
+        check_reachable(address)
+    assert "\n" not in str(caught.value)
+    assert ray_endpoint("auto") is None and ray_endpoint("ray://[::1]:10001") == ("::1", 10001)
+
+
+def test_the_sweep_command_refuses_a_dead_address_in_one_line(tiny_model_dirs, closed_port, tmp_path):
+    """Exit 2, one line, in seconds (Ray itself retries for about 14 minutes), and no directory left behind."""
+    pytest.importorskip("ray")
+    out = tmp_path / "sweep"
+    argv = ["sweep", "echo", "--model", str(tiny_model_dirs["llama"]), "--tokens", "red", "--max-new-tokens", "1"]
+    argv += ["--ray-address", f"127.0.0.1:{closed_port}", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "layerscope", "--quiet", *argv], capture_output=True, text=True, env=env, timeout=90
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"layerscope: error: --ray-address '127.0.0.1:{closed_port}': nothing accepts connections at "
+        f"127.0.0.1:{closed_port} (Connection refused); is the Ray cluster up (`ray start --head` prints its address)?"
+    ]
+    assert time.monotonic() - start < 30 and not out.exists()

@@ -15,7 +15,9 @@ import importlib.util
 import logging
 import os
 import socket
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -74,17 +76,22 @@ def start_local_ray(num_cpus: int | None = None):
 @contextlib.contextmanager
 def ray_session(address: str | None, num_cpus: int | None) -> Iterator[object]:
     """The ``ray`` module, connected: to Ray already initialized in this process (left running), to the
-    cluster at ``address``, or to a new local instance (both shut down afterwards)."""
+    cluster at ``address`` (refused in one line within :data:`CONNECT_TIMEOUT` seconds when nothing answers
+    there, see :func:`check_reachable`), or to a new local instance (both shut down afterwards). What Ray itself
+    prints while it starts and stops is kept out of the terminal (:func:`captured_output`)."""
     import ray
 
     if ray.is_initialized():
         yield ray
         return
+    if address:
+        check_reachable(address)
     try:
-        if address:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
-        else:
-            start_local_ray(num_cpus)
+        with captured_output():
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+            else:
+                start_local_ray(num_cpus)
     except Exception as exc:  # a wrong address, a cluster that is down, a port in use
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -92,7 +99,131 @@ def ray_session(address: str | None, num_cpus: int | None) -> Iterator[object]:
     try:
         yield ray
     finally:
-        ray.shutdown()
+        with captured_output():
+            ray.shutdown()
+
+
+#: seconds a ``--ray-address`` has to resolve, and then to accept a TCP connection
+CONNECT_TIMEOUT = 3.0
+
+
+def ray_endpoint(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a ``--ray-address`` (``HOST:PORT``, ``ray://HOST:PORT``, ``[IPv6]:PORT``); None for
+    ``auto`` and ``local`` (Ray finds or starts the instance on this machine itself).
+
+    Example:
+        >>> ray_endpoint("ray://head.example:10001"), ray_endpoint("auto")
+        (('head.example', 10001), None)
+    """
+    import urllib.parse
+
+    text = str(address).strip()
+    if text in ("auto", "local"):
+        return None
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme != "ray":
+        raise LayerscopeError(f"--ray-address {address!r} has scheme {scheme!r}; give HOST:PORT or ray://HOST:PORT")
+    try:
+        parsed = urllib.parse.urlsplit("//" + (rest if sep else text))
+        host, port = parsed.hostname, parsed.port
+    except ValueError:
+        host = port = None
+    if not host or port is None or parsed.path or parsed.query or parsed.fragment:
+        raise LayerscopeError(
+            f"--ray-address {address!r} is not HOST:PORT; give e.g. 127.0.0.1:6379 or ray://HOST:10001"
+        )
+    return host, port
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Refuse, in one line, a ``--ray-address`` whose host does not resolve, whose port takes no TCP connection,
+    or where no gRPC server answers, within ``timeout`` seconds each (Ray itself would retry for many minutes).
+    """
+    endpoint = ray_endpoint(address)
+    if endpoint is None:
+        return
+    host, port = endpoint
+    answer: list = []
+
+    def resolve() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            answer.append(exc)
+
+    lookup = threading.Thread(target=resolve, name="layerscope ray-address lookup", daemon=True)
+    lookup.start()
+    lookup.join(timeout)  # a resolver that never answers is left behind (a daemon thread), not waited for
+    if not answer:
+        raise LayerscopeError(f"--ray-address {address!r}: host {host!r} did not resolve within {timeout:g} s")
+    found = answer[0]
+    if isinstance(found, BaseException):
+        reason = getattr(found, "strerror", None) or str(found) or type(found).__name__
+        raise LayerscopeError(f"--ray-address {address!r}: unknown host {host!r} ({reason})")
+    why = "no address"
+    for family, kind, proto, _, where in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.settimeout(timeout)
+            try:
+                probe.connect(where)
+            except TimeoutError:
+                why = f"no answer within {timeout:g} s"
+            except OSError as exc:
+                why = exc.strerror or type(exc).__name__
+            else:
+                break
+    else:
+        raise LayerscopeError(
+            f"--ray-address {address!r}: nothing accepts connections at {host}:{port} ({why}); is the Ray cluster "
+            "up (`ray start --head` prints its address)?"
+        )
+    if not _answers_grpc(host, port, timeout):
+        raise LayerscopeError(
+            f"--ray-address {address!r}: {host}:{port} accepts connections but does not answer as Ray does (gRPC) "
+            f"within {timeout:g} s; give the address `ray start --head` printed"
+        )
+
+
+def _answers_grpc(host: str, port: int, timeout: float) -> bool:
+    """Whether a gRPC channel to ``host:port`` (Ray's GCS and Ray Client both speak gRPC) gets ready within
+    ``timeout`` seconds: a port where something else listens never does."""
+    try:
+        import grpc
+    except ImportError:  # pragma: no cover - Ray installs grpcio
+        return True
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    with captured_output():
+        channel = grpc.insecure_channel(target)
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            return False
+        finally:
+            channel.close()
+    return True
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[None]:
+    """While the block runs, what is written to this process's stdout and stderr (file descriptors 1 and 2,
+    where Ray's C++ core prints its warnings) goes to an unnamed temporary file, dropped afterwards."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = []
+    with tempfile.TemporaryFile() as sink:
+        try:
+            for fd in (1, 2):
+                saved.append((fd, os.dup(fd)))
+                os.dup2(sink.fileno(), fd)
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def largest_node_memory(ray) -> int | None:
