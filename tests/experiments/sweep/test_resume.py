@@ -148,3 +148,15 @@ def test_models_named_as_the_sweeps_own_files(tiny, tmp_path):
     assert sorted(set(read_table(out / "echo.csv")["model"])) == sorted(names)
     assert _sweep([f"{name}={tiny}" for name in names], out) == (0, [])  # the rerun skips every one
     assert read_table(out / "sweep.csv")["status"].tolist() == ["skipped"] * len(names)
+
+
+def test_a_killed_sweeps_work_folder_is_removed_by_the_rerun(tiny, sweep_copy):
+    """What Ray tasks killed with their sweep left in its work folder (see ``ray_tasks.WorkRoot``) is gone after
+    a rerun, even one with nothing left to run."""
+    from layerscope.experiments.sweep.ray_tasks import WORK_FOLDER
+
+    left = sweep_copy / WORK_FOLDER / "layerscope-sweep-x1" / "run"
+    left.mkdir(parents=True)
+    (left / ".echo.csv.abc.part").write_text("half")
+    assert _sweep([tiny], sweep_copy) == (0, [])
+    assert not (sweep_copy / WORK_FOLDER).exists()

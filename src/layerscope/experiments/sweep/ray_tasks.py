@@ -44,6 +44,52 @@ class RayTask:
     memory: int
     gpus: int = 0
     options: dict = field(default_factory=dict)
+    work: WorkRoot | None = None
+
+
+@dataclass(frozen=True)
+class WorkRoot:
+    """Where a task writes its run before sending it back: a hidden ``.part`` folder inside the sweep's
+    directory (so a sweep killed with its tasks leaves nothing outside it, and its rerun's claim of the directory
+    removes what was left), recognised on a worker's machine by the ``token`` file in it; a worker that does not
+    see it (another machine, no shared disk) writes to its temporary directory instead."""
+
+    path: str
+    token: str
+
+    @classmethod
+    def create(cls, sweep_dir: Path) -> WorkRoot:
+        """A new work folder in ``sweep_dir`` (an earlier one, a killed sweep's, is replaced)."""
+        import secrets
+        import shutil
+
+        path = Path(sweep_dir) / WORK_FOLDER
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        token = secrets.token_hex(16)
+        (path / "token").write_text(token)
+        return cls(str(path), token)
+
+    def here(self) -> Path | None:
+        """The folder, when this machine sees it (its token file is this root's), else None."""
+        path = Path(self.path)
+        try:
+            if path.is_symlink() or (path / "token").read_text() != self.token:
+                return None
+        except (OSError, UnicodeDecodeError):
+            return None
+        return path
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+#: the hidden ``.part`` folder of a sweep's directory its Ray tasks write their runs in (see :class:`WorkRoot`)
+WORK_FOLDER = ".ray-work.part"
 
 
 def local_ray_options(num_cpus: int | None = None) -> dict:
@@ -249,7 +295,7 @@ def run_tasks(ray, tasks: Sequence[RayTask]) -> Iterator[tuple[RayTask, dict]]:
         if task.gpus:
             options["num_gpus"] = task.gpus
         ref = remote.options(name=f"layerscope {task.experiment} {task.key}", **options).remote(
-            task.experiment, task.record
+            task.experiment, task.record, task.work
         )
         pending[ref] = task
     while pending:
@@ -271,10 +317,14 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:500] if first else type(exc).__name__
 
 
-def run_model_task(experiment: str, record: dict) -> dict:
+def run_model_task(experiment: str, record: dict, work: WorkRoot | None = None) -> dict:
     """Run one model's experiment (the config rebuilt from its ``run.json`` record) into a temporary run
     directory and return its files: ``{"status": "ok", "files": {name: bytes}, "workdir": path, "seconds": s}``,
-    or ``{"status": "failed", "reason": one line}``. This is the function a Ray worker runs."""
+    or ``{"status": "failed", "reason": one line}``. This is the function a Ray worker runs.
+
+    The temporary directory is made in ``work`` (the sweep's own work folder) when this machine sees it, else in
+    the system's temporary directory; it is removed when the task ends (a task killed with its sweep leaves it in
+    the work folder, which the sweep's rerun removes)."""
     from ... import progress
     from ...rundir import UNFINISHED
     from .config import config_of
@@ -282,7 +332,8 @@ def run_model_task(experiment: str, record: dict) -> dict:
     progress.set_enabled(False)
     start, where = time.perf_counter(), {"host": socket.gethostname(), "started": time.time()}
     try:
-        with tempfile.TemporaryDirectory(prefix="layerscope-sweep-") as tmp:
+        root = work.here() if work is not None else None
+        with tempfile.TemporaryDirectory(prefix="layerscope-sweep-", dir=root) as tmp:
             out = Path(tmp) / "run"
             config = config_of(experiment, record, resume_dir=str(out))
             from ...runner import execute

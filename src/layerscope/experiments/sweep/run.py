@@ -144,36 +144,47 @@ def _run_here(jobs: list[Job], rows: dict[str, dict]) -> None:
 def _run_on_ray(config: SweepConfig, jobs: list[Job], rows: dict[str, dict]) -> str:
     """Every model one Ray task (memory and GPU requests from :func:`model_memory` and the spec); each run
     directory comes back as bytes and is written here. Returns the backend's description."""
-    from .ray_tasks import RayTask, cluster_gpus, largest_node_memory, ray_session, run_tasks
+    from .ray_tasks import WorkRoot, ray_session
 
-    with ray_session(config.ray_address, config.num_cpus) as ray:
-        largest = largest_node_memory(ray)
-        gpus = cluster_gpus(ray)
-        tasks = []
-        by_key = {}
-        for job in jobs:
-            if largest:  # asking for more than any node has would wait forever: then the model runs alone
-                job.memory = min(job.memory, largest)
-            job.gpus = 1 if needs_gpu(job.spec) and gpus >= 1 else 0
-            tasks.append(RayTask(job.name, job.config.experiment, job.record, job.memory, job.gpus))
-            by_key[job.name] = job
-        for task, payload in run_tasks(ray, tasks):
-            job = by_key[task.key]
-            seconds = float(payload.get("seconds", 0.0))
-            where = {"started": payload.get("started"), "host": str(payload.get("host", ""))}
-            if payload.get("status") == "ok":
-                try:
-                    write_back(job, payload)
-                except LayerscopeError as exc:
-                    rows[job.name] = _row(job, "failed", str(exc), seconds, **where)
-                else:
-                    rows[job.name] = _row(job, "ok", "", seconds, **where)
-                    _say(f"{job.name}: done ({seconds:.1f} s)")
-                    continue
-            else:
-                rows[job.name] = _row(job, "failed", str(payload.get("reason", "unknown failure")), seconds, **where)
-            _say(f"{job.name}: failed: {rows[job.name]['reason']}")
+    work = WorkRoot.create(Path(config.resume_dir).expanduser())
+    try:
+        with ray_session(config.ray_address, config.num_cpus) as ray:
+            _run_tasks(ray, jobs, rows, work)
+    finally:
+        work.remove()
     return f"ray ({config.ray_address})" if config.ray_address else "ray (local)"
+
+
+def _run_tasks(ray, jobs: list[Job], rows: dict[str, dict], work) -> None:
+    """Submit every job as a task writing in ``work``, and write each run that comes back into its folder."""
+    from .ray_tasks import RayTask, cluster_gpus, largest_node_memory, run_tasks
+
+    largest = largest_node_memory(ray)
+    gpus = cluster_gpus(ray)
+    tasks = []
+    by_key = {}
+    for job in jobs:
+        if largest:  # asking for more than any node has would wait forever: then the model runs alone
+            job.memory = min(job.memory, largest)
+        job.gpus = 1 if needs_gpu(job.spec) and gpus >= 1 else 0
+        tasks.append(RayTask(job.name, job.config.experiment, job.record, job.memory, job.gpus, work=work))
+        by_key[job.name] = job
+    for task, payload in run_tasks(ray, tasks):
+        job = by_key[task.key]
+        seconds = float(payload.get("seconds", 0.0))
+        where = {"started": payload.get("started"), "host": str(payload.get("host", ""))}
+        if payload.get("status") == "ok":
+            try:
+                write_back(job, payload)
+            except LayerscopeError as exc:
+                rows[job.name] = _row(job, "failed", str(exc), seconds, **where)
+            else:
+                rows[job.name] = _row(job, "ok", "", seconds, **where)
+                _say(f"{job.name}: done ({seconds:.1f} s)")
+                continue
+        else:
+            rows[job.name] = _row(job, "failed", str(payload.get("reason", "unknown failure")), seconds, **where)
+        _say(f"{job.name}: failed: {rows[job.name]['reason']}")
 
 
 def write_back(job: Job, payload: dict) -> None:
