@@ -137,3 +137,53 @@ def test_different_shapes_or_no_shared_names_are_refused(tmp_path, tiny_model_di
     save_file({f"x.{k}": v for k, v in tensors.items()}, str(renamed / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(LayerscopeError, match="share no tensor names"):
         weight_errors(str(source), str(renamed))
+
+
+_UNDER_LIMIT = """
+import re, resource, sys
+from layerscope.convert.float_weights import open_float_weights
+from layerscope.convert.weight_error import weight_errors
+with open_float_weights(sys.argv[1]):  # what opening a checkpoint imports, before the limit
+    pass
+size = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+limit = size + 250 * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+frame = weight_errors(sys.argv[1], sys.argv[1])
+print(len(frame), frame["parameters"].sum(), frame["relative_error"].max(), frame["max_abs_error"].max())
+"""
+
+
+def test_the_comparison_streams_within_an_address_space_limit(tmp_path):
+    """A checkpoint of 400 MB compared with itself needs less than 250 MB of address space beyond what the
+    process already has: each side is read piece by piece from its file, never mapped or held whole (a map of the
+    file on each side needs 800 MB)."""
+    import json
+    import os
+    import struct
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    directory = tmp_path / "big"
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    shapes = {"model.embed_tokens.weight": (50_000, 1000), "model.layers.0.mlp.up_proj.weight": (1000, 50_000)}
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(shape),
+            "data_offsets": [offset, offset + 4 * shape[0] * shape[1]],
+        }
+        offset = header[name]["data_offsets"][1]
+    raw = json.dumps(header).encode()
+    with open(directory / "model.safetensors", "wb") as handle:  # zeros, sparse on disk
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        handle.truncate(8 + len(raw) + offset)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", _UNDER_LIMIT, str(directory)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["2", "100000000", "0.0", "0.0"]

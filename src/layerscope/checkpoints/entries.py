@@ -16,6 +16,7 @@ class TensorEntry:
         dtype: the stored type: a safetensors dtype (``"F16"``, ``"U32"``) or a GGML type (``"Q4_K"``).
         nbytes: bytes the data takes in the file.
         file: the file name (relative to the checkpoint directory) holding it.
+        offset: where its data starts in the file, in bytes (a safetensors file's entries; else None).
     """
 
     name: str
@@ -23,6 +24,7 @@ class TensorEntry:
     dtype: str
     nbytes: int
     file: str
+    offset: int | None = None
 
     @property
     def numel(self) -> int:

@@ -66,7 +66,7 @@ def read_safetensors_header(path: str | os.PathLike, label: str | None = None) -
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise LayerscopeError(f"{label}: __metadata__ must be an object of strings")
     data_size = size - 8 - length
-    entries = [_entry(label, name, info) for name, info in header.items()]
+    entries = [_entry(label, name, info, 8 + length) for name, info in header.items()]
     _check_offsets(label, header, data_size)
     return entries, metadata
 
@@ -82,7 +82,7 @@ def regular_file_size(path: Path, label: str) -> int:
     return info.st_size
 
 
-def _entry(label: str, name: str, info: object) -> TensorEntry:
+def _entry(label: str, name: str, info: object, data_start: int) -> TensorEntry:
     if not isinstance(info, dict):
         raise LayerscopeError(f"{label}: tensor {name!r}: expected an object with dtype, shape, data_offsets")
     dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
@@ -109,7 +109,9 @@ def _entry(label: str, name: str, info: object) -> TensorEntry:
             f"{label}: tensor {name!r} has data_offsets [{begin}, {end}] ({end - begin} bytes) "
             f"but shape {shape} of {dtype} needs {expected} bytes"
         )
-    return TensorEntry(name=name, shape=tuple(shape), dtype=dtype, nbytes=expected, file=label)
+    return TensorEntry(
+        name=name, shape=tuple(shape), dtype=dtype, nbytes=expected, file=label, offset=data_start + begin
+    )
 
 
 def _check_offsets(label: str, header: dict, data_size: int) -> None:

@@ -20,6 +20,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from math import prod
 from pathlib import Path
 
 import torch
@@ -35,6 +36,19 @@ from ..models.mlx_dequant import dequantize
 from ..models.model import Model
 
 _WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".npz")
+#: values per piece of :meth:`FloatWeights.chunks` (16 MiB of float32)
+CHUNK = 1 << 22
+#: torch dtypes of the safetensors dtypes (those this torch has)
+_TORCH_DTYPES = {
+    name: getattr(torch, attr)
+    for name, attr in {
+        "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+        "I16": "int16", "I8": "int8", "U8": "uint8", "U16": "uint16", "U32": "uint32", "U64": "uint64",
+        "BOOL": "bool", "C64": "complex64", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+        "F8_E8M0": "float8_e8m0fnu",
+    }.items()
+    if hasattr(torch, attr)
+}  # fmt: skip
 
 
 @dataclass
@@ -58,6 +72,7 @@ class FloatWeights:
     shapes: dict[str, tuple[int, ...]]
     fmt: str
     _read: object = field(repr=False, default=None)
+    _read_range: object = field(repr=False, default=None)
 
     def tensor(self, name: str) -> torch.Tensor:
         """The tensor ``name`` as a float32 CPU tensor (integer tensors keep their dtype)."""
@@ -65,6 +80,21 @@ class FloatWeights:
             raise LayerscopeError(f"{self.source}: no tensor named {name!r}")
         value = self._read(name)
         return value.float() if value.is_floating_point() else value
+
+    def chunks(self, name: str, size: int = CHUNK) -> Iterator[torch.Tensor]:
+        """The tensor ``name`` flattened, as float32 pieces of at most ``size`` values (at least one piece; integer
+        tensors keep their dtype). A tensor stored as such in a safetensors file is read piece by piece from the
+        file, so a comparison never holds more than a piece of it."""
+        if name not in self.shapes:
+            raise LayerscopeError(f"{self.source}: no tensor named {name!r}")
+        if self._read_range is None:
+            flat = self.tensor(name).reshape(-1)
+            yield from (flat[i : i + size] for i in range(0, max(flat.numel(), 1), size))
+            return
+        total = prod(self.shapes[name])
+        for start in range(0, max(total, 1), size):
+            value = self._read_range(name, start, min(size, total - start))
+            yield value.float() if value.is_floating_point() else value
 
     def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
         for name in self.names:
@@ -126,11 +156,40 @@ def _layout(directory: Path, text: str):
     return read_layout(directory)
 
 
-def _safetensors_weights(directory: Path, text: str, fmt: str) -> Iterator[FloatWeights]:
-    from safetensors import safe_open
+class _TensorFiles:
+    """The data of the tensors a safetensors header lists, read with plain reads at the offsets it gives (never
+    mapped whole: under an address-space limit a map of each file, on each side of a comparison, would not fit).
+    """
 
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.handles: dict[str, object] = {}
+
+    def read(self, entry, start: int = 0, count: int | None = None) -> torch.Tensor:
+        """Values ``start .. start + count`` of ``entry`` (default: all), flat, in its stored dtype."""
+        dtype = _TORCH_DTYPES.get(entry.dtype)
+        if dtype is None or entry.offset is None:
+            raise LayerscopeError(f"{entry.file}: tensor {entry.name!r} of {entry.dtype} cannot be read as a tensor")
+        item = torch.empty((), dtype=dtype).element_size()
+        count = prod(entry.shape) - start if count is None else count
+        data = bytearray(count * item)
+        handle = self.handles.get(entry.file)
+        if handle is None:
+            handle = self.handles[entry.file] = open(self.directory / entry.file, "rb")  # noqa: SIM115
+        handle.seek(entry.offset + start * item)
+        if handle.readinto(data) != len(data):
+            raise LayerscopeError(f"{entry.file}: tensor {entry.name!r} is cut short (the file shrank)")
+        return torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+        self.handles.clear()
+
+
+def _safetensors_weights(directory: Path, text: str, fmt: str) -> Iterator[FloatWeights]:
     layout = _layout(directory, text)
-    handles = {file: safe_open(str(directory / file), framework="pt") for file in layout.files}
+    files = _TensorFiles(directory)
     where = {t.name: t.parts[0] for t in layout.tensors}
     try:
         yield FloatWeights(
@@ -140,24 +199,24 @@ def _safetensors_weights(directory: Path, text: str, fmt: str) -> Iterator[Float
             names=[t.name for t in layout.tensors],
             shapes={t.name: tuple(t.shape) for t in layout.tensors},
             fmt=fmt,
-            _read=lambda name: handles[where[name].file].get_tensor(where[name].name),
+            _read=lambda name: files.read(where[name]).reshape(where[name].shape),
+            _read_range=lambda name, start, count: files.read(where[name], start, count),
         )
     finally:
-        handles.clear()
+        files.close()
 
 
 def _mlx_weights(directory: Path, text: str) -> Iterator[FloatWeights]:
-    from safetensors import safe_open
 
     layout = _layout(directory, text)
-    handles = {file: safe_open(str(directory / file), framework="pt") for file in layout.files}
+    files = _TensorFiles(directory)
     logical = {}
     for tensor in layout.tensors:
         logical[f"{tensor.name}.weight" if len(tensor.parts) == 3 else tensor.name] = tensor
 
     def read(name: str) -> torch.Tensor:
         tensor = logical[name]
-        parts = [handles[p.file].get_tensor(p.name) for p in tensor.parts]
+        parts = [files.read(p).reshape(p.shape) for p in tensor.parts]
         if len(parts) == 3:
             return dequantize(*parts, tensor.spec.bits, tensor.spec.group_size)
         return parts[0]
@@ -173,7 +232,7 @@ def _mlx_weights(directory: Path, text: str) -> Iterator[FloatWeights]:
             _read=read,
         )
     finally:
-        handles.clear()
+        files.close()
 
 
 def _model_weights(model) -> FloatWeights:

@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 
 import torch
@@ -21,7 +23,7 @@ from ..capture.layer_spec import EMBED, FINAL_NORM
 from ..errors import LayerscopeError
 from .float_weights import open_float_weights
 
-_CHUNK = 1 << 22
+_CHUNK = 1 << 20
 COLUMNS = ("tensor", "layer", "shape", "parameters", "relative_error", "cosine", "max_abs_error")
 
 _BLOCK = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks|block)\.(\d+)\.")
@@ -60,21 +62,30 @@ def _depth_key(layer: str | None) -> tuple[int, int]:
 
 def tensor_error(a: torch.Tensor, b: torch.Tensor) -> dict:
     """``relative_error``, ``cosine`` and ``max_abs_error`` of ``b`` against ``a``, summed in float64 over chunks
-    of about four million values (so a large matrix is never copied whole in float64).
+    of about a million values (so a large matrix is never copied whole in float64).
 
     A zero reference gives relative error 0 when ``b`` is zero too, else NaN; a zero side gives cosine NaN.
     """
     flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    pieces = ((flat_a[i : i + _CHUNK], flat_b[i : i + _CHUNK]) for i in range(0, flat_a.numel(), _CHUNK))
+    return pieces_error(pieces)
+
+
+def pieces_error(pieces) -> dict:
+    """:func:`tensor_error` of two tensors given as ``(a piece, the same piece of b)`` pairs of flat tensors (each
+    summed in float64), so that neither tensor is ever held whole."""
     aa = bb = dd = ab = max_abs = 0.0
-    for start in range(0, flat_a.numel(), _CHUNK):
-        x = flat_a[start : start + _CHUNK].to(torch.float64)
-        y = flat_b[start : start + _CHUNK].to(torch.float64)
+    for piece_a, piece_b in pieces:
+        if not piece_a.numel():
+            continue
+        x = piece_a.to(torch.float64)
+        y = piece_b.to(torch.float64)
         d = x - y
         aa += torch.dot(x, x).item()
         bb += torch.dot(y, y).item()
         dd += torch.dot(d, d).item()
         ab += torch.dot(x, y).item()
-        max_abs = max(max_abs, d.abs().max().item())
+        max_abs = max(max_abs, torch.linalg.vector_norm(d, float("inf")).item())
     norm_a, norm_b, norm_d = aa**0.5, bb**0.5, dd**0.5
     if norm_a > 0:
         relative = norm_d / norm_a
@@ -114,21 +125,20 @@ def weight_errors(reference, other):
                     f"{name} has shape {list(ref.shapes[name])} in {ref.source} but {list(oth.shapes[name])} in "
                     f"{oth.source}; weight error compares two forms of one model"
                 )
-            a = ref.tensor(name)
-            if not a.is_floating_point():
+            pieces = zip(ref.chunks(name, _CHUNK), oth.chunks(name, _CHUNK))  # never a whole tensor in memory
+            first = next(pieces)
+            if not first[0].is_floating_point():
                 continue
-            b = oth.tensor(name)
-            shape = tuple(a.shape)
+            shape = tuple(ref.shapes[name])
             rows.append(
                 {
                     "tensor": name,
                     "layer": tensor_layer(name),
                     "shape": "x".join(map(str, shape)),
-                    "parameters": a.numel(),
-                    **tensor_error(a, b),
+                    "parameters": math.prod(shape),
+                    **pieces_error(itertools.chain([first], pieces)),
                 }
             )
-            del a, b
     rows.sort(key=lambda row: (_depth_key(row["layer"]), row["tensor"]))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["layer"] = frame["layer"].astype(object)

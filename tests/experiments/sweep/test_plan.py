@@ -43,3 +43,25 @@ def test_finished_needs_the_same_config_and_every_listed_file(tmp_path):
     assert finished(tmp_path, config)
     assert not finished(tmp_path, EchoConfig(tokens=("blue",)))
     assert not finished(Path(tmp_path / "nothing"), config)
+
+
+def test_folders_never_take_the_place_of_the_sweeps_files(tiny_model_dirs, tmp_path):
+    """Names from a directory's ``_name_or_path`` (as from a GGUF's ``general.name``) that are the sweep's own
+    file names, dot names, path separators or control characters get a folder of their own, inside ``out``."""
+    import shutil
+
+    names = ["run.json", "sweep.csv", "..", ".", "a/../../b", "x\n\x1b[31m", ".layerscope-lock", "e" * 300]
+    specs = []
+    for i, name in enumerate(names):
+        directory = shutil.copytree(tiny_model_dirs["llama"], tmp_path / "models" / str(i))
+        config = json.loads((directory / "config.json").read_text())
+        (directory / "config.json").write_text(json.dumps({**config, "_name_or_path": name}))
+        specs.append(ModelSpec(str(directory)))
+    jobs = plan(SweepConfig(base=EchoConfig(), models=tuple(specs), memory_per_model="1GB"), tmp_path / "s")
+    folders = [job.run_dir.name for job in jobs]
+    assert len(set(folders)) == len(names)
+    for job in jobs:
+        assert job.run_dir.parent == tmp_path / "s" and job.run_dir.name not in ("run.json", "sweep.csv", ".", "..")
+        assert not job.run_dir.name.startswith(".") and job.run_dir.name.isprintable()
+        assert len(job.run_dir.name.encode()) < 255
+    assert directory_for("run.json") == "run_json" and directory_for("Qwen2.5-0.5B") == "Qwen2.5-0.5B"

@@ -161,6 +161,11 @@ def test_models_that_do_not_fit_together_run_one_at_a_time(failing_sweep):
     assert first[1] <= second[0] + 0.05, (first, second)  # the second began after the first ended
 
 
+def test_the_reachability_check_lets_a_real_cluster_through(ray_instance):
+    """``check_reachable`` (TCP, then a gRPC channel) accepts the address of a live Ray instance's GCS."""
+    ray_tasks.check_reachable(ray_instance.get_runtime_context().gcs_address)
+
+
 # ----- without Ray --------------------------------------------------------------------------------------
 def test_without_ray_installed_the_models_run_here(tiny_pair, tmp_path, monkeypatch):
     monkeypatch.setattr(ray_tasks, "ray_available", lambda: False)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
+import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ...errors import LayerscopeError
 from ...experiment import ExperimentConfig
@@ -20,6 +23,13 @@ from ...model_spec import ModelSpec, unique_name
 from ...rundir import UNFINISHED
 from .config import SweepConfig, memory_bytes, per_model, plain
 from .memory import model_memory
+
+#: a finished run's ``run.json`` above this size is not read (the model runs again)
+MAX_RECORD_BYTES = 16 << 20
+#: the suffixes of the files a run directory holds (a model's folder never ends in one)
+RUN_FILE_SUFFIXES = frozenset({"csv", "json", "html", "md", "png", "npy", "npz", "txt", "svg", "part"})
+#: a model's folder name is cut to this many characters
+MAX_FOLDER_CHARACTERS = 100
 
 
 def planned_name(spec: ModelSpec) -> str:
@@ -47,9 +57,23 @@ def planned_name(spec: ModelSpec) -> str:
 
 
 def directory_for(name: str) -> str:
-    """A folder name for a model name: path separators and a leading dot replaced."""
-    text = "".join("_" if c in "/\\:\0" else c for c in name).strip() or "model"
-    return "_" + text[1:] if text.startswith(".") else text
+    """A folder name for a model name: path separators and control characters replaced, a leading dot (``..``,
+    a hidden name) replaced, at most :data:`MAX_FOLDER_CHARACTERS` characters, and a name ending as a run
+    directory's files do (``run.json``, ``echo.csv``, ``sweep.html``) given ``_`` for its last dot, so that no
+    model's folder takes the place of a file the sweep writes beside it.
+
+    Example:
+        >>> [directory_for(n) for n in ("a/b", "..", "run.json", "Qwen2.5-0.5B")]
+        ['a_b', '_.', 'run_json', 'Qwen2.5-0.5B']
+    """
+    text = "".join("_" if c in "/\\:" or unicodedata.category(c).startswith("C") else c for c in name)
+    text = text.strip()[:MAX_FOLDER_CHARACTERS].strip() or "model"
+    if text.startswith("."):
+        text = "_" + text[1:]
+    stem, dot, suffix = text.rpartition(".")
+    if dot and suffix.lower() in RUN_FILE_SUFFIXES:
+        text = f"{stem}_{suffix}"
+    return text
 
 
 @dataclass
@@ -70,17 +94,38 @@ class Job:
 
 def finished(run_dir: Path, config: ExperimentConfig) -> bool:
     """True when ``run_dir`` holds a complete run of ``config``: a ``run.json`` of its experiment and config,
-    no unfinished mark, and every file it lists."""
+    no unfinished mark, and every file it lists, each a regular file of its own inside ``run_dir`` (a link, a
+    hard link, a FIFO or a name leaving the directory makes the run unfinished: the model runs again)."""
+    record_file = _own_file(run_dir, "run.json")
+    if record_file is None or record_file.st_size > MAX_RECORD_BYTES:
+        return False
     try:
         record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return False
     if not isinstance(record, dict) or record.get("experiment") != config.experiment:
         return False
-    if (run_dir / UNFINISHED).exists() or record.get("config") != plain(config.to_record()):
+    if os.path.lexists(run_dir / UNFINISHED) or record.get("config") != plain(config.to_record()):
         return False
     files = record.get("files")
-    return isinstance(files, list) and all(isinstance(n, str) and (run_dir / n).is_file() for n in files)
+    return isinstance(files, list) and all(isinstance(n, str) and _own_file(run_dir, n) is not None for n in files)
+
+
+def _own_file(run_dir: Path, name: str) -> os.stat_result | None:
+    """``run_dir/name``'s status when it is a regular file of the run's own (a relative name inside the
+    directory, no link anywhere on the way, the directory itself included, and one hard link), else None."""
+    parts = PurePosixPath(name).parts
+    if not parts or PurePosixPath(name).is_absolute() or any(p in (".", "..") for p in parts):
+        return None
+    path = run_dir
+    try:
+        for folder in (run_dir, *(run_dir.joinpath(*parts[:i]) for i in range(1, len(parts)))):
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                return None
+        info = os.lstat(path.joinpath(*parts))
+    except (OSError, ValueError):
+        return None
+    return info if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 else None
 
 
 def plan(config: SweepConfig, out: Path) -> list[Job]:

@@ -63,10 +63,16 @@ def run_sweep(config: SweepConfig) -> SweepResult:
     out = Path(config.resume_dir).expanduser()
     jobs = plan(config, out)
     rows: dict[str, dict] = {}
+    results: dict[str, Result] = {}
     todo = []
     for job in jobs:
-        if finished(job.run_dir, job.config):
+        earlier = _finished_result(job)
+        if earlier is not None:
             rows[job.name] = _row(job, "skipped", "finished in an earlier run")
+            results[job.name] = earlier
+        elif job.run_dir.is_symlink() or (job.run_dir.exists() and not job.run_dir.is_dir()):
+            reason = f"its folder {str(job.run_dir)!r} is a link or a file; a sweep writes only into folders of its own"
+            rows[job.name] = _row(job, "failed", reason + " (--force replaces it)")
         else:
             todo.append(job)
     timings = {"models": 0.0}
@@ -85,8 +91,9 @@ def run_sweep(config: SweepConfig) -> SweepResult:
             _run_here(todo, rows)
     timings["models"] = time.perf_counter() - start
     start = time.perf_counter()
+    _read_back(todo, rows, results)
     status = pd.DataFrame([rows[job.name] for job in jobs])
-    results = _read_back(jobs, status)
+    results = {job.name: results[job.name] for job in jobs if job.name in results}
     merged = merge_tables(config.base.experiment, results)
     timings["merge"] = time.perf_counter() - start
     return SweepResult(
@@ -98,6 +105,19 @@ def run_sweep(config: SweepConfig) -> SweepResult:
         models=[m for r in results.values() for m in r.models],
         timings=timings,
     )
+
+
+def _finished_result(job: Job) -> Result | None:
+    """The result of a run of ``job`` finished before, read back from its directory; None when there is none,
+    or when what is there cannot be read back (an empty or damaged table: the model runs again)."""
+    from ...load_run import load_run
+
+    if not finished(job.run_dir, job.config):
+        return None
+    try:
+        return load_run(job.run_dir)
+    except Exception:  # whatever the damage, the model's run is done again and replaces it
+        return None
 
 
 def _run_here(jobs: list[Job], rows: dict[str, dict]) -> None:
@@ -124,45 +144,71 @@ def _run_here(jobs: list[Job], rows: dict[str, dict]) -> None:
 def _run_on_ray(config: SweepConfig, jobs: list[Job], rows: dict[str, dict]) -> str:
     """Every model one Ray task (memory and GPU requests from :func:`model_memory` and the spec); each run
     directory comes back as bytes and is written here. Returns the backend's description."""
-    from .ray_tasks import RayTask, cluster_gpus, largest_node_memory, ray_session, run_tasks
+    from .ray_tasks import WorkRoot, ray_session
 
-    with ray_session(config.ray_address, config.num_cpus) as ray:
-        largest = largest_node_memory(ray)
-        gpus = cluster_gpus(ray)
-        tasks = []
-        by_key = {}
-        for job in jobs:
-            if largest:  # asking for more than any node has would wait forever: then the model runs alone
-                job.memory = min(job.memory, largest)
-            job.gpus = 1 if needs_gpu(job.spec) and gpus >= 1 else 0
-            tasks.append(RayTask(job.name, job.config.experiment, job.record, job.memory, job.gpus))
-            by_key[job.name] = job
-        for task, payload in run_tasks(ray, tasks):
-            job = by_key[task.key]
-            seconds = float(payload.get("seconds", 0.0))
-            where = {"started": payload.get("started"), "host": str(payload.get("host", ""))}
-            if payload.get("status") == "ok":
-                try:
-                    RunDir(job.run_dir).write_files(payload["files"], job.config.experiment, payload.get("workdir"))
-                except LayerscopeError as exc:
-                    rows[job.name] = _row(job, "failed", str(exc), seconds, **where)
-                else:
-                    rows[job.name] = _row(job, "ok", "", seconds, **where)
-                    _say(f"{job.name}: done ({seconds:.1f} s)")
-                    continue
-            else:
-                rows[job.name] = _row(job, "failed", str(payload.get("reason", "unknown failure")), seconds, **where)
-            _say(f"{job.name}: failed: {rows[job.name]['reason']}")
+    work = WorkRoot.create(Path(config.resume_dir).expanduser())
+    try:
+        with ray_session(config.ray_address, config.num_cpus) as ray:
+            _run_tasks(ray, jobs, rows, work)
+    finally:
+        work.remove()
     return f"ray ({config.ray_address})" if config.ray_address else "ray (local)"
 
 
-def _read_back(jobs: list[Job], status: pd.DataFrame) -> dict[str, Result]:
-    """The result of every model that finished, read back from its run directory (no model loaded)."""
+def _run_tasks(ray, jobs: list[Job], rows: dict[str, dict], work) -> None:
+    """Submit every job as a task writing in ``work``, and write each run that comes back into its folder."""
+    from .ray_tasks import RayTask, cluster_gpus, largest_node_memory, run_tasks
+
+    largest = largest_node_memory(ray)
+    gpus = cluster_gpus(ray)
+    tasks = []
+    by_key = {}
+    for job in jobs:
+        if largest:  # asking for more than any node has would wait forever: then the model runs alone
+            job.memory = min(job.memory, largest)
+        job.gpus = 1 if needs_gpu(job.spec) and gpus >= 1 else 0
+        tasks.append(RayTask(job.name, job.config.experiment, job.record, job.memory, job.gpus, work=work))
+        by_key[job.name] = job
+    for task, payload in run_tasks(ray, tasks):
+        job = by_key[task.key]
+        seconds = float(payload.get("seconds", 0.0))
+        where = {"started": payload.get("started"), "host": str(payload.get("host", ""))}
+        if payload.get("status") == "ok":
+            try:
+                write_back(job, payload)
+            except LayerscopeError as exc:
+                rows[job.name] = _row(job, "failed", str(exc), seconds, **where)
+            else:
+                rows[job.name] = _row(job, "ok", "", seconds, **where)
+                _say(f"{job.name}: done ({seconds:.1f} s)")
+                continue
+        else:
+            rows[job.name] = _row(job, "failed", str(payload.get("reason", "unknown failure")), seconds, **where)
+        _say(f"{job.name}: failed: {rows[job.name]['reason']}")
+
+
+def write_back(job: Job, payload: dict) -> None:
+    """Write the run directory a Ray task sent back (``payload["files"]``) into the model's folder, holding the
+    folder's lock meanwhile as every run does (a folder another live run holds is refused in one line)."""
+    run_dir = RunDir(job.run_dir)
+    created = run_dir.claim(job.config.experiment)
+    try:
+        run_dir.write_files(payload["files"], job.config.experiment, payload.get("workdir"))
+    except BaseException:
+        run_dir.release(created)
+        raise
+    run_dir.unlock()
+
+
+def _read_back(jobs: list[Job], rows: dict[str, dict], results: dict[str, Result]) -> None:
+    """The result of every model that ran here and finished, read back from its run directory (no model
+    loaded); one that cannot be read back becomes a failed row."""
     from ...load_run import load_run
 
-    results = {}
-    done = set(status.loc[status["status"].isin(["ok", "skipped"]), "model"])
     for job in jobs:
-        if job.name in done:
+        if rows[job.name]["status"] != "ok":
+            continue
+        try:
             results[job.name] = load_run(job.run_dir)
-    return results
+        except Exception as exc:
+            rows[job.name] = {**rows[job.name], "status": "failed", "reason": f"not read back: {_one_line(exc)}"}
