@@ -145,3 +145,56 @@ def test_first_line_of_a_library_error_carries_the_line_a_colon_announces():
     assert first_line(ValueError("\n  bad value\nsecond")) == "bad value"
     assert first_line(ValueError("ends with a colon:")) == "ends with a colon:"
     assert first_line(KeyError()) == "KeyError"
+
+
+def test_a_model_value_carries_its_own_options():
+    from layerscope.model_spec import parse_model_text
+
+    assert parse_model_text("bf16=default@dtype=bfloat16,device-map=auto") == (
+        "bf16",
+        "default",
+        {"dtype": "bfloat16", "device_map": "auto"},
+    )
+    assert parse_model_text("m.gguf@max_memory=cpu=2GiB,0=1GiB,trust_remote_code") == (
+        None,
+        "m.gguf",
+        {"max_memory": "cpu=2GiB,0=1GiB", "trust_remote_code": True},
+    )
+    assert parse_model_text("user@host/model") == (None, "user@host/model", {})  # an '@' of the source
+    assert ModelSpec.of("b=x.gguf@dtype=bfloat16") == ModelSpec("x.gguf", name="b", dtype="bfloat16")
+    for bad, says in [
+        ("m@dtpye=bfloat16", "model option 'dtpye'"),
+        ("m@dtype=", "no value for model option 'dtype'"),
+        ("@dtype=bfloat16", "no source before '@'"),
+        ("m@dtype=float16,dtype=bfloat16", "twice"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            parse_model_text(bad)
+
+
+def test_an_existing_path_with_an_at_sign_is_a_source(tmp_path):
+    from layerscope.model_spec import parse_model_text
+
+    path = tmp_path / "m@dtype=bfloat16.gguf"
+    path.write_bytes(b"")
+    assert parse_model_text(str(path)) == (None, str(path), {})
+
+
+def test_specs_argv_gives_each_model_its_differing_options():
+    from layerscope.model_spec import specs_argv
+
+    same = [ModelSpec("a", dtype="bfloat16"), ModelSpec("b", dtype="bfloat16")]
+    assert specs_argv(same) == ["--model", "a", "--model", "b", "--dtype", "bfloat16"]
+    pair = [ModelSpec(None, name="f32"), ModelSpec(None, name="bf16", dtype="bfloat16", device_map="auto")]
+    assert specs_argv(pair) == ["--model", "f32=default", "--model", "bf16=default@dtype=bfloat16,device_map=auto"]
+
+
+def test_the_loading_line_uses_the_name_given(tiny_model_dirs, capsys):
+    from layerscope import progress
+
+    progress.set_enabled(True)
+    try:
+        ModelSpec(source=str(tiny_model_dirs["llama"]), name="q8gguf").load()
+    finally:
+        progress.set_enabled(False)
+    assert "Loading q8gguf" in capsys.readouterr().err

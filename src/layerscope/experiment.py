@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import LayerscopeError, choices_text
-from .model_spec import DTYPES, ModelSpec, parse_max_memory, specs_argv
+from .model_spec import DTYPES, ModelSpec, parse_max_memory, shared_options, specs_argv
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -246,6 +246,7 @@ class ExperimentConfig:
         """
         argv = ["layerscope", self.experiment]
         positional: list[str] = []
+        shared = shared_options(self.model_specs())  # given once; a model's other options travel with it
         for f in fields(self):
             value = getattr(self, f.name)
             if f.default is not dataclasses.MISSING and value == f.default:
@@ -263,21 +264,24 @@ class ExperimentConfig:
                 continue
             if f.metadata.get("join") and isinstance(value, (list, tuple)):
                 value = f.metadata["join"].join(map(str, value))
-            argv.extend(_flag_args(flag, value))
+            if isinstance(value, ModelSpec) and f.name not in ("model", "models"):  # e.g. --compare-model
+                argv.extend([flag, value.value_beside(shared)])
+                continue
+            argv.extend(_flag_args(flag, value, shared))
         if any(p.startswith("-") for p in positional):
             positional.insert(0, "--")  # what follows is not an option
         return argv + positional
 
 
-def _flag_args(flag: str, value: Any) -> list[str]:
+def _flag_args(flag: str, value: Any, shared: dict | None = None) -> list[str]:
     if isinstance(value, ModelSpec):
-        return value.argv(flag)
+        return specs_argv([value], flag, shared)
     if isinstance(value, bool):
         return [flag] if value else []
     if value is None:
         return []
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, ModelSpec) for v in value):
-        return specs_argv(value, flag)
+        return specs_argv(value, flag, shared)
     if isinstance(value, (list, tuple)):
         return [arg for item in value for arg in _flag_args(flag, item)]
     if isinstance(value, Mapping):

@@ -11,6 +11,8 @@ Example:
     >>> model = spec.load()
     >>> ModelSpec("org/big", device_map="auto", max_memory={"cpu": "2GiB"}, offload_dir="offload").option_argv()
     ['--device-map', 'auto', '--max-memory', 'cpu=2GiB', '--offload-dir', 'offload']
+    >>> specs_argv([ModelSpec("m.gguf", name="f32"), ModelSpec("m.gguf", name="bf16", dtype="bfloat16")])
+    ['--model', 'f32=m.gguf', '--model', 'bf16=m.gguf@dtype=bfloat16']
 """
 
 from __future__ import annotations
@@ -139,6 +141,84 @@ def split_named_source(text: str) -> tuple[str | None, str]:
     return name, source
 
 
+#: the options a ``--model`` value may carry after ``@`` (``NAME=SOURCE@dtype=bfloat16,device_map=auto``)
+MODEL_OPTIONS: tuple[str, ...] = ("dtype", "device_map", "trust_remote_code", "offload_dir", "max_memory")
+_TRUE, _FALSE = ("", "true", "yes", "1"), ("false", "no", "0")
+
+
+def split_model_options(text: str) -> tuple[str, dict]:
+    """``"SOURCE@KEY=VALUE,..."`` -> ``(SOURCE, {KEY: VALUE})``: the options one ``--model`` carries for itself.
+
+    Keys: ``dtype``, ``device_map``, ``trust_remote_code`` (bare, or ``=true``/``=false``), ``offload_dir``,
+    ``max_memory`` (its own commas kept: ``max_memory=cpu=2GiB,0=20GiB``); ``-`` may stand for ``_``. A text
+    that is an existing path, or whose part after the last ``@`` names no option, is a source alone. Raises
+    ``ValueError`` naming an unknown option or an empty value.
+
+    Example:
+        >>> split_model_options("m.gguf@dtype=bfloat16,device_map=auto")
+        ('m.gguf', {'dtype': 'bfloat16', 'device_map': 'auto'})
+    """
+    if "@" not in text or os.path.exists(os.path.expanduser(text)):
+        return text, {}
+    source, _, tail = text.rpartition("@")
+    items = tail.split(",")
+    first = items[0].partition("=")[0].strip().replace("-", "_")
+    if first not in MODEL_OPTIONS and "=" not in items[0]:
+        return text, {}  # an '@' of the source itself
+    options: dict = {}
+    last = None
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in MODEL_OPTIONS:
+            if last == "max_memory" and sep:  # a further DEVICE=SIZE of max_memory
+                options[last] += "," + item.strip()
+                continue
+            raise ValueError(
+                f"{text!r} has model option {key!r} after '@'; valid: {', '.join(MODEL_OPTIONS)} "
+                "(e.g. NAME=SOURCE@dtype=bfloat16,device_map=auto)"
+            )
+        if key in options:
+            raise ValueError(f"{text!r} gives model option {key!r} twice")
+        value = value.strip()
+        if key == "trust_remote_code":
+            if value.lower() not in _TRUE + _FALSE:
+                raise ValueError(f"{text!r} has trust_remote_code={value!r}; write trust_remote_code or =false")
+            options[key] = value.lower() in _TRUE
+        elif not value:
+            raise ValueError(f"{text!r} has no value for model option {key!r}; write {key}=VALUE")
+        else:
+            options[key] = value
+        last = key
+    if not source.strip():
+        raise ValueError(f"{text!r} has no source before '@'; write SOURCE@{tail} (SOURCE may be 'default')")
+    return source, options
+
+
+def parse_model_text(text: str) -> tuple[str | None, str, dict]:
+    """A ``--model`` value -> ``(NAME or None, SOURCE, {option: value})``; see :func:`split_named_source` and
+    :func:`split_model_options`. Raises ``ValueError`` naming the bad part.
+
+    Example:
+        >>> parse_model_text("bf16=default@dtype=bfloat16")
+        ('bf16', 'default', {'dtype': 'bfloat16'})
+    """
+    source, options = split_model_options(text)
+    name, source = split_named_source(source)
+    return name, source, options
+
+
+def shared_options(specs) -> dict:
+    """The model options on which all of ``specs`` agree, ``{option: value}`` (None/False ones included): the
+    command line gives them once, as ``--dtype`` etc.; each ``--model`` carries the others after ``@``."""
+    specs = list(specs)
+    return {
+        key: getattr(specs[0], key)
+        for key in MODEL_OPTIONS
+        if specs and all(getattr(s, key) == getattr(specs[0], key) for s in specs)
+    }
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Which model to load, and how.
@@ -186,12 +266,12 @@ class ModelSpec:
             return cls(source=None if value is None else os.fspath(value), **options)
         if isinstance(value, str):
             try:
-                name, source = split_named_source(value)
+                name, source, own = parse_model_text(value)
             except ValueError as exc:
                 raise LayerscopeError(str(exc)) from None
             if name is not None and "name" not in options:
                 options["name"] = name
-            return cls(source=source, **options)
+            return cls(source=source, **{**own, **options})
         source = getattr(value, "source", None)
         if isinstance(source, str):  # a loaded Model: its source, and its dtype unless float32
             dtype = str(getattr(value, "dtype", "float32")).replace("torch.", "")
@@ -230,6 +310,17 @@ class ModelSpec:
         """The ``--model`` value that gives this model and its name: ``NAME=SOURCE``, or the source alone."""
         return f"{self.name}={self.label}" if self.name else self.label
 
+    def value_beside(self, shared: dict) -> str:
+        """The ``--model`` value that gives this model, its name and its options other than ``shared`` (those
+        the command line gives once for all): ``NAME=SOURCE@dtype=bfloat16,...``, or :attr:`value`."""
+        own = []
+        for key in MODEL_OPTIONS:
+            value = getattr(self, key)
+            if key in shared or value is None or value is False:
+                continue
+            own.append(key if value is True else f"{key}={value}")
+        return self.value + ("@" + ",".join(own) if own else "")
+
     def load(self) -> Model:
         """Load the model (see :func:`layerscope.load_model`)."""
         from .models import load_model
@@ -242,6 +333,7 @@ class ModelSpec:
             trust_remote_code=self.trust_remote_code,
             max_memory=parse_max_memory(self.max_memory),
             offload_dir=self.offload_dir,
+            name=self.name,
         )
         if self.name:
             model.name = self.name
@@ -289,18 +381,21 @@ class ModelSpec:
         return args
 
 
-def specs_argv(specs, flag: str = "--model") -> list[str]:
-    """Options for several models: ``--model`` each (``default`` for the default model), then the shared
-    options once (the command line gives one ``--dtype``/``--device-map``/``--max-memory``/``--offload-dir``/
-    ``--trust-remote-code`` for all).
+def specs_argv(specs, flag: str = "--model", shared: dict | None = None) -> list[str]:
+    """Options for several models: ``--model`` each (``default`` for the default model), then the options all
+    share once (``--dtype``, ``--device-map``, ...); an option on which they differ travels with each model
+    (``--model bf16=default@dtype=bfloat16``), so every model reruns as itself.
+
+    ``shared``: the options given once (default: :func:`shared_options` of ``specs``).
     """
     specs = list(specs)
     if not specs:
         return []
-    if len(specs) == 1:
+    shared = shared_options(specs) if shared is None else shared
+    if len(specs) == 1 and all(key in shared for key in MODEL_OPTIONS):
         return specs[0].argv(flag)
-    args = [arg for spec in specs for arg in (flag, spec.value)]
-    return args + specs[0].option_argv()
+    args = [arg for spec in specs for arg in (flag, spec.value_beside(shared))]
+    return args + ModelSpec(**shared).option_argv()
 
 
 def unique_name(name: str, taken: set[str] | list[str] | dict) -> str:

@@ -63,7 +63,10 @@ CONFIGS = {
             phases=2,
             compare_model=ModelSpec("other", max_memory="cpu=2GiB", offload_dir="/tmp/off"),  # the same options
             raw=True,
-        )
+        ),
+        InspectConfig(  # the compared model's own options travel with it
+            model=ModelSpec("m.gguf", dtype="float16"), compare_model=ModelSpec("m.gguf", name="b", dtype="bfloat16")
+        ),
     ],
     "ablate": [
         AblateConfig(
@@ -134,6 +137,15 @@ CONFIGS = {
             context="nobos",
             leading_space=True,
         ),
+        CompareConfig(  # one model in two dtypes: each keeps its own
+            models=(ModelSpec(None, name="f32"), ModelSpec(None, name="bf16", dtype="bfloat16", device_map="auto")),
+        ),
+        CompareConfig(
+            models=(
+                ModelSpec("a@b", max_memory="cpu=2GiB,0=1GiB", trust_remote_code=True, dtype="float16"),
+                ModelSpec("a@b", offload_dir="/tmp/off", dtype="float16"),
+            ),
+        ),
     ],
     "sweep": [
         SweepConfig(
@@ -144,6 +156,7 @@ CONFIGS = {
             num_cpus=2,
             memory_per_model="8GB",
         ),
+        SweepConfig(base=AblateConfig(n=5), models=(ModelSpec("a"), ModelSpec("a", name="b", dtype="bfloat16"))),
         SweepConfig(base=InspectConfig(prompts=("1+1=",), compare_model=ModelSpec("c")), models=(ModelSpec("a"),)),
     ],
 }

@@ -187,3 +187,18 @@ def test_the_comparison_streams_within_an_address_space_limit(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["2", "100000000", "0.0", "0.0"]
+
+
+def test_one_checkpoint_in_two_dtypes_shows_the_cast(tiny_model_dirs):
+    """Two specs of one directory, float32 and bfloat16: the error is the bfloat16 rounding of each tensor (numpy
+    oracle on the file's float32 values), not 0."""
+    import torch
+
+    source = str(tiny_model_dirs["llama"])
+    frame = weight_errors(layerscope.ModelSpec(source), layerscope.ModelSpec(source, dtype="bfloat16"))
+    tensors = load_file(str(tiny_model_dirs["llama"] / "model.safetensors"))
+    cast = {name: torch.from_numpy(value).to(torch.bfloat16).float().numpy() for name, value in tensors.items()}
+    check_frame(frame, numpy_errors(tensors, cast))
+    assert (frame["relative_error"] > 0).any()
+    same = weight_errors(layerscope.ModelSpec(source, dtype="bfloat16"), layerscope.ModelSpec(source, dtype="bfloat16"))
+    assert (same["relative_error"] == 0).all()

@@ -7,11 +7,12 @@ from pathlib import Path
 
 
 def model_text(text: str) -> str:
-    """An argparse ``type`` for ``--model``: ``SOURCE`` or ``NAME=SOURCE`` (refuses ``NAME=`` and ``=SOURCE``)."""
-    from ..model_spec import split_named_source
+    """An argparse ``type`` for ``--model``: ``SOURCE`` or ``NAME=SOURCE``, then optionally the model's own options
+    ``@dtype=bfloat16,device_map=auto`` (refuses ``NAME=``, ``=SOURCE`` and unknown options)."""
+    from ..model_spec import parse_model_text
 
     try:
-        split_named_source(text)
+        parse_model_text(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -19,7 +20,8 @@ def model_text(text: str) -> str:
 
 MODEL_HELP = (
     "model: a hub id, a local directory, a .gguf file, or 'default' (Gemma 3 270M, offline); "
-    "NAME=SOURCE names it in tables, figures and reports"
+    "NAME=SOURCE names it in tables, figures and reports; SOURCE@dtype=bfloat16,device_map=auto gives this "
+    "model its own options (over --dtype, --device-map, ...)"
 )
 
 
@@ -91,17 +93,14 @@ def offload_dir_arg(text: str) -> str:
 
 
 def model_spec(args, source: str | None = None):
-    """The :class:`ModelSpec` that ``source`` (``SOURCE`` or ``NAME=SOURCE``; None: the default model) and the
-    model options of ``args`` give."""
-    from ..model_spec import ModelSpec, split_named_source
+    """The :class:`ModelSpec` that ``source`` (``SOURCE`` or ``NAME=SOURCE``, with its own ``@options``; None:
+    the default model) and the model options of ``args`` give (its own options win)."""
+    from ..model_spec import ModelSpec, parse_model_text
 
-    name, text = (None, None) if source is None else split_named_source(source)
-    return ModelSpec(
-        source=text,
-        name=name,
-        **{option: getattr(args, option, None) for option in MODEL_OPTIONS if option != "trust_remote_code"},
-        trust_remote_code=getattr(args, "trust_remote_code", False),
-    )
+    name, text, own = (None, None, {}) if source is None else parse_model_text(source)
+    shared = {option: getattr(args, option, None) for option in MODEL_OPTIONS if option != "trust_remote_code"}
+    shared["trust_remote_code"] = getattr(args, "trust_remote_code", False)
+    return ModelSpec(source=text, name=name, **{**shared, **own})
 
 
 def run_config(config, out: str | None, force: bool = False):

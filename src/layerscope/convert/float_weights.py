@@ -108,13 +108,32 @@ def open_float_weights(source) -> Iterator[FloatWeights]:
     if isinstance(source, Model):
         yield _model_weights(source)
         return
+    cast = None
     if isinstance(source, ModelSpec):
+        cast = _CASTS.get(source.dtype or "float32")
         source = source.source
     directory, fmt, text = resolve_directory(source)
-    if fmt == "mlx":
-        yield from _mlx_weights(directory, text)
-    else:
-        yield from _safetensors_weights(directory, text, fmt)
+    opened = _mlx_weights(directory, text) if fmt == "mlx" else _safetensors_weights(directory, text, fmt)
+    for weights in opened:
+        yield weights if cast is None else _cast(weights, cast)
+
+
+#: the dtypes a spec loads weights in, as what their float32 values become (``auto`` keeps the stored dtype)
+_CASTS = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _cast(weights: FloatWeights, dtype: torch.dtype) -> FloatWeights:
+    """``weights`` as a model loaded in ``dtype`` holds them: each float value rounded to ``dtype`` (then read
+    as float32), so that one checkpoint in float32 and in bfloat16 shows the cast's error."""
+
+    def rounded(value: torch.Tensor) -> torch.Tensor:
+        return value.to(dtype).float() if value.is_floating_point() else value
+
+    read, read_range = weights._read, weights._read_range
+    weights._read = lambda name: rounded(read(name))
+    if read_range is not None:
+        weights._read_range = lambda name, start, count: rounded(read_range(name, start, count))
+    return weights
 
 
 def resolve_directory(source) -> tuple[Path, str, str]:

@@ -14,7 +14,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -146,14 +146,6 @@ class InspectConfig(ExperimentConfig):
                 f"gives {len(self.target)} targets for {len(prompts)} prompt{'s' if len(prompts) != 1 else ''}; "
                 "give one for all prompts or one per prompt",
             )
-
-    def command(self) -> list[str]:
-        """As :meth:`ExperimentConfig.command`, with ``--compare-model SOURCE`` alone (its options are the
-        model's: one ``--dtype``/``--trust-remote-code`` serves both on the command line)."""
-        argv = ExperimentConfig.command(replace(self, compare_model=None))
-        if self.compare_model is not None:
-            argv += ["--compare-model", self.compare_model.value]
-        return argv
 
     def run(self, model=None) -> InspectResult:
         """``model``: a loaded model, or ``[model, compare_model]`` (either may be None: loaded here)."""

@@ -33,6 +33,7 @@ def load_model(
     trust_remote_code: bool = False,
     max_memory: dict | str | None = None,
     offload_dir: str | os.PathLike | None = None,
+    name: str | None = None,
 ) -> Model:
     """Load a causal LM (or an encoder) from any source layerscope understands.
 
@@ -54,6 +55,7 @@ def load_model(
         offload_dir: where accelerate writes weights offloaded to disk when it cannot read them from the
             model's own safetensors files (e.g. in another dtype); None: a temporary folder, removed when the
             process ends. Implies ``device_map="auto"``.
+        name: the model's display name (in the "Loading ..." line and ``model.name``); None: its own.
 
     A GGUF file is dequantized once to ``dtype`` (float32 by default; bfloat16 and float16 copies are half the
     size, and a bfloat16 load writes no float32 copy) and cached as safetensors, which accelerate places
@@ -70,14 +72,14 @@ def load_model(
         path = default_model_path()
         directory, sha = cached_gguf_dir(path, _gguf_dtype(torch_dtype))
         dtype = _gguf_torch_dtype(torch_dtype)
-        return _load_hf_dir(directory, "default", sha, DEFAULT_MODEL_NAME, dtype, device, placement, False)
+        return _load_hf_dir(directory, "default", sha, name or DEFAULT_MODEL_NAME, dtype, device, placement, False)
 
     text = os.fspath(source)
     path = Path(text).expanduser()
     if path.is_file():
         if path.suffix.lower() == ".gguf":
             directory, sha = cached_gguf_dir(path, _gguf_dtype(torch_dtype))
-            name = gguf_general_name(path) or path.stem
+            name = name or gguf_general_name(path) or path.stem
             dtype = _gguf_torch_dtype(torch_dtype)
             return _load_hf_dir(directory, text, sha, name, dtype, device, placement, False)
         raise LayerscopeError(
@@ -97,7 +99,7 @@ def load_model(
             path,
             text,
             directory_fingerprint(path),
-            directory_name(path),
+            name or directory_name(path),
             torch_dtype,
             device,
             placement,
@@ -110,7 +112,7 @@ def load_model(
             f"{text!r} is neither an existing path nor a hub id (expected 'org/name', a .gguf file or a directory)"
         )
     return _load_hf_dir(
-        text, text, f"hub:{text}", text.split("/")[-1], torch_dtype, device, placement, trust_remote_code
+        text, text, f"hub:{text}", name or text.split("/")[-1], torch_dtype, device, placement, trust_remote_code
     )
 
 
