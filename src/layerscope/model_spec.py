@@ -406,6 +406,20 @@ def unique_name(name: str, taken: set[str] | list[str] | dict) -> str:
     return candidate
 
 
+def model_list(models=None, model=None) -> list:
+    """The models a Python face was given as one list: ``models=`` and ``model=`` are one parameter (one model or
+    a list of them), under either spelling; giving both is refused. Nothing given: ``[None]`` (the default model).
+
+    Example:
+        >>> model_list(model=["a", "b"]), model_list("a"), model_list()
+        (['a', 'b'], ['a'], [None])
+    """
+    if models is not None and model is not None:
+        raise LayerscopeError("both models= and model= are given; they are one parameter: give one model or a list")
+    value = model if models is None else models
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def models_given(specs: tuple[ModelSpec, ...], models) -> list[Model | None]:
     """One loaded model, or None (load it from its spec), per spec of ``specs``.
 

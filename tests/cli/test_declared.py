@@ -252,7 +252,6 @@ def test_help_lists_exactly_the_fields_of_the_config(name, capsys):
 
 #: fields a Python face takes another way, and why
 TAKEN_OTHERWISE = {
-    ("layers", "models"): "model: one model or several",
     ("capture", "inline"): "sets: a dict of word lists",
     ("ablate", "resume_dir"): "out",
     ("echo", "multi_token"): "not used by echo",

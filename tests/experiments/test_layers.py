@@ -203,3 +203,19 @@ def test_layers_vectors_equal_hf_hidden_states_on_the_default_model(default_mode
             want = states[depth][0, 1:].mean(0).numpy()
             scale = max(1.0, float(np.abs(want).max()))
             np.testing.assert_allclose(array[slot, item], want, atol=1e-5 * scale, rtol=0)
+
+
+def test_models_and_model_are_one_parameter_of_every_face(tiny_models):
+    """``layers(models=...)`` (the spelling echo, compare and sweep use) and ``layers(model=...)`` give one run;
+    every multi-model face takes both; both at once is refused."""
+    import inspect
+
+    model = tiny_models["llama"]
+    plural = layerscope.layers("colors", models=[model], layers="embed,1")
+    singular = layerscope.layers("colors", model=model, layers="embed,1")
+    assert plural.config == singular.config
+    assert np.allclose(plural.metrics["silhouette"], singular.metrics["silhouette"], equal_nan=True)
+    for face in (layerscope.layers, layerscope.echo, layerscope.compare, layerscope.sweep):
+        assert {"models", "model"} <= set(inspect.signature(face).parameters), face.__name__
+    with pytest.raises(layerscope.LayerscopeError, match="both models= and model="):
+        layerscope.layers("colors", models=[model], model=model)

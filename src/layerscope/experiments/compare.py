@@ -51,7 +51,7 @@ from ..analysis.pair_cka import pair_cka
 from ..analysis.residual_error import ERROR_COLUMNS, growth_block, residual_errors
 from ..errors import LayerscopeError, choices_text
 from ..experiment import option
-from ..model_spec import ModelSpec, models_given, specs_argv, unique_name
+from ..model_spec import ModelSpec, model_list, models_given, specs_argv, unique_name
 from ..tokensets.options import MultiToken, TokenSetOptions
 from .compare_result import CompareResult
 
@@ -415,8 +415,9 @@ def _agreement_row(name: str, reference: str, errors: pd.DataFrame) -> dict:
 
 
 def compare(
-    models: Sequence,
+    models: Sequence | None = None,
     *,
+    model: Sequence | None = None,
     sets: str | Sequence[str] = (),
     tokens: str | Sequence[str] | None = None,
     prompts: str | Sequence[str] = (),
@@ -432,7 +433,8 @@ def compare(
     """Compare models (any families) and formats of one model, layer by layer, on the same inputs.
 
     Args:
-        models: two or more: loaded models, sources, :class:`ModelSpec` s, or None for the default model.
+        models: two or more: loaded models, sources, :class:`ModelSpec` s, or None for the default model;
+            ``model=`` is the same parameter.
         sets, tokens: words (the last token of each is read; default ``categories``); or ``prompts`` /
             ``prompts_file`` (the last token of each prompt; top-1 agreement and KL need prompts).
         context: ``bos``, ``nobos`` or a template with ``{word}`` (words only).
@@ -450,7 +452,7 @@ def compare(
     from ..models import Model
     from ..tokensets.options import inline_words
 
-    models = list(models)
+    models = model_list(models, model)
     specs = tuple(ModelSpec.of(m) for m in models)
     if isinstance(reference, int) and not isinstance(reference, bool):
         if not 0 <= reference < len(specs):

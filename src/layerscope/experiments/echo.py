@@ -25,7 +25,7 @@ from .. import progress
 from ..analysis.echo import BOS_SETTINGS, echo_rates, word_grid
 from ..errors import LayerscopeError
 from ..experiment import Result, option
-from ..model_spec import ModelSpec, models_given, unique_name
+from ..model_spec import ModelSpec, model_list, models_given, unique_name
 from ..models import Model, require_lm_head
 from ..rundir import model_record
 from ..runner import execute
@@ -407,6 +407,7 @@ def echo(
     sets: str | Sequence[str] | None = None,
     *,
     models: ModelSpec | Model | str | Sequence[ModelSpec | Model | str | None] | None = None,
+    model: ModelSpec | Model | str | Sequence[ModelSpec | Model | str | None] | None = None,
     tokens: Sequence[str] | str | None = None,
     bos: Bos = "both",
     top_k: int = 5,
@@ -421,7 +422,8 @@ def echo(
     Args:
         sets: built-in set names or word files (default: seed 004's ``echo-words`` unless ``tokens``).
         models: one model or several, each a loaded model, a source, a :class:`~layerscope.ModelSpec`
-            (e.g. ``ModelSpec(source, trust_remote_code=True)``) or None for the default model.
+            (e.g. ``ModelSpec(source, trust_remote_code=True)``) or None for the default model; ``model=`` is the
+            same parameter.
         tokens: extra words, a list or ``"a,b,c"``.
         out: also write the run directory there.
 
@@ -434,9 +436,9 @@ def echo(
         >>> result.figure()
         >>> result.save("runs/echo")
     """
-    model_list = list(models) if isinstance(models, (list, tuple)) else [models]
+    given = model_list(models, model)
     config = EchoConfig(
-        models=tuple(ModelSpec.of(m) for m in model_list),
+        models=tuple(ModelSpec.of(m) for m in given),
         sets=() if sets is None else (sets,) if isinstance(sets, str) else tuple(sets),
         tokens=inline_words(tokens),
         bos=bos,
@@ -446,7 +448,7 @@ def echo(
         leading_space=leading_space,
         batch_size=batch_size,
     )
-    loaded = [m if isinstance(m, Model) else None for m in model_list]
+    loaded = [m if isinstance(m, Model) else None for m in given]
     result = execute(config, loaded if any(m is not None for m in loaded) else None, out=out)
     for message in result.failures.values():
         warnings.warn(message, stacklevel=2)

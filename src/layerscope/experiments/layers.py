@@ -37,7 +37,7 @@ from ..capture.layer_spec import (
 )
 from ..errors import LayerscopeError
 from ..experiment import Result, option
-from ..model_spec import ModelSpec, models_given, specs_argv, unique_name
+from ..model_spec import ModelSpec, model_list, models_given, specs_argv, unique_name
 from ..rundir import model_record
 from ..tokensets.options import TokenSetOptions, inline_words
 
@@ -404,6 +404,7 @@ def run_layers(config: LayersConfig, models=None) -> LayersResult:
 def layers(
     sets: str | Sequence[str] = (),
     *,
+    models=None,
     model=None,
     basis: str | int = "layer",
     dims: int = 2,
@@ -420,8 +421,8 @@ def layers(
 
     Args:
         sets: built-in set names or files (default: ``categories`` unless ``tokens``).
-        model: a loaded model, a source, a :class:`ModelSpec`, None for the default model, or a list of
-            these to see several models side by side (loaded one at a time).
+        models: a loaded model, a source, a :class:`ModelSpec`, None for the default model, or a list of
+            these to see several models side by side (loaded one at a time); ``model=`` is the same parameter.
         basis: ``"layer"``, ``"embedding"`` or a layer name (``"embed"``, ``6``, ``-1``).
         layers: ``"all"``, names such as ``"embed,0,6,-1"`` or a list of them.
         out: also write the run directory there.
@@ -435,7 +436,7 @@ def layers(
     from ..models import Model
     from ..runner import execute
 
-    given = list(model) if isinstance(model, (list, tuple)) else [model]
+    given = model_list(models, model)
     if isinstance(layers, (list, tuple)):
         layers = ",".join(map(str, layers))
     config = LayersConfig(

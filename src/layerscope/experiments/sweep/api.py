@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ...errors import LayerscopeError
 from ...experiment import ExperimentConfig
-from ...model_spec import ModelSpec
+from ...model_spec import ModelSpec, model_list
 from .config import SweepConfig, config_class
 from .result import SweepResult
 
@@ -17,6 +17,7 @@ def sweep(
     experiment: ExperimentConfig | str,
     models: Sequence[ModelSpec | str | None] | ModelSpec | str | None = None,
     *,
+    model: Sequence[ModelSpec | str | None] | ModelSpec | str | None = None,
     out: str | os.PathLike | None = None,
     ray_address: str | None = None,
     use_ray: bool = True,
@@ -30,7 +31,8 @@ def sweep(
     Args:
         experiment: an experiment's config (its model is replaced by each of ``models``) or its name
             (``"echo"``, ``"layers"``, ``"ablate"``, ...; ``options`` are then its config's fields).
-        models: sources, :class:`~layerscope.ModelSpec` or None (the default model).
+        models: sources, :class:`~layerscope.ModelSpec` or None (the default model); ``model=`` is the same
+            parameter.
         out: the sweep's directory (default ``runs/sweep-<time>``); each model's run is ``out/<model name>/``.
         ray_address: an existing Ray cluster; None starts a local Ray instance (when Ray is installed).
         use_ray: False runs the models one after another in this process.
@@ -53,10 +55,9 @@ def sweep(
         raise LayerscopeError(f"options {sorted(options)} apply only when the experiment is given by name")
     else:
         base = experiment
-    model_list = list(models) if isinstance(models, (list, tuple)) else [models]
     config = SweepConfig(
         base=base,
-        models=tuple(ModelSpec.of(m) for m in model_list),
+        models=tuple(ModelSpec.of(m) for m in model_list(models, model)),
         ray_address=ray_address,
         use_ray=use_ray,
         num_cpus=num_cpus,
