@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -358,6 +359,34 @@ class ModelSpec:
         from .checkpoints.layout import forward_memory
 
         return forward_memory(self.source or "default", self.dtype or "float32", batch=batch, seq_len=seq_len)
+
+    def depth(self) -> int | None:
+        """The number of decoder blocks, read from the checkpoint's config or header alone (no weights), or None
+        when they cannot be read here (e.g. a hub id not in the local cache): what layer numbers are checked
+        against before a model loads."""
+        from .checkpoints.layout import _layout_and_config, model_dims
+
+        try:
+            layout, config = _layout_and_config(self.source or "default")
+            return model_dims(layout, config).n_layers or None
+        except (LayerscopeError, OSError, ValueError):
+            return None
+
+    def check_source(self) -> None:
+        """Refuse a local source that does not exist or cannot be read (a hub id is left to loading): one line,
+        before any model loads."""
+        if self.source is None:
+            return
+        path = os.path.expanduser(self.source)
+        if not os.path.exists(path):
+            hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", self.source) and not path.endswith(".gguf")
+            if not hub_id:
+                raise LayerscopeError(f"no such model file or directory: {self.source!r}")
+            return
+        if not os.access(path, os.R_OK) or (os.path.isdir(path) and not os.access(path, os.X_OK)):
+            raise LayerscopeError(f"model {self.source!r} cannot be read (permission denied)")
+        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+            raise LayerscopeError(f"{self.source!r} is not a model directory: it has no config.json")
 
     def argv(self, flag: str = "--model") -> list[str]:
         """The command-line options that give this spec (``[]`` for the default model, default options)."""

@@ -273,3 +273,24 @@ def test_the_tasks_command_lists_every_builtin_task(capsys):
     for row in rows:
         assert 0 < row["chance"] < 1 and row["baseline"] > row["chance"] + 0.15
         assert row["scoring"] in ("first", "answer")
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_a_block_the_model_lacks_is_refused_before_it_loads(tiny_model_dirs, tmp_path, capsys, monkeypatch, arch):
+    """``--drop 2`` on a 2-block model: one line naming --drop, from the config alone (loading would fail)."""
+    import layerscope.models.loading as loading
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before --drop was checked")
+
+    monkeypatch.setattr(loading, "load_model", no_loading)
+    depth = ModelSpec(str(tiny_model_dirs[arch])).depth()
+    assert depth is not None and depth >= 1
+    argv = ["ablate", "--model", str(tiny_model_dirs[arch]), "--drop", str(depth), "--out", str(tmp_path / "r")]
+    assert main(["--quiet", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--drop" in err[0] and f"block {depth}, which does not exist" in err[0]
+
+
+def test_the_default_models_depth_is_read_from_its_header():
+    assert ModelSpec().depth() == 18

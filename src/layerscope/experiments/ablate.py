@@ -158,6 +158,9 @@ class AblateConfig(ExperimentConfig):
                 parse_drop(spec)
             except LayerscopeError as exc:
                 raise self.error("drop", spec, str(exc)) from None
+        depth = self.model.depth() if self.drop else None
+        if depth:  # a block the model lacks, found from its config or header before it loads
+            self.configurations(depth)
         if self.task == "arithmetic":
             total = self.distinct_problems()
             if self.n is not None and self.n > total and not self.duplicates:

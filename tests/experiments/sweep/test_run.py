@@ -174,3 +174,16 @@ def test_without_ray_installed_the_models_run_here(tiny_pair, tmp_path, monkeypa
     )
     assert result.backend == "sequential (Ray is not installed)"
     assert list(result.status["status"]) == ["ok"] and len(result.merged["echo"]) == 2 * 2
+
+
+def test_every_source_is_checked_before_the_first_model_runs(tiny_model_dirs, tmp_path, capsys):
+    """A missing path, and a folder without config.json, last in the list: refused before any model runs."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for bad, says in [(tmp_path / "nope.gguf", "no such model file"), (empty, "has no config.json")]:
+        out = tmp_path / f"out-{bad.name}"
+        argv = ["sweep", "echo", "--model", str(tiny_model_dirs["llama"]), "--model", str(bad), "--no-ray"]
+        assert main(["--quiet", *argv, "--tokens", "a", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0] and str(bad) in err[0]
+        assert not (out / "llama").exists()

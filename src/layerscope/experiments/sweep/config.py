@@ -71,7 +71,13 @@ class SweepConfig(ExperimentConfig):
                 spec.validate()
             except LayerscopeError as exc:
                 raise self.error("models", spec.value, f"is not valid: {exc}") from None
-        per_model(self.base, self.models[0]).validate()  # the experiment's own options, named by their flags
+        for spec in self.models:  # every source, before the first model runs
+            try:
+                spec.check_source()
+            except LayerscopeError as exc:
+                raise self.error("models", spec.value, f"is not valid: {exc}") from None
+        for spec in self.models:  # the experiment's own options, named by their flags, against each model
+            per_model(self.base, spec).validate()
         if self.memory_per_model is not None:
             memory_bytes(self)
         if self.ray_address is not None and not str(self.ray_address).strip():
