@@ -137,3 +137,21 @@ result = layerscope.tokens(["digits"], model=model)
 """
     text = _check_outputs(_run_notebook(code, monkeypatch), most=2)
     assert "Loading gemma-3-270m-q4_k_m done" in text
+
+
+def test_not_a_terminal_a_long_step_says_so_while_it_runs(shown, monkeypatch):
+    """Piped stderr: a step past its first second writes a line then (not only when done); a long loop writes
+    its count as it goes; a long line is not wrapped at 80 columns."""
+    import time
+
+    monkeypatch.setattr(progress, "PLAIN_START_S", 0.05)
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
+    message = "Reading a-model-with-a-rather-long-name-so-that-the-line-is-long.gguf " + "x" * 60
+    with progress.step(message):
+        time.sleep(0.3)
+        assert shown.capsys.readouterr().err == f"{message} ...\n"
+    assert list(progress.track(range(3), "Counting")) == [0, 1, 2]
+    lines = shown.getvalue().splitlines()
+    assert lines[0].startswith(f"{message} done (")
+    assert lines[1:4] == ["Counting 1/3 (0 s)", "Counting 2/3 (0 s)", "Counting 3/3 (0 s)"]
+    assert lines[4].startswith("Counting 3/3 done (")

@@ -5,8 +5,9 @@ Where it goes:
 - a terminal: rich's live spinner and bar;
 - a Jupyter kernel: tqdm's own notebook support (a widget with ipywidgets, else one text line that
   updates in place), one line per step or loop, never a flood;
-- anything else (stderr redirected to a file or a pipe): no live display, only one closing line per
-  step or loop;
+- anything else (stderr redirected to a file or a pipe): no live display: a step that takes over a second
+  says so when that second has passed, a loop writes its count every ten seconds, and each ends with one
+  closing line; lines are never wrapped at a guessed width;
 - ``--quiet`` (:func:`set_enabled`): nothing at all.
 
 Everything goes to stderr so that stdout stays clean for data (``--json``). While a step runs,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -27,7 +29,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 T = TypeVar("T")
 
-_console = Console(stderr=True, highlight=False)
+_console = Console(stderr=True, highlight=False, soft_wrap=True)  # a long line stays one line in a log
+#: seconds before a step says it has started, and between a loop's count lines, when stderr is not a terminal
+PLAIN_START_S, PLAIN_EVERY_S = 1.0, 10.0
 _enabled = True
 _notebook_depth = 0  # live notebook bars open now (nested ones stay quiet: text bars cannot nest there)
 
@@ -132,8 +136,17 @@ def step(message: str) -> Iterator[None]:
                 _notebook_depth -= 1
                 bar.close()
             return
-        with _console.status(message):
-            yield
+        if where == "plain":  # no live display: a line once the step has taken a second
+            timer = threading.Timer(PLAIN_START_S, lambda: _console.print(f"{message} ..."))
+            timer.daemon = True
+            timer.start()
+            try:
+                yield
+            finally:
+                timer.cancel()
+        else:
+            with _console.status(message):
+                yield
         _console.print(f"{message} done ({time.perf_counter() - start:.1f} s)")
 
 
@@ -160,6 +173,9 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         finally:
             _notebook_depth -= 1
         return
+    if where == "plain":
+        yield from _plain_track(items, description, total)
+        return
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -169,3 +185,21 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
     )
     with Progress(*columns, console=_console, transient=False) as bar:
         yield from bar.track(items, total=total, description=description)
+
+
+def _plain_track(items: Iterable[T], description: str, total: int | None) -> Iterator[T]:
+    """:func:`track` where stderr is not a terminal: ``description n/total (s)`` every :data:`PLAIN_EVERY_S`
+    seconds, then one closing line."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)
+    of = f"/{total}" if total is not None else ""
+    start = last = time.perf_counter()
+    count = 0
+    for item in items:
+        yield item
+        count += 1
+        now = time.perf_counter()
+        if now - last >= PLAIN_EVERY_S:
+            _console.print(f"{description} {count}{of} ({now - start:.0f} s)")
+            last = now
+    _console.print(f"{description} {count}{of} done ({time.perf_counter() - start:.1f} s)")

@@ -131,9 +131,12 @@ def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quan
 
     check_gguf_type(type_name)
     target = gguf.GGMLQuantizationType[type_name]
+    from .. import progress
+
     try:
-        reader = gguf.GGUFReader(str(source))
-        arch = reader.fields["general.architecture"].contents()
+        with progress.step(f"Reading {source.name}"):  # its metadata arrays are parsed in Python (seconds)
+            reader = gguf.GGUFReader(str(source))
+            arch = reader.fields["general.architecture"].contents()
     except (ValueError, KeyError, OSError, IndexError) as exc:
         raise LayerscopeError(f"cannot read GGUF file {str(source)!r}: {exc}") from None
     writer = gguf.GGUFWriter(str(out), arch)
@@ -153,8 +156,6 @@ def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quan
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    from .. import progress
-
     try:
         for tensor, qtype in progress.track(plans, description):
             if len(tensor.shape) < 2 and qtype == tensor.tensor_type:
