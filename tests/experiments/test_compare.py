@@ -11,6 +11,7 @@ import torch
 
 import layerscope
 from layerscope.analysis.cka import linear_cka
+from layerscope.cli.declared import parse
 from layerscope.cli.main import main
 from layerscope.experiment import ConfigError
 from layerscope.experiments.compare import CompareConfig, compare
@@ -212,7 +213,9 @@ def test_config_round_trips_through_its_command():
     )
     config.validate()
     argv = config.command()
-    assert argv[:6] == ["layerscope", "compare", "--model", "q4=a.gguf", "--model", "runs/q8"]
+    # the second model's dtype travels with it: the command reruns bfloat16, not float32 (issue 27)
+    assert argv[:6] == ["layerscope", "compare", "--model", "q4=a.gguf", "--model", "runs/q8@dtype=bfloat16"]
+    assert parse(argv) == config
     assert "--no-weights" in argv and argv[argv.index("--reference") + 1] == "runs/q8"
     assert config.reference_index() == 1
     with pytest.raises(ConfigError, match="reference='nope' names none"):
@@ -261,3 +264,24 @@ def test_default_model_8bit_is_closer_than_4bit_at_every_layer(default_model, fu
     assert rows.loc["mlx-8bit", "mean_kl"] < rows.loc["mlx-4bit", "mean_kl"]
     assert rows.loc["mlx-8bit", "top1_agreement"] >= rows.loc["mlx-4bit", "top1_agreement"]
     assert rows.loc["mlx-8bit", "weight_relative_error"] < rows.loc["mlx-4bit", "weight_relative_error"]
+
+
+def test_findings_state_best_matches_only_with_enough_positions_for_the_width(tiny_models, tmp_path):
+    """4 prompts at width 64: a warning, the chance level named, no 'matches ... best'; 64 words (one per
+    dimension): the best match is stated with the CKA it quotes, and the count survives a reload."""
+    from layerscope.analysis.cka import cka_chance, linear_cka
+
+    model = tiny_models["llama"]
+    with pytest.warns(UserWarning, match="CKA over 4 read positions at width 64"):
+        few = compare([model, model], prompts=PROMPTS[:4])
+    text = few.findings()["cka"]
+    assert "over 4 read positions at width 64" in text and " best (CKA" not in text
+    assert f"about {cka_chance(4, 64):.2f}" in text and "mean best-match CKA" in text
+    rng = np.random.default_rng(0)  # the chance level is what unrelated representations give (oracle)
+    measured = np.mean([linear_cka(rng.standard_normal((4, 64)), rng.standard_normal((4, 64))) for _ in range(50)])
+    assert measured == pytest.approx(cka_chance(4, 64), abs=0.02)
+    words = [f"w{i}" for i in range(64)]
+    many = compare([model, model], tokens=words, out=tmp_path / "run")
+    text = many.findings()["cka"]
+    assert "over 64 read positions" in text and "matches block" in text and "best (CKA 1.000)" in text
+    assert layerscope.load_run(tmp_path / "run").findings()["cka"] == text

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .cka import cross_cka
+from .cka import cka_chance, cross_cka, enough_positions
 
 if TYPE_CHECKING:
     from ..capture.read_positions import Capture
@@ -37,6 +37,8 @@ class PairCKA:
         layers_a, layers_b: their layer names, ``La`` and ``Lb`` of them.
         linear, debiased: ``(La, Lb)`` float64 linear and debiased CKA (NaN where a layer has no spread).
         relative_a, relative_b: ``(La,)`` and ``(Lb,)`` relative depths (``depth / n_blocks``).
+        n_items: the read positions (inputs) compared; 0 when unknown.
+        width: the narrower of the two models' widths; 0 when unknown.
     """
 
     a: str
@@ -47,6 +49,20 @@ class PairCKA:
     debiased: np.ndarray
     relative_a: list[float]
     relative_b: list[float]
+    n_items: int = 0
+    width: int = 0
+
+    @property
+    def chance(self) -> float:
+        """The CKA two unrelated representations would show at these positions and width (see
+        :func:`~layerscope.analysis.cka.cka_chance`)."""
+        return cka_chance(self.n_items, self.width)
+
+    @property
+    def sure(self) -> bool:
+        """Whether there are enough read positions for the width to state best matches
+        (:func:`~layerscope.analysis.cka.enough_positions`)."""
+        return enough_positions(self.n_items, self.width)
 
     def best(self, debiased: bool = False) -> list[int | None]:
         """``(La,)``: for each layer of ``a``, the index of its best-matching layer of ``b`` (None when its row
@@ -89,4 +105,6 @@ def pair_cka(a: Capture, b: Capture) -> PairCKA:
         debiased=cross_cka(a.residuals, a.residuals if same else b.residuals, debiased=True),
         relative_a=a.relative_depths,
         relative_b=b.relative_depths,
+        n_items=int(a.residuals.shape[1]),
+        width=int(min(a.residuals.shape[-1], b.residuals.shape[-1])),
     )

@@ -266,6 +266,13 @@ def run_compare(config: CompareConfig, models=None) -> CompareResult:
     start = time.perf_counter()
     ordered = [captures[i] for i in range(len(config.models))]
     pairs = [pair_cka(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1 :]]
+    unsure = next((pair for pair in pairs if not pair.sure), None)
+    if unsure is not None:
+        warnings.warn(
+            f"CKA over {unsure.n_items} read positions at width {unsure.width}: unrelated representations give "
+            f"about {unsure.chance:.2f}, so best matches are not stated; give at least {unsure.width} inputs",
+            stacklevel=2,
+        )
     timings["cka"] = time.perf_counter() - start
     return CompareResult(
         config=config,

@@ -192,8 +192,10 @@ class CompareResult(Result):
                 "mean_best_cka": _finite(row["mean_best_cka"]),
                 "aligned_debiased_cka": _finite(row["aligned_debiased_cka"]),
                 "mean_best_debiased_cka": _finite(row["mean_best_debiased_cka"]),
+                "read_positions": pair.n_items,
+                "width": pair.width,
             }
-            for _, row in self.summary_table.iterrows()
+            for (_, row), pair in zip(self.summary_table.iterrows(), self.pairs, strict=True)
         }
         return {
             "inputs": f"{self.n_inputs} {self.input_kind}",
@@ -212,18 +214,28 @@ class CompareResult(Result):
         said = []
         for pair in self.pairs[:3]:
             best = pair.best()
-            # where A's middle block finds its match: a concrete correspondence
-            middle = len(pair.layers_a) // 2
-            where = ""
-            if best[middle] is not None:
-                where = (
-                    f"; {layer_phrase(pair.layers_a[middle])} of {pair.a} matches "
-                    f"{layer_phrase(pair.layers_b[best[middle]])} of {pair.b} best"
-                )
-            said.append(
-                f"{pair.a} vs {pair.b}: mean CKA along relative depth {pair.aligned():.3f}, mean best-match "
-                f"{pair.mean_best():.3f} (debiased {pair.aligned(debiased=True):.3f}){where}"
+            text = (
+                f"{pair.a} vs {pair.b}: aligned CKA (along relative depth) {pair.aligned():.3f}, debiased "
+                f"{pair.aligned(debiased=True):.3f}; mean best-match CKA {pair.mean_best():.3f}"
             )
+            if pair.width and pair.n_items:
+                text += (
+                    f"; over {pair.n_items} read positions at width {pair.width}, unrelated representations "
+                    f"give about {pair.chance:.2f}"
+                )
+            middle = len(pair.layers_a) // 2
+            if not pair.sure:  # too few positions for the width: no layer-to-layer claim
+                text += (
+                    f", too close to tell layers apart: best matches need at least {pair.width or 'width'} "
+                    "positions (one per dimension)"
+                )
+            elif best[middle] is not None:  # where A's middle block finds its match: a concrete correspondence
+                text += (
+                    f"; {layer_phrase(pair.layers_a[middle])} of {pair.a} matches "
+                    f"{layer_phrase(pair.layers_b[best[middle]])} of {pair.b} best (CKA "
+                    f"{pair.linear[middle, best[middle]]:.3f})"
+                )
+            said.append(text)
         if said:
             more = f" (and {len(self.pairs) - 3} more pairs)" if len(self.pairs) > 3 else ""
             found["cka"] = "; ".join(said) + more
@@ -297,6 +309,7 @@ class CompareResult(Result):
             layers_a = list(dict.fromkeys(map(str, rows["layer_a"])))
             layers_b = list(dict.fromkeys(map(str, rows["layer_b"])))
             shape = (len(layers_a), len(layers_b))
+            saved = (record.get("pairs") or {}).get(f"{a} vs {b}") or {}
             pairs.append(
                 PairCKA(
                     a=str(a),
@@ -307,6 +320,8 @@ class CompareResult(Result):
                     debiased=rows["debiased_cka"].to_numpy(dtype=np.float64).reshape(shape),
                     relative_a=list(rows["relative_depth_a"].to_numpy(dtype=np.float64)[:: len(layers_b)]),
                     relative_b=list(rows["relative_depth_b"].to_numpy(dtype=np.float64)[: len(layers_b)]),
+                    n_items=int(saved.get("read_positions") or 0),
+                    width=int(saved.get("width") or 0),
                 )
             )
         empty = pd.DataFrame()
