@@ -280,3 +280,23 @@ def test_default_model_matches_transformers(default_model):
         rows = table[table["bos"] == setting]
         assert list(rows["word"]) == words and list(rows["top1_id"]) == argmax
         assert list(rows["top1"]) == [default_model.tokenizer.decode([i]) for i in argmax]
+
+
+def test_a_tied_target_has_rank_1_only_when_it_is_the_top_token(tiny_models, monkeypatch):
+    """bfloat16 logits tie often: rank and top-1 follow one order (probability, then token id), so rank 1 is
+    exactly echo (issue 27: 'doctor' had rank 1 but echo False)."""
+    import torch
+
+    from layerscope.experiments import echo_probe
+
+    model = tiny_models["llama"]
+    vocab = int(model.unembedding_matrix.shape[0])
+    logits = torch.full((2, vocab), -5.0)
+    logits[:, 7] = logits[:, 9] = 3.0  # tokens 7 and 9 tie for the top
+
+    monkeypatch.setattr(echo_probe, "last_position_logits", lambda m, ids: logits[: ids.shape[0]])
+    later, earlier = echo_probe.next_token_stats(model, [[5], [5]], targets=[9, 7], top_k=3)
+    assert later.top_ids[:2] == (7, 9) and later.rank_target == 2  # tied, but after token 7: no echo
+    assert earlier.top_ids[0] == 7 and earlier.rank_target == 1
+    for stat in (later, earlier):
+        assert (stat.rank_target == 1) == (stat.top_ids[0] == stat.target_id)

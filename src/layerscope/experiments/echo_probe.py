@@ -25,7 +25,8 @@ class NextToken:
         top_probs: their probabilities (softmax over the full vocabulary, float32).
         target_id: the token whose probability is tracked (the echo target).
         p_target: its probability.
-        rank_target: its rank (1 = most probable; ties count in its favour).
+        rank_target: its rank in the order of ``top_ids`` (1 = most probable; tied tokens in id order, so rank
+            1 is exactly ``top_ids[0] == target_id``, as in bfloat16, where ties are common).
     """
 
     top_ids: tuple[int, ...]
@@ -99,12 +100,17 @@ def next_token_stats(
         probs = torch.softmax(last_position_logits(model, input_ids), dim=-1)  # (b, vocab)
         target = torch.tensor([int(targets[i]) for i in batch], device=probs.device)  # (b,)
         p_target = probs.gather(1, target[:, None])  # (b, 1)
-        rank = (probs > p_target).sum(dim=1) + 1  # (b,)
-        top = probs.topk(top_k, dim=-1)  # values, indices: (b, k)
+        # one order for the top tokens and the target's rank: probability down, tied tokens by id
+        before = (probs > p_target) | (
+            (probs == p_target) & (torch.arange(vocab, device=probs.device) < target[:, None])
+        )
+        rank = before.sum(dim=1) + 1  # (b,)
+        order = torch.sort(probs, dim=-1, descending=True, stable=True)  # values, indices: (b, vocab)
+        top = (order.values[:, :top_k], order.indices[:, :top_k])
         for row, index in enumerate(batch):
             results[index] = NextToken(
-                top_ids=tuple(int(i) for i in top.indices[row].tolist()),
-                top_probs=tuple(float(p) for p in top.values[row].tolist()),
+                top_ids=tuple(int(i) for i in top[1][row].tolist()),
+                top_probs=tuple(float(p) for p in top[0][row].tolist()),
                 target_id=int(target[row]),
                 p_target=float(p_target[row, 0]),
                 rank_target=int(rank[row]),
