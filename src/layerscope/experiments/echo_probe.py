@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..capture.token_rank import token_ranks, top_tokens
 from ..errors import LayerscopeError
 from ..models import Model
 
@@ -96,15 +97,17 @@ def next_token_stats(
     iterator = track(batches, f"Next tokens ({model.name})", len(batches)) if track else batches
     for batch in iterator:
         input_ids = torch.tensor([list(sequences[i]) for i in batch], dtype=torch.long)  # (b, seq)
-        probs = torch.softmax(last_position_logits(model, input_ids), dim=-1)  # (b, vocab)
+        logits = last_position_logits(model, input_ids)  # (b, vocab)
+        probs = torch.softmax(logits, dim=-1)  # (b, vocab)
         target = torch.tensor([int(targets[i]) for i in batch], device=probs.device)  # (b,)
         p_target = probs.gather(1, target[:, None])  # (b, 1)
-        rank = (probs > p_target).sum(dim=1) + 1  # (b,)
-        top = probs.topk(top_k, dim=-1)  # values, indices: (b, k)
+        rank = token_ranks(logits, target)  # (b,): tied logits by token id
+        _, top_ids = top_tokens(logits, top_k)  # (b, k), in rank order
+        top_probs = probs.gather(1, top_ids)  # (b, k)
         for row, index in enumerate(batch):
             results[index] = NextToken(
-                top_ids=tuple(int(i) for i in top.indices[row].tolist()),
-                top_probs=tuple(float(p) for p in top.values[row].tolist()),
+                top_ids=tuple(int(i) for i in top_ids[row].tolist()),
+                top_probs=tuple(float(p) for p in top_probs[row].tolist()),
                 target_id=int(target[row]),
                 p_target=float(p_target[row, 0]),
                 rank_target=int(rank[row]),
