@@ -210,6 +210,7 @@ ROWS = [
     (["ablate", "--model", M, "--task", "{tmp}/hostile/fifo.jsonl"], "fifo.jsonl' is a FIFO, socket or device"),
     (["ablate", "--model", M, "--task", "{tmp}/hostile/deep.jsonl"], "line 1 is not valid JSON: nested too deeply"),
     (["ablate", "--model", M, "--task", "{tmp}/hostile/digits.jsonl"], "line 2 is not valid JSON: an integer of 5000"),
+    (["ablate", "--model", M, "--task", "{tmp}/hostile/long.csv"], "tokens, past the model's context of 256 tokens"),
     (["ablate", "--model", M, "--task", "{tmp}/hostile/surrogate.jsonl"], "a lone surrogate '\\ud800' is not text"),
     (
         ["ablate", "--model", M, "--task", "{tmp}/hostile/latin1.csv"],
@@ -266,6 +267,7 @@ def _hostile_user_files(folder: Path) -> None:
     (folder / "deep.jsonl").write_text("[" * 200_000 + "]" * 200_000 + "\n" + good)
     (folder / "digits.jsonl").write_text(good + '{"prompt": "1+1=", "answer": ' + "9" * 5000 + "}\n")
     (folder / "surrogate.jsonl").write_text('{"prompt": "1+1=\\ud800", "answer": "2"}\n')
+    (folder / "long.csv").write_text("prompt,answer\n1+1=,2\n" + "red " * 25_600 + ",blue\n")  # 100x the context
     (folder / "latin1.csv").write_bytes("prompt,answer\nLa capitale: \u00e9,Paris\n".encode("latin-1"))
 
 
