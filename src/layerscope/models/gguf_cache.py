@@ -23,6 +23,7 @@ from .. import progress
 from ..atomic import atomic_dir, write_json
 from ..cache import cache_root
 from ..errors import LayerscopeError
+from .names import printable_name
 
 GGUF_MAGIC = b"GGUF"
 
@@ -36,16 +37,15 @@ def check_gguf(path: Path) -> None:
 
 
 def gguf_general_name(path: str | os.PathLike) -> str | None:
-    """The ``general.name`` metadata of a GGUF file (e.g. ``"Gemma 3 270m"``), read from its header only;
-    None when the file has none or cannot be read."""
+    """The ``general.name`` metadata of a GGUF file (e.g. ``"Gemma 3 270m"``), read from its header only and made
+    printable (:func:`~layerscope.models.names.printable_name`); None when the file has none or cannot be read."""
     from ..checkpoints.gguf_header import read_gguf_header
 
     try:
         _, metadata = read_gguf_header(path)
     except (LayerscopeError, OSError, ValueError):
         return None
-    name = metadata.get("general.name")
-    return name.strip() or None if isinstance(name, str) else None
+    return printable_name(metadata.get("general.name"))
 
 
 def file_sha256(path: Path) -> str:
