@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import struct
 import tempfile
@@ -34,6 +35,7 @@ from layerscope.checkpoints.gguf_header import read_gguf_header
 from layerscope.checkpoints.mlx_quant import VALID_BITS
 from layerscope.checkpoints.safetensors_header import read_safetensors_header
 from layerscope.errors import LayerscopeError
+from layerscope.user_files import MAX_USER_FILE_BYTES
 
 TIME_LIMIT_S = 10  # far above any honest call (milliseconds): only a hang reaches it
 MEMORY_LIMIT = 32 * 2**20  # the files are kilobytes; their headers may claim exabytes
@@ -473,12 +475,90 @@ def prop_mlx_triplets(data, tmp: Path) -> None:
             assert not ("lin.weight" in by_name and "lin.scales" in by_name)
 
 
+# ----- task files (the user's own CSV / JSON Lines) ----------------------------------------------
+
+_HOSTILE_JSON_VALUES = [
+    "[" * 5000 + "]" * 5000,  # deeper than any parser's recursion
+    "9" * 5000,  # past Python's 4300-digit conversion limit
+    '"\\ud800"',  # a lone surrogate (valid JSON, not text)
+    '"a\u2028b\u0085c\u2029"',  # separators str.splitlines() splits on, raw inside a string
+    '"\\u2028"',
+    "1e999",  # infinite float
+    "NaN",
+    "null",
+    "true",
+    '{"x": 1}',
+    '""',
+    '" "',
+]
+
+
+def _task_text(data, suffix: str) -> bytes:
+    """A task file: rows built from hostile JSON values or CSV fields, then byte edits."""
+    rows = []
+    for _ in range(data.draw(st.integers(0, 4), label="rows")):
+        prompt = data.draw(st.sampled_from(_HOSTILE_JSON_VALUES) | st.text(max_size=20).map(json.dumps))
+        answer = data.draw(st.sampled_from(_HOSTILE_JSON_VALUES) | st.text(max_size=5).map(json.dumps))
+        if suffix == ".jsonl":
+            rows.append(f'{{"prompt": {prompt}, "answer": {answer}}}')
+        else:
+            rows.append(f"{prompt},{answer}")
+    head = [] if suffix == ".jsonl" else [data.draw(st.sampled_from(["prompt,answer", "prompt,answer,group", "p,a"]))]
+    newline = data.draw(st.sampled_from(["\n", "\r\n", "\u2028", "\x85"]), label="line end")
+    blob = newline.join(head + rows).encode("utf-8", "surrogatepass")
+    return _mutate_bytes(data, blob) if data.draw(st.booleans(), label="mutate") else blob
+
+
+def _make_task_file(data, path: Path) -> None:
+    """A regular file of hostile text, or something that is not one: a FIFO, a directory, a link to a device,
+    a sparse file past the size bound."""
+    kind = data.draw(st.sampled_from(["text"] * 6 + ["fifo", "directory", "device", "sparse"]), label="kind")
+    if kind == "text":
+        path.write_bytes(_task_text(data, path.suffix))
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        with open(path, "wb") as handle:
+            handle.truncate(data.draw(st.sampled_from([MAX_USER_FILE_BYTES + 1, 3_000_000_000])))
+
+
+def prop_task_files(data, tmp: Path) -> None:
+    """A hostile task file is refused with ``LayerscopeError`` or read into items whose prompts and answers
+    are non-empty text (UTF-8 encodable), one item per row that pandas (CSV) or ``"\\n"`` (JSON Lines) finds."""
+    from layerscope.tasks import load_task_file
+
+    path = tmp / ("task" + data.draw(st.sampled_from([".jsonl", ".csv"]), label="suffix"))
+    _make_task_file(data, path)
+    outcome, task = refused_or_listed(lambda: load_task_file(path))
+    _STATS.count("task_files", outcome)
+    if outcome == "refused":
+        return
+    for item in task.items:
+        assert item.prompt and item.answer, item
+        (item.prompt + item.answer + item.group).encode("utf-8")
+    raw = path.read_bytes().decode("utf-8")
+    if path.suffix == ".jsonl":
+        assert len(task.items) == sum(1 for line in raw.split("\n") if line.strip())
+    else:
+        import io
+
+        import pandas as pd
+
+        frame = pd.read_csv(io.StringIO(raw), dtype=str, keep_default_na=False)
+        assert len(task.items) == len(frame)
+
+
 PROPERTIES = {
     "safetensors_mutations": prop_safetensors_mutations,
     "sharded_index": prop_sharded_index,
     "gguf_mutations": prop_gguf_mutations,
     "gguf_alignment": prop_gguf_alignment,
     "mlx_triplets": prop_mlx_triplets,
+    "task_files": prop_task_files,
 }
 
 

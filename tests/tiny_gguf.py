@@ -37,14 +37,15 @@ def gguf_to_hf(name: str) -> str:
     return f"model.layers.{block}.{_BLOCK_NAMES[part]}.{leaf}"
 
 
-def write_tiny_gguf(path: Path, seed: int = 0) -> Path:
-    """Write the tiny model to ``path``: matrices in Q8_0, Q5_0, Q4_0 and F16, norms in F32."""
+def write_tiny_gguf(path: Path, seed: int = 0, name: str = "tiny llama") -> Path:
+    """Write the tiny model to ``path``: matrices in Q8_0, Q5_0, Q4_0 and F16, norms in F32; ``general.name``
+    is ``name``."""
     import gguf
     from gguf.quants import quantize
 
     kinds = gguf.GGMLQuantizationType
     writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("tiny llama")
+    writer.add_name(name)
     writer.add_context_length(128)
     writer.add_embedding_length(D_MODEL)
     writer.add_block_count(N_LAYERS)

@@ -112,10 +112,12 @@ def _size_text(value) -> str:
 
 
 def is_plain_name(text: str) -> bool:
-    """A display name that ``NAME=SOURCE`` can carry: not empty, no ``=``, ``/`` or ``\\``, no surrounding
-    space, and not starting like a path (``.``, ``~``) or an option (``-``)."""
+    """A display name that ``NAME=SOURCE`` can carry: not empty, printable (no newline, escape or other control
+    character), no ``=``, ``/`` or ``\\``, no surrounding space, and not starting like a path (``.``, ``~``) or
+    an option (``-``)."""
     return (
         bool(text)
+        and text.isprintable()
         and text == text.strip()
         and not any(c in text for c in "=/\\")
         and not text.startswith((".", "~", "-"))
@@ -297,8 +299,8 @@ class ModelSpec:
             raise LayerscopeError("offload_dir '' is empty; give a folder for weights offloaded to disk")
         if self.name is not None and not is_plain_name(self.name):
             raise LayerscopeError(
-                f"model name {self.name!r} is not a plain name: give one without '=', '/' or '\\', surrounding "
-                "spaces, or a leading '.', '~' or '-'"
+                f"model name {self.name!r} is not a plain name: give one without '=', '/' or '\\', control "
+                "characters, surrounding spaces, or a leading '.', '~' or '-'"
             )
 
     @property

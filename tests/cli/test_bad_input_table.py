@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -211,6 +212,21 @@ ROWS = [
     (["inspect", "--model", M, "--compare-model", "other="], "'other='"),
     (["encode", "--model", "mini=", "hello"], "'mini='"),
     (["tokens", "--model", "small={tmp}/no-such-model", "--tokens", "a,b,c"], "no-such-model"),
+    # user files that are no regular file, or too big, or JSON no parser should take: refused before reading
+    (["inspect", "--model", M, "--prompts-file", "{tmp}/hostile/fifo.txt"], "fifo.txt is a FIFO, socket or device"),
+    (["compare", "--model", M, "--model", M, "--prompts-file", "{tmp}/hostile/fifo.txt"], "fifo.txt is a FIFO"),
+    (["inspect", "--model", M, "--prompts-file", "{tmp}"], "--prompts-file {tmp} is a directory"),
+    (["encode", "--model", M, "--file", "{tmp}/hostile/fifo.txt", "hello"], "--file {tmp}/hostile/fifo.txt is a"),
+    (["tokens", "--model", M, "--set", "{tmp}/hostile/fifo.txt"], "token set file '{tmp}/hostile/fifo.txt' is a"),
+    (["ablate", "--model", M, "--task", "{tmp}/hostile/fifo.jsonl"], "fifo.jsonl' is a FIFO, socket or device"),
+    (["ablate", "--model", M, "--task", "{tmp}/hostile/deep.jsonl"], "line 1 is not valid JSON: nested too deeply"),
+    (["ablate", "--model", M, "--task", "{tmp}/hostile/digits.jsonl"], "line 2 is not valid JSON: an integer of 5000"),
+    (["ablate", "--model", M, "--task", "{tmp}/hostile/long.csv"], "tokens, past the model's context of 256 tokens"),
+    (["ablate", "--model", M, "--task", "{tmp}/hostile/surrogate.jsonl"], "a lone surrogate '\\ud800' is not text"),
+    (
+        ["ablate", "--model", M, "--task", "{tmp}/hostile/latin1.csv"],
+        "latin1.csv' is not UTF-8 text (byte 27: b'\\xe9')",
+    ),
 ]
 
 
@@ -233,6 +249,7 @@ def places(tiny_model_dirs, tmp_path_factory) -> dict:
     (tmp / "stray" / "notes.txt").write_text("not a run")
     (tmp / "aliases.yaml").write_text("a: &a [x]\n" + "".join(f"s{i}: *a\n" for i in range(101)))
     (tmp / "twice.yaml").write_text("red: [a]\nred: [b]\n")
+    _hostile_user_files(tmp / "hostile")
     for name, edit in {
         "no-weights": None,
         "deep-config": {"num_hidden_layers": 100_000},
@@ -285,6 +302,19 @@ def _held_by_another_process(path: Path) -> None:
     atexit.register(holder.kill)
 
 
+def _hostile_user_files(folder: Path) -> None:
+    """FIFOs and task files that once ended in an internal error (exit 1)."""
+    folder.mkdir()
+    os.mkfifo(folder / "fifo.txt")
+    os.mkfifo(folder / "fifo.jsonl")
+    good = json.dumps({"prompt": "1+1=", "answer": "2"}) + "\n"
+    (folder / "deep.jsonl").write_text("[" * 200_000 + "]" * 200_000 + "\n" + good)
+    (folder / "digits.jsonl").write_text(good + '{"prompt": "1+1=", "answer": ' + "9" * 5000 + "}\n")
+    (folder / "surrogate.jsonl").write_text('{"prompt": "1+1=\\ud800", "answer": "2"}\n')
+    (folder / "long.csv").write_text("prompt,answer\n1+1=,2\n" + "red " * 25_600 + ",blue\n")  # 100x the context
+    (folder / "latin1.csv").write_bytes("prompt,answer\nLa capitale: \u00e9,Paris\n".encode("latin-1"))
+
+
 @pytest.mark.parametrize("argv, names", ROWS, ids=[" ".join(a) for a, _ in ROWS])
 def test_bad_input_is_one_line_and_exit_2(argv, names, places, capsys, tmp_path):
     argv = [a.format(**places) for a in argv]
@@ -297,6 +327,44 @@ def test_bad_input_is_one_line_and_exit_2(argv, names, places, capsys, tmp_path)
     assert len(lines) == 1, captured.err
     assert "Traceback" not in captured.err and "internal error" not in lines[0]
     assert names.format(**places) in lines[0], lines[0]
+
+
+#: the address-space limit of the load-path tests (ulimit -v 6000000): an input read whole would pass it
+ADDRESS_SPACE = 6_000_000 * 1024
+
+
+@pytest.mark.parametrize(
+    "argv, names",
+    [
+        (["inspect", "--model", M, "--prompts-file", "/dev/zero"], "--prompts-file /dev/zero is a FIFO, socket or"),
+        (["compare", "--model", M, "--model", M, "--prompts-file", "/dev/zero"], "/dev/zero is a FIFO, socket or"),
+        (["ablate", "--model", M, "--task", "{sparse}"], "is 3000000000 bytes; at most 8388608 accepted"),
+        (["inspect", "--model", M, "--prompts-file", "{sparse}"], "is 3000000000 bytes; at most 8388608 accepted"),
+        (["tokens", "--model", M, "--set", "{sparse}"], "is 3000000000 bytes; at most 8388608 accepted"),
+    ],
+    ids=["inspect-dev-zero", "compare-dev-zero", "ablate-sparse-task", "inspect-sparse", "tokens-sparse"],
+)
+def test_endless_and_huge_inputs_are_refused_under_the_memory_limit(argv, names, tiny_model_dirs, tmp_path):
+    """``/dev/zero`` and a 3 GB sparse file: refused by what ``fstat`` says, before a byte is read."""
+    sparse = tmp_path / "sparse.jsonl"
+    with open(sparse, "wb") as handle:
+        handle.truncate(3_000_000_000)
+    argv = [a.format(model=tiny_model_dirs["llama"], sparse=sparse) for a in argv]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "HF_HUB_OFFLINE": "1"}
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "layerscope", "--quiet", *argv, "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=limit,
+        timeout=120,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and names.format(sparse=sparse) in lines[0], done.stderr[-2000:]
 
 
 def test_debug_shows_the_traceback(tmp_path):

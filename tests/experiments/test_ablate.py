@@ -212,6 +212,33 @@ def test_task_file_with_greedy_scoring(tiny_model_dirs, tmp_path):
     assert table["n[colour]"].tolist() == [1, 1]
 
 
+def test_line_separators_in_items_and_predictions_resume(tiny_model_dirs, tmp_path, capsys):
+    """U+0085, U+2028, U+2029 (and the other separators ``str.splitlines`` knows) in a prompt, an answer or a
+    predicted token: the run and every rerun that resumes from its parts end with exit 0, the same rows."""
+    separators = ["\u0085", "\u2028", "\u2029", "\x1c", "\x0b"]
+    rows = [{"prompt": f"a{sep}b", "answer": f" c{sep}"} for sep in separators]
+    path = tmp_path / "separators.jsonl"
+    path.write_text(json.dumps(rows[0], ensure_ascii=False) + "\n" + "".join(json.dumps(r) + "\n" for r in rows[1:]))
+    out = tmp_path / "out"
+    argv = ["--quiet", "ablate", "--model", str(tiny_model_dirs["llama"]), "--task", str(path), "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    first = (out / "examples.csv").read_bytes()
+    for part in (out / "parts").glob("*.jsonl"):
+        part.read_bytes().decode("ascii")  # the writer escapes every non-ASCII character
+    assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["resumed_configs"] == 4
+    assert (out / "examples.csv").read_bytes() == first
+    assert pd.read_csv(out / "examples.csv")["prompt"].tolist()[:5] == [r["prompt"] for r in rows]
+    # A part written before the writer escaped them (raw separators inside its strings) still loads.
+    from layerscope.experiments.ablate_parts import PartStore
+
+    store = PartStore(out, json.loads((out / "parts" / "identity.json").read_text()))
+    table = store.load(()).assign(prediction="x\u2028y\u0085")
+    lines = [json.dumps(list(table.columns))] + [json.dumps(r, ensure_ascii=False) for r in table.to_dict("records")]
+    store.path(()).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    pd.testing.assert_frame_equal(store.load(()), table)
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

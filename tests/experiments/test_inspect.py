@@ -174,7 +174,7 @@ def test_arithmetic_answers():
         ({"phases": 0}, "phases=0 must be at least 1"),
         ({"prompts": ("5+2=", "")}, "prompts='' is empty"),
         ({"prompts": ("a", "b", "c"), "target": ("x", "y")}, "target=('x', 'y') gives 2 targets for 3 prompts"),
-        ({"prompts_file": "/no/such/prompts.txt"}, "prompts_file='/no/such/prompts.txt' cannot be read"),
+        ({"prompts_file": "/no/such/prompts.txt"}, "prompts_file='/no/such/prompts.txt' does not exist"),
         ({"model": ModelSpec(dtype="int3")}, "dtype='int3' is not supported"),
     ],
 )

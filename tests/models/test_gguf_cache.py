@@ -161,3 +161,24 @@ def _numel(shape) -> int:
     for size in shape:
         count *= size
     return count
+
+
+def test_a_same_size_file_with_the_same_mtime_is_another_model(tmp_path, monkeypatch):
+    """``cp -p other.gguf model.gguf`` / ``touch -r``: same path, size and mtime, other bytes. The cache is keyed by
+    the content, so the second load converts the new file: its own fingerprint and its own weights."""
+    import layerscope
+
+    monkeypatch.setenv("LAYERSCOPE_CACHE", str(tmp_path / "cache"))
+    path, other = write_tiny_gguf(tmp_path / "model.gguf", seed=0), write_tiny_gguf(tmp_path / "other.gguf", seed=1)
+    assert path.stat().st_size == other.stat().st_size and path.read_bytes() != other.read_bytes()
+    first = layerscope.load_model(str(path))
+    before = path.stat()
+    path.write_bytes(other.read_bytes())
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # touch -r: the old mtime
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    second, oracle = layerscope.load_model(str(path)), layerscope.load_model(str(other))
+    assert second.fingerprint == oracle.fingerprint != first.fingerprint
+    ids = torch.tensor([[1, 270, 280]])
+    with torch.no_grad():
+        logits = [m.module(ids).logits for m in (first, second, oracle)]
+    assert torch.equal(logits[1], logits[2]) and not torch.equal(logits[0], logits[1])

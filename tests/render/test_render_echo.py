@@ -63,3 +63,24 @@ def test_html_highlights_echo_cells():
     assert page.count('class="echo"') == 2 and "rank of echo 40" in page
     assert "<code>&#x27;|&#x27;</code>" in page and page.startswith("<!DOCTYPE html>")
     assert "several tokens" in page  # one split word: the note is there
+
+
+def test_hostile_model_and_set_names_stay_inside_their_cells():
+    """A model named ``evil|name`` with a newline and markdown in it, a set name with a pipe: every table row
+    keeps its columns (a ``|`` not escaped would add a column, a newline would end the row)."""
+    grids, texts, rates, completions = _inputs()
+    evil = "evil|name\n| forged | row |\x1b[31m *bold* <b>"
+    rename = {"m2": evil}
+    grids = {bos: {k: g.rename(columns=rename) for k, g in grid.items()} for bos, grid in grids.items()}
+    index = pd.MultiIndex.from_tuples([("set|x", "a"), ("other", "b")], names=["set", "word"])
+    grids = {bos: {k: g.set_axis(index) for k, g in grid.items()} for bos, grid in grids.items()}
+    texts = {("set|x", "a"): " a", ("other", "b"): " b"}
+    rates, completions = rates.replace(rename), completions.replace(rename)
+    md = echo_markdown(grids, texts, rates, completions, max_new_tokens=3)
+    table_rows = [line for line in md.splitlines() if line.startswith("|")]
+    unescaped_pipes = [len(line.replace("\\|", "").split("|")) for line in table_rows]
+    assert unescaped_pipes[:5] == [6] * 5 and unescaped_pipes[5:] == [4] * 4  # Set, Word, 2 models / Model + 1 BOS
+    assert "forged" not in "".join(line for line in md.splitlines() if not line.startswith("|"))
+    assert "\x1b" not in md and "<b>" not in md
+    assert r"evil\|name \| forged \| row \| \[31m \*bold\* \<b\>" in md
+    assert r"| set\|x |" in md

@@ -76,12 +76,16 @@ class EncodedTask:
 def encode_task(model, prompts: Sequence[str], answers: Sequence[str]) -> EncodedTask:
     """Tokenize prompts and answers; the answer's ids are those of ``prompt + answer`` after the prompt's.
 
+    A prompt that, with its answer, runs past the model's context is refused (``LayerscopeError``): its
+    positions would never have been trained, and its score would mean nothing.
+
     Example:
         >>> enc = encode_task(model, ["5+2="], ["7"])
         >>> enc.answer_ids
         [[236832]]
     """
     prompt_ids, answer_ids, split = [], [], 0
+    limit = model.context_length
     for prompt, answer in zip(prompts, answers):
         head = model.encode(prompt)
         whole = model.encode(prompt + answer)
@@ -91,6 +95,12 @@ def encode_task(model, prompts: Sequence[str], answers: Sequence[str]) -> Encode
             tail, split = model.encode(answer, bos=False), split + 1
         if not tail:
             raise LayerscopeError(f"answer {answer!r} of prompt {prompt!r} has no tokens")
+        if limit is not None and len(head) + len(tail) > limit:
+            shown = prompt if len(prompt) <= 60 else prompt[:60] + "..."
+            raise LayerscopeError(
+                f"prompt {shown!r} and its answer are {len(head) + len(tail)} tokens, past the model's context of "
+                f"{limit} tokens (max_position_embeddings); shorten the prompt or use a model with a longer context"
+            )
         prompt_ids.append(head)
         answer_ids.append(tail)
     return EncodedTask(prompt_ids, answer_ids, split)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..models import Model
+from .token_rank import token_ranks, top_tokens
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ def lens_readout(
 ) -> LensReadout:
     """Top-k tokens and the target's rank (1 = top) and probability for each row of ``residuals (L, d_model)``.
 
+    Ranks and top-k lists follow one order (:mod:`~layerscope.capture.token_rank`: logit descending, tied
+    logits by token id), so every token has its own rank and the rank-1 token heads the top-k list.
+
     ``normed_from``: index of the first row that is already after the final norm (skip re-norming it).
     Rows are decoded ``chunk`` at a time: one matrix product per chunk reads the unembedding once,
     and at most ``(chunk, vocab)`` logits live at once.
@@ -82,11 +86,12 @@ def lens_readout(
             parts.append(lens_logits(model, rows[max(begin, split) : end], normed=True))
         logits = torch.cat(parts)  # (rows, vocab)
         p = torch.softmax(logits, dim=-1)
-        values, ids = torch.topk(p, k, dim=-1)
+        _, ids = top_tokens(logits, k)  # (rows, k), in rank order (ties by token id)
         top_ids.append(ids.cpu().numpy())
-        top_probs.append(values.cpu().numpy())
+        top_probs.append(p.gather(1, ids).cpu().numpy())
         if target is not None:
-            ranks.append(1 + (logits > logits[:, target : target + 1]).sum(dim=-1).cpu().numpy())
+            targets = torch.full((len(logits),), target, dtype=torch.long, device=logits.device)
+            ranks.append(token_ranks(logits, targets).cpu().numpy())
             probs.append(p[:, target].cpu().numpy())
     return LensReadout(
         top_ids=np.concatenate(top_ids),

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .. import progress
 from ..errors import LayerscopeError
+from .library_logs import held_library_logs
 from .parser import Parser, UsageExit
 
 #: the commands that are not experiments (each module defines ``register(subparsers)`` that sets ``func``)
@@ -137,7 +138,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return 2
         progress.set_enabled(not args.quiet)
         _quiet_libraries()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), held_library_logs(replay=debug):
             warnings.showwarning = _show_warning
             code = int(args.func(args) or 0)
             if INTERRUPTED.is_set():  # Ctrl-C came but was swallowed on its way out

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import LayerscopeError
 from ..rundir import RunDir
+from ..user_files import text_lines
 
 
 def config_label(removed: tuple[int, ...], part: str = "block") -> str:
@@ -70,12 +71,22 @@ class PartStore:
         return self.run_dir.has_part(self.name(removed, part))
 
     def save(self, removed: tuple[int, ...], rows: pd.DataFrame, part: str = "block") -> None:
-        lines = [json.dumps(record, ensure_ascii=False) for record in rows.to_dict("records")]
+        """One JSON line per row, ASCII only (``\\u2028`` escaped), so no line separator ends a line early."""
+        lines = [json.dumps(record, ensure_ascii=True) for record in rows.to_dict("records")]
         self.run_dir.write_part(self.name(removed, part), "\n".join([json.dumps(list(rows.columns))] + lines) + "\n")
 
     def load(self, removed: tuple[int, ...], part: str = "block") -> pd.DataFrame:
-        header, *lines = self.run_dir.read_part(self.name(removed, part)).splitlines()
-        return pd.DataFrame([json.loads(line) for line in lines], columns=json.loads(header))
+        """The rows :meth:`save` wrote; lines are split on ``"\\n"`` only (parts written before rows were
+        ASCII hold raw U+0085, U+2028 or U+2029 inside their strings)."""
+        name = self.name(removed, part)
+        try:
+            header, *lines = text_lines(self.run_dir.read_part(name) or "")
+            return pd.DataFrame([json.loads(line) for line in lines], columns=json.loads(header))
+        except (OSError, ValueError) as exc:  # a file left by something else than this writer
+            raise LayerscopeError(
+                f"{str(self.run_dir.part_path(name))!r} is not a part this run wrote ({str(exc).splitlines()[0]}); "
+                "delete it to recompute it"
+            ) from None
 
 
 def first_difference(stored, current, where: str = "") -> str | None:

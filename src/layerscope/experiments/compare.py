@@ -53,6 +53,7 @@ from ..errors import LayerscopeError, choices_text
 from ..experiment import option
 from ..model_spec import ModelSpec, model_list, models_given, specs_argv, unique_name
 from ..tokensets.options import MultiToken, TokenSetOptions
+from ..user_files import UserFileError
 from .compare_result import CompareResult
 
 if TYPE_CHECKING:
@@ -119,8 +120,8 @@ class CompareConfig(TokenSetOptions):
         if self.prompts_file is not None:
             try:
                 prompts += read_prompts(self.prompts_file)
-            except LayerscopeError as exc:
-                raise self.error("prompts_file", self.prompts_file, str(exc)) from None
+            except UserFileError as exc:
+                raise self.error("prompts_file", self.prompts_file, exc.problem) from None
         return prompts
 
     def word_sets(self) -> dict[str, list[str]]:

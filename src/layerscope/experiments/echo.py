@@ -286,20 +286,9 @@ def _stat_columns(model: Model, sequence: list[int], stat) -> dict:
     return columns
 
 
-def context_length(model: Model) -> int | None:
-    """The longest input the model's positions cover (``max_position_embeddings``), or None when unknown."""
-    config = model.module.config
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = getattr(text, name, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
-
-
 def check_context(model: Model, config: EchoConfig) -> None:
     """Refuse ``max_new_tokens`` that, after the longest prompt, run past the model's context."""
-    limit = context_length(model)
+    limit = model.context_length
     if limit is None or config.max_new_tokens == 0:
         return
     longest = max(len(model.encode(prompt, bos=True)) for prompt in config.prompts)

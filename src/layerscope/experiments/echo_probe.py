@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..capture.token_rank import token_ranks, top_tokens
 from ..errors import LayerscopeError
 from ..models import Model
 
@@ -97,20 +98,17 @@ def next_token_stats(
     iterator = track(batches, f"Next tokens ({model.name})", len(batches)) if track else batches
     for batch in iterator:
         input_ids = torch.tensor([list(sequences[i]) for i in batch], dtype=torch.long)  # (b, seq)
-        probs = torch.softmax(last_position_logits(model, input_ids), dim=-1)  # (b, vocab)
+        logits = last_position_logits(model, input_ids)  # (b, vocab)
+        probs = torch.softmax(logits, dim=-1)  # (b, vocab)
         target = torch.tensor([int(targets[i]) for i in batch], device=probs.device)  # (b,)
         p_target = probs.gather(1, target[:, None])  # (b, 1)
-        # one order for the top tokens and the target's rank: probability down, tied tokens by id
-        before = (probs > p_target) | (
-            (probs == p_target) & (torch.arange(vocab, device=probs.device) < target[:, None])
-        )
-        rank = before.sum(dim=1) + 1  # (b,)
-        order = torch.sort(probs, dim=-1, descending=True, stable=True)  # values, indices: (b, vocab)
-        top = (order.values[:, :top_k], order.indices[:, :top_k])
+        rank = token_ranks(logits, target)  # (b,): tied logits by token id
+        _, top_ids = top_tokens(logits, top_k)  # (b, k), in rank order
+        top_probs = probs.gather(1, top_ids)  # (b, k)
         for row, index in enumerate(batch):
             results[index] = NextToken(
-                top_ids=tuple(int(i) for i in top[1][row].tolist()),
-                top_probs=tuple(float(p) for p in top[0][row].tolist()),
+                top_ids=tuple(int(i) for i in top_ids[row].tolist()),
+                top_probs=tuple(float(p) for p in top_probs[row].tolist()),
                 target_id=int(target[row]),
                 p_target=float(p_target[row, 0]),
                 rank_target=int(rank[row]),

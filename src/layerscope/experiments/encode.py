@@ -20,6 +20,7 @@ from ..experiment import ConfigError, ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
 from ..models.embedding import DEFAULT_EMBEDDER, Embedder, load_embedder
 from ..runner import execute
+from ..user_files import UserFileError, read_user_text, text_lines
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,10 +67,11 @@ class EmbeddingConfig(ExperimentConfig):
             raise self.error("texts", self.texts, "must be a tuple of texts (the Python API accepts one text)")
         texts = [str(t) for t in self.texts]
         if self.file is not None:
-            path = Path(self.file).expanduser()
-            if not path.is_file():
-                raise self.error("file", self.file, "does not exist")
-            texts += [line.rstrip("\r") for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+            try:
+                text = read_user_text(self.file, "texts file")
+            except UserFileError as exc:
+                raise self.error("file", self.file, exc.problem) from None
+            texts += [line for line in text_lines(text) if line.strip()]
         if not texts:
             problem = "is empty" + (" and the file holds no text" if self.file else "") + "; give at least one text"
             raise ConfigError("texts", self.texts, problem, flag="TEXT")

@@ -41,6 +41,7 @@ from ..model_spec import ModelSpec, unique_name
 from ..models import Model, require_lm_head
 from ..rundir import model_record
 from ..runner import execute
+from ..user_files import UserFileError, read_user_text, text_lines
 
 _ARITHMETIC = re.compile(r"^\s*(\d+)\s*([-+*/])\s*(\d+)\s*=\s*$")
 
@@ -60,14 +61,11 @@ def arithmetic_answer(prompt: str) -> str | None:
 
 
 def read_prompts_file(path: str) -> list[str]:
-    """The non-blank lines of a text file; :class:`LayerscopeError` when it cannot be read or holds none."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LayerscopeError(f"cannot be read: {exc}") from None
-    prompts = [line for line in lines if line.strip()]
+    """The non-blank lines of a text file (read by :func:`~layerscope.user_files.read_user_text`);
+    :class:`UserFileError` when it cannot be read or holds none."""
+    prompts = [line for line in text_lines(read_user_text(path, "prompts file")) if line.strip()]
     if not prompts:
-        raise LayerscopeError("holds no prompt; give one prompt per line")
+        raise UserFileError("prompts file", path, "holds no prompt; give one prompt per line")
     return prompts
 
 
@@ -124,8 +122,8 @@ class InspectConfig(ExperimentConfig):
         if self.prompts_file is not None:
             try:
                 prompts += read_prompts_file(self.prompts_file)
-            except LayerscopeError as exc:
-                raise self.error("prompts_file", self.prompts_file, str(exc)) from None
+            except UserFileError as exc:
+                raise self.error("prompts_file", self.prompts_file, exc.problem) from None
         return prompts or [DEFAULT_PROMPT]
 
     def validate(self) -> None:

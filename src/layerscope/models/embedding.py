@@ -19,7 +19,7 @@ from .. import progress
 from ..errors import LayerscopeError, choices_text
 from .guard import check_directory
 from .loading import _first_line as first_line
-from .loading import directory_fingerprint, directory_name
+from .loading import directory_fingerprint, directory_name, readable_name
 from .mlx import is_mlx_dir
 
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
@@ -132,7 +132,7 @@ def _resolve(text: str, trust_remote_code: bool = False) -> tuple[str | Path, st
             return cached_sentence_dir(path), directory_fingerprint(path), directory_name(path)
         has_config = (path / "config.json").is_file()
         fingerprint = directory_fingerprint(path) if has_config else f"dir:{path.resolve()}"
-        return path, fingerprint, directory_name(path) if has_config else path.resolve().name
+        return path, fingerprint, directory_name(path) if has_config else readable_name(path.resolve().name) or "model"
     if path.exists():
         raise LayerscopeError(
             f"{text!r} is a file; an embedding model is a directory (or a hub id, or {DEFAULT_EMBEDDER!r})"

@@ -19,6 +19,7 @@ from .gguf_cache import cached_gguf_dir, gguf_general_name
 from .kinds import CAUSAL_LM, kind_detail, missing_head_weights, model_kind
 from .mlx import is_mlx_dir, load_mlx_model
 from .model import Model
+from .names import printable_name
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
@@ -79,7 +80,7 @@ def load_model(
     if path.is_file():
         if path.suffix.lower() == ".gguf":
             directory, sha = cached_gguf_dir(path, _gguf_dtype(torch_dtype))
-            name = name or gguf_general_name(path) or path.stem
+            name = name or readable_name(gguf_general_name(path), path.stem) or "model"
             dtype = _gguf_torch_dtype(torch_dtype)
             return _load_hf_dir(directory, text, sha, name, dtype, device, placement, False)
         raise LayerscopeError(
@@ -225,12 +226,13 @@ _HASH_NAME = re.compile(r"^[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?$")  # a sha256 ca
 
 
 def readable_name(*candidates: str | None) -> str | None:
-    """The first candidate's last path part (``.gguf`` dropped) that is not empty or a hash (40 or 64 hex digits)."""
+    """The first candidate's last path part (``.gguf`` dropped, made printable by
+    :func:`~layerscope.models.names.printable_name`) that is not empty or a hash (40 or 64 hex digits)."""
     for text in candidates:
         if not isinstance(text, str):
             continue
         base = text.replace("\\", "/").rstrip("/").split("/")[-1].strip()
-        base = base[: -len(".gguf")] if base.lower().endswith(".gguf") else base
+        base = printable_name(base[: -len(".gguf")] if base.lower().endswith(".gguf") else base)
         if base and not _HASH_NAME.match(base):
             return base
     return None

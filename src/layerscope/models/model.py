@@ -68,6 +68,15 @@ class Model:
         return int(self.config.hidden_size)
 
     @property
+    def context_length(self) -> int | None:
+        """The longest input the model's positions cover (``max_position_embeddings``), or None when unknown."""
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(self.config, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return None
+
+    @property
     def device(self) -> torch.device:
         """Where the inputs go: the embedding's device (for a model placed by accelerate, the device its
         embedding runs on, even when its weights are offloaded to the CPU or disk)."""

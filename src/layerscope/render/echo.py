@@ -8,6 +8,7 @@ table (``model, bos, applicable, n_words, n_echo, echo_rate``) and the completio
 from __future__ import annotations
 
 import html
+import unicodedata
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -25,6 +26,16 @@ def token_label(text: object) -> str:
     if not isinstance(text, str):
         return "n/a"
     return "'" + "".join(_ESCAPES.get(ch, ch) for ch in text) + "'"
+
+
+_MARKDOWN_SPECIAL = frozenset("\\`*_[]<>|#~!&")
+
+
+def markdown_text(text: object) -> str:
+    """``text`` (a model or set name) as literal text in a markdown table cell: line breaks and other control or
+    separator characters as spaces, markdown's special characters (``|``, ``*``, ``<``, ...) backslash-escaped."""
+    spaced = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in str(text))
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in " ".join(spaced.split()))
 
 
 def _code(text: str) -> str:
@@ -75,7 +86,7 @@ def echo_markdown(
     for bos, g in grids.items():
         models = list(g["top1"].columns)
         words, show_set = _word_column(g["top1"], texts)
-        head = (["Set"] if show_set else []) + ["Word"] + models
+        head = (["Set"] if show_set else []) + ["Word"] + [markdown_text(m) for m in models]
         lines += ["", f"## {bos.capitalize()} BOS", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         for key, word in zip(g["top1"].index, words):
             cells = []
@@ -84,7 +95,7 @@ def echo_markdown(
                 text = _code(label) if label != "n/a" else label
                 any_split |= split
                 cells.append((f"**{text}**" if echoed else text) + (" \\*" if split else ""))
-            lead = ([key[0]] if show_set else []) + [_code(word)]
+            lead = ([markdown_text(key[0])] if show_set else []) + [_code(word)]
             lines.append("| " + " | ".join(lead + cells) + " |")
         lead = ["", "echo rate"] if show_set else ["echo rate"]
         lines.append("| " + " | ".join(lead + _rate_cells(rates, bos, models)) + " |")
@@ -108,7 +119,7 @@ def _completion_markdown(completions: pd.DataFrame, max_new_tokens: int) -> list
                 _code(token_label(by_bos.at[b, "completion"])) if bool(by_bos.at[b, "applicable"]) else "n/a"
                 for b in settings
             ]
-            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+            lines.append(f"| {markdown_text(model)} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import io
 from pathlib import Path
 
 from ..errors import LayerscopeError
+from ..user_files import parse_json, read_user_text, text_lines
 from .items import Task, TaskItem
 
 REQUIRED = ("prompt", "answer")
@@ -24,28 +25,25 @@ def load_task_file(path: str | Path) -> Task:
         ' Paris'
     """
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise LayerscopeError(f"no such task file: {str(path)!r} (expected 'arithmetic' or a .csv/.jsonl file)")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise LayerscopeError(f"task file {str(path)!r} has suffix {suffix!r}; valid: {', '.join(SUFFIXES)}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LayerscopeError(f"cannot read task file {str(path)!r}: {exc}") from exc
+    text = read_user_text(path, "task file")
     if not text.strip():
         raise LayerscopeError(f"task file {str(path)!r} is empty; it needs columns {', '.join(REQUIRED)}")
-    records = _read_csv(path) if suffix == ".csv" else _read_jsonl(path, text)
+    records = _read_csv(path, text) if suffix == ".csv" else _read_jsonl(path, text)
     if not records:
         raise LayerscopeError(f"task file {str(path)!r} has a header but no rows")
     return Task(path.stem, [_item(record, where, path) for where, record in records])
 
 
-def _read_csv(path: Path) -> list[tuple[str, dict]]:
+def _read_csv(path: Path, text: str) -> list[tuple[str, dict]]:
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=False)
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise LayerscopeError(f"cannot parse CSV task file {str(path)!r}: {str(exc).strip().splitlines()[0]}") from exc
     missing = [c for c in REQUIRED if c not in frame.columns]
@@ -59,13 +57,10 @@ def _read_csv(path: Path) -> list[tuple[str, dict]]:
 
 def _read_jsonl(path: Path, text: str) -> list[tuple[str, dict]]:
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LayerscopeError(f"{str(path)!r} line {number} is not valid JSON: {exc.msg}") from exc
+        record = parse_json(line, f"{str(path)!r} line {number}")
         if not isinstance(record, dict):
             raise LayerscopeError(f"{str(path)!r} line {number} is not a JSON object with keys {', '.join(REQUIRED)}")
         missing = [key for key in REQUIRED if key not in record]

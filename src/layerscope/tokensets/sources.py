@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
 
 from ..errors import LayerscopeError, choices_text
+from ..user_files import MAX_USER_FILE_BYTES, parse_json, read_user_text, text_lines
 from .builtin import BUILTIN_SETS, GROUPS, builtin_names
 
 
@@ -27,15 +27,16 @@ def resolve_set(name_or_path: str) -> dict[str, list[str]]:
     if name_or_path in GROUPS:
         return {name: list(BUILTIN_SETS[name]) for name in GROUPS[name_or_path]}
     path = Path(name_or_path).expanduser()
-    if path.is_file():
+    if path.exists():
         return read_set_file(path)
     raise LayerscopeError(
         f"unknown token set {name_or_path!r}: not a built-in set ({choices_text(builtin_names())}) nor a file"
     )
 
 
-#: Bounds on a set file: its size, the words of all its sets together, and the YAML aliases it may use.
-MAX_SET_FILE_BYTES = 8 << 20
+#: Bounds on a set file: its size (that of every user file), the words of all its sets together, and the YAML
+#: aliases it may use.
+MAX_SET_FILE_BYTES = MAX_USER_FILE_BYTES
 MAX_SET_WORDS = 100_000
 MAX_YAML_ALIASES = 100
 
@@ -78,21 +79,10 @@ class _SetLoader(yaml.SafeLoader):
 def read_set_file(path: Path) -> dict[str, list[str]]:
     suffix = path.suffix.lower()
     where = str(path)
-    try:
-        if not path.is_file():
-            raise LayerscopeError(f"token set file {where!r} is not a regular file")
-        size = path.stat().st_size
-        if size > MAX_SET_FILE_BYTES:
-            raise LayerscopeError(f"token set file {where!r} is {size} bytes; at most {MAX_SET_FILE_BYTES} accepted")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LayerscopeError(f"cannot read token set file {where!r}: {exc}") from exc
+    text = read_user_text(path, "token set file", limit=MAX_SET_FILE_BYTES)
     try:
         if suffix == ".json":
-            try:
-                data = json.loads(text, object_pairs_hook=_no_duplicates)
-            except ValueError as exc:
-                raise LayerscopeError(f"{where!r} is not valid JSON: {str(exc).splitlines()[0]}") from exc
+            data = parse_json(text, repr(where), object_pairs_hook=_no_duplicates)
         elif suffix in {".yaml", ".yml"}:
             try:
                 data = yaml.load(text, Loader=_SetLoader)  # noqa: S506 - a SafeLoader subclass
@@ -107,7 +97,7 @@ def read_set_file(path: Path) -> dict[str, list[str]]:
     if data is None and suffix in {".json", ".yaml", ".yml"}:
         raise LayerscopeError(f"{where!r} holds no token set")
     if data is None:
-        data = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        data = [line.strip() for line in text_lines(text) if line.strip() and not line.lstrip().startswith("#")]
     return _normalize(data, default_name=path.stem, origin=str(path))
 
 
