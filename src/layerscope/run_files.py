@@ -25,6 +25,7 @@ import json
 import math
 import os
 import stat
+import tokenize
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -220,7 +221,8 @@ def _npy_header(handle, size: int, label: str) -> tuple[tuple[int, ...], np.dtyp
             shape, fortran, dtype = reader(handle)
         else:
             raise ValueError(f"format version {version}")
-    except (ValueError, SyntaxError, TypeError, EOFError, OSError, OverflowError, RecursionError, MemoryError) as exc:
+    except (ValueError, SyntaxError, TypeError, KeyError, IndexError, AttributeError, EOFError, OSError, OverflowError,
+            RecursionError, MemoryError, tokenize.TokenError) as exc:  # fmt: skip  # numpy parses headers with tokenize
         raise LayerscopeError(f"{label}: not a readable .npy array ({_reason(exc)})") from None
     if dtype.hasobject or dtype.itemsize == 0:
         raise LayerscopeError(f"{label}: holds {dtype}; only arrays of numbers (or fixed-size text) are read")

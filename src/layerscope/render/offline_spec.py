@@ -3,8 +3,8 @@
 plotly.js fetches when a spec asks it to: an image's ``source`` (``layout.images[]`` and the ``image`` trace),
 a choropleth's ``geojson``, the base maps and topojson of map and geo traces (from plot.ly, Mapbox, Carto or
 OpenStreetMap), a map subplot's ``style`` and its layers' ``source``, and CSS ``url(...)`` inside the
-``style`` attribute plotly accepts in text (``<span style="...">``). Those are dropped (map and geo traces whole:
-their subplots draw nothing without them); ``data:`` URIs stay (they are the page's own bytes). Everything
+``style`` attribute plotly accepts in text (``<span style="...">``). Those are dropped (map and geo traces whole,
+and their subplots, outside a template's defaults); ``data:`` URIs stay (they are the page's own bytes). Everything
 else, text included, is kept as written.
 
 Example:
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+#: subplots drawn on base maps fetched from the network (``geo``, ``geo2``, ``mapbox``, ``map3``, ...)
+_MAP_SUBPLOT = re.compile(r"^(geo|mapbox|map)\d*$")
 #: attributes whose string value plotly loads as a URL (a ``data:`` URI excepted)
 _URL_KEYS = frozenset({"source", "geojson", "topojson", "topojsonURL"})
 #: traces drawn on base maps or topojson that plotly.js fetches (their subplots draw nothing without them)
@@ -54,7 +56,10 @@ def _walk(node, path: str, removed: list[str]):
                 maps = {i for i, t in enumerate(value) if isinstance(t, dict) and _is_map_trace(t)}
                 removed += [f"{where}[{i}] (a {str(value[i].get('type'))[:40]} trace)" for i in sorted(maps)]
                 node[key] = value = [t for i, t in enumerate(value) if i not in maps]
-            if key in _URL_KEYS and isinstance(value, str) and not value.startswith("data:"):
+            if _MAP_SUBPLOT.match(str(key)) and isinstance(value, dict) and "template" not in path:
+                del node[key]  # a template's defaults draw nothing themselves
+                removed.append(where)
+            elif key in _URL_KEYS and isinstance(value, str) and not value.startswith("data:"):
                 del node[key]
                 removed.append(where)
             elif isinstance(value, str):
