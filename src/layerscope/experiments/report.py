@@ -51,6 +51,8 @@ _BOOKKEEPING = {
 MAX_FILE_BYTES = 64 << 20
 #: what one page reads from all its run directories together (past it, files are skipped with a warning)
 REPORT_BUDGET_BYTES = 256 << 20
+#: a CSV table up to this size is parsed whole (for its head and row count); a larger one a chunk at a time
+_WHOLE_CSV_BYTES = 4 << 20
 #: the characters of a ``.md`` / ``.txt`` output shown
 _TEXT_SHOWN = 60_000
 #: what :meth:`_RunFiles.json` gives for a file it skipped (``None`` is JSON's null)
@@ -372,9 +374,13 @@ def _table_head(data: bytes) -> tuple[str, int] | None:
     """The first rows of a CSV table as an HTML table, and how many rows it has; None when it is not one."""
     try:
         check_csv_columns(data, "table")
-        frame = pd.read_csv(io.BytesIO(data), nrows=_TABLE_ROWS, encoding_errors="replace")  # lone surrogate: U+FFFD
-        chunks = pd.read_csv(io.BytesIO(data), dtype=str, chunksize=20_000, encoding_errors="replace")
-        rows = sum(len(chunk) for chunk in chunks)  # counted a chunk at a time: memory stays bounded
+        if len(data) <= _WHOLE_CSV_BYTES:
+            frame = pd.read_csv(io.BytesIO(data), encoding_errors="replace")  # a lone surrogate: shown as U+FFFD
+            frame, rows = frame.head(_TABLE_ROWS), len(frame)
+        else:  # the head, and the rows counted a chunk at a time: memory stays bounded
+            frame = pd.read_csv(io.BytesIO(data), nrows=_TABLE_ROWS, encoding_errors="replace")
+            chunks = pd.read_csv(io.BytesIO(data), dtype=str, chunksize=20_000, encoding_errors="replace")
+            rows = sum(len(chunk) for chunk in chunks)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OverflowError):
         return None
     html = frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, classes="data", escape=True)
