@@ -364,7 +364,7 @@ def test_the_report_embeds_nothing_that_reaches_the_network(bases, tmp_path):
         page = layerscope.report([run], out=tmp_path / "page.html").html()
     assert "evil.example" not in page
     assert pixel in page, "a data: URI is the page's own bytes"
-    assert '"text":["\\u003cspan >t\\u003c/span>"]' in page  # the style that fetched is gone
+    assert '"text":["\\u003cspan>t\\u003c/span>"]' in page  # the style that fetched is gone
 
 
 # ----- the reader itself -----------------------------------------------------------------------------------------------

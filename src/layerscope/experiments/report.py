@@ -5,9 +5,12 @@ beside every HTML figure), each with the sentence its experiment wrote about it 
 ``run.json``), key numbers from ``run.json`` formatted for people, the head of its CSV tables, and the
 command that reproduces it. Any subset of runs works; a directory without ``run.json`` is an error.
 
-Only regular files directly inside a run directory are read: a link that leads out of it, a FIFO, a
-device or a socket is skipped with a warning (never opened), and so is a figure spec that is not valid
-JSON. Every value placed in the page is escaped.
+Files are read through :class:`~layerscope.run_files.RunFiles`: only regular files directly inside a run
+directory, each with a single hard link; a link that leads out of it, a hard-linked file, a FIFO, a device or a
+socket is skipped with a warning (never opened), and so is a file over :data:`MAX_FILE_BYTES`, one past the
+page's :data:`REPORT_BUDGET_BYTES`, and a figure spec that is not valid, bounded JSON. Every value placed in the
+page is escaped, and every part of a figure spec that would reach the network is left out (see
+:mod:`layerscope.render.offline_spec`).
 
 Example:
     >>> layerscope.report(["runs/tour/tokens", "runs/tour/inspect"], out="runs/tour/report.html")

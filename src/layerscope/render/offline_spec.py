@@ -82,6 +82,6 @@ def _without_fetching_style(text: str, where: str, removed: list[str]) -> str:
         if not _CSS_FETCH.search(match[2]):
             return match[0]
         removed.append(f"{where} (a style attribute)")
-        return match[1]
+        return match[1].strip()  # a space before the attribute goes with it; a quote stays
 
     return _STYLE_ATTRIBUTE.sub(drop, text)
