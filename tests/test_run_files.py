@@ -396,3 +396,10 @@ def test_arrays_map_only_when_the_header_fills_the_file(tmp_path):
     assert files.array("empty.npy").shape == (0, 4)
     z = files.array("z.npz")
     assert list(z) == ["a", "b"] and z["a"].tolist() == [0, 1, 2] and z["b"].dtype == np.float16
+
+
+def test_a_home_directory_of_an_unknown_user_is_one_line(tmp_path, capsys):
+    _one_line_refusal(lambda: layerscope.load_run("~no-such-user-3f9/run"), "is not a usable path")
+    assert main(["report", "~no-such-user-3f9/run", "--out", str(tmp_path / "page.html")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "names the home directory of an unknown user" in lines[0], lines

@@ -410,6 +410,14 @@ def tour_load_seconds(run_dirs: Sequence[Path], sections: Sequence[Section]) -> 
     return float(load) if _positive(load) else None
 
 
+def _expanded(path: str | os.PathLike) -> Path | None:
+    """``path`` with ``~`` expanded; None for ``~user`` of an unknown user."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return None
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReportConfig(ExperimentConfig):
     """What ``layerscope report`` gathers.
@@ -436,11 +444,15 @@ class ReportConfig(ExperimentConfig):
                 "run_dirs", self.run_dirs, "is empty; give one or more directories written by layerscope commands"
             )
         for run_dir in self.run_dirs:
-            if not (Path(run_dir).expanduser() / "run.json").is_file():
+            if _expanded(run_dir) is None:
+                raise self.error("run_dirs", str(run_dir), "names the home directory of an unknown user")
+            if not (_expanded(run_dir) / "run.json").is_file():
                 raise self.error("run_dirs", str(run_dir), "is not a layerscope run directory: it has no run.json")
         if not str(self.out).strip():
             raise self.error("out", self.out, "is empty; give a file name for the page")
-        if Path(self.out).expanduser().is_dir():
+        if _expanded(self.out) is None:
+            raise self.error("out", self.out, "names the home directory of an unknown user")
+        if _expanded(self.out).is_dir():
             raise self.error("out", self.out, "is a directory; give a file name for the page")
         load = self.model_load_s
         if load is not None and (
@@ -450,7 +462,7 @@ class ReportConfig(ExperimentConfig):
 
     def run(self, model=None) -> ReportResult:
         start = time.perf_counter()
-        dirs = [Path(d).expanduser() for d in self.run_dirs]
+        dirs = [_expanded(d) or Path(d) for d in self.run_dirs]
         budget = ReadBudget(REPORT_BUDGET_BYTES)
         sections = [read_section(d, budget) for d in dirs]
         load = self.model_load_s if self.model_load_s is not None else tour_load_seconds(dirs, sections)
@@ -488,7 +500,11 @@ class ReportResult(Result):
         replaced whatever ``force`` says)."""
         from ..atomic import write_text
 
-        return write_text(Path(out if out is not None else self.config.out).expanduser(), self.html())
+        target = out if out is not None else self.config.out
+        path = _expanded(target)
+        if path is None:
+            raise LayerscopeError(f"{str(target)!r} names the home directory of an unknown user; give another path")
+        return write_text(path, self.html())
 
     def headline(self) -> str:
         return f"{type(self).__name__}({len(self.sections)} runs: {', '.join(s.experiment for s in self.sections)})"
