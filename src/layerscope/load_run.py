@@ -4,6 +4,8 @@ The config is rebuilt from ``run.json`` (its models as :class:`~layerscope.Model
 from CSV with the dtypes they were written with, ``.npy`` arrays are memory-mapped read-only, and the result
 type's :meth:`~layerscope.experiment.Result.from_files` rebuilds the rest, so ``result.figure()``,
 ``result.table`` and the notebook display work as on the result the run returned. No model is loaded.
+The directory is read as untrusted, through :class:`~layerscope.run_files.RunFiles`: whatever it holds ends in
+a result or one :class:`LayerscopeError` line.
 
 Example:
     >>> result = layerscope.load_run("runs/digits")      # written by `layerscope tokens --out runs/digits`
@@ -62,6 +64,8 @@ def load_run(run_dir: str | os.PathLike, *, max_read_bytes: int = LOAD_BUDGET_BY
         LayerscopeError: (one line) no finished run there, a run of an experiment that cannot be loaded, or a
             file that is not what the run wrote.
     """
+    if isinstance(max_read_bytes, bool) or not isinstance(max_read_bytes, int) or max_read_bytes < 0:
+        raise LayerscopeError(f"max_read_bytes={max_read_bytes!r} is not supported; give a whole number of bytes >= 0")
     try:
         path = Path(run_dir).expanduser()
     except (RuntimeError, TypeError) as exc:  # "~nouser/run": no such home directory
