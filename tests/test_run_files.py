@@ -403,3 +403,12 @@ def test_a_home_directory_of_an_unknown_user_is_one_line(tmp_path, capsys):
     assert main(["report", "~no-such-user-3f9/run", "--out", str(tmp_path / "page.html")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "names the home directory of an unknown user" in lines[0], lines
+
+
+def test_an_inspect_run_whose_matrices_would_not_fit_is_refused(bases, tmp_path):
+    run = _copy(bases, "inspect", tmp_path)
+    record = json.loads((run / "run.json").read_text())
+    layers = [str(i) for i in range(20_000)]  # 20,000 x 20,000 float64: 3 GiB, from a 240 KB residuals file
+    np.save(run / "residuals.npy", np.ones((len(record["prompts"]), len(layers), 1), np.float32))
+    _edit_record(run, layers=layers)
+    _one_line_refusal(lambda: layerscope.load_run(run), "would need more than 1 GiB to compute again")

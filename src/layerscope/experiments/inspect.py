@@ -45,7 +45,8 @@ from ..runner import execute
 
 _ARITHMETIC = re.compile(r"^\s*(\d+)\s*([-+*/])\s*(\d+)\s*=\s*$")
 
-#: the most the (prompt x prompt) Gram matrices of a loaded run may take, one per layer (bytes)
+#: the most the (prompt x prompt) Gram matrices of a loaded run (one per layer) or its (layer x layer) matrices may
+#: take (bytes): a record that lists a million layers is refused, not computed
 _MATRIX_BYTES = 1 << 30
 
 
@@ -500,7 +501,7 @@ class InspectResult(Result):
                 f"{str(run_dir / 'residuals.npy')!r} has shape {np.shape(residuals)}; run.json lists "
                 f"{len(tokens)} prompts and {len(layer_names)} layers (prompt, layer, d_model)"
             )
-        if len(tokens) ** 2 * len(layer_names) * 8 > _MATRIX_BYTES:
+        if max(len(tokens) ** 2 * len(layer_names), len(layer_names) ** 2) * 8 > _MATRIX_BYTES:
             raise LayerscopeError(
                 f"{str(run_dir / 'run.json')!r} lists {len(tokens)} prompts and {len(layer_names)} layers: their "
                 f"layer-by-layer matrices would need more than {_MATRIX_BYTES >> 30} GiB to compute again"
