@@ -39,11 +39,16 @@ from ..errors import LayerscopeError
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec, unique_name
 from ..models import Model, require_lm_head
+from ..run_files import RunFiles
 from ..rundir import model_record
 from ..runner import execute
 from ..user_files import UserFileError, read_user_text, text_lines
 
 _ARITHMETIC = re.compile(r"^\s*(\d+)\s*([-+*/])\s*(\d+)\s*=\s*$")
+
+#: the most the (prompt x prompt) Gram matrices of a loaded run (one per layer) or its (layer x layer) matrices may
+#: take (bytes): a record that lists a million layers is refused, not computed
+_MATRIX_BYTES = 1 << 30
 
 
 def arithmetic_answer(prompt: str) -> str | None:
@@ -486,25 +491,36 @@ class InspectResult(Result):
             for p in record.get("prompts") or []
         ]
         residuals = arrays["residuals"]
+        layer_names = [str(name) for name in record.get("layers") or []]
+        if np.ndim(residuals) != 3 or np.shape(residuals)[:2] != (len(tokens), len(layer_names)):
+            raise LayerscopeError(
+                f"{str(run_dir / 'residuals.npy')!r} has shape {np.shape(residuals)}; run.json lists "
+                f"{len(tokens)} prompts and {len(layer_names)} layers (prompt, layer, d_model)"
+            )
+        if max(len(tokens) ** 2 * len(layer_names), len(layer_names) ** 2) * 8 > _MATRIX_BYTES:
+            raise LayerscopeError(
+                f"{str(run_dir / 'run.json')!r} lists {len(tokens)} prompts and {len(layer_names)} layers: their "
+                f"layer-by-layer matrices would need more than {_MATRIX_BYTES >> 30} GiB to compute again"
+            )
         matrices, phases = {}, None
         if len(tokens) >= 3:
             stack = np.asarray(residuals)[:, :-1].transpose(1, 0, 2)  # (layer, prompt, d), embed..n-1
             matrices = {"linear CKA": cka_matrix(stack), "mean cosine": mean_cosine_matrix(stack)}
             try:
-                saved = json.loads((run_dir / "phases.json").read_text(encoding="utf-8"))
+                saved = RunFiles(run_dir).json("phases.json")
                 phases = Phases(
                     bounds=[(int(p["first_depth"]), int(p["last_depth"])) for p in saved["phases"]],
                     contrast=float(saved["contrast"]),
                     silhouette=float(saved["silhouette"]),
                     consecutive=[float(v) for v in saved["consecutive_cka"].values()],
                 )
-            except (OSError, ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):  # LayerscopeError included: found again
                 phases = find_phases(matrices["linear CKA"], n_phases=config.phases)
         return cls(
             config=config,
             tokens=tokens,
             residuals=residuals,
-            layer_names=[str(name) for name in record.get("layers") or []],
+            layer_names=layer_names,
             similarity=tables["similarity"],
             lens=tables["logit_lens"],
             phases=phases,

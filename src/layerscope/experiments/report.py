@@ -5,9 +5,12 @@ beside every HTML figure), each with the sentence its experiment wrote about it 
 ``run.json``), key numbers from ``run.json`` formatted for people, the head of its CSV tables, and the
 command that reproduces it. Any subset of runs works; a directory without ``run.json`` is an error.
 
-Only regular files directly inside a run directory are read: a link that leads out of it, a FIFO, a
-device or a socket is skipped with a warning (never opened), and so is a figure spec that is not valid
-JSON. Every value placed in the page is escaped.
+Files are read through :class:`~layerscope.run_files.RunFiles`: only regular files directly inside a run
+directory, each with a single hard link; a link that leads out of it, a hard-linked file, a FIFO, a device or a
+socket is skipped with a warning (never opened), and so is a file over :data:`MAX_FILE_BYTES`, one past the
+page's :data:`REPORT_BUDGET_BYTES`, and a figure spec that is not valid, bounded JSON. Every value placed in the
+page is escaped, and every part of a figure spec that would reach the network is left out (see
+:mod:`layerscope.render.offline_spec`).
 
 Example:
     >>> layerscope.report(["runs/tour/tokens", "runs/tour/inspect"], out="runs/tour/report.html")
@@ -21,7 +24,6 @@ import json
 import math
 import os
 import shlex
-import stat
 import time
 import warnings
 from collections.abc import Sequence
@@ -32,6 +34,8 @@ import pandas as pd
 
 from ..errors import LayerscopeError
 from ..experiment import ExperimentConfig, Result, option
+from ..render.offline_spec import offline_spec
+from ..run_files import MAX_JSON_BYTES, ReadBudget, RunFiles, check_csv_columns, parse_json
 from ..runner import Caller, execute
 
 # Figures and tables in the order a reader meets them; files not listed follow alphabetically.
@@ -47,7 +51,15 @@ _BOOKKEEPING = {
     "findings",
 }  # fmt: skip
 #: the largest file the report reads from a run directory (a bigger one is skipped with a warning)
-MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_FILE_BYTES = 64 << 20
+#: what one page reads from all its run directories together (past it, files are skipped with a warning)
+REPORT_BUDGET_BYTES = 256 << 20
+#: a CSV table up to this size is parsed whole (for its head and row count); a larger one a chunk at a time
+_WHOLE_CSV_BYTES = 4 << 20
+#: the characters of a ``.md`` / ``.txt`` output shown
+_TEXT_SHOWN = 60_000
+#: what :meth:`_RunFiles.json` gives for a file it skipped (``None`` is JSON's null)
+_SKIPPED = object()
 _SPEC = ".plotly.json"
 
 
@@ -88,69 +100,66 @@ class Section:
 
 
 class _RunFiles:
-    """The regular files directly inside one run directory; anything else is skipped with a warning."""
+    """The report's view of one run directory: its files read through :class:`~layerscope.run_files.RunFiles`
+    (regular files inside it, a single hard link, within caps and the report's shared budget); a file that is
+    not read is skipped with a warning."""
 
-    def __init__(self, run_dir: Path, *, quiet: bool = False):
+    def __init__(self, run_dir: Path, *, budget: ReadBudget | None = None, quiet: bool = False):
         self.run_dir = run_dir
         self.quiet = quiet
-        self.root = os.path.realpath(run_dir)
         self.skipped: list[str] = []
-        self.files: dict[str, str] = {}  # name -> real path (a regular file inside the directory)
-        try:
-            entries = sorted(os.scandir(run_dir), key=lambda e: e.name)
-        except OSError as exc:
-            raise LayerscopeError(f"cannot read the run directory {str(run_dir)!r}: {exc.strerror or exc}") from None
-        for entry in entries:
-            real = os.path.realpath(entry.path)
-            if entry.is_symlink() and os.path.commonpath([self.root, real]) != self.root:
-                self._skip(entry.name, "a link that leads out of the run directory")
-                continue
-            try:
-                mode = os.stat(real).st_mode
-            except OSError as exc:
-                self._skip(entry.name, f"cannot be read ({exc.strerror or exc})")
-                continue
-            if stat.S_ISDIR(mode):
-                continue  # layers/, parts/: folders of the run, not shown
-            if not stat.S_ISREG(mode):
-                self._skip(entry.name, "not a regular file")
-                continue
-            self.files[entry.name] = real
+        self.reader = RunFiles(
+            run_dir, budget=budget if budget is not None else ReadBudget(REPORT_BUDGET_BYTES), single_link=True
+        )
+        self.files = self.reader.files
+        for name, why in self.reader.refused.items():
+            self._skip(name, why)
 
     def _skip(self, name: str, why: str) -> None:
         self.skipped.append(f"{name}: {why}")
         if not self.quiet and name != "run.json":  # a run.json not read is an error (see read_section)
             warnings.warn(f"report: skipped {str(self.run_dir / name)!r}: {why}", stacklevel=3)
 
+    def removed(self, name: str, parts: list[str]) -> None:
+        """Say which parts of the figure spec ``name`` were left out because they would reach the network."""
+        more = f" and {len(parts) - 3} more" if len(parts) > 3 else ""
+        what = f"{', '.join(parts[:3])}{more}: they would reach the network when the page opens"
+        self.skipped.append(f"{name}: left out {what}")
+        if not self.quiet:
+            warnings.warn(f"report: left out of {str(self.run_dir / name)!r}: {what}", stacklevel=3)
+
     def named(self, suffix: str) -> list[str]:
-        return [name for name in self.files if name.endswith(suffix) and len(name) > len(suffix)]
+        return self.reader.named(suffix)
 
-    def read(self, name: str) -> bytes | None:
-        """The bytes of ``name``, opened without following a further link and without blocking, or None."""
-        real = self.files.get(name)
-        if real is None:
-            return None
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    def read(self, name: str, limit: int = MAX_FILE_BYTES, *, head: bool = False) -> bytes | None:
+        """The bytes of ``name`` (at most ``limit``; with ``head``, its first ``limit`` bytes), or None (skipped)."""
         try:
-            fd = os.open(real, flags)
-        except OSError as exc:
-            self._skip(name, f"cannot be read ({exc.strerror or exc})")
+            return self.reader.read(name, limit, head=head)
+        except LayerscopeError as exc:
+            self._refused(name, exc)
             return None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):  # swapped for something else since the listing
-                self._skip(name, "not a regular file")
-                return None
-            if info.st_size > MAX_FILE_BYTES:
-                self._skip(name, f"larger than {MAX_FILE_BYTES // 2**20} MiB")
-                return None
-            with os.fdopen(fd, "rb", closefd=False) as handle:
-                return handle.read(MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES]
-        finally:
-            os.close(fd)
 
-    def text(self, name: str) -> str | None:
-        data = self.read(name)
+    def json(self, name: str):
+        """``name`` as bounded JSON (``NaN`` and ``Infinity`` read as null: not JSON to a browser), or
+        :data:`_SKIPPED`."""
+        data = self.read(name, MAX_JSON_BYTES)
+        if data is None:
+            return _SKIPPED
+        try:
+            return parse_json(data, self.reader.label(name), constants=lambda _: None)
+        except LayerscopeError as exc:
+            self._refused(name, exc, "not a valid plotly figure spec")
+            return _SKIPPED
+
+    def _refused(self, name: str, exc: LayerscopeError, why: str | None = None) -> None:
+        if name == "run.json":
+            raise exc
+        prefix = self.reader.label(name) + ": "
+        self._skip(name, why or str(exc).removeprefix(prefix))
+
+    def text(self, name: str, limit: int = MAX_FILE_BYTES) -> str | None:
+        """The first ``limit`` bytes of ``name`` as text (bad UTF-8 shown as U+FFFD), or None."""
+        data = self.read(name, limit, head=True)
         return None if data is None else data.decode("utf-8", errors="replace")
 
 
@@ -170,19 +179,17 @@ def _command(record: dict, run_dir: Path) -> str:
     return f"(made from Python: layerscope.{name}(...), config in {run_dir / 'run.json'})"
 
 
-def _figure_spec(text: str) -> str | None:
-    """The spec as compact JSON when it is a plotly figure (an object with a ``data`` list), else None."""
-    try:
-        spec = json.loads(text, parse_constant=lambda _: None)  # NaN/Infinity: not JSON for a browser
-    except (json.JSONDecodeError, RecursionError):
-        return None
+def _figure_spec(spec: object) -> tuple[str, list[str]] | None:
+    """The spec as compact JSON when it is a plotly figure (an object with a ``data`` list), with every part that
+    would reach the network removed (and listed); else None."""
     if not isinstance(spec, dict) or not isinstance(spec.get("data"), list):
         return None
     if not isinstance(spec.get("layout", {}), dict) or not isinstance(spec.get("frames", []), list):
         return None
     if not all(isinstance(trace, dict) for trace in spec["data"]):
         return None
-    return json.dumps(spec, separators=(",", ":"), ensure_ascii=False)
+    removed = offline_spec(spec)
+    return json.dumps(spec, separators=(",", ":"), ensure_ascii=False), removed
 
 
 # ----- numbers for people ----------------------------------------------------------------------------------------
@@ -291,21 +298,25 @@ def value_display(key: str, value) -> str | SmallTable | None:
 # ----- one section ------------------------------------------------------------------------------------------------
 
 
-def read_section(run_dir: str | Path) -> Section:
-    """Read one run directory into a :class:`Section` (only regular files inside it; see the module)."""
+def read_section(run_dir: str | Path, budget: ReadBudget | None = None) -> Section:
+    """Read one run directory into a :class:`Section` (only regular files inside it; see the module).
+
+    ``budget``: the bytes this section may still read, shared by the sections of one page (default: a fresh
+    :data:`REPORT_BUDGET_BYTES`)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise LayerscopeError(f"{str(run_dir)!r} is not a layerscope run directory: it has no run.json")
-    files = _RunFiles(run_dir)
+    files = _RunFiles(run_dir, budget=budget)
     record_path = run_dir / "run.json"
     if "run.json" not in files.files:
         reason = next((s.split(": ", 1)[1] for s in files.skipped if s.startswith("run.json: ")), None)
         why = f"its run.json is {reason}" if reason else "it has no run.json"
         raise LayerscopeError(f"{str(run_dir)!r} is not a layerscope run directory: {why}")
     try:
-        record = json.loads(files.text("run.json") or "")
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise LayerscopeError(f"cannot read {str(record_path)!r}: {exc}") from None
+        record = files.json("run.json")
+    except LayerscopeError as exc:
+        why = str(exc).removeprefix(files.reader.label("run.json") + ": ")
+        raise LayerscopeError(f"cannot read {str(record_path)!r}: {why}") from None
     if not isinstance(record, dict):
         raise LayerscopeError(f"cannot read {str(record_path)!r}: it holds no JSON object")
     experiment = str(record.get("experiment", "run"))
@@ -330,37 +341,53 @@ def read_section(run_dir: str | Path) -> Section:
     if isinstance(findings, dict):
         section.findings = {str(k): str(v) for k, v in findings.items() if isinstance(v, str) and v}
     for name in _ordered(files.named(_SPEC), lambda n: n[: -len(_SPEC)]):
-        text = files.text(name)
-        spec = None if text is None else _figure_spec(text)
-        if spec is None:
-            if text is not None:
+        spec = files.json(name)
+        shown = None if spec is _SKIPPED else _figure_spec(spec)
+        if shown is None:
+            if spec is not _SKIPPED:
                 files._skip(name, "not a valid plotly figure spec")
             continue
-        section.figures.append((name[: -len(_SPEC)], spec))
+        text, removed = shown
+        if removed:
+            files.removed(name, removed)
+        section.figures.append((name[: -len(_SPEC)], text))
     if not section.figures:
         for name in files.named(".png"):
             data = files.read(name)
             if data is not None:
                 section.images.append((name, base64.b64encode(data).decode()))
     for name in sorted([*files.named(".md"), *files.named(".txt")]):
-        text = files.text(name)
+        text = files.text(name, _TEXT_SHOWN * 4)  # UTF-8: at most 4 bytes a character
         if text is not None:
-            section.texts.append((name, text if len(text) <= 60_000 else text[:60_000] + "\n..."))
+            section.texts.append((name, text if len(text) <= _TEXT_SHOWN else text[:_TEXT_SHOWN] + "\n..."))
     for name in _ordered(files.named(".csv"), lambda n: n[: -len(".csv")]):
         data = files.read(name)
         if data is None:
             continue
-        try:
-            frame = pd.read_csv(io.BytesIO(data), encoding_errors="replace")  # a lone surrogate: shown as U+FFFD
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        table = _table_head(data)
+        if table is None:
             files._skip(name, "not a readable CSV table")
             continue
-        html = frame.head(_TABLE_ROWS).to_html(
-            index=False, float_format=lambda v: f"{v:.4g}", border=0, classes="data", escape=True
-        )
-        section.tables.append((name, html, len(frame)))
+        section.tables.append((name, *table))
     section.skipped = list(files.skipped)
     return section
+
+
+def _table_head(data: bytes) -> tuple[str, int] | None:
+    """The first rows of a CSV table as an HTML table, and how many rows it has; None when it is not one."""
+    try:
+        check_csv_columns(data, "table")
+        if len(data) <= _WHOLE_CSV_BYTES:
+            frame = pd.read_csv(io.BytesIO(data), encoding_errors="replace")  # a lone surrogate: shown as U+FFFD
+            frame, rows = frame.head(_TABLE_ROWS), len(frame)
+        else:  # the head, and the rows counted a chunk at a time: memory stays bounded
+            frame = pd.read_csv(io.BytesIO(data), nrows=_TABLE_ROWS, encoding_errors="replace")
+            chunks = pd.read_csv(io.BytesIO(data), dtype=str, chunksize=20_000, encoding_errors="replace")
+            rows = sum(len(chunk) for chunk in chunks)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OverflowError):
+        return None
+    html = frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, classes="data", escape=True)
+    return html, rows
 
 
 def tour_load_seconds(run_dirs: Sequence[Path], sections: Sequence[Section]) -> float | None:
@@ -370,8 +397,8 @@ def tour_load_seconds(run_dirs: Sequence[Path], sections: Sequence[Section]) -> 
     if len(parents) != 1 or not sections or not all(s.created for s in sections):
         return None
     try:
-        record = json.loads(_RunFiles(Path(next(iter(parents))), quiet=True).text("run.json") or "null")
-    except (LayerscopeError, json.JSONDecodeError, RecursionError):
+        record = _RunFiles(Path(next(iter(parents))), quiet=True).json("run.json")
+    except LayerscopeError:
         return None
     if not isinstance(record, dict) or record.get("experiment") != "tour":
         return None
@@ -381,6 +408,14 @@ def tour_load_seconds(run_dirs: Sequence[Path], sections: Sequence[Section]) -> 
     timings = record.get("timings_s")
     load = timings.get("load") if isinstance(timings, dict) else None
     return float(load) if _positive(load) else None
+
+
+def _expanded(path: str | os.PathLike) -> Path | None:
+    """``path`` with ``~`` expanded; None for ``~user`` of an unknown user."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -411,11 +446,15 @@ class ReportConfig(ExperimentConfig):
                 "run_dirs", self.run_dirs, "is empty; give one or more directories written by layerscope commands"
             )
         for run_dir in self.run_dirs:
-            if not (Path(run_dir).expanduser() / "run.json").is_file():
+            if _expanded(run_dir) is None:
+                raise self.error("run_dirs", str(run_dir), "names the home directory of an unknown user")
+            if not (_expanded(run_dir) / "run.json").is_file():
                 raise self.error("run_dirs", str(run_dir), "is not a layerscope run directory: it has no run.json")
         if not str(self.out).strip():
             raise self.error("out", self.out, "is empty; give a file name for the page")
-        if Path(self.out).expanduser().is_dir():
+        if _expanded(self.out) is None:
+            raise self.error("out", self.out, "names the home directory of an unknown user")
+        if _expanded(self.out).is_dir():
             raise self.error("out", self.out, "is a directory; give a file name for the page")
         load = self.model_load_s
         if load is not None and (
@@ -425,8 +464,9 @@ class ReportConfig(ExperimentConfig):
 
     def run(self, model=None) -> ReportResult:
         start = time.perf_counter()
-        dirs = [Path(d).expanduser() for d in self.run_dirs]
-        sections = [read_section(d) for d in dirs]
+        dirs = [_expanded(d) or Path(d) for d in self.run_dirs]
+        budget = ReadBudget(REPORT_BUDGET_BYTES)
+        sections = [read_section(d, budget) for d in dirs]
         load = self.model_load_s if self.model_load_s is not None else tour_load_seconds(dirs, sections)
         return ReportResult(
             config=self,
@@ -462,7 +502,11 @@ class ReportResult(Result):
         replaced whatever ``force`` says)."""
         from ..atomic import write_text
 
-        return write_text(Path(out if out is not None else self.config.out).expanduser(), self.html())
+        target = out if out is not None else self.config.out
+        path = _expanded(target)
+        if path is None:
+            raise LayerscopeError(f"{str(target)!r} names the home directory of an unknown user; give another path")
+        return write_text(path, self.html())
 
     def headline(self) -> str:
         return f"{type(self).__name__}({len(self.sections)} runs: {', '.join(s.experiment for s in self.sections)})"
@@ -512,5 +556,6 @@ def build_report(run_dirs: list[str | Path], out: str | Path, title: str = "laye
     if not run_dirs:
         raise LayerscopeError("no run directory given; pass one or more directories written by layerscope commands")
     dirs = [Path(d) for d in run_dirs]
-    sections = [read_section(d) for d in dirs]
+    budget = ReadBudget(REPORT_BUDGET_BYTES)
+    sections = [read_section(d, budget) for d in dirs]
     return render_page(sections, Path(out), title, load_s=tour_load_seconds(dirs, sections))

@@ -31,6 +31,7 @@ from pathlib import Path
 from ..checkpoints.layout import DTYPE_BYTES, shard_file
 from ..checkpoints.safetensors_header import regular_file_size
 from ..errors import LayerscopeError
+from ..run_files import MAX_JSON_BYTES, MAX_JSON_DEPTH, json_depth  # the bounds run directories share
 
 #: ``{config key: (lowest, highest)}``: whole numbers outside these bounds are refused before building.
 BOUNDS = {
@@ -57,7 +58,7 @@ BOUNDS = {
 }
 _NESTED = ("text_config",)
 _CODE_FILES = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json")
-_JSON_LIMIT = 64 << 20  # bytes: a config or tokenizer config is kilobytes to a few megabytes
+_JSON_LIMIT = MAX_JSON_BYTES  # bytes: a config or tokenizer config is kilobytes to a few megabytes
 _INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 _DTYPE_BYTES = DTYPE_BYTES  # the one table of dtype sizes, shared with the layout's forward memory
 _GGUF_KEYS = {
@@ -117,21 +118,6 @@ _SMALL_JSON = (
     "processor_config.json",
     "chat_template.json",
 )
-#: deeper than any real config (they nest a handful of levels)
-MAX_JSON_DEPTH = 32
-
-
-def json_depth(value: object) -> int:
-    """How deeply lists and objects nest in a parsed JSON value (a scalar is 0)."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            node = list(node.values())
-        if isinstance(node, list):
-            deepest = max(deepest, depth + 1)
-            stack.extend((child, depth + 1) for child in node if isinstance(child, (dict, list)))
-    return deepest
 
 
 def check_json_nesting(directory: Path, source: str) -> None:

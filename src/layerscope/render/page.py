@@ -6,9 +6,12 @@ specs go into ``<script type="application/json">`` elements with every ``<`` wri
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .html_shell import esc, html_page
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _figure_div(section_index: int, figure_index: int, stem: str, spec: str) -> str:
@@ -105,13 +108,15 @@ def report_html(sections, title: str, base_dirs=None, *, load_s: float | None = 
     body = "\n".join(_section_html(i, s) for i, s in enumerate(sections))
     runs = f"{len(sections)} run{'s' if len(sections) != 1 else ''}"
     loaded = f"model loaded in {seconds_text(load_s)}; " if load_s else ""
-    return html_page(
+    page = html_page(
         title,
         f"{body}\n<script>{_SCRIPT}</script>",
         subtitle=f"{loaded}{runs}; every figure is interactive and works offline.",
         nav=nav,
         head=f"<script>{get_plotlyjs()}</script>\n",
     )
+    # A lone surrogate (JSON's "\ud800", a file name that is not UTF-8) cannot be written as UTF-8: shown as U+FFFD.
+    return _LONE_SURROGATE.sub("\ufffd", page)
 
 
 def render_page(sections, out: Path, title: str, base_dirs=None, *, load_s: float | None = None) -> Path:
