@@ -48,9 +48,21 @@ WIDTH, LAYERS, HEADS, KV_HEADS, HEAD_DIM = 64, 3, 4, 2, 16
 
 #: config keys set to tiny values wherever they appear (sub-configs included)
 TINY = {
-    **dict.fromkeys(("hidden_size", "n_embd", "d_model", "embed_dim", "dim", "n_embed", "word_embed_proj_dim"), WIDTH),
+    **dict.fromkeys(
+        (
+            "hidden_size",
+            "n_embd",
+            "d_model",
+            "embed_dim",
+            "dim",
+            "n_embed",
+            "word_embed_proj_dim",
+            "attention_hidden_size",
+        ),
+        WIDTH,
+    ),
     **dict.fromkeys(("num_hidden_layers", "n_layer", "num_layers", "n_layers", "decoder_layers"), LAYERS),
-    **dict.fromkeys(("encoder_layers", "num_encoder_layers", "num_decoder_layers"), 2),
+    **dict.fromkeys(("encoder_layers", "num_encoder_layers", "num_decoder_layers"), LAYERS),
     **dict.fromkeys(("num_attention_heads", "n_head", "n_heads", "num_heads"), HEADS),
     **dict.fromkeys(("decoder_attention_heads", "encoder_attention_heads"), HEADS),
     **dict.fromkeys(("num_key_value_heads", "n_kv_heads", "num_kv_heads", "multi_query_group_num"), KV_HEADS),
@@ -235,7 +247,7 @@ def _expected_states(model, seq) -> list:
     states = [s[0].float().numpy() for s in _hf(model.module, seq, output_hidden_states=True).hidden_states]
     if len(states) != n + 1:
         raise AssertionError(f"HF lists {len(states)} hidden states for {n} blocks")
-    embedded = model.module.get_input_embeddings()(torch.tensor([seq]))[0].float().numpy()
+    embedded = model.module.get_input_embeddings()(torch.tensor([seq]))[0].detach().float().numpy()
     if not _close(states[0], embedded) and _close(states[0], _capture_depths(model, seq, [1])[0]):
         return [embedded, *states[:n]]  # block-first listing
     return states
@@ -423,6 +435,7 @@ def run_matrix(types: list[str], timeout: float) -> list[dict]:
         root = Path(tmp)
         build_tokenizer(root / "_tokenizer")
         pending = list(types)
+        deaths, rows_before = 0, 0
         while pending:
             proc = subprocess.Popen(
                 [sys.executable, __file__, "--worker", ",".join(pending), "--root", str(root)],
@@ -454,8 +467,11 @@ def run_matrix(types: list[str], timeout: float) -> list[dict]:
                 rows[current] = {"type": current, "built": True, **dict.fromkeys(COLUMNS, ("error", why))}
                 pending.remove(current)
                 print(_row_line(rows[current]), flush=True)
-            elif pending and proc.returncode not in (0, None):
-                raise SystemExit(f"worker failed before any type (exit {proc.returncode})")
+            elif pending and proc.returncode not in (0, None):  # killed between types (out of memory): go on
+                deaths = deaths + 1 if rows_before == len(rows) else 0
+                if deaths >= 2:
+                    raise SystemExit(f"the worker keeps dying before {pending[0]} (exit {proc.returncode})")
+            rows_before = len(rows)
     return [rows[t] for t in types]
 
 
@@ -506,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write the markdown table there")
     parser.add_argument("--json", help="write the rows as JSON there")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds one type may take")
+    parser.add_argument("--merge", help="rows of an earlier, interrupted run (JSON) to keep; only the others run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -517,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
 
     types = args.types.split(",") if args.types else sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
     start = time.monotonic()
-    rows = run_matrix(types, args.timeout)
+    done = {r["type"]: r for r in json.loads(Path(args.merge).read_text())} if args.merge else {}
+    new = {r["type"]: r for r in run_matrix([t for t in types if t not in done], args.timeout)}
+    rows = [done.get(t) or new[t] for t in types]
     text = markdown(rows, time.monotonic() - start)
     if args.out:
         Path(args.out).write_text(text)

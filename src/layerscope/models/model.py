@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import LayerscopeError
 from .architecture import Parts, find_parts
+from .head import Head, find_head
 from .kinds import CAUSAL_LM, KINDS, describe, require_lm_head
 
 
@@ -39,12 +40,13 @@ class Model:
     head_is_trained: bool = True
     kind_detail: str | None = None
     parts: Parts = field(init=False, repr=False)
+    _head: Head | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise LayerscopeError(f"unknown model kind {self.kind!r}; valid: {', '.join(KINDS)}")
         self.module.eval()
-        self.parts = find_parts(self.module, self.n_layers)
+        self.parts = find_parts(self.module, int(self.module.config.get_text_config().num_hidden_layers))
 
     # ----- shape facts -------------------------------------------------------------------------
     @property
@@ -59,8 +61,8 @@ class Model:
 
     @property
     def n_layers(self) -> int:
-        """Number of decoder layers."""
-        return int(self.module.config.get_text_config().num_hidden_layers)
+        """Number of decoder layers (the blocks of the decoder's layer list; a config may count them another way)."""
+        return len(self.parts.layers)
 
     @property
     def d_model(self) -> int:
@@ -107,8 +109,23 @@ class Model:
         return self.parts.layers
 
     @property
+    def head(self) -> Head:
+        """How residuals become logits: final norm, logit scale, soft-cap (found on one short forward, once;
+        ``LayerscopeError`` when the model's head is not of that form)."""
+        if self._head is None:
+            self._head = find_head(self)
+        return self._head
+
+    @property
     def final_norm(self) -> nn.Module | None:
-        return self.parts.final_norm
+        """The module the model applies between its last block and its output embedding (None: none, as in
+        post-LN models); where the head cannot be traced, the final norm found by name."""
+        if self.kind != CAUSAL_LM or self.parts.unembed is None:
+            return self.parts.final_norm
+        try:
+            return self.head.final_norm
+        except LayerscopeError:
+            return self.parts.final_norm
 
     @property
     def embedding_matrix(self) -> torch.Tensor:
@@ -147,7 +164,8 @@ class Model:
     # ----- running -----------------------------------------------------------------------------
     @torch.inference_mode()
     def complete(self, prompt: str | Sequence[int], max_new_tokens: int = 8, *, bos: bool = True) -> list[int]:
-        """Greedy continuation: the ``max_new_tokens`` argmax tokens after ``prompt``, with a KV cache.
+        """Greedy continuation: the ``max_new_tokens`` argmax tokens after ``prompt``, with a KV cache where the
+        model returns one (else the whole sequence is fed again at each step).
 
         Returns the new token ids only. ``prompt`` may be text (encoded with :meth:`encode`) or ids.
         """
@@ -155,15 +173,17 @@ class Model:
         ids = self.encode(prompt, bos=bos) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise LayerscopeError("empty prompt: give at least one token (or keep BOS on)")
-        input_ids = torch.tensor([ids], device=self.device)
-        out: list[int] = []
-        past = None
+        sequence = torch.tensor([ids], device=self.device)
+        input_ids, out, past = sequence, [], None
         for _ in range(max_new_tokens):
-            result = self.module(input_ids=input_ids, past_key_values=past, use_cache=True, logits_to_keep=1)
-            past = result.past_key_values
+            cache = {} if past is None else {"past_key_values": past}
+            result = self.module(input_ids=input_ids, use_cache=past is not None or not out, logits_to_keep=1, **cache)
             next_id = int(result.logits[0, -1].argmax())
             out.append(next_id)
-            input_ids = torch.tensor([[next_id]], device=self.device)
+            sequence = torch.cat([sequence, torch.tensor([[next_id]], device=self.device)], dim=1)
+            past = getattr(result, "past_key_values", None)
+            # a model without a KV cache (GPT-1, RWKV, XLNet...) is fed the whole sequence each step
+            input_ids = sequence[:, -1:] if past is not None else sequence
         return out
 
     def __repr__(self) -> str:
