@@ -213,15 +213,17 @@ def _hf_last_logits(module, ids):
 
 
 # ----- the checks --------------------------------------------------------------------------------------------
-def run_checks(model) -> dict:
-    """``{column: (status, note)}`` for one loaded model."""
+def run_checks(model, columns=COLUMNS) -> dict:
+    """``{column: (status, note)}`` for one loaded model, for each of ``columns``."""
     import torch
 
     from layerscope.errors import LayerscopeError
 
     ids = [model.encode(p) for p in PROMPTS]
     results = {}
-    for column, check in (("capture", _capture), ("lens", _lens), ("ablate", _ablate), ("echo", _echo)):
+    checks = {"capture": _capture, "lens": _lens, "ablate": _ablate, "echo": _echo}
+    for column in columns:
+        check = checks[column]
         try:
             with torch.no_grad():
                 problem = check(model, ids)
