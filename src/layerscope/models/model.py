@@ -164,8 +164,8 @@ class Model:
     # ----- running -----------------------------------------------------------------------------
     @torch.inference_mode()
     def complete(self, prompt: str | Sequence[int], max_new_tokens: int = 8, *, bos: bool = True) -> list[int]:
-        """Greedy continuation: the ``max_new_tokens`` argmax tokens after ``prompt``, with a KV cache where the
-        model returns one (else the whole sequence is fed again at each step).
+        """Greedy continuation: the ``max_new_tokens`` argmax tokens after ``prompt`` (transformers' ``generate``,
+        which keeps whatever cache the model has, or none).
 
         Returns the new token ids only. ``prompt`` may be text (encoded with :meth:`encode`) or ids.
         """
@@ -173,17 +173,24 @@ class Model:
         ids = self.encode(prompt, bos=bos) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise LayerscopeError("empty prompt: give at least one token (or keep BOS on)")
-        sequence = torch.tensor([ids], device=self.device)
-        input_ids, out, past = sequence, [], None
-        for _ in range(max_new_tokens):
-            cache = {} if past is None else {"past_key_values": past}
-            result = self.module(input_ids=input_ids, use_cache=past is not None or not out, logits_to_keep=1, **cache)
-            next_id = int(result.logits[0, -1].argmax())
+        input_ids = torch.tensor([ids], device=self.device)
+        if hasattr(self.module, "generate"):  # transformers' own greedy decoding: every cache kind, or none
+            generated = self.module.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=max_new_tokens,
+                min_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=getattr(self.tokenizer, "pad_token_id", None) or 0,
+                eos_token_id=None,
+            )
+            return [int(i) for i in generated[0, len(ids) :]]
+        out: list[int] = []
+        for _ in range(max_new_tokens):  # a module without generate(): the whole sequence at each step
+            next_id = int(self.module(input_ids=input_ids, use_cache=False).logits[0, -1].argmax())
             out.append(next_id)
-            sequence = torch.cat([sequence, torch.tensor([[next_id]], device=self.device)], dim=1)
-            past = getattr(result, "past_key_values", None)
-            # a model without a KV cache (GPT-1, RWKV, XLNet...) is fed the whole sequence each step
-            input_ids = sequence[:, -1:] if past is not None else sequence
+            input_ids = torch.cat([input_ids, torch.tensor([[next_id]], device=self.device)], dim=1)
         return out
 
     def __repr__(self) -> str:
