@@ -192,19 +192,20 @@ def _without_blocks(module, path: str, keep):
     return copy_
 
 
-def _with_identity_block(module, path: str, k: int):
-    """A deep copy of ``module`` whose block ``k`` returns its input (in the block's own output structure)."""
+def _with_identity_block(module, path: str, k: int | range):
+    """A deep copy of ``module`` whose block ``k`` (or blocks) returns its input (in the block's own output
+    structure)."""
     copy_ = copy.deepcopy(module)
     parent, name = _layer_list(copy_, path)
-    block = getattr(parent, name)[k]
-    original = block.forward
+    for i in [k] if isinstance(k, int) else k:
+        block = getattr(parent, name)[i]
 
-    def forward(*args, **kwargs):
-        out = original(*args, **kwargs)
-        hidden = args[0] if args else kwargs["hidden_states"]
-        return (hidden, *out[1:]) if isinstance(out, tuple) else hidden
+        def forward(*args, original=block.forward, **kwargs):
+            out = original(*args, **kwargs)
+            hidden = args[0] if args else kwargs["hidden_states"]
+            return (hidden, *out[1:]) if isinstance(out, tuple) else hidden
 
-    block.forward = forward
+        block.forward = forward
     return copy_
 
 
@@ -311,8 +312,14 @@ def _lens(model, ids):
     rows = capture_residuals(model, prompts_at([seq], "last"), list(range(1, n + 1)))[:, 0]  # (n, d)
     logits = lens_logits(model, rows)  # (n, vocab)
     for k in range(n):
-        module = model.module if k == n - 1 else _without_blocks(model.module, model.parts.layers_path, range(k + 1))
-        want = _hf_last_logits(module, seq)
+        if k == n - 1:
+            want = _hf_last_logits(model.module, seq)
+        else:
+            try:
+                want = _hf_last_logits(_without_blocks(model.module, model.parts.layers_path, range(k + 1)), seq)
+            except Exception:  # noqa: BLE001 - a model that cannot run with fewer blocks: the later ones as identity
+                path = model.parts.layers_path
+                want = _hf_last_logits(_with_identity_block(model.module, path, range(k + 1, n)), seq)
         got = logits[k]
         if int(got.argmax()) != int(want.argmax()):
             return f"block {k}: top-1 {int(got.argmax())} where HF gives {int(want.argmax())}"

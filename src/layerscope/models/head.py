@@ -68,11 +68,14 @@ class Head:
         final_norm: the module between the last block and the output embedding, or None (post-LN models).
         scale: the factor on the output embedding's logits (Cohere's ``logit_scale``; 1.0 for most models).
         softcap: the final logit soft-cap, or None.
+        width: the width of what enters the output embedding (``d_model``, or another width where the head
+            projects first, as ELECTRA's generator head does).
     """
 
     final_norm: nn.Module | None
     scale: float = 1.0
     softcap: float | None = None
+    width: int | None = None
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         """Scaled and capped logits from the output embedding's ``z (..., vocab)``."""
@@ -169,7 +172,7 @@ def find_head(model) -> Head:
         target = torch.atanh((target / cap).clamp(-1 + 1e-7, 1 - 1e-7)) * cap
     scale = float((z * target).sum() / (z * z).sum().clamp(min=1e-30))
     scale = 1.0 if math.isclose(scale, 1.0, rel_tol=1e-4) else scale
-    head = Head(final_norm=final_norm, scale=scale, softcap=cap)
+    head = Head(final_norm=final_norm, scale=scale, softcap=cap, width=int(x.shape[-1]))
     if not _same(head.logits(z), logits[:, -z.shape[1] :].float(), tol=1e-3):
         raise LayerscopeError(
             f"{arch}: its logits are not a scaled output embedding of its last block's output, so no logit lens"

@@ -118,14 +118,16 @@ class Model:
 
     @property
     def final_norm(self) -> nn.Module | None:
-        """The module the model applies between its last block and its output embedding (None: none, as in
-        post-LN models); where the head cannot be traced, the final norm found by name."""
+        """The module the model applies between its last block and its output embedding, whose output is the
+        layer ``norm`` (None: none, as in post-LN models, or one that projects to another width, which the
+        logit lens still applies); where the head cannot be traced, the final norm found by name."""
         if self.kind != CAUSAL_LM or self.parts.unembed is None:
             return self.parts.final_norm
         try:
-            return self.head.final_norm
+            head = self.head
         except LayerscopeError:
             return self.parts.final_norm
+        return head.final_norm if head.width == self.d_model else None
 
     @property
     def embedding_matrix(self) -> torch.Tensor:
