@@ -70,6 +70,7 @@ def check_blocks(model) -> None:
             if not any(_same(got, s) for s in states[k : k + 2]):
                 raise LayerscopeError(
                     f"{arch}: the output of block {k} of {model.parts.layers_path} is none of the hidden states "
-                    "transformers lists for it (its blocks are not one list of modules), so its layers cannot be read"
+                    "transformers lists for it (several streams, or blocks that are not one list of modules), so its "
+                    "layers cannot be read"
                 )
     model._blocks_checked = True
