@@ -40,6 +40,7 @@ PASSING = {
     "marian": "sinusoidal positions that ignore position_ids; no final norm",
     "bart": "post-LN: no final norm",
     "openai-gpt": "no KV cache; post-LN",
+    "megatron-bert": "a final norm, then a head transform",
 }
 #: the types whose echo and compare run too (the slowest column): a multimodal wrapper, a model without KV cache
 WITH_ECHO = ("gemma3", "openai-gpt")

@@ -157,8 +157,14 @@ def find_head(model) -> Head:
         takes_h = [(i, m) for i, (_, m) in enumerate(named) if i in records and _same(records[i][0], h)]
         matches = [m for i, m in takes_h if _same(records[i][1], x)]
         if not matches:  # a head module holding the output embedding: h -> (transform) -> unembed -> logits
-            holders = [m for _, m in takes_h if any(sub is parts.unembed for sub in m.modules())]
-            matches = [HeadTransform(m, parts.unembed) for m in holders if _same(m(h), parts.unembed(x))]
+            matches = _head_transforms([m for _, m in takes_h], h, x, parts.unembed)
+        if not matches:  # two steps: a final norm, then a head transform (Megatron-BERT)
+            for i, first in takes_h:
+                y = records[i][1]
+                takes_y = [m for j, (_, m) in enumerate(named) if j in records and _same(records[j][0], y)]
+                seconds = [m for m in takes_y if _same(records[_position(named, m)][1], x)]
+                seconds += _head_transforms(takes_y, y, x, parts.unembed)
+                matches += [nn.Sequential(first, second) for second in seconds if second is not first]
         if not matches:
             raise LayerscopeError(
                 f"{arch}: what it applies between its last block and its output embedding is not one module "
@@ -178,3 +184,14 @@ def find_head(model) -> Head:
             f"{arch}: its logits are not a scaled output embedding of its last block's output, so no logit lens"
         )
     return head
+
+
+def _position(named, module) -> int:
+    return next(i for i, (_, m) in enumerate(named) if m is module)
+
+
+def _head_transforms(modules, h: torch.Tensor, x: torch.Tensor, unembed: nn.Module) -> list[nn.Module]:
+    """Of ``modules`` (each taking ``h``), those holding the output embedding whose output is the logits of ``x``:
+    each as the :class:`HeadTransform` that stops before its output embedding."""
+    holders = [m for m in modules if any(sub is unembed for sub in m.modules())]
+    return [HeadTransform(m, unembed) for m in holders if _same(_first_tensor(m(h)), unembed(x))]
