@@ -559,11 +559,29 @@ def markdown(rows: list[dict], seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+README_BEGIN, README_END = "<!-- architectures:begin -->", "<!-- architectures:end -->"
+
+
+def summary(text: str) -> str:
+    """The counts part of the generated table (its first paragraph and the per-column counts)."""
+    return text.split("\n\n| type")[0].split("-->\n\n", 1)[1]
+
+
+def update_readme(path: Path, text: str) -> None:
+    """Replace what lies between the README's two architecture markers with the summary of ``text``."""
+    readme = path.read_text()
+    if README_BEGIN not in readme or README_END not in readme:
+        raise SystemExit(f"{path} has no {README_BEGIN} ... {README_END} markers")
+    head, rest = readme.split(README_BEGIN, 1)
+    path.write_text(f"{head}{README_BEGIN}\n{summary(text)}\n{README_END}{rest.split(README_END, 1)[1]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--types", help="comma-separated model types (default: all)")
     parser.add_argument("--out", help="write the markdown table there")
     parser.add_argument("--json", help="write the rows as JSON there")
+    parser.add_argument("--readme", help="put the counts between the architecture markers of this README")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds one type may take")
     parser.add_argument("--merge", help="rows of an earlier, interrupted run (JSON) to keep; only the others run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -595,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run_matrix([t for t in types if t not in done], args.timeout, on_row=write)
     text = write()
+    if args.readme:
+        update_readme(Path(args.readme), text)
     print(text.split("\n\n| type")[0])
     return 0
 
