@@ -234,7 +234,7 @@ def run_checks(model, columns=COLUMNS) -> dict:
                 problem = check(model, ids)
             results[column] = ("pass", "") if problem is None else ("FAIL", problem)
         except LayerscopeError as exc:
-            results[column] = ("refused", str(exc).splitlines()[0][:200])
+            results[column] = ("refused", str(exc).splitlines()[0][:240])
         except Exception as exc:  # noqa: BLE001 - the matrix records every crash
             results[column] = ("error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:180] if str(exc) else ''}")
     return results

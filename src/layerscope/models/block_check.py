@@ -69,8 +69,7 @@ def check_blocks(model) -> None:
             got = outputs.get(k)
             if not any(_same(got, s) for s in states[k : k + 2]):
                 raise LayerscopeError(
-                    f"{arch}: the output of block {k} of {model.parts.layers_path} is none of the hidden states "
-                    "transformers lists for it (several streams, or blocks that are not one list of modules), so its "
-                    "layers cannot be read"
+                    f"{arch}: block {k} of {model.parts.layers_path} outputs none of its hidden states (several "
+                    "residual streams, a time-major layout, or blocks that are not one list of modules)"
                 )
     model._blocks_checked = True
