@@ -523,6 +523,7 @@ def markdown(rows: list[dict], seconds: float) -> str:
     """The generated table: per column counts, then one row per type with the first line of each non-pass."""
     import transformers
 
+    rows = sorted(rows, key=lambda r: r["type"])
     built = [r for r in rows if r["built"]]
     unmeasured = [r["type"] for r in rows if r["built"] is None]
     lines = [
