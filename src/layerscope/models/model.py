@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import LayerscopeError
 from .architecture import Parts, find_parts
-from .head import Head, find_head
+from .head import Head, HeadTransform, find_head
 from .kinds import CAUSAL_LM, KINDS, describe, require_lm_head
 
 
@@ -118,16 +118,19 @@ class Model:
 
     @property
     def final_norm(self) -> nn.Module | None:
-        """The module the model applies between its last block and its output embedding, whose output is the
-        layer ``norm`` (None: none, as in post-LN models, or one that projects to another width, which the
-        logit lens still applies); where the head cannot be traced, the final norm found by name."""
+        """The final norm the model applies to its last block's output, whose output is the layer ``norm``
+        (None in post-LN models; a head transform, as in BERT's or ELECTRA's head, is not one, though the logit
+        lens applies it: see :attr:`head`); where the head cannot be traced, the final norm found by name."""
         if self.kind != CAUSAL_LM or self.parts.unembed is None:
             return self.parts.final_norm
         try:
             head = self.head
         except LayerscopeError:
             return self.parts.final_norm
-        return head.final_norm if head.width == self.d_model else None
+        norm = head.final_norm
+        if isinstance(norm, nn.Sequential):  # a final norm, then a head transform: the norm alone
+            norm = norm[0]
+        return None if isinstance(norm, HeadTransform) or head.width != self.d_model else norm
 
     @property
     def embedding_matrix(self) -> torch.Tensor:
