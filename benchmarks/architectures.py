@@ -535,7 +535,7 @@ def markdown(rows: list[dict], seconds: float) -> str:
         f"({len(rows)} types{f', {len(rows) - len(unmeasured)} measured' if unmeasured else ''}; {len(built)} that "
         "transformers builds, reloads and runs from a tiny config), "
         "as a tiny random model checked against transformers' own forward "
-        f"(`python benchmarks/architectures.py --out docs/architectures.md`, {seconds / 60:.0f} min). "
+        "(`python benchmarks/architectures.py --out docs/architectures.md --json docs/architectures.json --readme README.md`). "
         "`pass`: the numbers equal HF's; `FAIL`: a wrong number; `refused`: one line naming what is missing "
         "(exit 2); `error`: an internal error (exit 1).",
         "",
