@@ -9,10 +9,15 @@ layer list does. The engine is exact and fast:
   would compute the very same numbers), the removed layers return their input, and only the other
   layers ``> m`` compute. The model's own forward still runs around them, so masks, rotary
   embeddings and per-layer attention types (sliding/full) stay the model's;
-* the final norm and unembedding see only the scored positions (``logits_to_keep``), and only the
-  argmax ids are kept;
-* repeated prompts run once; prompts are sorted by length and left-padded within a batch, with an
-  attention mask and position ids counted from each prompt's first real token.
+* the output embedding sees only the scored positions (its input is cut to them), and only the argmax
+  ids are kept;
+* repeated prompts run once; prompts are sorted by length and padded on the right within a batch, with
+  an attention mask: each prompt starts at position 0 and the model counts positions as it does for the
+  prompt alone (RoBERTa-style offsets, learned or sinusoidal positions, recurrent states all stay right).
+
+A removed block, and each block below the lowest removed one (which returns its cached output), returns
+its output in the block's own structure (a bare tensor, or a tuple whose other entries are those of the
+block's unablated output), as recorded on the unablated run.
 
 Parts (``part``): ``"block"`` removes the whole block as above. ``"attn"`` / ``"mlp"`` remove only the
 block's attention / MLP contribution, its addition to the residual stream: that sub-module (``self_attn``
@@ -46,6 +51,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import LayerscopeError
+from ..models.block_check import check_blocks
 
 SCORINGS = ("first", "answer")
 ALIASES = {"greedy": "answer"}  # the earlier name of "answer" scoring
@@ -133,7 +139,7 @@ class _Batch:
     rows: list[list[int]]  # per row: the indices of the items with this very sequence
     input_ids: torch.Tensor  # (batch, pos)
     attention_mask: torch.Tensor  # (batch, pos)
-    position_ids: torch.Tensor  # (batch, pos)
+    lengths: torch.Tensor  # (batch,): each row's length (rows are padded on the right)
     n_scored: list[int]  # per row: how many last positions are scored
     item_rows: torch.Tensor  # (items,): the row of each item of the batch, items in the order of ``rows``
     targets: torch.Tensor  # (items, max n_scored): each item's target ids, right-aligned (0 where unscored)
@@ -165,6 +171,7 @@ class LayerAblation:
             raise LayerscopeError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
         if batch_size < 1:
             raise LayerscopeError(f"batch size {batch_size} must be at least 1")
+        check_blocks(model)
         self.model = model
         self.encoded = encoded
         self.scoring = scoring
@@ -202,10 +209,10 @@ class LayerAblation:
             width = max(len(sequence) for sequence, _ in chunk)
             ids = torch.full((len(chunk), width), pad, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, (sequence, _) in enumerate(chunk):
-                ids[row, width - len(sequence) :] = torch.tensor(sequence, dtype=torch.long)
-                mask[row, width - len(sequence) :] = 1
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            for row, (sequence, _) in enumerate(chunk):  # right padding: positions as for the prompt alone
+                ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+                mask[row, : len(sequence)] = 1
+            positions = mask.sum(-1)  # (batch,) each row's length
             rows = [groups[key] for key in chunk]
             keep = max(n for _, n in chunk)
             members = [(row, i) for row, items in enumerate(rows) for i in items]
@@ -223,14 +230,27 @@ class LayerAblation:
         its target ids there ``(items, max n_scored)``."""
         device = self.model.device
         keep = max(batch.n_scored)
-        out = self.model.module(
-            input_ids=batch.input_ids.to(device),
-            attention_mask=batch.attention_mask.to(device),
-            position_ids=batch.position_ids.to(device),
-            use_cache=False,
-            logits_to_keep=keep,
-        )
-        logits = out.logits[:, -keep:].float()  # (batch, keep, vocab)
+        # each row's last ``keep`` positions, (batch, keep): the only ones the output embedding computes
+        index = (batch.lengths[:, None] - keep + torch.arange(keep)[None, :]).clamp(min=0)
+        gathered = []
+
+        def last_positions(module, args):
+            x = args[0]  # (batch, pos, d_model)
+            gathered.append(True)
+            picked = index.to(x.device)[..., None].expand(-1, -1, x.shape[-1])
+            return (x.gather(1, picked), *args[1:])
+
+        handle = self.model.parts.unembed.register_forward_pre_hook(last_positions)
+        try:
+            out = self.model.module(
+                input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device), use_cache=False
+            )
+        finally:
+            handle.remove()
+        logits = out.logits.float()
+        if not gathered:  # a head that is not called as a module: pick the positions from the full logits
+            logits = logits.gather(1, index.to(logits.device)[..., None].expand(-1, -1, logits.shape[-1]))
+        logits = logits[:, -keep:]  # (batch, keep, vocab)
         rows = batch.item_rows.to(logits.device)[:, None]
         columns = torch.arange(keep, device=logits.device)[None, :]
         # log softmax at the targets only: logit - logsumexp (no second vocabulary-sized tensor)
@@ -269,12 +289,13 @@ class LayerAblation:
     def baseline(self) -> Predictions:
         """Predictions of the unablated model; fills the cache of layer outputs on the first call."""
         if self._baseline is None:
-            cache, per_batch = [], []
+            cache, per_batch, rests = [], [], []
             for batch in self._batches:
-                with record_outputs(self.model.layers, self._cached_layers) as outputs:
+                rests.append({})
+                with record_outputs(self.model.layers, self._cached_layers, rests[-1]) as outputs:
                     per_batch.append(self._forward(batch))
                 cache.append(outputs)
-            self._cache = cache
+            self._cache, self._rests = cache, rests
             self._baseline = self._score((), per_batch)
         return self._baseline
 
@@ -292,12 +313,13 @@ class LayerAblation:
         start = removed[0]
         if start > 0 and start - 1 not in self._cached_layers:
             raise LayerscopeError(f"layers {list(removed)} were not announced in `needed` when the engine was built")
-        if start > 0:
-            self.baseline()
+        self.baseline()  # the cache of layer outputs, and each layer's output structure
         per_batch = []
         for b, batch in enumerate(self._batches):
             prefix = self._cache[b][start - 1] if start > 0 else None
-            with patched_layers(self.model.layers, removed, prefix, part=part, structures=self._structures):
+            with patched_layers(
+                self.model.layers, removed, prefix, part=part, structures=self._structures, rests=self._rests[b]
+            ):
                 per_batch.append(self._forward(batch))
         return self._score(removed, per_batch, part)
 
@@ -361,20 +383,37 @@ def _zero_forward(module, key: tuple[int, str], structures: dict[tuple[int, str]
     return forward
 
 
+def _rest(output):
+    """What a block returns beside its residual stream: None for a bare tensor, else the tuple's other entries."""
+    return tuple(output[1:]) if isinstance(output, (tuple, list)) else None
+
+
+def _with_rest(hidden: torch.Tensor, rest):
+    """``hidden`` in a block's own output structure (``rest`` from :func:`_rest`)."""
+    return hidden if rest is None else (hidden, *rest)
+
+
 @contextlib.contextmanager
-def record_outputs(layers, indices: Sequence[int]) -> Iterator[dict[int, torch.Tensor]]:
-    """Record the outputs ``(batch, pos, d_model)`` of ``layers[i]`` for ``i`` in ``indices`` during the block."""
+def record_outputs(
+    layers, indices: Sequence[int], rests: dict[int, object] | None = None
+) -> Iterator[dict[int, torch.Tensor]]:
+    """Record the outputs ``(batch, pos, d_model)`` of ``layers[i]`` for ``i`` in ``indices`` during the block;
+    with ``rests``, also what every layer returns beside it (its output structure: see :func:`_rest`)."""
     outputs: dict[int, torch.Tensor] = {}
     handles = []
 
     def hook_for(i: int):
         def hook(module, args, output):
-            outputs[i] = output[0] if isinstance(output, tuple) else output
+            if i in wanted:
+                outputs[i] = output[0] if isinstance(output, (tuple, list)) else output
+            if rests is not None:
+                rests[i] = _rest(output)
 
         return hook
 
+    wanted = set(indices)
     try:
-        for i in indices:
+        for i in range(len(layers)) if rests is not None else sorted(wanted):
             handles.append(layers[i].register_forward_hook(hook_for(i)))
         yield outputs
     finally:
@@ -390,9 +429,12 @@ def patched_layers(
     *,
     part: str = "block",
     structures: dict[tuple[int, str], int] | None = None,
+    rests: dict[int, object] | None = None,
 ) -> Iterator[None]:
     """Within the block, removed layers return their input and layers below the lowest removed one return
-    ``prefix`` (the cached output of the layer just below it, shape ``(batch, pos, d_model)``).
+    ``prefix`` (the cached output of the layer just below it, shape ``(batch, pos, d_model)``), each in the
+    layer's own output structure (``rests[i]``, recorded by :func:`record_outputs`: a bare tensor where
+    missing), so the model's loop unpacks them as it unpacks the real outputs.
 
     With ``part="attn"`` or ``"mlp"``, the removed layers run, but that sub-module of each returns zeros
     (see the module's docstring); ``structures`` keeps what its output looks like between calls.
@@ -404,17 +446,24 @@ def patched_layers(
     check_part(part)
     start = min(removed)
     structures = {} if structures is None else structures
+    rests = {} if rests is None else rests
     saved: dict[object, object] = {}  # module -> the instance's own ``forward`` before the patch (or _NONE)
 
-    def identity(*args, **kwargs):
-        return _hidden(args, kwargs)
+    def identity_of(i: int):
+        def identity(*args, **kwargs):
+            return _with_rest(_hidden(args, kwargs), rests.get(i))
 
-    def cached(*args, **kwargs):
-        return prefix
+        return identity
 
-    patches = [(layers[i], cached) for i in range(start)]
+    def cached_of(i: int):
+        def cached(*args, **kwargs):
+            return _with_rest(prefix, rests.get(i))
+
+        return cached
+
+    patches = [(layers[i], cached_of(i)) for i in range(start)]
     if part == "block":
-        patches += [(layers[i], identity) for i in removed]
+        patches += [(layers[i], identity_of(i)) for i in removed]
     else:
         subs = [(i, submodule(layers[i], part, i)) for i in removed]
         patches += [(sub, _zero_forward(sub, (i, part), structures)) for i, sub in subs]

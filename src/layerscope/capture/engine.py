@@ -4,8 +4,8 @@ Only the decoder stack runs (``model.parts.base``: no LM head, no unembedding), 
 after the deepest layer asked for (a private exception raised from that layer's hook). Each hook
 gathers the rows at the asked positions, pools the rows of a multi-token item (mean/first/last), and
 writes them as float32 into a buffer preallocated once, shape ``(layer, item, d_model)``; nothing else
-of the sequence is kept. Prompts are sorted by length and batched with padding (right or left; the
-position ids follow the attention mask, so a padded prompt gives the numbers it gives alone).
+of the sequence is kept. Prompts are sorted by length and batched with padding on the right (the model
+counts positions as it does for each prompt alone, so a padded prompt gives the numbers it gives alone).
 
 Hook points, by depth (see :mod:`.layer_spec`): depth 0 (``embed``) is the input of decoder block 0
 (a forward pre-hook: exactly what HF records as ``hidden_states[0]``), depth ``k + 1`` (block ``k``) the
@@ -32,6 +32,7 @@ import torch
 
 from .. import progress
 from ..errors import LayerscopeError, choices_text
+from ..models.block_check import check_blocks
 from ..tokensets import check_policy
 from .layer_spec import FINAL_NORM, LayerIndex
 from .prompts import CapturePrompt
@@ -54,6 +55,7 @@ class _BatchState:
     segments: torch.Tensor | None = None  # (R,) item of each row when some item pools several rows
     counts: torch.Tensor | None = None  # (n, 1) rows per item, for the mean
     n_items: int = 0
+    shape: tuple[int, int] = (0, 0)  # (batch, pos) of the batch in flight
 
     def write(self, slot: int, hidden: torch.Tensor) -> None:
         batch_index, seq_index = self.batch_index, self.seq_index
@@ -69,49 +71,68 @@ class _BatchState:
         target.div_(self.counts)
 
 
-def _hidden_of(output) -> torch.Tensor:
-    return output[0] if isinstance(output, (tuple, list)) else output
+def _hidden_of(output, index: int, model, shape: tuple[int, int]) -> torch.Tensor:
+    """The residual stream ``(batch, pos, d_model)`` in what block ``index`` returned (a tensor or a tuple);
+    ``LayerscopeError`` for anything else (several streams, a time-major layout), never a wrong row."""
+    hidden = output[0] if isinstance(output, (tuple, list)) else output
+    if not isinstance(hidden, torch.Tensor) or tuple(hidden.shape) != (*shape, model.d_model):
+        found = tuple(hidden.shape) if isinstance(hidden, torch.Tensor) else type(hidden).__name__
+        raise LayerscopeError(
+            f"block {index} of {type(model.module).__name__} returns {found}, not one residual stream "
+            f"(batch, pos, d_model) = {(*shape, model.d_model)}: several residual streams per block, or a "
+            "time-major layout, are not supported"
+        )
+    return hidden
 
 
 @contextlib.contextmanager
 def _capture_hooks(model, layers: Sequence[LayerIndex], state: _BatchState) -> Iterator[None]:
-    """Register one hook per asked layer; the deepest one stops the forward. Always removed."""
+    """Register one hook per asked layer; the deepest one stops the forward. Always removed.
+
+    ``norm`` is the final norm applied to the last block's output (see :mod:`layerscope.models.head`: in
+    some models that module sits in the head, outside the decoder stack that runs here).
+    """
     depth = {index: (model.n_layers + 0.5 if index == FINAL_NORM else index) for index in layers}
     deepest = max(layers, key=depth.__getitem__)
     handles = []
 
-    def make(slot: int, stop: bool, pre: bool):
+    def make(slot: int, stop: bool, pre: bool, index: int, norm=None):
         if pre:
 
             def pre_hook(module, args, kwargs):
-                state.write(slot, args[0] if args else kwargs["hidden_states"])
+                hidden = _hidden_of(args[0] if args else kwargs["hidden_states"], 0, model, state.shape)
+                state.write(slot, hidden)
                 if stop:
                     raise _StopForward
 
             return pre_hook
 
         def hook(module, args, output):
-            state.write(slot, _hidden_of(output))
+            hidden = _hidden_of(output, index, model, state.shape)
+            state.write(slot, hidden if norm is None else norm(hidden))
             if stop:
                 raise _StopForward
 
         return hook
 
     try:
-        for slot, index in enumerate(layers):
+        last = model.n_layers - 1
+        for slot, index in sorted(enumerate(layers), key=lambda item: depth[item[1]]):  # the norm's hook last
             stop = index == deepest
             if index == FINAL_NORM:
-                if model.final_norm is None:
+                norm = model.final_norm
+                if norm is None:
                     what = getattr(model, "description", "a model")
                     raise LayerscopeError(
                         f"model {model.name!r} is {what} with no final norm, so it has no layer {FINAL_NORM!r}; "
                         f"give 'embed' and blocks 0..{model.n_layers - 1}"
                     )
-                handles.append(model.final_norm.register_forward_hook(make(slot, stop, pre=False)))
+                handles.append(model.layers[last].register_forward_hook(make(slot, stop, False, last, norm)))
             elif index == 0:
-                handles.append(model.layers[0].register_forward_pre_hook(make(slot, stop, pre=True), with_kwargs=True))
+                hook = make(slot, stop, True, 0)
+                handles.append(model.layers[0].register_forward_pre_hook(hook, with_kwargs=True))
             else:
-                handles.append(model.layers[index - 1].register_forward_hook(make(slot, stop, pre=False)))
+                handles.append(model.layers[index - 1].register_forward_hook(make(slot, stop, False, index - 1)))
         yield
     finally:
         for handle in handles:
@@ -124,15 +145,19 @@ def _batches(prompts: Sequence[CapturePrompt], batch_size: int) -> list[list[int
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _prepare(state: _BatchState, batch: list[CapturePrompt], pool: str, padding_side: str, device, pad_id: int):
-    """Pad the batch, set the hooks' gather indices; returns the model inputs."""
+def _prepare(state: _BatchState, batch: list[CapturePrompt], pool: str, device, pad_id: int):
+    """Pad the batch on the right, set the hooks' gather indices; returns the model inputs.
+
+    No position ids are given: each prompt's tokens come first in its row, so the model counts their
+    positions as it does for the prompt alone (from 0, from ``padding_idx + 1`` in RoBERTa-style models, or
+    not at all in recurrent ones), and the padding after them never reaches them through a causal mask."""
     width = max(len(p.ids) for p in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     batch_rows, seq_rows, segments = [], [], []
     item = 0
     for b, prompt in enumerate(batch):
-        shift = width - len(prompt.ids) if padding_side == "left" else 0
+        shift = 0  # right padding: every prompt starts at position 0, as it does alone
         input_ids[b, shift : shift + len(prompt.ids)] = torch.tensor(prompt.ids)
         mask[b, shift : shift + len(prompt.ids)] = 1
         for group in prompt.groups:
@@ -142,6 +167,7 @@ def _prepare(state: _BatchState, batch: list[CapturePrompt], pool: str, padding_
             segments += [item] * len(chosen)
             item += 1
     state.n_items = item
+    state.shape = (len(batch), width)
     state.batch_index = torch.tensor(batch_rows, device=device)
     state.seq_index = torch.tensor(seq_rows, device=device)
     if len(segments) == item:
@@ -150,12 +176,7 @@ def _prepare(state: _BatchState, batch: list[CapturePrompt], pool: str, padding_
         seg = torch.tensor(segments, device=device)
         state.segments = seg
         state.counts = torch.bincount(seg, minlength=item).to(torch.float32).unsqueeze(1)
-    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    return {
-        "input_ids": input_ids.to(device),
-        "attention_mask": mask.to(device),
-        "position_ids": position_ids.to(device),
-    }
+    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
 
 
 @torch.inference_mode()
@@ -182,7 +203,8 @@ def capture_residuals(
         batch_size: prompts per forward.
         memory_budget: bytes (or ``"512MB"``); a larger result goes to a memory-mapped ``.npy`` on disk.
         path: keep the result as this ``.npy`` file (memory-mapped), whatever its size.
-        padding_side: ``right`` or ``left``; both give the same numbers.
+        padding_side: ``right`` or ``left``; accepted for both, the batch is always padded on the right (the
+            numbers do not depend on it, and left padding would shift models that ignore position ids).
 
     Returns:
         float32 ``np.ndarray`` (a ``np.memmap`` when it went to disk).
@@ -197,6 +219,7 @@ def capture_residuals(
     if not prompts:
         raise LayerscopeError("no prompt to capture; give at least one")
     layers = list(layers)
+    check_blocks(model)
     n_items = sum(p.n_items for p in prompts)
     starts = np.cumsum([0] + [p.n_items for p in prompts])
     batches = _batches(prompts, batch_size)
@@ -210,7 +233,7 @@ def capture_residuals(
     try:
         with _capture_hooks(model, layers, state):
             for batch in steps:
-                inputs = _prepare(state, [prompts[i] for i in batch], pool, padding_side, device, pad_id)
+                inputs = _prepare(state, [prompts[i] for i in batch], pool, device, pad_id)
                 try:
                     model.parts.base(**inputs, use_cache=False)
                 except _StopForward:

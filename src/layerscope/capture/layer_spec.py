@@ -5,8 +5,10 @@ A user names a point of the residual stream as:
 - ``embed``: the embedding output as the model uses it (Gemma multiplies by ``sqrt(d_model)``);
   Hugging Face ``hidden_states[0]``;
 - ``k`` for ``0 <= k < n_layers``: the output of decoder block ``k`` (nnsight's ``model.layers[k].output``,
-  TransformerLens' ``blocks.k.hook_resid_post``); HF ``hidden_states[k + 1]`` for ``k < n_layers - 1``.
-  The last block's output is taken *before* the final norm, whereas HF's last entry is after it;
+  TransformerLens' ``blocks.k.hook_resid_post``); HF ``hidden_states[k + 1]`` for ``k < n_layers - 1`` in
+  most models (Mamba and RWKV list it as ``hidden_states[k]``: the mapping is checked per model, see
+  :mod:`layerscope.models.block_check`). The last block's output is taken *before* the final norm, whereas
+  HF's last entry is after it;
 - negative ``k`` counts blocks from the end: ``-1`` is the last block;
 - ``norm``: the final norm's output, HF's last ``hidden_states`` entry.
 

@@ -1,8 +1,10 @@
 """Logit lens: decode any layer's residual through the final norm and the unembedding.
 
 For residuals captured before the final norm (the embedding output and each decoder layer's output),
-``logits = unembed(final_norm(h))``, with the model's final logit soft-capping where its config has one
-(Gemma 2). At the last layer this is exactly the model's own next-token logits.
+``logits = cap(scale * unembed(final_norm(h)))``: the final norm is whatever the model applies between its
+last block and its output embedding (none in post-LN models, BERT's head transform), the scale Cohere's
+or Granite's logit scale, the cap the final soft-cap (Gemma 2), all found and checked on one forward
+(:mod:`layerscope.models.head`). At the last layer this is exactly the model's own next-token logits.
 """
 
 from __future__ import annotations
@@ -40,19 +42,17 @@ def lens_logits(model: Model, residuals: np.ndarray | torch.Tensor, *, normed: b
 
     ``normed=True`` skips the final norm (for vectors captured after it).
     """
+    head = model.head  # the final norm, logit scale and soft-cap, as the model applies them
     h = torch.as_tensor(np.asarray(residuals), dtype=model.dtype, device=model.device)
-    if not normed and model.final_norm is not None:
-        h = model.final_norm(h)
+    if not normed and head.final_norm is not None:
+        h = head.final_norm(h)
     with model.materialized(model.parts.unembed):  # an offloaded head's weights are loaded for this product
         h = h.to(model.unembedding_matrix.device)
         logits = (h @ model.unembedding_matrix.T).float()
         bias = getattr(model.parts.unembed, "bias", None)
         if bias is not None:  # e.g. Phi-2's output head
             logits = logits + bias.float()
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
+    return head.logits(logits)
 
 
 @torch.inference_mode()

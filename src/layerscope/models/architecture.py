@@ -1,8 +1,9 @@
 """Find the parts of any Hugging Face causal LM: decoder layers, final norm, embeddings.
 
-No per-model if-ladder: the base model comes from ``module.base_model`` (transformers'
-own ``base_model_prefix``), the layer stack is its ``nn.ModuleList`` as long as
-``num_hidden_layers``, and the final norm is looked up in one table of attribute names.
+No per-model if-ladder: the text decoder comes from transformers' own ``get_decoder()`` (through
+multimodal wrappers), the layer stack is its ``nn.ModuleList`` as long as ``num_hidden_layers``, and
+the final norm is first looked up in one table of attribute names, then checked (and, where the
+table misses it, found) by what the model applies between its last block and its head (:mod:`.head`).
 """
 
 from __future__ import annotations
@@ -48,8 +49,35 @@ def _get(module: nn.Module, dotted: str) -> nn.Module | None:
     return module
 
 
+def _decoder(module: nn.Module) -> nn.Module:
+    """The text decoder: transformers' own ``get_decoder()`` (the language model of a multimodal wrapper, the
+    decoder of an encoder-decoder's causal LM), else the base model."""
+    base = module.base_model
+    for owner in (module, base):
+        getter = getattr(owner, "get_decoder", None)
+        try:
+            decoder = getter() if getter is not None else None
+        except Exception:  # noqa: BLE001 - transformers raises for the models it has no rule for
+            decoder = None
+        if isinstance(decoder, nn.Module) and decoder is not module:
+            return decoder
+    return base
+
+
+def _layer_lists(root: nn.Module, max_dots: int) -> list[tuple[str, nn.ModuleList]]:
+    return [
+        (name, child)
+        for name, child in root.named_modules()
+        if isinstance(child, nn.ModuleList) and len(child) > 0 and name and name.count(".") <= max_dots
+    ]
+
+
 def find_parts(module: nn.Module, n_layers: int) -> Parts:
     """Locate the decoder layers, final norm, input embedding and unembedding of ``module``.
+
+    The layers are the ``nn.ModuleList`` of the text decoder (``get_decoder()``: the language model of a
+    multimodal wrapper, never its vision or audio tower) as long as ``n_layers``; where the config counts
+    its layers another way (an encoder-decoder's encoder, a derived count), the decoder's own longest list.
 
     Example:
         >>> parts = find_parts(hf_model, hf_model.config.num_hidden_layers)
@@ -57,19 +85,23 @@ def find_parts(module: nn.Module, n_layers: int) -> Parts:
         True
     """
     base = module.base_model
-    candidates = [
-        (name, child)
-        for name, child in base.named_modules()
-        if isinstance(child, nn.ModuleList) and len(child) == n_layers and name.count(".") <= 1
-    ]
+    decoder = _decoder(module)
+    candidates = [(n, c) for n, c in _layer_lists(decoder, 1) if len(c) == n_layers]
+    if not candidates and decoder is not base:
+        candidates = [(n, c) for n, c in _layer_lists(base, 1) if len(c) == n_layers]
+        decoder = base if candidates else decoder
+    if not candidates:  # the config counts layers another way: the decoder's own list of blocks
+        candidates = sorted(_layer_lists(decoder, 0), key=lambda item: -len(item[1]))[:1]
     if not candidates:
         raise LayerscopeError(
             f"cannot find the decoder layers of {type(module).__name__}: no nn.ModuleList of "
-            f"{n_layers} layers (num_hidden_layers) under its base model {type(base).__name__}"
+            f"{n_layers} layers (num_hidden_layers) under its decoder {type(decoder).__name__}"
         )
     layers_name, layers = min(candidates, key=lambda item: item[0].count("."))
-    final_norm = next((m for m in (_get(base, n) for n in FINAL_NORM_NAMES) if m is not None), None)
-    prefix = "" if base is module else _path_of(module, base)
+    final_norm = next(
+        (m for owner in (decoder, base) for m in (_get(owner, n) for n in FINAL_NORM_NAMES) if m is not None), None
+    )
+    prefix = "" if decoder is module else _path_of(module, decoder)
     layers_path = f"{prefix}.{layers_name}" if prefix else layers_name
     return Parts(
         base=base,

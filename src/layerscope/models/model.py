@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import LayerscopeError
 from .architecture import Parts, find_parts
+from .head import Head, HeadTransform, find_head
 from .kinds import CAUSAL_LM, KINDS, describe, require_lm_head
 
 
@@ -39,12 +40,13 @@ class Model:
     head_is_trained: bool = True
     kind_detail: str | None = None
     parts: Parts = field(init=False, repr=False)
+    _head: Head | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise LayerscopeError(f"unknown model kind {self.kind!r}; valid: {', '.join(KINDS)}")
         self.module.eval()
-        self.parts = find_parts(self.module, self.n_layers)
+        self.parts = find_parts(self.module, int(self.module.config.get_text_config().num_hidden_layers))
 
     # ----- shape facts -------------------------------------------------------------------------
     @property
@@ -59,8 +61,8 @@ class Model:
 
     @property
     def n_layers(self) -> int:
-        """Number of decoder layers."""
-        return int(self.module.config.get_text_config().num_hidden_layers)
+        """Number of decoder layers (the blocks of the decoder's layer list; a config may count them another way)."""
+        return len(self.parts.layers)
 
     @property
     def d_model(self) -> int:
@@ -116,8 +118,28 @@ class Model:
         return self.parts.layers
 
     @property
+    def head(self) -> Head:
+        """How residuals become logits: final norm, logit scale, soft-cap (found on one short forward, once;
+        ``LayerscopeError`` when the model's head is not of that form)."""
+        if self._head is None:
+            self._head = find_head(self)
+        return self._head
+
+    @property
     def final_norm(self) -> nn.Module | None:
-        return self.parts.final_norm
+        """The final norm the model applies to its last block's output, whose output is the layer ``norm``
+        (None in post-LN models; a head transform, as in BERT's or ELECTRA's head, is not one, though the logit
+        lens applies it: see :attr:`head`); where the head cannot be traced, the final norm found by name."""
+        if self.kind != CAUSAL_LM or self.parts.unembed is None:
+            return self.parts.final_norm
+        try:
+            head = self.head
+        except LayerscopeError:
+            return self.parts.final_norm
+        norm = head.final_norm
+        if isinstance(norm, nn.Sequential):  # a final norm, then a head transform: the norm alone
+            norm = norm[0]
+        return None if isinstance(norm, HeadTransform) or head.width != self.d_model else norm
 
     @property
     def embedding_matrix(self) -> torch.Tensor:
@@ -156,7 +178,8 @@ class Model:
     # ----- running -----------------------------------------------------------------------------
     @torch.inference_mode()
     def complete(self, prompt: str | Sequence[int], max_new_tokens: int = 8, *, bos: bool = True) -> list[int]:
-        """Greedy continuation: the ``max_new_tokens`` argmax tokens after ``prompt``, with a KV cache.
+        """Greedy continuation: the ``max_new_tokens`` argmax tokens after ``prompt`` (transformers' ``generate``,
+        which keeps whatever cache the model has, or none).
 
         Returns the new token ids only. ``prompt`` may be text (encoded with :meth:`encode`) or ids.
         """
@@ -165,14 +188,23 @@ class Model:
         if not ids:
             raise LayerscopeError("empty prompt: give at least one token (or keep BOS on)")
         input_ids = torch.tensor([ids], device=self.device)
+        if hasattr(self.module, "generate"):  # transformers' own greedy decoding: every cache kind, or none
+            generated = self.module.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=max_new_tokens,
+                min_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=getattr(self.tokenizer, "pad_token_id", None) or 0,
+                eos_token_id=None,
+            )
+            return [int(i) for i in generated[0, len(ids) :]]
         out: list[int] = []
-        past = None
-        for _ in range(max_new_tokens):
-            result = self.module(input_ids=input_ids, past_key_values=past, use_cache=True, logits_to_keep=1)
-            past = result.past_key_values
-            next_id = int(result.logits[0, -1].argmax())
+        for _ in range(max_new_tokens):  # a module without generate(): the whole sequence at each step
+            next_id = int(self.module(input_ids=input_ids, use_cache=False).logits[0, -1].argmax())
             out.append(next_id)
-            input_ids = torch.tensor([[next_id]], device=self.device)
+            input_ids = torch.cat([input_ids, torch.tensor([[next_id]], device=self.device)], dim=1)
         return out
 
     def __repr__(self) -> str:

@@ -1,0 +1,81 @@
+"""A slice of the architecture matrix (``benchmarks/architectures.py``) on every ``make test``.
+
+One tiny random model per cause the matrix found (a final norm under another name or inside a multimodal
+wrapper, a head transform, no final norm, a logit scale or soft-cap, blocks that return tuples, RoBERTa-style
+positions, positions that ignore ``position_ids``, a layer count the config states another way, no KV cache,
+blocks listed first in ``hidden_states``) and every family the README names, each checked against
+transformers' own forward by the matrix's checks: capture, logit lens, ablation, echo and compare. The
+architectures layerscope cannot read are refused in one line (``LayerscopeError``), never read wrongly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import layerscope
+
+_SPEC = importlib.util.spec_from_file_location(
+    "architectures", Path(__file__).parents[2] / "benchmarks" / "architectures.py"
+)
+matrix = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(matrix)
+
+#: type -> the cause it stands for (every column passes)
+PASSING = {
+    "llama": "README family",
+    "qwen3": "README family",
+    "gemma2": "README family; final soft-cap",
+    "gemma3_text": "README family (the default model's)",
+    "gemma3": "final norm inside a multimodal wrapper (Gemma3ForConditionalGeneration)",
+    "gpt_oss": "README family",
+    "olmo3": "README family",
+    "mamba": "final norm named norm_f; blocks listed first in hidden_states",
+    "cohere": "logit scale",
+    "recurrent_gemma": "soft-cap under another key",
+    "bloom": "blocks return tuples (ablation keeps the structure)",
+    "roberta": "positions from padding_idx + 1; a head transform before the output embedding",
+    "marian": "sinusoidal positions that ignore position_ids; no final norm",
+    "bart": "post-LN: no final norm",
+    "openai-gpt": "no KV cache; post-LN",
+    "megatron-bert": "a final norm, then a head transform",
+}
+#: the types whose echo and compare run too (the slowest column): a multimodal wrapper, a model without KV cache
+WITH_ECHO = ("gemma3", "openai-gpt")
+#: type -> words the one-line refusal names
+REFUSED = {
+    "xlm": "not one list of modules",
+    "deepseek_v4": "several residual streams",
+    "xlnet": "time-major",
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("matrix-tokenizer")
+    matrix.build_tokenizer(directory)
+    return directory
+
+
+def _load(model_type: str, tmp_path: Path, tokenizer_dir: Path):
+    matrix.build_model(model_type, tmp_path / model_type, tokenizer_dir)
+    return layerscope.load_model(str(tmp_path / model_type))
+
+
+@pytest.mark.parametrize("model_type", sorted(PASSING))
+def test_every_column_equals_transformers(model_type, tmp_path, tokenizer_dir):
+    columns = matrix.COLUMNS if model_type in WITH_ECHO else ("capture", "lens", "ablate")
+    results = matrix.run_checks(_load(model_type, tmp_path, tokenizer_dir), columns)
+    assert {column: status for column, (status, _) in results.items()} == dict.fromkeys(columns, "pass"), results
+
+
+@pytest.mark.parametrize("model_type", sorted(REFUSED))
+def test_unreadable_architectures_are_refused_in_one_line(model_type, tmp_path, tokenizer_dir):
+    results = matrix.run_checks(_load(model_type, tmp_path, tokenizer_dir), ("capture", "lens", "ablate"))
+    for column in ("capture", "lens"):
+        status, note = results[column]
+        assert status == "refused", results
+        assert REFUSED[model_type] in note and "\n" not in note
+    assert results["ablate"][0] in ("pass", "refused"), results  # removing a whole block needs no stream
