@@ -10,6 +10,7 @@ Colours: 0 (the corrupt run's value) white, 1 (the clean run's) dark red, negati
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -155,7 +156,11 @@ def _heat_png(z, xlabels, ylabels, title, xtitle, ytitle, marked=()) -> Figure:
         figure = new_figure(figsize=(max(6.0, 0.32 * len(xlabels) + 3), max(4.0, 0.26 * len(ylabels) + 2)))
         axes = figure.add_subplot(1, 1, 1)
         image = axes.imshow(
-            np.ma.masked_invalid(z), aspect="auto", cmap=COLORSCALE, norm=colors.Normalize(-bound, bound)
+            np.ma.masked_invalid(z),
+            aspect="auto",
+            origin="lower",
+            cmap=COLORSCALE,
+            norm=colors.Normalize(-bound, bound),
         )
         axes.set_xticks(range(len(xlabels)), xlabels, rotation=70, ha="right", fontsize=7)
         axes.set_yticks(range(len(ylabels)), ylabels, fontsize=7)
@@ -165,7 +170,7 @@ def _heat_png(z, xlabels, ylabels, title, xtitle, ytitle, marked=()) -> Figure:
             axes.add_patch(Rectangle((i - 0.5, -0.5), 1, len(ylabels), fill=False, edgecolor="black", linewidth=1.2))
         axes.set_xlabel(xtitle)
         axes.set_ylabel(ytitle)
-        axes.set_title(title, fontsize=9)
+        axes.set_title(textwrap.fill(title, 90), fontsize=9)
         figure.colorbar(image, ax=axes, label="normalized")
         figure.tight_layout()
     return figure
