@@ -38,7 +38,7 @@ LONG = (
 )
 
 
-def timed(fn, repeats: int = 2):
+def timed(fn, repeats: int = 1):
     """Best wall time of ``repeats`` calls, the result of the last, and the peak of Python allocations."""
     best, out = float("inf"), None
     tracemalloc.start()
@@ -60,20 +60,30 @@ def layerscope_cells(model, pair: PairIds) -> torch.Tensor:
     return (scores[:, 0] - scores[:, 1]).reshape(n, t)
 
 
+def _record(lm, ids: torch.Tensor, k: int) -> torch.Tensor:
+    with lm.trace(ids):
+        saved = (lm.model.embed_tokens.output if k == 0 else lm.model.layers[k - 1].output).save()
+    return saved
+
+
+def _patched(lm, ids: torch.Tensor, k: int, value: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    with lm.trace(ids):
+        site = lm.model.embed_tokens.output if k == 0 else lm.model.layers[k - 1].output
+        site[rows, rows] = value
+        logits = lm.lm_head.output[:, -1].save()
+    return logits
+
+
 def nnsight_cells(lm, model, pair: PairIds) -> torch.Tensor:
     """The loop an nnsight user writes: record the clean run, then one batch per layer (a row per position)."""
     n, t = model.n_layers, pair.length
     clean, corrupt = torch.tensor([pair.clean]), torch.tensor([pair.corrupt])
+    rows = torch.arange(t)
+    out = torch.empty(n, t)
     with torch.inference_mode():
-        with lm.trace(clean):
-            acts = [lm.model.embed_tokens.output.save()] + [lm.model.layers[k].output.save() for k in range(n - 1)]
-        out = torch.empty(n, t)
-        rows = torch.arange(t)
         for k in range(n):
-            with lm.trace(corrupt.expand(t, -1)):
-                site = lm.model.embed_tokens.output if k == 0 else lm.model.layers[k - 1].output
-                site[rows, rows] = acts[k][0, rows]
-                logits = lm.lm_head.output[:, -1].save()
+            value = _record(lm, clean, k)[0, rows]
+            logits = _patched(lm, corrupt.expand(t, -1), k, value, rows)
             out[k] = logits[:, pair.answer] - logits[:, pair.wrong]
     return out
 
