@@ -51,6 +51,7 @@ def runs(tiny_models, tiny_model_dirs, embedder_dir, tmp_path_factory) -> dict:
         "inspect": lambda out: layerscope.inspect(["1+1=", "2+2=", "3+3=", "4+4="], model=llama, target="2", out=out),
         "inspect-compare": lambda out: layerscope.inspect("5+2=", model=llama, compare_model=llama, out=out),
         "ablate": lambda out: layerscope.ablate("arithmetic", model=llama, n=12, drop=["1", "0,2"], out=out),
+        "patch": lambda out: layerscope.patch("5+2=", "5+3=", answer="7", wrong="8", part="all", model=llama, out=out),
         "echo": lambda out: layerscope.echo(models=[llama, qwen], tokens=WORDS, out=out),
         "encode": lambda out: execute(
             EncodeConfig(texts=("a cat", "a dog", ""), model=ModelSpec(embedder_dir), prompt_name="query"), out=out
@@ -86,6 +87,7 @@ NAMES = [
     "inspect",
     "inspect-compare",
     "ablate",
+    "patch",
     "echo",
     "encode",
     "similar",

@@ -63,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover  (the same names as _LAZY: tests/test_regi
     from .experiments.inspect import inspect
     from .experiments.layers import layers
     from .experiments.layout import layout
+    from .experiments.patch import patch
     from .experiments.report import report
     from .experiments.stages import stages
     from .experiments.sweep import sweep

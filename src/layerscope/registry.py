@@ -62,6 +62,7 @@ ENTRIES: dict[str, Entry] = {
         Entry("capture", _E + "capture", "CaptureConfig", "CaptureResult", ("residuals",), False, "python"),
         Entry("inspect", _E + "inspect", "InspectConfig", "InspectResult", ("inspect",), sweep="cli"),
         Entry("ablate", _E + "ablate", "AblateConfig", "AblateResult", ("ablate",), sweep="cli"),
+        Entry("patch", _E + "patch", "PatchConfig", "PatchResult", ("patch",)),
         Entry("echo", _E + "echo", "EchoConfig", "EchoResult", ("echo",), sweep="cli"),
         Entry("layout", _E + "layout", "LayoutConfig", "LayoutResult", ("layout",)),
         Entry("encode", _E + "encode", "EncodeConfig", "EncodeResult", ("encode",), sweep="python"),

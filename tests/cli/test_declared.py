@@ -20,6 +20,7 @@ from layerscope.experiments.encode import EncodeConfig, SimilarConfig
 from layerscope.experiments.inspect import InspectConfig
 from layerscope.experiments.layers import LayersConfig
 from layerscope.experiments.layout import LayoutConfig
+from layerscope.experiments.patch import PatchConfig
 from layerscope.experiments.report import ReportConfig
 from layerscope.experiments.stages import StagesConfig
 from layerscope.experiments.sweep import SweepConfig
@@ -87,6 +88,22 @@ CONFIGS = {
         AblateConfig(task="capitals", shots=2, n=10, scoring="answer", seed=4),
         AblateConfig(task="copying", shots=0, scoring="first"),
         AblateConfig(task="words.jsonl", drop=("1",), part=("block", "attn", "mlp")),
+    ],
+    "patch": [
+        PatchConfig(
+            model=SPEC,
+            clean="When Mary and John went, John gave it to",
+            corrupt="-When Mary and John went, Mary gave it to",
+            answer=" Mary",
+            wrong="-John",
+            part=("resid", "heads"),
+            head_positions="each",
+            direction="noise",
+            metric="kl",
+            batch_size=8,
+        ),
+        PatchConfig(pairs="names", n=12, seed=3, part=("attn", "mlp"), metric="prob"),
+        PatchConfig(pairs="my pairs.csv"),
     ],
     "echo": [
         EchoConfig(

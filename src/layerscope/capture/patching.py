@@ -1,0 +1,438 @@
+"""Activation patching: copy one activation from a source run into a base run and read the answer's metric.
+
+Sites (``part``), for decoder block ``k`` at position ``p`` (the index in the input ids, BOS = 0):
+
+* ``resid``: the residual stream at depth ``d`` (``0``: the embedding output as the model uses it, ``embed``;
+  ``k + 1``: block ``k``'s output, the layer named ``k``), the same points as :mod:`~.layer_spec`;
+* ``attn`` / ``mlp``: the output of block ``k``'s attention / MLP sub-module (found as ``ablate --part``
+  finds it, :func:`~.ablation.submodule`). Whatever the block does with it before adding it to the residual
+  stream (Gemma's and OLMo's post-norms) acts on each position alone, so replacing it at ``p`` replaces the
+  block's residual addition at ``p``;
+* ``heads``: head ``h``'s share of block ``k``'s attention, the slice ``h * head_dim : (h + 1) * head_dim``
+  of the attention's output projection input (TransformerLens' ``hook_z``), at one position or at every one.
+
+Cost. Two prompts of one pair share their tokens before the first changed position ``f``; every activation
+there is the same in both runs. So:
+
+1. the shared prefix ``[0, f)`` runs once, keeping its keys and values (the model's own KV cache; a model
+   without one runs every position each time, ``f = 0``);
+2. the two prompts' suffixes ``[f, T)`` run once, as a batch of two on that cache, recording every site
+   asked for at those positions (``(T - f, d_model)`` per site: one run's activations, never a batch's);
+3. a patch into block ``k`` (or the residual stream after it) runs only the blocks from there on, over
+   positions ``[f, T)``, on a copy of the prefix cache: the blocks below are replaced by the base run's
+   recorded residual stream. Positions ``[f, p)`` of a row recompute the base run's values (the patch at
+   ``p`` cannot reach them); all positions of one block share one batch (``rows = cells``);
+4. a patch at ``p < f`` copies an activation equal to its own and is never run: its value is the base's;
+5. the output embedding sees the last position only, and only the answer's and the wrong token's rows of
+   its weight unless the whole distribution is needed (``kl``, ``prob``); elementwise head transforms
+   (Gemma 2's soft-cap) still apply, since the model's own forward applies them to what the head returns.
+
+Example:
+    >>> engine = PatchEngine(model, pair_ids)                   # runs the prefix and both prompts
+    >>> engine.cells("resid", direction="denoise", metric="logit-diff")[:2]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import LayerscopeError
+from .ablation import _hidden, submodule
+
+PARTS = ("resid", "attn", "mlp", "heads")
+METRICS = ("logit-diff", "prob", "kl")
+DIRECTIONS = ("denoise", "noise")
+#: attribute names of an attention module's output projection (its input is the heads' outputs side by side)
+OUTPUT_PROJECTION_NAMES = ("o_proj", "out_proj", "c_proj", "dense", "wo")
+
+
+@dataclass(frozen=True)
+class PairIds:
+    """One clean/corrupt pair as token ids.
+
+    Attributes:
+        clean, corrupt: the two prompts' ids (with BOS when the model has one), of one length ``T``.
+        answer, wrong: the ids of the answer and of the wrong token (one token each).
+    """
+
+    clean: tuple[int, ...]
+    corrupt: tuple[int, ...]
+    answer: int
+    wrong: int
+
+    @property
+    def length(self) -> int:
+        return len(self.clean)
+
+    @property
+    def changed(self) -> list[int]:
+        """The positions where the two prompts differ."""
+        return [p for p, (a, b) in enumerate(zip(self.clean, self.corrupt)) if a != b]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One patch: ``part`` at block ``layer`` (``resid``: the depth, 0 = embed), ``position`` (None: every
+    position, heads only) and ``head`` (heads only)."""
+
+    part: str
+    layer: int
+    position: int | None
+    head: int | None = None
+
+
+@dataclass
+class _Run:
+    """One prompt's recorded activations at positions ``[f, T)``: ``{(part, layer): (T - f, width)}``, and its
+    scores at the last position (``(2,)``: answer, wrong logits; or ``(vocab,)``)."""
+
+    sites: dict[tuple[str, int], torch.Tensor]
+    scores: torch.Tensor
+
+
+class PatchEngine:
+    """Patches activations of one pair, many cells per forward.
+
+    Args:
+        model: a :class:`~layerscope.Model` with an LM head.
+        pair: the pair's ids.
+        parts: the parts whose sites are recorded (and may be patched).
+        full_vocab: score the whole vocabulary at the last position (needed by ``prob`` and ``kl``).
+        batch_size: cells per forward.
+    """
+
+    def __init__(
+        self,
+        model,
+        pair: PairIds,
+        *,
+        parts: Sequence[str] = PARTS,
+        full_vocab: bool = False,
+        batch_size: int = 64,
+    ):
+        for part in parts:
+            if part not in PARTS:
+                raise LayerscopeError(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
+        if len(pair.clean) != len(pair.corrupt):
+            raise LayerscopeError("the clean and corrupt prompts have different token lengths")
+        if not pair.changed:
+            raise LayerscopeError("the clean and corrupt prompts are the same tokens")
+        self.model = model
+        self.pair = pair
+        self.parts = tuple(parts)
+        self.full_vocab = full_vocab
+        self.batch_size = batch_size
+        self.n_layers = model.n_layers
+        self._layer_kind: dict[int, int] = {}  # block -> 0 (returns a tensor) or n (an n-tuple)
+        self._heads = self._head_layout() if "heads" in self.parts else (0, 0)
+        unembed = model.parts.unembed
+        self._narrow = not full_vocab and isinstance(unembed, torch.nn.Linear)  # the head computes 2 columns
+        with torch.inference_mode():
+            self.first = self._prefix(pair.changed[0])
+            self.clean, self.corrupt = self._record()
+
+    # ----- shape of the model -------------------------------------------------------------------
+    @property
+    def n_heads(self) -> int:
+        return self._heads[0]
+
+    def _head_layout(self) -> tuple[int, int]:
+        """``(n_heads, head_dim)`` from the config and the output projection's input width."""
+        config = self.model.config
+        n_heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
+        projection = self.output_projection(0)
+        width = projection.weight.shape[1] if hasattr(projection, "weight") else None
+        if not n_heads or not width or width % n_heads:
+            raise LayerscopeError(
+                f"cannot split the attention output of {type(self.model.module).__name__} into heads "
+                f"({n_heads} heads, projection input width {width}); use part resid, attn or mlp"
+            )
+        return int(n_heads), int(width) // int(n_heads)
+
+    def output_projection(self, k: int):
+        """Block ``k``'s attention output projection (its input ``(batch, pos, n_heads * head_dim)``)."""
+        attn = submodule(self.model.layers[k], "attn", k)
+        for name in OUTPUT_PROJECTION_NAMES:
+            found = getattr(attn, name, None)
+            if isinstance(found, torch.nn.Module):
+                return found
+        raise LayerscopeError(
+            f"the attention of block {k} ({type(attn).__name__}) has no output projection "
+            f"(looked for {', '.join(OUTPUT_PROJECTION_NAMES)}); use part resid, attn or mlp"
+        )
+
+    def sites_of(self, part: str) -> list[int]:
+        """The layers of ``part``: depths ``0..n_layers`` for ``resid``, blocks ``0..n_layers-1`` otherwise."""
+        return list(range(self.n_layers + 1)) if part == "resid" else list(range(self.n_layers))
+
+    # ----- the two runs -------------------------------------------------------------------------
+    def _call(self, ids: torch.Tensor, positions: torch.Tensor, cache, *, use_cache: bool = False):
+        kwargs = {"input_ids": ids.to(self.model.device), "position_ids": positions.to(self.model.device)}
+        if cache is not None or use_cache:
+            kwargs[_cache_argument(self.model.module)] = cache
+            kwargs["use_cache"] = True
+        else:
+            kwargs["use_cache"] = False
+        return self.model.module(**kwargs)
+
+    def _prefix(self, first: int) -> int:
+        """Run the shared prefix ``[0, first)`` once and keep its cache; the first position each patch runs."""
+        self._cache = None
+        if first == 0:
+            return 0
+        ids = torch.tensor([self.pair.clean[:first]])
+        try:
+            out = self._call(ids, torch.arange(first)[None], None, use_cache=True)
+        except (TypeError, ValueError):  # a model that takes no cache
+            return 0
+        cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
+        if cache is None or not hasattr(cache, "batch_repeat_interleave"):
+            return 0
+        self._cache = cache
+        return first
+
+    def _cache_for(self, rows: int):
+        if self._cache is None:
+            return None
+        cache = copy.deepcopy(self._cache)
+        if rows > 1:
+            cache.batch_repeat_interleave(rows)
+        return cache
+
+    def _suffix(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = torch.arange(self.first, self.pair.length)[None].expand(rows, -1)
+        return positions, torch.tensor(self.pair.corrupt[self.first :])[None].expand(rows, -1)
+
+    def _record(self) -> tuple[_Run, _Run]:
+        """Run both prompts' suffixes as one batch of two; record every site of ``parts``."""
+        ids = torch.tensor([self.pair.clean[self.first :], self.pair.corrupt[self.first :]])
+        positions, _ = self._suffix(2)
+        found: dict[tuple[str, int], torch.Tensor] = {}
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self._recording(found))
+            stack.enter_context(self._head())
+            scores = self._scores(self._call(ids, positions, self._cache_for(2)))
+        runs = []
+        for row in range(2):
+            runs.append(_Run({key: value[row].detach().clone() for key, value in found.items()}, scores[row]))
+        return runs[0], runs[1]
+
+    @contextlib.contextmanager
+    def _recording(self, found: dict) -> Iterator[None]:
+        layers = self.model.layers
+        handles = []
+
+        def layer_input(module, args, kwargs):
+            found["resid", 0] = _hidden(args, kwargs)
+
+        def output_of(key, kind_of=None):
+            def hook(module, args, output):
+                if kind_of is not None:
+                    self._layer_kind[kind_of] = len(output) if isinstance(output, (tuple, list)) else 0
+                found[key] = output[0] if isinstance(output, (tuple, list)) else output
+
+            return hook
+
+        def z_of(k):
+            def hook(module, args, kwargs):
+                found["heads", k] = _hidden(args, kwargs)
+
+            return hook
+
+        try:
+            handles.append(layers[0].register_forward_pre_hook(layer_input, with_kwargs=True))
+            for k in range(self.n_layers):
+                handles.append(layers[k].register_forward_hook(output_of(("resid", k + 1), k)))
+                for part in ("attn", "mlp"):
+                    if part in self.parts:
+                        sub = submodule(layers[k], part, k)
+                        handles.append(sub.register_forward_hook(output_of((part, k))))
+                if "heads" in self.parts:
+                    handles.append(self.output_projection(k).register_forward_pre_hook(z_of(k), with_kwargs=True))
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    # ----- scores --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _head(self) -> Iterator[None]:
+        """The output embedding computes the last position only, and only the answer/wrong rows unless
+        ``full_vocab``; whatever the model does after it (a soft-cap) acts elementwise on what it returns."""
+        unembed = self.model.parts.unembed
+        if not isinstance(unembed, torch.nn.Linear):
+            yield
+            return
+        weight = unembed.weight
+        columns = None if self.full_vocab else torch.tensor([self.pair.answer, self.pair.wrong])
+        w = weight if columns is None else weight[columns.to(weight.device)]
+        b = unembed.bias if unembed.bias is None or columns is None else unembed.bias[columns.to(weight.device)]
+
+        def forward(x):
+            return F.linear(x[:, -1:], w, b)
+
+        with _instance_forward(unembed, forward):
+            yield
+
+    def _scores(self, out) -> torch.Tensor:
+        """``(rows, 2)`` answer and wrong logits, or ``(rows, vocab)``, at the last position, float32."""
+        logits = out.logits[:, -1].float()
+        if self.full_vocab or self._narrow:
+            return logits
+        return logits[:, [self.pair.answer, self.pair.wrong]]
+
+    # ----- patching ------------------------------------------------------------------------------
+    def run_cells(self, cells: Sequence[Cell], direction: str = "denoise") -> torch.Tensor:
+        """The scores ``(cells, 2)`` or ``(cells, vocab)`` with each cell patched alone (source: the clean run
+        for ``denoise``, the corrupt run for ``noise``; base: the other one). Cells before the first
+        changed position get the base run's scores without running."""
+        if direction not in DIRECTIONS:
+            raise LayerscopeError(f"unknown direction {direction!r}; valid: {', '.join(DIRECTIONS)}")
+        base, source = (self.corrupt, self.clean) if direction == "denoise" else (self.clean, self.corrupt)
+        out = torch.empty((len(cells), base.scores.shape[-1]))
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, cell in enumerate(cells):
+            if cell.part not in self.parts:
+                raise LayerscopeError(f"part {cell.part!r} was not recorded; valid: {', '.join(self.parts)}")
+            if cell.position is not None and cell.position < self.first:
+                out[i] = base.scores  # the same activation in both runs: nothing changes
+            else:
+                groups.setdefault((cell.part, cell.layer), []).append(i)
+        with torch.inference_mode():
+            for (part, layer), members in groups.items():
+                for start in range(0, len(members), self.batch_size):
+                    chunk = members[start : start + self.batch_size]
+                    out[chunk] = self._run_group(part, layer, [cells[i] for i in chunk], base, source)
+        return out
+
+    def _run_group(self, part: str, layer: int, cells: list[Cell], base: _Run, source: _Run) -> torch.Tensor:
+        rows = len(cells)
+        f = self.first
+        start = layer  # resid depth d is block d's input; a part of block k: block k's input is depth k
+        hidden = base.sites["resid", start].expand(rows, -1, -1).clone()  # (rows, T - f, d_model)
+        index = torch.arange(rows)
+        with contextlib.ExitStack() as stack:
+            if part == "resid":
+                at = torch.tensor([c.position - f for c in cells])
+                hidden[index, at] = source.sites["resid", layer][at].to(hidden.dtype)
+            elif part in ("attn", "mlp"):
+                at = torch.tensor([c.position - f for c in cells])
+                value = source.sites[part, layer][at]  # (rows, d_model)
+                sub = submodule(self.model.layers[layer], part, layer)
+                stack.enter_context(_replaced_output(sub, index, at, value))
+            else:
+                stack.enter_context(self._head_patch(layer, cells, source))
+            stack.enter_context(self._from_block(start, hidden))
+            stack.enter_context(self._head())
+            positions, ids = self._suffix(rows)
+            return self._scores(self._call(ids, positions, self._cache_for(rows))).cpu()
+
+    @contextlib.contextmanager
+    def _head_patch(self, layer: int, cells: list[Cell], source: _Run) -> Iterator[None]:
+        """Head ``h`` of each row: its slice of the output projection's input from ``source`` (one position, or
+        every position from the first changed one)."""
+        head_dim = self._heads[1]
+        value = source.sites["heads", layer]  # (T - f, n_heads * head_dim)
+        f = self.first
+
+        def hook(module, args, kwargs):
+            x = _hidden(args, kwargs).clone()
+            for row, cell in enumerate(cells):
+                width = slice(cell.head * head_dim, (cell.head + 1) * head_dim)
+                where = slice(None) if cell.position is None else slice(cell.position - f, cell.position - f + 1)
+                x[row, where, width] = value[where, width].to(x.dtype)
+            return _with_hidden(args, kwargs, x)
+
+        handle = self.output_projection(layer).register_forward_pre_hook(hook, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @contextlib.contextmanager
+    def _from_block(self, start: int, hidden: torch.Tensor) -> Iterator[None]:
+        """Blocks below ``start`` do nothing; block ``start`` (or the final norm, or the head, past the last
+        block) receives ``hidden`` as its input."""
+        layers = self.model.layers
+        patches = []
+        for k in range(min(start, self.n_layers)):
+            patches.append((layers[k], _passing(self._layer_kind.get(k, 0))))
+        target = layers[start] if start < self.n_layers else (self.model.parts.final_norm or self.model.parts.unembed)
+
+        def feed(module, args, kwargs):
+            return _with_hidden(args, kwargs, hidden)
+
+        handle = target.register_forward_pre_hook(feed, with_kwargs=True)
+        try:
+            with contextlib.ExitStack() as stack:
+                for module, forward in patches:
+                    stack.enter_context(_instance_forward(module, forward))
+                yield
+        finally:
+            handle.remove()
+
+
+# ----- small helpers ---------------------------------------------------------------------------------
+def _cache_argument(module) -> str:
+    """``cache`` (transformers 5) or ``past_key_values``: the name the model's forward takes its cache by."""
+    names = inspect.signature(module.forward).parameters
+    return "past_key_values" if "past_key_values" in names and "cache" not in names else "cache"
+
+
+def _with_hidden(args: tuple, kwargs: dict, x: torch.Tensor):
+    if args:
+        return (x, *args[1:]), kwargs
+    key = "hidden_states" if "hidden_states" in kwargs else next(k for k, v in kwargs.items() if torch.is_tensor(v))
+    return args, {**kwargs, key: x}
+
+
+def _passing(kind: int):
+    """A block ``forward`` that returns its input (in the block's output structure: a tensor, or an
+    ``kind``-tuple whose other entries are None)."""
+
+    def forward(*args, **kwargs):
+        hidden = _hidden(args, kwargs)
+        return hidden if kind == 0 else (hidden, *([None] * (kind - 1)))
+
+    return forward
+
+
+@contextlib.contextmanager
+def _instance_forward(module, forward) -> Iterator[None]:
+    """``module.forward`` is ``forward`` within the block; whatever the instance held before is put back."""
+    before = module.__dict__.get("forward", _NONE)
+    module.__dict__["forward"] = forward
+    try:
+        yield
+    finally:
+        if before is _NONE:
+            module.__dict__.pop("forward", None)
+        else:
+            module.__dict__["forward"] = before
+
+
+_NONE = object()
+
+
+@contextlib.contextmanager
+def _replaced_output(module, rows: torch.Tensor, at: torch.Tensor, value: torch.Tensor) -> Iterator[None]:
+    """``module``'s output (or its first entry) at ``(rows[i], at[i])`` is ``value[i]`` within the block."""
+
+    def hook(module, args, output):
+        first = output[0] if isinstance(output, (tuple, list)) else output
+        first = first.clone()
+        first[rows, at] = value.to(first.dtype)
+        return (first, *output[1:]) if isinstance(output, (tuple, list)) else first
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

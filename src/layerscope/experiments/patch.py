@@ -1,0 +1,531 @@
+"""Activation patching: where, in the forward pass, the information that decides an answer is carried.
+
+Flow: pairs (one ``--clean/--corrupt`` pair, a built-in set or a file; :mod:`layerscope.tasks.pairs`) -> token
+ids (both prompts of a pair one length, the answer and the wrong token one token each) ->
+:class:`~layerscope.capture.patching.PatchEngine` per pair (every cell of every part) -> the metric per cell
+-> the mean over pairs with bootstrap intervals (:mod:`layerscope.analysis.patching`) -> ``patch.csv`` and
+figures.
+
+``denoise`` (default) copies the clean run's activation into the corrupt run; ``noise`` the corrupt run's into
+the clean run. ``normalized`` is ``(patched - corrupt) / (clean - corrupt)`` either way: the share of the
+answer that comes back (denoise) or that survives (noise).
+
+A pair set shares one token length: the positions of its pairs are averaged index by index. A built-in set
+keeps the pairs of its most common length (and one-token answers) under the model's tokenizer, and records
+how many it left out; a file's pair of another length is refused, naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import LayerscopeError, choices_text
+from ..experiment import ExperimentConfig, Result, option
+from ..model_spec import ModelSpec
+from ..models import Model, require_lm_head
+from ..rundir import model_record
+from ..runner import execute
+from ..tasks.pairs import Pair, is_pair_file, load_pair_file, pair_set
+
+__all__ = ["PatchConfig", "PatchResult", "patch", "run_patch"]
+
+PART_CHOICES = ("resid", "attn", "mlp", "heads", "all")
+PART_NAMES = {"resid": "residual stream", "attn": "attention output", "mlp": "MLP output", "heads": "attention heads"}
+METRIC_TEXT = {
+    "logit-diff": "logit(answer) - logit(wrong)",
+    "prob": "probability of the answer",
+    "kl": "KL divergence from the clean run's next-token distribution",
+}
+
+
+def parse_parts(value) -> tuple[str, ...]:
+    """``"resid,attn"`` or ``("resid", "attn")`` -> ``("resid", "attn")``; ``"all"`` -> every part."""
+    pieces = str(value).split(",") if isinstance(value, str) else [p for v in value for p in str(v).split(",")]
+    parts: list[str] = []
+    for piece in (p.strip() for p in pieces):
+        parts.extend(("resid", "attn", "mlp", "heads") if piece == "all" else [piece])
+    return tuple(dict.fromkeys(parts))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatchConfig(ExperimentConfig):
+    """What ``layerscope patch`` runs.
+
+    Attributes:
+        model: which model (default: the embedded Gemma 3 270M).
+        clean, corrupt, answer, wrong: one pair (all four, or none when ``pairs`` is given).
+        pairs: a built-in pair set (``names``, ``capitals``, ``arithmetic``, ``successor``) or a ``.csv``/``.jsonl``
+            file with ``clean,corrupt,answer,wrong``.
+        n: pairs taken from a built-in set (default 20) or a file (default: all).
+        part: what is patched, one table and figure each: ``resid`` (the residual stream at ``embed``, ``0``..),
+            ``attn``, ``mlp`` (each block's attention / MLP output, its residual addition), ``heads``.
+        head_positions: ``all`` (a head patched at every position at once) or ``each`` (one cell per position).
+        direction: ``denoise`` (clean into corrupt) or ``noise`` (corrupt into clean).
+        metric: ``logit-diff``, ``prob`` or ``kl`` (from the clean run's distribution).
+        seed: the order of a built-in set and the bootstrap's resamples.
+        batch_size: cells per forward pass.
+    """
+
+    experiment = "patch"
+
+    model: ModelSpec = option(ModelSpec(), flag="--model")
+    clean: str | None = option(None, metavar="TEXT", help="the clean prompt (with --corrupt, --answer, --wrong)")
+    corrupt: str | None = option(None, metavar="TEXT", help="the corrupted prompt, of the clean one's token length")
+    answer: str | None = option(None, metavar="TOKEN", help="the clean prompt's answer, one token (e.g. ' Mary')")
+    wrong: str | None = option(None, metavar="TOKEN", help="the corrupt prompt's answer, one token (e.g. ' John')")
+    pairs: str | None = option(
+        None,
+        metavar="SET|FILE",
+        help="a built-in pair set (names, capitals, arithmetic, successor) or a .csv/.jsonl file with "
+        "clean,corrupt,answer,wrong",
+    )
+    n: int | None = option(None, minimum=1, help="pairs taken from the set (default 20) or the file (default: all)")
+    part: tuple[str, ...] = option(
+        ("resid",),
+        metavar="resid|attn|mlp|heads|all",
+        help="what is patched: resid (residual stream at embed, 0..n-1), attn, mlp (each block's attention or MLP "
+        "output, as its residual addition), heads; repeatable or comma-separated, one table and figure each",
+    )
+    head_positions: Literal["all", "each"] = option(
+        "all", help="heads: patched at every position at once (all, default) or one cell per position (each)"
+    )
+    direction: Literal["denoise", "noise"] = option(
+        "denoise", help="denoise: clean activations into the corrupt run (default); noise: corrupt into clean"
+    )
+    metric: Literal["logit-diff", "prob", "kl"] = option(
+        "logit-diff",
+        help="logit-diff: logit(answer) - logit(wrong) (default); prob: the answer's probability; kl: KL from "
+        "the clean run's next-token distribution",
+    )
+    seed: int = option(0, minimum=0, help="order of a built-in set and seed of the bootstrap intervals (default 0)")
+    batch_size: int = option(64, minimum=1, help="cells per forward pass (default 64)")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "part", parse_parts(self.part))
+        if isinstance(self.pairs, os.PathLike):
+            object.__setattr__(self, "pairs", os.fspath(self.pairs))
+
+    def validate(self) -> None:
+        super().validate()
+        for part in self.part or ("",):
+            if part not in PART_CHOICES:
+                problem = f"names unknown part {part!r}; valid: {choices_text(PART_CHOICES)}"
+                raise self.error("part", ",".join(self.part), problem)
+        given = [name for name in ("clean", "corrupt", "answer", "wrong") if getattr(self, name) is not None]
+        if self.pairs is not None and given:
+            raise self.error(given[0], getattr(self, given[0]), "goes with one pair; give either it or --pairs")
+        if self.pairs is None:
+            missing = [name for name in ("clean", "corrupt", "answer", "wrong") if getattr(self, name) is None]
+            if missing:
+                raise self.error(
+                    missing[0], None, "is missing; give --clean, --corrupt, --answer and --wrong, or --pairs"
+                )
+            for name in ("clean", "corrupt", "answer", "wrong"):
+                if getattr(self, name) == "":
+                    raise self.error(name, "", "is empty")
+        elif is_pair_file(self.pairs):
+            with self.checking("pairs"):
+                load_pair_file(self.pairs)
+
+    def build_pairs(self) -> tuple[list[Pair], bool]:
+        """The pairs, and whether they come from a built-in set (filtered to the model's tokenizer later)."""
+        if self.pairs is None:
+            return [Pair(self.clean, self.corrupt, self.answer, self.wrong)], False
+        if not is_pair_file(self.pairs):
+            return pair_set(self.pairs, self.n or 20, self.seed), True
+        pairs = load_pair_file(self.pairs)
+        return (pairs if self.n is None else pairs[: self.n]), False
+
+    def run(self, model=None) -> PatchResult:
+        return run_patch(self, model)
+
+
+# ----- tokenizing pairs ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Encoded:
+    pair: Pair
+    clean: tuple[int, ...]
+    corrupt: tuple[int, ...]
+    answer: int
+    wrong: int
+
+
+def _one_token(model: Model, prompt: str, text: str) -> list[int]:
+    """``text``'s ids as it follows ``prompt`` (the ids of ``prompt + text`` after the prompt's)."""
+    head, whole = model.encode(prompt), model.encode(prompt + text)
+    return (
+        whole[len(head) :] if whole[: len(head)] == head and len(whole) > len(head) else model.encode(text, bos=False)
+    )
+
+
+def encode_pair(model: Model, pair: Pair) -> _Encoded:
+    """The pair's ids; :class:`LayerscopeError` naming the pair when its prompts' lengths differ, they are the
+    same tokens, or the answer or the wrong token is not one token."""
+    clean, corrupt = model.encode(pair.clean), model.encode(pair.corrupt)
+    if len(clean) != len(corrupt):
+        raise LayerscopeError(
+            f"pair {pair.label()} tokenizes to {len(clean)} and {len(corrupt)} tokens; the two prompts must have "
+            "one length (change words that tokenize alike)"
+        )
+    if clean == corrupt:
+        raise LayerscopeError(f"pair {pair.label()}: the two prompts are the same tokens")
+    ids = {}
+    for name, prompt in (("answer", pair.clean), ("wrong", pair.corrupt)):
+        text = getattr(pair, name)
+        found = _one_token(model, prompt, text)
+        if len(found) != 1:
+            pieces = ", ".join(repr(t) for t in model.token_strings(found))
+            raise LayerscopeError(
+                f"{name} {text!r} of pair {pair.label()} is {len(found)} tokens ({pieces}); give one token"
+            )
+        ids[name] = found[0]
+    if ids["answer"] == ids["wrong"]:
+        raise LayerscopeError(f"pair {pair.label()}: the answer and the wrong token are the same token")
+    return _Encoded(pair, tuple(clean), tuple(corrupt), ids["answer"], ids["wrong"])
+
+
+def encode_pairs(model: Model, pairs: list[Pair], builtin: bool) -> tuple[list[_Encoded], int]:
+    """Every pair's ids, all of one length; a built-in set keeps the usable pairs of its most common length
+    (returns how many it left out), a user's pair that does not fit is refused."""
+    if not builtin:
+        encoded = [encode_pair(model, p) for p in pairs]
+        for e in encoded[1:]:
+            if len(e.clean) != len(encoded[0].clean):
+                raise LayerscopeError(
+                    f"pair {e.pair.label()} is {len(e.clean)} tokens, the first pair {len(encoded[0].clean)}; "
+                    "the pairs of one run are averaged position by position and need one length"
+                )
+        return encoded, 0
+    usable = []
+    for p in pairs:
+        try:
+            usable.append(encode_pair(model, p))
+        except LayerscopeError:
+            continue
+    if not usable:
+        raise LayerscopeError("no pair of the set fits this model's tokenizer (one length, one-token answers)")
+    length = Counter(len(e.clean) for e in usable).most_common(1)[0][0]
+    kept = [e for e in usable if len(e.clean) == length]
+    return kept, len(pairs) - len(kept)
+
+
+# ----- the result ----------------------------------------------------------------------------------------
+@dataclass(kw_only=True, repr=False)
+class PatchResult(Result):
+    """The outcome of a patching run.
+
+    Attributes:
+        cells: ``patch.csv``, one row per cell: ``part`` (resid, attn, mlp, heads), ``layer`` (``embed``, ``0``..),
+            ``depth`` (0 for embed, ``k + 1`` for block ``k``), ``position`` (the index in the input ids, BOS = 0;
+            empty: every position), ``token`` (the first pair's clean token there), ``head`` (heads only),
+            ``value`` (the metric's mean over pairs), ``normalized`` ((value - corrupt) / (clean - corrupt)),
+            ``ci_low``/``ci_high`` (its bootstrap 95% interval; empty under 5 pairs), ``n_pairs``.
+        pairs: one row per pair: ``clean, corrupt, answer, wrong, clean_value, corrupt_value, first_changed``.
+        tokens: the first pair's clean tokens; ``changed``: the positions where some pair's prompts differ.
+        clean_value, corrupt_value: the metric of the unpatched runs (means over pairs).
+        left_out: pairs of a built-in set left out (another length, or answers of several tokens).
+    """
+
+    config: PatchConfig
+    cells: pd.DataFrame
+    pairs: pd.DataFrame
+    tokens: list[str]
+    changed: list[int]
+    clean_value: float
+    corrupt_value: float
+    left_out: int = 0
+
+    main_file: ClassVar[str] = "patch_resid.html"
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pairs)
+
+    def parts(self) -> list[str]:
+        return list(dict.fromkeys(self.cells["part"]))
+
+    def title(self, part: str) -> str:
+        model = ", ".join(self.model_names) or "model"
+        what = f"{self.n_pairs} pairs" if self.n_pairs > 1 else "one pair"
+        arrow = "clean into corrupt" if self.config.direction == "denoise" else "corrupt into clean"
+        return f"{model}: {PART_NAMES[part]} patched {arrow} ({what}; {METRIC_TEXT[self.config.metric]}, normalized)"
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"patch": self.cells, "pairs": self.pairs}
+
+    def figures(self) -> dict:
+        from ..render import patching as render
+
+        out = {}
+        for part in self.parts():
+            rows = self.cells[self.cells["part"] == part]
+            if part == "heads":
+                out["patch_heads"] = lambda rows=rows: render.heads_figure(rows, title=self.title("heads"))
+            else:
+                out[f"patch_{part}"] = lambda rows=rows, part=part: render.position_figure(
+                    rows, self.tokens, self.changed, title=self.title(part)
+                )
+        if {"attn", "mlp"} & set(self.parts()):
+            out["patch_layers"] = lambda: render.layers_figure(self.cells, title=self._layers_title())
+        return out
+
+    def _layers_title(self) -> str:
+        model = ", ".join(self.model_names) or "model"
+        return f"{model}: the most any one position gives back, per block ({METRIC_TEXT[self.config.metric]})"
+
+    def images(self) -> dict:
+        from ..render import patching as render
+
+        out = {}
+        for part in self.parts():
+            rows = self.cells[self.cells["part"] == part]
+            if part == "heads":
+                out["patch_heads"] = lambda rows=rows: render.heads_png(rows, title=self.title("heads"))
+            else:
+                out[f"patch_{part}"] = lambda rows=rows, part=part: render.position_png(
+                    rows, self.tokens, self.changed, title=self.title(part)
+                )
+        if {"attn", "mlp"} & set(self.parts()):
+            out["patch_layers"] = lambda: render.layers_png(self.cells, title=self._layers_title())
+        return out
+
+    def record(self) -> dict:
+        return {
+            "n_pairs": self.n_pairs,
+            "left_out": self.left_out,
+            "clean_value": self.clean_value,
+            "corrupt_value": self.corrupt_value,
+            "tokens": self.tokens,
+            "changed": self.changed,
+            "findings": self.findings(),
+        }
+
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> PatchResult:
+        """A saved patching run (see :func:`layerscope.load_run`)."""
+        return cls(
+            config=config,
+            cells=tables["patch"],
+            pairs=tables["pairs"],
+            tokens=[str(t) for t in record.get("tokens", [])],
+            changed=[int(p) for p in record.get("changed", [])],
+            clean_value=float(record["clean_value"]),
+            corrupt_value=float(record["corrupt_value"]),
+            left_out=int(record.get("left_out", 0)),
+            **cls.saved(record),
+        )
+
+    def findings(self) -> dict[str, str]:
+        """``{figure stem: sentence}``: per part, the cell that gives back most, with its interval and how many
+        cells give back more than half; "too few pairs" for an interval under 5 pairs."""
+        from ..render.heatmap import visible_token
+
+        out = {}
+        few = self.n_pairs < 5
+        what = f"over {self.n_pairs} pairs" if self.n_pairs > 1 else "on one pair"
+        for part in self.parts():
+            rows = self.cells[(self.cells["part"] == part) & self.cells["normalized"].notna()]
+            if not len(rows):
+                continue
+            best = rows.loc[rows["normalized"].idxmax()]
+            where = _cell_phrase(part, best, visible_token)
+            interval = (
+                " (too few pairs for an interval)"
+                if few
+                else f" (95% interval {best['ci_low']:.2f} to {best['ci_high']:.2f})"
+            )
+            half = int((rows["normalized"] > 0.5).sum())
+            verb = "gives back" if self.config.direction == "denoise" else "keeps"
+            out["patch_heads" if part == "heads" else f"patch_{part}"] = (
+                f"{what}, patching {where} {verb} {best['normalized']:.2f} of the clean-corrupt difference"
+                f"{interval}; {half} of {len(rows)} cells exceed one half"
+            )
+        return out
+
+    def summary(self) -> list[str]:
+        metric = self.config.metric
+        line = (
+            f"{self.n_pairs} pair{'s' if self.n_pairs != 1 else ''}"
+            + (f" ({self.left_out} of the set left out)" if self.left_out else "")
+            + f", {metric}: clean {self.clean_value:.4g}, corrupt {self.corrupt_value:.4g}"
+        )
+        return [line, *self.findings().values()]
+
+
+def _cell_phrase(part: str, row, visible) -> str:
+    at = (
+        "every position"
+        if pd.isna(row["position"])
+        else f"position {int(row['position'])} ({visible(str(row['token']))!r})"
+    )
+    layer = str(row["layer"])
+    if part == "resid":
+        site = "the embedding output" if layer == "embed" else f"block {layer}'s output"
+    elif part == "heads":
+        site = f"head {int(row['head'])} of block {layer}"
+    else:
+        site = f"block {layer}'s {'attention' if part == 'attn' else 'MLP'} output"
+    return f"{site} at {at}"
+
+
+# ----- the run -------------------------------------------------------------------------------------------
+def _cells(engine, parts: tuple[str, ...], length: int, head_positions: str) -> list:
+    from ..capture.patching import Cell
+
+    cells = []
+    for part in parts:
+        for layer in engine.sites_of(part):
+            if part == "heads":
+                positions = [None] if head_positions == "all" else list(range(length))
+                cells += [Cell(part, layer, p, h) for h in range(engine.n_heads) for p in positions]
+            else:
+                cells += [Cell(part, layer, p) for p in range(length)]
+    return cells
+
+
+def metric_values(scores, clean_scores, metric: str, full_vocab: bool, answer: int, wrong: int) -> np.ndarray:
+    """The metric of each row of ``scores`` (``(rows, 2)`` answer/wrong logits, or ``(rows, vocab)``)."""
+    import torch
+
+    scores = scores.float()
+    if metric == "logit-diff":
+        picked = scores[:, [answer, wrong]] if full_vocab else scores
+        return (picked[:, 0] - picked[:, 1]).double().numpy()
+    logp = torch.log_softmax(scores.double(), dim=-1)
+    if metric == "prob":
+        return logp[:, answer].exp().numpy()
+    clean = torch.log_softmax(clean_scores.double(), dim=-1)
+    return (clean.exp() * (clean - logp)).sum(-1).clamp(min=0).numpy()
+
+
+def run_patch(config: PatchConfig, model: Model | None = None) -> PatchResult:
+    """Patch every cell of ``config.part`` for every pair; no files written."""
+    from .. import progress
+    from ..analysis.patching import summarize
+    from ..capture.layer_spec import layer_name
+    from ..capture.patching import PairIds, PatchEngine
+
+    timings: dict[str, float] = {}
+    model = config.model.loaded(model, timings)
+    require_lm_head(model, "patch")
+    pairs, builtin = config.build_pairs()
+    with config.checking("pairs" if config.pairs is not None else "clean"):
+        encoded, left_out = encode_pairs(model, pairs, builtin)
+    parts = tuple(p for p in ("resid", "attn", "mlp", "heads") if p in config.part)
+    full_vocab = config.metric != "logit-diff"
+    start = time.perf_counter()
+    values, clean_values, corrupt_values, firsts = [], [], [], []
+    cells = None
+    for e in progress.track(encoded, "Patching pairs", total=len(encoded)):
+        ids = PairIds(e.clean, e.corrupt, e.answer, e.wrong)
+        engine = PatchEngine(model, ids, parts=parts, full_vocab=full_vocab, batch_size=config.batch_size)
+        if cells is None:
+            cells = _cells(engine, parts, len(e.clean), config.head_positions)
+        scores = engine.run_cells(cells, config.direction)
+        args = (engine.clean.scores[None], config.metric, full_vocab, e.answer, e.wrong)
+        values.append(metric_values(scores, *args))
+        clean_values.append(float(metric_values(engine.clean.scores[None], *args)[0]))
+        corrupt_values.append(float(metric_values(engine.corrupt.scores[None], *args)[0]))
+        firsts.append(engine.pair.changed[0])
+    timings["compute"] = time.perf_counter() - start
+    summary = summarize(np.stack(values), np.array(clean_values), np.array(corrupt_values), seed=config.seed)
+    first = encoded[0]
+    tokens = model.token_strings(list(first.clean))
+    changed = sorted({p for e in encoded for p, (a, b) in enumerate(zip(e.clean, e.corrupt)) if a != b})
+    table = pd.DataFrame(
+        {
+            "part": [c.part for c in cells],
+            "layer": [layer_name(c.layer) if c.part == "resid" else str(c.layer) for c in cells],
+            "depth": [c.layer if c.part == "resid" else c.layer + 1 for c in cells],
+            "position": pd.array([c.position for c in cells], dtype="Int64"),
+            "token": [tokens[c.position] if c.position is not None else "" for c in cells],
+            "head": pd.array([c.head for c in cells], dtype="Int64"),
+            "value": summary["value"],
+            "normalized": summary["normalized"],
+            "ci_low": summary["ci_low"],
+            "ci_high": summary["ci_high"],
+            "n_pairs": len(encoded),
+        }
+    )
+    pair_rows = pd.DataFrame(
+        {
+            "clean": [e.pair.clean for e in encoded],
+            "corrupt": [e.pair.corrupt for e in encoded],
+            "answer": [e.pair.answer for e in encoded],
+            "wrong": [e.pair.wrong for e in encoded],
+            "clean_value": clean_values,
+            "corrupt_value": corrupt_values,
+            "first_changed": firsts,
+        }
+    )
+    return PatchResult(
+        config=config,
+        cells=table,
+        pairs=pair_rows,
+        tokens=tokens,
+        changed=changed,
+        clean_value=float(np.mean(clean_values)),
+        corrupt_value=float(np.mean(corrupt_values)),
+        left_out=left_out,
+        models=[model_record(model)],
+        timings=timings,
+    )
+
+
+def patch(
+    clean: str | None = None,
+    corrupt: str | None = None,
+    *,
+    answer: str | None = None,
+    wrong: str | None = None,
+    pairs: str | os.PathLike | None = None,
+    n: int | None = None,
+    part: str | tuple[str, ...] = "resid",
+    head_positions: str = "all",
+    direction: str = "denoise",
+    metric: str = "logit-diff",
+    seed: int = 0,
+    batch_size: int = 64,
+    model: ModelSpec | Model | str | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+) -> PatchResult:
+    """Activation patching of one clean/corrupt pair or a pair set: how much of the answer each activation carries.
+
+    Args:
+        clean, corrupt, answer, wrong: one pair (the prompts of one token length; answer and wrong one token).
+        pairs: instead, a built-in set (``names``, ``capitals``, ``arithmetic``, ``successor``) or a
+            ``.csv``/``.jsonl`` file with ``clean,corrupt,answer,wrong``.
+        part: ``resid``, ``attn``, ``mlp``, ``heads`` (several, comma-separated or a tuple, or ``all``).
+        direction: ``denoise`` (clean into corrupt) or ``noise``; metric: ``logit-diff``, ``prob`` or ``kl``.
+        out: also write the run directory there.
+
+    Example:
+        >>> result = layerscope.patch("When Mary and John went to the store, John gave a drink to",
+        ...     "When Mary and John went to the store, Mary gave a drink to", answer=" Mary", wrong=" John")
+        >>> result.cells.nlargest(3, "normalized")[["layer", "position", "token", "normalized"]]
+    """
+    config = PatchConfig(
+        model=ModelSpec.of(model),
+        clean=clean,
+        corrupt=corrupt,
+        answer=answer,
+        wrong=wrong,
+        pairs=os.fspath(pairs) if isinstance(pairs, os.PathLike) else pairs,
+        n=n,
+        part=parse_parts(part),
+        head_positions=head_positions,
+        direction=direction,
+        metric=metric,
+        seed=seed,
+        batch_size=batch_size,
+    )
+    return execute(config, model if isinstance(model, Model) else None, out=out, force=force)

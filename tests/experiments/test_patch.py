@@ -1,0 +1,129 @@
+"""``layerscope.patch``: pairs, tables, the metric and its normalization, pair sets, the run directory."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from patch_oracle import CLEAN, CORRUPT, patched_logits
+
+import layerscope
+from layerscope.analysis.patching import summarize
+from layerscope.errors import LayerscopeError
+from layerscope.experiment import ConfigError
+from layerscope.experiments.patch import PatchConfig, patch
+from layerscope.tasks.pairs import PAIR_SETS, load_pair_file, pair_set
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_models):
+    return tiny_models["llama"]
+
+
+def test_one_pair_writes_a_run_that_load_run_reopens(llama, tmp_path):
+    result = patch(CLEAN, CORRUPT, answer=" Mary", wrong=" John", part="resid,heads", model=llama, out=tmp_path / "r")
+    cells = result.cells
+    assert list(cells.columns[:8]) == ["part", "layer", "depth", "position", "token", "head", "value", "normalized"]
+    resid = cells[cells["part"] == "resid"]
+    assert len(resid) == (llama.n_layers + 1) * len(llama.encode(CLEAN))
+    assert list(dict.fromkeys(resid["layer"])) == ["embed", "0", "1", "2"]
+    # value = logit(answer) - logit(wrong) of the hooked forward; normalized from the clean and corrupt values
+    ids, source = llama.encode(CORRUPT), llama.encode(CLEAN)
+    (a,), (w,) = llama.encode(" Mary", bos=False), llama.encode(" John", bos=False)
+    row = resid[(resid["layer"] == "1") & (resid["position"] == len(ids) - 1)].iloc[0]
+    logits = patched_logits(llama, ids, source, "resid", 2, len(ids) - 1)
+    assert row["value"] == pytest.approx(float(logits[a] - logits[w]), rel=1e-4)
+    share = (row["value"] - result.corrupt_value) / (result.clean_value - result.corrupt_value)
+    assert row["normalized"] == pytest.approx(share)
+    heads = cells[cells["part"] == "heads"]
+    assert heads["position"].isna().all() and len(heads) == llama.n_layers * 4
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert record["clean_value"] == pytest.approx(result.clean_value)
+    assert record["findings"]["patch_resid"].startswith("on one pair, patching")
+    for name in ("patch.csv", "pairs.csv", "patch_resid.html", "patch_resid.png", "patch_heads.png"):
+        assert (tmp_path / "r" / name).is_file()
+    again = layerscope.load_run(tmp_path / "r")
+    assert again.cells.equals(cells) and again.tokens == result.tokens and again.changed == result.changed
+    assert again.findings() == result.findings()
+
+
+@pytest.mark.parametrize("metric", ["prob", "kl"])
+def test_prob_and_kl_from_the_hooked_forward(llama, metric):
+    result = patch(CLEAN, CORRUPT, answer=" Mary", wrong=" John", metric=metric, model=llama)
+    ids, source = llama.encode(CORRUPT), llama.encode(CLEAN)
+    (a,) = llama.encode(" Mary", bos=False)
+    p = len(ids) - 2
+    row = result.cells[(result.cells["layer"] == "0") & (result.cells["position"] == p)].iloc[0]
+    logp = torch.log_softmax(patched_logits(llama, ids, source, "resid", 1, p).double(), -1)
+    clean = torch.log_softmax(patched_logits(llama, ids, source, "resid", 0, None).double(), -1)  # all of embed
+    want = float(logp[a].exp()) if metric == "prob" else float((clean.exp() * (clean - logp)).sum())
+    assert row["value"] == pytest.approx(want, rel=1e-4, abs=1e-7)
+    if metric == "kl":
+        assert result.clean_value == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_pair_set_gives_means_and_intervals(llama, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {"clean": "5+2=", "corrupt": "5+3=", "answer": "7", "wrong": "8"},
+        {"clean": "4+2=", "corrupt": "4+3=", "answer": "6", "wrong": "7"},
+        {"clean": "1+2=", "corrupt": "1+3=", "answer": "3", "wrong": "4"},
+        {"clean": "2+2=", "corrupt": "2+3=", "answer": "4", "wrong": "5"},
+        {"clean": "3+2=", "corrupt": "3+3=", "answer": "5", "wrong": "6"},
+    ]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = patch(pairs=pairs, part="mlp", model=llama, direction="noise")
+    assert result.n_pairs == 5 and (result.cells["n_pairs"] == 5).all()
+    singles = [
+        patch(
+            r["clean"], r["corrupt"], answer=r["answer"], wrong=r["wrong"], part="mlp", model=llama, direction="noise"
+        )
+        for r in rows
+    ]
+    values = np.stack([s.cells["value"].to_numpy() for s in singles])
+    np.testing.assert_allclose(result.cells["value"], values.mean(0), rtol=1e-6)
+    assert result.clean_value == pytest.approx(np.mean([s.clean_value for s in singles]))
+    ran = result.cells["ci_low"].notna()
+    assert ran.any() and (result.cells.loc[ran, "ci_low"] <= result.cells.loc[ran, "ci_high"] + 1e-12).all()
+
+
+def test_summarize_is_the_ratio_of_means_with_paired_resamples():
+    values = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.5, 0.5], [1.0, 0.0]])
+    out = summarize(values, np.ones(5), np.zeros(5), seed=0)
+    np.testing.assert_allclose(out["normalized"], values.mean(0))
+    assert np.all(out["ci_low"] <= out["normalized"]) and np.all(out["normalized"] <= out["ci_high"])
+    few = summarize(values[:2], np.ones(2), np.zeros(2))
+    assert np.isnan(few["ci_low"]).all()
+
+
+@pytest.mark.parametrize("name", sorted(PAIR_SETS))
+def test_builtin_pair_sets_fit_one_length_on_the_tokenizer(llama, name):
+    pairs = pair_set(name, n=8, seed=1)
+    assert len(pairs) == 8 and all(p.clean != p.corrupt and p.answer != p.wrong for p in pairs)
+    try:
+        result = patch(pairs=name, n=8, model=llama)
+    except ConfigError as exc:  # the tiny tokenizer splits most names, capitals, weekdays
+        assert name != "arithmetic" and "no pair of the set fits" in str(exc)
+        return
+    assert 1 <= result.n_pairs <= 8 and result.n_pairs + result.left_out == 8
+    lengths = {len(llama.encode(c)) for c in result.pairs["clean"]} | {
+        len(llama.encode(c)) for c in result.pairs["corrupt"]
+    }
+    assert len(lengths) == 1
+
+
+def test_bad_pairs_are_named(llama, tmp_path):
+    with pytest.raises(LayerscopeError, match="tokenizes to"):
+        patch("The word is red", "The word is red. The", answer=" x", wrong=" y", model=llama)
+    with pytest.raises(LayerscopeError, match="is 2 tokens|is 3 tokens|tokens \\("):
+        patch(CLEAN, CORRUPT, answer=" Mary went", wrong=" John", model=llama)
+    with pytest.raises(ConfigError, match="unknown part 'neurons'"):
+        PatchConfig(clean="a", corrupt="b", answer="c", wrong="d", part="neurons").validate()
+    with pytest.raises(ConfigError, match="missing"):
+        PatchConfig(clean="a").validate()
+    bad = tmp_path / "p.csv"
+    bad.write_text("clean,corrupt,answer\na,b,c\n")
+    with pytest.raises(LayerscopeError, match="lacks column 'wrong'"):
+        load_pair_file(bad)

@@ -1,0 +1,91 @@
+"""The plain way to patch one activation, as an oracle: two full Hugging Face forwards of whole prompts, hooks
+written here (not through layerscope's engine) that record the source run's activation and overwrite the base
+run's at one place."""
+
+from __future__ import annotations
+
+import torch
+
+CLEAN = "When John and Mary went to the store, John gave the bag to"
+CORRUPT = "When John and Mary went to the store, Mary gave the bag to"
+
+
+def _site(layers, part: str, layer: int):
+    """The module whose output (or input, for ``embed`` and heads) holds ``part`` at ``layer``."""
+    if part == "resid":
+        return layers[0] if layer == 0 else layers[layer - 1]
+    if part == "attn":
+        return layers[layer].self_attn
+    if part == "mlp":
+        return layers[layer].mlp
+    return layers[layer].self_attn.o_proj
+
+
+def _reads_input(part: str, layer: int) -> bool:
+    return part == "heads" or (part == "resid" and layer == 0)
+
+
+@torch.inference_mode()
+def activation(model, ids: list[int], part: str, layer: int) -> torch.Tensor:
+    """``(pos, width)``: the activation of ``part`` at ``layer`` over the whole prompt."""
+    module = _site(model.module.model.layers, part, layer)
+    seen = {}
+
+    def pre(module, args, kwargs):
+        seen["x"] = (args[0] if args else kwargs["hidden_states"])[0].clone()
+
+    def post(module, args, output):
+        seen["x"] = (output[0] if isinstance(output, tuple) else output)[0].clone()
+
+    handle = (
+        module.register_forward_pre_hook(pre, with_kwargs=True)
+        if _reads_input(part, layer)
+        else module.register_forward_hook(post)
+    )
+    try:
+        model.module(input_ids=torch.tensor([ids]), use_cache=False)
+    finally:
+        handle.remove()
+    return seen["x"]
+
+
+@torch.inference_mode()
+def patched_logits(
+    model, base: list[int], source: list[int], part: str, layer: int, position, head=None, head_dim=None
+) -> torch.Tensor:
+    """``(vocab,)`` last-position logits of ``base`` with ``part`` at (``layer``, ``position``; None: every
+    position) replaced by its value in ``source`` (heads: only head ``head``'s slice)."""
+    value = activation(model, source, part, layer)
+    where = slice(None) if position is None else slice(position, position + 1)
+    width = slice(None) if head is None else slice(head * head_dim, (head + 1) * head_dim)
+    module = _site(model.module.model.layers, part, layer)
+
+    def overwrite(x):
+        x = x.clone()
+        x[0, where, width] = value[where, width]
+        return x
+
+    def pre(module, args, kwargs):
+        if args:
+            return (overwrite(args[0]), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": overwrite(kwargs["hidden_states"])}
+
+    def post(module, args, output):
+        if isinstance(output, tuple):
+            return (overwrite(output[0]), *output[1:])
+        return overwrite(output)
+
+    handle = (
+        module.register_forward_pre_hook(pre, with_kwargs=True)
+        if _reads_input(part, layer)
+        else module.register_forward_hook(post)
+    )
+    try:
+        return model.module(input_ids=torch.tensor([base]), use_cache=False).logits[0, -1].float()
+    finally:
+        handle.remove()
+
+
+@torch.inference_mode()
+def plain_logits(model, ids: list[int]) -> torch.Tensor:
+    return model.module(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1].float()
