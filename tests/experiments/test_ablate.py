@@ -235,7 +235,7 @@ def test_line_separators_in_items_and_predictions_resume(tiny_model_dirs, tmp_pa
     store = PartStore(out, json.loads((out / "parts" / "identity.json").read_text()))
     table = store.load(()).assign(prediction="x\u2028y\u0085")
     lines = [json.dumps(list(table.columns))] + [json.dumps(r, ensure_ascii=False) for r in table.to_dict("records")]
-    store.path(()).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store.run_dir.part_path(store.name(())).write_text("\n".join(lines) + "\n", encoding="utf-8")
     pd.testing.assert_frame_equal(store.load(()), table)
 
 
