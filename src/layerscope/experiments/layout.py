@@ -20,6 +20,7 @@ from ..checkpoints.layout import DEFAULT_SEQ_LEN, MEMORY_DTYPES, ForwardMemory, 
 from ..checkpoints.tree import format_count
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
+from ..render.people import bytes_text
 from ..runner import Caller, execute
 
 
@@ -151,12 +152,12 @@ class LayoutResult(Result):
 
     def summary(self) -> list[str]:
         totals = self.totals()
-        size = f"{human_bytes(totals['bytes'])} ({self.layout.format})"
+        size = f"{bytes_text(totals['bytes'])} ({self.layout.format})"
         lines = [
             f"{format_count(totals['parameters'])} parameters in {format_count(totals['tensors'])} tensors, {size}"
         ]
         if self.memory:
-            needs = ", ".join(f"{human_bytes(m.total)} in {dtype}" for dtype, m in self.memory.items())
+            needs = ", ".join(f"{bytes_text(m.total)} in {dtype}" for dtype, m in self.memory.items())
             lines.append(f"a forward with every layer captured needs {needs}")
         return lines
 
@@ -236,11 +237,11 @@ class LayoutResult(Result):
         lines = [head, *tree_lines(self.tree), ""]
         lines.append(
             f"total: {format_count(totals['parameters'])} parameters in {format_count(totals['tensors'])} tensors, "
-            f"{human_bytes(totals['bytes'])}"
+            f"{bytes_text(totals['bytes'])}"
         )
         for dtype, row in totals["by_dtype"].items():
             lines.append(
-                f"  {dtype}: {row['tensors']} tensors, {format_count(row['elements'])} elements, {human_bytes(row['bytes'])}"
+                f"  {dtype}: {row['tensors']} tensors, {format_count(row['elements'])} elements, {bytes_text(row['bytes'])}"
             )
         lines += self.memory_lines()
         return "\n".join(lines)
@@ -254,21 +255,11 @@ class LayoutResult(Result):
         width = max(len(dtype) for dtype in self.memory) + 1
         for dtype, m in self.memory.items():
             lines.append(
-                f"  {dtype + ':':<{width}} {human_bytes(m.total)} = {human_bytes(m.weights)} weights + "
-                f"{human_bytes(m.buffers)} buffers (residuals {human_bytes(m.residuals)}, one block "
-                f"{human_bytes(m.activations)}, logits {human_bytes(m.logits)})"
+                f"  {dtype + ':':<{width}} {bytes_text(m.total)} = {bytes_text(m.weights)} weights + "
+                f"{bytes_text(m.buffers)} buffers (residuals {bytes_text(m.residuals)}, one block "
+                f"{bytes_text(m.activations)}, logits {bytes_text(m.logits)})"
             )
         return lines
-
-
-def human_bytes(n: int) -> str:
-    """``1536`` -> ``'1.5 KiB'``."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def run_layout(config: LayoutConfig) -> LayoutResult:
