@@ -98,14 +98,14 @@ def _internal_imports(module_path) -> set[str]:
 
 
 def test_checkpoints_reads_headers_and_nothing_below_convert_imports_it():
-    """``checkpoints/`` imports only itself, ``errors`` and the default model's location; the writers and
+    """``checkpoints/`` imports only itself and ``errors``; the writers and
     converters of ``convert/`` are imported by no package they sit above."""
     from pathlib import Path
 
     import layerscope
 
     root = Path(layerscope.__file__).parent
-    allowed = ("layerscope.checkpoints", "layerscope.errors", "layerscope.models.default")
+    allowed = ("layerscope.checkpoints", "layerscope.errors")
     for path in sorted((root / "checkpoints").glob("*.py")):
         outside = {m for m in _internal_imports(path) if not m.startswith(allowed) and m != "layerscope"}
         assert not outside, (path.name, sorted(outside))

@@ -266,7 +266,7 @@ def run_layout(config: LayoutConfig) -> LayoutResult:
     """Read the headers of ``config.source`` and build the tree; no files written."""
     source = config.source
     if str(source) == "default":
-        from ..models.default import default_model_path
+        from ..checkpoints.default import default_model_path
 
         source = default_model_path()
     start = time.perf_counter()
