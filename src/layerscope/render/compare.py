@@ -8,9 +8,10 @@ import plotly.graph_objects as go
 from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
+from ..fonts import font_fallback
 from .lines import layer_lines_figure
 from .palette import color_map
-from .static import font_fallback, new_figure
+from .static import new_figure
 
 _KINDS = (("linear", "linear CKA"), ("debiased", "debiased CKA"))
 
