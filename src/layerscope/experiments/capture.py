@@ -143,13 +143,17 @@ class CaptureResult(Result):
             }
         )
 
-    def figure(self):
-        """The mean residual norm against layer (plotly)."""
-        from ..render.lines import layer_lines_figure
+    def norm_lines(self):
+        """The mean residual norm against layer, on a log axis (norms grow by orders of magnitude), as one
+        :class:`~layerscope.render.line_figure.LineFigure`."""
+        from ..render.lines import layer_lines
 
-        return layer_lines_figure(
-            self.norms(), {"residual_norm": "mean residual norm"}, title=f"{self.model_name}: {len(self.table)} items"
-        )
+        title = f"{self.model_name}: {len(self.table)} items"
+        return layer_lines(self.norms(), {"residual_norm": "mean residual norm"}, title=title, log={"residual_norm"})
+
+    def figure(self):
+        """The mean residual norm against layer (plotly, log axis)."""
+        return self.norm_lines().plotly()
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"items": self.table, "norms": self.norms()}
@@ -159,6 +163,9 @@ class CaptureResult(Result):
 
     def figures(self) -> dict:
         return {"index": self.figure}
+
+    def images(self) -> dict:
+        return {"index": lambda: self.norm_lines().png()}
 
     def record(self) -> dict:
         return {"layers": self.layers, "shape": list(self.residuals.shape), "findings": self.findings()}

@@ -327,19 +327,31 @@ class InspectResult(Result):
         title = f"{self.model_name}: logit lens (colour: p(target); outlined: top-1 is the target)"
         return lens_png(prob, top, prompts, self.layer_names, title, hits=hits)
 
+    def phases_matrices(self):
+        """The layer-by-layer linear CKA and mean cosine matrices with the phase boundaries, as one
+        :class:`~layerscope.render.matrix_figure.MatrixFigure`. CKA is undefined for a layer whose vectors are
+        all alike across the prompts (the embedding of prompts that end with one token): its row and column are
+        NaN (gray), not the 0 that :func:`~layerscope.analysis.cka.cka_matrix` stores by convention."""
+        from ..render.matrix_figure import MatrixFigure
+
+        matrices = dict(self.matrices)
+        if "linear CKA" in matrices:
+            alike = degenerate_layers(self.residuals[:, : len(self.phase_layers)].transpose(1, 0, 2))
+            if alike.any():
+                cka = np.array(matrices["linear CKA"], dtype=float)
+                cka[alike, :] = np.nan
+                cka[:, alike] = np.nan
+                matrices["linear CKA"] = cka
+        bounds = self.phases.boundaries if self.phases else []
+        return MatrixFigure(f"{self.model_name}: layer-by-layer similarity", matrices, self.phase_layers, bounds)
+
     def phases_figure(self):
         """The layer-by-layer linear CKA and mean cosine matrices, phase boundaries dotted (3+ prompts)."""
-        from ..render.heatmap import matrix_figure
-
-        bounds = self.phases.boundaries if self.phases else []
-        return matrix_figure(self.matrices, self.phase_layers, f"{self.model_name}: layer-by-layer similarity", bounds)
+        return self.phases_matrices().plotly()
 
     def phases_png(self):
-        """:meth:`phases_figure` as a matplotlib figure."""
-        from ..render.heatmap import matrix_png
-
-        bounds = self.phases.boundaries if self.phases else []
-        return matrix_png(self.matrices, self.phase_layers, f"{self.model_name}: layer-by-layer similarity", bounds)
+        """:meth:`phases_figure` as a matplotlib figure (the same description)."""
+        return self.phases_matrices().png()
 
     def _lens_grid(self):
         """``(prob, top1, prompts, hits, hover)``: per (layer, prompt) the target's probability, the top-1

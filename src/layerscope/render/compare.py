@@ -9,8 +9,8 @@ from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
 from ..fonts import font_fallback
-from .lines import layer_lines_figure
-from .palette import color_map
+from .line_figure import LineFigure
+from .lines import layer_lines
 from .static import new_figure
 
 _KINDS = (("linear", "linear CKA"), ("debiased", "debiased CKA"))
@@ -124,38 +124,21 @@ def cka_png(pairs, *, title: str) -> Figure:
 ERROR_PANELS = {"relative_error": "relative error ||x − r|| / ||r||", "cosine": "cosine with the reference"}
 
 
+def error_lines(errors: pd.DataFrame, *, title: str) -> LineFigure:
+    """Relative error (log scale; a zero error is left out, not drawn to the bottom) and cosine against the
+    reference, layer by layer, one line per model (``errors``: ``model, layer, relative_error, cosine``)."""
+    log = {"relative_error"} if (errors["relative_error"] > 0).any() else set()
+    return layer_lines(errors, ERROR_PANELS, title=title, log=log)
+
+
 def errors_figure(errors: pd.DataFrame, *, title: str) -> go.Figure:
-    """Relative error (log scale) and cosine against the reference, layer by layer, one line per model."""
-    fig = layer_lines_figure(errors, ERROR_PANELS, title=title)
-    if (errors["relative_error"] > 0).any():
-        fig.update_yaxes(type="log", dtick=1, row=1, col=1)  # a label per decade
-    return fig
+    """:func:`error_lines`, interactive."""
+    return error_lines(errors, title=title).plotly()
 
 
 def errors_png(errors: pd.DataFrame, *, title: str) -> Figure:
-    """The static version of :func:`errors_figure`."""
-    fig = new_figure(figsize=(11, 4.2), dpi=110, layout="constrained")
-    colors = color_map(list(errors["model"]))
-    with font_fallback():
-        axes = fig.subplots(1, 2)
-        for ax, (column, label) in zip(axes, ERROR_PANELS.items()):
-            for model, rows in errors.groupby("model", sort=False):
-                ax.plot(
-                    list(rows["layer"].astype(str)),
-                    rows[column],
-                    marker="o",
-                    ms=3,
-                    label=str(model),
-                    color=colors[model],
-                )
-            if column == "relative_error" and (errors[column] > 0).any():
-                ax.set_yscale("log")
-            ax.set_title(label, fontsize=9)
-            ax.set_xlabel("layer", fontsize=8)
-            ax.tick_params(axis="x", labelrotation=90, labelsize=7)
-        axes[0].legend(fontsize=8)
-        fig.suptitle(title)
-    return fig
+    """:func:`error_lines` as a PNG."""
+    return error_lines(errors, title=title).png()
 
 
 AGREEMENT_COLUMNS = {
