@@ -92,6 +92,9 @@ class LayoutResult(Result):
     def figures(self) -> dict[str, Callable]:
         return {"treemap": self.figure}
 
+    def images(self) -> dict[str, Callable]:
+        return {"treemap": lambda: self.treemap().png()}
+
     def texts(self) -> dict[str, str]:
         return {"layout.txt": self.text() + "\n", "layout.json": self.json_text() + "\n", "layout.html": self.html()}
 
@@ -206,19 +209,21 @@ class LayoutResult(Result):
             for level in range(1, min(depth, len(parts)) + 1):
                 prefix = ".".join(parts[:level])
                 totals[prefix] = totals.get(prefix, 0) + count
-        ids = list(totals)
+        ids = sorted(totals, key=_natural)  # block 2 before block 10, each parent before its children
         labels = [i.rsplit(".", 1)[-1] for i in ids]
         parents = [i.rsplit(".", 1)[0] if "." in i else "" for i in ids]
         return ids, labels, parents, [totals[i] for i in ids]
 
-    def figure(self):
-        """A plotly treemap of where the parameters are (click a box to zoom in)."""
-        from ..render.layout_html import parameter_treemap
+    def treemap(self):
+        """Where the parameters are, in block order, as one :class:`~layerscope.render.treemap.Treemap`."""
+        from ..render.treemap import Treemap
 
         ids, labels, parents, values = self.parameter_tree()
-        return parameter_treemap(
-            ids, labels, parents, values, f"parameters of {os.path.basename(str(self.layout.source))}"
-        )
+        return Treemap(f"parameters of {os.path.basename(str(self.layout.source))}", ids, labels, parents, values)
+
+    def figure(self):
+        """A plotly treemap of where the parameters are (click a box to zoom in), blocks in order."""
+        return self.treemap().plotly()
 
     def json_text(self) -> str:
         """:meth:`to_dict` as indented JSON (what ``layout --json`` prints)."""
@@ -260,6 +265,11 @@ class LayoutResult(Result):
                 f"{bytes_text(m.activations)}, logits {bytes_text(m.logits)})"
             )
         return lines
+
+
+def _natural(name: str) -> list:
+    """``model.layers.10`` after ``model.layers.2``: the dotted parts, numbers compared as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in name.split(".")]
 
 
 def run_layout(config: LayoutConfig) -> LayoutResult:

@@ -67,22 +67,3 @@ def _node(node: dict) -> str:
         f'<div class="t">{esc(node["name"])}{quant} {esc(format_shape(node["shape"]))} '
         f'<span class="d">{esc(node["dtype"])}</span></div>'
     )
-
-
-def parameter_treemap(ids: list[str], labels: list[str], parents: list[str], values: list[int], title: str):
-    """A plotly treemap of parameter counts; ``values`` already summed over each node's children."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure(
-        go.Treemap(
-            ids=ids,
-            labels=labels,
-            parents=parents,
-            values=values,
-            branchvalues="total",
-            hovertemplate="%{id}<br>%{value:,} parameters<br>%{percentRoot:.1%} of all<extra></extra>",
-            maxdepth=3,
-        )
-    )
-    fig.update_layout(title=dict(text=title, x=0.5), margin=dict(l=10, r=10, t=50, b=10), height=520)
-    return fig
