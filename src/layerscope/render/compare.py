@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
 from ..fonts import font_fallback
-from .line_figure import LineFigure
+from .line_figure import PNG_TEXT_PT, LineFigure
 from .lines import layer_lines
 from .static import new_figure
 
@@ -161,20 +161,53 @@ def _cell(value) -> str:
     return str(value)
 
 
+def agreement_cells(agreement: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The agreement table as people read it: column headings and one row of text cells per model."""
+    columns = [c for c in AGREEMENT_COLUMNS if c in agreement.columns]
+    rows = [[_cell(v) for v in row] for row in agreement[columns].itertuples(index=False)]
+    return [AGREEMENT_COLUMNS[c] for c in columns], rows
+
+
 def agreement_figure(agreement: pd.DataFrame, *, title: str) -> go.Figure:
     """The agreement table: one row per model measured against the reference."""
-    columns = [c for c in AGREEMENT_COLUMNS if c in agreement.columns]
-    cells = [[_cell(v) for v in agreement[c]] for c in columns]
+    header, rows = agreement_cells(agreement)
     fig = go.Figure(
         go.Table(
-            header=dict(values=[AGREEMENT_COLUMNS[c] for c in columns], fill_color="#e8eef6", align="left"),
-            cells=dict(values=cells, align="left"),
+            header=dict(values=header, fill_color="#e8eef6", align="left"),
+            cells=dict(values=[list(column) for column in zip(*rows)] if rows else [[] for _ in header], align="left"),
         )
     )
     fig.update_layout(
         title=dict(text=title, x=0.5),
         template="plotly_white",
-        height=120 + 30 * len(agreement),
+        height=160 + 44 * len(agreement),  # room for a header and rows of two lines each
         margin=dict(t=60, b=10),
     )
+    return fig
+
+
+def agreement_png(agreement: pd.DataFrame, *, title: str) -> Figure:
+    """The agreement table as a PNG, from the same cells as :func:`agreement_figure`."""
+    import textwrap
+
+    header, rows = agreement_cells(agreement)
+    fig = new_figure(figsize=(12, 1.1 + 0.45 * (len(rows) + 1)), dpi=110, layout="constrained")
+    with font_fallback():
+        ax = fig.add_subplot()
+        ax.axis("off")
+        table = ax.table(
+            cellText=rows or [[""] * len(header)],
+            colLabels=[textwrap.fill(h, 14) for h in header],
+            loc="upper center",
+            cellLoc="left",
+            colLoc="left",
+        )
+        table.auto_set_font_size(False)
+        table.set_fontsize(PNG_TEXT_PT)
+        table.scale(1, 1.6)
+        for (row, _), cell in table.get_celld().items():
+            if row == 0:
+                cell.set_facecolor("#e8eef6")
+                cell.set_height(cell.get_height() * 1.6)
+        fig.suptitle(title, fontsize=PNG_TEXT_PT + 3)
     return fig
