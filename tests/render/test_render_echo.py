@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from layerscope.render.echo import echo_html, echo_markdown, rates_figure, token_label
+from layerscope.render.echo import echo_html, echo_markdown, rates_bars, rates_figure, token_label
 
 
 def _inputs():
@@ -63,3 +63,17 @@ def test_html_highlights_echo_cells():
     assert page.count('class="echo"') == 2 and "rank of echo 40" in page
     assert "<code>&#x27;|&#x27;</code>" in page and page.startswith("<!DOCTYPE html>")
     assert "several tokens" in page  # one split word: the note is there
+
+
+def test_the_rates_chart_and_its_png_come_from_one_description():
+    _, _, rates, _ = _inputs()
+    rates = pd.concat([rates, rates.assign(bos="with", applicable=[True, False], n_echo=[2, 0], echo_rate=[1.0, 0.0])])
+    bars = rates_bars(rates)
+    interactive = rates_figure(rates)
+    assert [list(t.x) for t in interactive.data] == [["m1", "m2"], ["m1"]]  # n/a is left out, not drawn as 0
+    assert [list(t.text) for t in interactive.data] == [["1/2 (50%)", "1/2 (50%)"], ["2/2 (100%)"]]
+    png = bars.png()
+    ax = png.axes[0]
+    assert [round(p.get_height(), 6) for p in ax.patches] == [0.5, 0.5, 1.0]
+    assert [t.get_text() for t in ax.texts] == ["1/2 (50%)", "1/2 (50%)", "2/2 (100%)"]
+    assert min(t.get_fontsize() for t in ax.texts) >= 9

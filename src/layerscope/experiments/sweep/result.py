@@ -88,6 +88,8 @@ class SweepResult(Result):
         lines = _LINES.get(self.experiment)
         if lines is not None and self.results:
             images["sweep"] = lambda: lines(self).png()
+        if self.experiment == "echo" and self.results:
+            images["sweep"] = lambda: merged_echo(self).rates_bars().png()
         if self.experiment == "layers" and "metrics" in self.merged and len(self.merged["metrics"]):
             from ...render.layer_grid import metrics_figure
 
