@@ -102,6 +102,14 @@ class StagesResult(Result):
     def texts(self) -> dict[str, str]:
         return {"index.html": self.html()}
 
+    def images(self) -> dict:
+        """``index.png``: every stage's projection side by side (the page ``index.html`` as one image)."""
+        from ..render.static import projections_png
+
+        panels = {name: self.table[self.table["stage"] == name] for name in self.names}
+        title = f"{', '.join(self.model_names)}: stages"
+        return {"index": lambda: projections_png(panels, self.explained, title=title)}
+
     def record(self) -> dict:
         return {"stages": self.names, "explained_variance_ratio": self.explained, "findings": self.findings()}
 

@@ -53,3 +53,30 @@ def projection_png(
     ax.legend(loc="best", fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def projections_png(panels: dict[str, pd.DataFrame], explained: dict[str, list[float]], *, title: str) -> Figure:
+    """One 2-D scatter per panel side by side (``{panel title: table with pc1, pc2, label}``, each with its
+    explained-variance ratios): the static page of figures that are one interactive figure each."""
+    from ..fonts import font_fallback
+
+    n = max(len(panels), 1)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig = new_figure(figsize=(4.6 * cols, 4.2 * rows + 0.6), dpi=110, layout="constrained")
+    with font_fallback():
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, (name, table) in zip(axes, panels.items()):
+            ratios = explained.get(name, [])[:2]
+            x_title, y_title = [axis_titles(ratios)[i] if i < len(ratios) else f"PC{i + 1}" for i in range(2)]
+            y = table["pc2"] if "pc2" in table else [0.0] * len(table)
+            ax.scatter(table["pc1"], y, s=14, color="#4e79a7")
+            ax.set_xlabel(x_title, fontsize=9)
+            ax.set_ylabel(y_title, fontsize=9)
+            ax.set_title(name, fontsize=10)
+            ax.tick_params(labelsize=9)
+            ax.grid(alpha=0.3)
+        for ax in axes[len(panels) :]:
+            ax.axis("off")
+        fig.suptitle(title, fontsize=12)
+    return fig
