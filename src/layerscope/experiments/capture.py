@@ -17,12 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis import residual_norm
 from ..capture.contexts import context_problem
 from ..capture.layer_spec import layer_depth, layer_name
 from ..experiment import Result, option
 from ..model_spec import ModelSpec
+from ..render.lines import layer_lines
 from ..rundir import model_record
 from ..tokensets.options import TokenSetOptions, inline_words
+from .findings import layer_phrase
 from .layers import check_layers_field, check_memory_budget
 
 POSITIONS = ("last", "all")
@@ -132,8 +135,6 @@ class CaptureResult(Result):
 
     def norms(self) -> pd.DataFrame:
         """Mean residual norm per layer: ``model, layer, depth, residual_norm``."""
-        from ..analysis import residual_norm
-
         return pd.DataFrame(
             {
                 "model": self.model_name,
@@ -146,8 +147,6 @@ class CaptureResult(Result):
     def norm_lines(self):
         """The mean residual norm against layer, on a log axis (norms grow by orders of magnitude), as one
         :class:`~layerscope.render.line_figure.LineFigure`."""
-        from ..render.lines import layer_lines
-
         title = f"{self.model_name}: {len(self.table)} items"
         return layer_lines(self.norms(), {"residual_norm": "mean residual norm"}, title=title, log={"residual_norm"})
 
@@ -172,8 +171,6 @@ class CaptureResult(Result):
 
     def findings(self) -> dict[str, str]:
         """``{"index": sentence}``: the layer with the largest mean residual norm, against the first."""
-        from .findings import layer_phrase
-
         norms = self.norms()
         if len(norms) < 2 or not norms["residual_norm"].notna().any():
             return {}

@@ -16,6 +16,8 @@ from ..analysis.cka import cka_matrix, degenerate_layers, mean_cosine_matrix
 from ..analysis.phases import Phases, find_phases
 from ..experiment import Result
 from ..model_spec import unique_name
+from ..render.matrix_figure import MatrixFigure
+from .findings import layer_phrase, number
 
 if TYPE_CHECKING:
     from .inspect import InspectConfig
@@ -153,8 +155,6 @@ class InspectResult(Result):
         :class:`~layerscope.render.matrix_figure.MatrixFigure`. CKA is undefined for a layer whose vectors are
         all alike across the prompts (the embedding of prompts that end with one token): its row and column are
         NaN (gray), not the 0 that :func:`~layerscope.analysis.cka.cka_matrix` stores by convention."""
-        from ..render.matrix_figure import MatrixFigure
-
         matrices = dict(self.matrices)
         if "linear CKA" in matrices:
             alike = degenerate_layers(self.residuals[:, : len(self.phase_layers)].transpose(1, 0, 2))
@@ -269,8 +269,6 @@ class InspectResult(Result):
     def findings(self) -> dict[str, str]:
         """One sentence per figure: how the residual grows and which dimension dominates (``heatmap``), where
         the target first becomes the top token (``logit_lens``), the layer phases (``layers``)."""
-        from .findings import layer_phrase, number
-
         found: dict[str, str] = {}
         blocks = [i for i, name in enumerate(self.layer_names) if name != "norm"]
         if len(self.tokens) and len(blocks) > 1:

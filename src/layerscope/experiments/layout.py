@@ -15,13 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_text
 from ..checkpoints import Layout, build_tree, read_layout, tree_lines
+from ..checkpoints.default import default_model_path
 from ..checkpoints.layout import DEFAULT_SEQ_LEN, MEMORY_DTYPES, ForwardMemory, memory_estimate
 from ..checkpoints.tree import format_count
+from ..errors import LayerscopeError
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
+from ..render.layout_html import layout_page
 from ..render.people import bytes_text
+from ..render.treemap import Treemap
 from ..runner import Caller, execute
+from .findings import percent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,8 +118,6 @@ class LayoutResult(Result):
     def findings(self) -> dict[str, str]:
         """``{"treemap": sentence}``: the largest parts' share of the parameters; numbered blocks count as one
         part (``model.layers``, ``blk``)."""
-        from .findings import percent
-
         total = self.layout.n_parameters
         if not total:
             return {}
@@ -141,8 +145,6 @@ class LayoutResult(Result):
     @classmethod
     def from_files(cls, config, tables, arrays, record, run_dir) -> LayoutResult:
         """A saved layout run (see :func:`layerscope.load_run`): the checkpoint's headers are read again."""
-        from ..errors import LayerscopeError
-
         try:
             result = run_layout(config)
         except (LayerscopeError, OSError) as exc:
@@ -169,8 +171,6 @@ class LayoutResult(Result):
 
     def write_page(self, path: str | os.PathLike) -> Path:
         """Write :meth:`html` to ``path`` (atomically: a reader never sees half a page); returns the path."""
-        from ..atomic import write_text
-
         return write_text(Path(path).expanduser(), self.html())
 
     def totals(self) -> dict:
@@ -216,8 +216,6 @@ class LayoutResult(Result):
 
     def treemap(self):
         """Where the parameters are, in block order, as one :class:`~layerscope.render.treemap.Treemap`."""
-        from ..render.treemap import Treemap
-
         ids, labels, parents, values = self.parameter_tree()
         return Treemap(f"parameters of {os.path.basename(str(self.layout.source))}", ids, labels, parents, values)
 
@@ -231,8 +229,6 @@ class LayoutResult(Result):
 
     def html(self) -> str:
         """A self-contained HTML page: totals, then the tree with collapsible groups."""
-        from ..render.layout_html import layout_page
-
         return layout_page(self.to_dict())
 
     def text(self) -> str:
@@ -276,8 +272,6 @@ def run_layout(config: LayoutConfig) -> LayoutResult:
     """Read the headers of ``config.source`` and build the tree; no files written."""
     source = config.source
     if str(source) == "default":
-        from ..checkpoints.default import default_model_path
-
         source = default_model_path()
     start = time.perf_counter()
     found = read_layout(source)

@@ -30,8 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import write_text
 from ..errors import LayerscopeError
 from ..experiment import ExperimentConfig, Result, option
+from ..render.page import render_page, report_html
 from ..render.people import is_positive, value_display
 from ..render.section import Section
 from ..runner import Caller, execute
@@ -317,15 +319,11 @@ class ReportResult(Result):
 
     def html(self) -> str:
         """The whole self-contained page."""
-        from ..render.page import report_html
-
         return report_html(self.sections, self.config.title, load_s=self.model_load_s)
 
     def save(self, out: str | os.PathLike | None = None, *, force: bool = False) -> Path:
         """Write the page to ``out`` (default ``config.out``) atomically; returns its path (a page is one file,
         replaced whatever ``force`` says)."""
-        from ..atomic import write_text
-
         return write_text(Path(out if out is not None else self.config.out).expanduser(), self.html())
 
     def headline(self) -> str:
@@ -371,8 +369,6 @@ def build_report(run_dirs: list[str | Path], out: str | Path, title: str = "laye
     Example:
         >>> build_report(["runs/tour/tokens", "runs/tour/inspect"], "runs/tour/report.html")
     """
-    from ..render.page import render_page
-
     if not run_dirs:
         raise LayerscopeError("no run directory given; pass one or more directories written by layerscope commands")
     dirs = [Path(d) for d in run_dirs]

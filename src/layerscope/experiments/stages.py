@@ -18,8 +18,10 @@ from ..errors import LayerscopeError, choices_text
 from ..experiment import Result, option
 from ..model_spec import ModelSpec
 from ..models.embedding import Embedder
+from ..render.figure_page import figures_page
 from ..runner import execute
 from .encode import EmbeddingConfig, _spec_of, embedder_record
+from .findings import percent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,8 +89,6 @@ class StagesResult(Result):
 
     def html(self) -> str:
         """One self-contained page: a heading and the figure of every stage (plotly.js inlined once)."""
-        from ..render.figure_page import figures_page
-
         figures = [(name, make()) for name, make in self.stage_figures().items()]
         return figures_page(figures, title=f"{', '.join(self.model_names)}: stages")
 
@@ -115,8 +115,6 @@ class StagesResult(Result):
 
     def findings(self) -> dict[str, str]:
         """``{"index": sentence}``: how much of the output's variance its first two components explain."""
-        from .findings import percent
-
         if not self.names or not self.explained.get(self.names[-1]):
             return {}
         ratios = self.explained[self.names[-1]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..fonts import font_fallback
 from .line_figure import PNG_TEXT_PT
 
 
@@ -73,7 +74,6 @@ class GroupedBars:
         """The static figure (matplotlib ``Figure``), text at least :data:`PNG_TEXT_PT` points."""
         from matplotlib.ticker import PercentFormatter
 
-        from ..fonts import font_fallback
         from .static import new_figure
 
         n = max(len(self.groups), 1)

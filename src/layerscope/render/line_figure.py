@@ -17,6 +17,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..fonts import font_fallback
+
 #: the smallest text in a PNG, in points (titles are larger)
 PNG_TEXT_PT = 9
 _PNG_DPI = 110
@@ -137,7 +139,6 @@ class LineFigure:
 
     def png(self):
         """The static figure (matplotlib ``Figure``, no pyplot), text at least :data:`PNG_TEXT_PT` points."""
-        from ..fonts import font_fallback
         from .static import new_figure
 
         n = max(len(self.panels), 1)

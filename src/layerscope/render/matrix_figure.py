@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..fonts import font_fallback
 from .line_figure import PNG_TEXT_PT
 
 UNDEFINED_COLOR = "#c8c8c8"
@@ -84,7 +85,6 @@ class MatrixFigure:
         """The static figure (matplotlib ``Figure``), text at least :data:`PNG_TEXT_PT` points, labels inside it."""
         import matplotlib
 
-        from ..fonts import font_fallback
         from .static import new_figure
 
         k = len(self.matrices)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..atomic import write_text
 from .html_shell import esc, html_page
 from .people import seconds_text
 
@@ -113,6 +114,4 @@ def report_html(sections, title: str, base_dirs=None, *, load_s: float | None = 
 
 def render_page(sections, out: Path, title: str, base_dirs=None, *, load_s: float | None = None) -> Path:
     """Write the report page to ``out`` (atomically) and return ``out``."""
-    from ..atomic import write_text
-
     return write_text(out, report_html(sections, title, load_s=load_s))

@@ -11,6 +11,7 @@ from collections.abc import Collection
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..fonts import font_fallback
 from .palette import color_map
 from .scatter import axis_titles
 
@@ -58,8 +59,6 @@ def projection_png(
 def projections_png(panels: dict[str, pd.DataFrame], explained: dict[str, list[float]], *, title: str) -> Figure:
     """One 2-D scatter per panel side by side (``{panel title: table with pc1, pc2, label}``, each with its
     explained-variance ratios): the static page of figures that are one interactive figure each."""
-    from ..fonts import font_fallback
-
     n = max(len(panels), 1)
     cols = min(n, 3)
     rows = -(-n // cols)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..fonts import font_fallback
 from .line_figure import PNG_TEXT_PT
 from .palette import PALETTE
 
@@ -79,7 +80,6 @@ class Treemap:
         """The static figure (matplotlib ``Figure``): boxes in order, labelled where they are large enough."""
         from matplotlib.patches import Rectangle
 
-        from ..fonts import font_fallback
         from .static import new_figure
 
         fig = new_figure(figsize=(11, 6), dpi=110, layout="constrained")
