@@ -98,11 +98,14 @@ def test_every_figure_of_the_tour_has_its_png_and_every_report_section_a_figure(
     agreement table included); and no report section without a figure."""
     specs = sorted(full_tour.glob("*/*.plotly.json"))
     assert len(specs) >= 8, specs
-    missing = [
-        str(s.relative_to(full_tour))
-        for s in specs
-        if not s.with_name(s.name[: -len(".plotly.json")] + ".png").is_file()
-    ]
+    # the layer slider (layers) and the projection (tokens) have their PNGs under the names the README gives
+    png_names = {("layers", "index"): "grid", ("tokens", "index"): "figure"}
+    missing = []
+    for spec in specs:
+        stem = spec.name[: -len(".plotly.json")]
+        png = spec.with_name(png_names.get((spec.parent.name, stem), stem) + ".png")
+        if not png.is_file():
+            missing.append(str(spec.relative_to(full_tour)))
     assert not missing, missing
     tab = _open(browser, full_tour / "report.html")
     try:
