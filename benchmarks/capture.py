@@ -30,7 +30,7 @@ import torch
 
 import layerscope
 from layerscope.capture import capture_residuals, prompts_at
-from layerscope.models.default import default_model_path
+from layerscope.checkpoints.default import default_model_path
 from layerscope.models.gguf_cache import cached_gguf_dir
 from layerscope.tokensets import CATEGORIES
 

@@ -59,8 +59,8 @@ def child(args) -> dict:
     from layerscope.capture.engine import capture_residuals
     from layerscope.capture.layer_spec import parse_layers
     from layerscope.capture.prompts import prompts_at
+    from layerscope.checkpoints.default import default_model_path
     from layerscope.checkpoints.layout import memory_estimate
-    from layerscope.models.default import default_model_path
     from layerscope.models.gguf_cache import cached_gguf_dir
 
     progress.set_enabled(False)

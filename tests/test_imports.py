@@ -98,14 +98,14 @@ def _internal_imports(module_path) -> set[str]:
 
 
 def test_checkpoints_reads_headers_and_nothing_below_convert_imports_it():
-    """``checkpoints/`` imports only itself, ``errors`` and the default model's location; the writers and
+    """``checkpoints/`` imports only itself and ``errors``; the writers and
     converters of ``convert/`` are imported by no package they sit above."""
     from pathlib import Path
 
     import layerscope
 
     root = Path(layerscope.__file__).parent
-    allowed = ("layerscope.checkpoints", "layerscope.errors", "layerscope.models.default")
+    allowed = ("layerscope.checkpoints", "layerscope.errors")
     for path in sorted((root / "checkpoints").glob("*.py")):
         outside = {m for m in _internal_imports(path) if not m.startswith(allowed) and m != "layerscope"}
         assert not outside, (path.name, sorted(outside))
@@ -113,3 +113,115 @@ def test_checkpoints_reads_headers_and_nothing_below_convert_imports_it():
     for package in below:
         for path in sorted((root / package).rglob("*.py")):
             assert not {m for m in _internal_imports(path) if m.startswith("layerscope.convert")}, path
+
+
+# The floors, top to bottom: a module imports only from its own floor or the floors below it.
+_FLOORS = {
+    "cli": 5,
+    "experiments": 4,
+    "load_run": 4,
+    "convert": 3,
+    **dict.fromkeys(("models", "capture", "analysis", "render", "checkpoints", "tokensets", "tasks"), 2),
+    **dict.fromkeys(
+        ("errors", "atomic", "cache", "fonts", "progress", "registry", "model_spec", "experiment", "rundir", "runner"),
+        1,
+    ),
+}
+# The one way down from the base into models: a spec loads its model (and reads its checkpoint's headers), at
+# the boundary with torch, inside the method that does it.
+_SPEC_LOADS = {("model_spec", "models"), ("model_spec", "checkpoints")}
+
+
+def _runtime_arrows(path, root) -> list[tuple[str, str, int, bool]]:
+    """``(from unit, to unit, line, inside a function)`` per ``layerscope`` import of a file, leaving out those
+    under ``if TYPE_CHECKING:``. A unit is a subpackage (``models``) or a top-level module (``rundir``)."""
+    import ast
+
+    relative = path.relative_to(root).with_suffix("")
+    parts = [p for p in relative.parts if p != "__init__"]
+    package = ["layerscope", *(parts if path.name == "__init__.py" else parts[:-1])]
+    source = parts[0] if parts else None
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = {
+        id(sub)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for sub in ast.walk(node)
+    }
+    inside = {
+        id(sub)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for sub in ast.walk(node)
+        if sub is not node
+    }
+    arrows = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = [*base, *(node.module.split(".") if node.module else [])]
+            names = [*target[1:2]] if len(target) > 1 else [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name.split(".")[1] for alias in node.names if alias.name.startswith("layerscope.")]
+            target = ["layerscope"]
+        else:
+            continue
+        if target[0] != "layerscope":
+            continue
+        arrows += [(source, name, node.lineno, id(node) in inside) for name in names if name in _FLOORS]
+    return arrows
+
+
+def test_every_import_arrow_points_down_the_floors_and_no_packages_import_each_other_in_a_circle():
+    """cli -> experiments -> convert -> {models, capture, analysis, render, checkpoints, tokensets, tasks} -> base
+    modules: no import (at module level or inside a function) points up a floor, and the graph of packages has no
+    circle (within a floor either)."""
+    from graphlib import CycleError, TopologicalSorter
+    from pathlib import Path
+
+    import layerscope
+
+    root = Path(layerscope.__file__).parent
+    graph: dict[str, set[str]] = {}
+    upward = []
+    for path in sorted(root.rglob("*.py")):
+        if path.parent == root and path.stem in ("__init__", "__main__"):
+            continue  # the package's face: lazy names for everything
+        for source, target, line, _ in _runtime_arrows(path, root):
+            if source == target:
+                continue
+            if (source, target) not in _SPEC_LOADS:
+                graph.setdefault(source, set()).add(target)
+            if _FLOORS[target] > _FLOORS[source] and (source, target) not in _SPEC_LOADS:
+                upward.append(f"{path.relative_to(root)}:{line} -> {target}")
+    assert not upward, upward
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as exc:
+        raise AssertionError(f"packages import each other in a circle: {' -> '.join(exc.args[1])}") from None
+
+
+def test_analysis_and_render_never_import_torch_and_render_imports_no_experiment():
+    """Checked in the source, functions included (the import test above only sees module level)."""
+    import ast
+    from pathlib import Path
+
+    import layerscope
+
+    root = Path(layerscope.__file__).parent
+    for package in ("analysis", "render"):
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                modules = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom) and not node.level
+                    else []
+                )
+                assert not any(m.split(".")[0] in ("torch", "transformers") for m in modules), (path, node.lineno)
+    for path in sorted((root / "render").rglob("*.py")):
+        arrows = _runtime_arrows(path, root)
+        assert not [a for a in arrows if a[1] in ("experiments", "load_run", "cli", "convert")], path

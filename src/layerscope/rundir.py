@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from .atomic import atomic_path, write_json, write_text
 from .errors import LayerscopeError
+from .fonts import font_fallback
 
 if TYPE_CHECKING:  # pragma: no cover
     from .experiment import Result
@@ -355,8 +356,6 @@ class RunDir:
             written += [self.figure(stem, make()), self.path / f"{stem}.plotly.json"]
         images = result.images()
         if images:
-            from .render.static import font_fallback
-
             for stem, make in images.items():
                 with font_fallback():  # text is laid out when the figure is built and when it is saved
                     written.append(self.image(stem, make()))

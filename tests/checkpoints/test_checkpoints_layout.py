@@ -361,8 +361,8 @@ def test_forward_memory_grows_with_the_batch_not_the_weights(tiny_model_dirs):
 
 @pytest.mark.default_model
 def test_forward_memory_of_the_default_gguf_from_its_header(default_model):
+    from layerscope.checkpoints.default import default_model_path
     from layerscope.checkpoints.layout import forward_memory, memory_estimate, model_dims, read_layout
-    from layerscope.models.default import default_model_path
 
     loaded = sum(p.numel() for p in default_model.module.parameters())
     assert memory_estimate("default", "float32").weights == 4 * loaded

@@ -263,7 +263,7 @@ def test_gguf_general_name_is_read_from_the_header(tmp_path):
 
 @pytest.mark.default_model
 def test_the_default_gguf_is_named_by_its_metadata():
-    from layerscope.models.default import default_model_path
+    from layerscope.checkpoints.default import default_model_path
     from layerscope.models.gguf_cache import gguf_general_name
 
     assert gguf_general_name(default_model_path()) == "Gemma 3 270m"

@@ -16,7 +16,7 @@ from layerscope.experiments.capture import CaptureConfig
 def test_residuals_result_saves_its_files(tiny_models, tmp_path):
     model = tiny_models["gpt_oss"]
     result = layerscope.residuals(["red blue", "John"], model=model, positions="all", layers="embed,-1", out=tmp_path)
-    expected = {"residuals.npy", "items.csv", "norms.csv", "index.html", "index.plotly.json", "run.json"}
+    expected = {"residuals.npy", "items.csv", "norms.csv", "index.html", "index.plotly.json", "index.png", "run.json"}
     assert {p.name for p in tmp_path.iterdir()} == expected
     np.testing.assert_array_equal(np.load(tmp_path / "residuals.npy"), result.residuals)
     items = pd.read_csv(tmp_path / "items.csv")
@@ -28,6 +28,9 @@ def test_residuals_result_saves_its_files(tiny_models, tmp_path):
     norms = pd.read_csv(tmp_path / "norms.csv", dtype={"layer": str})
     assert list(norms.columns) == ["model", "layer", "depth", "residual_norm"]
     assert list(norms["layer"]) == ["embed", last] and list(norms["depth"]) == [0, model.n_layers]
+    # norms grow by orders of magnitude: a log axis in both views, so a small model does not sit flat at 0
+    assert result.figure().layout.yaxis.type == "log"
+    assert result.images()["index"]().axes[0].get_yscale() == "log"
 
 
 @pytest.mark.parametrize(

@@ -184,6 +184,7 @@ def test_python_api(tiny_models, tmp_path):
         "echo.md",
         "echo.html",
         "echo.plotly.json",
+        "echo.png",
         "run.json",
         "completions.csv",
         "rates.csv",

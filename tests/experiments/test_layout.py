@@ -82,6 +82,7 @@ def test_python_api_returns_the_result_and_writes_the_run_directory(checkpoint, 
         "run.json",
         "treemap.html",
         "treemap.plotly.json",
+        "treemap.png",
     ]
     record = json.loads((run / "run.json").read_text())
     assert record["experiment"] == "layout" and record["models"] == []
@@ -90,6 +91,28 @@ def test_python_api_returns_the_result_and_writes_the_run_directory(checkpoint, 
     assert json.loads((run / "layout.json").read_text()) == result.to_dict()
     assert page.read_text() == (run / "layout.html").read_text() == result.html()
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_the_treemap_keeps_block_order_in_both_views(tmp_path):
+    """Blocks 0, 1, 2, ..., 10, 11 in that order (not by size, not as text: 10 before 2), HTML and PNG alike."""
+    tensors = {f"model.layers.{i}.mlp.up_proj.weight": np.zeros((2 + (i % 3), 4), np.float16) for i in range(12)}
+    tensors["model.embed_tokens.weight"] = np.zeros((10, 4), np.float16)
+    path = tmp_path / "model.safetensors"
+    save_file(tensors, str(path))
+    treemap = layerscope.layout(path).treemap()
+    blocks = [f"model.layers.{i}" for i in range(12)]
+
+    def block(name: str) -> bool:
+        return name.startswith("model.layers.") and name.count(".") == 2
+
+    assert [i for i in treemap.ids if block(i)] == blocks
+    interactive = treemap.plotly().data[0]
+    assert interactive.sort is False
+    assert [i for i in interactive.ids if block(i)] == blocks
+    drawn = [treemap.ids[i] for i, *_ in treemap.boxes() if block(treemap.ids[i])]
+    tops = [y for i, _, y, *_ in treemap.boxes() if block(treemap.ids[i])]
+    assert drawn == blocks and tops == sorted(tops)
+    assert treemap.png().axes[0].patches
 
 
 def test_json_goes_to_stdout_alone(checkpoint, tmp_path, capsys):

@@ -489,7 +489,7 @@ def test_a_tour_page_has_its_load_time_in_the_header_and_a_sentence_under_every_
     load = json.loads((tmp_path / "tour" / "run.json").read_text())["timings_s"]["load"]
     page = result.report.read_text()
     header = page[page.index("<header>") : page.index("</header>")]
-    from layerscope.experiments.report import seconds_text
+    from layerscope.render.people import seconds_text
 
     # run.json keeps the seconds rounded to 4 decimals: the header shows a time within that rounding of it
     shown = {seconds_text(load + k * 0.00001) for k in range(-5, 6)}

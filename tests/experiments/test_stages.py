@@ -56,6 +56,7 @@ def test_python_api_matches_the_embedder(gemma, tmp_path):
     assert f"{len(TEXTS)} texts through {len(STAGES)} stages" in repr(result)
     assert result.config.model == ModelSpec(source=gemma.source)
     assert (tmp_path / "run" / "index.html").is_file()
+    assert (tmp_path / "run" / "index.png").is_file()  # the report's stages section has a figure
 
 
 def _reparsed(config: StagesConfig) -> StagesConfig:

@@ -6,7 +6,7 @@ import pytest
 from hf_oracles import hf_greedy
 
 from layerscope.cache import cache_root
-from layerscope.models.default import default_model_path
+from layerscope.checkpoints.default import default_model_path
 from layerscope.models.gguf_cache import file_sha256
 
 pytestmark = pytest.mark.default_model

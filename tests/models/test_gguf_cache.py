@@ -123,7 +123,7 @@ def _assert_bounded(source: Path, base: int, peak: int) -> None:
 def test_default_model_bfloat16_streamed_in_bounded_memory_equals_the_float32_cache_cast(default_model, tmp_path):
     """bfloat16 conversion of the default model: bounded peak memory, and every tensor equals the float32
     cache entry (the one every default-model test loads, checked against the seeds' numbers) cast to bfloat16."""
-    from layerscope.models.default import default_model_path
+    from layerscope.checkpoints.default import default_model_path
 
     source = default_model_path()
     streamed = tmp_path / "streamed"
@@ -144,7 +144,7 @@ def test_default_model_bfloat16_streamed_in_bounded_memory_equals_the_float32_ca
 def test_default_model_streamed_equals_transformers_in_bounded_memory(tmp_path):
     """bfloat16: the streamed cache equals transformers' whole-model conversion bit for bit, with equal logits
     (the tiny GGUF tests compare the same on every run)."""
-    from layerscope.models.default import default_model_path
+    from layerscope.checkpoints.default import default_model_path
 
     source = default_model_path()
     streamed, oracle = tmp_path / "streamed", tmp_path / "oracle"

@@ -137,7 +137,7 @@ def test_default_model_with_blocks_on_disk_gives_the_numbers_of_one_device(defau
 
 @pytest.mark.default_model
 def test_default_model_in_bfloat16_halves_the_cache_and_echoes_the_same(default_model):
-    from layerscope.models.default import default_model_path
+    from layerscope.checkpoints.default import default_model_path
     from layerscope.models.gguf_cache import cache_entry, file_sha256
 
     bf16 = layerscope.load_model(dtype="bfloat16")

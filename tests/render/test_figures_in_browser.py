@@ -91,3 +91,30 @@ def test_the_prompt_selector_shows_each_prompt_without_overlaps(full_tour, brows
         assert overlaps(tab) == []
     finally:
         tab.close()
+
+
+def test_every_figure_of_the_tour_has_its_png_and_every_report_section_a_figure(full_tour, browser):
+    """The README's promise: each figure as HTML and as PNG (echo's chart, the layout treemap and compare's
+    agreement table included); and no report section without a figure."""
+    specs = sorted(full_tour.glob("*/*.plotly.json"))
+    assert len(specs) >= 8, specs
+    # the layer slider (layers) and the projection (tokens) have their PNGs under the names the README gives
+    png_names = {("layers", "index"): "grid", ("tokens", "index"): "figure"}
+    missing = []
+    for spec in specs:
+        stem = spec.name[: -len(".plotly.json")]
+        png = spec.with_name(png_names.get((spec.parent.name, stem), stem) + ".png")
+        if not png.is_file():
+            missing.append(str(spec.relative_to(full_tour)))
+    assert not missing, missing
+    tab = _open(browser, full_tour / "report.html")
+    try:
+        sections = tab.locator("section[data-experiment]")
+        empty = [
+            sections.nth(i).get_attribute("data-experiment")
+            for i in range(sections.count())
+            if sections.nth(i).locator("div.figure, img.static").count() == 0
+        ]
+        assert not empty, empty
+    finally:
+        tab.close()

@@ -11,11 +11,10 @@ from layerscope.render.heatmap import (
     ResidualPanel,
     lens_figure,
     lens_png,
-    matrix_figure,
-    matrix_png,
     residual_figure,
     residual_png,
 )
+from layerscope.render.matrix_figure import matrix_figure, matrix_png
 
 NAMES = ["embed", "0", "1", "norm"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from layerscope.render.echo import echo_html, echo_markdown, rates_figure, token_label
+from layerscope.render.echo import echo_html, echo_markdown, rates_bars, rates_figure, token_label
 
 
 def _inputs():
@@ -84,3 +84,17 @@ def test_hostile_model_and_set_names_stay_inside_their_cells():
     assert "\x1b" not in md and "<b>" not in md
     assert r"evil\|name \| forged \| row \| \[31m \*bold\* \<b\>" in md
     assert r"| set\|x |" in md
+
+
+def test_the_rates_chart_and_its_png_come_from_one_description():
+    _, _, rates, _ = _inputs()
+    rates = pd.concat([rates, rates.assign(bos="with", applicable=[True, False], n_echo=[2, 0], echo_rate=[1.0, 0.0])])
+    bars = rates_bars(rates)
+    interactive = rates_figure(rates)
+    assert [list(t.x) for t in interactive.data] == [["m1", "m2"], ["m1"]]  # n/a is left out, not drawn as 0
+    assert [list(t.text) for t in interactive.data] == [["1/2 (50%)", "1/2 (50%)"], ["2/2 (100%)"]]
+    png = bars.png()
+    ax = png.axes[0]
+    assert [round(p.get_height(), 6) for p in ax.patches] == [0.5, 0.5, 1.0]
+    assert [t.get_text() for t in ax.texts] == ["1/2 (50%)", "1/2 (50%)", "2/2 (100%)"]
+    assert min(t.get_fontsize() for t in ax.texts) >= 9

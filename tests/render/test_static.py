@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layerscope.render.static import font_fallback, font_families, projection_png
+from layerscope.fonts import font_fallback, font_families
+from layerscope.render.static import projection_png
 from layerscope.tokensets import BUILTIN_SETS
 
 FONTS = font_families()

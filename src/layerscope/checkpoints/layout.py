@@ -396,7 +396,7 @@ def _layout_and_config(source) -> tuple[Layout, dict | None]:
         layout = source
     else:
         if str(source) == "default":
-            from ..models.default import default_model_path
+            from .default import default_model_path
 
             source = default_model_path()
         layout = read_layout(source)

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints.default import default_model_path
 from ..checkpoints.layout import hub_snapshot, read_layout
 from ..errors import LayerscopeError
 from ..model_spec import ModelSpec
-from ..models.default import default_model_path
 from ..models.gguf_cache import cached_gguf_dir
 from ..models.guard import check_directory
 from ..models.mlx import is_mlx_dir

@@ -188,7 +188,7 @@ def gguf_source(source) -> Path:
     from ..models.gguf_cache import check_gguf
 
     if source is None or str(source) == "default":
-        from ..models.default import default_model_path
+        from ..checkpoints.default import default_model_path
 
         return default_model_path()
     path = Path(os.fspath(source)).expanduser()

@@ -17,12 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis import residual_norm
 from ..capture.contexts import context_problem
 from ..capture.layer_spec import layer_depth, layer_name
 from ..experiment import Result, option
 from ..model_spec import ModelSpec
+from ..render.lines import layer_lines
 from ..rundir import model_record
 from ..tokensets.options import TokenSetOptions, inline_words
+from .findings import layer_phrase
 from .layers import check_layers_field, check_memory_budget
 
 POSITIONS = ("last", "all")
@@ -132,8 +135,6 @@ class CaptureResult(Result):
 
     def norms(self) -> pd.DataFrame:
         """Mean residual norm per layer: ``model, layer, depth, residual_norm``."""
-        from ..analysis import residual_norm
-
         return pd.DataFrame(
             {
                 "model": self.model_name,
@@ -143,13 +144,15 @@ class CaptureResult(Result):
             }
         )
 
-    def figure(self):
-        """The mean residual norm against layer (plotly)."""
-        from ..render.lines import layer_lines_figure
+    def norm_lines(self):
+        """The mean residual norm against layer, on a log axis (norms grow by orders of magnitude), as one
+        :class:`~layerscope.render.line_figure.LineFigure`."""
+        title = f"{self.model_name}: {len(self.table)} items"
+        return layer_lines(self.norms(), {"residual_norm": "mean residual norm"}, title=title, log={"residual_norm"})
 
-        return layer_lines_figure(
-            self.norms(), {"residual_norm": "mean residual norm"}, title=f"{self.model_name}: {len(self.table)} items"
-        )
+    def figure(self):
+        """The mean residual norm against layer (plotly, log axis)."""
+        return self.norm_lines().plotly()
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"items": self.table, "norms": self.norms()}
@@ -160,13 +163,14 @@ class CaptureResult(Result):
     def figures(self) -> dict:
         return {"index": self.figure}
 
+    def images(self) -> dict:
+        return {"index": lambda: self.norm_lines().png()}
+
     def record(self) -> dict:
         return {"layers": self.layers, "shape": list(self.residuals.shape), "findings": self.findings()}
 
     def findings(self) -> dict[str, str]:
         """``{"index": sentence}``: the layer with the largest mean residual norm, against the first."""
-        from .findings import layer_phrase
-
         norms = self.norms()
         if len(norms) < 2 or not norms["residual_norm"].notna().any():
             return {}

@@ -57,7 +57,7 @@ from ..user_files import UserFileError
 from .compare_result import CompareResult
 
 if TYPE_CHECKING:
-    from ..analysis.next_token import NextTokens
+    from ..capture.next_token import NextTokens
     from ..capture.read_positions import Capture
 
 #: the fewest inputs compared (debiased CKA needs 4)
@@ -331,7 +331,7 @@ class _ReferenceState:
         self.skipped: dict[str, str] = {}
 
     def set_reference(self, spec: ModelSpec, model, capture: Capture) -> None:
-        from ..analysis.next_token import reference_next_tokens
+        from ..capture.next_token import reference_next_tokens
 
         self.reference = capture
         self.reference_info = (spec, type(model.module).__name__, model.n_layers)
@@ -367,7 +367,7 @@ class _ReferenceState:
         self.agreement.append(row)
 
     def _next_token(self, model, capture: Capture, row: dict) -> None:
-        from ..analysis.next_token import next_token_agreement
+        from ..capture.next_token import next_token_agreement
 
         reference = self.next_tokens
         try:

@@ -151,6 +151,11 @@ class CompareResult(Result):
 
         return agreement_figure(self.agreement, title=f"against {self.reference}")
 
+    def agreement_png(self):
+        from ..render.compare import agreement_png
+
+        return agreement_png(self.agreement, title=f"against {self.reference}")
+
     def figures(self) -> dict:
         figures = {"cka": self.figure}
         if len(self.errors):
@@ -163,6 +168,8 @@ class CompareResult(Result):
         images = {"cka": self.cka_png}
         if len(self.errors):
             images["errors"] = self.errors_png
+        if len(self.agreement):
+            images["agreement"] = self.agreement_png
         return images
 
     @property

@@ -172,11 +172,16 @@ class EchoResult(Result):
 
         return echo_markdown(self.grids(), self._texts(), self.rates, self.completions, self.config.max_new_tokens)
 
+    def rates_bars(self):
+        """The echo rate per model, without and with BOS, as one
+        :class:`~layerscope.render.bar_figure.GroupedBars` (the chart and ``echo.png``)."""
+        from ..render.echo import rates_bars
+
+        return rates_bars(self.rates)
+
     def figure(self):
         """Plotly bar chart of the echo rate per model, without and with BOS."""
-        from ..render.echo import rates_figure
-
-        return rates_figure(self.rates)
+        return self.rates_bars().plotly()
 
     def html(self) -> str:
         """A self-contained page: the tables with echo cells highlighted, the bar chart, the completions."""
@@ -192,6 +197,9 @@ class EchoResult(Result):
     # ----- the run directory -------------------------------------------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"echo": self.table, "completions": self.completions, "rates": self.rates}
+
+    def images(self) -> dict:
+        return {"echo": lambda: self.rates_bars().png()} if len(self.rates) else {}
 
     def texts(self) -> dict[str, str]:
         # echo.html is the page (tables and the chart); the chart's spec beside it is for ``layerscope report``

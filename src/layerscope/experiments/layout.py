@@ -15,12 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_text
 from ..checkpoints import Layout, build_tree, read_layout, tree_lines
+from ..checkpoints.default import default_model_path
 from ..checkpoints.layout import DEFAULT_SEQ_LEN, MEMORY_DTYPES, ForwardMemory, memory_estimate
 from ..checkpoints.tree import format_count
+from ..errors import LayerscopeError
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
+from ..render.layout_html import layout_page
+from ..render.people import bytes_text
+from ..render.treemap import Treemap
 from ..runner import Caller, execute
+from .findings import percent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +98,9 @@ class LayoutResult(Result):
     def figures(self) -> dict[str, Callable]:
         return {"treemap": self.figure}
 
+    def images(self) -> dict[str, Callable]:
+        return {"treemap": lambda: self.treemap().png()}
+
     def texts(self) -> dict[str, str]:
         return {"layout.txt": self.text() + "\n", "layout.json": self.json_text() + "\n", "layout.html": self.html()}
 
@@ -108,8 +118,6 @@ class LayoutResult(Result):
     def findings(self) -> dict[str, str]:
         """``{"treemap": sentence}``: the largest parts' share of the parameters; numbered blocks count as one
         part (``model.layers``, ``blk``)."""
-        from .findings import percent
-
         total = self.layout.n_parameters
         if not total:
             return {}
@@ -137,8 +145,6 @@ class LayoutResult(Result):
     @classmethod
     def from_files(cls, config, tables, arrays, record, run_dir) -> LayoutResult:
         """A saved layout run (see :func:`layerscope.load_run`): the checkpoint's headers are read again."""
-        from ..errors import LayerscopeError
-
         try:
             result = run_layout(config)
         except (LayerscopeError, OSError) as exc:
@@ -151,12 +157,12 @@ class LayoutResult(Result):
 
     def summary(self) -> list[str]:
         totals = self.totals()
-        size = f"{human_bytes(totals['bytes'])} ({self.layout.format})"
+        size = f"{bytes_text(totals['bytes'])} ({self.layout.format})"
         lines = [
             f"{format_count(totals['parameters'])} parameters in {format_count(totals['tensors'])} tensors, {size}"
         ]
         if self.memory:
-            needs = ", ".join(f"{human_bytes(m.total)} in {dtype}" for dtype, m in self.memory.items())
+            needs = ", ".join(f"{bytes_text(m.total)} in {dtype}" for dtype, m in self.memory.items())
             lines.append(f"a forward with every layer captured needs {needs}")
         return lines
 
@@ -165,8 +171,6 @@ class LayoutResult(Result):
 
     def write_page(self, path: str | os.PathLike) -> Path:
         """Write :meth:`html` to ``path`` (atomically: a reader never sees half a page); returns the path."""
-        from ..atomic import write_text
-
         return write_text(Path(path).expanduser(), self.html())
 
     def totals(self) -> dict:
@@ -205,19 +209,19 @@ class LayoutResult(Result):
             for level in range(1, min(depth, len(parts)) + 1):
                 prefix = ".".join(parts[:level])
                 totals[prefix] = totals.get(prefix, 0) + count
-        ids = list(totals)
+        ids = sorted(totals, key=_natural)  # block 2 before block 10, each parent before its children
         labels = [i.rsplit(".", 1)[-1] for i in ids]
         parents = [i.rsplit(".", 1)[0] if "." in i else "" for i in ids]
         return ids, labels, parents, [totals[i] for i in ids]
 
-    def figure(self):
-        """A plotly treemap of where the parameters are (click a box to zoom in)."""
-        from ..render.layout_html import parameter_treemap
-
+    def treemap(self):
+        """Where the parameters are, in block order, as one :class:`~layerscope.render.treemap.Treemap`."""
         ids, labels, parents, values = self.parameter_tree()
-        return parameter_treemap(
-            ids, labels, parents, values, f"parameters of {os.path.basename(str(self.layout.source))}"
-        )
+        return Treemap(f"parameters of {os.path.basename(str(self.layout.source))}", ids, labels, parents, values)
+
+    def figure(self):
+        """A plotly treemap of where the parameters are (click a box to zoom in), blocks in order."""
+        return self.treemap().plotly()
 
     def json_text(self) -> str:
         """:meth:`to_dict` as indented JSON (what ``layout --json`` prints)."""
@@ -225,8 +229,6 @@ class LayoutResult(Result):
 
     def html(self) -> str:
         """A self-contained HTML page: totals, then the tree with collapsible groups."""
-        from ..render.layout_html import layout_page
-
         return layout_page(self.to_dict())
 
     def text(self) -> str:
@@ -236,11 +238,11 @@ class LayoutResult(Result):
         lines = [head, *tree_lines(self.tree), ""]
         lines.append(
             f"total: {format_count(totals['parameters'])} parameters in {format_count(totals['tensors'])} tensors, "
-            f"{human_bytes(totals['bytes'])}"
+            f"{bytes_text(totals['bytes'])}"
         )
         for dtype, row in totals["by_dtype"].items():
             lines.append(
-                f"  {dtype}: {row['tensors']} tensors, {format_count(row['elements'])} elements, {human_bytes(row['bytes'])}"
+                f"  {dtype}: {row['tensors']} tensors, {format_count(row['elements'])} elements, {bytes_text(row['bytes'])}"
             )
         lines += self.memory_lines()
         return "\n".join(lines)
@@ -254,29 +256,22 @@ class LayoutResult(Result):
         width = max(len(dtype) for dtype in self.memory) + 1
         for dtype, m in self.memory.items():
             lines.append(
-                f"  {dtype + ':':<{width}} {human_bytes(m.total)} = {human_bytes(m.weights)} weights + "
-                f"{human_bytes(m.buffers)} buffers (residuals {human_bytes(m.residuals)}, one block "
-                f"{human_bytes(m.activations)}, logits {human_bytes(m.logits)})"
+                f"  {dtype + ':':<{width}} {bytes_text(m.total)} = {bytes_text(m.weights)} weights + "
+                f"{bytes_text(m.buffers)} buffers (residuals {bytes_text(m.residuals)}, one block "
+                f"{bytes_text(m.activations)}, logits {bytes_text(m.logits)})"
             )
         return lines
 
 
-def human_bytes(n: int) -> str:
-    """``1536`` -> ``'1.5 KiB'``."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
+def _natural(name: str) -> list:
+    """``model.layers.10`` after ``model.layers.2``: the dotted parts, numbers compared as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in name.split(".")]
 
 
 def run_layout(config: LayoutConfig) -> LayoutResult:
     """Read the headers of ``config.source`` and build the tree; no files written."""
     source = config.source
     if str(source) == "default":
-        from ..models.default import default_model_path
-
         source = default_model_path()
     start = time.perf_counter()
     found = read_layout(source)

@@ -27,14 +27,18 @@ import shlex
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import write_text
 from ..errors import LayerscopeError
 from ..experiment import ExperimentConfig, Result, option
 from ..render.offline_spec import offline_spec
+from ..render.page import render_page, report_html
+from ..render.people import is_positive, value_display
+from ..render.section import Section
 from ..run_files import MAX_JSON_BYTES, ReadBudget, RunFiles, check_csv_columns, parse_json
 from ..runner import Caller, execute
 
@@ -43,8 +47,6 @@ _FIGURE_ORDER = (
     "index", "heatmap", "logit_lens", "layers", "metrics", "accuracy", "echo", "treemap", "cka", "errors", "agreement",
 )  # fmt: skip
 _TABLE_ROWS = 25
-_LIST_ITEMS = 12
-_TEXT_CHARS = 300
 # run.json keys that are bookkeeping, not key numbers.
 _BOOKKEEPING = {
     "experiment", "created", "command", "config", "models", "versions", "timings_s", "files", "table_dtypes",
@@ -61,39 +63,6 @@ _TEXT_SHOWN = 60_000
 #: what :meth:`_RunFiles.json` gives for a file it skipped (``None`` is JSON's null)
 _SKIPPED = object()
 _SPEC = ".plotly.json"
-
-
-@dataclass
-class SmallTable:
-    """A nested ``run.json`` value as a small table of text cells (escaped when the page is written)."""
-
-    columns: list[str]
-    rows: list[list[str]]
-
-
-@dataclass
-class Section:
-    """One run directory, ready to render; every string is plain text (the page escapes it)."""
-
-    name: str
-    experiment: str
-    title: str
-    command: str
-    figures: list[tuple[str, str]] = field(default_factory=list)  # (file stem, plotly JSON spec)
-    numbers: dict[str, str | SmallTable] = field(default_factory=dict)
-    tables: list[tuple[str, str, int]] = field(default_factory=list)  # (file name, HTML table, total rows)
-    images: list[tuple[str, str]] = field(default_factory=list)  # (PNG name, base64) when no interactive figure
-    texts: list[tuple[str, str]] = field(default_factory=list)  # (file name, text) of .md / .txt outputs
-    findings: dict[str, str] = field(default_factory=dict)  # figure stem -> one sentence about it
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, from run.json
-    skipped: list[str] = field(default_factory=list)  # files not read, with the reason
-    created: str = ""  # when run.json was written (ISO time)
-
-    @property
-    def load_s(self) -> float | None:
-        """Seconds this run took to load its model (None when it loaded none itself, as in a tour)."""
-        value = self.timings.get("load")
-        return float(value) if _positive(value) else None
 
 
 # ----- reading a run directory safely --------------------------------------------------------------------------
@@ -192,109 +161,6 @@ def _figure_spec(spec: object) -> tuple[str, list[str]] | None:
     return json.dumps(spec, separators=(",", ":"), ensure_ascii=False), removed
 
 
-# ----- numbers for people ----------------------------------------------------------------------------------------
-
-
-def _positive(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-
-def seconds_text(seconds: float) -> str:
-    """``0.0035`` -> ``'4 ms'``; ``10.23`` -> ``'10.2 s'``; ``125`` -> ``'2 min 5 s'``."""
-    if seconds < 0.9995:
-        return f"{max(seconds * 1000, 1):.0f} ms"
-    if seconds < 59.95:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s"
-
-
-def _bytes_text(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{n:,} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n:,} B"  # pragma: no cover
-
-
-def _is_share(key: str) -> bool:
-    return any(word in key for word in ("rate", "ratio", "share", "fraction"))
-
-
-def number_text(value, key: str = "") -> str:
-    """One value as a person reads it: ``164,800``; ``0.0362`` -> ``'0.036'``; a rate ``0.9444`` -> ``'94%'``."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        if key == "bytes" or key.endswith("_bytes"):
-            return _bytes_text(value)
-        return f"{value:,}"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if _is_share(key) and 0.0 <= value <= 1.0:
-            return f"{100 * value:.1f}%" if value < 0.1 else f"{100 * value:.0f}%"
-        if value == 0:
-            return "0"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        if abs(value) >= 0.01:
-            return f"{value:.3g}"
-        return f"{value:.2e}"
-    text = str(value)
-    return text if len(text) <= _TEXT_CHARS else text[:_TEXT_CHARS] + " ..."
-
-
-def _scalar(value) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool))
-
-
-def list_text(values: list, key: str = "") -> str:
-    """A short comma list: the first 12 items, then how many there are in all."""
-    shown = ", ".join(number_text(v, key) if _scalar(v) else "..." for v in values[:_LIST_ITEMS])
-    return shown + (f", ... ({len(values)} in all)" if len(values) > _LIST_ITEMS else "")
-
-
-def _cell(value, key: str) -> str | None:
-    if _scalar(value):
-        return number_text(value, key)
-    if isinstance(value, list) and all(_scalar(v) for v in value):
-        return list_text(value, key)
-    return None
-
-
-def value_display(key: str, value) -> str | SmallTable | None:
-    """A ``run.json`` value as text or a small table; None for what reads badly (deeper nesting)."""
-    if value in (None, [], {}, ""):
-        return None
-    cell = _cell(value, key)
-    if cell is not None:
-        return cell
-    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
-        columns = list(dict.fromkeys(k for row in value for k in row))
-        keep = [c for c in columns if all(_cell(row.get(c), c) is not None for row in value)]
-        if not keep:
-            return None
-        rows = [[_cell(row.get(c), c) or "" for c in keep] for row in value[:_TABLE_ROWS]]
-        if len(value) > _TABLE_ROWS:
-            rows.append([f"... {len(value) - _TABLE_ROWS} more"] + [""] * (len(keep) - 1))
-        return SmallTable([c.replace("_", " ") for c in keep], rows)
-    if isinstance(value, dict):
-        items = list(value.items())[:_TABLE_ROWS]
-        if all(_cell(v, key) is not None for _, v in items):  # {name: number or list}
-            return SmallTable(["", key.replace("_", " ")], [[str(k), _cell(v, key) or ""] for k, v in items])
-        if all(isinstance(v, dict) or v is None for _, v in items):  # {name: {field: number}}
-            columns = list(dict.fromkeys(c for _, v in items if v for c in v))
-            keep = [c for c in columns if all(_cell((v or {}).get(c), c) is not None for _, v in items)]
-            if keep:
-                rows = [[str(k)] + [_cell((v or {}).get(c), c) or "" for c in keep] for k, v in items]
-                return SmallTable(["", *[c.replace("_", " ") for c in keep]], rows)
-    return None
-
-
 # ----- one section ------------------------------------------------------------------------------------------------
 
 
@@ -336,7 +202,7 @@ def read_section(run_dir: str | Path, budget: ReadBudget | None = None) -> Secti
                 section.numbers[str(key).replace("_", " ")] = shown
     timings = record.get("timings_s")
     if isinstance(timings, dict):
-        section.timings = {str(k): float(v) for k, v in timings.items() if _positive(v)}
+        section.timings = {str(k): float(v) for k, v in timings.items() if is_positive(v)}
     findings = record.get("findings")
     if isinstance(findings, dict):
         section.findings = {str(k): str(v) for k, v in findings.items() if isinstance(v, str) and v}
@@ -407,7 +273,7 @@ def tour_load_seconds(run_dirs: Sequence[Path], sections: Sequence[Section]) -> 
         return None
     timings = record.get("timings_s")
     load = timings.get("load") if isinstance(timings, dict) else None
-    return float(load) if _positive(load) else None
+    return float(load) if is_positive(load) else None
 
 
 def _expanded(path: str | os.PathLike) -> Path | None:
@@ -471,7 +337,7 @@ class ReportConfig(ExperimentConfig):
         return ReportResult(
             config=self,
             sections=sections,
-            model_load_s=float(load) if _positive(load) else None,
+            model_load_s=float(load) if is_positive(load) else None,
             timings={"read": time.perf_counter() - start},
         )
 
@@ -493,20 +359,18 @@ class ReportResult(Result):
 
     def html(self) -> str:
         """The whole self-contained page."""
-        from ..render.page import report_html
-
         return report_html(self.sections, self.config.title, load_s=self.model_load_s)
 
     def save(self, out: str | os.PathLike | None = None, *, force: bool = False) -> Path:
         """Write the page to ``out`` (default ``config.out``) atomically; returns its path (a page is one file,
         replaced whatever ``force`` says)."""
-        from ..atomic import write_text
 
         target = out if out is not None else self.config.out
         path = _expanded(target)
         if path is None:
             raise LayerscopeError(f"{str(target)!r} names the home directory of an unknown user; give another path")
         return write_text(path, self.html())
+        return write_text(Path(out if out is not None else self.config.out).expanduser(), self.html())
 
     def headline(self) -> str:
         return f"{type(self).__name__}({len(self.sections)} runs: {', '.join(s.experiment for s in self.sections)})"
@@ -551,8 +415,6 @@ def build_report(run_dirs: list[str | Path], out: str | Path, title: str = "laye
     Example:
         >>> build_report(["runs/tour/tokens", "runs/tour/inspect"], "runs/tour/report.html")
     """
-    from ..render.page import render_page
-
     if not run_dirs:
         raise LayerscopeError("no run directory given; pass one or more directories written by layerscope commands")
     dirs = [Path(d) for d in run_dirs]

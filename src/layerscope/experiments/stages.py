@@ -18,8 +18,10 @@ from ..errors import LayerscopeError, choices_text
 from ..experiment import Result, option
 from ..model_spec import ModelSpec
 from ..models.embedding import Embedder
+from ..render.figure_page import figures_page
 from ..runner import execute
 from .encode import EmbeddingConfig, _spec_of, embedder_record
+from .findings import percent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,8 +89,6 @@ class StagesResult(Result):
 
     def html(self) -> str:
         """One self-contained page: a heading and the figure of every stage (plotly.js inlined once)."""
-        from ..render.figure_page import figures_page
-
         figures = [(name, make()) for name, make in self.stage_figures().items()]
         return figures_page(figures, title=f"{', '.join(self.model_names)}: stages")
 
@@ -102,13 +102,19 @@ class StagesResult(Result):
     def texts(self) -> dict[str, str]:
         return {"index.html": self.html()}
 
+    def images(self) -> dict:
+        """``index.png``: every stage's projection side by side (the page ``index.html`` as one image)."""
+        from ..render.static import projections_png
+
+        panels = {name: self.table[self.table["stage"] == name] for name in self.names}
+        title = f"{', '.join(self.model_names)}: stages"
+        return {"index": lambda: projections_png(panels, self.explained, title=title)}
+
     def record(self) -> dict:
         return {"stages": self.names, "explained_variance_ratio": self.explained, "findings": self.findings()}
 
     def findings(self) -> dict[str, str]:
         """``{"index": sentence}``: how much of the output's variance its first two components explain."""
-        from .findings import percent
-
         if not self.names or not self.explained.get(self.names[-1]):
             return {}
         ratios = self.explained[self.names[-1]]

@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 
 from .. import progress
+from ..checkpoints.default import DEFAULT_MODEL_NAME, default_model_path
 from ..errors import LayerscopeError
 from . import guard
 from .broken import first_line, refused
-from .default import DEFAULT_MODEL_NAME, default_model_path
 from .gguf_cache import cached_gguf_dir, gguf_general_name
 from .kinds import CAUSAL_LM, kind_detail, missing_head_weights, model_kind
 from .mlx import is_mlx_dir, load_mlx_model

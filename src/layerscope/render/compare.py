@@ -8,9 +8,10 @@ import plotly.graph_objects as go
 from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
-from .lines import layer_lines_figure
-from .palette import color_map
-from .static import font_fallback, new_figure
+from ..fonts import font_fallback
+from .line_figure import PNG_TEXT_PT, LineFigure
+from .lines import layer_lines
+from .static import new_figure
 
 _KINDS = (("linear", "linear CKA"), ("debiased", "debiased CKA"))
 
@@ -123,38 +124,21 @@ def cka_png(pairs, *, title: str) -> Figure:
 ERROR_PANELS = {"relative_error": "relative error ||x − r|| / ||r||", "cosine": "cosine with the reference"}
 
 
+def error_lines(errors: pd.DataFrame, *, title: str) -> LineFigure:
+    """Relative error (log scale; a zero error is left out, not drawn to the bottom) and cosine against the
+    reference, layer by layer, one line per model (``errors``: ``model, layer, relative_error, cosine``)."""
+    log = {"relative_error"} if (errors["relative_error"] > 0).any() else set()
+    return layer_lines(errors, ERROR_PANELS, title=title, log=log)
+
+
 def errors_figure(errors: pd.DataFrame, *, title: str) -> go.Figure:
-    """Relative error (log scale) and cosine against the reference, layer by layer, one line per model."""
-    fig = layer_lines_figure(errors, ERROR_PANELS, title=title)
-    if (errors["relative_error"] > 0).any():
-        fig.update_yaxes(type="log", dtick=1, row=1, col=1)  # a label per decade
-    return fig
+    """:func:`error_lines`, interactive."""
+    return error_lines(errors, title=title).plotly()
 
 
 def errors_png(errors: pd.DataFrame, *, title: str) -> Figure:
-    """The static version of :func:`errors_figure`."""
-    fig = new_figure(figsize=(11, 4.2), dpi=110, layout="constrained")
-    colors = color_map(list(errors["model"]))
-    with font_fallback():
-        axes = fig.subplots(1, 2)
-        for ax, (column, label) in zip(axes, ERROR_PANELS.items()):
-            for model, rows in errors.groupby("model", sort=False):
-                ax.plot(
-                    list(rows["layer"].astype(str)),
-                    rows[column],
-                    marker="o",
-                    ms=3,
-                    label=str(model),
-                    color=colors[model],
-                )
-            if column == "relative_error" and (errors[column] > 0).any():
-                ax.set_yscale("log")
-            ax.set_title(label, fontsize=9)
-            ax.set_xlabel("layer", fontsize=8)
-            ax.tick_params(axis="x", labelrotation=90, labelsize=7)
-        axes[0].legend(fontsize=8)
-        fig.suptitle(title)
-    return fig
+    """:func:`error_lines` as a PNG."""
+    return error_lines(errors, title=title).png()
 
 
 AGREEMENT_COLUMNS = {
@@ -177,20 +161,53 @@ def _cell(value) -> str:
     return str(value)
 
 
+def agreement_cells(agreement: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The agreement table as people read it: column headings and one row of text cells per model."""
+    columns = [c for c in AGREEMENT_COLUMNS if c in agreement.columns]
+    rows = [[_cell(v) for v in row] for row in agreement[columns].itertuples(index=False)]
+    return [AGREEMENT_COLUMNS[c] for c in columns], rows
+
+
 def agreement_figure(agreement: pd.DataFrame, *, title: str) -> go.Figure:
     """The agreement table: one row per model measured against the reference."""
-    columns = [c for c in AGREEMENT_COLUMNS if c in agreement.columns]
-    cells = [[_cell(v) for v in agreement[c]] for c in columns]
+    header, rows = agreement_cells(agreement)
     fig = go.Figure(
         go.Table(
-            header=dict(values=[AGREEMENT_COLUMNS[c] for c in columns], fill_color="#e8eef6", align="left"),
-            cells=dict(values=cells, align="left"),
+            header=dict(values=header, fill_color="#e8eef6", align="left"),
+            cells=dict(values=[list(column) for column in zip(*rows)] if rows else [[] for _ in header], align="left"),
         )
     )
     fig.update_layout(
         title=dict(text=title, x=0.5),
         template="plotly_white",
-        height=120 + 30 * len(agreement),
+        height=160 + 44 * len(agreement),  # room for a header and rows of two lines each
         margin=dict(t=60, b=10),
     )
+    return fig
+
+
+def agreement_png(agreement: pd.DataFrame, *, title: str) -> Figure:
+    """The agreement table as a PNG, from the same cells as :func:`agreement_figure`."""
+    import textwrap
+
+    header, rows = agreement_cells(agreement)
+    fig = new_figure(figsize=(12, 1.1 + 0.45 * (len(rows) + 1)), dpi=110, layout="constrained")
+    with font_fallback():
+        ax = fig.add_subplot()
+        ax.axis("off")
+        table = ax.table(
+            cellText=rows or [[""] * len(header)],
+            colLabels=[textwrap.fill(h, 14) for h in header],
+            loc="upper center",
+            cellLoc="left",
+            colLoc="left",
+        )
+        table.auto_set_font_size(False)
+        table.set_fontsize(PNG_TEXT_PT)
+        table.scale(1, 1.6)
+        for (row, _), cell in table.get_celld().items():
+            if row == 0:
+                cell.set_facecolor("#e8eef6")
+                cell.set_height(cell.get_height() * 1.6)
+        fig.suptitle(title, fontsize=PNG_TEXT_PT + 3)
     return fig

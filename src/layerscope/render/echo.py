@@ -13,6 +13,7 @@ import unicodedata
 import pandas as pd
 import plotly.graph_objects as go
 
+from .bar_figure import Bars, GroupedBars
 from .palette import PALETTE
 
 SPLIT_NOTE = (
@@ -123,31 +124,30 @@ def _completion_markdown(completions: pd.DataFrame, max_new_tokens: int) -> list
     return lines
 
 
-def rates_figure(rates: pd.DataFrame) -> go.Figure:
-    """Grouped bars: the echo rate of each model, one bar per BOS setting (n/a settings left out)."""
-    fig = go.Figure()
+def rates_bars(rates: pd.DataFrame) -> GroupedBars:
+    """The echo rate of each model, one bar per BOS setting (n/a settings left out), as one description
+    (``rates``: ``model, bos, applicable, n_echo, n_words, echo_rate``)."""
+    models = list(dict.fromkeys(rates["model"].astype(str)))
+    groups = []
     for i, (bos, part) in enumerate(rates.groupby("bos", sort=False)):
-        part = part[part["applicable"]]
-        fig.add_trace(
-            go.Bar(
-                name=f"{bos} BOS",
-                x=part["model"],
-                y=part["echo_rate"],
-                text=[rate_text(row) for _, row in part.iterrows()],
-                textposition="outside",
-                marker_color=PALETTE[i % len(PALETTE)],
-            )
-        )
-    fig.update_layout(
-        title=dict(text="Echo rate: the top-1 next token is the word itself", x=0.5),
-        template="plotly_white",
-        barmode="group",
-        yaxis=dict(title="echo rate", range=[0, 1.15], tickformat=".0%"),
-        legend=dict(title="input"),
-        height=460,
-        margin=dict(l=10, r=10, t=60, b=10),
+        by_model = {str(row["model"]): row for _, row in part.iterrows() if row["applicable"]}
+        values = [float(by_model[m]["echo_rate"]) if m in by_model else None for m in models]
+        texts = [rate_text(by_model[m]) if m in by_model else "" for m in models]
+        groups.append(Bars(f"{bos} BOS", values, texts, PALETTE[i % len(PALETTE)]))
+    return GroupedBars(
+        "Echo rate: the top-1 next token is the word itself",
+        models,
+        groups,
+        y_title="echo rate",
+        y_range=(0, 1.15),
+        percent=True,
+        legend_title="input",
     )
-    return fig
+
+
+def rates_figure(rates: pd.DataFrame) -> go.Figure:
+    """:func:`rates_bars`, interactive."""
+    return rates_bars(rates).plotly()
 
 
 _STYLE = """

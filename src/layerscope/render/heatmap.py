@@ -23,7 +23,6 @@ import numpy as np
 import plotly.graph_objects as go
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from plotly.subplots import make_subplots
 
 from .static import new_figure
 
@@ -376,65 +375,6 @@ def residual_png(
             fig.supxlabel("dimension", fontsize=9, y=bottom, va="bottom")
         fig.text(0.5, 0.01, _png_text(caption), ha="center", va="bottom", fontsize=9, color="#444")
     fig.suptitle(_png_text(title), fontsize=11)
-    return fig
-
-
-def matrix_figure(matrices: dict[str, np.ndarray], labels: list[str], title: str, boundaries: list[int]) -> go.Figure:
-    """Layer-by-layer similarity matrices side by side, phase boundaries drawn as lines."""
-    names = list(matrices)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.08)
-    for col, name in enumerate(names, start=1):
-        fig.add_trace(
-            go.Heatmap(
-                z=matrices[name],
-                x=labels,
-                y=labels,
-                coloraxis="coloraxis",
-                hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
-            ),
-            row=1,
-            col=col,
-        )
-        for b in boundaries:
-            for kind in ("x", "y"):
-                line = dict(
-                    type="line", line=dict(color="black", width=1.5, dash="dot"), xref=f"x{col}", yref=f"y{col}"
-                )
-                pos = b - 0.5
-                if kind == "x":
-                    fig.add_shape(**line, x0=pos, x1=pos, y0=-0.5, y1=len(labels) - 0.5)
-                else:
-                    fig.add_shape(**line, y0=pos, y1=pos, x0=-0.5, x1=len(labels) - 0.5)
-    fig.update_layout(
-        title=dict(text=title, x=0.5),
-        template="plotly_white",
-        coloraxis=dict(colorscale="Viridis", colorbar=dict(title=dict(text="similarity", side="right"))),
-        height=560,
-        margin=dict(l=10, r=10, t=80, b=10),
-    )
-    fig.update_xaxes(type="category", title_text="layer")
-    fig.update_yaxes(type="category", autorange="reversed", title_text="layer")
-    return fig
-
-
-def matrix_png(matrices: dict[str, np.ndarray], labels: list[str], title: str, boundaries: list[int]) -> Figure:
-    """The static version of :func:`matrix_figure`."""
-    fig = new_figure(figsize=(6 * len(matrices), 5.4), dpi=120)
-    axes = fig.subplots(1, len(matrices), squeeze=False)
-    for ax, (name, matrix) in zip(axes[0], matrices.items()):
-        image = ax.imshow(matrix, cmap="viridis", interpolation="nearest")
-        ax.set_title(name)
-        step = max(1, len(labels) // 12)
-        ax.set_xticks(range(0, len(labels), step), labels[::step], rotation=90, fontsize=7)
-        ax.set_yticks(range(0, len(labels), step), labels[::step], fontsize=7)
-        ax.set_xlabel("layer", fontsize=8)
-        ax.set_ylabel("layer", fontsize=8)
-        for b in boundaries:
-            ax.axvline(b - 0.5, color="white", linestyle=":", linewidth=1.2)
-            ax.axhline(b - 0.5, color="white", linestyle=":", linewidth=1.2)
-        fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 

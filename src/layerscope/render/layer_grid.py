@@ -25,10 +25,12 @@ from matplotlib.lines import Line2D
 
 from ..analysis.layer_metrics import align_layers, relative_positions
 from ..analysis.layer_projection import layer_order
+from .line_figure import PNG_TEXT_PT
 from .palette import color_map
 from .static import new_figure
 
 RELATIVE_AXIS = "relative depth (0 = embed, 1 = last block)"
+_GRID_DPI = 90  # a grid of 2.3-inch panels with 9-point titles fits a page at this resolution
 
 METRIC_LABELS = {
     "silhouette": "silhouette",
@@ -44,7 +46,13 @@ def _panel(ax, rows: pd.DataFrame, colors: dict, *, labels: bool, size: float) -
         ax.scatter(group["pc1"], group["pc2"], color=colors[set_name], s=size, label=str(set_name))
         if labels:
             for x, y, label in zip(group["pc1"], group["pc2"], group["label"]):
-                ax.text(x, y, f" {label}", color=colors[set_name], fontsize=6)
+                ax.text(x, y, f" {label}", color=colors[set_name], fontsize=PNG_TEXT_PT)
+
+
+def _no_ticks(ax) -> None:
+    """A small panel's axes carry no numbers: PCA coordinates of one panel say nothing next to another's."""
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def _legend(fig: Figure, colors: dict, *, bottom: float = 0.0) -> None:
@@ -54,7 +62,7 @@ def _legend(fig: Figure, colors: dict, *, bottom: float = 0.0) -> None:
         loc="lower center",
         bbox_to_anchor=(0.5, bottom),
         ncol=min(len(colors), 5),
-        fontsize=7,
+        fontsize=PNG_TEXT_PT,
         frameon=False,
     )
 
@@ -73,7 +81,7 @@ def grid_figure(table: pd.DataFrame, titles: dict[str, str], *, title: str) -> F
     colors = color_map(list(table["set"]))
     cols = min(len(layers), max(1, math.ceil(math.sqrt(len(layers) * 1.4))))
     block = math.ceil(len(layers) / cols)
-    fig = new_figure(figsize=(2.3 * cols, 2.3 * block * len(models) + 0.8), dpi=110)
+    fig = new_figure(figsize=(2.3 * cols, 2.3 * block * len(models) + 0.8), dpi=_GRID_DPI)
     axes = fig.subplots(block * len(models), cols, squeeze=False)
     for m, model in enumerate(models):
         for i in range(block * cols):
@@ -84,10 +92,10 @@ def grid_figure(table: pd.DataFrame, titles: dict[str, str], *, title: str) -> F
             rows = table[(table["model"] == model) & (table["layer"] == layers[i])]
             _panel(ax, rows, colors, labels=False, size=6)
             name = titles.get(layers[i], layers[i])
-            ax.set_title(f"{model}\n{name}" if len(models) > 1 else name, fontsize=7)
-            ax.tick_params(labelsize=5)
+            ax.set_title(f"{model}\n{name}" if len(models) > 1 else name, fontsize=PNG_TEXT_PT)
+            _no_ticks(ax)
     _legend(fig, colors)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=PNG_TEXT_PT + 3)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     return fig
 
@@ -112,7 +120,7 @@ def _aligned_grid(table: pd.DataFrame, titles: dict[str, str], positions: dict, 
     columns = groups * len(models) + groups - 1  # a narrow spacer column between groups
     ratios = [1.0 if (c + 1) % (len(models) + 1) else 0.3 for c in range(columns)]
     height = 2.1 * per_group + 1.3
-    fig = new_figure(figsize=(2.3 * sum(ratios) + 0.6, height), dpi=110)
+    fig = new_figure(figsize=(2.3 * sum(ratios) + 0.6, height), dpi=_GRID_DPI)
     grid = fig.add_gridspec(per_group, columns, width_ratios=ratios)
     for m, model in enumerate(models):
         depth_of = dict(positions[model])
@@ -124,13 +132,12 @@ def _aligned_grid(table: pd.DataFrame, titles: dict[str, str], positions: dict, 
             at = table[(table["model"] == model) & (table["layer"] == layer)]
             _panel(ax, at, colors, labels=False, size=6)
             name = f"{titles.get(layer, layer)} ({depth_of[layer]:.2f})"
-            ax.set_title(f"{model}\n{name}", fontsize=7)
-            ax.tick_params(labelsize=5)
-            ax.locator_params(nbins=4)
+            ax.set_title(f"{model}\n{name}", fontsize=PNG_TEXT_PT)
+            _no_ticks(ax)
             if all(placed[other][r] is None for other in models[:m]):  # the row's first panel in its group
-                ax.set_ylabel(f"rel. depth {rows[r]:.2f}", fontsize=7)
+                ax.set_ylabel(f"rel. depth {rows[r]:.2f}", fontsize=PNG_TEXT_PT)
     _legend(fig, colors)
-    fig.suptitle(f"{title}\nrows: {RELATIVE_AXIS}", fontsize=9)
+    fig.suptitle(f"{title}\nrows: {RELATIVE_AXIS}", fontsize=PNG_TEXT_PT + 2)
     fig.tight_layout(rect=(0, 0.6 / height, 1, 1 - 0.5 / height))
     return fig
 
@@ -156,7 +163,7 @@ def layer_figure(table: pd.DataFrame, ratios: pd.DataFrame, layer: str, *, title
         Line2D([], [], marker="o", linestyle="", color=colors[s], label=str(s))
         for s in dict.fromkeys(table.loc[table["layer"] == layer, "set"])
     ]
-    axes[0][-1].legend(handles=handles, loc="best", fontsize=7, frameon=False)
+    axes[0][-1].legend(handles=handles, loc="best", fontsize=PNG_TEXT_PT, frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -183,11 +190,11 @@ def metrics_figure(metrics: pd.DataFrame, *, title: str) -> Figure:
             x = list(rows["depth"]) if "depth" in rows else list(range(len(rows)))  # models aligned by depth
             ax.plot(x, rows[name], marker="o", markersize=3, color=colors[model], label=str(model))
             ticks = list(range(0, len(rows), max(1, len(rows) // 8)))
-            ax.set_xticks([x[t] for t in ticks], [str(rows["layer"].iloc[t]) for t in ticks], fontsize=7)
+            ax.set_xticks([x[t] for t in ticks], [str(rows["layer"].iloc[t]) for t in ticks], fontsize=PNG_TEXT_PT)
         ax.set_title(METRIC_LABELS[name], fontsize=9)
-        ax.set_xlabel(RELATIVE_AXIS if relative else "layer (embed, then block)", fontsize=8)
+        ax.set_xlabel(RELATIVE_AXIS if relative else "layer (embed, then block)", fontsize=PNG_TEXT_PT)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, frameon=False)
+    axes[0][0].legend(fontsize=PNG_TEXT_PT, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..checkpoints.tree import format_count, format_shape, node_label
 from .html_shell import esc, html_page
+from .people import bytes_text
 
 
 def layout_page(data: dict, *, title: str | None = None) -> str:
@@ -41,8 +42,8 @@ def _memory_table(memory: dict) -> str:
         return ""
     first = next(iter(memory.values()))
     rows = "".join(
-        f'<tr><td>{esc(dtype)}</td><td class="num">{esc(_bytes(m["weights"]))}</td>'
-        f'<td class="num">{esc(_bytes(m["buffers"]))}</td><td class="num"><b>{esc(_bytes(m["total"]))}</b></td></tr>'
+        f'<tr><td>{esc(dtype)}</td><td class="num">{esc(bytes_text(m["weights"]))}</td>'
+        f'<td class="num">{esc(bytes_text(m["buffers"]))}</td><td class="num"><b>{esc(bytes_text(m["total"]))}</b></td></tr>'
         for dtype, m in memory.items()
     )
     return (
@@ -50,15 +51,6 @@ def _memory_table(memory: dict) -> str:
         '<table class="data"><tr><th>dtype</th><th class="num">weights</th><th class="num">buffers</th>'
         f'<th class="num">total</th></tr>{rows}</table>'
     )
-
-
-def _bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def _nodes(nodes: list[dict]) -> str:
@@ -75,22 +67,3 @@ def _node(node: dict) -> str:
         f'<div class="t">{esc(node["name"])}{quant} {esc(format_shape(node["shape"]))} '
         f'<span class="d">{esc(node["dtype"])}</span></div>'
     )
-
-
-def parameter_treemap(ids: list[str], labels: list[str], parents: list[str], values: list[int], title: str):
-    """A plotly treemap of parameter counts; ``values`` already summed over each node's children."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure(
-        go.Treemap(
-            ids=ids,
-            labels=labels,
-            parents=parents,
-            values=values,
-            branchvalues="total",
-            hovertemplate="%{id}<br>%{value:,} parameters<br>%{percentRoot:.1%} of all<extra></extra>",
-            maxdepth=3,
-        )
-    )
-    fig.update_layout(title=dict(text=title, x=0.5), margin=dict(l=10, r=10, t=50, b=10), height=520)
-    return fig

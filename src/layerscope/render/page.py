@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..atomic import write_text
 from .html_shell import esc, html_page
+from .people import seconds_text
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -32,8 +34,6 @@ def _small_table(table) -> str:
 
 def _meta(section) -> str:
     """``model loaded in 10.2 s · compute 3 ms · write 1.1 s`` (a phase that took no time is left out)."""
-    from ..experiments.report import seconds_text
-
     parts = []
     if section.load_s is not None:
         parts.append(f"model loaded in {seconds_text(section.load_s)}")
@@ -95,14 +95,12 @@ document.querySelectorAll('div.figure').forEach(function (div) {
 
 
 def report_html(sections, title: str, base_dirs=None, *, load_s: float | None = None) -> str:
-    """The whole report page for ``sections`` (see :class:`layerscope.experiments.report.Section`).
+    """The whole report page for ``sections`` (see :class:`layerscope.render.section.Section`).
 
     ``load_s``: seconds the model shared by the runs took to load (a tour's), shown in the header;
     ``base_dirs`` is not used (a section holds what it shows).
     """
     from plotly.offline import get_plotlyjs
-
-    from ..experiments.report import seconds_text
 
     nav = [(f"run-{i}", s.experiment) for i, s in enumerate(sections)]
     body = "\n".join(_section_html(i, s) for i, s in enumerate(sections))
@@ -121,6 +119,4 @@ def report_html(sections, title: str, base_dirs=None, *, load_s: float | None = 
 
 def render_page(sections, out: Path, title: str, base_dirs=None, *, load_s: float | None = None) -> Path:
     """Write the report page to ``out`` (atomically) and return ``out``."""
-    from ..atomic import write_text
-
     return write_text(out, report_html(sections, title, load_s=load_s))

@@ -6,44 +6,14 @@ switched, and nothing shows up by itself in a notebook.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..fonts import font_fallback
 from .palette import color_map
 from .scatter import axis_titles
-
-# Tried glyph by glyph, in order: Latin and most scripts, then CJK, then symbols and emoji (Debian's
-# fonts-noto-cjk and fonts-symbola; ``make test`` installs them). Missing ones are skipped.
-FALLBACK_FONTS = ("DejaVu Sans", "Noto Sans CJK JP", "Symbola")
-_FONT_FILES = {"Noto Sans CJK JP": "NotoSansCJK-Regular", "Symbola": "Symbola"}
-
-
-def font_families() -> list[str]:
-    """The fallback list of font families installed here (registering system fonts matplotlib's cache missed)."""
-    from matplotlib import font_manager
-
-    known = {entry.name for entry in font_manager.fontManager.ttflist}
-    missing = {family: stem for family, stem in _FONT_FILES.items() if family not in known}
-    if missing:
-        for path in font_manager.findSystemFonts():
-            for family, stem in list(missing.items()):
-                if stem.lower() in path.lower().rsplit("/", 1)[-1].lower():
-                    font_manager.fontManager.addfont(path)
-                    missing.pop(family)
-        known = {entry.name for entry in font_manager.fontManager.ttflist}
-    return [family for family in FALLBACK_FONTS if family in known] or ["DejaVu Sans"]
-
-
-@contextlib.contextmanager
-def font_fallback() -> Iterator[None]:
-    """Within the block, figures' text falls back through :data:`FALLBACK_FONTS` (CJK, emoji); nothing stays set."""
-    import matplotlib
-
-    with matplotlib.rc_context({"font.family": font_families()}):
-        yield
 
 
 def new_figure(**kwargs) -> Figure:
@@ -83,4 +53,29 @@ def projection_png(
     ax.set_title(title)
     ax.legend(loc="best", fontsize=8, frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def projections_png(panels: dict[str, pd.DataFrame], explained: dict[str, list[float]], *, title: str) -> Figure:
+    """One 2-D scatter per panel side by side (``{panel title: table with pc1, pc2, label}``, each with its
+    explained-variance ratios): the static page of figures that are one interactive figure each."""
+    n = max(len(panels), 1)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig = new_figure(figsize=(4.6 * cols, 4.2 * rows + 0.6), dpi=110, layout="constrained")
+    with font_fallback():
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, (name, table) in zip(axes, panels.items()):
+            ratios = explained.get(name, [])[:2]
+            x_title, y_title = [axis_titles(ratios)[i] if i < len(ratios) else f"PC{i + 1}" for i in range(2)]
+            y = table["pc2"] if "pc2" in table else [0.0] * len(table)
+            ax.scatter(table["pc1"], y, s=14, color="#4e79a7")
+            ax.set_xlabel(x_title, fontsize=9)
+            ax.set_ylabel(y_title, fontsize=9)
+            ax.set_title(name, fontsize=10)
+            ax.tick_params(labelsize=9)
+            ax.grid(alpha=0.3)
+        for ax in axes[len(panels) :]:
+            ax.axis("off")
+        fig.suptitle(title, fontsize=12)
     return fig

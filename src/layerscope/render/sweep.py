@@ -4,86 +4,68 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
+from .line_figure import Line, LineFigure, Panel
 from .palette import color_map
 
 RELATIVE_AXIS = "relative depth (0 = embed, 1 = last block)"
 
 
-def depth_lines_figure(table: pd.DataFrame, columns: dict[str, str], *, title: str) -> go.Figure:
+def depth_lines(table: pd.DataFrame, columns: dict[str, str], *, title: str) -> LineFigure:
     """One panel per column of ``table`` (``model, layer, relative_depth, <columns>``) against relative depth,
     one line per model, so models of different depths line up.
 
     Example:
-        >>> depth_lines_figure(metrics, {"silhouette": "silhouette"}, title="layers across models")
+        >>> depth_lines(metrics, {"silhouette": "silhouette"}, title="layers across models").png()
     """
-    fig = make_subplots(rows=1, cols=max(len(columns), 1), subplot_titles=list(columns.values()))
     colors = color_map(list(table["model"]))
-    for col, name in enumerate(columns, start=1):
+    panels = []
+    for name, label in columns.items():
+        lines = []
         for model, rows in table.groupby("model", sort=False):
             rows = rows.sort_values("relative_depth", kind="stable")
-            fig.add_trace(
-                go.Scatter(
-                    x=list(rows["relative_depth"]),
-                    y=list(rows[name]),
-                    text=[f"layer {layer}" for layer in rows["layer"]],
-                    name=str(model),
-                    legendgroup=str(model),
-                    showlegend=col == 1,
-                    mode="lines+markers",
-                    line=dict(color=colors[model]),
-                    hovertemplate="%{text}<br>%{x:.3f}: %{y:.4g}",
-                ),
-                row=1,
-                col=col,
+            hover = [f"layer {layer}" for layer in rows["layer"]]
+            lines.append(Line(str(model), list(rows["relative_depth"]), list(rows[name]), colors[model], hover))
+        panels.append(Panel(label, lines, x_title=RELATIVE_AXIS, categories=False))
+    return LineFigure(title, panels, height=440)
+
+
+def depth_lines_figure(table: pd.DataFrame, columns: dict[str, str], *, title: str) -> go.Figure:
+    """:func:`depth_lines`, interactive."""
+    return depth_lines(table, columns, title=title).plotly()
+
+
+def ablation_curves(table: pd.DataFrame, *, title: str) -> LineFigure:
+    """Accuracy with one block removed against that block's relative depth, one line per model, its baseline
+    dashed in the same colour (``table``: ``model, config, relative_depth, accuracy``)."""
+    colors = color_map(list(table["model"]))
+    lines = []
+    for model, rows in table.groupby("model", sort=False):
+        singles = rows[rows["relative_depth"].notna()].sort_values("relative_depth", kind="stable")
+        x, y, configs = list(singles["relative_depth"]), list(singles["accuracy"]), list(singles["config"])
+        lines.append(Line(str(model), x, y, colors[model], hover=configs))
+        base = rows.loc[rows["config"] == "baseline", "accuracy"]
+        if len(base) and pd.notna(base.iloc[0]):
+            value = float(base.iloc[0])
+            hover = [f"{model} baseline"] * 2
+            lines.append(
+                Line(str(model), [0, 1], [value, value], colors[model], hover, dash=True, legend=False, markers=False)
             )
-        fig.update_xaxes(title_text=RELATIVE_AXIS, row=1, col=col)
-    fig.update_layout(title=dict(text=title, x=0.5), template="plotly_white", height=440)
-    return fig
+    panel = Panel(
+        "",
+        lines,
+        x_title="relative depth of the removed block (1 = last block)",
+        y_title="accuracy (dashed: nothing removed)",
+        categories=False,
+        x_range=(0, 1.02),
+        y_range=(0, 1.05),
+    )
+    return LineFigure(title, [panel], height=440)
 
 
 def ablation_curves_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
-    """Accuracy with one block removed against that block's relative depth, one line per model, its baseline
-    dashed in the same colour (``table``: ``model, config, relative_depth, accuracy``)."""
-    fig = go.Figure()
-    colors = color_map(list(table["model"]))
-    for model, rows in table.groupby("model", sort=False):
-        singles = rows[rows["relative_depth"].notna()].sort_values("relative_depth", kind="stable")
-        fig.add_trace(
-            go.Scatter(
-                x=list(singles["relative_depth"]),
-                y=list(singles["accuracy"]),
-                text=list(singles["config"]),
-                name=str(model),
-                legendgroup=str(model),
-                mode="lines+markers",
-                line=dict(color=colors[model]),
-                hovertemplate="%{text}: %{y:.3f}",
-            )
-        )
-        base = rows.loc[rows["config"] == "baseline", "accuracy"]
-        if len(base) and pd.notna(base.iloc[0]):
-            fig.add_trace(
-                go.Scatter(
-                    x=[0, 1],
-                    y=[float(base.iloc[0])] * 2,
-                    name=f"{model} baseline",
-                    legendgroup=str(model),
-                    showlegend=False,
-                    mode="lines",
-                    line=dict(color=colors[model], dash="dash"),
-                    hovertemplate=f"{model} baseline: %{{y:.3f}}",
-                )
-            )
-    fig.update_layout(
-        title=dict(text=title, x=0.5),
-        template="plotly_white",
-        height=440,
-        xaxis=dict(title="relative depth of the removed block (1 = last block)", range=[0, 1.02]),
-        yaxis=dict(title="accuracy (dashed: nothing removed)", range=[0, 1.05]),
-    )
-    return fig
+    """:func:`ablation_curves`, interactive."""
+    return ablation_curves(table, title=title).plotly()
 
 
 def status_figure(status: pd.DataFrame) -> go.Figure:

@@ -29,7 +29,7 @@ def test_layers_and_ablate_merge_on_relative_depth(tiny_model_dirs, tmp_path):
     assert ((blocks["depth"] / 3 - blocks["relative_depth"]).abs() < 1e-9).all()  # tiny models have 3 blocks
     figure = json.loads((out / "sweep.plotly.json").read_text())
     assert {t["name"] for t in figure["data"]} == {"llama", "second"}
-    assert (out / "metrics.png").is_file()
+    assert (out / "metrics.png").is_file() and (out / "sweep.png").is_file()
     record = json.loads((out / "run.json").read_text())
     assert record["command"][:3] == ["layerscope", "sweep", "layers"] and "--no-ray" in record["command"]
 
@@ -42,3 +42,4 @@ def test_layers_and_ablate_merge_on_relative_depth(tiny_model_dirs, tmp_path):
     expected = single["removed_layers"].astype(int).add(1).div(3)
     assert (single["relative_depth"].astype(float) - expected).abs().max() < 1e-9
     assert (accuracy.loc[accuracy["config"] == "baseline", "relative_depth"] == "").all()
+    assert (out / "sweep.png").is_file()

@@ -19,7 +19,7 @@ _DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2, None: 4}
 
 def model_source_path(spec: ModelSpec) -> str:
     if spec.source is None:
-        from ...models.default import default_model_path
+        from ...checkpoints.default import default_model_path
 
         return str(default_model_path())
     return spec.source

@@ -38,7 +38,7 @@ def planned_name(spec: ModelSpec) -> str:
     if spec.name:
         return spec.name
     if spec.source is None:
-        from ...models.default import DEFAULT_MODEL_NAME
+        from ...checkpoints.default import DEFAULT_MODEL_NAME
 
         return DEFAULT_MODEL_NAME
     path = Path(spec.source).expanduser()

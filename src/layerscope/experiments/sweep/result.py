@@ -84,11 +84,17 @@ class SweepResult(Result):
         return {"sweep": lambda: figure(self)}
 
     def images(self) -> dict:
+        images = {}
+        lines = _LINES.get(self.experiment)
+        if lines is not None and self.results:
+            images["sweep"] = lambda: lines(self).png()
+        if self.experiment == "echo" and self.results:
+            images["sweep"] = lambda: merged_echo(self).rates_bars().png()
         if self.experiment == "layers" and "metrics" in self.merged and len(self.merged["metrics"]):
             from ...render.layer_grid import metrics_figure
 
-            return {"metrics": lambda: metrics_figure(self.merged["metrics"], title=self.title())}
-        return {}
+            images["metrics"] = lambda: metrics_figure(self.merged["metrics"], title=self.title())
+        return images
 
     def texts(self) -> dict[str, str]:
         if self.experiment == "echo" and self.results:
@@ -127,22 +133,28 @@ def _echo_figure(result: SweepResult):
     return merged_echo(result).figure()
 
 
-def _layers_figure(result: SweepResult):
+def _layers_lines(result: SweepResult):
     from ...render.layer_grid import METRIC_LABELS
-    from ...render.sweep import depth_lines_figure
+    from ...render.sweep import depth_lines
 
     metrics = result.merged["metrics"]
     columns = {c: label for c, label in METRIC_LABELS.items() if c in metrics.columns}
-    return depth_lines_figure(metrics, columns, title=f"{result.title()}: separation per layer on relative depth")
+    return depth_lines(metrics, columns, title=f"{result.title()}: separation per layer on relative depth")
 
 
-def _ablate_figure(result: SweepResult):
-    from ...render.sweep import ablation_curves_figure
+def _ablate_lines(result: SweepResult):
+    from ...render.sweep import ablation_curves
 
-    return ablation_curves_figure(result.merged["accuracy"], title=f"{result.title()}: accuracy with a block removed")
+    return ablation_curves(result.merged["accuracy"], title=f"{result.title()}: accuracy with a block removed")
 
 
-_FIGURES = {"echo": _echo_figure, "layers": _layers_figure, "ablate": _ablate_figure}
+# The line figures of a sweep, one description each: the interactive figure and the PNG are drawn from it.
+_LINES = {"layers": _layers_lines, "ablate": _ablate_lines}
+_FIGURES = {
+    "echo": _echo_figure,
+    "layers": lambda result: _layers_lines(result).plotly(),
+    "ablate": lambda result: _ablate_lines(result).plotly(),
+}
 
 
 def failure_line(result: SweepResult) -> str | None:

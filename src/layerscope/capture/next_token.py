@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import LayerscopeError
 
 if TYPE_CHECKING:
-    from ..capture.read_positions import Capture
+    from .read_positions import Capture
 
 #: read positions whose next-token log-probabilities are computed at once (one pass over the unembedding each)
 LOGIT_CHUNK = 64
@@ -25,7 +25,7 @@ def _log_probs(model, capture: Capture, rows: slice):
     the final norm's output through the unembedding (the model's own final logits there)."""
     import torch
 
-    from ..capture.logit_lens import lens_logits
+    from .logit_lens import lens_logits
 
     normed = capture.layers[-1] == "norm"
     with torch.inference_mode():

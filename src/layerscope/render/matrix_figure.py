@@ -1,0 +1,123 @@
+"""One description of layer-by-layer matrices side by side (data and layout), drawn as plotly and as PNG.
+
+A :class:`MatrixFigure` holds ``(L, L)`` matrices over the same layer labels and the phase boundaries;
+:meth:`MatrixFigure.plotly` and :meth:`MatrixFigure.png` derive both views from it. A NaN cell is undefined
+(e.g. CKA of a layer whose vectors are all alike): drawn gray with a note in both views, never as a value.
+
+Example:
+    >>> fig = MatrixFigure("layer-by-layer similarity", {"linear CKA": cka}, ["embed", "0", "1"], [1])
+    >>> fig.plotly().write_html("layers.html"); fig.png().savefig("layers.png")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..fonts import font_fallback
+from .line_figure import PNG_TEXT_PT
+
+UNDEFINED_COLOR = "#c8c8c8"
+_MAX_TICKS = 20
+
+
+@dataclass
+class MatrixFigure:
+    """``matrices``: ``{panel title: (L, L) float}`` over ``labels`` (``L`` layer names); ``boundaries``: the
+    first layer index of every phase after the first (dotted lines); ``undefined_note``: said under the figure
+    when a cell is NaN."""
+
+    title: str
+    matrices: dict[str, np.ndarray]
+    labels: list[str]
+    boundaries: list[int]
+    undefined_note: str = "gray: undefined (the layer's vectors are all alike)"
+
+    def has_undefined(self) -> bool:
+        return any(np.isnan(np.asarray(m, dtype=float)).any() for m in self.matrices.values())
+
+    def subtitle(self) -> str:
+        return self.undefined_note if self.has_undefined() else ""
+
+    def plotly(self):
+        """The interactive figure (plotly ``go.Figure``); NaN cells gray, not coloured."""
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        names = list(self.matrices)
+        n = len(self.labels)
+        fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.08)
+        for col, name in enumerate(names, start=1):
+            matrix = np.asarray(self.matrices[name], dtype=float)
+            fig.add_trace(
+                go.Heatmap(
+                    z=[[None if np.isnan(v) else float(v) for v in row] for row in matrix],
+                    x=self.labels,
+                    y=self.labels,
+                    coloraxis="coloraxis",
+                    hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+                    hoverongaps=False,
+                ),
+                row=1,
+                col=col,
+            )
+            for b in self.boundaries:
+                line = dict(
+                    type="line", line=dict(color="black", width=1.5, dash="dot"), xref=f"x{col}", yref=f"y{col}"
+                )
+                fig.add_shape(**line, x0=b - 0.5, x1=b - 0.5, y0=-0.5, y1=n - 0.5)
+                fig.add_shape(**line, y0=b - 0.5, y1=b - 0.5, x0=-0.5, x1=n - 0.5)
+        subtitle = self.subtitle()
+        fig.update_layout(
+            title=dict(text=self.title + (f"<br><sup>{subtitle}</sup>" if subtitle else ""), x=0.5),
+            template="plotly_white",
+            plot_bgcolor=UNDEFINED_COLOR,
+            coloraxis=dict(colorscale="Viridis", colorbar=dict(title=dict(text="similarity", side="right"))),
+            height=560,
+            margin=dict(l=10, r=10, t=90, b=10),
+        )
+        fig.update_xaxes(type="category", title_text="layer", showgrid=False)
+        fig.update_yaxes(type="category", autorange="reversed", title_text="layer", showgrid=False)
+        return fig
+
+    def png(self):
+        """The static figure (matplotlib ``Figure``), text at least :data:`PNG_TEXT_PT` points, labels inside it."""
+        import matplotlib
+
+        from .static import new_figure
+
+        k = len(self.matrices)
+        fig = new_figure(figsize=(5.2 * k + 0.6, 5.4), dpi=110, layout="constrained")
+        cmap = matplotlib.colormaps["viridis"].with_extremes(bad=UNDEFINED_COLOR)
+        step = max(1, -(-len(self.labels) // _MAX_TICKS))
+        ticks = range(0, len(self.labels), step)
+        with font_fallback():
+            axes = fig.subplots(1, k, squeeze=False)[0]
+            for ax, (name, matrix) in zip(axes, self.matrices.items()):
+                shown = np.ma.masked_invalid(np.asarray(matrix, dtype=float))
+                image = ax.imshow(shown, cmap=cmap, interpolation="nearest")
+                ax.set_title(name, fontsize=PNG_TEXT_PT + 1)
+                ax.set_xticks(ticks, self.labels[::step], rotation=90)
+                ax.set_yticks(ticks, self.labels[::step])
+                ax.tick_params(labelsize=PNG_TEXT_PT)
+                ax.set_xlabel("layer", fontsize=PNG_TEXT_PT)
+                ax.set_ylabel("layer", fontsize=PNG_TEXT_PT)
+                for b in self.boundaries:
+                    ax.axvline(b - 0.5, color="white", linestyle=":", linewidth=1.2)
+                    ax.axhline(b - 0.5, color="white", linestyle=":", linewidth=1.2)
+                fig.colorbar(image, ax=ax, shrink=0.8).ax.tick_params(labelsize=PNG_TEXT_PT)
+            fig.suptitle(self.title, fontsize=PNG_TEXT_PT + 3)
+            if self.has_undefined():
+                fig.supxlabel(self.subtitle(), fontsize=PNG_TEXT_PT, color="#444")
+        return fig
+
+
+def matrix_figure(matrices: dict[str, np.ndarray], labels: list[str], title: str, boundaries: list[int]):
+    """Layer-by-layer similarity matrices side by side, phase boundaries dotted (plotly)."""
+    return MatrixFigure(title, matrices, labels, boundaries).plotly()
+
+
+def matrix_png(matrices: dict[str, np.ndarray], labels: list[str], title: str, boundaries: list[int]):
+    """:func:`matrix_figure` as a PNG (matplotlib)."""
+    return MatrixFigure(title, matrices, labels, boundaries).png()
