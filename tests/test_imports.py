@@ -123,7 +123,8 @@ _FLOORS = {
     "convert": 3,
     **dict.fromkeys(("models", "capture", "analysis", "render", "checkpoints", "tokensets", "tasks"), 2),
     **dict.fromkeys(
-        ("errors", "atomic", "cache", "fonts", "progress", "registry", "model_spec", "experiment", "rundir", "runner"),
+        ("errors", "atomic", "cache", "fonts", "progress", "registry", "model_spec", "experiment", "rundir", "runner")
+        + ("run_files", "user_files"),
         1,
     ),
 }
