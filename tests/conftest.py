@@ -111,3 +111,16 @@ def browser():
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="session")
+def notebook_kernel(tmp_path_factory):
+    """One Jupyter kernel for the session's notebook tests (``tests/notebook_kernel.py``): a fresh namespace and
+    working directory for each notebook, the models it loaded kept for the next."""
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    from notebook_kernel import NotebookKernel
+
+    kernel = NotebookKernel(tmp_path_factory.mktemp("notebook-kernel"))
+    yield kernel
+    kernel.shutdown()
