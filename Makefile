@@ -1,11 +1,11 @@
-# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`; `make check` is the quick tier of the tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: demo test install browser fonts clean
+.PHONY: demo test check lint install browser fonts clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,10 +36,18 @@ fonts:
 browser:
 	@$(call apt_install,chromium $(FONTS))
 
-test: $(STAMP) browser
+lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
+
+# Every test (CI runs this through .ci/run).
+test: lint browser
 	$(PY) -m pytest -q --durations=40
+
+# The quick tier, for development: every test not marked slow, i.e. none that needs the default model, a Jupyter
+# kernel, chromium or Ray, nor the few that start many processes (tests/conftest.py sets the mark).
+check: lint fonts
+	$(PY) -m pytest -q -m "not slow" --durations=20
 
 clean:
 	rm -rf $(VENV) runs

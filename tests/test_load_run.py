@@ -24,16 +24,10 @@ WORDS = "red,nan,None,007,True,0"  # words pandas would read as missing, numbers
 
 
 @pytest.fixture(scope="module")
-def embedder_dir(tmp_path_factory):
-    from tiny_embedding import save_tiny_embeddinggemma
-
-    return str(save_tiny_embeddinggemma(tmp_path_factory.mktemp("embedder")))
-
-
-@pytest.fixture(scope="module")
-def runs(tiny_models, tiny_model_dirs, embedder_dir, tmp_path_factory) -> dict:
+def runs(tiny_models, tiny_model_dirs, tiny_embeddinggemma_dir, tmp_path_factory) -> dict:
     """``{name: (result as returned, its run directory)}``, one run of every experiment on tiny models."""
     root = tmp_path_factory.mktemp("runs")
+    embedder_dir = str(tiny_embeddinggemma_dir)
     llama, qwen = tiny_models["llama"], tiny_models["qwen3"]
     made = {
         "tokens": lambda out: layerscope.tokens(["digits"], model=llama, tokens=WORDS, dims=2, out=out),

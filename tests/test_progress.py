@@ -1,8 +1,8 @@
 """Progress output: where it goes (terminal, notebook, neither, quiet), never a flood in a notebook, and
 transformers' own bars quiet only while a model loads.
 
-The notebook tests execute cells in a real ipykernel (nbclient) in this environment, which has no ipywidgets:
-tqdm's text bar, one line updated in place.
+The notebook tests execute cells in a real ipykernel (nbclient; the session's ``notebook_kernel``) in this environment,
+which has no ipywidgets: tqdm's text bar, one line updated in place.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from layerscope import progress
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 class _Shown:
@@ -87,15 +85,13 @@ def test_notebook_mode_is_one_line_per_step_even_nested(shown, monkeypatch):
     assert shown.getvalue().count("\n") <= 2  # one line, updated in place
 
 
-def _run_notebook(code: str, monkeypatch) -> list:
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    monkeypatch.setenv("PYTHONPATH", SRC)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def _run_notebook(kernel, code: str, cwd: Path) -> list:
+    """The outputs of ``code`` run as a notebook cell in ``kernel`` (the session's, ``tests/notebook_kernel.py``)."""
+    import nbformat
+
     notebook = nbformat.v4.new_notebook()
     notebook.cells.append(nbformat.v4.new_code_cell(code))
-    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=600, allow_errors=True).execute()
+    kernel.run(notebook, cwd)
     return notebook.cells[0].outputs
 
 
@@ -113,7 +109,7 @@ def _check_outputs(outputs: list, most: int) -> str:
     return text
 
 
-def test_a_notebook_kernel_without_ipywidgets_gets_single_lines(tiny_model_dirs, monkeypatch):
+def test_a_notebook_kernel_without_ipywidgets_gets_single_lines(tiny_model_dirs, notebook_kernel, tmp_path):
     code = f"""
 import layerscope
 from transformers.utils import logging
@@ -122,20 +118,21 @@ words = [w for w in "abcdefghijklmnop"]
 result = layerscope.layers(tokens=words, model=model, batch_size=2, layers="embed")
 print("after", logging.get_verbosity(), logging.is_progress_bar_enabled())
 """
-    text = _check_outputs(_run_notebook(code, monkeypatch), most=3)
+    text = _check_outputs(_run_notebook(notebook_kernel, code, tmp_path), most=3)
     assert "Loading llama done" in text
     assert "Capturing" in text
     assert "after 30 True" in text  # the kernel's transformers settings are as they were
 
 
 @pytest.mark.default_model
-def test_a_notebook_loads_the_default_model_without_a_flood(monkeypatch):
+def test_a_notebook_loads_the_default_model_without_a_flood(notebook_kernel, tmp_path):
     code = """
 import layerscope
 model = layerscope.load_model()
 result = layerscope.tokens(["digits"], model=model)
 """
-    text = _check_outputs(_run_notebook(code, monkeypatch), most=2)
+    notebook_kernel.forget_models()  # a real load, not the model an example notebook loaded
+    text = _check_outputs(_run_notebook(notebook_kernel, code, tmp_path), most=2)
     assert "Loading gemma-3-270m-q4_k_m done" in text
 
 

@@ -13,13 +13,6 @@ from layerscope.models.embedding import load_embedder
 TEXTS = ["The cat sat on the mat.", "Stocks fell sharply today, said the report.", "hi", "7+8=15", "red and blue"]
 
 
-@pytest.fixture(scope="module")
-def gemma(tmp_path_factory):
-    from tiny_embedding import save_tiny_embeddinggemma
-
-    return load_embedder(save_tiny_embeddinggemma(tmp_path_factory.mktemp("stages")))
-
-
 def _per_text_hidden(embedder, text: str, prompt: str | None):
     """Hidden states of one text alone (no padding): the HF model's own ``output_hidden_states``."""
     st = embedder.module
@@ -32,13 +25,13 @@ def _per_text_hidden(embedder, text: str, prompt: str | None):
 
 
 @pytest.mark.parametrize("prompt_name", [None, "query"])
-def test_gemma_stages_match_independent_computation(gemma, prompt_name):
-    captured = capture_stages(gemma, TEXTS, prompt_name=prompt_name, batch_size=2)
+def test_gemma_stages_match_independent_computation(tiny_embeddinggemma, prompt_name):
+    captured = capture_stages(tiny_embeddinggemma, TEXTS, prompt_name=prompt_name, batch_size=2)
     assert captured.names == ["embed", "0", "1", "2", "pooling", "dense.0", "dense.1", "normalize"]
-    st = gemma.module
-    prompt = gemma.prompts.get(prompt_name) if prompt_name else None
+    st = tiny_embeddinggemma.module
+    prompt = tiny_embeddinggemma.prompts.get(prompt_name) if prompt_name else None
     for row, text in enumerate(TEXTS):
-        hidden, last = _per_text_hidden(gemma, text, prompt)
+        hidden, last = _per_text_hidden(tiny_embeddinggemma, text, prompt)
         np.testing.assert_allclose(captured.vectors["embed"][row], hidden[0][0].mean(0).numpy(), atol=1e-5)
         for layer in range(2):  # the last entry of hidden_states is after the final norm
             np.testing.assert_allclose(
@@ -67,6 +60,6 @@ def test_minilm_stages():
     np.testing.assert_allclose(captured.vectors["normalize"], embedder.module.encode(TEXTS), atol=1e-5)
 
 
-def test_unknown_prompt_name(gemma):
+def test_unknown_prompt_name(tiny_embeddinggemma):
     with pytest.raises(LayerscopeError, match="unknown prompt name"):
-        capture_stages(gemma, TEXTS, prompt_name="nope")
+        capture_stages(tiny_embeddinggemma, TEXTS, prompt_name="nope")

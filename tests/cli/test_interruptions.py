@@ -77,6 +77,7 @@ def _check_whole(path: Path) -> None:
         np.load(path)
 
 
+@pytest.mark.slow  # starts and signals processes that load a model
 def test_killed_ablate_resumes_to_the_same_results(tiny_model_dirs, tmp_path):
     args = ["ablate", "--model", str(tiny_model_dirs["llama"]), "--n", "24", "--batch-size", "4"]
     _run([*args, "--out", str(tmp_path / "whole")])
@@ -131,6 +132,7 @@ def layers_run(tiny_model_dirs, tmp_path_factory):
     return args, root / "whole"
 
 
+@pytest.mark.slow  # starts and signals processes that load a model
 @pytest.mark.parametrize("moment", ["capture", "writing"])
 def test_killed_layers_capture_reruns_to_the_same_results(layers_run, tmp_path, moment):
     args, whole = layers_run
@@ -164,6 +166,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.slow  # starts and signals processes that load a model
 def test_a_second_run_on_a_locked_out_is_refused_until_the_first_dies(tiny_model_dirs, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
@@ -186,6 +189,7 @@ def test_a_second_run_on_a_locked_out_is_refused_until_the_first_dies(tiny_model
     assert not (out / ".layerscope-lock").exists()
 
 
+@pytest.mark.slow  # starts and signals processes that load a model
 def test_two_runs_started_together_leave_one_consistent_run(tiny_model_dirs, tmp_path):
     """Two different experiments on one --out at once: at most one succeeds, and run.json matches its tables."""
     out = tmp_path / "run"
@@ -219,6 +223,7 @@ def _temporaries(out: Path) -> list[Path]:
     return [p for p in out.rglob("*.part")]
 
 
+@pytest.mark.slow  # starts and signals processes that load a model
 def test_ctrl_c_in_a_tour_exits_130_with_one_line_and_the_rerun_finishes_clean(tiny_model_dirs, tmp_path):
     out = tmp_path / "tour"
     args = ["tour", "--model", str(tiny_model_dirs["llama"]), "--quick", "--out", str(out)]
@@ -234,6 +239,7 @@ def test_ctrl_c_in_a_tour_exits_130_with_one_line_and_the_rerun_finishes_clean(t
     assert _temporaries(out) == []
 
 
+@pytest.mark.slow  # starts and signals processes that load a model
 def test_ctrl_c_mid_ablate_exits_130_and_resumes(tiny_model_dirs, tmp_path):
     args = ["ablate", "--model", str(tiny_model_dirs["llama"]), "--n", "24", "--batch-size", "4"]
     out = tmp_path / "run"

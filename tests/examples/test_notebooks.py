@@ -1,11 +1,10 @@
 """The example notebooks: each runs top to bottom in a real Jupyter kernel without ipywidgets, on the default model,
-with no error output; the repository keeps them without outputs."""
+with no error output; the repository keeps them without outputs. One kernel runs them all, one after another, each
+with a fresh namespace and its own working directory; the default model it loaded for the first is kept for the
+others (``tests/notebook_kernel.py``)."""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -74,23 +73,6 @@ def test_problems_are_found_in_outputs():
     assert [o.text for o in _as_shown(notebook.cells[6].outputs)] == ["Removing 299/300"]
 
 
-def _kernel_manager(home: Path):
-    """A kernel manager for the kernel ``python3`` that runs this interpreter (``sys.executable``), whatever
-    kernelspecs the machine or the user has installed; its files stay under ``home``."""
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import AsyncKernelManager
-
-    spec = home / "kernels" / "python3"
-    spec.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"}))
-    return AsyncKernelManager(
-        kernel_name="python3",
-        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(home / "kernels")]),
-        connection_file=str(home / "connection.json"),
-    )
-
-
 def _as_shown(outputs: list) -> list:
     """The outputs with in-place updates applied as Jupyter applies them: a stream output that starts with a
     carriage return continues the stream output before it, and a carriage return rewrites its line (``\r\n`` is
@@ -137,34 +119,13 @@ def _problems(notebook) -> list[tuple[int, str, str]]:
     return found
 
 
-def run_notebook(path: Path, cwd: Path, *, first_cells: tuple[str, ...] = ()) -> list[tuple[int, str, str]]:
-    """Execute the notebook at ``path`` in a fresh kernel with ``cwd`` as its working directory; its problems."""
+def run_notebook(kernel, path: Path, cwd: Path) -> list[tuple[int, str, str]]:
+    """Execute the notebook at ``path`` top to bottom in ``kernel`` with ``cwd`` as its working directory; its
+    problems."""
     import nbformat
-    from jupyter_core.utils import run_sync
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
 
     notebook = nbformat.read(path, as_version=4)
-    notebook.cells[:0] = [nbformat.v4.new_code_cell(source) for source in first_cells]
-    cwd.mkdir(parents=True, exist_ok=True)
-    home = cwd.parent / f"{cwd.name}-jupyter"
-    # IPYTHONDIR: no profile or startup file of the user's runs before the notebook.
-    env = dict(os.environ, HF_HUB_OFFLINE="1", IPYTHONDIR=str(home / "ipython"))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
-    client = NotebookClient(
-        notebook,
-        timeout=600,
-        kernel_name="python3",
-        km=_kernel_manager(home),
-        resources={"metadata": {"path": str(cwd)}},
-    )
-    try:
-        client.execute(cwd=str(cwd), env=env)
-    except CellExecutionError:
-        pass  # the failing cell's error output is in the notebook; execution stopped there
-    finally:  # nbclient leaves a kernel it did not create running (with the model it loaded)
-        if client.km.has_kernel:
-            run_sync(client.km.shutdown_kernel)(now=True)
+    kernel.run(notebook, cwd)
     return _problems(notebook)
 
 
@@ -172,10 +133,15 @@ def _describe(path: Path, problems) -> str:
     return "\n\n".join(f"{path.name}, cell {cell} ({kind}):\n{text[-3000:]}" for cell, kind, text in problems)
 
 
+@pytest.fixture(scope="module")
+def kernel(notebook_kernel):
+    """The session's kernel; the models the notebooks loaded are dropped when they are done."""
+    yield notebook_kernel
+    notebook_kernel.forget_models()
+
+
 @pytest.mark.default_model
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_notebook_runs_without_errors(path, tmp_path):
-    pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    problems = run_notebook(path, tmp_path / "run")
+def test_notebook_runs_without_errors(path, kernel, tmp_path):
+    problems = run_notebook(kernel, path, tmp_path / "run")
     assert not problems, _describe(path, problems)

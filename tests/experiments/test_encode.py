@@ -51,13 +51,6 @@ def test_minilm_matches_sentence_transformers(st_oracle_cls):
 # ----- a tiny EmbeddingGemma ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def gemma_st_dir(tmp_path_factory) -> Path:
-    from tiny_embedding import save_tiny_embeddinggemma
-
-    return save_tiny_embeddinggemma(tmp_path_factory.mktemp("embgemma"))
-
-
 def _mlx_dir(st_dir: Path, out: Path) -> dict[str, torch.Tensor]:
     """The seed's layout: model.* and dense.0 / dense.1, all 8-bit g64 MLX triplets, ST pipeline files beside."""
     from mlx_writer import save_mlx_dir
@@ -91,12 +84,12 @@ def _oracle_on(st_dir: Path, dequantized: dict[str, torch.Tensor]):
     return st
 
 
-def test_gemma_st_dir_matches_sentence_transformers(gemma_st_dir, st_oracle_cls):
-    oracle = st_oracle_cls(str(gemma_st_dir), device="cpu")
+def test_tiny_embeddinggemma_dir_matches_sentence_transformers(tiny_embeddinggemma_dir, st_oracle_cls):
+    oracle = st_oracle_cls(str(tiny_embeddinggemma_dir), device="cpu")
     assert oracle[0].auto_model.config.use_bidirectional_attention
-    embedder = load_embedder(gemma_st_dir)
+    embedder = load_embedder(tiny_embeddinggemma_dir)
     assert embedder.prompts == PROMPTS and embedder.dim == 64
-    shapes = {t.name: t.shape for t in layerscope.checkpoints.read_layout(gemma_st_dir).tensors}
+    shapes = {t.name: t.shape for t in layerscope.checkpoints.read_layout(tiny_embeddinggemma_dir).tensors}
     assert shapes["2_Dense.linear.weight"] == (256, 64) and shapes["3_Dense.linear.weight"] == (64, 256)
     for prompt in (None, "query", "document"):
         got = layerscope.encode(TEXTS, embedder, prompt_name=prompt, batch_size=4)
@@ -110,17 +103,17 @@ def test_gemma_st_dir_matches_sentence_transformers(gemma_st_dir, st_oracle_cls)
 
 @pytest.mark.parametrize("with_modules_json", [True, False])
 def test_gemma_mlx_dir_matches_sentence_transformers_on_dequantized_weights(
-    gemma_st_dir, tmp_path, monkeypatch, with_modules_json
+    tiny_embeddinggemma_dir, tmp_path, monkeypatch, with_modules_json
 ):
     pytest.importorskip("mlx.core")
     monkeypatch.setenv("LAYERSCOPE_CACHE", str(tmp_path / "cache"))
     mlx_dir = tmp_path / "embeddinggemma-mlx-8bit"
-    dequantized = _mlx_dir(gemma_st_dir, mlx_dir)
+    dequantized = _mlx_dir(tiny_embeddinggemma_dir, mlx_dir)
     if not with_modules_json:
         for sub in ("1_Pooling", "2_Dense", "3_Dense", "4_Normalize"):
             shutil.rmtree(mlx_dir / sub, ignore_errors=True)
         (mlx_dir / "modules.json").unlink()
-    oracle = _oracle_on(gemma_st_dir, dequantized)
+    oracle = _oracle_on(tiny_embeddinggemma_dir, dequantized)
     layout = layerscope.checkpoints.read_layout(mlx_dir)
     names = {t.name: t.quant for t in layout.tensors}
     assert names["dense.0"] == names["dense.1"] == names["model.embed_tokens"] == "affine 8-bit g64"
@@ -139,7 +132,7 @@ def test_gemma_mlx_dir_matches_sentence_transformers_on_dequantized_weights(
     assert len(list((tmp_path / "cache" / "mlx-st").iterdir())) == 1
 
 
-def test_encode_and_similar_cli(tmp_path, capsys, gemma_st_dir):
+def test_encode_and_similar_cli(tmp_path, capsys, tiny_embeddinggemma_dir):
     file = tmp_path / "texts.txt"
     file.write_text("\n".join(TEXTS[2:]) + "\n")
     out = tmp_path / "vectors.npy"
@@ -149,7 +142,7 @@ def test_encode_and_similar_cli(tmp_path, capsys, gemma_st_dir):
                 "--quiet",
                 "encode",
                 "--model",
-                str(gemma_st_dir),
+                str(tiny_embeddinggemma_dir),
                 TEXTS[0],
                 TEXTS[1],
                 "--file",
@@ -160,11 +153,11 @@ def test_encode_and_similar_cli(tmp_path, capsys, gemma_st_dir):
         )
         == 0
     )
-    np.testing.assert_allclose(np.load(out), layerscope.encode(TEXTS, str(gemma_st_dir)), atol=1e-6)
+    np.testing.assert_allclose(np.load(out), layerscope.encode(TEXTS, str(tiny_embeddinggemma_dir)), atol=1e-6)
     capsys.readouterr()
-    assert main(["similar", "--model", str(gemma_st_dir), "--query", "a pet", *TEXTS, "--json"]) == 0
+    assert main(["similar", "--model", str(tiny_embeddinggemma_dir), "--query", "a pet", *TEXTS, "--json"]) == 0
     ranking = json.loads(capsys.readouterr().out)
-    embedder = load_embedder(gemma_st_dir)
+    embedder = load_embedder(tiny_embeddinggemma_dir)
     q = embedder.encode(["a pet"], prompt_name="query")[0]
     docs = embedder.encode(TEXTS, prompt_name="document")
     expected = sorted(zip(docs @ q, TEXTS), key=lambda pair: -pair[0])
@@ -172,17 +165,20 @@ def test_encode_and_similar_cli(tmp_path, capsys, gemma_st_dir):
     np.testing.assert_allclose([r["cosine"] for r in ranking], [c for c, _ in expected], atol=1e-5)
 
 
-def test_encode_bad_input_exits_2(tmp_path, capsys, gemma_st_dir):
-    assert main(["--quiet", "encode", "--model", str(gemma_st_dir)]) == 2
+def test_encode_bad_input_exits_2(tmp_path, capsys, tiny_embeddinggemma_dir):
+    assert main(["--quiet", "encode", "--model", str(tiny_embeddinggemma_dir)]) == 2
     assert main(["--quiet", "encode", "--model", str(tmp_path / "nope"), "x"]) == 2
-    assert main(["--quiet", "encode", "--model", str(gemma_st_dir), "--prompt-name", "bogus", "x"]) == 2
-    assert main(["--quiet", "encode", "--model", str(gemma_st_dir), "--file", str(tmp_path / "missing.txt")]) == 2
+    assert main(["--quiet", "encode", "--model", str(tiny_embeddinggemma_dir), "--prompt-name", "bogus", "x"]) == 2
+    assert (
+        main(["--quiet", "encode", "--model", str(tiny_embeddinggemma_dir), "--file", str(tmp_path / "missing.txt")])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("layerscope: error:") for line in err), "\n".join(err)
 
 
-def test_similar_python_api_and_run_directory(tmp_path, gemma_st_dir):
-    result = layerscope.similar("a pet", TEXTS, str(gemma_st_dir), out=tmp_path / "run")
+def test_similar_python_api_and_run_directory(tmp_path, tiny_embeddinggemma_dir):
+    result = layerscope.similar("a pet", TEXTS, str(tiny_embeddinggemma_dir), out=tmp_path / "run")
     assert list(result.table["rank"]) == list(range(1, len(TEXTS) + 1))
     assert result.prompts == {"query": "query", "document": "document"}
     assert [TEXTS[i] for i in result.table["index"]] == list(result.table["text"])
@@ -190,15 +186,17 @@ def test_similar_python_api_and_run_directory(tmp_path, gemma_st_dir):
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["experiment"] == "similar" and run["prompts"]["query"] == "query"
     assert (tmp_path / "run" / "similar.csv").is_file()
-    plain = layerscope.similar("a pet", TEXTS, str(gemma_st_dir), query_prompt=None, document_prompt=None)
+    plain = layerscope.similar("a pet", TEXTS, str(tiny_embeddinggemma_dir), query_prompt=None, document_prompt=None)
     assert plain.prompts == {"query": None, "document": None} and plain.config.query_prompt == "none"
     assert not np.allclose(plain.table.sort_values("index")["cosine"], result.table.sort_values("index")["cosine"])
 
 
-def test_encode_run_directory_and_vectors_file(tmp_path, gemma_st_dir):
+def test_encode_run_directory_and_vectors_file(tmp_path, tiny_embeddinggemma_dir):
     from layerscope.runner import execute
 
-    config = EncodeConfig(texts=tuple(TEXTS[:3]), model=ModelSpec(source=str(gemma_st_dir)), prompt_name="query")
+    config = EncodeConfig(
+        texts=tuple(TEXTS[:3]), model=ModelSpec(source=str(tiny_embeddinggemma_dir)), prompt_name="query"
+    )
     result = execute(config, out=tmp_path / "run")
     np.testing.assert_array_equal(np.load(tmp_path / "run" / "vectors.npy"), result.vectors)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["models"][0]["dim"] == 64

@@ -14,30 +14,22 @@ from layerscope.cli import main
 from layerscope.cli.declared import parse
 from layerscope.experiment import ConfigError
 from layerscope.experiments.stages import StagesConfig
-from layerscope.models.embedding import load_embedder
 
 TEXTS = ["The cat sat on the mat.", "Stocks fell sharply today, said the report.", "hi", "7+8=15", "red and blue"]
 STAGES = ["embed", "0", "1", "2", "pooling", "dense.0", "dense.1", "normalize"]
 
 
-@pytest.fixture(scope="module")
-def gemma(tmp_path_factory):
-    from tiny_embedding import save_tiny_embeddinggemma
-
-    return load_embedder(save_tiny_embeddinggemma(tmp_path_factory.mktemp("stages")))
-
-
-def test_stages_cli_writes_run_directory(gemma, tmp_path, capsys):
+def test_stages_cli_writes_run_directory(tiny_embeddinggemma, tmp_path, capsys):
     out = tmp_path / "run"
-    model_dir = gemma.source
+    model_dir = tiny_embeddinggemma.source
     assert main(["--quiet", "stages", "--model", model_dir, *TEXTS, "--out", str(out), "--dims", "3"]) == 0
     assert capsys.readouterr().out.strip() == str(out / "index.html")
     with np.load(out / "stages.npz") as data:
         assert sorted(data.files) == sorted(STAGES)
-        np.testing.assert_allclose(data["normalize"], gemma.encode(TEXTS), atol=1e-5)
+        np.testing.assert_allclose(data["normalize"], tiny_embeddinggemma.encode(TEXTS), atol=1e-5)
     run = json.loads((out / "run.json").read_text())
     assert run["experiment"] == "stages" and run["stages"] == STAGES
-    assert run["models"][0]["fingerprint"] == gemma.fingerprint
+    assert run["models"][0]["fingerprint"] == tiny_embeddinggemma.fingerprint
     assert run["command"] == ["layerscope", "stages", "--model", model_dir, "--dims", "3", *TEXTS, "--out", str(out)]
     page = (out / "index.html").read_text()
     assert all(f"<h2>{name}</h2>" in page for name in STAGES) and page.count("plotly.js v") <= 2
@@ -48,13 +40,15 @@ def test_stages_cli_writes_run_directory(gemma, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_python_api_matches_the_embedder(gemma, tmp_path):
-    result = layerscope.stages(TEXTS, gemma, prompt_name="query", out=tmp_path / "run")
+def test_python_api_matches_the_embedder(tiny_embeddinggemma, tmp_path):
+    result = layerscope.stages(TEXTS, tiny_embeddinggemma, prompt_name="query", out=tmp_path / "run")
     assert result.names == STAGES and result.timings["compute"] > 0 and "load" not in result.timings
-    np.testing.assert_allclose(result.stages.vectors["normalize"], gemma.encode(TEXTS, prompt_name="query"), atol=1e-5)
+    np.testing.assert_allclose(
+        result.stages.vectors["normalize"], tiny_embeddinggemma.encode(TEXTS, prompt_name="query"), atol=1e-5
+    )
     assert result.figure("0").layout.title.text.endswith(": 0") and len(result.stage_figures()) == len(STAGES)
     assert f"{len(TEXTS)} texts through {len(STAGES)} stages" in repr(result)
-    assert result.config.model == ModelSpec(source=gemma.source)
+    assert result.config.model == ModelSpec(source=tiny_embeddinggemma.source)
     assert (tmp_path / "run" / "index.html").is_file()
     assert (tmp_path / "run" / "index.png").is_file()  # the report's stages section has a figure
 

@@ -9,13 +9,17 @@ excepted).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import resource
 import shutil
+import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +34,9 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 ADDRESS_SPACE = 6_000_000 * 1024  # ulimit -v 6000000 (KiB)
 
 
-def _cli(args: list[str], *, stdin: str = "y\n", limit_as: bool = False, timeout: float = 60.0):
+def _cli_under_6gb(args: list[str], timeout: float = 60.0):
+    """``layerscope --quiet ARGS`` in a fresh process under a 6 GB address-space limit: the completed process and
+    the seconds it took. Only the cases that need the memory limit pay for a process; the others run :func:`_run`."""
     env = {**os.environ, "PYTHONPATH": SRC, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
     def limit():
@@ -39,14 +45,67 @@ def _cli(args: list[str], *, stdin: str = "y\n", limit_as: bool = False, timeout
     start = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "layerscope", "--quiet", *args],
-        input=stdin,
+        input="y\n",
         capture_output=True,
         text=True,
         env=env,
         timeout=timeout,
-        preexec_fn=limit if limit_as else None,
+        preexec_fn=limit,
     )
     return done, time.monotonic() - start
+
+
+def _run(args: list[str], capfd, *, stdin: str = "y\n", unblock: Path | None = None):
+    """``layerscope --quiet ARGS`` in this process, its stdin answering ``stdin``: a completed process (exit code
+    and stderr, captured at the file descriptor, so a library writing there directly counts too) and the seconds
+    it took. With ``unblock``, a FIFO under that directory still waited on after 60 s is opened from the other end,
+    so a reader that blocks on it fails the test instead of hanging it."""
+    from layerscope.cli import main
+
+    capfd.readouterr()
+    watchdog = _FifoWatchdog(unblock, after=60.0) if unblock is not None else contextlib.nullcontext()
+    start = time.monotonic()
+    with watchdog, _stdin(stdin):
+        code = main(["--quiet", *args])
+    seconds = time.monotonic() - start
+    return subprocess.CompletedProcess(["layerscope", "--quiet", *args], code, "", capfd.readouterr().err), seconds
+
+
+@contextlib.contextmanager
+def _stdin(text: str):
+    previous = sys.stdin
+    sys.stdin = io.StringIO(text)
+    try:
+        yield
+    finally:
+        sys.stdin = previous
+
+
+class _FifoWatchdog:
+    """After ``after`` seconds, open every FIFO under ``directory`` for writing and close it again: a reader blocked
+    in ``open`` (in any thread) then reads end-of-file and goes on."""
+
+    def __init__(self, directory: Path, after: float):
+        self.directory, self.after, self.done = directory, after, threading.Event()
+
+    def _watch(self) -> None:
+        if self.done.wait(self.after):
+            return
+        for path in self.directory.rglob("*"):
+            if stat.S_ISFIFO(path.lstat().st_mode):
+                try:
+                    os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:  # nobody reads it (ENXIO)
+                    pass
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 def _one_line_exit_2(done) -> str:
@@ -100,11 +159,11 @@ def _mlx_dir(tiny_model_dirs, tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["hf", "mlx"])
-def test_tokenizer_auto_map_is_refused_and_never_runs(kind, tiny_model_dirs, tmp_path):
+def test_tokenizer_auto_map_is_refused_and_never_runs(kind, tiny_model_dirs, tmp_path, capfd):
     directory = _copy(tiny_model_dirs, tmp_path, "hf") if kind == "hf" else _mlx_dir(tiny_model_dirs, tmp_path)
     marker = tmp_path / "marker"
     _plant_tokenizer_code(directory, marker)
-    done, _ = _cli(["tokens", "--model", str(directory), "--out", str(tmp_path / "run")], stdin="y\ny\n")
+    done, _ = _run(["tokens", "--model", str(directory), "--out", str(tmp_path / "run")], capfd, stdin="y\ny\n")
     line = _one_line_exit_2(done)
     assert "auto_map in tokenizer_config.json" in line and "--trust-remote-code" in line
     assert not marker.exists()
@@ -177,7 +236,7 @@ def test_claimed_sizes_are_refused_under_a_6gb_address_space(case, expected, tin
     env_cache = tmp_path / "cache"
     os.environ["LAYERSCOPE_CACHE"] = str(env_cache)
     try:
-        done, seconds = _cli(["tokens", "--model", model, "--out", str(tmp_path / "run")], limit_as=True)
+        done, seconds = _cli_under_6gb(["tokens", "--model", model, "--out", str(tmp_path / "run")])
     finally:
         os.environ.pop("LAYERSCOPE_CACHE", None)
     line = _one_line_exit_2(done)
@@ -196,11 +255,13 @@ def test_memory_estimate_counts_the_default_sizes_of_a_bare_config(monkeypatch, 
 
 
 @pytest.mark.parametrize("name", ["model.safetensors", "tokenizer.json", "config.json"])
-def test_a_fifo_in_the_model_directory_does_not_hang(name, tiny_model_dirs, tmp_path):
+def test_a_fifo_in_the_model_directory_does_not_hang(name, tiny_model_dirs, tmp_path, capfd):
     directory = _copy(tiny_model_dirs, tmp_path, "fifo")
     (directory / name).unlink()
     os.mkfifo(directory / name)
-    done, seconds = _cli(["tokens", "--model", str(directory), "--out", str(tmp_path / "run")], timeout=60)
+    done, seconds = _run(
+        ["tokens", "--model", str(directory), "--out", str(tmp_path / "run")], capfd, unblock=directory
+    )
     line = _one_line_exit_2(done)
     assert name in line and seconds < 60
 
@@ -224,7 +285,7 @@ def _rewrite_weights(directory: Path, edit) -> None:
         ("nan", r"NaN or infinity: 'model.layers.2.self_attn.q_proj.weight'"),
     ],
 )
-def test_weights_that_do_not_match_are_refused(case, expected, tiny_model_dirs, tmp_path):
+def test_weights_that_do_not_match_are_refused(case, expected, tiny_model_dirs, tmp_path, capfd):
     directory = _copy(tiny_model_dirs, tmp_path, case)
 
     def edit(weights):
@@ -243,7 +304,7 @@ def test_weights_that_do_not_match_are_refused(case, expected, tiny_model_dirs, 
     with pytest.raises(LayerscopeError, match=expected) as caught:
         layerscope.load_model(directory)
     assert "\n" not in str(caught.value)
-    done, _ = _cli(["tokens", "--model", str(directory), "--out", str(tmp_path / "run")])
+    done, _ = _run(["tokens", "--model", str(directory), "--out", str(tmp_path / "run")], capfd)
     assert "model" in _one_line_exit_2(done)
 
 
@@ -333,7 +394,7 @@ def test_a_fifo_in_a_sentence_transformers_module_folder_is_refused(tmp_path):
         ("deep-generation-config", "generation_config.json is nested too deeply"),
     ],
 )
-def test_broken_model_files_are_one_line(case, expected, tiny_model_dirs, tmp_path):
+def test_broken_model_files_are_one_line(case, expected, tiny_model_dirs, tmp_path, capfd):
     directory = (
         _mlx_dir(tiny_model_dirs, tmp_path) if case.startswith("mlx") else _copy(tiny_model_dirs, tmp_path, case)
     )
@@ -366,12 +427,12 @@ def test_broken_model_files_are_one_line(case, expected, tiny_model_dirs, tmp_pa
         (directory / "loop.json").symlink_to(directory / "loop.json")
     elif case == "config-list":
         (directory / "config.json").write_text("[]")
-    done, _ = _cli(["tokens", "--model", str(directory), "--out", str(tmp_path / "run")])
+    done, _ = _run(["tokens", "--model", str(directory), "--out", str(tmp_path / "run")], capfd)
     assert expected in _one_line_exit_2(done)
 
 
 @pytest.mark.parametrize("missing", ["block_count", "embedding_length"])
-def test_a_gguf_without_its_layer_count_or_width_is_refused_at_once(missing, tmp_path):
+def test_a_gguf_without_its_layer_count_or_width_is_refused_at_once(missing, tmp_path, capfd):
     """Without ``llama.block_count`` transformers assumes 32 layers and maps tensor names for many minutes (found
     by benchmarks/fuzz_load.py): refused from the header instead."""
     import gguf
@@ -390,7 +451,7 @@ def test_a_gguf_without_its_layer_count_or_width_is_refused_at_once(missing, tmp
     writer.write_tensors_to_file()
     writer.close()
     began = time.monotonic()
-    done, _ = _cli(["tokens", "--model", str(path), "--out", str(tmp_path / "run")])
+    done, _ = _run(["tokens", "--model", str(path), "--out", str(tmp_path / "run")], capfd)
     assert f"has no llama.{missing}" in _one_line_exit_2(done)
     assert time.monotonic() - began < 60
 
@@ -403,7 +464,7 @@ def test_a_gguf_without_its_layer_count_or_width_is_refused_at_once(missing, tmp
         ("heads-not-dividing-width", "is not a multiple of the number of attention heads"),
     ],
 )
-def test_a_gguf_whose_tokenizer_or_shape_contradicts_itself_is_refused(case, expected, tmp_path):
+def test_a_gguf_whose_tokenizer_or_shape_contradicts_itself_is_refused(case, expected, tmp_path, capfd):
     """The tokenizers library raises a plain ``Exception`` or ``TypeError`` on merges it cannot use, and
     huggingface_hub a class validation error on heads that do not divide the width (found by
     benchmarks/fuzz_load.py): one line, exit 2."""
@@ -426,5 +487,5 @@ def test_a_gguf_whose_tokenizer_or_shape_contradicts_itself_is_refused(case, exp
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    done, _ = _cli(["tokens", "--model", str(path), "--out", str(tmp_path / "run")])
+    done, _ = _run(["tokens", "--model", str(path), "--out", str(tmp_path / "run")], capfd)
     assert expected in _one_line_exit_2(done)

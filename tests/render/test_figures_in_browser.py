@@ -7,30 +7,12 @@ are boxes in the DOM; no two may overlap. Each report section is kept as a scree
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from browser_checks import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, overlaps
+from browser_checks import ARTIFACTS, overlaps
 
-pytestmark = [
-    pytest.mark.default_model,
-    pytest.mark.skipif(
-        CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed (make test installs it in CI)"
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+pytestmark = pytest.mark.default_model
 
 
 def _open(browser, path: Path):
@@ -41,7 +23,7 @@ def _open(browser, path: Path):
     return tab
 
 
-def test_no_text_overlaps_in_any_standalone_figure(full_tour, browser):
+def test_no_text_overlaps_in_any_standalone_figure(browser, full_tour):
     pages = sorted(p for p in full_tour.glob("*/*.html") if (p.with_suffix(".plotly.json")).is_file())
     assert len(pages) >= 8, pages
     found = {}
@@ -56,7 +38,7 @@ def test_no_text_overlaps_in_any_standalone_figure(full_tour, browser):
     assert not found
 
 
-def test_no_text_overlaps_in_the_report_and_each_section_is_kept(full_tour, browser):
+def test_no_text_overlaps_in_the_report_and_each_section_is_kept(browser, full_tour):
     tab = _open(browser, full_tour / "report.html")
     try:
         assert overlaps(tab) == []
@@ -75,7 +57,7 @@ def test_no_text_overlaps_in_the_report_and_each_section_is_kept(full_tour, brow
         tab.close()
 
 
-def test_the_prompt_selector_shows_each_prompt_without_overlaps(full_tour, browser):
+def test_the_prompt_selector_shows_each_prompt_without_overlaps(browser, full_tour):
     tab = _open(browser, full_tour / "inspect" / "heatmap.html")
     try:
         menus = tab.evaluate("() => document.querySelector('.js-plotly-plot').layout.updatemenus || []")

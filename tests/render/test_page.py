@@ -1,54 +1,32 @@
 """The tour's report page in a real browser (Debian's chromium, driven headless by Playwright).
 
 The page must load without console errors, render a plot in every section, hide a category on a
-legend click, and change the plotted layer with the layer slider. A screenshot is kept as an artifact
-(``$LAYERSCOPE_ARTIFACTS`` or ``build/test-artifacts``).
+legend click, and change the plotted layer with the layer slider. The page is the session's full tour of the
+default model (the ``full_tour`` fixture, which the other browser checks read too). A screenshot is kept as an
+artifact (``$LAYERSCOPE_ARTIFACTS`` or ``build/test-artifacts``).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-from browser_checks import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from browser_checks import ARTIFACTS
 
-from layerscope.experiments.tour import tour
-
-pytestmark = [
-    pytest.mark.default_model,
-    pytest.mark.skipif(
-        CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed (make test installs it in CI)"
-    ),
-]
+pytestmark = pytest.mark.default_model
 
 
 @pytest.fixture(scope="module")
-def tour_report(default_model, tmp_path_factory):
-    out = tmp_path_factory.mktemp("tour")
-    result = tour(default_model, out=out, quick=True)
-    assert not result.failed, result.steps
-    return Path(result.report)
-
-
-@pytest.fixture(scope="module")
-def page(tour_report):
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM is not None, "chromium is required for the browser tests"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            errors: list[str] = []
-            tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            tab.goto(tour_report.as_uri(), wait_until="load")
-            tab.wait_for_function("document.querySelectorAll('div.figure .main-svg').length > 0")
-            tab.console_errors = errors
-            yield tab
-        finally:
-            browser.close()
+def page(browser, full_tour):
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        errors: list[str] = []
+        tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        tab.goto((full_tour / "report.html").as_uri(), wait_until="load")
+        tab.wait_for_function("document.querySelectorAll('div.figure .main-svg').length > 0")
+        tab.console_errors = errors
+        yield tab
+    finally:
+        tab.close()
 
 
 def test_page_loads_without_console_errors(page):
