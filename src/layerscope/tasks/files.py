@@ -33,39 +33,50 @@ def load_task_file(path: str | Path) -> Task:
     text = read_user_text(path, "task file")
     if not text.strip():
         raise LayerscopeError(f"task file {str(path)!r} is empty; it needs columns {', '.join(REQUIRED)}")
-    records = _read_csv(path, text) if suffix == ".csv" else _read_jsonl(path, text)
+    records = read_records(path, text, REQUIRED, "task")
     if not records:
         raise LayerscopeError(f"task file {str(path)!r} has a header but no rows")
     return Task(path.stem, [_item(record, where, path) for where, record in records])
 
 
-def _read_csv(path: Path, text: str) -> list[tuple[str, dict]]:
+def read_records(path: Path, text: str, required: tuple[str, ...], what: str) -> list[tuple[str, dict]]:
+    """``(where, record)`` of each row of a CSV (header row) or JSON Lines ``text`` read from ``path``, every
+    ``required`` column present (``where``: ``"row 2"``, ``"line 1"``); ``what`` names the file in messages
+    (``"task"``, ``"pairs"``). Values stay verbatim: CSV cells as strings, JSON values as parsed."""
+    if path.suffix.lower() == ".csv":
+        return _csv_records(path, text, required, what)
+    return _jsonl_records(path, text, required)
+
+
+def _csv_records(path: Path, text: str, required: tuple[str, ...], what: str) -> list[tuple[str, dict]]:
     import pandas as pd
 
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise LayerscopeError(f"cannot parse CSV task file {str(path)!r}: {str(exc).strip().splitlines()[0]}") from exc
-    missing = [c for c in REQUIRED if c not in frame.columns]
+        raise LayerscopeError(
+            f"cannot parse CSV {what} file {str(path)!r}: {str(exc).strip().splitlines()[0]}"
+        ) from None
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         raise LayerscopeError(
-            f"task file {str(path)!r} lacks column {missing[0]!r}; it has {', '.join(map(repr, frame.columns))}, "
-            f"needs {', '.join(REQUIRED)}"
+            f"{what} file {str(path)!r} lacks column {missing[0]!r}; it has {', '.join(map(repr, frame.columns))}, "
+            f"needs {', '.join(required)}"
         )
     return [(f"row {i + 2}", record) for i, record in enumerate(frame.to_dict("records"))]
 
 
-def _read_jsonl(path: Path, text: str) -> list[tuple[str, dict]]:
+def _jsonl_records(path: Path, text: str, required: tuple[str, ...]) -> list[tuple[str, dict]]:
     records = []
     for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         record = parse_json(line, f"{str(path)!r} line {number}")
         if not isinstance(record, dict):
-            raise LayerscopeError(f"{str(path)!r} line {number} is not a JSON object with keys {', '.join(REQUIRED)}")
-        missing = [key for key in REQUIRED if key not in record]
+            raise LayerscopeError(f"{str(path)!r} line {number} is not a JSON object with keys {', '.join(required)}")
+        missing = [key for key in required if key not in record]
         if missing:
-            raise LayerscopeError(f"{str(path)!r} line {number} lacks key {missing[0]!r}; needs {', '.join(REQUIRED)}")
+            raise LayerscopeError(f"{str(path)!r} line {number} lacks key {missing[0]!r}; needs {', '.join(required)}")
         records.append((f"line {number}", record))
     return records
 

@@ -24,15 +24,15 @@ Example:
 
 from __future__ import annotations
 
-import io
 import itertools
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LayerscopeError
-from ..user_files import parse_json, read_user_text, text_lines
+from ..user_files import read_user_text
 from .capitals import CAPITALS
+from .files import read_records
 from .sequences import KINDS
 
 COLUMNS = ("clean", "corrupt", "answer", "wrong")
@@ -136,43 +136,10 @@ def load_pair_file(path: str | Path) -> list[Pair]:
     text = read_user_text(path, "pairs file")
     if not text.strip():
         raise LayerscopeError(f"pairs file {str(path)!r} is empty; it needs columns {', '.join(COLUMNS)}")
-    records = _csv(path, text) if suffix == ".csv" else _jsonl(path, text)
+    records = read_records(path, text, COLUMNS, "pairs")
     if not records:
         raise LayerscopeError(f"pairs file {str(path)!r} has no pairs")
     return [_pair(record, where, path) for where, record in records]
-
-
-def _csv(path: Path, text: str) -> list[tuple[str, dict]]:
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise LayerscopeError(
-            f"cannot parse CSV pairs file {str(path)!r}: {str(exc).strip().splitlines()[0]}"
-        ) from None
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise LayerscopeError(
-            f"pairs file {str(path)!r} lacks column {missing[0]!r}; it has {', '.join(map(repr, frame.columns))}, "
-            f"needs {', '.join(COLUMNS)}"
-        )
-    return [(f"row {i + 2}", record) for i, record in enumerate(frame.to_dict("records"))]
-
-
-def _jsonl(path: Path, text: str) -> list[tuple[str, dict]]:
-    records = []
-    for number, line in enumerate(text_lines(text), start=1):
-        if not line.strip():
-            continue
-        record = parse_json(line, f"{str(path)!r} line {number}")
-        if not isinstance(record, dict):
-            raise LayerscopeError(f"{str(path)!r} line {number} is not a JSON object with keys {', '.join(COLUMNS)}")
-        missing = [key for key in COLUMNS if key not in record]
-        if missing:
-            raise LayerscopeError(f"{str(path)!r} line {number} lacks key {missing[0]!r}; needs {', '.join(COLUMNS)}")
-        records.append((f"line {number}", record))
-    return records
 
 
 def _pair(record: dict, where: str, path: Path) -> Pair:
