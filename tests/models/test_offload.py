@@ -91,12 +91,9 @@ def test_a_spec_with_placement_round_trips_through_a_run_directory(offloaded_tin
     command = json.loads((tmp_path / "r" / "run.json").read_text())["command"]  # reproduces the placement
     assert command[command.index("--max-memory") + 1] == "cpu=400KiB"
     assert command[command.index("--offload-dir") + 1] == spec.offload_dir
-    from layerscope.cli.main import build_parser
+    from layerscope.cli.declared import parse
 
-    args = build_parser().parse_args(command[1:])
-    from layerscope.cli.common import model_specs
-
-    assert model_specs(args) == (spec,)
+    assert parse(command).models == (spec,)
 
 
 # ----- the default model ----------------------------------------------------------------------------
@@ -148,15 +145,17 @@ def test_default_model_in_bfloat16_halves_the_cache_and_echoes_the_same(default_
     assert abs(full - 2 * half) < 1 << 20, (full, half)  # the tensors' bytes halve; only the headers differ
     assert json.loads((cache_entry(sha, "bfloat16") / "layerscope.json").read_text())["dtype"] == "bfloat16"
 
-    # seed 004's words, with and without BOS: the same echo verdict everywhere, and the same top-1 token wherever
-    # float32's top-1 leads its runner-up by more than bfloat16 resolves (2 ulps of a logit in [16, 32): 0.25)
+    # seed 004's words, with and without BOS: the same echo verdict and the same top-1 token wherever float32's
+    # top-1 leads its runner-up by more than bfloat16 resolves (2 ulps of a logit in [16, 32): 0.25); below that a
+    # bfloat16 tie is broken by token id ('doctor' without BOS: 'who' and 'doctor' tie in bfloat16)
     got = layerscope.echo(models=bf16, max_new_tokens=0).table
     want = layerscope.echo(models=default_model, max_new_tokens=0).table
     assert len(want) > 20
     keys = ["set", "word", "bos"]
     assert got[keys].equals(want[keys])
-    assert got["echo"].equals(want["echo"])
     clear = np.log(want["p_top1"] / want["p_top2"]) > 0.25
+    assert got.loc[clear, "echo"].equals(want.loc[clear, "echo"])
+    assert (got["echo"] == want["echo"]).mean() > 0.9
     assert clear.mean() > 0.7 and (got["top1_id"] == want["top1_id"]).mean() > 0.9
     differ = (got["top1_id"] != want["top1_id"]) & clear
     assert not differ.any(), want.loc[differ, keys + ["top1", "p_top1", "top2", "p_top2"]]

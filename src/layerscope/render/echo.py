@@ -35,8 +35,16 @@ _MARKDOWN_SPECIAL = frozenset("\\`*_[]<>|#~!&")
 def markdown_text(text: object) -> str:
     """``text`` (a model or set name) as literal text in a markdown table cell: line breaks and other control or
     separator characters as spaces, markdown's special characters (``|``, ``*``, ``<``, ...) backslash-escaped."""
-    spaced = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in str(text))
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in " ".join(spaced.split()))
+    spaced = " ".join("".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in str(text)).split())
+    return "".join("\\" + ch if _special(spaced, i) else ch for i, ch in enumerate(spaced))
+
+
+def _special(text: str, i: int) -> bool:
+    """Whether ``text[i]`` needs a backslash: markdown's special characters, except an underscore between two
+    letters or digits (``q4_k_m``), which never starts emphasis."""
+    if text[i] != "_":
+        return text[i] in _MARKDOWN_SPECIAL
+    return not (0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum())
 
 
 def _code(text: str) -> str:
