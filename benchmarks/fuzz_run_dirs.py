@@ -344,18 +344,27 @@ class RunDirWorker(Worker):
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker", str(bases_dir), "--page-every", str(page_every)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            preexec_fn=limits,
-            env=env,
-        )
+        #: the worker's stderr, kept until the next worker starts: the traceback of a worker that dies
+        self.stderr_path = bases_dir / f"worker-{os.getpid()}.stderr"
+        with open(self.stderr_path, "w") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, "--worker", str(bases_dir), "--page-every", str(page_every)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                preexec_fn=limits,
+                env=env,
+            )
         self.served = 0
         if not self._readline(900).startswith("ready"):
             raise RuntimeError("the worker did not start")
+
+    def stderr_tail(self, size: int = 4000) -> str:
+        """The last ``size`` bytes the worker wrote to stderr (its traceback when it died)."""
+        with open(self.stderr_path, "rb") as f:
+            f.seek(max(f.seek(0, os.SEEK_END) - size, 0))
+            return f.read().decode("utf-8", "replace")
 
 
 # ----- driver ---------------------------------------------------------------------------------------------------
@@ -391,7 +400,8 @@ def drive(args) -> int:
                                                            "message": outcome.get("message")})  # fmt: skip
                     entry["count"] += 1
                     if log:
-                        log.write(json.dumps({"key": key, "input": f"{kind}:{seed}"}) + "\n")
+                        tail = worker_proc.stderr_tail() if "died" in str(outcome.get("error", "")) else None
+                        log.write(json.dumps({"key": key, "input": f"{kind}:{seed}", "stderr": tail}) + "\n")
                         log.flush()
             peak_kb = max(peak_kb, reply.get("rss_kb", 0))
             died = any("died" in str(r.get("error", "")) or r["outcome"] == "hang" for r in (reply["load_run"],))
