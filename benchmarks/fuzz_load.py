@@ -19,6 +19,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import random
@@ -202,7 +203,7 @@ def _json_edit(rng: random.Random, value):
     paths = _paths(value)
     path = rng.choice(paths[1:] or paths)
     if not path:
-        return rng.choice(HOSTILE_VALUES + [_nested(rng.choice([50, 5000]))])
+        return copy.deepcopy(rng.choice(HOSTILE_VALUES + [_nested(rng.choice([50, 5000]))]))
     parent = value
     for key in path[:-1]:
         parent = parent[key]
@@ -218,10 +219,10 @@ def _json_edit(rng: random.Random, value):
         parent[key] = parent[key] * rng.choice([-1, 0, 2, 1000, 10**9]) + rng.choice([0, 1, -1])
     elif op < 0.45 and isinstance(parent, dict):
         parent[rng.choice(["auto_map", "quantization_config", "torch_dtype", "rope_scaling", "__metadata__"])] = (
-            rng.choice(HOSTILE_VALUES)
+            copy.deepcopy(rng.choice(HOSTILE_VALUES))
         )
-    else:
-        parent[key] = rng.choice(HOSTILE_VALUES)
+    else:  # a copy: a later edit of this input must never reach the shared value (or nest it into itself)
+        parent[key] = copy.deepcopy(rng.choice(HOSTILE_VALUES))
     return value
 
 

@@ -23,6 +23,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import os
@@ -99,7 +100,7 @@ def mutate_record(rng: random.Random, data: bytes) -> bytes:
                  "datetime64[ns]", "complex128", "str", "str/na", "object", "nonsense", "V0", "O"]
             )  # fmt: skip
         else:
-            record["table_dtypes"][stem] = rng.choice(HOSTILE_VALUES)
+            record["table_dtypes"][stem] = copy.deepcopy(rng.choice(HOSTILE_VALUES))  # never a shared object
         return json.dumps(record).encode()
     if op < 0.4:  # a number with far too many digits somewhere (as text: json.dumps cannot write it)
         key = rng.choice(["n_bytes", "weight_bytes", "dims", "chance", "resumed_configs", "x"])
@@ -108,7 +109,8 @@ def mutate_record(rng: random.Random, data: bytes) -> bytes:
     if op < 0.5:
         key = rng.choice(["experiment", "config", "files", "table_dtypes", "models", "findings", "timings_s", "layers",
                           "prompts", "stages", "explained_variance_ratio", "created", "command"])  # fmt: skip
-        record[key] = rng.choice([*HOSTILE_VALUES, [{"bogus": 1}], {"model": {"bogus": 1}}, ["../x.csv", "a\x00.csv"]])
+        choices = [*HOSTILE_VALUES, [{"bogus": 1}], {"model": {"bogus": 1}}, ["../x.csv", "a\x00.csv"]]
+        record[key] = copy.deepcopy(rng.choice(choices))  # a shared value mutated later would nest into itself
         return json.dumps(record).encode()
     return mutate_json(rng, data)
 
