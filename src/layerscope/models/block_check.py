@@ -16,16 +16,9 @@ from __future__ import annotations
 import torch
 
 from ..errors import LayerscopeError
+from .head import first_tensor
 
 _PROBE_IDS = (2, 5, 7)
-
-
-def _first_tensor(value) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
-        return value[0]
-    return None
 
 
 def _same(a, b) -> bool:
@@ -47,7 +40,7 @@ def check_blocks(model) -> None:
     handles = []
 
     def record(i: int):
-        return lambda m, a, o: outputs.__setitem__(i, _first_tensor(o))
+        return lambda m, a, o: outputs.__setitem__(i, first_tensor(o))
 
     vocab = int(model.embedding_matrix.shape[0])
     ids = torch.tensor([[i % vocab for i in _PROBE_IDS]], device=model.device)
@@ -64,7 +57,7 @@ def check_blocks(model) -> None:
         for handle in handles:
             handle.remove()
     if states:
-        states = [_first_tensor(s) for s in states]
+        states = [first_tensor(s) for s in states]
         for k in range(len(layers) - 1):
             got = outputs.get(k)
             if not any(_same(got, s) for s in states[k : k + 2]):

@@ -86,7 +86,8 @@ class Head:
         return z
 
 
-def _first_tensor(value) -> torch.Tensor | None:
+def first_tensor(value) -> torch.Tensor | None:
+    """``value`` itself when a tensor, the first item of a tuple or list of outputs when that is one, else None."""
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
@@ -125,14 +126,14 @@ def find_head(model) -> Head:
     def record(key):
         def hook(mod, args, kwargs, output):
             given = args[0] if args else kwargs.get("hidden_states", kwargs.get("input"))
-            records[key] = (given if isinstance(given, torch.Tensor) else None, _first_tensor(output))
+            records[key] = (given if isinstance(given, torch.Tensor) else None, first_tensor(output))
 
         return hook
 
     named = [(name, m) for name, m in module.named_modules() if id(m) not in inside and m is not parts.unembed]
     try:
-        handles.append(parts.layers[-1].register_forward_hook(lambda m, a, o: seen.__setitem__("h", _first_tensor(o))))
-        handles.append(parts.unembed.register_forward_pre_hook(lambda m, a: seen.__setitem__("x", _first_tensor(a))))
+        handles.append(parts.layers[-1].register_forward_hook(lambda m, a, o: seen.__setitem__("h", first_tensor(o))))
+        handles.append(parts.unembed.register_forward_pre_hook(lambda m, a: seen.__setitem__("x", first_tensor(a))))
         for index, (_, m) in enumerate(named):
             handles.append(m.register_forward_hook(record(index), with_kwargs=True))
         vocab = int(parts.unembed.weight.shape[0])
@@ -194,4 +195,4 @@ def _head_transforms(modules, h: torch.Tensor, x: torch.Tensor, unembed: nn.Modu
     """Of ``modules`` (each taking ``h``), those holding the output embedding whose output is the logits of ``x``:
     each as the :class:`HeadTransform` that stops before its output embedding."""
     holders = [m for m in modules if any(sub is unembed for sub in m.modules())]
-    return [HeadTransform(m, unembed) for m in holders if _same(_first_tensor(m(h)), unembed(x))]
+    return [HeadTransform(m, unembed) for m in holders if _same(first_tensor(m(h)), unembed(x))]
