@@ -2,19 +2,25 @@
 
 Times, in one process with interleaved repeats (the order rotates each repeat), the same work done by:
 
-- layerscope: ``capture_residuals`` (hooks that keep the last position only, no LM head);
-- hf: ``model(**batch, output_hidden_states=True)``, then the last positions taken;
-- nnsight: a trace saving each decoder layer's output;
-- transformer-lens: ``TransformerBridge.boot_transformers(dir).run_with_cache(...)`` keeping ``hook_resid_post``;
-- floor: a bare forward of the decoder stack alone, ``model.model(...)`` (no hooks, nothing kept).
+- layerscope: ``capture_residuals`` (hooks that keep the last position only, no LM head, the last block's MLP
+  at the read rows only);
+- layerscope-api: ``layerscope.residuals(texts, model=model)``, the notebook call (tokenization, the protocol,
+  the item table);
+- floor: a bare forward of the decoder stack alone, ``model.model(...)`` (no hooks, nothing kept), on
+  layerscope's length-sorted batches: the whole forward that layerscope computes part of;
+- hf, nnsight, transformer-lens: each as its docs show (``output_hidden_states=True``; a trace saving each
+  layer's output; ``run_with_cache`` keeping ``hook_resid_post``), on batches in the order given;
+- nnsight-expert: a trace that saves only each layer's last-position rows and stops after the last layer
+  (``tracer.stop()``), on layerscope's sorted batches;
+- transformer-lens-expert: ``run_with_cache(..., stop_at_layer=n)`` on layerscope's sorted batches.
 
-The peers get the prompts in batches in the order given, right-padded, as one calls them (with
-``--peers-sorted`` they get layerscope's batches instead: sorted by length). The floor always runs the
-batches layerscope runs (sorted by length), so it is the strict lower bound of the same work. It prints the median time per method, the ratios (peer / layerscope, layerscope / floor) and the
-peak resident memory each method added. It checks that every method returns the same vectors.
+It prints the median time per method, the ratios per repeat with their spread (``ratio ...`` lines, see
+``ratios.py``), and the peak resident memory each method added. It checks that every method returns the
+same vectors. Targets: layerscope <= 1.00x the floor, nnsight-expert >= 1.08x layerscope, the documented
+peers >= 2.5x.
 
-Usage (``pip install -e '.[bench]'`` for the peers):
-    HF_HUB_OFFLINE=1 python benchmarks/capture.py --prompts 256 --repeats 3
+Usage (``pip install -e '.[bench]'`` for the peers; ``make bench`` runs it with the others):
+    HF_HUB_OFFLINE=1 python benchmarks/capture.py --prompts 256 --repeats 5
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import time
 
 import numpy as np
 import torch
+from ratios import print_ratio
 
 import layerscope
 from layerscope.capture import capture_residuals, prompts_at
@@ -103,11 +110,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--only", default=None, help="comma-separated subset of methods")
     parser.add_argument("--peers-sorted", action="store_true", help="give the peers layerscope's sorted batches")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
 
     model = layerscope.load_model()
     module, n_layers, d = model.module, model.n_layers, model.d_model
@@ -128,6 +137,12 @@ def main(argv=None) -> int:
     def run_layerscope(token_ids):
         return capture_residuals(model, prompts_at(token_ids, "last"), all_layers, batch_size=args.batch_size)
 
+    text_of = {tuple(i): t for i, t in zip(ids, texts)}
+
+    def run_layerscope_api(token_ids):
+        prompts = [text_of[tuple(i)] for i in token_ids]
+        return layerscope.residuals(prompts, model=model, batch_size=args.batch_size).residuals
+
     @torch.inference_mode()
     def run_hf(token_ids):
         out = collect(len(token_ids), n_layers + 1, d)
@@ -144,7 +159,7 @@ def main(argv=None) -> int:
             module.model(input_ids=input_ids, attention_mask=mask, use_cache=False)
         return None
 
-    methods = {"layerscope": run_layerscope, "hf": run_hf, "floor": run_floor}
+    methods = {"layerscope": run_layerscope, "layerscope-api": run_layerscope_api, "hf": run_hf, "floor": run_floor}
 
     try:
         from nnsight import NNsight
@@ -164,6 +179,23 @@ def main(argv=None) -> int:
             return out
 
         methods["nnsight"] = run_nnsight
+
+        @torch.inference_mode()
+        def run_nnsight_expert(token_ids):
+            out = collect(len(token_ids), n_layers, d)
+            for chunk, input_ids, mask, last in batches_of(token_ids, args.batch_size, pad_id, sort=True):
+                rows = torch.arange(len(chunk))
+                saved = []
+                with traced.trace(input_ids=input_ids, attention_mask=mask) as tracer:
+                    for i in range(n_layers):
+                        output = traced.model.layers[i].output
+                        hidden = output[0] if isinstance(output, tuple) else output
+                        saved.append(hidden[rows, last].save())
+                    tracer.stop()
+                out[:, chunk] = torch.stack(list(saved)).numpy()
+            return out
+
+        methods["nnsight-expert"] = run_nnsight_expert
     except ImportError:
         print("nnsight is not installed: skipped (pip install -e '.[bench]')")
 
@@ -184,6 +216,19 @@ def main(argv=None) -> int:
             return out
 
         methods["transformer-lens"] = run_transformer_lens
+
+        @torch.inference_mode()
+        def run_transformer_lens_expert(token_ids):
+            out = collect(len(token_ids), n_layers, d)
+            for chunk, input_ids, mask, last in batches_of(token_ids, args.batch_size, pad_id, sort=True):
+                _, cache = bridge.run_with_cache(
+                    input_ids, attention_mask=mask, names_filter=names, stop_at_layer=n_layers
+                )
+                rows = torch.arange(len(chunk))
+                out[:, chunk] = torch.stack([cache[name][rows, last] for name in names]).float().numpy()
+            return out
+
+        methods["transformer-lens-expert"] = run_transformer_lens_expert
     except ImportError:
         print("transformer-lens is not installed: skipped (pip install -e '.[bench]')")
 
@@ -200,7 +245,7 @@ def main(argv=None) -> int:
             compared = min(result.shape[0], n_layers)
             diff = np.abs(
                 result[:compared] - reference[1 : compared + 1]
-                if name in ("nnsight", "transformer-lens")
+                if name.startswith(("nnsight", "transformer-lens"))
                 else result[:compared] - reference[:compared]
             )
             scale = np.abs(reference).max(axis=(1, 2))[:compared].max()
@@ -219,24 +264,23 @@ def main(argv=None) -> int:
             peaks[name] = max(peaks[name], rss.added)
 
     median = {name: statistics.median(values) for name, values in times.items()}
-    best = {name: min(values) for name, values in times.items()}
-    print(f"\n{'method':<18}{'median s':>10}{'min s':>9}{'vs layerscope':>15}{'peak +RSS MiB':>15}")
+    print(f"\n{'method':<26}{'median s':>10}{'min s':>9}{'max s':>9}{'peak +RSS MiB':>15}")
     for name in methods:
-        print(
-            f"{name:<18}{median[name]:>10.3f}{best[name]:>9.3f}{median[name] / median['layerscope']:>14.2f}x"
-            f"{peaks[name] / 2**20:>15.1f}"
-        )
-    # On a shared machine the minimum is the better estimate of undisturbed time; both are shown.
-    for label, stat in (("median", median), ("min", best)):
-        print(f"\nby {label} time:")
-        ours = stat["layerscope"]
-        for peer in ("hf", "nnsight", "transformer-lens"):
-            if peer in stat:
-                verdict = "ok" if stat[peer] / ours >= 2.5 else "below target"
-                print(f"  layerscope is {stat[peer] / ours:.2f}x faster than {peer} (target >= 2.5x: {verdict})")
-        if "floor" in stat:
-            verdict = "ok" if ours / stat["floor"] <= 1.15 else "above target"
-            print(f"  layerscope takes {ours / stat['floor']:.3f}x the floor (target <= 1.15x: {verdict})")
+        values = times[name]
+        print(f"{name:<26}{median[name]:>10.3f}{min(values):>9.3f}{max(values):>9.3f}{peaks[name] / 2**20:>15.1f}")
+    print()
+    ours = times["layerscope"]
+    if "floor" in times:
+        print_ratio("capture: layerscope / bare decoder forward", ours, times["floor"], at_most=1.00)
+    if "layerscope-api" in times:
+        print_ratio("capture: layerscope.residuals / engine", times["layerscope-api"], ours)
+    if "nnsight-expert" in times:
+        print_ratio("capture: nnsight used expertly / layerscope", times["nnsight-expert"], ours, at_least=1.08)
+    if "transformer-lens-expert" in times:
+        print_ratio("capture: transformer-lens used expertly / layerscope", times["transformer-lens-expert"], ours)
+    for peer in ("hf", "nnsight", "transformer-lens"):
+        if peer in times:
+            print_ratio(f"capture: {peer} as documented / layerscope", times[peer], ours, at_least=2.5)
     return 0
 
 

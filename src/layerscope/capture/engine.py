@@ -34,6 +34,7 @@ from .. import progress
 from ..errors import LayerscopeError, choices_text
 from ..models.block_check import check_blocks
 from ..tokensets import check_policy
+from .deepest_block import mlp_at_rows, rows_only_mlp
 from .layer_spec import FINAL_NORM, LayerIndex
 from .prompts import CapturePrompt
 from .storage import allocate, discard, finish, parse_budget
@@ -57,11 +58,18 @@ class _BatchState:
     n_items: int = 0
     shape: tuple[int, int] = (0, 0)  # (batch, pos) of the batch in flight
 
-    def write(self, slot: int, hidden: torch.Tensor) -> None:
-        batch_index, seq_index = self.batch_index, self.seq_index
-        if hidden.device != batch_index.device:  # a block accelerate placed on another device
-            batch_index, seq_index = batch_index.to(hidden.device), seq_index.to(hidden.device)
-        rows = hidden[batch_index, seq_index].to(self.buffer.device)  # (R, d_model)
+    flat_index: torch.Tensor = field(default=None)  # (R,) batch_index * pos + seq_index
+
+    def write(self, slot: int, hidden: torch.Tensor, norm=None) -> None:
+        """Keep the read rows of ``hidden`` ``(batch, pos, d_model)`` in ``slot``, through ``norm`` if given
+        (a per-position module, applied to the read rows only)."""
+        flat = self.flat_index
+        if hidden.device != flat.device:  # a block accelerate placed on another device
+            flat = flat.to(hidden.device)
+        rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, flat)  # (R, d_model)
+        if norm is not None:
+            rows = norm(rows.unsqueeze(0))[0]
+        rows = rows.to(self.buffer.device)
         target = self.buffer[slot, : self.n_items]
         if self.segments is None:
             target.copy_(rows)
@@ -109,7 +117,7 @@ def _capture_hooks(model, layers: Sequence[LayerIndex], state: _BatchState) -> I
 
         def hook(module, args, output):
             hidden = _hidden_of(output, index, model, state.shape)
-            state.write(slot, hidden if norm is None else norm(hidden))
+            state.write(slot, hidden, norm)
             if stop:
                 raise _StopForward
 
@@ -137,6 +145,19 @@ def _capture_hooks(model, layers: Sequence[LayerIndex], state: _BatchState) -> I
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def _deepest_mlp_at_rows(model, layers: Sequence[LayerIndex], state: _BatchState) -> Iterator[None]:
+    """The deepest block asked for runs its MLP at the read rows only, where that is exact (see
+    :mod:`.deepest_block`); nothing changes when the deepest layer is ``embed`` or the MLP mixes positions."""
+    deepest = model.n_layers if FINAL_NORM in layers else max(layers)
+    mlp = rows_only_mlp(model, deepest - 1) if deepest >= 1 else None
+    if mlp is None:
+        yield
+        return
+    with mlp_at_rows(mlp, lambda: (state.batch_index, state.seq_index)):
+        yield
 
 
 def _batches(prompts: Sequence[CapturePrompt], batch_size: int) -> list[list[int]]:
@@ -170,6 +191,7 @@ def _prepare(state: _BatchState, batch: list[CapturePrompt], pool: str, device, 
     state.shape = (len(batch), width)
     state.batch_index = torch.tensor(batch_rows, device=device)
     state.seq_index = torch.tensor(seq_rows, device=device)
+    state.flat_index = state.batch_index * width + state.seq_index
     if len(segments) == item:
         state.segments = state.counts = None
     else:
@@ -231,7 +253,7 @@ def capture_residuals(
     state = _BatchState(buffer=torch.zeros((len(layers), max_items, model.d_model), dtype=torch.float32, device=device))
     steps = batches if len(batches) < 4 or description is None else progress.track(batches, description)
     try:
-        with _capture_hooks(model, layers, state):
+        with _capture_hooks(model, layers, state), _deepest_mlp_at_rows(model, layers, state):
             for batch in steps:
                 inputs = _prepare(state, [prompts[i] for i in batch], pool, device, pad_id)
                 try:
