@@ -135,9 +135,10 @@ def out_dir(text: str) -> str:
     return text
 
 
-def add_out_option(parser) -> None:
+def add_out_option(parser, check=out_dir) -> None:
+    """``--out DIR`` (each value passed through ``check``, an argparse type) and ``--force``."""
     parser.add_argument(
-        "--out", type=out_dir, default=None, metavar="DIR", help="run directory (default runs/<command>-<time>)"
+        "--out", type=check, default=None, metavar="DIR", help="run directory (default runs/<command>-<time>)"
     )
     parser.add_argument(
         "--force",

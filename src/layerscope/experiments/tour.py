@@ -17,6 +17,7 @@ from pathlib import Path
 from .. import progress
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
+from ..run_files import RunFiles
 from ..rundir import model_record
 
 ARITHMETIC_PROMPTS = (
@@ -135,13 +136,18 @@ class TourResult(Result):
 
     Attributes:
         steps: step name -> ``{"seconds", "run_dir"}`` or ``{"error", "traceback"}``.
-        report: the report page (None when no step finished).
+        report: the report page, ``out/report.html`` (None when no step finished).
+        page: the report page's HTML, written with the run (None when no step finished).
     """
 
     main_file = "report.html"
     config: TourConfig
     steps: dict[str, dict] = field(default_factory=dict)
     report: Path | None = None
+    page: str | None = None
+
+    def texts(self) -> dict[str, str]:
+        return {} if self.page is None else {self.main_file: self.page}
 
     @property
     def failed(self) -> list[str]:
@@ -166,11 +172,17 @@ class TourResult(Result):
     @classmethod
     def from_files(cls, config, tables, arrays, record, run_dir) -> TourResult:
         """A saved tour (see :func:`layerscope.load_run`); each step's run loads with ``load_run`` too."""
+        from .report_sections import MAX_FILE_BYTES  # pandas
+
         report = record.get("report")
+        page = None
+        if report is not None:  # the page as written, read within the report's cap
+            page = RunFiles(run_dir).read(cls.main_file, MAX_FILE_BYTES).decode("utf-8", errors="replace")
         return cls(
             config=config,
             steps=dict(record.get("steps") or {}),
             report=None if report is None else Path(report),
+            page=page,
             **cls.saved(record),
         )
 
@@ -181,7 +193,7 @@ class TourResult(Result):
 def run_tour(config: TourConfig, model=None) -> TourResult:
     """Run every step into ``config.out/<step>`` on one loaded model, then write ``config.out/report.html``."""
     from ..runner import execute
-    from .report import ReportConfig, execute_report
+    from .report import PAGE, ReportConfig
 
     timings: dict[str, float] = {}
     model = config.model.loaded(model, timings)
@@ -202,21 +214,21 @@ def run_tour(config: TourConfig, model=None) -> TourResult:
                 continue
         steps[step.name] = {"seconds": round(time.perf_counter() - began, 2), "run_dir": str(run_dir)}
         finished.append(run_dir)
-    report = None
+    report = page = None
     if finished:
         start = time.perf_counter()
-        page = out / "report.html"
-        execute_report(
+        page = execute(
             ReportConfig(
                 run_dirs=tuple(map(str, finished)),
-                out=str(page),
                 title=f"layerscope tour: {model.name}",
                 model_load_s=timings.get("load"),  # the steps share the model: the header shows its load once
             )
-        )
+        ).html()
         timings["report"] = time.perf_counter() - start
-        report = page
-    return TourResult(config=config, steps=steps, report=report, models=[model_record(model)], timings=timings)
+        report = out / PAGE
+    return TourResult(
+        config=config, steps=steps, report=report, page=page, models=[model_record(model)], timings=timings
+    )
 
 
 def tour(model: ModelSpec | str | None = None, *, out: str | Path = "runs/tour", quick: bool = False) -> TourResult:
