@@ -28,6 +28,7 @@ from ..render.page import report_html
 from ..render.people import is_positive
 from ..render.section import Section
 from ..run_files import ReadBudget, RunFiles
+from ..rundir import default_run_dir
 from ..runner import execute
 from .report_sections import MAX_FILE_BYTES, REPORT_BUDGET_BYTES, read_section, tour_load_seconds
 
@@ -176,8 +177,6 @@ def report(
         >>> result.sections[0].title
         'tokens: gemma-3-270m'
     """
-    from ..rundir import default_run_dir
-
     dirs = (run_dirs,) if isinstance(run_dirs, (str, os.PathLike)) else tuple(run_dirs)
     config = ReportConfig(run_dirs=tuple(os.fspath(d) for d in dirs), title=title)
     target = default_run_dir("report") if out is None else _expanded(out)

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import progress
+from .. import progress, quantize
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
 from ..run_files import RunFiles
 from ..rundir import model_record
+from ..runner import execute
 
 ARITHMETIC_PROMPTS = (
     "5+2=", "3+4=", "2+5=", "9-2=", "8-1=", "2*3=", "3*3=", "8/4=", "6/2=", "1+1=", "4+4=", "7-3=",
@@ -53,8 +54,6 @@ COMPARE_FORMATS = (("mlx-8bit", 8), ("mlx-4bit", 4))
 def requantize(model: ModelSpec, out: Path) -> None:
     """Write the model's MLX re-quantizations of :data:`COMPARE_FORMATS` under ``out`` (``layerscope.quantize``,
     group size 64; a rerun of the tour replaces them)."""
-    from .. import quantize
-
     for name, bits in COMPARE_FORMATS:
         quantize(model.source, to="mlx", bits=bits, group_size=64, out=out / name, force=True)
 
@@ -192,7 +191,6 @@ class TourResult(Result):
 
 def run_tour(config: TourConfig, model=None) -> TourResult:
     """Run every step into ``config.out/<step>`` on one loaded model, then write ``config.out/report.html``."""
-    from ..runner import execute
     from .report import PAGE, ReportConfig
 
     timings: dict[str, float] = {}
@@ -240,7 +238,6 @@ def tour(model: ModelSpec | str | None = None, *, out: str | Path = "runs/tour",
         PosixPath('runs/quick/report.html')
     """
     from ..models import Model
-    from ..runner import execute
 
     config = TourConfig(model=ModelSpec.of(model), quick=quick, out=str(out))
     return execute(config, model if isinstance(model, Model) else None, out=out)
