@@ -275,7 +275,8 @@ def _check(outcome_of, label: str) -> dict:
 
 def run_one(kind: str, seed: int, bases: dict, work: Path, page_every: int) -> dict:
     import layerscope
-    from layerscope.experiments.report import ReportConfig, ReportResult, read_section
+    from layerscope.experiments.report import ReportConfig, ReportResult
+    from layerscope.experiments.report_sections import read_section
 
     rng = random.Random(f"{kind}:{seed}")
     directory = work / f"{kind}-{seed}"
@@ -294,7 +295,7 @@ def run_one(kind: str, seed: int, bases: dict, work: Path, page_every: int) -> d
         if NETWORK in "".join(spec for _, spec in section.figures):
             return "the report embeds a part of a figure that reaches the network"
         if seed % page_every == 0:
-            config = ReportConfig(run_dirs=(str(directory),), out=str(work / "page.html"))
+            config = ReportConfig(run_dirs=(str(directory),))
             ReportResult(config=config, sections=[section]).html().encode("utf-8")
         return None
 
@@ -439,7 +440,7 @@ def replay(args) -> int:
     mutate(random.Random(f"{kind}:{seed}"), read_base(bases_dir / kind), directory, work / "outside")
     print(f"input written to {directory}")
     import layerscope
-    from layerscope.experiments.report import read_section
+    from layerscope.experiments.report_sections import read_section
 
     for name, call in (
         ("load_run", lambda: layerscope.load_run(directory)),

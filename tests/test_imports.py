@@ -226,3 +226,28 @@ def test_analysis_and_render_never_import_torch_and_render_imports_no_experiment
     for path in sorted((root / "render").rglob("*.py")):
         arrows = _runtime_arrows(path, root)
         assert not [a for a in arrows if a[1] in ("experiments", "load_run", "cli", "convert")], path
+
+
+#: the most ``layerscope`` imports that may sit inside functions: the boundaries with heavy libraries (torch,
+#: plotly, matplotlib, pandas, ray, mlx, checkpoint readers) kept off ``import layerscope`` and ``--help``, and
+#: the loading of a model from its spec; any other import belongs at module level
+_FUNCTION_LEVEL_IMPORTS = 100
+
+
+def test_function_level_internal_imports_stay_at_the_heavy_boundaries():
+    """Counted in the source (``TYPE_CHECKING`` blocks left out): a new internal import inside a function must
+    replace one, or stand at module level."""
+    from pathlib import Path
+
+    import layerscope
+
+    root = Path(layerscope.__file__).parent
+    found = sorted(
+        {
+            f"{path.relative_to(root)}:{line}"
+            for path in root.rglob("*.py")
+            for *_, line, inside in _runtime_arrows(path, root)
+            if inside
+        }
+    )
+    assert len(found) <= _FUNCTION_LEVEL_IMPORTS, (len(found), found)

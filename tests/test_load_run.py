@@ -54,6 +54,7 @@ def runs(tiny_models, tiny_model_dirs, tiny_embeddinggemma_dir, tmp_path_factory
         "stages": lambda out: layerscope.stages(["a cat", "a dog", "a car"], embedder_dir, dims=3, out=out),
         "layout": lambda out: layerscope.layout(llama.source, out=out),
         "tour": lambda out: tour(llama, out=out, quick=True),
+        "report": lambda out: layerscope.report([root / "tokens", root / "inspect"], out=out, title="two runs"),
         "compare": lambda out: layerscope.compare(
             [llama, qwen], prompts=["1+1=", "2+2=", "3+3=", "4+4=", "The word is"], out=out
         ),
@@ -88,6 +89,7 @@ NAMES = [
     "stages",
     "layout",
     "tour",
+    "report",
     "compare",
     "compare-words",
     "quantize",
@@ -96,11 +98,21 @@ NAMES = [
 
 
 def test_every_registry_entry_is_reopened():
-    """The runs above hold one of every experiment :func:`load_run` reopens; the others say why not."""
+    """The runs above hold one of every registry entry, and :func:`load_run` reopens each."""
     from layerscope.registry import ENTRIES, reopened
 
-    assert {name.split("-")[0] for name in NAMES} == set(reopened())
-    assert {e.name for e in ENTRIES.values()} - set(reopened()) == {"report"}  # a page
+    assert {name.split("-")[0] for name in NAMES} == set(reopened()) == set(ENTRIES)
+
+
+def test_a_reopened_report_holds_its_page_and_its_runs(runs):
+    original, path = runs["report"]
+    loaded = layerscope.load_run(path)
+    assert (path / "report.html").read_text(encoding="utf-8") == loaded.html() == original.html()
+    assert [(s.name, s.experiment, s.title) for s in loaded.sections] == [
+        ("tokens", "tokens", "tokens: llama"),
+        ("inspect", "inspect", "inspect: llama"),
+    ]
+    assert list(loaded.tables()["sections"]["run_dir"]) == [str(path.parent / "tokens"), str(path.parent / "inspect")]
 
 
 def test_a_reopened_sweep_has_every_models_run(runs):

@@ -168,7 +168,7 @@ def test_a_report_over_many_large_files_stays_within_the_memory_limit(bases, tmp
             handle.truncate(400 << 20)
     env = {**os.environ, "PYTHONPATH": SRC, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "layerscope", "report", str(run), "--out", str(tmp_path / "page.html")],
+        [sys.executable, "-m", "layerscope", "report", str(run), "--out", str(tmp_path / "page")],
         capture_output=True,
         text=True,
         env=env,
@@ -178,7 +178,7 @@ def test_a_report_over_many_large_files_stays_within_the_memory_limit(bases, tmp
     assert done.returncode == 0, done.stderr[-2000:]
     skipped = [line for line in done.stderr.splitlines() if "report: skipped" in line]
     assert len(skipped) == 14 and all(line.endswith("400.0 MiB, over the 64.0 MiB cap") for line in skipped)
-    assert (tmp_path / "page.html").stat().st_size < 20 << 20
+    assert (tmp_path / "page" / "report.html").stat().st_size < 20 << 20
 
 
 def test_the_report_reads_within_one_budget_for_the_whole_page(bases, tmp_path, monkeypatch):
@@ -194,7 +194,7 @@ def test_the_report_reads_within_one_budget_for_the_whole_page(bases, tmp_path, 
             (run / f"note{i}.md").write_text(f"run {r} note {i} " + "x" * 3000)
         runs.append(run)
     with pytest.warns(UserWarning) as caught:
-        page = layerscope.report(runs, out=tmp_path / "page.html").html()
+        page = layerscope.report(runs, out=tmp_path / "page").html()
     over = [str(w.message) for w in caught if "read budget" in str(w.message)]
     assert "run 0 note 2" in page and "run 1 note 0" not in page  # 3 notes of ~3 KB fit in 10 KB, the 4th does not
     assert len(over) == 3 and all("would pass the 9.8 KiB read budget" in m for m in over)
@@ -318,7 +318,7 @@ def test_an_integer_too_long_in_run_json_is_one_line_exit_2(bases, tmp_path, dig
     (run / "run.json").write_text(text[:-1].rstrip().rstrip("}") + f', "weight_bytes": {"9" * digits}}}')
     _one_line_refusal(lambda: layerscope.load_run(run), f"holds an integer of {digits} digits; at most 40")
     with no_hang():
-        code = main(["report", str(run), "--out", str(tmp_path / "page.html")])
+        code = main(["report", str(run), "--out", str(tmp_path / "page")])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and f"an integer of {digits} digits" in lines[0], lines
 
@@ -327,7 +327,7 @@ def test_an_integer_too_long_in_a_figure_spec_skips_that_figure(bases, tmp_path)
     run = _copy(bases, "tokens", tmp_path)
     (run / "big.plotly.json").write_text('{"data": [{"type": "bar", "y": [' + "9" * 5000 + "]}]}")
     with pytest.warns(UserWarning, match="big.plotly.json': not a valid plotly figure spec"), no_hang():
-        page = layerscope.report([run], out=tmp_path / "page.html").html()
+        page = layerscope.report([run], out=tmp_path / "page").html()
     assert page.count('class="figure"') == 1  # index.plotly.json still shown
 
 
@@ -338,7 +338,7 @@ def test_the_report_skips_a_hard_linked_file(bases, tmp_path):
     run = _copy(bases, "tokens", tmp_path)
     os.link(bases["root"] / "outside" / "secret.md", run / "notes.md")
     with pytest.warns(UserWarning, match="notes.md': a file with 2 hard links"):
-        page = layerscope.report([run], out=tmp_path / "page.html").html()
+        page = layerscope.report([run], out=tmp_path / "page").html()
     assert "SECRET-OUTSIDE" not in page
 
 
@@ -361,7 +361,7 @@ def test_the_report_embeds_nothing_that_reaches_the_network(bases, tmp_path):
     }
     (run / "attack.plotly.json").write_text(json.dumps(spec))
     with pytest.warns(UserWarning, match="left out of .*attack.plotly.json.*would reach the network"):
-        page = layerscope.report([run], out=tmp_path / "page.html").html()
+        page = layerscope.report([run], out=tmp_path / "page").html()
     assert "evil.example" not in page
     assert pixel in page, "a data: URI is the page's own bytes"
     assert '"text":["\\u003cspan>t\\u003c/span>"]' in page  # the style that fetched is gone
@@ -400,7 +400,7 @@ def test_arrays_map_only_when_the_header_fills_the_file(tmp_path):
 
 def test_a_home_directory_of_an_unknown_user_is_one_line(tmp_path, capsys):
     _one_line_refusal(lambda: layerscope.load_run("~no-such-user-3f9/run"), "is not a usable path")
-    assert main(["report", "~no-such-user-3f9/run", "--out", str(tmp_path / "page.html")]) == 2
+    assert main(["report", "~no-such-user-3f9/run", "--out", str(tmp_path / "page")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "names the home directory of an unknown user" in lines[0], lines
 

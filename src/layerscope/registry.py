@@ -32,7 +32,6 @@ class Entry:
         command: False for a Python-only experiment (no ``layerscope <name>``).
         sweep: ``"cli"``: ``layerscope sweep <name>`` and ``layerscope.sweep(<name>)``; ``"python"``: only the
             latter; None: not swept over models.
-        reopens: whether :func:`~layerscope.load_run` reopens its run directory (a report is one page).
     """
 
     name: str
@@ -42,7 +41,6 @@ class Entry:
     functions: tuple[str, ...] = ()
     command: bool = True
     sweep: Sweep | None = None
-    reopens: bool = True
 
     def config_class(self) -> type:
         return getattr(importlib.import_module(self.module), self.config)
@@ -68,7 +66,7 @@ ENTRIES: dict[str, Entry] = {
         Entry("encode", _E + "encode", "EncodeConfig", "EncodeResult", ("encode",), sweep="python"),
         Entry("similar", _E + "encode", "SimilarConfig", "SimilarResult", ("similar",), sweep="python"),
         Entry("stages", _E + "stages", "StagesConfig", "StagesResult", ("stages",), sweep="python"),
-        Entry("report", _E + "report", "ReportConfig", "ReportResult", ("report",), reopens=False),
+        Entry("report", _E + "report", "ReportConfig", "ReportResult", ("report",)),
         Entry("tour", _E + "tour", "TourConfig", "TourResult"),
         Entry("compare", _E + "compare", "CompareConfig", "CompareResult", ("compare",)),
         Entry("quantize", "layerscope.convert.quantize", "QuantizeConfig", "QuantizeResult", ("quantize",)),
@@ -83,7 +81,7 @@ def entry(name: str) -> Entry | None:
 
 def reopened() -> list[str]:
     """The experiments whose run directories :func:`~layerscope.load_run` reopens."""
-    return [e.name for e in ENTRIES.values() if e.reopens and e.result is not None]
+    return [e.name for e in ENTRIES.values() if e.result is not None]
 
 
 def swept(where: Sweep) -> list[Entry]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from .atomic import atomic_path, write_json, write_text
 from .errors import LayerscopeError
 from .fonts import font_fallback
+from .registry import ENTRIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .experiment import Result
@@ -539,8 +540,6 @@ def _held_around(path: Path) -> str | None:
 
 def _resumable(experiment: str) -> bool:
     """Whether ``experiment`` resumes from partial outputs (its config has a ``resume_dir``)."""
-    from .registry import ENTRIES
-
     found = ENTRIES.get(experiment)
     if found is None or found.config is None:
         return False

@@ -135,7 +135,7 @@ CONFIGS = {
         )
     ],
     "stages": [StagesConfig(texts=("a", "b", "c"), file="t.txt", dims=3, prompt_name="query", batch_size=1)],
-    "report": [ReportConfig(run_dirs=("runs/a", "runs/b"), out="page.html", title="My page")],
+    "report": [ReportConfig(run_dirs=("runs/a", "runs/b"), title="My page")],
     "tour": [TourConfig(model=SPEC, quick=True)],
     "compare": [
         CompareConfig(
@@ -229,7 +229,7 @@ MODEL_FLAGS = {
 }
 COMMON = {"-h", "--help", "--debug", "--quiet"}
 #: what each command adds to its config's fields: where it writes, and how it prints
-RUN_OPTIONS = {"encode": {"--out"}, "similar": {"--json", "--out", "--force"}, "report": set()}
+RUN_OPTIONS = {"encode": {"--out"}, "similar": {"--json", "--out", "--force"}}
 
 
 def _expected(cls, skip=()) -> set[str]:

@@ -174,14 +174,14 @@ def test_reference_order_figures_and_run_directory(tiny_model_dirs, tmp_path):
     back = layerscope.load_run(out)
     assert back.closer_everywhere() is None and len(back.pairs) == 3
     # the report's section: the three figures in reading order, each with its sentence, and the key numbers
-    from layerscope.experiments.report import read_section
+    from layerscope.experiments.report_sections import read_section
 
     section = read_section(out)
     assert [stem for stem, _ in section.figures] == ["cka", "errors", "agreement"]
     assert set(section.findings) == {"cka", "errors", "agreement"}
     assert "pairs" in section.numbers and "agreement" in section.numbers
-    page = layerscope.report([out], out=tmp_path / "page.html")
-    assert page.sections[0].experiment == "compare" and (tmp_path / "page.html").is_file()
+    page = layerscope.report([out], out=tmp_path / "page")
+    assert page.sections[0].experiment == "compare" and (tmp_path / "page" / "report.html").is_file()
 
 
 @pytest.mark.parametrize(

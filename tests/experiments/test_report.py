@@ -13,7 +13,7 @@ import layerscope
 from layerscope.cli import main
 from layerscope.errors import LayerscopeError
 from layerscope.experiment import ConfigError
-from layerscope.experiments.report import ReportConfig, ReportResult, build_report
+from layerscope.experiments.report import ReportConfig, ReportResult
 
 
 class _Scripts(HTMLParser):
@@ -55,7 +55,8 @@ def test_hostile_strings_in_a_figure_spec_stay_inside_it(tmp_path):
     }
     raw = json.dumps(hostile)  # not escaped the way plotly escapes: as another tool might write it
     runs = [_run_dir(tmp_path, "one", raw), _run_dir(tmp_path, "two", raw)]
-    page = build_report(runs, tmp_path / "page.html").read_text()
+    layerscope.report(runs, out=tmp_path / "page")
+    page = (tmp_path / "page" / "report.html").read_text()
     parser = _Scripts()
     parser.feed(page)
     assert [json.loads(spec) for spec in parser.specs] == [hostile, hostile]
@@ -68,10 +69,10 @@ def test_hostile_strings_in_a_figure_spec_stay_inside_it(tmp_path):
 
 def test_any_subset_of_runs_and_a_directory_without_run_json(tmp_path, capsys):
     run = _run_dir(tmp_path, "only", json.dumps({"data": [], "layout": {}}))
-    assert main(["report", str(run), "--out", str(tmp_path / "one.html")]) == 0
+    assert main(["report", str(run), "--out", str(tmp_path / "one")]) == 0
     with pytest.raises(LayerscopeError, match="has no run.json"):
-        build_report([tmp_path], tmp_path / "bad.html")
-    assert main(["report", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.html")]) == 2
+        layerscope.report([tmp_path], out=tmp_path / "bad")
+    assert main(["report", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
     assert "is not a layerscope run directory" in capsys.readouterr().err
 
 
@@ -88,7 +89,7 @@ def _reparsed(config):
 
 @pytest.mark.parametrize(
     "fields",
-    [{}, {"out": "pages/my page.html"}, {"title": "a <b>title</b>, with spaces"}, {"out": "p.html", "title": "T"}],
+    [{}, {"title": "a <b>title</b>, with spaces"}, {"title": "T"}],
 )
 def test_command_reparsed_by_the_cli_gives_the_same_config(fields):
     config = ReportConfig(run_dirs=("runs/a", "runs/b c"), **fields)
@@ -97,31 +98,29 @@ def test_command_reparsed_by_the_cli_gives_the_same_config(fields):
 
 def test_bad_values_name_the_parameter_in_python_and_the_flag_on_the_command_line(tmp_path, capsys):
     run = _run_dir(tmp_path, "one", json.dumps({"data": [], "layout": {}}))
-    with pytest.raises(ConfigError, match=r"^out=.* is a directory; give a file name"):
-        layerscope.report([run], out=tmp_path)
+    with pytest.raises(LayerscopeError, match=r"^'.*page.html' names a page; a report writes a run directory"):
+        layerscope.report([run], out=tmp_path / "page.html")
     with pytest.raises(ConfigError, match=r"^run_dirs=.*nothing' is not a layerscope run directory"):
-        layerscope.report([run, tmp_path / "nothing"], out=tmp_path / "x.html")
+        layerscope.report([run, tmp_path / "nothing"], out=tmp_path / "x")
     with pytest.raises(ConfigError, match=r"^run_dirs=\(\) is empty"):
-        layerscope.report([], out=tmp_path / "x.html")
-    assert main(["report", str(run), "--out", str(tmp_path)]) == 2
-    assert (
-        capsys.readouterr().err.strip()
-        == f"layerscope: error: --out {tmp_path} is a directory; give a file name for the page"
-    )
-    assert not (tmp_path / "x.html").exists()
+        layerscope.report([], out=tmp_path / "x")
+    assert main(["report", str(run), "--out", str(tmp_path / "page.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("layerscope") and "page.html' names a page; a report writes a run directory" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "page.html").exists() and not (tmp_path / "x").exists()
 
 
 def test_python_api_writes_the_page_atomically_and_returns_the_result(tmp_path, capsys):
     runs = [_run_dir(tmp_path, "one", json.dumps({"data": [], "layout": {}})), _run_dir(tmp_path, "two", "{}")]
-    result = layerscope.report(runs, out=tmp_path / "pages" / "page.html", title="<i>mine</i>")
+    result = layerscope.report(runs, out=tmp_path / "pages" / "page", title="<i>mine</i>")
     assert isinstance(result, ReportResult) and [s.experiment for s in result.sections] == ["one", "two"]
-    page = (tmp_path / "pages" / "page.html").read_text()
+    page = (tmp_path / "pages" / "page" / "report.html").read_text()
     assert page == result.html() and "<i>mine</i>" not in page and "<title>&lt;i&gt;mine&lt;/i&gt;</title>" in page
     assert not list((tmp_path / "pages").glob(".*.part"))
     assert "2 runs: one, two" in repr(result)
-    assert main(["report", *map(str, runs), "--out", str(tmp_path / "cli.html"), "--title", "<i>mine</i>"]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / "cli.html")
-    assert (tmp_path / "cli.html").read_text() == page
+    assert main(["report", *map(str, runs), "--out", str(tmp_path / "cli"), "--title", "<i>mine</i>"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / "cli" / "report.html")
+    assert (tmp_path / "cli" / "report.html").read_text() == page
 
 
 def test_a_real_layout_run_in_the_report(tmp_path):
@@ -130,7 +129,7 @@ def test_a_real_layout_run_in_the_report(tmp_path):
 
     save_file({"w.<b>": np.zeros((2, 3), np.float32)}, str(tmp_path / "m.safetensors"))
     layerscope.layout(tmp_path / "m.safetensors", out=tmp_path / "run")
-    page = layerscope.report([tmp_path / "run"], out=tmp_path / "page.html").html()
+    page = layerscope.report([tmp_path / "run"], out=tmp_path / "page").html()
     assert 'data-experiment="layout"' in page and 'data-figure="treemap"' in page
     assert "layerscope layout " in page
     parser = _Scripts()
@@ -172,7 +171,7 @@ def test_links_that_leave_the_run_directory_are_skipped_with_a_warning(tmp_path)
     (run / "leak.md").symlink_to(outside / "secret.md")
     (run / "leak.plotly.json").symlink_to(outside / "secret.plotly.json")
     (run / "inside.csv").symlink_to(run / "table.csv")  # a link that stays inside is read
-    page, warned = _page_and_warnings([run], tmp_path / "page.html")
+    page, warned = _page_and_warnings([run], tmp_path / "page")
     assert "SECRET" not in page
     assert sorted(w.split("/")[-1] for w in warned) == [
         f"{name}': a link that leads out of the run directory" for name in ("leak.csv", "leak.md", "leak.plotly.json")
@@ -183,7 +182,7 @@ def test_links_that_leave_the_run_directory_are_skipped_with_a_warning(tmp_path)
     linked.mkdir()
     (linked / "run.json").symlink_to(outside / "run.json")
     with pytest.raises(LayerscopeError, match="its run.json is a link that leads out of the run directory"):
-        layerscope.report([linked], out=tmp_path / "linked.html")
+        layerscope.report([linked], out=tmp_path / "linked-page")
 
 
 def test_a_fifo_named_like_a_table_or_figure_never_hangs_the_report(tmp_path):
@@ -196,7 +195,7 @@ def test_a_fifo_named_like_a_table_or_figure_never_hangs_the_report(tmp_path):
         os.mkfifo(run / name)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
-        [sys.executable, "-m", "layerscope", "report", str(run), "--out", str(tmp_path / "page.html")],
+        [sys.executable, "-m", "layerscope", "report", str(run), "--out", str(tmp_path / "page")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -205,13 +204,13 @@ def test_a_fifo_named_like_a_table_or_figure_never_hangs_the_report(tmp_path):
     assert done.returncode == 0, done.stderr
     skipped = sorted(line for line in done.stderr.splitlines() if line.startswith("warning: report: skipped"))
     assert len(skipped) == 4 and all(line.endswith("': not a regular file") for line in skipped)
-    assert (tmp_path / "page.html").read_text().count('class="figure"') == 1
+    assert (tmp_path / "page" / "report.html").read_text().count('class="figure"') == 1
     # a FIFO as run.json: one line, exit 2, no hang
     bad = tmp_path / "bad"
     bad.mkdir()
     os.mkfifo(bad / "run.json")
     done = subprocess.run(
-        [sys.executable, "-m", "layerscope", "report", str(bad), "--out", str(tmp_path / "bad.html")],
+        [sys.executable, "-m", "layerscope", "report", str(bad), "--out", str(tmp_path / "bad")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -228,7 +227,7 @@ def test_a_malformed_figure_spec_is_skipped_with_a_warning_and_the_rest_renders(
     run = _run_dir(tmp_path, "one", json.dumps({"data": [{"type": "bar", "y": [1]}], "layout": {}}))
     (run / "broken.plotly.json").write_bytes(malformed.encode("utf-8", errors="surrogateescape"))
     (run / "nan.plotly.json").write_text('{"data": [{"type": "bar", "y": [NaN, 1]}]}')  # NaN: not JSON to a browser
-    page, warned = _page_and_warnings([run], tmp_path / "page.html")
+    page, warned = _page_and_warnings([run], tmp_path / "page")
     parser = _Scripts()
     parser.feed(page)
     specs = [json.loads(spec) for spec in parser.specs]  # each one parses as strict JSON, as JSON.parse does
@@ -255,7 +254,7 @@ def test_every_value_placed_in_the_page_is_escaped_attributes_included(tmp_path)
     (run / f"a{evil}.plotly.json").write_text(json.dumps({"data": [], "layout": {"title": {"text": evil}}}))
     (run / f"t{evil}.csv").write_text(f"c{evil}\n{evil}\n")
     (run / f"n{evil}.md").write_text(evil)
-    page = layerscope.report([run], out=tmp_path / "page.html", title=evil).html()
+    page = layerscope.report([run], out=tmp_path / "page", title=evil).html()
     tags = _Tags()
     tags.feed(page)
     assert not [t for t, _ in tags.tags if t in ("img", "iframe", "object", "embed")]
@@ -304,7 +303,7 @@ def test_numbers_are_formatted_for_people_not_printed_as_json(tmp_path):
             "table_dtypes": {"x": {"a": "int64"}},
         },
     )
-    section = layerscope.report([run], out=tmp_path / "page.html").sections[0]
+    section = layerscope.report([run], out=tmp_path / "page").sections[0]
     numbers = section.numbers
     assert numbers["explained variance ratio"] == "53%, 7.3%"
     assert numbers["echo rate"] == "94%"
@@ -317,7 +316,7 @@ def test_numbers_are_formatted_for_people_not_printed_as_json(tmp_path):
     best = numbers["best silhouette"]
     assert best.columns == ["", "layer", "silhouette"] and best.rows == [["m", "9", "0.417"], ["n", "-", "-"]]
     assert "deep" not in numbers and "failures" not in numbers and "table dtypes" not in numbers
-    page = (tmp_path / "page.html").read_text()
+    page = (tmp_path / "page" / "report.html").read_text()
     body = re.sub(r"<script.*?</script>", "", page[page.index("<main>") :], flags=re.S)
     assert '{"' not in body and "[2, 24" not in body and "&quot;" not in body  # no raw JSON in the page
 
@@ -325,7 +324,7 @@ def test_numbers_are_formatted_for_people_not_printed_as_json(tmp_path):
 def test_load_time_is_shown_when_a_model_was_loaded_and_never_as_zero(tmp_path):
     own = _record_run(tmp_path / "a", "tokens", {"timings_s": {"load": 10.234, "compute": 0.0035, "write": 1.5}})
     shared = _record_run(tmp_path / "a", "echo", {"timings_s": {"load": 0.0, "probe": 0.2}})
-    page = layerscope.report([own, shared], out=tmp_path / "page.html").html()
+    page = layerscope.report([own, shared], out=tmp_path / "page").html()
     assert '<p class="meta">model loaded in 10.2 s · compute 4 ms · write 1.5 s</p>' in page
     assert '<p class="meta">probe 200 ms</p>' in page
     assert "load 0" not in page and "0.00 s" not in page
@@ -338,19 +337,17 @@ def test_a_tour_shows_its_model_load_time_in_the_page_header(tmp_path):
         _record_run(tmp_path, "echo", {"created": "2026-01-01T10:00:02+00:00", "timings_s": {"load": 0.0}}),
     ]
     header = lambda page: page[page.index("<header>") : page.index("</header>")]  # noqa: E731
-    explicit = layerscope.report(runs, out=tmp_path / "a.html", title="t")
+    explicit = layerscope.report(runs, out=tmp_path / "a", title="t")
     assert "model loaded in" not in header(explicit.html())  # the folder holds no tour record
-    from layerscope.experiments.report import ReportConfig, execute_report
+    from layerscope.runner import execute
 
-    result, _ = execute_report(
-        ReportConfig(run_dirs=tuple(map(str, runs)), out=str(tmp_path / "b.html"), model_load_s=10.24)
-    )
+    result = execute(ReportConfig(run_dirs=tuple(map(str, runs)), model_load_s=10.24))
     assert "model loaded in 10.2 s; 2 runs" in header(result.html())
     tour_record = {"experiment": "tour", "created": "2026-01-01T10:00:03+00:00", "timings_s": {"load": 12.5}}
     (tmp_path / "run.json").write_text(json.dumps(tour_record))
-    assert "model loaded in 12.5 s" in header(layerscope.report(runs, out=tmp_path / "c.html").html())
+    assert "model loaded in 12.5 s" in header(layerscope.report(runs, out=tmp_path / "c").html())
     (tmp_path / "run.json").write_text(json.dumps({**tour_record, "created": "2026-01-01T09:00:00+00:00"}))
-    assert "model loaded in" not in header(layerscope.report(runs, out=tmp_path / "d.html").html())  # an older tour
+    assert "model loaded in" not in header(layerscope.report(runs, out=tmp_path / "d").html())  # an older tour
 
 
 def test_each_finding_is_shown_under_its_figure(tmp_path):
@@ -360,7 +357,7 @@ def test_each_finding_is_shown_under_its_figure(tmp_path):
         {"findings": {"heatmap": "the RMS grows", "logit_lens": "the target <first>", "gone": "no figure"}},
         figures=("heatmap", "logit_lens"),
     )
-    page = layerscope.report([run], out=tmp_path / "page.html").html()
+    page = layerscope.report([run], out=tmp_path / "page").html()
     heat = page.index('data-figure="heatmap"></div>')
     lens = page.index('data-figure="logit_lens"></div>')
     assert heat < page.index('<p class="finding" data-figure="heatmap">the RMS grows</p>') < lens

@@ -34,6 +34,26 @@ def test_cka_figure_shows_one_pair_at_a_time_with_best_matches():
     assert len([ax for ax in png.axes if ax.get_title()]) == 4
 
 
+def test_the_cka_png_and_html_show_the_same_matrices_and_best_matches():
+    """Both views are drawn from one description: each PNG panel's image is the HTML heatmap's z (NaN where the
+    HTML leaves a gap), and its outlined cells are the HTML's best-match markers."""
+    pairs = [_pair("a", "b", 5, 7, 0), _pair("a", "c", 6, 4, 1)]
+    fig, png = cka_figure(pairs, title="t"), cka_png(pairs, title="t")
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    marks = [t for t in fig.data if t.type == "scatter"]
+    panels = [ax for ax in png.axes if ax.get_title()]
+    assert len(panels) == len(heatmaps) == 4
+    for k, (ax, heat, mark) in enumerate(zip(panels, heatmaps, marks)):
+        pair = pairs[k // 2]
+        html_z = np.array([[np.nan if v is None else v for v in row] for row in heat.z], dtype=float)
+        png_z = np.ma.filled(ax.images[0].get_array().astype(float), np.nan)
+        np.testing.assert_array_equal(png_z, html_z)
+        assert ax.get_title().endswith(f"{pair.a} vs {pair.b}") and heat.name in ax.get_title()
+        xs, ys = ax.collections[0].get_offsets().T
+        assert [pair.layers_b[int(x)] for x in xs] == list(mark.x)
+        assert [pair.layers_a[int(y)] for y in ys] == list(mark.y)
+
+
 def test_errors_and_agreement_figures():
     errors = pd.DataFrame(
         {

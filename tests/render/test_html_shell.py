@@ -83,7 +83,7 @@ def _report_page(tmp_path) -> str:
     run.mkdir()
     (run / "run.json").write_text(json.dumps({"experiment": "tokens", "models": [{"name": "tiny"}]}))
     (run / "index.plotly.json").write_text(json.dumps({"data": [], "layout": {}}))
-    return layerscope.report([run], out=tmp_path / "report.html").html()
+    return layerscope.report([run], out=tmp_path / "report").html()
 
 
 def _figures_page(tmp_path) -> str:

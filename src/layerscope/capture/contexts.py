@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import LayerscopeError
+from ..models.kinds import ENCODER
 from ..tokensets import TokenItem
 from .prompts import CapturePrompt
 
@@ -66,7 +67,6 @@ def word_prompts(model, items: Sequence[TokenItem], context: str = "bos") -> lis
 
 
 def _is_encoder(model) -> bool:
-    from ..models.kinds import ENCODER
 
     return getattr(model, "kind", None) == ENCODER
 

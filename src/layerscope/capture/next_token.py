@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import LayerscopeError
+from .logit_lens import lens_logits
 
 if TYPE_CHECKING:
     from .read_positions import Capture
@@ -24,8 +25,6 @@ def _log_probs(model, capture: Capture, rows: slice):
     """Next-token log-probabilities ``(rows, vocab)`` float32 at the read positions of ``rows`` of a capture:
     the final norm's output through the unembedding (the model's own final logits there)."""
     import torch
-
-    from .logit_lens import lens_logits
 
     normed = capture.layers[-1] == "norm"
     with torch.inference_mode():

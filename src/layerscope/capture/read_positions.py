@@ -13,6 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import LayerscopeError
+from ..tokensets import encode_sets
+from .contexts import word_prompts
+from .engine import capture_residuals
+from .layer_spec import FINAL_NORM, layer_depth, layer_name
+from .prompts import CapturePrompt
 
 
 @dataclass
@@ -50,10 +55,6 @@ def capture_prompts(model, config) -> list:
     ``config``: a :class:`~layerscope.experiments.compare.CompareConfig` (its prompts, or its words in
     ``context``). A prompt is read at its last token; a word at the last token of the word in its context.
     """
-    from ..tokensets import encode_sets
-    from .contexts import word_prompts
-    from .prompts import CapturePrompt
-
     if config.uses_prompts:
         out = []
         for prompt in config.all_prompts():
@@ -72,9 +73,6 @@ def capture_model(model, config, name: str) -> Capture:
     Returns a :class:`Capture` whose ``residuals`` are ``(layer, item, d_model)`` float32 over the layers
     ``embed, 0..n-1, norm`` and the inputs of :func:`capture_prompts`, in order.
     """
-    from .engine import capture_residuals
-    from .layer_spec import FINAL_NORM, layer_depth, layer_name
-
     prompts = capture_prompts(model, config)
     points = [*range(model.n_layers + 1), *([FINAL_NORM] if model.final_norm is not None else [])]
     array = capture_residuals(

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import progress
+from ..model_spec import ModelSpec, parse_max_memory, parse_model_text
+from ..rundir import default_run_dir
+from ..runner import execute
+
 
 def model_text(text: str) -> str:
     """An argparse ``type`` for ``--model``: ``SOURCE`` or ``NAME=SOURCE``, then optionally the model's own options
     ``@dtype=bfloat16,device_map=auto`` (refuses ``NAME=``, ``=SOURCE`` and unknown options)."""
-    from ..model_spec import parse_model_text
-
     try:
         parse_model_text(text)
     except ValueError as exc:
@@ -74,8 +77,6 @@ def add_model_option(parser, multiple: bool = False, help: str | None = None, op
 
 def max_memory_arg(text: str) -> str:
     """An argparse ``type`` for ``--max-memory``: checked now (one line naming the bad part), kept as text."""
-    from ..model_spec import parse_max_memory
-
     try:
         parse_max_memory(text)
     except ValueError as exc:
@@ -95,8 +96,6 @@ def offload_dir_arg(text: str) -> str:
 def model_spec(args, source: str | None = None):
     """The :class:`ModelSpec` that ``source`` (``SOURCE`` or ``NAME=SOURCE``, with its own ``@options``; None:
     the default model) and the model options of ``args`` give (its own options win)."""
-    from ..model_spec import ModelSpec, parse_model_text
-
     name, text, own = (None, None, {}) if source is None else parse_model_text(source)
     shared = {option: getattr(args, option, None) for option in MODEL_OPTIONS if option != "trust_remote_code"}
     shared["trust_remote_code"] = getattr(args, "trust_remote_code", False)
@@ -106,10 +105,6 @@ def model_spec(args, source: str | None = None):
 def run_config(config, out: str | None, force: bool = False):
     """The command line's tail for every experiment: run it, write ``--out``, print key numbers and the main file;
     returns the result."""
-    from .. import progress
-    from ..rundir import default_run_dir
-    from ..runner import execute
-
     out_path = Path(out) if out else default_run_dir(config.experiment)
     result = execute(config, out=out_path, via="cli", force=force)
     for line in result.summary():
@@ -135,9 +130,10 @@ def out_dir(text: str) -> str:
     return text
 
 
-def add_out_option(parser) -> None:
+def add_out_option(parser, check=out_dir) -> None:
+    """``--out DIR`` (each value passed through ``check``, an argparse type) and ``--force``."""
     parser.add_argument(
-        "--out", type=out_dir, default=None, metavar="DIR", help="run directory (default runs/<command>-<time>)"
+        "--out", type=check, default=None, metavar="DIR", help="run directory (default runs/<command>-<time>)"
     )
     parser.add_argument(
         "--force",

@@ -27,6 +27,7 @@ from ..experiment import ExperimentConfig, field_choices, field_default, field_h
 from ..model_spec import ModelSpec
 from ..registry import ENTRIES, Entry
 from .common import add_model_option, add_out_option, model_spec, model_text, run_config
+from .main import build_parser
 
 
 def command_module(name: str):
@@ -133,8 +134,6 @@ def config_from_args(cls: type[ExperimentConfig], args: argparse.Namespace, skip
 
 def parse(argv: Sequence[str]) -> ExperimentConfig:
     """The config a command line gives (``["layerscope", "tokens", ...]``, as ``config.command()`` writes it)."""
-    from .main import build_parser
-
     argv = list(argv)[1:] if list(argv)[:1] == ["layerscope"] else list(argv)
     args = build_parser().parse_args(argv)
     if args.command == "sweep":

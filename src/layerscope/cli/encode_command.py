@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from .. import progress
+from ..runner import execute
+
 HELP = "sentence embeddings of texts (sentence-transformers, EmbeddingGemma, MLX directories)"
 DESCRIPTION = "Sentence embeddings of texts; printed as a summary, saved with --out as a (n, dim) .npy."
 
@@ -12,9 +15,6 @@ def add_run_options(parser) -> None:
 
 def run(config, args) -> int:
     """Print one line per text, or with ``--out`` write the array there and print its path."""
-    from .. import progress
-    from ..runner import execute
-
     result = execute(config, via="cli")
     if args.out:
         path = result.save_vectors(args.out)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from .. import progress
 from ..errors import LayerscopeError
+from ..registry import ENTRIES
+from ..runner import INTERRUPTED
 from .library_logs import held_library_logs
 from .parser import Parser, UsageExit
 
@@ -22,8 +24,6 @@ OTHER_COMMANDS = ("tasks",)
 
 def command_names() -> list[str]:
     """Every subcommand: an experiment's (from the registry), then the others."""
-    from ..registry import ENTRIES
-
     return [e.name for e in ENTRIES.values() if e.command] + list(OTHER_COMMANDS)
 
 
@@ -35,7 +35,6 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"layerscope {_version()}")
     _add_global_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    from ..registry import ENTRIES
     from .declared import register
 
     for entry in ENTRIES.values():
@@ -96,8 +95,6 @@ INTERRUPTED_LINE = "layerscope: interrupted; finished files are kept, rerun with
 
 def _on_interrupt(signum, frame) -> None:
     """Ctrl-C: remember it (a swallowed KeyboardInterrupt must not let the run go on and exit 0), then raise."""
-    from ..runner import INTERRUPTED
-
     INTERRUPTED.set()
     raise KeyboardInterrupt
 
@@ -105,8 +102,6 @@ def _on_interrupt(signum, frame) -> None:
 @contextlib.contextmanager
 def _interrupt_handler():
     """Install :func:`_on_interrupt` for the command (main thread only), restoring the previous handler after."""
-    from ..runner import INTERRUPTED
-
     INTERRUPTED.clear()
     try:
         previous = signal.signal(signal.SIGINT, _on_interrupt)
@@ -126,7 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from ..runner import INTERRUPTED
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from .. import progress
+from ..errors import LayerscopeError
+
 HELP = "write a quantized copy of a model: an MLX directory or a GGUF file"
 DESCRIPTION = (
     "Write a quantized copy of a model to compare with the original: --to mlx writes a directory in "
@@ -25,9 +28,7 @@ def add_run_options(parser) -> None:
 
 
 def run(config, args) -> int:
-    from .. import progress
     from ..convert.quantize import quantize_run
-    from ..errors import LayerscopeError
 
     if args.out is None:
         raise LayerscopeError("--out is needed: quantize writes its model into a run directory")

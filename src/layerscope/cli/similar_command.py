@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..runner import execute
 from .common import add_out_option
 
 HELP = "rank texts by cosine similarity to a query"
@@ -17,8 +18,6 @@ def add_run_options(parser) -> None:
 
 def run(config, args) -> int:
     """Print the ranking (``--json``: as JSON); with ``--out`` also write the run directory."""
-    from ..runner import execute
-
     result = execute(config, out=args.out, via="cli", force=args.force)
     print(result.to_json() if args.json else "\n".join(result.lines()))
     return 0

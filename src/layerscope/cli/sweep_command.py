@@ -11,8 +11,8 @@ import sys
 
 from ..registry import ENTRIES, swept
 from . import declared
-from .common import add_out_option
-from .parser import Parser
+from .common import add_out_option, run_config
+from .parser import Parser, UsageExit
 
 HELP = "one experiment over many models (on Ray when installed): a run per model and a merged table"
 
@@ -47,7 +47,6 @@ def register(sub) -> None:
 
 
 def _no_experiment(args) -> int:
-    from .parser import UsageExit
 
     raise UsageExit(f"layerscope sweep: give an experiment: {', '.join(e.name for e in swept('cli'))}")
 
@@ -65,7 +64,6 @@ def config_from_args(args):
 def run(args) -> int:
     """Run the sweep, print each model's status and the page; a failed model gives one line and exit code 2."""
     from ..experiments.sweep import failure_line
-    from .common import run_config
 
     result = run_config(config_from_args(args), args.out, args.force)
     line = failure_line(result)

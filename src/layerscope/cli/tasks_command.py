@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..tasks.registry import task_rows
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -17,8 +19,6 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import json
-
-    from ..tasks.registry import task_rows
 
     table = task_rows()
     if args.json:

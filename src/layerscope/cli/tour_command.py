@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
+from .. import progress
+from ..rundir import default_run_dir
+from ..runner import execute
+
 HELP = "run every seed experiment on one model and gather them into one report page"
 DESCRIPTION = "Run every seed experiment on one model, each into its own run directory, then one report page."
 
 
 def run(config, args) -> int:
-    from .. import progress
-    from ..rundir import default_run_dir
-    from ..runner import execute
 
     out = args.out or str(default_run_dir("tour"))
     result = execute(dataclasses.replace(config, out=out), out=out, via="cli", force=args.force)

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from ..errors import LayerscopeError, choices_text
+from ..experiment import ConfigError
 
 
 @functools.cache
@@ -39,7 +41,6 @@ def gguf_types() -> tuple[str, ...]:
 
 
 def check_gguf_type(name: str) -> None:
-    from ..experiment import ConfigError
 
     if name not in gguf_types():
         raise ConfigError(
@@ -131,7 +132,6 @@ def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quan
 
     check_gguf_type(type_name)
     target = gguf.GGMLQuantizationType[type_name]
-    from .. import progress
 
     try:
         with progress.step(f"Reading {source.name}"):  # its metadata arrays are parsed in Python (seconds)

@@ -16,8 +16,10 @@ import os
 import stat
 from pathlib import Path
 
+from .. import progress
 from ..checkpoints.mlx_quant import VALID_BITS, VALID_GROUP_SIZES
 from ..errors import LayerscopeError, choices_text
+from ..experiment import ConfigError
 
 MLX_DTYPES = ("float16", "bfloat16", "float32")
 SHARD_BYTES = 5 << 30  # mlx-lm's max_file_size_gb=5
@@ -37,8 +39,6 @@ SIDE_FILE_BYTES = 256 << 20
 
 def check_mlx_options(bits: int, group_size: int, dtype: str | None) -> None:
     """Refuse bits, group size or dtype that MLX does not quantize with (one line naming the valid ones)."""
-    from ..experiment import ConfigError
-
     if isinstance(bits, bool) or bits not in VALID_BITS:
         raise ConfigError("bits", bits, f"is not supported by MLX; valid: {choices_text(VALID_BITS)}")
     if isinstance(group_size, bool) or group_size not in VALID_GROUP_SIZES:
@@ -102,7 +102,6 @@ def write_mlx(
     tied = bool(config.get("tie_word_embeddings", (config.get("text_config") or {}).get("tie_word_embeddings")))
     arrays: dict[str, object] = {}
     quantized = kept = parameters = 0
-    from .. import progress
 
     for name in progress.track(weights.names, description):
         if tied and name.endswith("lm_head.weight"):

@@ -25,11 +25,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_json
 from ..errors import LayerscopeError, choices_text
 from ..experiment import ConfigError, ExperimentConfig, Result, option
 from ..rundir import UNFINISHED, RunDir
-from ..runner import Caller, execute
-from .gguf_write import check_gguf_type
+from ..runner import Caller, execute, named_for
+from .gguf_write import check_gguf_type, write_gguf
 from .mlx_write import check_mlx_options
 
 FORMATS = ("mlx", "gguf")
@@ -137,8 +138,6 @@ class QuantizeResult(Result):
 
 def run_quantize(config: QuantizeConfig) -> QuantizeResult:
     """Write the quantized model into ``config.resume_dir`` (a run directory claimed by the runner)."""
-    from .gguf_write import write_gguf
-
     run_dir = RunDir(config.resume_dir)
     if run_dir.existing_experiment() is not None:  # --force has emptied it: a finished run stays
         raise ConfigError("out", config.resume_dir, "exists; choose a new path or replace it (force=True, --force)")
@@ -178,7 +177,6 @@ def _clear(run_dir: RunDir) -> None:
     """Empty the run directory of what an interrupted run left (the claim allows nothing else in it), keeping
     its unfinished mark."""
     run_dir.empty()
-    from ..atomic import write_json
 
     write_json(run_dir.path / UNFINISHED, {"experiment": QuantizeConfig.experiment})
 
@@ -219,8 +217,6 @@ def check_out(out, to: str) -> Path:
 
 def quantize_run(config: QuantizeConfig, out, *, force: bool = False, via: Caller = "python") -> QuantizeResult:
     """Validate ``config``, claim the run directory ``out`` and write the model and ``run.json`` into it."""
-    from ..runner import named_for
-
     with named_for(via):
         config.validate()  # a bad option is named before a bad out
         path = check_out(out, config.to)

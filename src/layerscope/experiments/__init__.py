@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 
+from ..registry import ENTRIES
+
 
 def __getattr__(name: str):
-    from ..registry import ENTRIES
 
     if name in ENTRIES:
         return importlib.import_module(ENTRIES[name].module)

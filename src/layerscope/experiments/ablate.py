@@ -24,6 +24,9 @@ from typing import ClassVar, Literal
 
 import pandas as pd
 
+from .. import progress
+from ..analysis.accuracy import accuracy_table
+from ..capture.ablation import LayerAblation, encode_task
 from ..errors import LayerscopeError, choices_text
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
@@ -42,6 +45,7 @@ from ..tasks import (
 from ..tasks.items import answer_chance
 from ..tasks.registry import TASKS, builtin_task
 from .ablate_parts import PART_CHOICES, PartStore, config_label, parse_parts, part_phrase, parts_phrase, removed_part
+from .findings import blocks_phrase
 
 __all__ = ["AblateConfig", "AblateResult", "ablate", "config_label", "parse_drop", "run_ablate"]
 
@@ -330,8 +334,6 @@ class AblateResult(Result):
 
     def findings(self) -> dict[str, str]:
         """``{"accuracy": sentence}``: the removal that lowers accuracy most, and how many lower it at all."""
-        from .findings import blocks_phrase
-
         table = self.accuracy
         base = table.loc[table["config"] == "baseline", "accuracy"]
         others = table[(table["config"] != "baseline") & table["accuracy"].notna()]
@@ -417,10 +419,6 @@ def run_ablate(
     With ``config.resume_dir``, finished configurations are kept under its ``parts/`` and reused on a rerun.
     ``on_config(label)`` is called after each configuration is finished (and kept).
     """
-    from .. import progress
-    from ..analysis.accuracy import accuracy_table
-    from ..capture.ablation import LayerAblation, encode_task
-
     task = config.build_task()
     timings: dict[str, float] = {}
     model = config.model.loaded(model, timings)

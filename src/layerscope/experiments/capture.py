@@ -18,12 +18,16 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import residual_norm
-from ..capture.contexts import context_problem
+from ..capture import capture_residuals, parse_layers, prompts_at
+from ..capture.contexts import context_problem, word_prompts
 from ..capture.layer_spec import layer_depth, layer_name
 from ..experiment import Result, option
 from ..model_spec import ModelSpec
+from ..models import Model
 from ..render.lines import layer_lines
 from ..rundir import model_record
+from ..runner import execute
+from ..tokensets import encode_sets, merge_sets
 from ..tokensets.options import TokenSetOptions, inline_words
 from .findings import layer_phrase
 from .layers import check_layers_field, check_memory_budget
@@ -96,7 +100,6 @@ class CaptureConfig(TokenSetOptions):
             self.word_sets()
 
     def word_sets(self) -> dict[str, list[str]]:
-        from ..tokensets import merge_sets
 
         if not self.inline:
             return super().word_sets()
@@ -203,8 +206,6 @@ class CaptureResult(Result):
 
 
 def _word_rows(model, config: CaptureConfig):
-    from ..capture.contexts import word_prompts
-    from ..tokensets import encode_sets
 
     items = encode_sets(model.tokenizer, config.word_sets(), leading_space=config.leading_space)
     prompts = word_prompts(model, items, config.context)
@@ -222,7 +223,6 @@ def _word_rows(model, config: CaptureConfig):
 
 
 def _prompt_rows(model, config: CaptureConfig):
-    from ..capture import prompts_at
 
     ids = [model.encode(text, bos=config.bos) for text in config.prompts]
     positions = config.positions if isinstance(config.positions, str) else [list(g) for g in config.positions]
@@ -242,8 +242,6 @@ def _prompt_rows(model, config: CaptureConfig):
 
 def run_capture(config: CaptureConfig, model=None) -> CaptureResult:
     """Run :class:`CaptureConfig` on ``model`` (loaded from ``config.model`` when None); no files written."""
-    from ..capture import capture_residuals, parse_layers
-
     timings: dict[str, float] = {}
     model = config.model.loaded(model, timings)
     layers = parse_layers(config.layers, model.n_layers)
@@ -305,9 +303,6 @@ def residuals(
         >>> words = layerscope.residuals(sets="months", context="The word is {word}")
         >>> words.table[["set", "label", "positions"]].head()
     """
-    from ..models import Model
-    from ..runner import execute
-
     if isinstance(prompts, str):
         prompts = [prompts]
     if isinstance(layers, (list, tuple)):

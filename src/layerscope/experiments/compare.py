@@ -52,7 +52,9 @@ from ..analysis.residual_error import ERROR_COLUMNS, growth_block, residual_erro
 from ..errors import LayerscopeError, choices_text
 from ..experiment import option
 from ..model_spec import ModelSpec, model_list, models_given, specs_argv, unique_name
-from ..tokensets.options import MultiToken, TokenSetOptions
+from ..rundir import model_record
+from ..runner import execute
+from ..tokensets.options import MultiToken, TokenSetOptions, inline_words
 from ..user_files import UserFileError
 from .compare_result import CompareResult
 
@@ -236,7 +238,6 @@ def run_compare(config: CompareConfig, models=None) -> CompareResult:
     the captures (and, on prompts, the reference's next-token log-probabilities) outlive a model.
     """
     from ..capture.read_positions import capture_model
-    from ..rundir import model_record
 
     given = models_given(config.models, models)
     ref_index = config.reference_index()
@@ -458,7 +459,6 @@ def compare(
         >>> result.agreement                # top-1 agreement, mean KL, where the error grows most
     """
     from ..models import Model
-    from ..tokensets.options import inline_words
 
     models = model_list(models, model)
     specs = tuple(ModelSpec.of(m) for m in models)
@@ -490,6 +490,5 @@ def compare(
         batch_size=batch_size,
     )
     loaded = [m if isinstance(m, Model) else None for m in models]
-    from ..runner import execute
 
     return execute(config, loaded, out=Path(out) if out is not None else None)

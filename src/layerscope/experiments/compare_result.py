@@ -11,6 +11,7 @@ import pandas as pd
 from ..analysis.pair_cka import PairCKA
 from ..analysis.residual_error import ERROR_COLUMNS, growth_block
 from ..experiment import Result
+from .findings import layer_phrase, number, percent
 
 if TYPE_CHECKING:
     from .compare import CompareConfig
@@ -215,8 +216,6 @@ class CompareResult(Result):
 
     def findings(self) -> dict[str, str]:
         """One sentence per figure, read from the numbers."""
-        from .findings import layer_phrase, number, percent
-
         found = {}
         said = []
         for pair in self.pairs[:3]:

@@ -32,6 +32,7 @@ from ..runner import execute
 from ..tokensets import TokenItem, encode_sets
 from ..tokensets.options import MultiToken, TokenSetOptions, inline_words
 from .echo_probe import next_token_stats
+from .findings import percent
 
 DEFAULT_PROMPT = "When John and Mary went to the store, John gave the bag to"
 DEFAULT_SETS = ("echo-words",)
@@ -210,8 +211,6 @@ class EchoResult(Result):
 
     def findings(self) -> dict[str, str]:
         """``{"echo": sentence}``: per model, how many words echo without and with BOS."""
-        from .findings import percent
-
         rates = self.rates
         several = rates["model"].nunique() > 1
         parts = []

@@ -19,6 +19,7 @@ import pandas as pd
 from ..experiment import ConfigError, ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
 from ..models.embedding import DEFAULT_EMBEDDER, Embedder, load_embedder
+from ..rundir import RunDir
 from ..runner import execute
 from ..user_files import UserFileError, read_user_text, text_lines
 
@@ -168,8 +169,6 @@ class EncodeResult(Result):
 
     def save_vectors(self, path: str | os.PathLike) -> Path:
         """Only the ``(n, dim)`` array, as the ``.npy`` file ``path`` (``.npy`` is added when missing)."""
-        from ..rundir import RunDir
-
         path = Path(path).expanduser()
         stem = path.name.removesuffix(".npy")
         return RunDir(path.parent).array(stem, self.vectors)

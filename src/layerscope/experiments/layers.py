@@ -27,9 +27,11 @@ import pandas as pd
 
 from ..analysis import layer_metrics, project_layers
 from ..analysis.layer_projection import layer_order
-from ..capture.contexts import context_problem
+from ..capture import capture_residuals, parse_budget, parse_layers, resolve_layer
+from ..capture.contexts import context_problem, word_prompts
 from ..capture.layer_spec import (
     EMBED,
+    FINAL_NORM,
     check_layers_syntax,
     layer_depth,
     layer_name,
@@ -38,8 +40,12 @@ from ..capture.layer_spec import (
 from ..errors import LayerscopeError
 from ..experiment import Result, option
 from ..model_spec import ModelSpec, model_list, models_given, specs_argv, unique_name
+from ..models import Model
 from ..rundir import model_record
+from ..runner import execute
+from ..tokensets import encode_sets
 from ..tokensets.options import TokenSetOptions, inline_words
+from .findings import layer_phrase
 
 BASIS_MODES = ("layer", "embedding")
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (ModelSpec(),)
@@ -150,7 +156,6 @@ def check_layers_field(config) -> None:
 
 
 def check_memory_budget(config) -> None:
-    from ..capture import parse_budget
 
     if config.memory_budget is None:
         return
@@ -224,8 +229,6 @@ class LayersResult(Result):
     @classmethod
     def from_files(cls, config, tables, arrays, record, run_dir) -> LayersResult:
         """A saved layers run (see :func:`layerscope.load_run`); ``residuals`` is empty (the run keeps no capture)."""
-        from ..capture.layer_spec import FINAL_NORM
-
         models = record.get("models") or []
         named = [*tables["metrics"]["layer"], *(m.get("basis") for m in models if m.get("basis"))]
         titles = {
@@ -283,8 +286,6 @@ class LayersResult(Result):
 
     def findings(self) -> dict[str, str]:
         """``{"index": sentence}``: per model, the layer where the sets separate best (silhouette)."""
-        from .findings import layer_phrase
-
         names = list(dict.fromkeys(map(str, self.projection["set"])))
         sets = " and ".join(names) if len(names) <= 2 else f"the {len(names)} word sets"
         best = self.best_layers()
@@ -313,7 +314,6 @@ def layer_file_stem(layer: str) -> str:
 
 
 def _basis_depth(basis: str, n_layers: int):
-    from ..capture import resolve_layer
 
     text = str(basis).strip()
     if text == "layer":
@@ -332,10 +332,6 @@ def run_layers(config: LayersConfig, models=None) -> LayersResult:
             (the first spec's; the others are loaded), or a list with one loaded model (or None: load it) per
             ``config.models``.
     """
-    from ..capture import capture_residuals, parse_layers
-    from ..capture.contexts import word_prompts
-    from ..tokensets import encode_sets
-
     sets = config.word_sets()
     given = models_given(config.models, models)
     projections, metrics, ratios, residuals, records = [], [], [], {}, []
@@ -433,9 +429,6 @@ def layers(
         >>> result.figure()               # layer slider, in Jupyter
         >>> result.save("runs/categories")
     """
-    from ..models import Model
-    from ..runner import execute
-
     given = model_list(models, model)
     if isinstance(layers, (list, tuple)):
         layers = ",".join(map(str, layers))

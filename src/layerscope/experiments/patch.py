@@ -27,6 +27,10 @@ from typing import ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from .. import progress
+from ..analysis.patching import summarize
+from ..capture.layer_spec import layer_name
+from ..capture.patching import Cell, PairIds, PatchEngine
 from ..errors import LayerscopeError, choices_text
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
@@ -378,7 +382,6 @@ def _cell_phrase(part: str, row, visible) -> str:
 
 # ----- the run -------------------------------------------------------------------------------------------
 def _cells(engine, parts: tuple[str, ...], length: int, head_positions: str) -> list:
-    from ..capture.patching import Cell
 
     cells = []
     for part in parts:
@@ -408,11 +411,6 @@ def metric_values(scores, clean_scores, metric: str, full_vocab: bool, answer: i
 
 def run_patch(config: PatchConfig, model: Model | None = None) -> PatchResult:
     """Patch every cell of ``config.part`` for every pair; no files written."""
-    from .. import progress
-    from ..analysis.patching import summarize
-    from ..capture.layer_spec import layer_name
-    from ..capture.patching import PairIds, PatchEngine
-
     timings: dict[str, float] = {}
     model = config.model.loaded(model, timings)
     require_lm_head(model, "patch")

@@ -1,279 +1,41 @@
-"""``layerscope report``: gather run directories into one self-contained, offline HTML page.
+"""``layerscope report``: gather run directories into one self-contained, offline HTML page, in a run directory.
 
-Each run directory becomes a section: its interactive figures (the ``*.plotly.json`` specs written
-beside every HTML figure), each with the sentence its experiment wrote about it (``findings`` in
-``run.json``), key numbers from ``run.json`` formatted for people, the head of its CSV tables, and the
-command that reproduces it. Any subset of runs works; a directory without ``run.json`` is an error.
-
-Files are read through :class:`~layerscope.run_files.RunFiles`: only regular files directly inside a run
-directory, each with a single hard link; a link that leads out of it, a hard-linked file, a FIFO, a device or a
-socket is skipped with a warning (never opened), and so is a file over :data:`MAX_FILE_BYTES`, one past the
-page's :data:`REPORT_BUDGET_BYTES`, and a figure spec that is not valid, bounded JSON. Every value placed in the
-page is escaped, and every part of a figure spec that would reach the network is left out (see
-:mod:`layerscope.render.offline_spec`).
+A report is a run like any other: ``--out DIR`` (default ``runs/report-<time>``) holds the page
+(``report.html``), ``sections.csv`` (one row per gathered run) and ``run.json``, and
+:func:`~layerscope.load_run` reopens it. Each gathered run directory becomes a section of the page (see
+:mod:`layerscope.experiments.report_sections` for what is read and how safely); any subset of runs works, and a
+directory without ``run.json`` is an error.
 
 Example:
-    >>> layerscope.report(["runs/tour/tokens", "runs/tour/inspect"], out="runs/tour/report.html")
+    >>> result = layerscope.report(["runs/tour/tokens", "runs/tour/inspect"], out="runs/tour-page")
+    >>> result.page_path                      # runs/tour-page/report.html
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import math
 import os
-import shlex
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import write_text
 from ..errors import LayerscopeError
 from ..experiment import ExperimentConfig, Result, option
-from ..render.offline_spec import offline_spec
-from ..render.page import render_page, report_html
-from ..render.people import is_positive, value_display
+from ..render.page import report_html
+from ..render.people import is_positive
 from ..render.section import Section
-from ..run_files import MAX_JSON_BYTES, ReadBudget, RunFiles, check_csv_columns, parse_json
-from ..runner import Caller, execute
+from ..run_files import ReadBudget, RunFiles
+from ..rundir import default_run_dir
+from ..runner import execute
+from .report_sections import MAX_FILE_BYTES, REPORT_BUDGET_BYTES, read_section, tour_load_seconds
 
-# Figures and tables in the order a reader meets them; files not listed follow alphabetically.
-_FIGURE_ORDER = (
-    "index", "heatmap", "logit_lens", "layers", "metrics", "accuracy", "echo", "treemap", "cka", "errors", "agreement",
-)  # fmt: skip
-_TABLE_ROWS = 25
-# run.json keys that are bookkeeping, not key numbers.
-_BOOKKEEPING = {
-    "experiment", "created", "command", "config", "models", "versions", "timings_s", "files", "table_dtypes",
-    "findings",
-}  # fmt: skip
-#: the largest file the report reads from a run directory (a bigger one is skipped with a warning)
-MAX_FILE_BYTES = 64 << 20
-#: what one page reads from all its run directories together (past it, files are skipped with a warning)
-REPORT_BUDGET_BYTES = 256 << 20
-#: a CSV table up to this size is parsed whole (for its head and row count); a larger one a chunk at a time
-_WHOLE_CSV_BYTES = 4 << 20
-#: the characters of a ``.md`` / ``.txt`` output shown
-_TEXT_SHOWN = 60_000
-#: what :meth:`_RunFiles.json` gives for a file it skipped (``None`` is JSON's null)
-_SKIPPED = object()
-_SPEC = ".plotly.json"
-
-
-# ----- reading a run directory safely --------------------------------------------------------------------------
-
-
-class _RunFiles:
-    """The report's view of one run directory: its files read through :class:`~layerscope.run_files.RunFiles`
-    (regular files inside it, a single hard link, within caps and the report's shared budget); a file that is
-    not read is skipped with a warning."""
-
-    def __init__(self, run_dir: Path, *, budget: ReadBudget | None = None, quiet: bool = False):
-        self.run_dir = run_dir
-        self.quiet = quiet
-        self.skipped: list[str] = []
-        self.reader = RunFiles(
-            run_dir, budget=budget if budget is not None else ReadBudget(REPORT_BUDGET_BYTES), single_link=True
-        )
-        self.files = self.reader.files
-        for name, why in self.reader.refused.items():
-            self._skip(name, why)
-
-    def _skip(self, name: str, why: str) -> None:
-        self.skipped.append(f"{name}: {why}")
-        if not self.quiet and name != "run.json":  # a run.json not read is an error (see read_section)
-            warnings.warn(f"report: skipped {str(self.run_dir / name)!r}: {why}", stacklevel=3)
-
-    def removed(self, name: str, parts: list[str]) -> None:
-        """Say which parts of the figure spec ``name`` were left out because they would reach the network."""
-        more = f" and {len(parts) - 3} more" if len(parts) > 3 else ""
-        what = f"{', '.join(parts[:3])}{more}: they would reach the network when the page opens"
-        self.skipped.append(f"{name}: left out {what}")
-        if not self.quiet:
-            warnings.warn(f"report: left out of {str(self.run_dir / name)!r}: {what}", stacklevel=3)
-
-    def named(self, suffix: str) -> list[str]:
-        return self.reader.named(suffix)
-
-    def read(self, name: str, limit: int = MAX_FILE_BYTES, *, head: bool = False) -> bytes | None:
-        """The bytes of ``name`` (at most ``limit``; with ``head``, its first ``limit`` bytes), or None (skipped)."""
-        try:
-            return self.reader.read(name, limit, head=head)
-        except LayerscopeError as exc:
-            self._refused(name, exc)
-            return None
-
-    def json(self, name: str):
-        """``name`` as bounded JSON (``NaN`` and ``Infinity`` read as null: not JSON to a browser), or
-        :data:`_SKIPPED`."""
-        data = self.read(name, MAX_JSON_BYTES)
-        if data is None:
-            return _SKIPPED
-        try:
-            return parse_json(data, self.reader.label(name), constants=lambda _: None)
-        except LayerscopeError as exc:
-            self._refused(name, exc, "not a valid plotly figure spec")
-            return _SKIPPED
-
-    def _refused(self, name: str, exc: LayerscopeError, why: str | None = None) -> None:
-        if name == "run.json":
-            raise exc
-        prefix = self.reader.label(name) + ": "
-        self._skip(name, why or str(exc).removeprefix(prefix))
-
-    def text(self, name: str, limit: int = MAX_FILE_BYTES) -> str | None:
-        """The first ``limit`` bytes of ``name`` as text (bad UTF-8 shown as U+FFFD), or None."""
-        data = self.read(name, limit, head=True)
-        return None if data is None else data.decode("utf-8", errors="replace")
-
-
-def _ordered(names: list[str], stem_of) -> list[str]:
-    def key(name: str):
-        stem = stem_of(name)
-        return (_FIGURE_ORDER.index(stem) if stem in _FIGURE_ORDER else len(_FIGURE_ORDER), stem)
-
-    return sorted(names, key=key)
-
-
-def _command(record: dict, run_dir: Path) -> str:
-    argv = record.get("command")
-    if isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv):
-        return "layerscope " + shlex.join(argv[1:])
-    name = {"capture": "residuals"}.get(str(record.get("experiment")), record.get("experiment", "?"))
-    return f"(made from Python: layerscope.{name}(...), config in {run_dir / 'run.json'})"
-
-
-def _figure_spec(spec: object) -> tuple[str, list[str]] | None:
-    """The spec as compact JSON when it is a plotly figure (an object with a ``data`` list), with every part that
-    would reach the network removed (and listed); else None."""
-    if not isinstance(spec, dict) or not isinstance(spec.get("data"), list):
-        return None
-    if not isinstance(spec.get("layout", {}), dict) or not isinstance(spec.get("frames", []), list):
-        return None
-    if not all(isinstance(trace, dict) for trace in spec["data"]):
-        return None
-    removed = offline_spec(spec)
-    return json.dumps(spec, separators=(",", ":"), ensure_ascii=False), removed
-
-
-# ----- one section ------------------------------------------------------------------------------------------------
-
-
-def read_section(run_dir: str | Path, budget: ReadBudget | None = None) -> Section:
-    """Read one run directory into a :class:`Section` (only regular files inside it; see the module).
-
-    ``budget``: the bytes this section may still read, shared by the sections of one page (default: a fresh
-    :data:`REPORT_BUDGET_BYTES`)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise LayerscopeError(f"{str(run_dir)!r} is not a layerscope run directory: it has no run.json")
-    files = _RunFiles(run_dir, budget=budget)
-    record_path = run_dir / "run.json"
-    if "run.json" not in files.files:
-        reason = next((s.split(": ", 1)[1] for s in files.skipped if s.startswith("run.json: ")), None)
-        why = f"its run.json is {reason}" if reason else "it has no run.json"
-        raise LayerscopeError(f"{str(run_dir)!r} is not a layerscope run directory: {why}")
-    try:
-        record = files.json("run.json")
-    except LayerscopeError as exc:
-        why = str(exc).removeprefix(files.reader.label("run.json") + ": ")
-        raise LayerscopeError(f"cannot read {str(record_path)!r}: {why}") from None
-    if not isinstance(record, dict):
-        raise LayerscopeError(f"cannot read {str(record_path)!r}: it holds no JSON object")
-    experiment = str(record.get("experiment", "run"))
-    models = record.get("models") if isinstance(record.get("models"), list) else []
-    names = ", ".join(str(m.get("name", "?")) for m in models if isinstance(m, dict)) or "no model"
-    section = Section(
-        name=run_dir.name,
-        experiment=experiment,
-        title=f"{experiment}: {names}",
-        command=_command(record, run_dir),
-        created=str(record.get("created") or ""),
-    )
-    for key, value in record.items():
-        if key not in _BOOKKEEPING:
-            shown = value_display(str(key), value)
-            if shown is not None:
-                section.numbers[str(key).replace("_", " ")] = shown
-    timings = record.get("timings_s")
-    if isinstance(timings, dict):
-        section.timings = {str(k): float(v) for k, v in timings.items() if is_positive(v)}
-    findings = record.get("findings")
-    if isinstance(findings, dict):
-        section.findings = {str(k): str(v) for k, v in findings.items() if isinstance(v, str) and v}
-    for name in _ordered(files.named(_SPEC), lambda n: n[: -len(_SPEC)]):
-        spec = files.json(name)
-        shown = None if spec is _SKIPPED else _figure_spec(spec)
-        if shown is None:
-            if spec is not _SKIPPED:
-                files._skip(name, "not a valid plotly figure spec")
-            continue
-        text, removed = shown
-        if removed:
-            files.removed(name, removed)
-        section.figures.append((name[: -len(_SPEC)], text))
-    if not section.figures:
-        for name in files.named(".png"):
-            data = files.read(name)
-            if data is not None:
-                section.images.append((name, base64.b64encode(data).decode()))
-    for name in sorted([*files.named(".md"), *files.named(".txt")]):
-        text = files.text(name, _TEXT_SHOWN * 4)  # UTF-8: at most 4 bytes a character
-        if text is not None:
-            section.texts.append((name, text if len(text) <= _TEXT_SHOWN else text[:_TEXT_SHOWN] + "\n..."))
-    for name in _ordered(files.named(".csv"), lambda n: n[: -len(".csv")]):
-        data = files.read(name)
-        if data is None:
-            continue
-        table = _table_head(data)
-        if table is None:
-            files._skip(name, "not a readable CSV table")
-            continue
-        section.tables.append((name, *table))
-    section.skipped = list(files.skipped)
-    return section
-
-
-def _table_head(data: bytes) -> tuple[str, int] | None:
-    """The first rows of a CSV table as an HTML table, and how many rows it has; None when it is not one."""
-    try:
-        check_csv_columns(data, "table")
-        if len(data) <= _WHOLE_CSV_BYTES:
-            frame = pd.read_csv(io.BytesIO(data), encoding_errors="replace")  # a lone surrogate: shown as U+FFFD
-            frame, rows = frame.head(_TABLE_ROWS), len(frame)
-        else:  # the head, and the rows counted a chunk at a time: memory stays bounded
-            frame = pd.read_csv(io.BytesIO(data), nrows=_TABLE_ROWS, encoding_errors="replace")
-            chunks = pd.read_csv(io.BytesIO(data), dtype=str, chunksize=20_000, encoding_errors="replace")
-            rows = sum(len(chunk) for chunk in chunks)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OverflowError):
-        return None
-    html = frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, classes="data", escape=True)
-    return html, rows
-
-
-def tour_load_seconds(run_dirs: Sequence[Path], sections: Sequence[Section]) -> float | None:
-    """The model load time of the tour that wrote ``run_dirs``: all in one folder whose ``run.json`` is a tour's,
-    written after every run (an older record belongs to another tour); else None."""
-    parents = {os.path.realpath(Path(d).parent) for d in run_dirs}
-    if len(parents) != 1 or not sections or not all(s.created for s in sections):
-        return None
-    try:
-        record = _RunFiles(Path(next(iter(parents))), quiet=True).json("run.json")
-    except LayerscopeError:
-        return None
-    if not isinstance(record, dict) or record.get("experiment") != "tour":
-        return None
-    created = record.get("created")
-    if not isinstance(created, str) or created < max(s.created for s in sections):
-        return None
-    timings = record.get("timings_s")
-    load = timings.get("load") if isinstance(timings, dict) else None
-    return float(load) if is_positive(load) else None
+#: the page in a report's run directory
+PAGE = "report.html"
+#: what ``sections.csv`` holds, one row per gathered run
+_SECTION_COLUMNS = ("name", "experiment", "title", "command", "created", "run_dir")
 
 
 def _expanded(path: str | os.PathLike) -> Path | None:
@@ -286,11 +48,10 @@ def _expanded(path: str | os.PathLike) -> Path | None:
 
 @dataclass(frozen=True, kw_only=True)
 class ReportConfig(ExperimentConfig):
-    """What ``layerscope report`` gathers.
+    """What ``layerscope report`` gathers (the run directory it writes is ``--out``, as for every experiment).
 
     Attributes:
         run_dirs: run directories written by layerscope (each holds a ``run.json``), in page order.
-        out: the page to write.
         title: the page title.
         model_load_s: Python only: seconds the model shared by these runs took to load (a tour passes its
             own), shown in the page header; None: read from the tour's ``run.json`` in the runs' folder, if any.
@@ -301,7 +62,6 @@ class ReportConfig(ExperimentConfig):
     run_dirs: tuple[str, ...] = option(
         positional=True, metavar="RUN_DIR", help="run directories written by layerscope commands"
     )
-    out: str = option("report.html", metavar="PAGE", help="the page to write (default report.html)")
     title: str = option("layerscope report", help="the page title")
     model_load_s: float | None = option(None, flag="")
 
@@ -316,12 +76,6 @@ class ReportConfig(ExperimentConfig):
                 raise self.error("run_dirs", str(run_dir), "names the home directory of an unknown user")
             if not (_expanded(run_dir) / "run.json").is_file():
                 raise self.error("run_dirs", str(run_dir), "is not a layerscope run directory: it has no run.json")
-        if not str(self.out).strip():
-            raise self.error("out", self.out, "is empty; give a file name for the page")
-        if _expanded(self.out) is None:
-            raise self.error("out", self.out, "names the home directory of an unknown user")
-        if _expanded(self.out).is_dir():
-            raise self.error("out", self.out, "is a directory; give a file name for the page")
         load = self.model_load_s
         if load is not None and (
             isinstance(load, bool) or not isinstance(load, (int, float)) or not math.isfinite(load) or load < 0
@@ -344,33 +98,57 @@ class ReportConfig(ExperimentConfig):
 
 @dataclass(kw_only=True, repr=False)
 class ReportResult(Result):
-    """The gathered run directories; :meth:`save` writes the page (one file, not a run directory).
+    """The gathered run directories and their page.
 
     Attributes:
-        sections: one :class:`Section` per run directory, in order.
+        sections: one :class:`Section` per run directory, in order (reopened by ``load_run``: their names,
+            titles and commands only; the page holds the rest).
         model_load_s: seconds the shared model took to load (a tour's), shown in the page header; None if unknown.
+        page: the page as saved (set by ``load_run``); None: rendered from ``sections``.
     """
 
     config: ReportConfig
     sections: list[Section]
     model_load_s: float | None = None
+    page: str | None = None
 
-    main_file = "report.html"
+    main_file = PAGE
 
     def html(self) -> str:
         """The whole self-contained page."""
-        return report_html(self.sections, self.config.title, load_s=self.model_load_s)
+        if self.page is None:
+            self.page = report_html(self.sections, self.config.title, load_s=self.model_load_s)
+        return self.page
 
-    def save(self, out: str | os.PathLike | None = None, *, force: bool = False) -> Path:
-        """Write the page to ``out`` (default ``config.out``) atomically; returns its path (a page is one file,
-        replaced whatever ``force`` says)."""
+    def texts(self) -> dict[str, str]:
+        return {PAGE: self.html()}
 
-        target = out if out is not None else self.config.out
-        path = _expanded(target)
-        if path is None:
-            raise LayerscopeError(f"{str(target)!r} names the home directory of an unknown user; give another path")
-        return write_text(path, self.html())
-        return write_text(Path(out if out is not None else self.config.out).expanduser(), self.html())
+    def tables(self) -> dict[str, pd.DataFrame]:
+        rows = [[s.name, s.experiment, s.title, s.command, s.created, d] for s, d in self._sections_with_dirs()]
+        return {"sections": pd.DataFrame(rows, columns=list(_SECTION_COLUMNS), dtype=str)}
+
+    def _sections_with_dirs(self):
+        dirs = list(self.config.run_dirs) + [""] * (len(self.sections) - len(self.config.run_dirs))
+        return zip(self.sections, dirs, strict=False)
+
+    def record(self) -> dict:
+        return {"runs": len(self.sections), "model_load_s": self.model_load_s}
+
+    @classmethod
+    def from_files(cls, config, tables, arrays, record, run_dir) -> ReportResult:
+        """A saved report (see :func:`layerscope.load_run`): its sections' names, titles and commands, and the page
+        as written (read through :class:`~layerscope.run_files.RunFiles`, within :data:`MAX_FILE_BYTES`)."""
+        rows = tables["sections"].fillna("").to_dict("records")
+        sections = [Section(**{k: str(row[k]) for k in _SECTION_COLUMNS if k != "run_dir"}) for row in rows]
+        page = RunFiles(run_dir).read(PAGE, MAX_FILE_BYTES).decode("utf-8", errors="replace")
+        load = record.get("model_load_s")
+        return cls(
+            config=config,
+            sections=sections,
+            model_load_s=float(load) if is_positive(load) else None,
+            page=page,
+            **cls.saved(record),
+        )
 
     def headline(self) -> str:
         return f"{type(self).__name__}({len(self.sections)} runs: {', '.join(s.experiment for s in self.sections)})"
@@ -378,46 +156,40 @@ class ReportResult(Result):
     def summary(self) -> list[str]:
         return [f"{s.name}: {s.title}" for s in self.sections]
 
-    def _repr_html_(self) -> str:
-        import html
-
-        items = "".join(f"<li>{html.escape(line)}</li>" for line in self.summary())
-        return f"<b>{html.escape(self.headline())}</b><ul>{items}</ul>"
-
-
-def execute_report(config: ReportConfig, via: Caller = "python") -> tuple[ReportResult, Path]:
-    """Validate, gather and write ``config.out`` (the Python API and the CLI); returns the result and the page."""
-    result = execute(config, via=via)
-    return result, result.save()
-
 
 def report(
     run_dirs: str | os.PathLike | Sequence[str | os.PathLike],
     *,
-    out: str | os.PathLike = "report.html",
+    out: str | os.PathLike | None = None,
     title: str = "layerscope report",
+    force: bool = False,
 ) -> ReportResult:
-    """Gather run directories into one self-contained, offline HTML page, written to ``out``.
+    """Gather run directories into one self-contained, offline HTML page, written to ``out/report.html``.
+
+    Args:
+        run_dirs: run directories written by layerscope, in page order.
+        out: the report's run directory (default ``runs/report-<time>``); the page is ``out/report.html``.
+        title: the page title.
+        force: replace what ``out`` holds (another run, other files) instead of refusing it.
 
     Example:
-        >>> result = layerscope.report(["runs/tour/tokens", "runs/tour/inspect"], out="runs/tour/report.html")
+        >>> result = layerscope.report(["runs/tour/tokens", "runs/tour/inspect"], out="runs/tour-page")
         >>> result.sections[0].title
         'tokens: gemma-3-270m'
     """
     dirs = (run_dirs,) if isinstance(run_dirs, (str, os.PathLike)) else tuple(run_dirs)
-    config = ReportConfig(run_dirs=tuple(os.fspath(d) for d in dirs), out=os.fspath(out), title=title)
-    return execute_report(config)[0]
+    config = ReportConfig(run_dirs=tuple(os.fspath(d) for d in dirs), title=title)
+    target = default_run_dir("report") if out is None else _expanded(out)
+    if target is None:
+        raise LayerscopeError(f"{str(out)!r} names the home directory of an unknown user; give another path")
+    return execute(config, out=check_out(target), force=force)
 
 
-def build_report(run_dirs: list[str | Path], out: str | Path, title: str = "layerscope report") -> Path:
-    """Write one self-contained HTML page gathering ``run_dirs``; returns its path.
-
-    Example:
-        >>> build_report(["runs/tour/tokens", "runs/tour/inspect"], "runs/tour/report.html")
-    """
-    if not run_dirs:
-        raise LayerscopeError("no run directory given; pass one or more directories written by layerscope commands")
-    dirs = [Path(d) for d in run_dirs]
-    budget = ReadBudget(REPORT_BUDGET_BYTES)
-    sections = [read_section(d, budget) for d in dirs]
-    return render_page(sections, Path(out), title, load_s=tour_load_seconds(dirs, sections))
+def check_out(out: str | os.PathLike) -> str | os.PathLike:
+    """``out`` unless it names a page (``*.html``): a report writes a run directory, the page is ``out/report.html``."""
+    if os.fspath(out).lower().endswith((".html", ".htm")):
+        raise LayerscopeError(
+            f"{os.fspath(out)!r} names a page; a report writes a run directory: give a directory "
+            f"(the page is written as DIR/{PAGE})"
+        )
+    return out

@@ -23,7 +23,9 @@ from ..models import Model
 from ..rundir import model_record
 from ..runner import execute
 from ..tokensets import TokenItem, encode_sets, pool_rows
+from ..tokensets.builtin import ORDERED_SETS
 from ..tokensets.options import TokenSetOptions, inline_words
+from .findings import percent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,8 +121,6 @@ class TokensResult(Result):
     @property
     def joined_sets(self) -> set[str]:
         """The sets a line joins: the built-in ordered ones and ``config.ordered``."""
-        from ..tokensets.builtin import ORDERED_SETS
-
         return set(ORDERED_SETS) | set(self.config.ordered)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -150,8 +150,6 @@ class TokensResult(Result):
 
     def findings(self) -> dict[str, str]:
         """``{"index": sentence}``: the variance each component explains, and the words split into several tokens."""
-        from .findings import percent
-
         ratios = self.explained_variance_ratio
         if not ratios:
             return {}

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import progress
+from .. import progress, quantize
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
+from ..run_files import RunFiles
 from ..rundir import model_record
+from ..runner import execute
 
 ARITHMETIC_PROMPTS = (
     "5+2=", "3+4=", "2+5=", "9-2=", "8-1=", "2*3=", "3*3=", "8/4=", "6/2=", "1+1=", "4+4=", "7-3=",
@@ -52,8 +54,6 @@ COMPARE_FORMATS = (("mlx-8bit", 8), ("mlx-4bit", 4))
 def requantize(model: ModelSpec, out: Path) -> None:
     """Write the model's MLX re-quantizations of :data:`COMPARE_FORMATS` under ``out`` (``layerscope.quantize``,
     group size 64; a rerun of the tour replaces them)."""
-    from .. import quantize
-
     for name, bits in COMPARE_FORMATS:
         quantize(model.source, to="mlx", bits=bits, group_size=64, out=out / name, force=True)
 
@@ -135,13 +135,18 @@ class TourResult(Result):
 
     Attributes:
         steps: step name -> ``{"seconds", "run_dir"}`` or ``{"error", "traceback"}``.
-        report: the report page (None when no step finished).
+        report: the report page, ``out/report.html`` (None when no step finished).
+        page: the report page's HTML, written with the run (None when no step finished).
     """
 
     main_file = "report.html"
     config: TourConfig
     steps: dict[str, dict] = field(default_factory=dict)
     report: Path | None = None
+    page: str | None = None
+
+    def texts(self) -> dict[str, str]:
+        return {} if self.page is None else {self.main_file: self.page}
 
     @property
     def failed(self) -> list[str]:
@@ -166,11 +171,17 @@ class TourResult(Result):
     @classmethod
     def from_files(cls, config, tables, arrays, record, run_dir) -> TourResult:
         """A saved tour (see :func:`layerscope.load_run`); each step's run loads with ``load_run`` too."""
+        from .report_sections import MAX_FILE_BYTES  # pandas
+
         report = record.get("report")
+        page = None
+        if report is not None:  # the page as written, read within the report's cap
+            page = RunFiles(run_dir).read(cls.main_file, MAX_FILE_BYTES).decode("utf-8", errors="replace")
         return cls(
             config=config,
             steps=dict(record.get("steps") or {}),
             report=None if report is None else Path(report),
+            page=page,
             **cls.saved(record),
         )
 
@@ -180,8 +191,7 @@ class TourResult(Result):
 
 def run_tour(config: TourConfig, model=None) -> TourResult:
     """Run every step into ``config.out/<step>`` on one loaded model, then write ``config.out/report.html``."""
-    from ..runner import execute
-    from .report import ReportConfig, execute_report
+    from .report import PAGE, ReportConfig
 
     timings: dict[str, float] = {}
     model = config.model.loaded(model, timings)
@@ -202,21 +212,21 @@ def run_tour(config: TourConfig, model=None) -> TourResult:
                 continue
         steps[step.name] = {"seconds": round(time.perf_counter() - began, 2), "run_dir": str(run_dir)}
         finished.append(run_dir)
-    report = None
+    report = page = None
     if finished:
         start = time.perf_counter()
-        page = out / "report.html"
-        execute_report(
+        page = execute(
             ReportConfig(
                 run_dirs=tuple(map(str, finished)),
-                out=str(page),
                 title=f"layerscope tour: {model.name}",
                 model_load_s=timings.get("load"),  # the steps share the model: the header shows its load once
             )
-        )
+        ).html()
         timings["report"] = time.perf_counter() - start
-        report = page
-    return TourResult(config=config, steps=steps, report=report, models=[model_record(model)], timings=timings)
+        report = out / PAGE
+    return TourResult(
+        config=config, steps=steps, report=report, page=page, models=[model_record(model)], timings=timings
+    )
 
 
 def tour(model: ModelSpec | str | None = None, *, out: str | Path = "runs/tour", quick: bool = False) -> TourResult:
@@ -228,7 +238,6 @@ def tour(model: ModelSpec | str | None = None, *, out: str | Path = "runs/tour",
         PosixPath('runs/quick/report.html')
     """
     from ..models import Model
-    from ..runner import execute
 
     config = TourConfig(model=ModelSpec.of(model), quick=quick, out=str(out))
     return execute(config, model if isinstance(model, Model) else None, out=out)

@@ -22,6 +22,7 @@ from pathlib import Path
 from .. import progress
 from ..atomic import atomic_dir, write_json
 from ..cache import cache_root
+from ..checkpoints.gguf_header import read_gguf_header, read_gguf_tensor_table
 from ..errors import LayerscopeError
 from .names import printable_name
 
@@ -39,8 +40,6 @@ def check_gguf(path: Path) -> None:
 def gguf_general_name(path: str | os.PathLike) -> str | None:
     """The ``general.name`` metadata of a GGUF file (e.g. ``"Gemma 3 270m"``), read from its header only and made
     printable (:func:`~layerscope.models.names.printable_name`); None when the file has none or cannot be read."""
-    from ..checkpoints.gguf_header import read_gguf_header
-
     try:
         _, metadata = read_gguf_header(path)
     except (LayerscopeError, OSError, ValueError):
@@ -142,7 +141,6 @@ def convert_streaming(path: Path, out: Path, dtype: str = "float32", shard_bytes
         load_gguf_checkpoint,
     )
 
-    from ..checkpoints.gguf_header import read_gguf_header, read_gguf_tensor_table
     from .broken import refused
 
     folder, name = str(path.parent), path.name

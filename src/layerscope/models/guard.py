@@ -28,6 +28,7 @@ import resource
 import stat
 from pathlib import Path
 
+from ..checkpoints.gguf_header import read_gguf_header
 from ..checkpoints.layout import DTYPE_BYTES, shard_file
 from ..checkpoints.safetensors_header import regular_file_size
 from ..errors import LayerscopeError
@@ -250,8 +251,6 @@ def check_gguf_header(path: Path, dtype: str = "float32") -> None:
     """Bounds and memory of a GGUF file from its header, before transformers dequantizes it. transformers
     dequantizes every tensor to float32 before casting to ``dtype``, so the float32 size must fit whatever the
     dtype of the cached copy."""
-    from ..checkpoints.gguf_header import read_gguf_header
-
     entries, metadata = read_gguf_header(path)
     arch = metadata.get("general.architecture")
     if not isinstance(arch, str) or not arch:

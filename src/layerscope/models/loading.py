@@ -11,8 +11,10 @@ from pathlib import Path
 import torch
 
 from .. import progress
+from ..cache import cache_root
 from ..checkpoints.default import DEFAULT_MODEL_NAME, default_model_path
 from ..errors import LayerscopeError
+from ..model_spec import parse_max_memory
 from . import guard
 from .broken import first_line, refused
 from .gguf_cache import cached_gguf_dir, gguf_general_name
@@ -132,7 +134,6 @@ def _placement(device_map, max_memory, offload_dir) -> dict | None:
     ``offload_folder``."""
     if device_map is None and max_memory is None and offload_dir is None:
         return None
-    from ..model_spec import parse_max_memory
 
     if max_memory is not None:
         try:
@@ -152,8 +153,6 @@ def _temporary_offload_dir() -> str:
     import atexit
     import shutil
     import tempfile
-
-    from ..cache import cache_root
 
     root = cache_root() / "offload"
     root.mkdir(parents=True, exist_ok=True)

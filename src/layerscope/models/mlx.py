@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from .. import progress
 from ..checkpoints import read_layout
 from ..errors import LayerscopeError
 from .mlx_dequant import dequantize
@@ -138,7 +139,6 @@ def load_mlx_model(
     """
     from transformers import AutoTokenizer
 
-    from .. import progress
     from .broken import refused
     from .guard import check_directory
     from .model import Model

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -16,109 +18,154 @@ from .static import new_figure
 _KINDS = (("linear", "linear CKA"), ("debiased", "debiased CKA"))
 
 
-def _pair_label(pair) -> str:
-    return f"{pair.a} vs {pair.b}"
+#: the pairs a PNG shows (one row each); the HTML shows every pair, one at a time
+PNG_PAIRS = 6
+
+
+@dataclass
+class CkaPanel:
+    """One heatmap: ``matrix`` ``(La, Lb)`` (rows: layers of ``a``, columns: layers of ``b``; NaN: undefined) and
+    ``marks``, the ``(row, column)`` of each row's best match."""
+
+    label: str
+    matrix: np.ndarray
+    marks: list[tuple[int, int]]
+
+
+@dataclass
+class CkaPair:
+    """One pair of models: its layer names and one :class:`CkaPanel` per kind of CKA (linear, debiased)."""
+
+    a: str
+    b: str
+    layers_a: list[str]
+    layers_b: list[str]
+    panels: list[CkaPanel]
+
+    @property
+    def label(self) -> str:
+        return f"{self.a} vs {self.b}"
+
+
+@dataclass
+class CkaFigure:
+    """One description of the CKA heatmaps of ``compare``, drawn as plotly (a selector shows one pair at a time)
+    and as PNG (one row per pair, the first :data:`PNG_PAIRS`): both read the same matrices and marks."""
+
+    title: str
+    pairs: list[CkaPair]
+
+    @classmethod
+    def of(cls, pairs, *, title: str) -> CkaFigure:
+        """From :class:`~layerscope.analysis.pair_cka.PairCKA` results."""
+        described = []
+        for pair in pairs:
+            panels = []
+            for kind, label in _KINDS:
+                best = pair.best(debiased=kind == "debiased")
+                marks = [(i, j) for i, j in enumerate(best) if j is not None]
+                panels.append(CkaPanel(label, np.asarray(getattr(pair, kind), dtype=float), marks))
+            described.append(CkaPair(pair.a, pair.b, list(pair.layers_a), list(pair.layers_b), panels))
+        return cls(title, described)
+
+    def plotly(self) -> go.Figure:
+        """Per pair: the heatmaps side by side, each row's best match outlined; several pairs: a selector."""
+        fig = make_subplots(rows=1, cols=2, subplot_titles=[label for _, label in _KINDS], horizontal_spacing=0.1)
+        per_pair = []
+        for p, pair in enumerate(self.pairs):
+            for col, panel in enumerate(pair.panels, start=1):
+                fig.add_trace(
+                    go.Heatmap(
+                        z=np.where(np.isnan(panel.matrix), None, panel.matrix).tolist(),
+                        x=pair.layers_b,
+                        y=pair.layers_a,
+                        coloraxis="coloraxis",
+                        visible=p == 0,
+                        name=panel.label,
+                        hovertemplate=f"{pair.a} %{{y}} vs {pair.b} %{{x}}: %{{z:.3f}}<extra>{panel.label}</extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
+                fig.add_trace(
+                    go.Scatter(
+                        x=[pair.layers_b[j] for _, j in panel.marks],
+                        y=[pair.layers_a[i] for i, _ in panel.marks],
+                        mode="markers",
+                        marker=dict(symbol="square-open", size=11, color="#d62728", line=dict(width=2)),
+                        name="best match",
+                        showlegend=col == 1,
+                        visible=p == 0,
+                        hovertemplate=f"best match of {pair.a} %{{y}}: {pair.b} %{{x}}<extra></extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
+            per_pair.append(2 * len(pair.panels))
+        fig.update_xaxes(type="category", title_text="layer of B")
+        fig.update_yaxes(type="category", autorange="reversed", title_text="layer of A")
+        first = self.pairs[0].label if self.pairs else ""
+        layout = dict(
+            title=dict(text=f"{self.title}<br><sub>{first}</sub>", x=0.5),
+            template="plotly_white",
+            coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title=dict(text="CKA", side="right"))),
+            height=600,
+            margin=dict(l=10, r=10, t=100, b=10),
+            legend=dict(orientation="h", y=-0.12),
+        )
+        if len(self.pairs) > 1:
+            buttons = []
+            total, start = sum(per_pair), 0
+            for pair, count in zip(self.pairs, per_pair):
+                visible = [start <= i < start + count for i in range(total)]
+                start += count
+                title = {"title.text": f"{self.title}<br><sub>{pair.label}</sub>"}
+                buttons.append(dict(label=pair.label, method="update", args=[{"visible": visible}, title]))
+            layout["updatemenus"] = [dict(buttons=buttons, x=0.0, xanchor="left", y=1.18, yanchor="top")]
+        fig.update_layout(**layout)
+        return fig
+
+    def png(self) -> Figure:
+        """One row per pair (the first :data:`PNG_PAIRS`), the heatmaps side by side, best matches outlined."""
+        shown = self.pairs[:PNG_PAIRS]
+        fig = new_figure(figsize=(11, 4.8 * len(shown)), dpi=110, layout="constrained")
+        with font_fallback():
+            axes = fig.subplots(len(shown), 2, squeeze=False)
+            for row, pair in zip(axes, shown):
+                for ax, panel in zip(row, pair.panels):
+                    image = ax.imshow(
+                        np.ma.masked_invalid(panel.matrix),
+                        cmap="viridis",
+                        vmin=0,
+                        vmax=1,
+                        interpolation="nearest",
+                        aspect="auto",
+                    )
+                    if panel.marks:
+                        ys, xs = zip(*panel.marks)
+                        ax.scatter(xs, ys, marker="s", s=40, facecolors="none", edgecolors="#d62728", linewidths=1.2)
+                    step_b = max(1, len(pair.layers_b) // 14)
+                    step_a = max(1, len(pair.layers_a) // 14)
+                    ax.set_xticks(range(0, len(pair.layers_b), step_b), pair.layers_b[::step_b], rotation=90)
+                    ax.set_yticks(range(0, len(pair.layers_a), step_a), pair.layers_a[::step_a])
+                    ax.tick_params(labelsize=PNG_TEXT_PT)
+                    ax.set_xlabel(f"layer of {pair.b}", fontsize=PNG_TEXT_PT)
+                    ax.set_ylabel(f"layer of {pair.a}", fontsize=PNG_TEXT_PT)
+                    ax.set_title(f"{panel.label}: {pair.label}", fontsize=PNG_TEXT_PT + 1)
+                    fig.colorbar(image, ax=ax, shrink=0.8)
+            more = len(self.pairs) - len(shown)
+            fig.suptitle(self.title + (f" ({more} more pairs in the HTML)" if more > 0 else ""))
+        return fig
 
 
 def cka_figure(pairs, *, title: str) -> go.Figure:
-    """Per pair: linear and debiased CKA heatmaps side by side (rows = layers of A, columns = layers of B), each
-    row's best match outlined; with several pairs, a selector shows one pair at a time."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[label for _, label in _KINDS], horizontal_spacing=0.1)
-    per_pair = []
-    for p, pair in enumerate(pairs):
-        traces = 0
-        for col, (kind, label) in enumerate(_KINDS, start=1):
-            matrix = getattr(pair, kind)
-            fig.add_trace(
-                go.Heatmap(
-                    z=np.where(np.isnan(matrix), None, matrix).tolist(),
-                    x=list(pair.layers_b),
-                    y=list(pair.layers_a),
-                    coloraxis="coloraxis",
-                    visible=p == 0,
-                    name=label,
-                    hovertemplate=f"{pair.a} %{{y}} vs {pair.b} %{{x}}: %{{z:.3f}}<extra>{label}</extra>",
-                ),
-                row=1,
-                col=col,
-            )
-            best = pair.best(debiased=kind == "debiased")
-            rows = [i for i, j in enumerate(best) if j is not None]
-            fig.add_trace(
-                go.Scatter(
-                    x=[pair.layers_b[best[i]] for i in rows],
-                    y=[pair.layers_a[i] for i in rows],
-                    mode="markers",
-                    marker=dict(symbol="square-open", size=11, color="#d62728", line=dict(width=2)),
-                    name="best match",
-                    showlegend=col == 1,
-                    visible=p == 0,
-                    hovertemplate=f"best match of {pair.a} %{{y}}: {pair.b} %{{x}}<extra></extra>",
-                ),
-                row=1,
-                col=col,
-            )
-            traces += 2
-        per_pair.append(traces)
-    fig.update_xaxes(type="category", title_text="layer of B")
-    fig.update_yaxes(type="category", autorange="reversed", title_text="layer of A")
-    first = pairs[0] if pairs else None
-    layout = dict(
-        title=dict(text=f"{title}<br><sub>{_pair_label(first) if first else ''}</sub>", x=0.5),
-        template="plotly_white",
-        coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title=dict(text="CKA", side="right"))),
-        height=600,
-        margin=dict(l=10, r=10, t=100, b=10),
-        legend=dict(orientation="h", y=-0.12),
-    )
-    if len(pairs) > 1:
-        buttons = []
-        total = sum(per_pair)
-        start = 0
-        for pair, count in zip(pairs, per_pair):
-            visible = [start <= i < start + count for i in range(total)]
-            start += count
-            buttons.append(
-                dict(
-                    label=_pair_label(pair),
-                    method="update",
-                    args=[{"visible": visible}, {"title.text": f"{title}<br><sub>{_pair_label(pair)}</sub>"}],
-                )
-            )
-        layout["updatemenus"] = [dict(buttons=buttons, x=0.0, xanchor="left", y=1.18, yanchor="top")]
-    fig.update_layout(**layout)
-    return fig
+    """:class:`CkaFigure`, interactive."""
+    return CkaFigure.of(pairs, title=title).plotly()
 
 
 def cka_png(pairs, *, title: str) -> Figure:
-    """The static version of :func:`cka_figure`: one row per pair (the first 6), linear and debiased."""
-    shown = list(pairs)[:6]
-    fig = new_figure(figsize=(11, 4.8 * len(shown)), dpi=110, layout="constrained")
-    with font_fallback():
-        axes = fig.subplots(len(shown), 2, squeeze=False)
-        for row, pair in zip(axes, shown):
-            for ax, (kind, label) in zip(row, _KINDS):
-                matrix = getattr(pair, kind)
-                image = ax.imshow(
-                    np.ma.masked_invalid(matrix), cmap="viridis", vmin=0, vmax=1, interpolation="nearest", aspect="auto"
-                )
-                best = pair.best(debiased=kind == "debiased")
-                marks = [(j, i) for i, j in enumerate(best) if j is not None]
-                if marks:
-                    xs, ys = zip(*marks)
-                    ax.scatter(xs, ys, marker="s", s=40, facecolors="none", edgecolors="#d62728", linewidths=1.2)
-                step_b = max(1, len(pair.layers_b) // 14)
-                step_a = max(1, len(pair.layers_a) // 14)
-                ax.set_xticks(range(0, len(pair.layers_b), step_b), pair.layers_b[::step_b], rotation=90, fontsize=7)
-                ax.set_yticks(range(0, len(pair.layers_a), step_a), pair.layers_a[::step_a], fontsize=7)
-                ax.set_xlabel(f"layer of {pair.b}", fontsize=8)
-                ax.set_ylabel(f"layer of {pair.a}", fontsize=8)
-                ax.set_title(f"{label}: {_pair_label(pair)}", fontsize=9)
-                fig.colorbar(image, ax=ax, shrink=0.8)
-        fig.suptitle(
-            title + (f" ({len(pairs) - len(shown)} more pairs in the HTML)" if len(pairs) > len(shown) else "")
-        )
-    return fig
+    """:class:`CkaFigure` as a PNG."""
+    return CkaFigure.of(pairs, title=title).png()
 
 
 ERROR_PANELS = {"relative_error": "relative error ||x − r|| / ||r||", "cosine": "cosine with the reference"}

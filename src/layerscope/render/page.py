@@ -7,9 +7,7 @@ specs go into ``<script type="application/json">`` elements with every ``<`` wri
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from ..atomic import write_text
 from .html_shell import esc, html_page
 from .people import seconds_text
 
@@ -115,8 +113,3 @@ def report_html(sections, title: str, base_dirs=None, *, load_s: float | None = 
     )
     # A lone surrogate (JSON's "\ud800", a file name that is not UTF-8) cannot be written as UTF-8: shown as U+FFFD.
     return _LONE_SURROGATE.sub("\ufffd", page)
-
-
-def render_page(sections, out: Path, title: str, base_dirs=None, *, load_s: float | None = None) -> Path:
-    """Write the report page to ``out`` (atomically) and return ``out``."""
-    return write_text(out, report_html(sections, title, load_s=load_s))

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 
 from .heatmap import visible_token
 from .palette import PALETTE
+from .static import font_fallback, new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -149,8 +150,6 @@ def _heat_png(z, xlabels, ylabels, title, xtitle, ytitle, marked=()) -> Figure:
     from matplotlib import colors
     from matplotlib.patches import Rectangle
 
-    from .static import font_fallback, new_figure
-
     bound = _range(z)
     with font_fallback():
         figure = new_figure(figsize=(max(6.0, 0.32 * len(xlabels) + 3), max(4.0, 0.26 * len(ylabels) + 2)))
@@ -189,7 +188,6 @@ def heads_png(rows: pd.DataFrame, *, title: str) -> Figure:
 
 
 def layers_png(cells: pd.DataFrame, *, title: str) -> Figure:
-    from .static import font_fallback, new_figure
 
     with font_fallback():
         figure = new_figure(figsize=(7, 4))

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import LayerscopeError
+
 
 @dataclass(frozen=True)
 class TaskItem:
@@ -77,8 +79,6 @@ def few_shot_items(
     The queries are drawn first with ``default_rng(seed)``; the examples with ``default_rng([seed, 1])``, so
     the queries do not depend on ``shots``.
     """
-    from ..errors import LayerscopeError
-
     if n is None:
         n = len(pool)
     if n < 1:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..experiment import ExperimentConfig, option
+from .sources import merge_sets, resolve_set
 
 MultiToken = Literal["mean", "first", "last"]
 
@@ -36,8 +37,6 @@ class TokenSetOptions(ExperimentConfig):
 
     def word_sets(self) -> dict[str, list[str]]:
         """The resolved ``{set: words}`` (reads set files); a :class:`ConfigError` names a bad set."""
-        from .sources import merge_sets, resolve_set
-
         if isinstance(self.sets, str) or isinstance(self.tokens, str):
             raise self.error(
                 "sets", self.sets, "must be a tuple of names (the Python API accepts one name as a string)"

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from ...errors import LayerscopeError
 from ...experiment import ExperimentConfig
 from ...model_spec import ModelSpec, model_list
+from ...rundir import default_run_dir
+from ...runner import execute
 from .config import SweepConfig, config_class
 from .result import SweepResult
 
@@ -46,9 +48,6 @@ def sweep(
         >>> result = layerscope.sweep("layers", models=["default", "path/to/qwen3"], out="runs/layers-sweep")
         >>> result.merged["metrics"]      # per-layer metrics of every model, with relative_depth
     """
-    from ...rundir import default_run_dir
-    from ...runner import execute
-
     if isinstance(experiment, str):
         base = config_class(experiment)(**options)
     elif options:

@@ -12,8 +12,9 @@ import json
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from ...errors import LayerscopeError
+from ...errors import LayerscopeError, choices_text
 from ...experiment import ConfigError, ExperimentConfig, option
+from ...load_run import config_from_record
 from ...model_spec import ModelSpec, specs_argv
 from ...registry import ENTRIES, swept
 
@@ -89,8 +90,6 @@ class SweepConfig(ExperimentConfig):
     @classmethod
     def from_record(cls, data: dict) -> SweepConfig:
         """The config of :meth:`to_record`'s data: ``base`` rebuilt as the config of the ``swept`` experiment."""
-        from ...load_run import config_from_record
-
         base = config_of(str(data.get("swept")), data.get("base") or {})
         return config_from_record(cls, {k: v for k, v in data.items() if k != "base"}, base=base)
 
@@ -158,8 +157,6 @@ def without_models(base: ExperimentConfig) -> ExperimentConfig:
 
 def config_of(experiment: str, record: dict, resume_dir: str | None = None) -> ExperimentConfig:
     """An experiment's config rebuilt from its ``run.json`` record (what a Ray task is given)."""
-    from ...load_run import config_from_record
-
     found = ENTRIES.get(experiment)
     if found is None or found.config is None:
         raise LayerscopeError(f"unknown experiment {experiment!r}")
@@ -171,8 +168,6 @@ def config_of(experiment: str, record: dict, resume_dir: str | None = None) -> E
 
 def config_class(experiment: str) -> type[ExperimentConfig]:
     """The config class of an experiment named as on the command line (``echo``, ``layers``, ``ablate``, ...)."""
-    from ...errors import choices_text
-
     names = [e.name for e in swept("python")]
     if experiment not in names:
         raise ConfigError("experiment", experiment, f"cannot be swept; valid: {choices_text(names)}")

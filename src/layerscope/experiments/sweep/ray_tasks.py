@@ -23,7 +23,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ... import progress
 from ...errors import LayerscopeError
+from ...rundir import UNFINISHED
+from .config import config_of
 
 #: a local Ray instance's object store: run directories pass through it one at a time
 LOCAL_OBJECT_STORE = 256 << 20
@@ -325,10 +328,6 @@ def run_model_task(experiment: str, record: dict, work: WorkRoot | None = None) 
     The temporary directory is made in ``work`` (the sweep's own work folder) when this machine sees it, else in
     the system's temporary directory; it is removed when the task ends (a task killed with its sweep leaves it in
     the work folder, which the sweep's rerun removes)."""
-    from ... import progress
-    from ...rundir import UNFINISHED
-    from .config import config_of
-
     progress.set_enabled(False)
     start, where = time.perf_counter(), {"host": socket.gethostname(), "started": time.time()}
     try:

@@ -10,6 +10,7 @@ from typing import ClassVar
 import pandas as pd
 
 from ...experiment import Result
+from ...load_run import load_run
 from .config import SweepConfig
 from .merge import merged_echo
 
@@ -40,8 +41,6 @@ class SweepResult(Result):
     def from_files(cls, config, tables, arrays, record, run_dir) -> SweepResult:
         """A saved sweep (see :func:`layerscope.load_run`): its status and merged tables, and each finished
         model's run reopened from its folder."""
-        from ...load_run import load_run
-
         status = tables["sweep"]
         results = {
             str(row.model): load_run(run_dir / str(row.run_dir))

@@ -15,7 +15,9 @@ import pandas as pd
 from ... import progress
 from ...errors import LayerscopeError
 from ...experiment import Result
+from ...load_run import load_run
 from ...rundir import RunDir
+from ...runner import execute
 from .config import SweepConfig
 from .memory import needs_gpu
 from .merge import merge_tables
@@ -110,8 +112,6 @@ def run_sweep(config: SweepConfig) -> SweepResult:
 def _finished_result(job: Job) -> Result | None:
     """The result of a run of ``job`` finished before, read back from its directory; None when there is none,
     or when what is there cannot be read back (an empty or damaged table: the model runs again)."""
-    from ...load_run import load_run
-
     if not finished(job.run_dir, job.config):
         return None
     try:
@@ -123,8 +123,6 @@ def _finished_result(job: Job) -> Result | None:
 def _run_here(jobs: list[Job], rows: dict[str, dict]) -> None:
     """The models one after another in this process."""
     import socket
-
-    from ...runner import execute
 
     host = socket.gethostname()
     for job in jobs:
@@ -203,8 +201,6 @@ def write_back(job: Job, payload: dict) -> None:
 def _read_back(jobs: list[Job], rows: dict[str, dict], results: dict[str, Result]) -> None:
     """The result of every model that ran here and finished, read back from its run directory (no model
     loaded); one that cannot be read back becomes a failed row."""
-    from ...load_run import load_run
-
     for job in jobs:
         if rows[job.name]["status"] != "ok":
             continue
