@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: demo test check lint install browser fonts clean
+.PHONY: demo test check lint install browser fonts clean bench
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -49,5 +49,19 @@ test: lint browser
 check: lint fonts
 	$(PY) -m pytest -q -m "not slow" --durations=20
 
+# Every timing benchmark against its peers and baselines, one ratio per line with its spread over repeats
+# (benchmarks/run_all.py). The peers (nnsight, TransformerLens) go into their own environment, .venv-bench.
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[test,bench]" torch==2.13.0
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/run_all.py $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(BENCH_VENV) runs

@@ -33,6 +33,8 @@ import contextlib
 import os
 import time
 
+from ratios import print_ratio  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
@@ -288,6 +290,8 @@ def main() -> None:
     print(
         f"identical accuracies (item by item): {identical}; naive loops agree on every prediction: {same_predictions}"
     )
+    print_ratio("ablate: the seed's naive loop / layerscope", [seed_time], [fast])
+    print_ratio("ablate: a better naive loop / layerscope", [better_time], [fast])
     print("accuracy:", ", ".join(f"{c} {sum(v) / len(v):.3f}" for c, v in ours.items()))
 
 

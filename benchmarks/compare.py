@@ -23,6 +23,7 @@ import statistics
 import time
 
 import numpy as np
+from ratios import print_ratio
 
 import layerscope
 from layerscope.analysis.cka import cross_cka
@@ -80,7 +81,7 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     for name, value in medians.items():
         print(f"{name:8s} median {value:.3f} s  ({', '.join(f'{v:.3f}' for v in times[name])})")
-    print(f"ratio compare / (two captures + CKA): {medians['compare'] / medians['parts']:.2f}x")
+    print_ratio("compare: compare / (two captures + CKA)", times["compare"], times["parts"])
     result = run_compare(config, list(models))
     print("\n".join(result.summary()))
     np.testing.assert_equal(len(result.pairs), 1)

@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 
+from ratios import print_ratio
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,7 +42,7 @@ def main() -> int:
     warm = min(warm_times)
     print(f"cold load (dequantize + cache): {cold:6.1f} s")
     print(f"warm load (from cache, best of {args.warm_repeats}): {warm:6.2f} s")
-    print(f"ratio cold/warm: {cold / warm:.1f}x (target >= 10x)")
+    print_ratio("load: cold (dequantize + cache) / warm (from cache)", [cold], [warm], at_least=10)
     return 0
 
 

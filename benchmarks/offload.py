@@ -26,6 +26,8 @@ import tempfile
 import threading
 import time
 
+from ratios import print_ratio
+
 PROMPT = "The capital of France is Paris, the capital of Italy is Rome, and the capital of Spain is"
 
 
@@ -161,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{run['peak_anon_above_base'] / mib:.0f}, file-backed {run['peak_file_above_base'] / mib:.0f}), load "
             f"{run['load_s']:.1f} s, capture {run['capture_s']:.2f} s"
         )
+    print_ratio(
+        "offload: whole-model peak memory / offloaded", [whole["peak_above_base"]], [offloaded["peak_above_base"]]
+    )
+    print_ratio("offload: offloaded capture time / whole", [offloaded["capture_s"]], [whole["capture_s"]])
     print(
         f"offloaded / whole: peak memory {offloaded['peak_above_base'] / whole['peak_above_base']:.2f}x, "
         f"capture time {offloaded['capture_s'] / whole['capture_s']:.2f}x, load time "

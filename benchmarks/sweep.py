@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import psutil
+from ratios import print_ratio  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
@@ -96,6 +97,7 @@ def main() -> None:
             print(f"  {name:24s} {seconds:7.1f} s   peak memory {peak / 2**30:5.2f} GiB")
         (seq_s, seq_peak), (ray_s, ray_peak) = rows.values()
         print(f"  Ray / sequential: time x{ray_s / seq_s:.2f}, peak memory x{ray_peak / seq_peak:.2f}")
+        print_ratio("sweep: sequential / local Ray time", [seq_s], [ray_s])
         a = pd.read_csv(root / "sequential" / "echo.csv", dtype=str, keep_default_na=False)
         b = pd.read_csv(root / "ray" / "echo.csv", dtype=str, keep_default_na=False)
         same = list(a["top1"]) == list(b["top1"]) and list(a["rank_echo"]) == list(b["rank_echo"])
