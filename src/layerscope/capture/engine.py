@@ -4,8 +4,9 @@ Only the decoder stack runs (``model.parts.base``: no LM head, no unembedding), 
 after the deepest layer asked for (a private exception raised from that layer's hook). Each hook
 gathers the rows at the asked positions, pools the rows of a multi-token item (mean/first/last), and
 writes them as float32 into a buffer preallocated once, shape ``(layer, item, d_model)``; nothing else
-of the sequence is kept. Prompts are sorted by length and batched with padding on the right (the model
-counts positions as it does for each prompt alone, so a padded prompt gives the numbers it gives alone).
+of the sequence is kept. Prompts are sorted by length and batched (cut where padding would cost more than
+one more forward, see :mod:`.batching`) with padding on the right (the model counts positions as it does
+for each prompt alone, so a padded prompt gives the numbers it gives alone).
 
 Hook points, by depth (see :mod:`.layer_spec`): depth 0 (``embed``) is the input of decoder block 0
 (a forward pre-hook: exactly what HF records as ``hidden_states[0]``), depth ``k + 1`` (block ``k``) the
@@ -34,6 +35,7 @@ from .. import progress
 from ..errors import LayerscopeError, choices_text
 from ..models.block_check import check_blocks
 from ..tokensets import check_policy
+from .batching import padding_batches
 from .deepest_block import mlp_at_rows, rows_only_mlp
 from .layer_spec import FINAL_NORM, LayerIndex
 from .prompts import CapturePrompt
@@ -161,9 +163,9 @@ def _deepest_mlp_at_rows(model, layers: Sequence[LayerIndex], state: _BatchState
 
 
 def _batches(prompts: Sequence[CapturePrompt], batch_size: int) -> list[list[int]]:
-    """Prompt indices grouped into batches of similar length (longest first: memory peaks early)."""
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i].ids))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    """Prompt indices grouped into batches that waste the least on padding, longest first (memory peaks early;
+    see :mod:`.batching`)."""
+    return padding_batches([len(p.ids) for p in prompts], batch_size)
 
 
 def _prepare(state: _BatchState, batch: list[CapturePrompt], pool: str, device, pad_id: int):
