@@ -20,6 +20,7 @@ from ..errors import choices_text
 from ..experiment import Result, option
 from ..model_spec import ModelSpec
 from ..models import Model
+from ..models.loading import given_or_loaded
 from ..rundir import model_record
 from ..runner import execute
 from ..tokensets import TokenItem, encode_sets, pool_rows
@@ -202,7 +203,7 @@ def run_tokens(config: TokensConfig, model: Model | None = None) -> TokensResult
     """Run the tokens experiment on ``model`` (loaded from ``config.model`` when None); no files written."""
     timings: dict[str, float] = {}
     sets = config.word_sets()
-    model = config.model.loaded(model, timings)
+    model = given_or_loaded(config.model, model, timings)
 
     start = time.perf_counter()
     items = encode_sets(model.tokenizer, sets, leading_space=config.leading_space)
