@@ -10,7 +10,16 @@ def png_texts(png) -> list:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(png).draw()
-    return [t for t in png.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize")) if t.get_text()]
+    hidden = set()  # tick labels outside an axis' view are kept by matplotlib but not drawn
+    for ax in png.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            slack = 1e-9 * max(1.0, abs(high - low))
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not low - slack <= tick.get_loc() <= high + slack:
+                    hidden |= {id(tick.label1), id(tick.label2)}
+    texts = png.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize"))
+    return [t for t in texts if t.get_text() and t.get_visible() and id(t) not in hidden]
 
 
 def assert_text_inside_and_readable(png) -> list:
