@@ -64,6 +64,7 @@ def child(args) -> dict:
     from layerscope.checkpoints.default import default_model_path
     from layerscope.checkpoints.layout import memory_estimate
     from layerscope.models.gguf_cache import cached_gguf_dir
+    from layerscope.models.loading import load_spec
 
     progress.set_enabled(False)
     # The tokenizer is the same whatever the placement: load it before the baseline and hand it out again.
@@ -88,7 +89,7 @@ def child(args) -> dict:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     start = time.perf_counter()
-    model = spec.load()
+    model = load_spec(spec)
     load_s = time.perf_counter() - start
     prompts = prompts_at([model.encode(PROMPT)] * args.n, "all")
     seq_len = len(prompts[0].ids)

@@ -32,7 +32,9 @@ def test_argv_carries_every_option():
 
 def test_load_names_and_times_the_model(tiny_model_dirs):
     timings: dict[str, float] = {}
-    model = ModelSpec(source=str(tiny_model_dirs["gemma3"]), name="tiny gemma").load_timed(timings)
+    from layerscope.models.loading import load_spec_timed
+
+    model = load_spec_timed(ModelSpec(source=str(tiny_model_dirs["gemma3"]), name="tiny gemma"), timings)
     assert model.name == "tiny gemma" and timings["load"] > 0
 
 
@@ -99,19 +101,8 @@ def layerscope_cache():
     return cache_root()
 
 
-def test_a_spec_tells_the_memory_of_its_forward(tiny_model_dirs):
-    from layerscope.checkpoints import forward_memory
-
-    source = str(tiny_model_dirs["llama"])
-    spec = ModelSpec(source, dtype="bfloat16", max_memory="cpu=1GiB")
-    assert spec.forward_memory(batch=2, seq_len=32) == forward_memory(source, "bfloat16", batch=2, seq_len=32)
-    assert ModelSpec(source).forward_memory() == forward_memory(source, "float32")
-    with pytest.raises(LayerscopeError, match="no-such/model"):
-        ModelSpec("no-such/model").forward_memory()
-
-
 def test_models_given_pairs_loaded_models_with_specs(tiny_models):
-    from layerscope.model_spec import models_given
+    from layerscope.models.loading import models_given
 
     model = tiny_models["llama"]
     specs = (ModelSpec(), ModelSpec("b"), ModelSpec("c"))
@@ -191,10 +182,11 @@ def test_specs_argv_gives_each_model_its_differing_options():
 
 def test_the_loading_line_uses_the_name_given(tiny_model_dirs, capsys):
     from layerscope import progress
+    from layerscope.models.loading import load_spec
 
     progress.set_enabled(True)
     try:
-        ModelSpec(source=str(tiny_model_dirs["llama"]), name="q8gguf").load()
+        load_spec(ModelSpec(source=str(tiny_model_dirs["llama"]), name="q8gguf"))
     finally:
         progress.set_enabled(False)
     assert "Loading q8gguf" in capsys.readouterr().err

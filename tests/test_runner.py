@@ -12,6 +12,7 @@ import pytest
 from layerscope.errors import LayerscopeError
 from layerscope.experiment import ExperimentConfig, Result, option
 from layerscope.model_spec import ModelSpec
+from layerscope.models.loading import given_or_loaded
 from layerscope.rundir import RunDir, model_record
 from layerscope.runner import execute
 
@@ -30,7 +31,7 @@ class NormsConfig(ExperimentConfig):
 
     def run(self, model=None) -> NormsResult:
         timings: dict[str, float] = {}
-        model = self.model.loaded(model, timings)
+        model = given_or_loaded(self.model, model, timings)
         ids = [model.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in self.words]
         rows = model.embedding_matrix[ids].detach().float().numpy()
         table = pd.DataFrame({"word": self.words, "norm": np.linalg.norm(rows, axis=1)})

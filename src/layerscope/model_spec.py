@@ -1,6 +1,7 @@
 """``ModelSpec``: one way to say "which model", the same object in the CLI, the Python API and tour.
 
-Importing this module imports no torch; :meth:`ModelSpec.load` does.
+A spec is a plain description: it imports no torch and nothing of ``models/`` or ``checkpoints/``;
+:func:`layerscope.models.loading.load_spec` loads it.
 
 Example:
     >>> spec = ModelSpec("path/to/model.gguf", dtype="bfloat16")
@@ -8,7 +9,7 @@ Example:
     ['--model', 'path/to/model.gguf', '--dtype', 'bfloat16']
     >>> ModelSpec("path/to/model.gguf", name="small").argv()     # the name travels as NAME=SOURCE
     ['--model', 'small=path/to/model.gguf']
-    >>> model = spec.load()
+    >>> model = load_spec(spec)                                   # layerscope.models.loading
     >>> ModelSpec("org/big", device_map="auto", max_memory={"cpu": "2GiB"}, offload_dir="offload").option_argv()
     ['--device-map', 'auto', '--max-memory', 'cpu=2GiB', '--offload-dir', 'offload']
     >>> specs_argv([ModelSpec("m.gguf", name="f32"), ModelSpec("m.gguf", name="bf16", dtype="bfloat16")])
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -324,56 +324,6 @@ class ModelSpec:
             own.append(key if value is True else f"{key}={value}")
         return self.value + ("@" + ",".join(own) if own else "")
 
-    def load(self) -> Model:
-        """Load the model (see :func:`layerscope.load_model`)."""
-        from .models import load_model
-
-        self.validate()
-        model = load_model(
-            self.source,
-            dtype=self.dtype,
-            device_map=self.device_map,
-            trust_remote_code=self.trust_remote_code,
-            max_memory=parse_max_memory(self.max_memory),
-            offload_dir=self.offload_dir,
-            name=self.name,
-        )
-        if self.name:
-            model.name = self.name
-        return model
-
-    def load_timed(self, timings: dict[str, float]) -> Model:
-        """:meth:`load`, adding the seconds it took to ``timings["load"]``."""
-        start = time.perf_counter()
-        model = self.load()
-        timings["load"] = timings.get("load", 0.0) + time.perf_counter() - start
-        return model
-
-    def loaded(self, model: Model | None, timings: dict[str, float]) -> Model:
-        """``model`` when one is given, else :meth:`load_timed`."""
-        return model if model is not None else self.load_timed(timings)
-
-    def forward_memory(self, batch: int = 1, seq_len: int = 128) -> int:
-        """Bytes a forward of this model needs in its dtype, with the capture buffers of ``batch`` sequences of
-        ``seq_len`` tokens, read from the checkpoint's headers alone (see
-        :func:`layerscope.checkpoints.layout.forward_memory`). Raises ``LayerscopeError`` when the headers cannot
-        be read here (e.g. a hub id not in the local cache)."""
-        from .checkpoints.layout import forward_memory
-
-        return forward_memory(self.source or "default", self.dtype or "float32", batch=batch, seq_len=seq_len)
-
-    def depth(self) -> int | None:
-        """The number of decoder blocks, read from the checkpoint's config or header alone (no weights), or None
-        when they cannot be read here (e.g. a hub id not in the local cache): what layer numbers are checked
-        against before a model loads."""
-        from .checkpoints.layout import _layout_and_config, model_dims
-
-        try:
-            layout, config = _layout_and_config(self.source or "default")
-            return model_dims(layout, config).n_layers or None
-        except (LayerscopeError, OSError, ValueError):
-            return None
-
     def check_source(self) -> None:
         """Refuse a local source that does not exist or cannot be read (a hub id is left to loading): one line,
         before any model loads."""
@@ -449,24 +399,3 @@ def model_list(models=None, model=None) -> list:
         raise LayerscopeError("both models= and model= are given; they are one parameter: give one model or a list")
     value = model if models is None else models
     return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def models_given(specs: tuple[ModelSpec, ...], models) -> list[Model | None]:
-    """One loaded model, or None (load it from its spec), per spec of ``specs``.
-
-    ``models``: None (load every one), one loaded ``Model`` (the first spec's; the others are loaded), or a
-    sequence with one ``Model`` or None per spec.
-    """
-    from .models import Model
-
-    if models is None:
-        return [None] * len(specs)
-    if isinstance(models, Model):
-        return [models] + [None] * (len(specs) - 1)
-    given = list(models)
-    if len(given) != len(specs):
-        raise LayerscopeError(f"{len(given)} models given for {len(specs)} model specs; give one per spec")
-    wrong = next((m for m in given if m is not None and not isinstance(m, Model)), None)
-    if wrong is not None:
-        raise LayerscopeError(f"{wrong!r} is not a loaded model; give layerscope.load_model(...) results or None")
-    return given

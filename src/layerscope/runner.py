@@ -88,7 +88,9 @@ def _execute(config: ExperimentConfig, model, out, via: Caller) -> Result:
     timings: dict[str, float] = {}
     spec = getattr(config, "model", None)
     if model is None and isinstance(spec, ModelSpec) and not config.loads_own_models:
-        model = spec.load_timed(timings)
+        from .models.loading import load_spec_timed  # torch: kept off `import layerscope` and --help
+
+        model = load_spec_timed(spec, timings)
     with named_for(via):  # checks that need the model (a layer it lacks) raise ConfigError from run
         result = config.run(model)
     for key, seconds in timings.items():  # a model loaded here adds to what the run loaded itself

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 import layerscope
 from layerscope.capture.ablation import encode_task
+from layerscope.checkpoints.layout import model_depth
 from layerscope.cli import main
 from layerscope.cli.declared import parse
 from layerscope.errors import LayerscopeError
@@ -311,7 +312,7 @@ def test_a_block_the_model_lacks_is_refused_before_it_loads(tiny_model_dirs, tmp
         raise AssertionError("the model was loaded before --drop was checked")
 
     monkeypatch.setattr(loading, "load_model", no_loading)
-    depth = ModelSpec(str(tiny_model_dirs[arch])).depth()
+    depth = model_depth(str(tiny_model_dirs[arch]))
     assert depth is not None and depth >= 1
     argv = ["ablate", "--model", str(tiny_model_dirs[arch]), "--drop", str(depth), "--out", str(tmp_path / "r")]
     assert main(["--quiet", *argv]) == 2
@@ -320,4 +321,5 @@ def test_a_block_the_model_lacks_is_refused_before_it_loads(tiny_model_dirs, tmp
 
 
 def test_the_default_models_depth_is_read_from_its_header():
-    assert ModelSpec().depth() == 18
+    assert model_depth(None) == model_depth("default") == 18
+    assert model_depth("no-such/model") is None

@@ -146,8 +146,10 @@ def test_completions_match_hf_generate(arch, tiny_models, tiny_model_dirs):
 
 
 def test_models_are_loaded_one_at_a_time(tiny_model_dirs, monkeypatch):
+    import layerscope.models.loading as loading
+
     alive: list[weakref.ref] = []
-    real_load = ModelSpec.load
+    real_load = loading.load_spec
 
     def load(spec):
         assert all(ref() is None for ref in alive), "the previous model is still in memory"
@@ -155,7 +157,7 @@ def test_models_are_loaded_one_at_a_time(tiny_model_dirs, monkeypatch):
         alive.append(weakref.ref(model.module))
         return model
 
-    monkeypatch.setattr(ModelSpec, "load", load)
+    monkeypatch.setattr(loading, "load_spec", load)
     specs = tuple(ModelSpec(source=str(tiny_model_dirs[a])) for a in ("llama", "gemma2", "olmo3"))
     result = run_echo(EchoConfig(models=specs, tokens=("red",), max_new_tokens=1))
     assert len(alive) == 3 and not result.failures

@@ -120,8 +120,10 @@ def test_models_load_one_at_a_time_from_their_specs(tiny_model_dirs, monkeypatch
     import gc
     import weakref
 
+    import layerscope.models.loading as loading
+
     loaded: list = []
-    original = ModelSpec.load
+    original = loading.load_spec
 
     def load(spec):
         assert all(ref() is None for ref in loaded), "the previous model is still alive"
@@ -129,7 +131,7 @@ def test_models_load_one_at_a_time_from_their_specs(tiny_model_dirs, monkeypatch
         loaded.append(weakref.ref(model))
         return model
 
-    monkeypatch.setattr(ModelSpec, "load", load)
+    monkeypatch.setattr(loading, "load_spec", load)
     specs = (ModelSpec(source=str(tiny_model_dirs["llama"])), ModelSpec(source=str(tiny_model_dirs["qwen3"])))
     result = execute(LayersConfig(models=specs, tokens=("red", "blue", "cat"), layers="embed,0"))
     gc.collect()

@@ -22,6 +22,7 @@ import layerscope
 from layerscope import ModelSpec
 from layerscope.capture.layer_spec import FINAL_NORM, parse_layers
 from layerscope.capture.logit_lens import lens_logits
+from layerscope.models.loading import load_spec
 
 PROMPTS = ["5+2=", "The word is red. The word is", "When John and Mary went to the store, John gave the bag to"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def offloaded_tiny(tiny_model_dirs, tmp_path_factory):
     spec = ModelSpec(
         str(tiny_model_dirs["llama"]), max_memory="cpu=400KiB", offload_dir=str(tmp_path_factory.mktemp("offload"))
     )
-    return spec.load(), spec
+    return load_spec(spec), spec
 
 
 def test_most_blocks_of_the_tiny_model_go_to_disk(offloaded_tiny):

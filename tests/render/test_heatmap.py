@@ -6,14 +6,10 @@ import sys
 
 import numpy as np
 from matplotlib.figure import Figure
+from png_checks import assert_text_inside_and_readable
 
-from layerscope.render.heatmap import (
-    ResidualPanel,
-    lens_figure,
-    lens_png,
-    residual_figure,
-    residual_png,
-)
+from layerscope.render.heatmap import ResidualFigure, ResidualPanel, residual_figure, residual_png
+from layerscope.render.lens import LensFigure
 from layerscope.render.matrix_figure import matrix_figure, matrix_png
 
 NAMES = ["embed", "0", "1", "norm"]
@@ -31,7 +27,7 @@ def test_plotly_figures_keep_layer_names_as_categories():
     fig = matrix_figure(matrices, NAMES[:3], "t", [1])
     assert list(fig.data[0].x) == NAMES[:3] and fig.layout.xaxis.type == "category"
     assert len(fig.layout.shapes) == 4  # a boundary: one vertical and one horizontal line per matrix
-    fig = lens_figure(np.zeros((4, 2)), [["x", "y"]] * 4, ["12", "5+2="], NAMES, "t")
+    fig = LensFigure("t", np.zeros((4, 2)), [["x", "y"]] * 4, ["12", "5+2="], NAMES).plotly()
     assert list(fig.data[0].y) == NAMES and fig.layout.xaxis.type == "category"
 
 
@@ -178,7 +174,7 @@ def test_static_figures_are_figures_outside_pyplot():
     figs = [
         residual_png([_panel()], NAMES, 5.0, "t"),
         matrix_png({"linear CKA": np.eye(3)}, NAMES[:3], "t", [1]),
-        lens_png(np.zeros((4, 2)), [["x", "y"]] * 4, ["a", "b"], NAMES, "t"),
+        LensFigure("t", np.zeros((4, 2)), [["x", "y"]] * 4, ["a", "b"], NAMES).png(),
     ]
     assert all(type(f) is Figure for f in figs)
     assert [t.get_text() for t in figs[2].axes[0].get_yticklabels()] == NAMES
@@ -200,14 +196,40 @@ def test_tokens_are_shown_visibly():
 def test_lens_marks_the_cells_whose_top1_is_the_target():
     import numpy as np
 
-    from layerscope.render.heatmap import lens_figure, lens_png
-
     prob = np.array([[0.1, 0.9], [0.2, 0.3]])
     top = [[" a", "7"], ["\n", "b"]]
     hits = np.array([[False, True], [False, False]])
-    fig = lens_figure(prob, top, ["p1", "p2"], ["embed", "0"], "t", hits=hits, hover=[["h"] * 2] * 2)
+    fig = LensFigure("t", prob, top, ["p1", "p2"], ["embed", "0"], hits=hits, hover=[["h"] * 2] * 2).plotly()
     assert [list(row) for row in fig.data[0].text] == [["␣a", "7"], ["\\n", "b"]]
     marker = fig.data[1]
     assert list(marker.x) == ["p2"] and list(marker.y) == ["embed"]
-    image = lens_png(prob, top, ["p1", "p2"], ["embed", "0"], "t", hits=hits)
+    image = LensFigure("t", prob, top, ["p1", "p2"], ["embed", "0"], hits=hits).png()
     assert len(image.axes[0].patches) == 1
+
+
+def test_the_residual_png_and_html_show_the_same_panels_and_colour_ranges():
+    """Both views are drawn from one :class:`ResidualFigure`: each PNG heatmap is the HTML heatmap's z with the
+    same colour range, each strip the HTML strip's mean and RMS, on the same layer rows; the PNG shows the first
+    ``max_panels`` prompts (the HTML all, one at a time beyond that)."""
+    for n in (1, 4, 9):
+        figure = ResidualFigure(_panels(n, d=16), NAMES, 2.0, "t", max_panels=6)
+        html, png = figure.plotly(), figure.png()
+        heats = [ax.images[0] for ax in png.axes if ax.images and ax.images[0].get_array().shape[1] == 16]
+        strips = [ax.images[0] for ax in png.axes if ax.images and ax.images[0].get_array().shape[1] == 2]
+        assert len(heats) == len(strips) == min(n, 6) and len(_heatmaps(html)) == n
+        for image, trace, panel in zip(heats, _heatmaps(html), figure.panels):
+            np.testing.assert_array_equal(image.get_array(), np.asarray(trace.z))
+            assert image.get_clim() == (html.layout.coloraxis.cmin, html.layout.coloraxis.cmax)
+            assert panel.title in trace.name and list(trace.y) == NAMES
+        for image, trace in zip(strips, _strips(html)):
+            np.testing.assert_array_equal(image.get_array(), np.asarray(trace.z))
+            assert image.get_clim() == (html.layout.coloraxis2.cmin, html.layout.coloraxis2.cmax)
+        titled = [ax for ax in png.axes if ax.get_title()]
+        for ax, panel in zip(titled, figure.panels):
+            assert panel.title.startswith(ax.get_title().removesuffix("…"))
+        assert [t.get_text() for t in titled[0].get_yticklabels()] == NAMES
+
+
+def test_the_residual_png_text_is_at_least_9_points_and_inside_the_figure():
+    for n in (1, 4, 9):
+        assert_text_inside_and_readable(ResidualFigure(_panels(n, d=16), NAMES, 2.0, "t", html_name="h.html").png())

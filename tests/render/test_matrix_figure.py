@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from png_checks import assert_text_inside_and_readable
 
-from layerscope.render.line_figure import PNG_TEXT_PT
 from layerscope.render.matrix_figure import MatrixFigure
 
 LABELS = ["embed", "0", "1", "2"]
@@ -28,20 +28,8 @@ def test_an_undefined_cka_row_is_not_drawn_as_zero():
 
 
 def test_every_label_lies_inside_the_png_and_no_text_is_under_nine_points():
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    png = _figure().png()
-    canvas = FigureCanvasAgg(png)
-    canvas.draw()
-    renderer = canvas.get_renderer()
-    box = png.bbox
-    texts = [t for t in png.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize")) if t.get_text()]
+    texts = assert_text_inside_and_readable(_figure().png())
     assert {"layer", "embed"} <= {t.get_text() for t in texts}
-    for text in texts:
-        extent = text.get_window_extent(renderer)
-        assert extent.x0 >= box.x0 - 1 and extent.y0 >= box.y0 - 1, text.get_text()
-        assert extent.x1 <= box.x1 + 1 and extent.y1 <= box.y1 + 1, text.get_text()
-        assert text.get_fontsize() >= PNG_TEXT_PT, (text.get_text(), text.get_fontsize())
 
 
 def test_a_figure_without_undefined_cells_has_no_note():

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from layerscope.fonts import font_fallback, font_families
-from layerscope.render.static import projection_png
+from layerscope.render.scatter import ProjectionFigure
 from layerscope.tokensets import BUILTIN_SETS
 
 FONTS = font_families()
@@ -38,7 +38,7 @@ def test_png_renders_every_glyph_without_warnings(words):
     assert FONTS[:1] == ["DejaVu Sans"] and "Symbola" in FONTS
     with warnings.catch_warnings(), font_fallback():
         warnings.simplefilter("error")  # "Glyph ... missing from font(s)" would raise
-        fig = projection_png(_table(words), [0.5, 0.2], title="東京 café 🙂", connect=False)
+        fig = ProjectionFigure("東京 café 🙂", _table(words), [0.5, 0.2], connect=False).png()
         fig.savefig(io.BytesIO(), format="png")
 
 

@@ -391,6 +391,22 @@ def forward_memory(
     return memory_estimate(source, dtype, batch=batch, seq_len=seq_len).total
 
 
+def model_depth(source: str | os.PathLike | None) -> int | None:
+    """The number of decoder blocks of ``source`` (None or ``"default"``: the default model), read from the
+    checkpoint's config or header alone (no weights), or None when they cannot be read here (e.g. a hub id not
+    in the local cache): what layer numbers are checked against before a model loads.
+
+    Example:
+        >>> model_depth("default")            # Gemma 3 270M
+        18
+    """
+    try:
+        layout, config = _layout_and_config("default" if source is None else source)
+        return model_dims(layout, config).n_layers or None
+    except (LayerscopeError, OSError, ValueError):
+        return None
+
+
 def _layout_and_config(source) -> tuple[Layout, dict | None]:
     if isinstance(source, Layout):
         layout = source

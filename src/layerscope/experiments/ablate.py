@@ -27,10 +27,12 @@ import pandas as pd
 from .. import progress
 from ..analysis.accuracy import accuracy_table
 from ..capture.ablation import LayerAblation, encode_task
+from ..checkpoints.layout import model_depth
 from ..errors import LayerscopeError, choices_text
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
 from ..models import Model, require_lm_head
+from ..models.loading import given_or_loaded
 from ..rundir import model_record
 from ..runner import execute
 from ..tasks import (
@@ -162,7 +164,7 @@ class AblateConfig(ExperimentConfig):
                 parse_drop(spec)
             except LayerscopeError as exc:
                 raise self.error("drop", spec, str(exc)) from None
-        depth = self.model.depth() if self.drop else None
+        depth = model_depth(self.model.source) if self.drop else None
         if depth:  # a block the model lacks, found from its config or header before it loads
             self.configurations(depth)
         if self.task == "arithmetic":
@@ -421,7 +423,7 @@ def run_ablate(
     """
     task = config.build_task()
     timings: dict[str, float] = {}
-    model = config.model.loaded(model, timings)
+    model = given_or_loaded(config.model, model, timings)
     require_lm_head(model, "ablate")
     configs = config.ablations(model.n_layers)  # (part, removed)
 

@@ -24,6 +24,7 @@ from ..capture.layer_spec import layer_depth, layer_name
 from ..experiment import Result, option
 from ..model_spec import ModelSpec
 from ..models import Model
+from ..models.loading import given_or_loaded
 from ..render.lines import layer_lines
 from ..rundir import model_record
 from ..runner import execute
@@ -243,7 +244,7 @@ def _prompt_rows(model, config: CaptureConfig):
 def run_capture(config: CaptureConfig, model=None) -> CaptureResult:
     """Run :class:`CaptureConfig` on ``model`` (loaded from ``config.model`` when None); no files written."""
     timings: dict[str, float] = {}
-    model = config.model.loaded(model, timings)
+    model = given_or_loaded(config.model, model, timings)
     layers = parse_layers(config.layers, model.n_layers)
     prompts, rows = _prompt_rows(model, config) if config.prompts else _word_rows(model, config)
     start = time.perf_counter()

@@ -51,7 +51,7 @@ from ..analysis.pair_cka import pair_cka
 from ..analysis.residual_error import ERROR_COLUMNS, growth_block, residual_errors
 from ..errors import LayerscopeError, choices_text
 from ..experiment import option
-from ..model_spec import ModelSpec, model_list, models_given, specs_argv, unique_name
+from ..model_spec import ModelSpec, model_list, specs_argv, unique_name
 from ..rundir import model_record
 from ..runner import execute
 from ..tokensets.options import MultiToken, TokenSetOptions, inline_words
@@ -238,6 +238,7 @@ def run_compare(config: CompareConfig, models=None) -> CompareResult:
     the captures (and, on prompts, the reference's next-token log-probabilities) outlive a model.
     """
     from ..capture.read_positions import capture_model
+    from ..models.loading import given_or_loaded, models_given
 
     given = models_given(config.models, models)
     ref_index = config.reference_index()
@@ -248,7 +249,7 @@ def run_compare(config: CompareConfig, models=None) -> CompareResult:
     state = _ReferenceState(config)
     for index in order:
         spec = config.models[index]
-        model = spec.loaded(given[index], timings)
+        model = given_or_loaded(spec, given[index], timings)
         name = unique_name(model.name, {c.name for c in captures.values()})
         start = time.perf_counter()
         captures[index] = capture = capture_model(model, config, name)

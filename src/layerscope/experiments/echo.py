@@ -25,8 +25,9 @@ from .. import progress
 from ..analysis.echo import BOS_SETTINGS, echo_rates, word_grid
 from ..errors import LayerscopeError
 from ..experiment import Result, option
-from ..model_spec import ModelSpec, model_list, models_given, unique_name
+from ..model_spec import ModelSpec, model_list, unique_name
 from ..models import Model, require_lm_head
+from ..models.loading import load_spec_timed, models_given
 from ..rundir import model_record
 from ..runner import execute
 from ..tokensets import TokenItem, encode_sets
@@ -337,7 +338,7 @@ def _release_memory() -> None:
 
 def _load(spec: ModelSpec, timings: dict[str, float]) -> Model:
     try:
-        return spec.load_timed(timings)
+        return load_spec_timed(spec, timings)
     except LayerscopeError:
         raise
     except Exception as exc:  # a broken model: one line, and the run goes on with the others

@@ -37,6 +37,7 @@ from ..errors import LayerscopeError
 from ..experiment import ExperimentConfig, option
 from ..model_spec import ModelSpec, unique_name
 from ..models import Model, require_lm_head
+from ..models.loading import given_or_loaded
 from ..rundir import model_record
 from ..runner import execute
 from ..user_files import UserFileError, read_user_text, text_lines
@@ -275,7 +276,7 @@ def comparison_table(a: np.ndarray, b: np.ndarray, names: list[str], depths: lis
 def run_inspect(config: InspectConfig, model: Model | None = None, compare_with: Model | None = None) -> InspectResult:
     """Run ``inspect``; loads ``config.model`` (and ``config.compare_model``) unless given loaded. No files written."""
     timings: dict[str, float] = {}
-    model = config.model.loaded(model, timings)
+    model = given_or_loaded(config.model, model, timings)
     require_lm_head(model, "inspect")  # the logit lens and the target metrics read it
     tokens = tokenize_prompts(model, config)
     n_rows = model.n_layers + 1
@@ -309,7 +310,7 @@ def run_inspect(config: InspectConfig, model: Model | None = None, compare_with:
     records = [model_record(model)]
     if config.compare_model is not None or compare_with is not None:
         spec = config.compare_model if config.compare_model is not None else ModelSpec.of(compare_with)
-        other = spec.loaded(compare_with, timings)
+        other = given_or_loaded(spec, compare_with, timings)
         require_lm_head(other, "inspect")
         start = time.perf_counter()
         if other.d_model != model.d_model:

@@ -108,29 +108,14 @@ class InspectResult(Result):
     def _value_label(self) -> str:
         return "value" if self.config.raw else "value / layer RMS"
 
-    def figure(self, max_panels: int | None = None):
-        """Heatmaps of the residual at the position, every layer, with each layer's raw mean and RMS in a
-        narrow strip. Up to ``max_panels`` prompts (default
-        :data:`~layerscope.render.heatmap.MAX_PANELS`) side by side on one colour scale; more: one prompt
-        at a time, chosen from a dropdown."""
-        from ..render.heatmap import MAX_PANELS, residual_figure
+    def residual_heatmap(self, max_panels: int | None = None):
+        """The residual heatmaps as one :class:`~layerscope.render.heatmap.ResidualFigure`, from which the HTML
+        and the PNG are drawn: up to ``max_panels`` prompts (default
+        :data:`~layerscope.render.heatmap.MAX_PANELS`) side by side on one colour scale."""
+        from ..render.heatmap import MAX_PANELS, ResidualFigure
 
         panels = self._panels()
-        return residual_figure(
-            panels,
-            self.layer_names,
-            self._zmax(panels),
-            self.heatmap_title(),
-            value_label=self._value_label(),
-            max_panels=max_panels or MAX_PANELS,
-        )
-
-    def heatmap_png(self, max_panels: int | None = None):
-        """:meth:`figure` as a matplotlib figure: the first ``max_panels`` prompts, a caption counting the rest."""
-        from ..render.heatmap import MAX_PANELS, residual_png
-
-        panels = self._panels()
-        return residual_png(
+        return ResidualFigure(
             panels,
             self.layer_names,
             self._zmax(panels),
@@ -140,21 +125,33 @@ class InspectResult(Result):
             html_name=self.main_file,
         )
 
-    def lens_figure(self):
-        """Logit lens: probability of each prompt's target per layer, top-1 token as text."""
-        from ..render.heatmap import lens_figure
+    def figure(self, max_panels: int | None = None):
+        """Heatmaps of the residual at the position, every layer, with each layer's raw mean and RMS in a
+        narrow strip. Up to ``max_panels`` prompts side by side on one colour scale; more: one prompt at a time,
+        chosen from a dropdown."""
+        return self.residual_heatmap(max_panels).plotly()
+
+    def heatmap_png(self, max_panels: int | None = None):
+        """:meth:`figure` as a matplotlib figure (the same description): the first ``max_panels`` prompts, a
+        caption counting the rest."""
+        return self.residual_heatmap(max_panels).png()
+
+    def lens_heatmap(self):
+        """The logit lens as one :class:`~layerscope.render.lens.LensFigure`: probability of each prompt's target
+        per layer, top-1 token as text, cells whose top-1 is the target outlined."""
+        from ..render.lens import LensFigure
 
         prob, top, prompts, hits, hover = self._lens_grid()
         title = f"{self.model_name}: logit lens (colour: p(target); outlined: top-1 is the target)"
-        return lens_figure(prob, top, prompts, self.layer_names, title, hits=hits, hover=hover)
+        return LensFigure(title, prob, top, prompts, self.layer_names, hits=hits, hover=hover)
+
+    def lens_figure(self):
+        """Logit lens: probability of each prompt's target per layer, top-1 token as text."""
+        return self.lens_heatmap().plotly()
 
     def lens_png(self):
-        """:meth:`lens_figure` as a matplotlib figure."""
-        from ..render.heatmap import lens_png
-
-        prob, top, prompts, hits, _ = self._lens_grid()
-        title = f"{self.model_name}: logit lens (colour: p(target); outlined: top-1 is the target)"
-        return lens_png(prob, top, prompts, self.layer_names, title, hits=hits)
+        """:meth:`lens_figure` as a matplotlib figure (the same description)."""
+        return self.lens_heatmap().png()
 
     def phases_matrices(self):
         """The layer-by-layer linear CKA and mean cosine matrices with the phase boundaries, as one

@@ -39,8 +39,9 @@ from ..capture.layer_spec import (
 )
 from ..errors import LayerscopeError
 from ..experiment import Result, option
-from ..model_spec import ModelSpec, model_list, models_given, specs_argv, unique_name
+from ..model_spec import ModelSpec, model_list, specs_argv, unique_name
 from ..models import Model
+from ..models.loading import given_or_loaded, models_given
 from ..rundir import model_record
 from ..runner import execute
 from ..tokensets import encode_sets
@@ -338,7 +339,7 @@ def run_layers(config: LayersConfig, models=None) -> LayersResult:
     titles: dict[str, str] = {}
     timings: dict[str, float] = {"capture": 0.0, "analysis": 0.0}
     for spec, loaded in zip(config.models, given):
-        model = spec.loaded(loaded, timings)
+        model = given_or_loaded(spec, loaded, timings)
         name = unique_name(model.name, residuals)
         layers = parse_layers(config.layers, model.n_layers)  # the range needs the model: errors name the layer
         try:

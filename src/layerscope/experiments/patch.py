@@ -35,6 +35,7 @@ from ..errors import LayerscopeError, choices_text
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec
 from ..models import Model, require_lm_head
+from ..models.loading import given_or_loaded
 from ..rundir import model_record
 from ..runner import execute
 from ..tasks.pairs import Pair, is_pair_file, load_pair_file, pair_set
@@ -412,7 +413,7 @@ def metric_values(scores, clean_scores, metric: str, full_vocab: bool, answer: i
 def run_patch(config: PatchConfig, model: Model | None = None) -> PatchResult:
     """Patch every cell of ``config.part`` for every pair; no files written."""
     timings: dict[str, float] = {}
-    model = config.model.loaded(model, timings)
+    model = given_or_loaded(config.model, model, timings)
     require_lm_head(model, "patch")
     pairs, builtin = config.build_pairs()
     with config.checking("pairs" if config.pairs is not None else "clean"):

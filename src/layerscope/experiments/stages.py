@@ -69,16 +69,21 @@ class StagesResult(Result):
     def names(self) -> list[str]:
         return list(self.stages.names)
 
-    def figure(self, stage: str | None = None):
-        """The PCA scatter of one stage (default: the last, the model's output)."""
-        from ..render.scatter import projection_figure
+    def projection(self, stage: str | None = None):
+        """The PCA scatter of one stage (default: the last, the model's output) as one
+        :class:`~layerscope.render.scatter.ProjectionFigure`, from which its HTML and its PNG panel are drawn."""
+        from ..render.scatter import ProjectionFigure
 
         stage = self.names[-1] if stage is None else str(stage)
         if stage not in self.explained:
             raise LayerscopeError(f"unknown stage {stage!r}; valid: {choices_text(self.names)}")
         rows = self.table[self.table["stage"] == stage].assign(set="texts", label=lambda t: t["text"].str.slice(0, 40))
         name = ", ".join(self.model_names)
-        return projection_figure(rows, self.explained[stage], title=f"{name}: {stage}", connect=False)
+        return ProjectionFigure(f"{name}: {stage}", rows, self.explained[stage], connect=False)
+
+    def figure(self, stage: str | None = None):
+        """The PCA scatter of one stage (default: the last, the model's output)."""
+        return self.projection(stage).plotly()
 
     def stage_figures(self) -> dict[str, Callable[[], object]]:
         """``{stage: () -> plotly figure}`` in model order: the figures of the page ``index.html``."""
@@ -104,11 +109,11 @@ class StagesResult(Result):
 
     def images(self) -> dict:
         """``index.png``: every stage's projection side by side (the page ``index.html`` as one image)."""
-        from ..render.static import projections_png
+        from ..render.scatter import projections_png
 
-        panels = {name: self.table[self.table["stage"] == name] for name in self.names}
+        panels = {name: self.projection(name) for name in self.names}
         title = f"{', '.join(self.model_names)}: stages"
-        return {"index": lambda: projections_png(panels, self.explained, title=title)}
+        return {"index": lambda: projections_png(panels, title=title)}
 
     def record(self) -> dict:
         return {"stages": self.names, "explained_variance_ratio": self.explained, "findings": self.findings()}

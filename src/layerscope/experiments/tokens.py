@@ -20,6 +20,7 @@ from ..errors import choices_text
 from ..experiment import Result, option
 from ..model_spec import ModelSpec
 from ..models import Model
+from ..models.loading import given_or_loaded
 from ..rundir import model_record
 from ..runner import execute
 from ..tokensets import TokenItem, encode_sets, pool_rows
@@ -110,13 +111,16 @@ class TokensResult(Result):
         fitted = f"basis: {self.config.basis_set}" if self.config.basis_set else "basis: all rows"
         return f"{', '.join(self.model_names)}: input embeddings of {sets} ({fitted})"
 
+    def projection(self):
+        """The projection as one :class:`~layerscope.render.scatter.ProjectionFigure`, from which the HTML and the
+        PNG are drawn."""
+        from ..render.scatter import ProjectionFigure
+
+        return ProjectionFigure(self.title(), self.table, self.explained_variance_ratio, connect=self.joined_sets)
+
     def figure(self):
         """The interactive plotly figure (shows inline in Jupyter)."""
-        from ..render.scatter import projection_figure
-
-        return projection_figure(
-            self.table, self.explained_variance_ratio, title=self.title(), connect=self.joined_sets
-        )
+        return self.projection().plotly()
 
     @property
     def joined_sets(self) -> set[str]:
@@ -133,13 +137,7 @@ class TokensResult(Result):
         return {"index": self.figure}
 
     def images(self) -> dict:
-        from ..render.static import projection_png
-
-        return {
-            "figure": lambda: projection_png(
-                self.table, self.explained_variance_ratio, title=self.title(), connect=self.joined_sets
-            )
-        }
+        return {"figure": lambda: self.projection().png()}
 
     def record(self) -> dict:
         return {
@@ -202,7 +200,7 @@ def run_tokens(config: TokensConfig, model: Model | None = None) -> TokensResult
     """Run the tokens experiment on ``model`` (loaded from ``config.model`` when None); no files written."""
     timings: dict[str, float] = {}
     sets = config.word_sets()
-    model = config.model.loaded(model, timings)
+    model = given_or_loaded(config.model, model, timings)
 
     start = time.perf_counter()
     items = encode_sets(model.tokenizer, sets, leading_space=config.leading_space)

@@ -191,10 +191,11 @@ class TourResult(Result):
 
 def run_tour(config: TourConfig, model=None) -> TourResult:
     """Run every step into ``config.out/<step>`` on one loaded model, then write ``config.out/report.html``."""
+    from ..models.loading import given_or_loaded
     from .report import PAGE, ReportConfig
 
     timings: dict[str, float] = {}
-    model = config.model.loaded(model, timings)
+    model = given_or_loaded(config.model, model, timings)
     out = Path(config.out)
     steps: dict[str, dict] = {}
     finished: list[Path] = []

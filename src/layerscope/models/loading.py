@@ -1,4 +1,5 @@
-"""``load_model``: one entry point for every model source layerscope reads."""
+"""``load_model``: one entry point for every model source layerscope reads; ``load_spec``: the same for a
+:class:`~layerscope.model_spec.ModelSpec` (and its timed and given-or-loaded forms)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import hashlib
 import json
 import os
 import re
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -14,7 +17,7 @@ from .. import progress
 from ..cache import cache_root
 from ..checkpoints.default import DEFAULT_MODEL_NAME, default_model_path
 from ..errors import LayerscopeError
-from ..model_spec import parse_max_memory
+from ..model_spec import ModelSpec, parse_max_memory
 from . import guard
 from .broken import first_line, refused
 from .gguf_cache import cached_gguf_dir, gguf_general_name
@@ -117,6 +120,60 @@ def load_model(
     return _load_hf_dir(
         text, text, f"hub:{text}", name or text.split("/")[-1], torch_dtype, device, placement, trust_remote_code
     )
+
+
+def load_spec(spec: ModelSpec) -> Model:
+    """Load the model ``spec`` names, with its options and display name (see :func:`load_model`).
+
+    Example:
+        >>> load_spec(ModelSpec("path/to/model.gguf", name="small", dtype="bfloat16")).name
+        'small'
+    """
+    spec.validate()
+    model = load_model(
+        spec.source,
+        dtype=spec.dtype,
+        device_map=spec.device_map,
+        trust_remote_code=spec.trust_remote_code,
+        max_memory=parse_max_memory(spec.max_memory),
+        offload_dir=spec.offload_dir,
+        name=spec.name,
+    )
+    if spec.name:
+        model.name = spec.name
+    return model
+
+
+def load_spec_timed(spec: ModelSpec, timings: dict[str, float]) -> Model:
+    """:func:`load_spec`, adding the seconds it took to ``timings["load"]``."""
+    start = time.perf_counter()
+    model = load_spec(spec)
+    timings["load"] = timings.get("load", 0.0) + time.perf_counter() - start
+    return model
+
+
+def given_or_loaded(spec: ModelSpec, model: Model | None, timings: dict[str, float]) -> Model:
+    """``model`` when one is given, else ``spec`` loaded by :func:`load_spec_timed`."""
+    return model if model is not None else load_spec_timed(spec, timings)
+
+
+def models_given(specs: Sequence[ModelSpec], models) -> list[Model | None]:
+    """One loaded model, or None (load it from its spec), per spec of ``specs``.
+
+    ``models``: None (load every one), one loaded ``Model`` (the first spec's; the others are loaded), or a
+    sequence with one ``Model`` or None per spec.
+    """
+    if models is None:
+        return [None] * len(specs)
+    if isinstance(models, Model):
+        return [models] + [None] * (len(specs) - 1)
+    given = list(models)
+    if len(given) != len(specs):
+        raise LayerscopeError(f"{len(given)} models given for {len(specs)} model specs; give one per spec")
+    wrong = next((m for m in given if m is not None and not isinstance(m, Model)), None)
+    if wrong is not None:
+        raise LayerscopeError(f"{wrong!r} is not a loaded model; give layerscope.load_model(...) results or None")
+    return given
 
 
 def _gguf_dtype(dtype) -> str:

@@ -1,4 +1,5 @@
-"""Accuracy per ablation configuration: plotly (HTML) and matplotlib (PNG), from an accuracy table.
+"""Accuracy per ablation configuration: one description, :class:`AccuracyFigure`, drawn as plotly (HTML) and
+matplotlib (PNG) from an accuracy table; both views show the same series, baseline, chance and intervals.
 
 Two shapes, chosen from the configurations themselves:
 
@@ -17,15 +18,15 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.graph_objects as go
+from matplotlib.figure import Figure
 
+from ..fonts import font_fallback
+from .line_figure import PNG_TEXT_PT
 from .palette import PALETTE
-
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
+from .static import new_figure
 
 
 @dataclass
@@ -39,10 +40,16 @@ class _Series:
     ci: tuple[list[float], list[float]] | None = None  # (low, high) per value: the main series of each part
 
 
-@dataclass
-class _Layout:
-    """What the figure draws: the configurations (in drawing order), their x positions, the series."""
+#: the most series a sweep shows at first; with more, only each part's main line (the others a legend click away)
+SHOWN_SERIES = 6
 
+
+@dataclass
+class AccuracyFigure:
+    """What the figure draws: the configurations (in drawing order), their x positions, the series; see the
+    module. Built from an accuracy table by :meth:`of`."""
+
+    title: str
     sweep: bool
     labels: list[str]
     blocks: list[int]  # the removed block of each configuration (sweeps only)
@@ -59,11 +66,33 @@ class _Layout:
             self.parts[0] if self.parts else "block", "decoder block removed"
         )
 
+    def shown(self, series: _Series) -> bool:
+        """Whether a series is drawn at first (HTML) and at all (PNG): each part's main series, and the groups'
+        lines of a sweep over one part with at most :data:`SHOWN_SERIES` series."""
+        return series.main or (self.sweep and len(self.parts) <= 1 and len(self.series) <= SHOWN_SERIES)
+
+    def band_name(self, series: _Series) -> str:
+        return CI_NAME if len(self.parts) <= 1 else f"{series.name}, {CI_NAME}"
+
+    @classmethod
+    def of(cls, table: pd.DataFrame, groups: list[str], *, title: str) -> AccuracyFigure:
+        """From :func:`layerscope.analysis.accuracy.accuracy_table`'s output; ``groups``: its groups (operations)."""
+        return _layout(table, groups, title)
+
+    def plotly(self) -> go.Figure:
+        """A line over the removed block for a sweep, sorted bars otherwise; groups' series a legend click away
+        where they are not :meth:`shown`."""
+        return _plotly(self)
+
+    def png(self) -> Figure:
+        """The same figure as a PNG: the :meth:`shown` series, text at least :data:`PNG_TEXT_PT` points."""
+        return _png(self)
+
 
 _PART_NAMES = {"block": "whole block", "attn": "attention", "mlp": "MLP"}
 
 
-def _layout(table: pd.DataFrame, groups: list[str]) -> _Layout:
+def _layout(table: pd.DataFrame, groups: list[str], title: str) -> AccuracyFigure:
     ablated = table[table["config"] != "baseline"]
     base = table.loc[table["config"] == "baseline"]
     removed = [str(v) for v in ablated.get("removed_layers", pd.Series([""] * len(ablated)))]
@@ -107,7 +136,7 @@ def _layout(table: pd.DataFrame, groups: list[str]) -> _Layout:
     baseline_ci = None
     if has_ci and not base.empty:
         baseline_ci = (float(base["ci_low"].iloc[0]), float(base["ci_high"].iloc[0]))
-    return _Layout(sweep, [str(v) for v in rows["config"]], blocks, series, chance, parts, baseline_ci)
+    return AccuracyFigure(title, sweep, [str(v) for v in rows["config"]], blocks, series, chance, parts, baseline_ci)
 
 
 def _rgba(color: str, alpha: float) -> str:
@@ -120,17 +149,20 @@ CI_NAME = "95% interval (bootstrap)"
 
 
 def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go.Figure:
-    """Accuracy per configuration: a line over the removed block for a sweep, sorted bars otherwise.
+    """:class:`AccuracyFigure`, interactive."""
+    return AccuracyFigure.of(table, groups, title=title).plotly()
 
-    ``table`` is :func:`layerscope.analysis.accuracy.accuracy_table`'s output. Groups (operations) are
-    dashed lines for a sweep (click the legend to hide one) and hidden bars otherwise.
-    """
-    shape = _layout(table, groups)
+
+def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figure:
+    """:class:`AccuracyFigure` as a PNG."""
+    return AccuracyFigure.of(table, groups, title=title).png()
+
+
+def _plotly(shape: AccuracyFigure) -> go.Figure:
     fig = go.Figure()
-    many = len(shape.series) > 6
     for k, s in enumerate(shape.series):
         color = PALETTE[k % len(PALETTE)]
-        visible = True if s.main else ("legendonly" if many or not shape.sweep else True)
+        visible = True if shape.shown(s) else "legendonly"
         if shape.sweep:
             fig.add_trace(
                 go.Scatter(
@@ -163,7 +195,7 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
         if not shape.sweep or s.ci is None:
             continue
         low, high = s.ci
-        name = CI_NAME if len(shape.parts) <= 1 else f"{s.name}, {CI_NAME}"
+        name = shape.band_name(s)
         fig.add_trace(
             go.Scatter(x=s.blocks, y=high, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
         )
@@ -217,7 +249,9 @@ def accuracy_figure(table: pd.DataFrame, groups: list[str], *, title: str) -> go
             barmode="group",
             height=max(360, 28 * len(shape.labels) + 160),
         )
-    fig.update_layout(title=dict(text=title, x=0.5), template="plotly_white", legend=legend, margin=dict(r=160, t=70))
+    fig.update_layout(
+        title=dict(text=shape.title, x=0.5), template="plotly_white", legend=legend, margin=dict(r=160, t=70)
+    )
     return fig
 
 
@@ -235,64 +269,61 @@ def _error_bars(values: list[float], ci: tuple[list[float], list[float]] | None)
     )
 
 
-def accuracy_png(table: pd.DataFrame, groups: list[str], *, title: str) -> Figure:
-    """The same figure for a PNG (a matplotlib :class:`~matplotlib.figure.Figure`, saved by the run directory)."""
-    from .static import new_figure
-
-    shape = _layout(table, groups)
+def _png(shape: AccuracyFigure) -> Figure:
+    pt = PNG_TEXT_PT
     n = len(shape.blocks) if shape.sweep else len(shape.labels)
     if shape.sweep:
-        fig = new_figure(figsize=(max(7.5, 0.4 * n + 4), 4.8), dpi=130)
+        fig = new_figure(figsize=(max(7.5, 0.4 * n + 4), 4.8), dpi=130, layout="constrained")
     else:
-        fig = new_figure(figsize=(8.5, max(3.2, 0.32 * n + 1.8)), dpi=130)
-    ax = fig.add_subplot()
-    main = shape.series[0]
-    if shape.sweep:
-        for k, s in enumerate(shape.series):
-            if not s.main and len(shape.parts) > 1:
-                continue  # one line per part; the groups' lines are in the HTML figure
-            ax.plot(
-                s.blocks,
-                s.values,
-                marker="o",
-                color=PALETTE[k % len(PALETTE)],
-                linewidth=2.5 if s.main else 1.0,
-                linestyle="-" if s.main else "--",
-                markersize=5 if s.main else 3,
-                alpha=1.0 if s.main else 0.8,
-                label=s.name,
-            )
-        for k, s in enumerate(shape.series):  # the intervals after the lines: the legend lists the lines first
-            if s.ci is not None:
-                band = CI_NAME if len(shape.parts) <= 1 else f"{s.name}, {CI_NAME}"
-                color = PALETTE[k % len(PALETTE)]
-                ax.fill_between(s.blocks, *s.ci, color=color, alpha=0.2, linewidth=0, label=band)
-        ax.set_xticks(shape.blocks if n <= 40 else shape.blocks[::4])
-        ax.set_xlabel(shape.x_title)
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1.05)
-        mark = ax.axhline
-    else:
-        errors = None
-        if main.ci is not None:
-            errors = [
-                [v - lo for v, lo in zip(main.values, main.ci[0])],
-                [h - v for v, h in zip(main.values, main.ci[1])],
-            ]
-        ax.barh(range(n), main.values, color=PALETTE[0], label=main.name, xerr=errors, ecolor="#444444", capsize=2)
-        ax.set_yticks(range(n), shape.labels, fontsize=8)
-        ax.set_xlabel("accuracy")
-        ax.set_xlim(0, 1.05)
-        mark = ax.axvline
-    if main.baseline is not None and shape.baseline_ci is not None:
-        span = ax.axhspan if shape.sweep else ax.axvspan
-        span(*shape.baseline_ci, color=PALETTE[0], alpha=0.08, linewidth=0)
-    if main.baseline is not None:
-        mark(main.baseline, color=PALETTE[0], linestyle=":", linewidth=1.8, label=f"baseline {main.baseline:.3f}")
-    if shape.chance is not None:
-        mark(shape.chance, color="#888888", linestyle="--", linewidth=1.2, label=f"chance {shape.chance:.3f}")
-    ax.grid(alpha=0.3)
-    ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=10)
-    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
+        fig = new_figure(figsize=(8.5, max(3.2, 0.32 * n + 1.8)), dpi=130, layout="constrained")
+    with font_fallback():
+        ax = fig.add_subplot()
+        main = shape.series[0]
+        if shape.sweep:
+            for k, s in enumerate(shape.series):
+                if not shape.shown(s):
+                    continue
+                ax.plot(
+                    s.blocks,
+                    s.values,
+                    marker="o",
+                    color=PALETTE[k % len(PALETTE)],
+                    linewidth=2.5 if s.main else 1.0,
+                    linestyle="-" if s.main else "--",
+                    markersize=5 if s.main else 3,
+                    alpha=1.0 if s.main else 0.8,
+                    label=s.name,
+                )
+            for k, s in enumerate(shape.series):  # the intervals after the lines: the legend lists the lines first
+                if s.ci is not None:
+                    color = PALETTE[k % len(PALETTE)]
+                    ax.fill_between(s.blocks, *s.ci, color=color, alpha=0.2, linewidth=0, label=shape.band_name(s))
+            ax.set_xticks(shape.blocks if n <= 40 else shape.blocks[::4])
+            ax.set_xlabel(shape.x_title, fontsize=pt + 1)
+            ax.set_ylabel("accuracy", fontsize=pt + 1)
+            ax.set_ylim(0, 1.05)
+            mark = ax.axhline
+        else:
+            errors = None
+            if main.ci is not None:
+                errors = [
+                    [v - lo for v, lo in zip(main.values, main.ci[0])],
+                    [h - v for v, h in zip(main.values, main.ci[1])],
+                ]
+            ax.barh(range(n), main.values, color=PALETTE[0], label=main.name, xerr=errors, ecolor="#444444", capsize=2)
+            ax.set_yticks(range(n), shape.labels)
+            ax.set_xlabel("accuracy", fontsize=pt + 1)
+            ax.set_xlim(0, 1.05)
+            mark = ax.axvline
+        if main.baseline is not None and shape.baseline_ci is not None:
+            span = ax.axhspan if shape.sweep else ax.axvspan
+            span(*shape.baseline_ci, color=PALETTE[0], alpha=0.08, linewidth=0)
+        if main.baseline is not None:
+            mark(main.baseline, color=PALETTE[0], linestyle=":", linewidth=1.8, label=f"baseline {main.baseline:.3f}")
+        if shape.chance is not None:
+            mark(shape.chance, color="#888888", linestyle="--", linewidth=1.2, label=f"chance {shape.chance:.3f}")
+        ax.tick_params(labelsize=pt)
+        ax.grid(alpha=0.3)
+        ax.set_title("\n".join(textwrap.wrap(shape.title, 80)), fontsize=pt + 1)
+        ax.legend(fontsize=pt, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig

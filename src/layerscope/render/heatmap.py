@@ -1,9 +1,9 @@
-"""Heatmaps: residual vectors across layers (seed 001), layer-by-layer similarity, logit lens.
+"""Residual heatmaps across layers (seed 001): one description, :class:`ResidualFigure`, drawn as plotly and PNG.
 
 Inputs are ready-made arrays; colour ranges are passed in, nothing is computed here. Rows are labelled
-with layer names (``embed``, ``0``..``n-1``, ``norm``; see :mod:`layerscope.capture.layer_spec`). The
-``*_figure`` functions return plotly figures, the ``*_png`` ones :class:`matplotlib.figure.Figure`
-objects (no pyplot), which the run directory writes as PNG.
+with layer names (``embed``, ``0``..``n-1``, ``norm``; see :mod:`layerscope.capture.layer_spec`).
+:meth:`ResidualFigure.plotly` returns a plotly figure, :meth:`ResidualFigure.png` a
+:class:`matplotlib.figure.Figure` (no pyplot), which the run directory writes as PNG; both read the same panels.
 
 Residual heatmaps scale with the number of prompts: one prompt is drawn large with a numbered mean/RMS
 strip; up to :data:`MAX_PANELS` side by side on one colour scale, titles shortened to fit a
@@ -14,16 +14,14 @@ strip; up to :data:`MAX_PANELS` side by side on one colour scale, titles shorten
 from __future__ import annotations
 
 import html
-import textwrap
 import unicodedata
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
+from .line_figure import PNG_TEXT_PT
 from .static import new_figure
 
 
@@ -135,6 +133,246 @@ def _colorbar(title: str, x: float) -> dict:
     return dict(title=dict(text=title, side="right"), x=x, xanchor="left", thickness=12, len=0.9, y=0.5)
 
 
+@dataclass
+class ResidualFigure:
+    """One description of the residual heatmaps of ``inspect``, drawn as plotly and as PNG from the same panels,
+    layer names and colour range (see the module).
+
+    Attributes:
+        panels: one :class:`ResidualPanel` per prompt, every ``values`` ``(L, d_model)``.
+        layer_names: the ``L`` row names.
+        zmax: the heatmaps' colour range ``[-zmax, zmax]`` (the strips get their own, symmetric about 0).
+        title: the figure's title; value_label: the heatmaps' colour bar title.
+        max_panels: the most prompts side by side (the HTML shows more one at a time, the PNG the first ones).
+        html_name: the HTML figure's file, named in the PNG's caption when prompts are left out.
+    """
+
+    panels: list[ResidualPanel]
+    layer_names: list[str]
+    zmax: float
+    title: str
+    value_label: str = "value"
+    max_panels: int = MAX_PANELS
+    html_name: str = ""
+
+    def strip_max(self) -> float:
+        """The strips' colour range ``[-strip_max, strip_max]``."""
+        return _strip_max(self.panels)
+
+    def shown_in_png(self) -> list[ResidualPanel]:
+        """The panels the PNG draws: the first ``max_panels``."""
+        return self.panels[: self.max_panels]
+
+    def plotly(self) -> go.Figure:
+        """Residual heatmaps (rows = layers, columns = dimensions), each with a narrow mean/RMS strip beside it.
+
+        One prompt: the heatmap, its colour bar, then the strip with its numbers and its own colour bar.
+        Up to ``max_panels`` prompts: small multiples side by side, titles shortened to fit, "dimension" once.
+        More: one prompt at a time, chosen from a dropdown (every prompt's traces are in the figure; the
+        dropdown switches which are visible). All heatmaps share one diverging colour scale ``[-zmax, zmax]``
+        (``value_label`` names it); all strips share another, symmetric about 0.
+        """
+        if not self.panels:
+            raise ValueError("no panels to draw")
+        strip_max = _strip_max(self.panels)
+        n = len(self.panels)
+        fig = go.Figure()
+        layout: dict = dict(
+            # the title sits above the panel titles or the selector and below the mode bar's row of buttons
+            title=dict(
+                text=_plotly_text(self.title),
+                x=0.5,
+                xanchor="center",
+                yref="paper",
+                y=1,
+                yanchor="bottom",
+                pad=dict(b=48),
+                font=dict(size=15),
+            ),
+            template="plotly_white",
+            height=max(440, 22 * len(self.layer_names) + 190),
+            margin=dict(**_MARGIN, t=120, b=70),
+        )
+        y_common = dict(type="category", autorange="reversed", showgrid=False)
+        if n == 1 or n > self.max_panels:  # the one-prompt view
+            heat_end, strip = 0.67, (0.81, 0.92)
+            layout["coloraxis"] = dict(
+                colorscale="RdBu_r",
+                cmin=-self.zmax,
+                cmax=self.zmax,
+                colorbar=_colorbar(self.value_label, heat_end + 0.01),
+            )
+            layout["coloraxis2"] = dict(
+                colorscale="RdBu_r", cmin=-strip_max, cmax=strip_max, colorbar=_colorbar("mean, rms", strip[1] + 0.012)
+            )
+            for index, panel in enumerate(self.panels):
+                fig.add_trace(_heat_trace(panel, self.layer_names, 1, visible=index == 0))
+                fig.add_trace(_strip_trace(panel, self.layer_names, 2, numbers=True, visible=index == 0))
+            layout["xaxis"] = dict(domain=[0, heat_end], title=dict(text="dimension"), showgrid=False)
+            layout["yaxis"] = dict(**y_common, title=dict(text="layer"))
+            layout["xaxis2"] = dict(domain=list(strip), side="bottom", showgrid=False, anchor="y2")
+            layout["yaxis2"] = dict(**y_common, matches="y", showticklabels=False, anchor="x2")
+            if n == 1:
+                text = shorten(self.panels[0].title, _title_chars(heat_end))
+                layout["annotations"] = [_panel_title(text, heat_end / 2)]
+            else:
+                buttons = []
+                for index, panel in enumerate(self.panels):
+                    visible = [i // 2 == index for i in range(2 * n)]
+                    label = _plotly_text(shorten(f"{index + 1}/{n}  {panel.title}", 32))
+                    buttons.append(dict(label=label, method="restyle", args=[{"visible": visible}]))
+                layout["updatemenus"] = [
+                    dict(
+                        type="dropdown",
+                        buttons=buttons,
+                        active=0,
+                        x=0,
+                        xanchor="left",
+                        y=1.01,
+                        yanchor="bottom",
+                        showactive=True,
+                        pad=dict(t=0, b=0, l=0, r=0),
+                    )
+                ]
+        else:  # small multiples
+            right = 0.78
+            gap = min(0.025, 0.2 * right / n)  # many panels (a large max_panels): every width shrinks, none below 0
+            group = (right - (n - 1) * gap) / n
+            strip_gap, strip_width = min(0.006, 0.05 * group), min(0.045, 0.3 * group)
+            chars = _title_chars(group)
+            ticks = _few_ticks(self.panels[0].values.shape[1])
+            annotations = []
+            for index, panel in enumerate(self.panels):
+                start = index * (group + gap)
+                heat = [start, start + group - strip_width - strip_gap]
+                heat_axis, strip_axis = 2 * index + 1, 2 * index + 2
+                fig.add_trace(_heat_trace(panel, self.layer_names, heat_axis))
+                fig.add_trace(_strip_trace(panel, self.layer_names, strip_axis, numbers=False))
+                suffix_h = "" if heat_axis == 1 else str(heat_axis)
+                suffix_s = str(strip_axis)
+                layout[f"xaxis{suffix_h}"] = dict(
+                    domain=heat,
+                    anchor=f"y{suffix_h}",
+                    showgrid=False,
+                    tickvals=ticks,
+                    tickangle=0,
+                    tickfont=dict(size=10),
+                )
+                layout[f"yaxis{suffix_h}"] = dict(
+                    **y_common,
+                    anchor=f"x{suffix_h}",
+                    **({"title": dict(text="layer")} if index == 0 else {"matches": "y", "showticklabels": False}),
+                )
+                layout[f"xaxis{suffix_s}"] = dict(
+                    domain=[heat[1] + strip_gap, start + group],
+                    anchor=f"y{suffix_s}",
+                    tickangle=-90,
+                    tickfont=dict(size=8),
+                    showgrid=False,
+                )
+                layout[f"yaxis{suffix_s}"] = dict(**y_common, anchor=f"x{suffix_s}", matches="y", showticklabels=False)
+                annotations.append(_panel_title(shorten(panel.title, chars), start + group / 2))
+            annotations.append(
+                dict(
+                    text="dimension",
+                    x=(right - strip_width) / 2,
+                    xanchor="center",
+                    y=0,
+                    yanchor="top",
+                    yshift=-38,
+                    xref="paper",
+                    yref="paper",
+                    showarrow=False,
+                    font=dict(size=13),
+                )
+            )
+            layout["annotations"] = annotations
+            layout["coloraxis"] = dict(
+                colorscale="RdBu_r", cmin=-self.zmax, cmax=self.zmax, colorbar=_colorbar(self.value_label, 0.805)
+            )
+            layout["coloraxis2"] = dict(
+                colorscale="RdBu_r", cmin=-strip_max, cmax=strip_max, colorbar=_colorbar("strips: mean, rms", 0.91)
+            )
+        fig.update_layout(**layout)
+        return fig
+
+    def png(self) -> Figure:
+        """The static figure: one prompt with its numbered strip, or the first ``max_panels`` side by side with a
+        caption saying how many more prompts the HTML figure (``html_name``) shows; text at least
+        :data:`~layerscope.render.line_figure.PNG_TEXT_PT` points."""
+        if not self.panels:
+            raise ValueError("no panels to draw")
+        strip_max = self.strip_max()
+        shown = self.shown_in_png()
+        k = len(shown)
+        pt = PNG_TEXT_PT
+        height = 0.26 * len(self.layer_names) + 2.4
+        cmap = "RdBu_r"
+        if k == 1:
+            width = 10.0
+            fig = new_figure(figsize=(width, height), dpi=120, layout="constrained")
+            axes = fig.subplots(1, 4, gridspec_kw={"width_ratios": [20, 0.5, 4.2, 0.5]})
+            heat_ax, bar_ax, strip_ax, strip_bar_ax = axes
+            panel = shown[0]
+            image = heat_ax.imshow(
+                panel.values, aspect="auto", cmap=cmap, vmin=-self.zmax, vmax=self.zmax, interpolation="nearest"
+            )
+            heat_ax.set_yticks(range(len(self.layer_names)), self.layer_names)
+            heat_ax.set_ylabel("layer", fontsize=pt)
+            heat_ax.set_xlabel("dimension", fontsize=pt)
+            heat_ax.set_title(_png_text(shorten(panel.title, 80)), fontsize=pt + 1)
+            fig.colorbar(image, cax=bar_ax).set_label(self.value_label, fontsize=pt)
+            strip = np.stack([panel.mean, panel.rms], 1)
+            strip_image = strip_ax.imshow(strip, aspect="auto", cmap=cmap, vmin=-strip_max, vmax=strip_max)
+            for i, row in enumerate(_strip_text(panel)):
+                for j, text in enumerate(row):
+                    dark = abs(strip[i, j]) > 0.6 * strip_max
+                    strip_ax.text(j, i, text, ha="center", va="center", fontsize=pt, color="white" if dark else "black")
+            strip_ax.set_xticks([0, 1], ["mean", "rms"])
+            strip_ax.set_yticks([])
+            fig.colorbar(strip_image, cax=strip_bar_ax).set_label("mean, rms", fontsize=pt)
+        else:
+            width = min(2.9 * k + 2.4, 20.0)
+            fig = new_figure(figsize=(width, height), dpi=120, layout="constrained")
+            axes = fig.subplots(1, 2 * k + 2, gridspec_kw={"width_ratios": [8, 1] * k + [0.35, 0.35]})
+            group_inches = width * 9 / (9 * k + 0.7) - 0.3
+            chars = int(group_inches * 72 / (CHAR_WIDTH * pt))
+            image = strip_image = None
+            for index, panel in enumerate(shown):
+                heat_ax, strip_ax = axes[2 * index], axes[2 * index + 1]
+                image = heat_ax.imshow(
+                    panel.values, aspect="auto", cmap=cmap, vmin=-self.zmax, vmax=self.zmax, interpolation="nearest"
+                )
+                if index == 0:
+                    heat_ax.set_yticks(range(len(self.layer_names)), self.layer_names)
+                    heat_ax.set_ylabel("layer", fontsize=pt)
+                else:
+                    heat_ax.set_yticks([])
+                heat_ax.set_xticks(_few_ticks(panel.values.shape[1]))
+                heat_ax.set_title(_png_text(shorten(panel.title, chars)), fontsize=pt)
+                strip_image = strip_ax.imshow(
+                    np.stack([panel.mean, panel.rms], 1), aspect="auto", cmap=cmap, vmin=-strip_max, vmax=strip_max
+                )
+                strip_ax.set_xticks([0, 1], ["mean", "rms"], rotation=90)
+                strip_ax.set_yticks([])
+            fig.colorbar(image, cax=axes[-2]).set_label(self.value_label, fontsize=pt)
+            fig.colorbar(strip_image, cax=axes[-1]).set_label("strips: mean, rms", fontsize=pt)
+            fig.supxlabel("dimension", fontsize=pt)
+        for ax in fig.axes:
+            ax.tick_params(labelsize=pt)
+        more = len(self.panels) - k
+        if more:
+            where = f"the HTML figure ({self.html_name})" if self.html_name else "the HTML figure"
+            caption = f"{more} more prompt{'s' if more != 1 else ''} in {where}, one at a time with a prompt selector"
+            bottom = 0.3 / height  # room for one line of text, in figure heights
+            fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
+            if fig.get_supxlabel():
+                fig.supxlabel("dimension", fontsize=pt, y=bottom, va="bottom")
+            fig.text(0.5, 0.01, _png_text(caption), ha="center", va="bottom", fontsize=pt, color="#444")
+        fig.suptitle(_png_text(self.title), fontsize=pt + 2)
+        return fig
+
+
 def residual_figure(
     panels: list[ResidualPanel],
     layer_names: list[str],
@@ -144,127 +382,8 @@ def residual_figure(
     value_label: str = "value",
     max_panels: int = MAX_PANELS,
 ) -> go.Figure:
-    """Residual heatmaps (rows = layers, columns = dimensions), each with a narrow mean/RMS strip beside it.
-
-    One prompt: the heatmap, its colour bar, then the strip with its numbers and its own colour bar.
-    Up to ``max_panels`` prompts: small multiples side by side, titles shortened to fit, "dimension" once.
-    More: one prompt at a time, chosen from a dropdown (every prompt's traces are in the figure; the
-    dropdown switches which are visible). All heatmaps share one diverging colour scale ``[-zmax, zmax]``
-    (``value_label`` names it); all strips share another, symmetric about 0.
-    """
-    if not panels:
-        raise ValueError("no panels to draw")
-    strip_max = _strip_max(panels)
-    n = len(panels)
-    fig = go.Figure()
-    layout: dict = dict(
-        # the title sits above the panel titles or the selector and below the mode bar's row of buttons
-        title=dict(
-            text=_plotly_text(title),
-            x=0.5,
-            xanchor="center",
-            yref="paper",
-            y=1,
-            yanchor="bottom",
-            pad=dict(b=48),
-            font=dict(size=15),
-        ),
-        template="plotly_white",
-        height=max(440, 22 * len(layer_names) + 190),
-        margin=dict(**_MARGIN, t=120, b=70),
-    )
-    y_common = dict(type="category", autorange="reversed", showgrid=False)
-    if n == 1 or n > max_panels:  # the one-prompt view
-        heat_end, strip = 0.67, (0.81, 0.92)
-        layout["coloraxis"] = dict(
-            colorscale="RdBu_r", cmin=-zmax, cmax=zmax, colorbar=_colorbar(value_label, heat_end + 0.01)
-        )
-        layout["coloraxis2"] = dict(
-            colorscale="RdBu_r", cmin=-strip_max, cmax=strip_max, colorbar=_colorbar("mean, rms", strip[1] + 0.012)
-        )
-        for index, panel in enumerate(panels):
-            fig.add_trace(_heat_trace(panel, layer_names, 1, visible=index == 0))
-            fig.add_trace(_strip_trace(panel, layer_names, 2, numbers=True, visible=index == 0))
-        layout["xaxis"] = dict(domain=[0, heat_end], title=dict(text="dimension"), showgrid=False)
-        layout["yaxis"] = dict(**y_common, title=dict(text="layer"))
-        layout["xaxis2"] = dict(domain=list(strip), side="bottom", showgrid=False, anchor="y2")
-        layout["yaxis2"] = dict(**y_common, matches="y", showticklabels=False, anchor="x2")
-        if n == 1:
-            text = shorten(panels[0].title, _title_chars(heat_end))
-            layout["annotations"] = [_panel_title(text, heat_end / 2)]
-        else:
-            buttons = []
-            for index, panel in enumerate(panels):
-                visible = [i // 2 == index for i in range(2 * n)]
-                label = _plotly_text(shorten(f"{index + 1}/{n}  {panel.title}", 32))
-                buttons.append(dict(label=label, method="restyle", args=[{"visible": visible}]))
-            layout["updatemenus"] = [
-                dict(
-                    type="dropdown",
-                    buttons=buttons,
-                    active=0,
-                    x=0,
-                    xanchor="left",
-                    y=1.01,
-                    yanchor="bottom",
-                    showactive=True,
-                    pad=dict(t=0, b=0, l=0, r=0),
-                )
-            ]
-    else:  # small multiples
-        right = 0.78
-        gap = min(0.025, 0.2 * right / n)  # many panels (a large max_panels): every width shrinks, none below 0
-        group = (right - (n - 1) * gap) / n
-        strip_gap, strip_width = min(0.006, 0.05 * group), min(0.045, 0.3 * group)
-        chars = _title_chars(group)
-        ticks = _few_ticks(panels[0].values.shape[1])
-        annotations = []
-        for index, panel in enumerate(panels):
-            start = index * (group + gap)
-            heat = [start, start + group - strip_width - strip_gap]
-            heat_axis, strip_axis = 2 * index + 1, 2 * index + 2
-            fig.add_trace(_heat_trace(panel, layer_names, heat_axis))
-            fig.add_trace(_strip_trace(panel, layer_names, strip_axis, numbers=False))
-            suffix_h = "" if heat_axis == 1 else str(heat_axis)
-            suffix_s = str(strip_axis)
-            layout[f"xaxis{suffix_h}"] = dict(
-                domain=heat, anchor=f"y{suffix_h}", showgrid=False, tickvals=ticks, tickangle=0, tickfont=dict(size=10)
-            )
-            layout[f"yaxis{suffix_h}"] = dict(
-                **y_common,
-                anchor=f"x{suffix_h}",
-                **({"title": dict(text="layer")} if index == 0 else {"matches": "y", "showticklabels": False}),
-            )
-            layout[f"xaxis{suffix_s}"] = dict(
-                domain=[heat[1] + strip_gap, start + group],
-                anchor=f"y{suffix_s}",
-                tickangle=-90,
-                tickfont=dict(size=8),
-                showgrid=False,
-            )
-            layout[f"yaxis{suffix_s}"] = dict(**y_common, anchor=f"x{suffix_s}", matches="y", showticklabels=False)
-            annotations.append(_panel_title(shorten(panel.title, chars), start + group / 2))
-        annotations.append(
-            dict(
-                text="dimension",
-                x=(right - strip_width) / 2,
-                xanchor="center",
-                y=0,
-                yanchor="top",
-                yshift=-38,
-                xref="paper",
-                yref="paper",
-                showarrow=False,
-                font=dict(size=13),
-            )
-        )
-        layout["annotations"] = annotations
-        layout["coloraxis"] = dict(colorscale="RdBu_r", cmin=-zmax, cmax=zmax, colorbar=_colorbar(value_label, 0.805))
-        layout["coloraxis2"] = dict(
-            colorscale="RdBu_r", cmin=-strip_max, cmax=strip_max, colorbar=_colorbar("strips: mean, rms", 0.91)
-        )
-    fig.update_layout(**layout)
-    return fig
+    """:class:`ResidualFigure`, interactive."""
+    return ResidualFigure(panels, layer_names, zmax, title, value_label=value_label, max_panels=max_panels).plotly()
 
 
 def _few_ticks(width: int) -> list[int]:
@@ -304,78 +423,8 @@ def residual_png(
     max_panels: int = MAX_PANELS,
     html_name: str = "",
 ) -> Figure:
-    """The static version of :func:`residual_figure`: one prompt with its numbered strip, or the first
-    ``max_panels`` side by side with a caption saying how many more prompts the HTML figure (``html_name``) shows."""
-    if not panels:
-        raise ValueError("no panels to draw")
-    strip_max = _strip_max(panels)
-    shown = panels[:max_panels]
-    k = len(shown)
-    height = 0.26 * len(layer_names) + 2.4
-    cmap = "RdBu_r"
-    if k == 1:
-        width = 10.0
-        fig = new_figure(figsize=(width, height), dpi=120, layout="constrained")
-        axes = fig.subplots(1, 4, gridspec_kw={"width_ratios": [20, 0.5, 3.2, 0.5]})
-        heat_ax, bar_ax, strip_ax, strip_bar_ax = axes
-        panel = shown[0]
-        image = heat_ax.imshow(panel.values, aspect="auto", cmap=cmap, vmin=-zmax, vmax=zmax, interpolation="nearest")
-        heat_ax.set_yticks(range(len(layer_names)), layer_names, fontsize=7)
-        heat_ax.set_ylabel("layer", fontsize=9)
-        heat_ax.set_xlabel("dimension", fontsize=9)
-        heat_ax.set_title(_png_text(shorten(panel.title, 90)), fontsize=10)
-        fig.colorbar(image, cax=bar_ax).set_label(value_label, fontsize=8)
-        strip = np.stack([panel.mean, panel.rms], 1)
-        strip_image = strip_ax.imshow(strip, aspect="auto", cmap=cmap, vmin=-strip_max, vmax=strip_max)
-        for i, row in enumerate(_strip_text(panel)):
-            for j, text in enumerate(row):
-                dark = abs(strip[i, j]) > 0.6 * strip_max
-                strip_ax.text(j, i, text, ha="center", va="center", fontsize=6, color="white" if dark else "black")
-        strip_ax.set_xticks([0, 1], ["mean", "rms"], fontsize=8)
-        strip_ax.set_yticks([])
-        fig.colorbar(strip_image, cax=strip_bar_ax).set_label("mean, rms", fontsize=8)
-        for ax in (bar_ax, strip_bar_ax):
-            ax.tick_params(labelsize=7)
-    else:
-        width = min(2.7 * k + 2.2, 20.0)
-        fig = new_figure(figsize=(width, height), dpi=120, layout="constrained")
-        axes = fig.subplots(1, 2 * k + 2, gridspec_kw={"width_ratios": [8, 1] * k + [0.35, 0.35]})
-        group_inches = width * 9 / (9 * k + 0.7) - 0.3
-        chars = int(group_inches * 72 / (CHAR_WIDTH * 9))
-        image = strip_image = None
-        for index, panel in enumerate(shown):
-            heat_ax, strip_ax = axes[2 * index], axes[2 * index + 1]
-            image = heat_ax.imshow(
-                panel.values, aspect="auto", cmap=cmap, vmin=-zmax, vmax=zmax, interpolation="nearest"
-            )
-            if index == 0:
-                heat_ax.set_yticks(range(len(layer_names)), layer_names, fontsize=7)
-                heat_ax.set_ylabel("layer", fontsize=9)
-            else:
-                heat_ax.set_yticks([])
-            heat_ax.tick_params(axis="x", labelsize=7)
-            heat_ax.set_title(_png_text(shorten(panel.title, chars)), fontsize=9)
-            strip_image = strip_ax.imshow(
-                np.stack([panel.mean, panel.rms], 1), aspect="auto", cmap=cmap, vmin=-strip_max, vmax=strip_max
-            )
-            strip_ax.set_xticks([0, 1], ["mean", "rms"], fontsize=6, rotation=90)
-            strip_ax.set_yticks([])
-        fig.colorbar(image, cax=axes[-2]).set_label(value_label, fontsize=8)
-        fig.colorbar(strip_image, cax=axes[-1]).set_label("strips: mean, rms", fontsize=8)
-        for ax in axes[-2:]:
-            ax.tick_params(labelsize=7)
-        fig.supxlabel("dimension", fontsize=9)
-    more = len(panels) - k
-    if more:
-        where = f"the HTML figure ({html_name})" if html_name else "the HTML figure"
-        caption = f"{more} more prompt{'s' if more != 1 else ''} in {where}, one at a time with a prompt selector"
-        bottom = 0.3 / height  # room for one line of text, in figure heights
-        fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
-        if fig.get_supxlabel():
-            fig.supxlabel("dimension", fontsize=9, y=bottom, va="bottom")
-        fig.text(0.5, 0.01, _png_text(caption), ha="center", va="bottom", fontsize=9, color="#444")
-    fig.suptitle(_png_text(title), fontsize=11)
-    return fig
+    """:class:`ResidualFigure` as a PNG."""
+    return ResidualFigure(panels, layer_names, zmax, title, value_label, max_panels, html_name).png()
 
 
 def visible_token(text: str) -> str:
@@ -398,95 +447,3 @@ def visible_token(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
-
-
-def lens_figure(
-    prob: np.ndarray,
-    top_tokens: list[list[str]],
-    prompts: list[str],
-    labels: list[str],
-    title: str,
-    hits: np.ndarray | None = None,
-    hover: list[list[str]] | None = None,
-) -> go.Figure:
-    """Logit lens: rows = layers, columns = prompts; colour = probability of the target, text = top-1 token.
-
-    Tokens are shown with :func:`visible_token`. ``hits`` ``(layer, prompt)`` bool marks the cells whose
-    top-1 token is the target (outlined); ``hover`` gives each cell's hover text (top-k and the target).
-    """
-    shown = [[visible_token(t) for t in row] for row in top_tokens]
-    fig = go.Figure(
-        go.Heatmap(
-            z=prob,
-            x=prompts,
-            y=labels,
-            text=shown,
-            texttemplate="%{text}",
-            textfont=dict(size=10),
-            colorscale="Blues",
-            zmin=0,
-            zmax=1,
-            colorbar=dict(title=dict(text="p(target)", side="right")),
-            customdata=hover if hover is not None else shown,
-            hovertemplate="%{x}<br>layer %{y}<br>%{customdata}<extra></extra>",
-        )
-    )
-    if hits is not None and np.any(hits):
-        rows, cols = np.nonzero(hits)
-        fig.add_trace(
-            go.Scatter(
-                x=[prompts[j] for j in cols],
-                y=[labels[i] for i in rows],
-                mode="markers",
-                marker=dict(symbol="square-open", size=26, color="#d62728", line=dict(width=2)),
-                name="top-1 = target",
-                hoverinfo="skip",
-                showlegend=True,
-            )
-        )
-        fig.update_layout(legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
-    fig.update_layout(
-        title=dict(text=title, x=0.5),
-        template="plotly_white",
-        height=max(420, 24 * len(labels) + 160),
-        margin=dict(l=10, r=10, t=70, b=10),
-    )
-    fig.update_xaxes(type="category")
-    fig.update_yaxes(type="category", autorange="reversed", title="layer")
-    return fig
-
-
-def lens_png(
-    prob: np.ndarray,
-    top_tokens: list[list[str]],
-    prompts: list[str],
-    labels: list[str],
-    title: str,
-    hits: np.ndarray | None = None,
-) -> Figure:
-    """The static version of :func:`lens_figure` (cells whose top-1 is the target outlined in red)."""
-    fig = new_figure(figsize=(1.4 * len(prompts) + 3, 0.3 * len(labels) + 2), dpi=120)
-    ax = fig.add_subplot()
-    image = ax.imshow(prob, cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    for i in range(prob.shape[0]):
-        for j in range(prob.shape[1]):
-            if hits is not None and hits[i, j]:
-                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=1.5))
-            ax.text(
-                j,
-                i,
-                visible_token(top_tokens[i][j]),
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="black" if prob[i, j] < 0.6 else "white",
-            )
-    ax.set_xticks(range(len(prompts)), prompts, rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_ylabel("layer", fontsize=8)
-    ax.set_title("\n".join(textwrap.wrap(title, max(40, int(12 * (1.4 * len(prompts) + 3))))), fontsize=10)
-    fig.colorbar(image, ax=ax, label="p(target)")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig.tight_layout()
-    return fig
