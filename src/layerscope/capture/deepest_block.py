@@ -60,12 +60,9 @@ def rows_only_mlp(model, index: int) -> torch.nn.Module | None:
         verdicts = {}
         setattr(model, _VERDICT, verdicts)
     if index not in verdicts:
-        parameter = next(mlp.parameters(), None)
-        if parameter is None or parameter.device.type == "meta":  # offloaded: weights arrive when it runs
-            verdicts[index] = False
-        else:
-            with torch.inference_mode():
-                verdicts[index] = _per_position(mlp, model.d_model, parameter.dtype, parameter.device)
+        # an offloaded MLP (accelerate, weights on "meta" until it runs) loads its weights for the probe too
+        with torch.inference_mode():
+            verdicts[index] = _per_position(mlp, model.d_model, model.dtype, model.device)
     return mlp if verdicts[index] else None
 
 
