@@ -35,8 +35,6 @@ progress.set_enabled(False)
 SLOW_FIXTURES = frozenset(
     {"default_model", "full_tour", "default_bfloat16_cache", "browser", "ray_instance", "notebook_kernel"}
 )
-
-
 #: Fixtures whose tests run last: the work they wait for (the notebooks) runs in another process from the start
 #: of the session, so by the end it is done.
 LAST_FIXTURES = frozenset({"notebook_runs", "notebook_kernel"})
@@ -74,8 +72,8 @@ def background_work(request) -> None:
         if _selected_users(request.session, used):
             try:
                 request.getfixturevalue(starts)
-            except pytest.skip.Exception:
-                pass  # its own tests are skipped when they ask for it
+            except (Exception, pytest.skip.Exception, pytest.fail.Exception):
+                pass  # kept by pytest: its own tests get the skip or the error when they ask for it
 
 
 @pytest.fixture(scope="session")
