@@ -5,11 +5,17 @@ Tests come in two tiers. A test is marked ``slow`` when it needs the real defaul
 fixture or mark), a full tour, chromium, a local Ray instance or a Jupyter kernel (the fixtures in ``SLOW_FIXTURES``),
 or when it is marked ``slow`` itself (the ones that start many processes). ``make check`` runs the rest
 (``pytest -m "not slow"``); ``make test`` runs all of them.
+
+Work that runs in a process of its own (the example notebooks in the session's kernel, the default model's bfloat16
+conversion) starts with the session and runs beside the other tests; the notebook tests run last and wait for it.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,19 +30,50 @@ from layerscope import progress  # noqa: E402
 
 progress.set_enabled(False)
 
-#: Fixtures whose tests go to the slow tier: the real default model, a full tour of it, chromium, Ray, a kernel.
-SLOW_FIXTURES = frozenset({"default_model", "full_tour", "browser", "ray_instance", "notebook_kernel"})
+#: Fixtures whose tests go to the slow tier: the real default model, a full tour of it, its bfloat16 cache entry,
+#: chromium, Ray, a kernel.
+SLOW_FIXTURES = frozenset(
+    {"default_model", "full_tour", "default_bfloat16_cache", "browser", "ray_instance", "notebook_kernel"}
+)
+#: Fixtures whose tests run last: the work they wait for (the notebooks) runs in another process from the start
+#: of the session, so by the end it is done.
+LAST_FIXTURES = frozenset({"notebook_runs", "notebook_kernel"})
+#: Work started with the session, in a process of its own, when a selected test needs it: the fixture that starts
+#: it, by the fixture the tests use.
+BACKGROUND = {"default_bfloat16_cache": "bfloat16_conversion", "notebook_runs": "notebook_runs"}
 
 
 def pytest_collection_modifyitems(config, items) -> None:
     """Mark ``slow`` every test that uses a fixture of ``SLOW_FIXTURES`` (directly or through another fixture) or
-    is marked ``default_model``; a test that uses the ``default_model`` fixture is marked ``default_model`` too."""
+    is marked ``default_model``; a test that uses the ``default_model`` fixture is marked ``default_model`` too.
+    Tests that use a fixture of ``LAST_FIXTURES`` move to the end, in their order."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         if "default_model" in used and item.get_closest_marker("default_model") is None:
             item.add_marker(pytest.mark.default_model)
         if used & SLOW_FIXTURES or item.get_closest_marker("default_model") is not None:
             item.add_marker(pytest.mark.slow)
+    last = [item for item in items if set(getattr(item, "fixturenames", ())) & LAST_FIXTURES]
+    if last:
+        kept = set(map(id, last))
+        items[:] = [item for item in items if id(item) not in kept] + last
+
+
+def _selected_users(session, fixture: str) -> list:
+    """The selected tests that use ``fixture`` (directly or through another fixture)."""
+    return [item for item in session.items if fixture in getattr(item, "fixturenames", ())]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_work(request) -> None:
+    """Start, with the session, the work of ``BACKGROUND`` that a selected test needs: it runs in a process of its
+    own (the kernel, a converter) while pytest runs the other tests, and its tests wait for it."""
+    for used, starts in BACKGROUND.items():
+        if _selected_users(request.session, used):
+            try:
+                request.getfixturevalue(starts)
+            except (Exception, pytest.skip.Exception, pytest.fail.Exception):
+                pass  # kept by pytest: its own tests get the skip or the error when they ask for it
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +112,16 @@ def tiny_embeddinggemma(tiny_embeddinggemma_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_quick_tour(tiny_model_dirs, tmp_path_factory):
+    """A quick tour of the tiny llama, given by its directory so that the tour loads it (and times the load), run
+    once per session: ``(result, directory)``. The tour, report and ``load_run`` tests read it; none writes in it."""
+    from layerscope.experiments.tour import tour
+
+    out = tmp_path_factory.mktemp("tiny-quick-tour")
+    return tour(str(tiny_model_dirs["llama"]), out=out, quick=True), out
+
+
+@pytest.fixture(scope="session")
 def default_model():
     """The real default model (Gemma 3 270M), loaded once per session."""
     return layerscope.load_model()
@@ -91,6 +138,71 @@ def full_tour(default_model, tmp_path_factory):
     result = tour(default_model, out=out)
     assert not result.failed, result.steps
     return out
+
+
+# Run in a fresh process: VmHWM is that process's own peak (ru_maxrss would carry over pytest's peak across fork and
+# exec); the base is taken after the imports, so the difference is the conversion's own.
+_BFLOAT16_ENTRY = """
+import torch, transformers, gguf, safetensors
+from layerscope.checkpoints.default import default_model_path
+from layerscope.models import gguf_cache
+def hwm():  # -1 where there is no /proc (the conversion test runs on Linux only)
+    try:
+        status = open("/proc/self/status").read().splitlines()
+    except OSError:
+        return -1
+    return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+source = default_model_path()
+base = hwm()
+entry, _ = gguf_cache.cached_gguf_dir(source, "bfloat16")
+print(entry)
+print(base, hwm())
+"""
+
+
+@dataclass(frozen=True)
+class BFloat16Entry:
+    """The default model's bfloat16 GGUF cache entry, written by ``cached_gguf_dir`` in a fresh process.
+
+    Attributes:
+        cache: the cache root it was written under (``$LAYERSCOPE_CACHE`` for the loads that should find it).
+        entry: the entry's directory (``config.json``, safetensors in bfloat16, ``layerscope.json``).
+        base: that process's peak resident memory after its imports, in bytes (Linux ``VmHWM``; -1 elsewhere).
+        peak: its peak resident memory at the end, in bytes (-1 without ``/proc``).
+    """
+
+    cache: Path
+    entry: Path
+    base: int
+    peak: int
+
+
+@pytest.fixture(scope="session")
+def bfloat16_conversion(tmp_path_factory):
+    """The process that dequantizes the default model to bfloat16 into a fresh cache root (``cached_gguf_dir``,
+    the cache's own path), started at once: ``(process, cache root)``. Killed at the end if still running."""
+    cache = tmp_path_factory.mktemp("bfloat16-cache")
+    env = {**os.environ, "LAYERSCOPE_CACHE": str(cache)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _BFLOAT16_ENTRY], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    yield process, cache
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+@pytest.fixture(scope="session")
+def default_bfloat16_cache(bfloat16_conversion) -> BFloat16Entry:
+    """The default model dequantized to bfloat16 once per session (about 40 s on 2 cores, started with the session)
+    in a process of its own that measures its peak memory. The conversion test reads the entry and the measured
+    peak; the bfloat16 load test loads the default model from that cache root."""
+    process, cache = bfloat16_conversion
+    out, err = process.communicate(timeout=900)
+    assert process.returncode == 0, err[-3000:]
+    *_, entry, sizes = out.strip().splitlines()
+    base, peak = map(int, sizes.split())
+    return BFloat16Entry(cache, Path(entry), base, peak)
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +236,19 @@ def notebook_kernel(tmp_path_factory):
     kernel = NotebookKernel(tmp_path_factory.mktemp("notebook-kernel"))
     yield kernel
     kernel.shutdown()
+
+
+@pytest.fixture(scope="session")
+def notebook_runs(notebook_kernel, request, tmp_path_factory) -> dict:
+    """``{path: future}``: every notebook a selected test reads (the test's ``path`` parameter), handed to the
+    session's kernel when the session starts, in the tests' order, each in a working directory of its own; a
+    future's result is the executed notebook, with its outputs. The kernel runs them while the other tests run."""
+    import nbformat
+
+    paths = dict.fromkeys(item.callspec.params["path"] for item in _selected_users(request.session, "notebook_runs"))
+    return {
+        path: notebook_kernel.submit(
+            nbformat.read(path, as_version=4), tmp_path_factory.mktemp(f"notebook-{path.stem}") / "run"
+        )
+        for path in paths
+    }

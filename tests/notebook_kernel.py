@@ -5,6 +5,10 @@ with ``src/`` on its path, offline, without the user's IPython profile. Before e
 reset and its working directory changed to the notebook's own. Loading the default model is the costly first
 step of nearly every example notebook, so in this kernel ``layerscope.load_model`` returns the model it already
 loaded for the same arguments, as the ``default_model`` fixture does for the tests; ``forget_models()`` drops them.
+
+The kernel is driven from one thread of its own, in the order the work was handed in: :meth:`submit` returns at
+once, so the notebooks run in the kernel's process while the session's other tests run in pytest's (two cores
+in use instead of one); :meth:`run` waits for its notebook.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,12 +49,26 @@ FORGET_MODELS = "import gc, layerscope\nlayerscope.load_model.forget()\ngc.colle
 
 
 class NotebookKernel:
-    """A started kernel; :meth:`run` executes a notebook in it, :meth:`shutdown` ends it."""
+    """A kernel started in the background; :meth:`run` executes a notebook in it (:meth:`submit`: later),
+    :meth:`shutdown` ends it."""
 
     def __init__(self, home: Path):
         self.home = home
         self.km = None
-        self._start()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notebook-kernel")
+        self._pending: list[Future] = []
+        self._started = self._thread.submit(self._start)
+
+    def _do(self, work, *args) -> Future:
+        """Hand ``work(*args)`` to the kernel's thread, after the start and the work handed in before."""
+
+        def after_start():
+            self._started.result()  # a kernel that did not start fails every piece of work with its error
+            return work(*args)
+
+        future = self._thread.submit(after_start)
+        self._pending.append(future)
+        return future
 
     def _start(self) -> None:
         from jupyter_client.kernelspec import KernelSpecManager
@@ -95,24 +114,40 @@ class NotebookKernel:
             raise
         return notebook
 
-    def run(self, notebook, cwd: Path) -> None:
+    def submit(self, notebook, cwd: Path) -> Future:
         """Execute ``notebook`` (an ``nbformat`` notebook, given its outputs in place) with a fresh namespace and
-        ``cwd`` as the working directory."""
+        ``cwd`` as the working directory, once the work handed in before is done; the future's result is the
+        notebook."""
+        return self._do(self._run, notebook, cwd)
+
+    def run(self, notebook, cwd: Path) -> None:
+        """:meth:`submit`, waiting for the notebook to finish."""
+        self.submit(notebook, cwd).result()
+
+    def _run(self, notebook, cwd: Path):
         cwd.mkdir(parents=True, exist_ok=True)
         reset = f"%reset -f\n__import__('os').chdir({str(cwd)!r})"
         self._execute([reset], notebook)
         reset_cell = notebook.cells.pop(0)
         assert not _errors([reset_cell]), _errors([reset_cell])
+        return notebook
 
     def forget_models(self) -> None:
         """Drop the models the kernel remembers (the next ``load_model`` loads again)."""
-        done = self._execute([FORGET_MODELS])
+        done = self._do(self._execute, [FORGET_MODELS]).result()
         assert not _errors(done.cells), _errors(done.cells)
 
     def shutdown(self) -> None:
+        """End the kernel; work handed in and not begun is dropped (a session stopped early)."""
         from jupyter_core.utils import run_sync
 
-        run_sync(self.km.shutdown_kernel)(now=True)
+        for future in self._pending:
+            future.cancel()  # only work that has not begun
+        try:
+            if self._started.exception() is None:
+                self._thread.submit(lambda: run_sync(self.km.shutdown_kernel)(now=True)).result()
+        finally:
+            self._thread.shutdown(wait=True)
 
 
 def _errors(cells) -> list[str]:

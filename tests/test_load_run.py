@@ -17,15 +17,15 @@ import layerscope
 from layerscope import LayerscopeError, ModelSpec
 from layerscope.convert.quantize import QuantizeConfig, quantize_run
 from layerscope.experiments.encode import EncodeConfig
-from layerscope.experiments.tour import tour
 from layerscope.runner import execute
 
 WORDS = "red,nan,None,007,True,0"  # words pandas would read as missing, numbers or booleans
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_models, tiny_model_dirs, tiny_embeddinggemma_dir, tmp_path_factory) -> dict:
-    """``{name: (result as returned, its run directory)}``, one run of every experiment on tiny models."""
+def runs(tiny_models, tiny_model_dirs, tiny_embeddinggemma_dir, tiny_quick_tour, tmp_path_factory) -> dict:
+    """``{name: (result as returned, its run directory)}``, one run of every experiment on tiny models (the tour is
+    the session's quick tour of the tiny llama)."""
     root = tmp_path_factory.mktemp("runs")
     embedder_dir = str(tiny_embeddinggemma_dir)
     llama, qwen = tiny_models["llama"], tiny_models["qwen3"]
@@ -53,7 +53,6 @@ def runs(tiny_models, tiny_model_dirs, tiny_embeddinggemma_dir, tmp_path_factory
         "similar": lambda out: layerscope.similar("a pet", ["a cat", "a dog", "a car"], embedder_dir, out=out),
         "stages": lambda out: layerscope.stages(["a cat", "a dog", "a car"], embedder_dir, dims=3, out=out),
         "layout": lambda out: layerscope.layout(llama.source, out=out),
-        "tour": lambda out: tour(llama, out=out, quick=True),
         "report": lambda out: layerscope.report([root / "tokens", root / "inspect"], out=out, title="two runs"),
         "compare": lambda out: layerscope.compare(
             [llama, qwen], prompts=["1+1=", "2+2=", "3+3=", "4+4=", "The word is"], out=out
@@ -69,7 +68,7 @@ def runs(tiny_models, tiny_model_dirs, tiny_embeddinggemma_dir, tmp_path_factory
             out=out,
         ),
     }
-    return {name: (make(root / name), root / name) for name, make in made.items()}
+    return {"tour": tiny_quick_tour} | {name: (make(root / name), root / name) for name, make in made.items()}
 
 
 NAMES = [

@@ -62,16 +62,14 @@ def _one_line_refusal(call, match: str | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def bases(tiny_models, tmp_path_factory) -> dict[str, Path]:
-    """Real run directories: a tokens run, an inspect run (with phases.json) and a stages run (with an .npz)."""
-    from tiny_embedding import save_tiny_embeddinggemma
-
+def bases(tiny_models, tiny_embeddinggemma_dir, tmp_path_factory) -> dict[str, Path]:
+    """Real run directories: a tokens run, an inspect run (with phases.json) and a stages run (with an .npz) of the
+    session's tiny models."""
     root = tmp_path_factory.mktemp("bases")
     llama = tiny_models["llama"]
     layerscope.tokens(["digits"], model=llama, tokens="red,nan,007", dims=2, out=root / "tokens")
     layerscope.inspect(["1+1=", "2+2=", "3+3=", "4+4="], model=llama, target="2", out=root / "inspect")
-    embedder = str(save_tiny_embeddinggemma(root / "embedder"))
-    layerscope.stages(["a cat", "a dog", "a car"], embedder, dims=3, out=root / "stages")
+    layerscope.stages(["a cat", "a dog", "a car"], str(tiny_embeddinggemma_dir), dims=3, out=root / "stages")
     (root / "outside").mkdir()
     (root / "outside" / "secret.md").write_text("SECRET-OUTSIDE")
     return {"tokens": root / "tokens", "inspect": root / "inspect", "stages": root / "stages", "root": root}

@@ -51,12 +51,21 @@ def test_debug_after_the_subcommand_shows_the_traceback(tmp_path):
 
 
 def test_quiet_after_the_subcommand_silences_progress(tiny_model_dirs, tmp_path):
-    done = _cli("tokens", "--model", str(tiny_model_dirs["llama"]), "--tokens", "a,b,c", "--out", str(tmp_path / "r"))
-    quiet = _cli(
-        "tokens", "--model", str(tiny_model_dirs["llama"]), "--tokens", "a,b,c", "--out", str(tmp_path / "q"), "--quiet"
+    args = ["tokens", "--model", str(tiny_model_dirs["llama"]), "--tokens", "a,b,c", "--out"]
+    # the two processes run side by side: each spends most of its time importing
+    done, quiet = (
+        subprocess.Popen(
+            [sys.executable, "-m", "layerscope", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        for argv in ([*args, str(tmp_path / "r")], [*args, str(tmp_path / "q"), "--quiet"])
     )
-    assert done.returncode == quiet.returncode == 0
-    assert "Loading" in done.stderr and "Loading" not in quiet.stderr
+    (_, done_err), (_, quiet_err) = done.communicate(timeout=300), quiet.communicate(timeout=300)
+    assert done.returncode == quiet.returncode == 0, done_err + quiet_err
+    assert "Loading" in done_err and "Loading" not in quiet_err
 
 
 def test_a_closed_stdout_ends_quietly_with_exit_0():

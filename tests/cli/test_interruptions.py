@@ -37,10 +37,14 @@ def _start(args: list[str]) -> subprocess.Popen:
     )
 
 
-def _run(args: list[str]) -> None:
-    proc = _start(args)
+def _finish(proc: subprocess.Popen) -> None:
+    """Wait for a run started by :func:`_start`; it must succeed."""
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
+
+
+def _run(args: list[str]) -> None:
+    _finish(_start(args))
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 240) -> None:
@@ -80,11 +84,12 @@ def _check_whole(path: Path) -> None:
 @pytest.mark.slow  # starts and signals processes that load a model
 def test_killed_ablate_resumes_to_the_same_results(tiny_model_dirs, tmp_path):
     args = ["ablate", "--model", str(tiny_model_dirs["llama"]), "--n", "24", "--batch-size", "4"]
-    _run([*args, "--out", str(tmp_path / "whole")])
+    whole = _start([*args, "--out", str(tmp_path / "whole")])  # the uninterrupted run, beside the killed one
 
     out = tmp_path / "killed"
     proc = _start([*args, "--out", str(out)])
     _kill_when(proc, lambda: (out / "parts" / "baseline.jsonl").is_file())
+    _finish(whole)
     assert not (out / "accuracy.csv").exists()  # killed part-way, not after the end
     for path in _final_files(out):
         _check_whole(path)
@@ -113,7 +118,8 @@ def _maps_capture_file(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def layers_run(tiny_model_dirs, tmp_path_factory):
-    """The arguments of a capture too large for its 1 KB memory budget, and its uninterrupted output."""
+    """The arguments of a capture too large for its 1 KB memory budget, its uninterrupted output's directory and
+    the process writing it (started here, it runs beside the first killed run; :func:`_finish` it before reading)."""
     root = tmp_path_factory.mktemp("layers-whole")
     words = root / "words.txt"
     words.write_text("\n".join(f"w{i}" for i in range(800)) + "\n")
@@ -128,14 +134,17 @@ def layers_run(tiny_model_dirs, tmp_path_factory):
         "--batch-size",
         "4",
     ]
-    _run([*args, "--out", str(root / "whole")])
-    return args, root / "whole"
+    whole = _start([*args, "--out", str(root / "whole")])
+    yield args, root / "whole", whole
+    if whole.poll() is None:
+        whole.kill()
+        whole.communicate()
 
 
 @pytest.mark.slow  # starts and signals processes that load a model
 @pytest.mark.parametrize("moment", ["capture", "writing"])
 def test_killed_layers_capture_reruns_to_the_same_results(layers_run, tmp_path, moment):
-    args, whole = layers_run
+    args, whole, writing = layers_run
     out = tmp_path / "killed"
     proc = _start([*args, "--out", str(out)])
     if moment == "capture":  # mid-capture: the residuals stream to a memory-mapped file
@@ -147,6 +156,9 @@ def test_killed_layers_capture_reruns_to_the_same_results(layers_run, tmp_path, 
         _check_whole(path)
 
     _run([*args, "--out", str(out)])
+    if writing.returncode is None:  # the uninterrupted run, started by the fixture
+        _finish(writing)
+    assert writing.returncode == 0
     assert sorted(str(p.relative_to(whole)) for p in _final_files(whole)) == sorted(
         str(p.relative_to(out)) for p in _final_files(out)
     )

@@ -246,14 +246,18 @@ def test_weights_a_dtype_cannot_hold_are_refused(tmp_path, tiny_model_dirs):
 
 
 @pytest.mark.default_model
-def test_default_model_to_mlx_4bit_equals_mlx_quantize(tmp_path):
+def test_default_model_to_mlx_4bit_equals_mlx_quantize(full_tour):
     """The default model (its Q4_K_M GGUF, dequantized) re-quantized to MLX 4-bit: the triplets of the embedding
-    and of one block equal ``mlx.core.quantize``, layerscope loads the directory, norms are exact."""
+    and of one block equal ``mlx.core.quantize``, layerscope loads the directory, norms are exact. The directory is
+    the one the session's full tour wrote for its compare step (``layerscope.quantize(to="mlx", bits=4,
+    group_size=64)``, ``tests/conftest.py``) rather than a second quantization of the same model."""
     from safetensors import safe_open
 
     from layerscope.convert.float_weights import open_float_weights
+    from layerscope.experiments.tour import COMPARE_FORMATS
 
-    out = layerscope.quantize(to="mlx", bits=4, group_size=64, out=tmp_path / "gemma-mlx-4bit")
+    assert ("mlx-4bit", 4) in COMPARE_FORMATS
+    out = full_tour / "quantized" / "mlx-4bit"
     written = mx.load(str(out / "model.safetensors"))
     config = json.loads((out / "config.json").read_text())
     assert config["quantization"] == {"group_size": 64, "bits": 4, "mode": "affine"}
@@ -282,7 +286,7 @@ def test_default_model_to_mlx_4bit_equals_mlx_quantize(tmp_path):
         assert handle.metadata() == {"format": "mlx"}
         assert np.array_equal(handle.get_tensor("model.norm.weight"), norm)  # float32, as the config's dtype
     model = layerscope.load_model(str(out))  # layerscope's loader: weights equal mlx.core.dequantize
-    assert (model.n_layers, model.d_model, model.name) == (18, 640, "gemma-mlx-4bit")
+    assert (model.n_layers, model.d_model, model.name) == (18, 640, "mlx-4bit")
     state = model.module.state_dict()
     for name, expected in dequantized.items():
         assert np.array_equal(state[name].numpy(), expected), name

@@ -1,7 +1,8 @@
 """The example notebooks: each runs top to bottom in a real Jupyter kernel without ipywidgets, on the default model,
 with no error output; the repository keeps them without outputs. One kernel runs them all, one after another, each
 with a fresh namespace and its own working directory; the default model it loaded for the first is kept for the
-others (``tests/notebook_kernel.py``)."""
+others (``tests/notebook_kernel.py``). The kernel runs them from the start of the session, beside the other tests, and
+these tests, which run last, read what it ran (``notebook_runs``, ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -119,16 +120,6 @@ def _problems(notebook) -> list[tuple[int, str, str]]:
     return found
 
 
-def run_notebook(kernel, path: Path, cwd: Path) -> list[tuple[int, str, str]]:
-    """Execute the notebook at ``path`` top to bottom in ``kernel`` with ``cwd`` as its working directory; its
-    problems."""
-    import nbformat
-
-    notebook = nbformat.read(path, as_version=4)
-    kernel.run(notebook, cwd)
-    return _problems(notebook)
-
-
 def _describe(path: Path, problems) -> str:
     return "\n\n".join(f"{path.name}, cell {cell} ({kind}):\n{text[-3000:]}" for cell, kind, text in problems)
 
@@ -142,6 +133,8 @@ def kernel(notebook_kernel):
 
 @pytest.mark.default_model
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_notebook_runs_without_errors(path, kernel, tmp_path):
-    problems = run_notebook(kernel, path, tmp_path / "run")
+def test_notebook_runs_without_errors(path, notebook_runs, kernel):
+    """The notebook as the session's kernel ran it top to bottom (``notebook_runs`` in ``tests/conftest.py``: from
+    the start of the session, beside the other tests)."""
+    problems = _problems(notebook_runs[path].result())
     assert not problems, _describe(path, problems)

@@ -478,12 +478,10 @@ def test_tokens_layers_and_inspect_findings_read_their_numbers():
     )
 
 
-def test_a_tour_page_has_its_load_time_in_the_header_and_a_sentence_under_every_figure(tiny_model_dirs, tmp_path):
-    from layerscope.experiments.tour import tour
-
-    result = tour(str(tiny_model_dirs["llama"]), out=tmp_path / "tour", quick=True)
+def test_a_tour_page_has_its_load_time_in_the_header_and_a_sentence_under_every_figure(tiny_quick_tour):
+    result, out = tiny_quick_tour  # the tour loaded the tiny llama from its directory
     assert not result.failed, result.steps
-    load = json.loads((tmp_path / "tour" / "run.json").read_text())["timings_s"]["load"]
+    load = json.loads((out / "run.json").read_text())["timings_s"]["load"]
     page = result.report.read_text()
     header = page[page.index("<header>") : page.index("</header>")]
     from layerscope.render.people import seconds_text

@@ -8,7 +8,7 @@ import shlex
 import pytest
 
 from layerscope.cli.main import main
-from layerscope.experiments.tour import TourConfig, tour, tour_steps
+from layerscope.experiments.tour import TourConfig, tour_steps
 from layerscope.model_spec import ModelSpec
 
 
@@ -25,10 +25,10 @@ def test_every_step_is_a_valid_config_on_the_given_model():
             assert "some/model" in command and "bfloat16" in command
 
 
-@pytest.fixture(scope="module")
-def tiny_tour(tiny_models, tmp_path_factory):
-    out = tmp_path_factory.mktemp("tour")
-    return tour(tiny_models["llama"], out=out, quick=True), out
+@pytest.fixture
+def tiny_tour(tiny_quick_tour):
+    """The session's quick tour of the tiny llama (``tests/conftest.py``)."""
+    return tiny_quick_tour
 
 
 def test_quick_tour_writes_each_step_and_a_report(tiny_tour):

@@ -120,15 +120,18 @@ def _assert_bounded(source: Path, base: int, peak: int) -> None:
 
 @pytest.mark.default_model
 @pytest.mark.skipif(sys.platform != "linux", reason="reads the peak memory from /proc/self/status")
-def test_default_model_bfloat16_streamed_in_bounded_memory_equals_the_float32_cache_cast(default_model, tmp_path):
-    """bfloat16 conversion of the default model: bounded peak memory, and every tensor equals the float32
-    cache entry (the one every default-model test loads, checked against the seeds' numbers) cast to bfloat16."""
+def test_default_model_bfloat16_streamed_in_bounded_memory_equals_the_float32_cache_cast(
+    default_model, default_bfloat16_cache
+):
+    """bfloat16 conversion of the default model (the cache entry written once per session in a process of its own,
+    ``tests/conftest.py``): bounded peak memory, and every tensor equals the float32 cache entry (the one every
+    default-model test loads, checked against the seeds' numbers) cast to bfloat16."""
     from layerscope.checkpoints.default import default_model_path
 
     source = default_model_path()
-    streamed = tmp_path / "streamed"
-    streamed.mkdir()
-    _assert_bounded(source, *_convert_measured(source, streamed, "bfloat16"))
+    streamed = default_bfloat16_cache.entry
+    assert json.loads((streamed / "layerscope.json").read_text())["dtype"] == "bfloat16"
+    _assert_bounded(source, default_bfloat16_cache.base, default_bfloat16_cache.peak)
     float32_dir, _ = gguf_cache.cached_gguf_dir(source)
     ours, reference = _tensors(streamed), _tensors(float32_dir)
     assert sorted(ours) == sorted(reference)

@@ -134,14 +134,19 @@ def test_default_model_with_blocks_on_disk_gives_the_numbers_of_one_device(defau
 
 
 @pytest.mark.default_model
-def test_default_model_in_bfloat16_halves_the_cache_and_echoes_the_same(default_model):
+def test_default_model_in_bfloat16_halves_the_cache_and_echoes_the_same(
+    default_model, default_bfloat16_cache, monkeypatch
+):
+    """Loaded from the session's bfloat16 cache entry (``tests/conftest.py``: converted once, by the cache)."""
     from layerscope.checkpoints.default import default_model_path
     from layerscope.models.gguf_cache import cache_entry, file_sha256
 
+    sha = file_sha256(default_model_path())
+    full = (cache_entry(sha, "float32") / "model.safetensors").stat().st_size  # the float32 entry default_model read
+    monkeypatch.setenv("LAYERSCOPE_CACHE", str(default_bfloat16_cache.cache))
+    assert cache_entry(sha, "bfloat16") == default_bfloat16_cache.entry
     bf16 = layerscope.load_model(dtype="bfloat16")
     assert bf16.dtype == torch.bfloat16
-    sha = file_sha256(default_model_path())
-    full = (cache_entry(sha, "float32") / "model.safetensors").stat().st_size
     half = (cache_entry(sha, "bfloat16") / "model.safetensors").stat().st_size
     assert abs(full - 2 * half) < 1 << 20, (full, half)  # the tensors' bytes halve; only the headers differ
     assert json.loads((cache_entry(sha, "bfloat16") / "layerscope.json").read_text())["dtype"] == "bfloat16"
