@@ -391,27 +391,12 @@ def _cells(engine, parts: tuple[str, ...], length: int, head_positions: str) -> 
     return cells
 
 
-def metric_values(scores, clean_scores, metric: str, full_vocab: bool, answer: int, wrong: int) -> np.ndarray:
-    """The metric of each row of ``scores`` (``(rows, 2)`` answer/wrong logits, or ``(rows, vocab)``)."""
-    import torch
-
-    scores = scores.float()
-    if metric == "logit-diff":
-        picked = scores[:, [answer, wrong]] if full_vocab else scores
-        return (picked[:, 0] - picked[:, 1]).double().numpy()
-    logp = torch.log_softmax(scores.double(), dim=-1)
-    if metric == "prob":
-        return logp[:, answer].exp().numpy()
-    clean = torch.log_softmax(clean_scores.double(), dim=-1)
-    return (clean.exp() * (clean - logp)).sum(-1).clamp(min=0).numpy()
-
-
 def run_patch(config: PatchConfig, model: Model | None = None) -> PatchResult:
     """Patch every cell of ``config.part`` for every pair; no files written."""
     from .. import progress
     from ..analysis.patching import summarize
     from ..capture.layer_spec import layer_name
-    from ..capture.patching import PairIds, PatchEngine
+    from ..capture.patching import PairIds, PatchEngine, metric_values
 
     timings: dict[str, float] = {}
     model = config.model.loaded(model, timings)
