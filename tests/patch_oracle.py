@@ -43,7 +43,7 @@ def activation(model, ids: list[int], part: str, layer: int) -> torch.Tensor:
         else module.register_forward_hook(post)
     )
     try:
-        model.module(input_ids=torch.tensor([ids]), use_cache=False)
+        model.module(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1)
     finally:
         handle.remove()
     return seen["x"]
@@ -91,14 +91,14 @@ def patched_logits(
         else module.register_forward_hook(post)
     )
     try:
-        return model.module(input_ids=torch.tensor([base]), use_cache=False).logits[0, -1].float()
+        return model.module(input_ids=torch.tensor([base]), use_cache=False, logits_to_keep=1).logits[0, -1].float()
     finally:
         handle.remove()
 
 
 @torch.inference_mode()
 def plain_logits(model, ids: list[int]) -> torch.Tensor:
-    return model.module(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1].float()
+    return model.module(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1).logits[0, -1].float()
 
 
 def rounded_copy(model, bits: int = 4):
