@@ -386,6 +386,18 @@ class PatchResult(Result):
                 f"{what}, patching {where} {verb} {best['normalized']:.2f} of the clean-corrupt difference"
                 f"{interval}; {half} of {len(rows)} cells exceed one half"
             )
+        best_of = []
+        for part in ("attn", "mlp"):
+            rows = self.cells[(self.cells["part"] == part) & self.cells["normalized"].notna()]
+            if len(rows):
+                best = rows.loc[rows["normalized"].idxmax()]
+                what = "attention" if part == "attn" else "MLP"
+                best_of.append(
+                    f"of the {what} outputs, {_cell_phrase(part, best, visible_token)} gives back the most "
+                    f"({best['normalized']:.2f})"
+                )
+        if best_of:
+            out["patch_layers"] = "; ".join(best_of)
         return out
 
     def summary(self) -> list[str]:
