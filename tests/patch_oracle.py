@@ -122,3 +122,45 @@ def rounded_copy(model, bits: int = 4):
         model.fingerprint + f"-q{bits}",
         f"{model.name}-q{bits}",
     )
+
+
+def taylor_value(
+    model, base, source, part, layer, position, metric, head=None, head_dim=None, *, source_model=None
+) -> float:
+    """The first-order Taylor value of ``metric`` (a function of the ``(vocab,)`` last-position logits) at the
+    base run, with ``part`` at (``layer``, ``position``) moved from its base value towards its ``source`` value:
+    ``m(0) + dm/dalpha(0)`` where the hook puts ``base + alpha * (source - base)`` there, the derivative taken by
+    ``torch.autograd`` on ``alpha``."""
+    value = activation(source_model or model, source, part, layer).clone()  # out of inference mode
+    where = slice(None) if position is None else slice(position, position + 1)
+    width = slice(None) if head is None else slice(head * head_dim, (head + 1) * head_dim)
+    alpha = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    module = _site(model.module.model.layers, part, layer)
+
+    def moved(x):
+        x = x.clone()
+        here = x[0, where, width]
+        x[0, where, width] = here + (alpha * (value[where, width] - here).double()).to(x.dtype)
+        return x
+
+    def pre(module, args, kwargs):
+        if args:
+            return (moved(args[0]), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": moved(kwargs["hidden_states"])}
+
+    def post(module, args, output):
+        return (moved(output[0]), *output[1:]) if isinstance(output, tuple) else moved(output)
+
+    handle = (
+        module.register_forward_pre_hook(pre, with_kwargs=True)
+        if _reads_input(part, layer)
+        else module.register_forward_hook(post)
+    )
+    try:
+        with torch.enable_grad():
+            logits = model.module(input_ids=torch.tensor([base]), use_cache=False, logits_to_keep=1).logits[0, -1]
+            m = metric(logits.float())
+            (slope,) = torch.autograd.grad(m, alpha)
+    finally:
+        handle.remove()
+    return float(m.detach()) + float(slope)

@@ -159,3 +159,24 @@ def test_a_source_model_patches_the_same_prompt_across_formats(llama, tmp_path):
     assert layerscope.load_run(tmp_path / "r").cells.equals(cells)
     with pytest.raises(LayerscopeError, match="same tokens \\(allowed only with a source model\\)"):
         patch(CLEAN, CLEAN, answer=" Mary", wrong=" John", model=llama)
+
+
+def test_attribution_gives_the_same_table_and_ranks_like_exact_patching(llama, tmp_path):
+    exact = patch(CLEAN, CORRUPT, answer=" Mary", wrong=" John", part="resid,attn,heads", model=llama)
+    estimate = patch(
+        CLEAN, CORRUPT, answer=" Mary", wrong=" John", part="resid,attn,heads", model=llama, method="attribution",
+        out=tmp_path / "a",
+    )  # fmt: skip
+    assert list(estimate.cells.columns) == list(exact.cells.columns)
+    assert estimate.cells[["part", "layer", "position", "head"]].equals(
+        exact.cells[["part", "layer", "position", "head"]]
+    )
+    assert estimate.clean_value == pytest.approx(exact.clean_value, rel=1e-5)
+    assert estimate.corrupt_value == pytest.approx(exact.corrupt_value, rel=1e-5)
+    changed = exact.cells["position"].isna() | (exact.cells["position"] >= exact.changed[0])
+    rho = estimate.cells.loc[changed, "value"].corr(exact.cells.loc[changed, "value"], method="spearman")
+    assert rho > 0.8, rho
+    assert (estimate.cells.loc[~changed, "value"] == estimate.corrupt_value).all()  # no difference, no estimate
+    assert "attribution estimate" in estimate.title("resid")
+    record = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert record["config"]["method"] == "attribution" and "--method" in record["command"]

@@ -169,17 +169,7 @@ class PatchEngine:
         return self._heads[0]
 
     def _head_layout(self) -> tuple[int, int]:
-        """``(n_heads, head_dim)`` from the config and the output projection's input width."""
-        config = self.model.config
-        n_heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
-        projection = self.output_projection(0)
-        width = projection.weight.shape[1] if hasattr(projection, "weight") else None
-        if not n_heads or not width or width % n_heads:
-            raise LayerscopeError(
-                f"cannot split the attention output of {type(self.model.module).__name__} into heads "
-                f"({n_heads} heads, projection input width {width}); use part resid, attn or mlp"
-            )
-        return int(n_heads), int(width) // int(n_heads)
+        return head_layout(self.model)
 
     def output_projection(self, k: int, model=None):
         """Block ``k``'s attention output projection (its input ``(batch, pos, n_heads * head_dim)``) in
@@ -429,6 +419,20 @@ def output_projection(model, k: int):
         f"the attention of block {k} ({type(attn).__name__}) has no output projection "
         f"(looked for {', '.join(OUTPUT_PROJECTION_NAMES)}); use part resid, attn or mlp"
     )
+
+
+def head_layout(model) -> tuple[int, int]:
+    """``(n_heads, head_dim)`` of ``model`` from its config and the output projection's input width."""
+    config = model.config
+    n_heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
+    projection = output_projection(model, 0)
+    width = projection.weight.shape[1] if hasattr(projection, "weight") else None
+    if not n_heads or not width or width % n_heads:
+        raise LayerscopeError(
+            f"cannot split the attention output of {type(model.module).__name__} into heads "
+            f"({n_heads} heads, projection input width {width}); use part resid, attn or mlp"
+        )
+    return int(n_heads), int(width) // int(n_heads)
 
 
 def _vocabulary(tokenizer) -> dict | int:

@@ -79,6 +79,8 @@ class PatchConfig(ExperimentConfig):
         batch_size: cells per forward pass.
         source_model: the model whose runs give the patched activations (same tokenizer, depth and hidden size);
             None: ``model`` itself.
+        method: ``exact`` (one rerun per cell) or ``attribution`` (the first-order estimate of every cell from one
+            forward and one backward per pair, :mod:`layerscope.capture.attribution`).
     """
 
     experiment = "patch"
@@ -114,6 +116,11 @@ class PatchConfig(ExperimentConfig):
     )
     seed: int = option(0, minimum=0, help="order of a built-in set and seed of the bootstrap intervals (default 0)")
     batch_size: int = option(64, minimum=1, help="cells per forward pass (default 64)")
+    method: Literal["exact", "attribution"] = option(
+        "exact",
+        help="exact: rerun the model per cell (default); attribution: the gradient estimate of every cell from one "
+        "forward and one backward per pair (attribution patching), a fast first pass",
+    )
     source_model: ModelSpec | None = option(
         None,
         flag="--source-model",
@@ -294,6 +301,8 @@ class PatchResult(Result):
         if len(self.model_names) > 1:
             model, source = self.model_names[0], self.model_names[1]
             arrow = f"from {source}'s {arrow.replace(' into ', ' run into the ')} run"
+        if self.config.method == "attribution":
+            arrow += ", attribution estimate"
         return f"{model}: {PART_NAMES[part]} patched {arrow} ({what}; {METRIC_TEXT[self.config.metric]}, normalized)"
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -446,6 +455,7 @@ def run_patch(config: PatchConfig, model: Model | None = None, source_model: Mod
     ``config.source_model`` (loaded here when None and the config names one)."""
     from .. import progress
     from ..analysis.patching import summarize
+    from ..capture.attribution import AttributionPatching
     from ..capture.layer_spec import layer_name
     from ..capture.patching import PairIds, PatchEngine, check_source_model, metric_values
 
@@ -470,17 +480,26 @@ def run_patch(config: PatchConfig, model: Model | None = None, source_model: Mod
     cells = None
     for e in progress.track(encoded, "Patching pairs", total=len(encoded)):
         ids = PairIds(e.clean, e.corrupt, e.answer, e.wrong)
-        engine = PatchEngine(
-            model, ids, parts=parts, full_vocab=full_vocab, batch_size=config.batch_size, source_model=source_model
-        )
-        if cells is None:
-            cells = _cells(engine, parts, len(e.clean), config.head_positions)
-        scores = engine.run_cells(cells, config.direction)
-        clean, corrupt = engine.ends(config.direction)
-        args = (clean.scores[None], config.metric, full_vocab, e.answer, e.wrong)
-        values.append(metric_values(scores, *args))
-        clean_values.append(float(metric_values(clean.scores[None], *args)[0]))
-        corrupt_values.append(float(metric_values(corrupt.scores[None], *args)[0]))
+        if config.method == "attribution":
+            engine = AttributionPatching(model, ids, parts=parts, metric=config.metric, source_model=source_model)
+            if cells is None:
+                cells = _cells(engine, parts, len(e.clean), config.head_positions)
+            values.append(engine.values(cells, config.direction))
+            clean_value, corrupt_value = engine.end_values(config.direction)
+        else:
+            engine = PatchEngine(
+                model, ids, parts=parts, full_vocab=full_vocab, batch_size=config.batch_size, source_model=source_model
+            )
+            if cells is None:
+                cells = _cells(engine, parts, len(e.clean), config.head_positions)
+            scores = engine.run_cells(cells, config.direction)
+            clean, corrupt = engine.ends(config.direction)
+            args = (clean.scores[None], config.metric, full_vocab, e.answer, e.wrong)
+            values.append(metric_values(scores, *args))
+            clean_value = float(metric_values(clean.scores[None], *args)[0])
+            corrupt_value = float(metric_values(corrupt.scores[None], *args)[0])
+        clean_values.append(clean_value)
+        corrupt_values.append(corrupt_value)
         firsts.append(engine.pair.changed[0] if engine.pair.changed else -1)
     timings["compute"] = time.perf_counter() - start
     summary = summarize(np.stack(values), np.array(clean_values), np.array(corrupt_values), seed=config.seed)
@@ -541,6 +560,7 @@ def patch(
     metric: str = "logit-diff",
     seed: int = 0,
     batch_size: int = 64,
+    method: str = "exact",
     model: ModelSpec | Model | str | None = None,
     source_model: ModelSpec | Model | str | None = None,
     out: str | Path | None = None,
@@ -554,6 +574,8 @@ def patch(
             ``.csv``/``.jsonl`` file with ``clean,corrupt,answer,wrong``.
         part: ``resid``, ``attn``, ``mlp``, ``heads`` (several, comma-separated or a tuple, or ``all``).
         direction: ``denoise`` (clean into corrupt) or ``noise``; metric: ``logit-diff``, ``prob`` or ``kl``.
+        method: ``exact`` or ``attribution`` (the gradient estimate of every cell, one forward and one backward
+            per pair).
         model: the patched model (loaded, a source, a :class:`ModelSpec`, or None for the default model).
         source_model: the model whose runs give the patched activations (same tokenizer, depth and hidden size),
             e.g. the float32 original of a 4-bit ``model``; the two prompts may then be the same text.
@@ -578,6 +600,7 @@ def patch(
         metric=metric,
         seed=seed,
         batch_size=batch_size,
+        method=method,
         source_model=None if source_model is None else ModelSpec.of(source_model),
     )
     given = model if isinstance(model, Model) else None
