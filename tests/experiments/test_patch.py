@@ -180,3 +180,17 @@ def test_attribution_gives_the_same_table_and_ranks_like_exact_patching(llama, t
     assert "attribution estimate" in estimate.title("resid")
     record = json.loads((tmp_path / "a" / "run.json").read_text())
     assert record["config"]["method"] == "attribution" and "--method" in record["command"]
+
+
+def test_the_command_line_patches_from_a_source_model(tiny_model_dirs, tmp_path, capsys):
+    """Two saved models of one tokenizer, depth and width (a Qwen 3 and a Llama): the command records both and the
+    command that reproduces the run."""
+    from layerscope.cli.main import main
+
+    model, source = str(tiny_model_dirs["llama"]), str(tiny_model_dirs["qwen3"])
+    argv = ["patch", "--model", model, "--source-model", source, "--clean", CLEAN, "--corrupt", CLEAN]
+    argv += ["--answer", " Mary", "--wrong", " John", "--out", str(tmp_path / "r")]
+    assert main(["--quiet", *argv]) == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert [m["source"] for m in record["models"]] == [model, source]
+    assert record["command"][record["command"].index("--source-model") + 1] == source
