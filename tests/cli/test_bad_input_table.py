@@ -138,6 +138,7 @@ ROWS = [
         "--source-model {tmp}/deep-config has 100000 blocks and the model 3",
     ),  # fmt: skip
     (["patch", "--model", M, "--pairs", "names", "--source-model", "{tmp}/no-such-model"], "no-such-model"),
+    (["patch", "--model", M, "--pairs", "names", "--method", "fast"], "--method fast"),
     # ablate
     (["ablate", "--model", M, "--task", "{tmp}/missing.json"], "missing.json"),
     (["ablate", "--model", M, "--task", "{tmp}/empty.txt"], "empty.txt"),
