@@ -32,7 +32,7 @@ clean prompt's activations of, e.g., a float32 reference patched into the corrup
 copy (``denoise``), or its corrupt prompt's into the copy's clean run (``noise``). The two prompts may then be
 the same text: the difference is the model. Every activation differs between two models, so no prefix is
 shared (``first = 0``). A cell's ``position`` may be None for every part: the site is replaced at every
-position at once (for ``resid``, "restore block k's output"); :func:`restore_blocks` runs one such cell per
+position at once (for ``resid``, "restore block k's output"); :func:`~.restore.restore_blocks` runs one such cell per
 block for two loaded models and one prompt.
 
 Example:
