@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from patch_oracle import CLEAN, CORRUPT, patched_logits, plain_logits
+from patch_oracle import CLEAN, CORRUPT, patched_logits, plain_logits, rounded_copy
 
 from layerscope.capture.patching import Cell, PairIds, PatchEngine
 from layerscope.errors import LayerscopeError
@@ -95,3 +95,57 @@ def test_bad_pairs_are_refused(tiny_models):
         PatchEngine(model, PairIds((2, 5), (2, 5, 6), 1, 3))
     with pytest.raises(LayerscopeError, match="unknown part 'neurons'"):
         PatchEngine(model, PairIds((2, 5), (2, 6), 1, 3), parts=("neurons",))
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+@pytest.mark.parametrize("direction", ["denoise", "noise"])
+def test_a_source_model_cell_equals_a_hooked_forward(tiny_models, arch, direction):
+    """The source run is another model's (a 4-bit rounded copy): its activation overwrites the model's own."""
+    model = tiny_models[arch]
+    source = rounded_copy(model)
+    pair = _pair(model)
+    engine = PatchEngine(model, pair, full_vocab=True, batch_size=4, source_model=source)
+    assert engine.first == 0  # no activation is shared between two models
+    assert _close(engine.source_clean.scores, plain_logits(source, list(pair.clean))) < 1e-4
+    assert _close(engine.corrupt.scores, plain_logits(model, list(pair.corrupt))) < 1e-4
+    n, f = model.n_layers, pair.changed[0]
+    cells = [Cell("resid", d, p) for d in (0, 1, n) for p in (1, f, pair.length - 1)]
+    cells += [Cell(part, k, p) for part in ("attn", "mlp") for k in (0, n - 1) for p in (1, None)]
+    cells += [Cell("heads", 1, None, 0), Cell("heads", 2, f, 3), Cell("resid", 2, None)]
+    got = engine.run_cells(cells, direction)
+    base, src = (pair.corrupt, pair.clean) if direction == "denoise" else (pair.clean, pair.corrupt)
+    for row, cell in zip(got, cells):
+        want = patched_logits(
+            model, list(base), list(src), cell.part, cell.layer, cell.position, cell.head, 16, source_model=source
+        )
+        assert _close(row, want) < 1e-4, cell
+    clean, corrupt = engine.ends(direction)
+    assert (clean, corrupt) == (
+        (engine.source_clean, engine.corrupt) if direction == "denoise" else (engine.clean, engine.source_corrupt)
+    )
+
+
+def test_a_source_model_of_another_shape_or_tokenizer_is_refused(tiny_models):
+    import copy
+
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from layerscope.models.model import Model
+
+    model = tiny_models["llama"]
+    pair = _pair(model)
+    shallow = copy.deepcopy(model.module)
+    shallow.model.layers = shallow.model.layers[:2]
+    shallow.config.num_hidden_layers = 2
+    config = LlamaConfig(**{**model.config.to_dict(), "hidden_size": 32, "head_dim": 8})
+    narrow = AutoModelForCausalLM.from_config(config)
+    tokenizer = copy.deepcopy(model.tokenizer)
+    tokenizer.add_tokens(["<extra-token>"])
+    cases = [
+        (Model(shallow, model.tokenizer, "s", "s", "shallow"), r"differ in depth \(2 and 3\)"),
+        (Model(narrow, model.tokenizer, "n", "n", "narrow"), r"differ in hidden size \(32 and 64\)"),
+        (Model(copy.deepcopy(model.module), tokenizer, "t", "t", "retok"), "different tokenizers"),
+    ]
+    for source, message in cases:
+        with pytest.raises(LayerscopeError, match=f"source model '{source.name}' and model 'llama'.*{message}"):
+            PatchEngine(model, pair, source_model=source)

@@ -119,6 +119,26 @@ ROWS = [
     (["patch", "--model", M, "--clean", "5+2="], "--corrupt"),
     (["patch", "--model", M, "--pairs", "{tmp}/missing.csv"], "missing.csv"),
     (["patch", "--model", M, "--pairs", "no-such-set"], "no-such-set"),
+    (
+        [
+            "patch",
+            "--model",
+            M,
+            "--clean",
+            "5+2=",
+            "--corrupt",
+            "5+2=",
+            "--answer",
+            "7",
+            "--wrong",
+            "8",
+            "--source-model",
+            "{tmp}/deep-config",
+        ],
+        "--source-model {tmp}/deep-config has 100000 blocks and the model 3",
+    ),  # fmt: skip
+    (["patch", "--model", M, "--pairs", "names", "--source-model", "{tmp}/no-such-model"], "no-such-model"),
+    (["patch", "--model", M, "--pairs", "names", "--method", "fast"], "--method fast"),
     # ablate
     (["ablate", "--model", M, "--task", "{tmp}/missing.json"], "missing.json"),
     (["ablate", "--model", M, "--task", "{tmp}/empty.txt"], "empty.txt"),

@@ -127,3 +127,70 @@ def test_bad_pairs_are_named(llama, tmp_path):
     bad.write_text("clean,corrupt,answer\na,b,c\n")
     with pytest.raises(LayerscopeError, match="lacks column 'wrong'"):
         load_pair_file(bad)
+
+
+def test_a_source_model_patches_the_same_prompt_across_formats(llama, tmp_path):
+    """The float model's activations into its 4-bit copy, one prompt: the cells equal a hooked forward that copies
+    the float model's activation; 1 is the float run, 0 the copy's own."""
+    from patch_oracle import plain_logits, rounded_copy
+
+    quantized = rounded_copy(llama)
+    result = patch(
+        CLEAN, CLEAN, answer=" Mary", wrong=" John", part="resid,mlp", model=quantized, source_model=llama,
+        out=tmp_path / "r",
+    )  # fmt: skip
+    ids = llama.encode(CLEAN)
+    (a,), (w,) = llama.encode(" Mary", bos=False), llama.encode(" John", bos=False)
+    for logits, value in (
+        (plain_logits(llama, ids), result.clean_value),
+        (plain_logits(quantized, ids), result.corrupt_value),
+    ):
+        assert value == pytest.approx(float(logits[a] - logits[w]), rel=1e-4)
+    cells = result.cells
+    for part, layer, depth, p in (("resid", "0", 1, 3), ("resid", "embed", 0, 0), ("mlp", "2", 2, len(ids) - 1)):
+        row = cells[(cells["part"] == part) & (cells["layer"] == layer) & (cells["position"] == p)].iloc[0]
+        logits = patched_logits(quantized, ids, ids, part, depth, p, source_model=llama)
+        assert row["value"] == pytest.approx(float(logits[a] - logits[w]), rel=1e-4), (part, layer, p)
+    last = cells[(cells["part"] == "resid") & (cells["layer"] == "2") & (cells["position"] == len(ids) - 1)]
+    assert float(last["normalized"].iloc[0]) == pytest.approx(1.0, abs=0.2)  # only the copy's head left
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert [m["name"] for m in record["models"]] == [quantized.name, llama.name]
+    assert "from llama's clean run into the corrupt run" in result.title("resid")
+    assert layerscope.load_run(tmp_path / "r").cells.equals(cells)
+    with pytest.raises(LayerscopeError, match="same tokens \\(allowed only with a source model\\)"):
+        patch(CLEAN, CLEAN, answer=" Mary", wrong=" John", model=llama)
+
+
+def test_attribution_gives_the_same_table_and_ranks_like_exact_patching(llama, tmp_path):
+    exact = patch(CLEAN, CORRUPT, answer=" Mary", wrong=" John", part="resid,attn,heads", model=llama)
+    estimate = patch(
+        CLEAN, CORRUPT, answer=" Mary", wrong=" John", part="resid,attn,heads", model=llama, method="attribution",
+        out=tmp_path / "a",
+    )  # fmt: skip
+    assert list(estimate.cells.columns) == list(exact.cells.columns)
+    assert estimate.cells[["part", "layer", "position", "head"]].equals(
+        exact.cells[["part", "layer", "position", "head"]]
+    )
+    assert estimate.clean_value == pytest.approx(exact.clean_value, rel=1e-5)
+    assert estimate.corrupt_value == pytest.approx(exact.corrupt_value, rel=1e-5)
+    changed = exact.cells["position"].isna() | (exact.cells["position"] >= exact.changed[0])
+    rho = estimate.cells.loc[changed, "value"].corr(exact.cells.loc[changed, "value"], method="spearman")
+    assert rho > 0.8, rho
+    assert (estimate.cells.loc[~changed, "value"] == estimate.corrupt_value).all()  # no difference, no estimate
+    assert "attribution estimate" in estimate.title("resid")
+    record = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert record["config"]["method"] == "attribution" and "--method" in record["command"]
+
+
+def test_the_command_line_patches_from_a_source_model(tiny_model_dirs, tmp_path, capsys):
+    """Two saved models of one tokenizer, depth and width (a Qwen 3 and a Llama): the command records both and the
+    command that reproduces the run."""
+    from layerscope.cli.main import main
+
+    model, source = str(tiny_model_dirs["llama"]), str(tiny_model_dirs["qwen3"])
+    argv = ["patch", "--model", model, "--source-model", source, "--clean", CLEAN, "--corrupt", CLEAN]
+    argv += ["--answer", " Mary", "--wrong", " John", "--out", str(tmp_path / "r")]
+    assert main(["--quiet", *argv]) == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert [m["source"] for m in record["models"]] == [model, source]
+    assert record["command"][record["command"].index("--source-model") + 1] == source

@@ -488,7 +488,7 @@ def test_a_tour_page_has_its_load_time_in_the_header_and_a_sentence_under_every_
 
     # run.json keeps the seconds rounded to 4 decimals: the header shows a time within that rounding of it
     shown = {seconds_text(load + k * 0.00001) for k in range(-5, 6)}
-    assert any(f"model loaded in {text}; 6 runs" in header for text in shown), (load, header)
+    assert any(f"model loaded in {text}; 7 runs" in header for text in shown), (load, header)
     for step in result.steps.values():
         run = Path(step["run_dir"])
         stems = sorted(p.name[: -len(".plotly.json")] for p in run.glob("*.plotly.json"))

@@ -15,7 +15,7 @@ from layerscope.model_spec import ModelSpec
 def test_every_step_is_a_valid_config_on_the_given_model():
     spec = ModelSpec("some/model", dtype="bfloat16")
     steps = tour_steps(spec, quick=True)
-    assert [s.name for s in steps] == ["tokens", "layers", "inspect", "ablate", "echo", "layout"]
+    assert [s.name for s in steps] == ["tokens", "layers", "inspect", "ablate", "patch", "echo", "layout"]
     assert [s.name for s in tour_steps(spec, out="t")][-1] == "compare"  # the full tour only
     for step in steps:
         step.config.validate()
@@ -37,6 +37,12 @@ def test_quick_tour_writes_each_step_and_a_report(tiny_tour):
     assert result.report == out / "report.html" and result.report.is_file()
     record = json.loads((out / "run.json").read_text())
     assert record["experiment"] == "tour" and set(record["steps"]) == {s.name for s in result.config.steps(3)}
+    # patch's section, on the names pair, with its heatmap and the sentence under it
+    page = result.report.read_text()
+    section = page[page.index('data-experiment="patch"') :]
+    section = section[: section.index("</section>")]
+    assert 'data-figure="patch_resid"' in section and 'class="figure"' in section, section[:500]
+    assert "gives back" in section
 
 
 def test_each_step_records_the_command_that_reproduces_it(tiny_tour, tmp_path, capsys):

@@ -52,7 +52,7 @@ def test_no_text_overlaps_in_the_report_and_each_section_is_kept(browser, full_t
             tab.wait_for_timeout(200)
             section.screenshot(path=str(ARTIFACTS / f"report-section-{index}-{name}.png"))
             names.append(name)
-        assert names == ["tokens", "layers", "inspect", "ablate", "echo", "layout", "compare"]
+        assert names == ["tokens", "layers", "inspect", "ablate", "patch", "echo", "layout", "compare"]
     finally:
         tab.close()
 

@@ -27,6 +27,14 @@ there is the same in both runs. So:
    its weight unless the whole distribution is needed (``kl``, ``prob``); elementwise head transforms
    (Gemma 2's soft-cap) still apply, since the model's own forward applies them to what the head returns.
 
+Across models. With ``source_model`` (same tokenizer, depth and width), the source run is that model's: the
+clean prompt's activations of, e.g., a float32 reference patched into the corrupt prompt's run of its 4-bit
+copy (``denoise``), or its corrupt prompt's into the copy's clean run (``noise``). The two prompts may then be
+the same text: the difference is the model. Every activation differs between two models, so no prefix is
+shared (``first = 0``). A cell's ``position`` may be None for every part: the site is replaced at every
+position at once (for ``resid``, "restore block k's output"); :func:`~.restore.restore_blocks` runs one such cell per
+block for two loaded models and one prompt.
+
 Example:
     >>> engine = PatchEngine(model, pair_ids)                   # runs the prefix and both prompts
     >>> engine.cells("resid", direction="denoise", metric="logit-diff")[:2]
@@ -40,6 +48,7 @@ import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -80,7 +89,7 @@ class PairIds:
 @dataclass(frozen=True)
 class Cell:
     """One patch: ``part`` at block ``layer`` (``resid``: the depth, 0 = embed), ``position`` (None: every
-    position, heads only) and ``head`` (heads only)."""
+    position at once) and ``head`` (heads only)."""
 
     part: str
     layer: int
@@ -106,6 +115,13 @@ class PatchEngine:
         parts: the parts whose sites are recorded (and may be patched).
         full_vocab: score the whole vocabulary at the last position (needed by ``prob`` and ``kl``).
         batch_size: cells per forward.
+        source_model: a second :class:`~layerscope.Model` (same tokenizer, depth and width; see
+            :func:`check_source_model`) whose runs give the patched activations; None: ``model`` itself.
+
+    Attributes:
+        clean, corrupt: ``model``'s runs of the two prompts (the bases of ``noise`` and ``denoise``).
+        source_clean, source_corrupt: the source model's runs (the same objects as ``clean`` and ``corrupt``
+            without a source model).
     """
 
     def __init__(
@@ -116,15 +132,21 @@ class PatchEngine:
         parts: Sequence[str] = PARTS,
         full_vocab: bool = False,
         batch_size: int = 64,
+        source_model=None,
     ):
         for part in parts:
             if part not in PARTS:
                 raise LayerscopeError(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
         if len(pair.clean) != len(pair.corrupt):
             raise LayerscopeError("the clean and corrupt prompts have different token lengths")
-        if not pair.changed:
+        if not pair.changed and source_model is None:
             raise LayerscopeError("the clean and corrupt prompts are the same tokens")
+        if source_model is model:
+            source_model = None
+        if source_model is not None:
+            check_source_model(model, source_model, heads="heads" in parts)
         self.model = model
+        self.source_model = source_model
         self.pair = pair
         self.parts = tuple(parts)
         self.full_vocab = full_vocab
@@ -132,11 +154,14 @@ class PatchEngine:
         self.n_layers = model.n_layers
         self._layer_kind: dict[int, int] = {}  # block -> 0 (returns a tensor) or n (an n-tuple)
         self._heads = self._head_layout() if "heads" in self.parts else (0, 0)
-        unembed = model.parts.unembed
-        self._narrow = not full_vocab and isinstance(unembed, torch.nn.Linear)  # the head computes 2 columns
         with torch.inference_mode():
-            self.first = self._prefix(pair.changed[0])
-            self.clean, self.corrupt = self._record()
+            shared = pair.changed[0] if source_model is None and pair.changed else 0  # two models share none
+            self.first = self._prefix(shared)
+            self.clean, self.corrupt = self._record(model)
+            if source_model is None:
+                self.source_clean, self.source_corrupt = self.clean, self.corrupt
+            else:
+                self.source_clean, self.source_corrupt = self._record(source_model)
 
     # ----- shape of the model -------------------------------------------------------------------
     @property
@@ -144,43 +169,41 @@ class PatchEngine:
         return self._heads[0]
 
     def _head_layout(self) -> tuple[int, int]:
-        """``(n_heads, head_dim)`` from the config and the output projection's input width."""
-        config = self.model.config
-        n_heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
-        projection = self.output_projection(0)
-        width = projection.weight.shape[1] if hasattr(projection, "weight") else None
-        if not n_heads or not width or width % n_heads:
-            raise LayerscopeError(
-                f"cannot split the attention output of {type(self.model.module).__name__} into heads "
-                f"({n_heads} heads, projection input width {width}); use part resid, attn or mlp"
-            )
-        return int(n_heads), int(width) // int(n_heads)
+        return head_layout(self.model)
 
-    def output_projection(self, k: int):
-        """Block ``k``'s attention output projection (its input ``(batch, pos, n_heads * head_dim)``)."""
-        attn = submodule(self.model.layers[k], "attn", k)
-        for name in OUTPUT_PROJECTION_NAMES:
-            found = getattr(attn, name, None)
-            if isinstance(found, torch.nn.Module):
-                return found
-        raise LayerscopeError(
-            f"the attention of block {k} ({type(attn).__name__}) has no output projection "
-            f"(looked for {', '.join(OUTPUT_PROJECTION_NAMES)}); use part resid, attn or mlp"
-        )
+    def output_projection(self, k: int, model=None):
+        """Block ``k``'s attention output projection (its input ``(batch, pos, n_heads * head_dim)``) in
+        ``model`` (default: the patched model)."""
+        return output_projection(model or self.model, k)
+
+    # ----- the two runs -------------------------------------------------------------------------
+    def ends(self, direction: str) -> tuple[_Run, _Run]:
+        """The runs whose metric is 1 and 0 of ``normalized``: ``(clean, corrupt)``. Without a source model
+        these are the two prompts' runs; with one, the source model's run on the source prompt and the
+        patched model's on the other (``denoise``: source clean, model corrupt; ``noise``: model clean,
+        source corrupt)."""
+        base, source = self.roles(direction)
+        return (source, base) if direction == "denoise" else (base, source)
+
+    def roles(self, direction: str) -> tuple[_Run, _Run]:
+        """``(base, source)``: the run patched and the run the activations come from."""
+        if direction not in DIRECTIONS:
+            raise LayerscopeError(f"unknown direction {direction!r}; valid: {', '.join(DIRECTIONS)}")
+        return (self.corrupt, self.source_clean) if direction == "denoise" else (self.clean, self.source_corrupt)
 
     def sites_of(self, part: str) -> list[int]:
         """The layers of ``part``: depths ``0..n_layers`` for ``resid``, blocks ``0..n_layers-1`` otherwise."""
         return list(range(self.n_layers + 1)) if part == "resid" else list(range(self.n_layers))
 
-    # ----- the two runs -------------------------------------------------------------------------
-    def _call(self, ids: torch.Tensor, positions: torch.Tensor, cache, *, use_cache: bool = False):
-        kwargs = {"input_ids": ids.to(self.model.device), "position_ids": positions.to(self.model.device)}
+    def _call(self, ids: torch.Tensor, positions: torch.Tensor, cache, *, use_cache: bool = False, model=None):
+        model = model or self.model
+        kwargs = {"input_ids": ids.to(model.device), "position_ids": positions.to(model.device)}
         if cache is not None or use_cache:
-            kwargs[_cache_argument(self.model.module)] = cache
+            kwargs[_cache_argument(model.module)] = cache
             kwargs["use_cache"] = True
         else:
             kwargs["use_cache"] = False
-        return self.model.module(**kwargs)
+        return model.module(**kwargs)
 
     def _prefix(self, first: int) -> int:
         """Run the shared prefix ``[0, first)`` once and keep its cache; the first position each patch runs."""
@@ -210,23 +233,28 @@ class PatchEngine:
         positions = torch.arange(self.first, self.pair.length)[None].expand(rows, -1)
         return positions, torch.tensor(self.pair.corrupt[self.first :])[None].expand(rows, -1)
 
-    def _record(self) -> tuple[_Run, _Run]:
-        """Run both prompts' suffixes as one batch of two; record every site of ``parts``."""
+    def _record(self, model) -> tuple[_Run, _Run]:
+        """Run both prompts' suffixes through ``model`` as one batch of two; record every site of ``parts``."""
         ids = torch.tensor([self.pair.clean[self.first :], self.pair.corrupt[self.first :]])
         positions, _ = self._suffix(2)
         found: dict[tuple[str, int], torch.Tensor] = {}
+        own = model is self.model
         with contextlib.ExitStack() as stack:
-            stack.enter_context(self._recording(found))
-            stack.enter_context(self._head())
-            scores = self._scores(self._call(ids, positions, self._cache_for(2)))
+            stack.enter_context(self._recording(found, model))
+            stack.enter_context(self._head(model))
+            out = self._call(ids, positions, self._cache_for(2) if own else None, model=model)
+            scores = self._scores(out, model)
         runs = []
+        device = self.model.device
         for row in range(2):
-            runs.append(_Run({key: value[row].detach().clone() for key, value in found.items()}, scores[row]))
+            sites = {key: value[row].detach().to(device).clone() for key, value in found.items()}
+            runs.append(_Run(sites, scores[row].cpu()))
         return runs[0], runs[1]
 
     @contextlib.contextmanager
-    def _recording(self, found: dict) -> Iterator[None]:
-        layers = self.model.layers
+    def _recording(self, found: dict, model) -> Iterator[None]:
+        layers = model.layers
+        own = model is self.model  # the block output structures are learnt from the patched model
         handles = []
 
         def layer_input(module, args, kwargs):
@@ -234,7 +262,7 @@ class PatchEngine:
 
         def output_of(key, kind_of=None):
             def hook(module, args, output):
-                if kind_of is not None:
+                if kind_of is not None and own:
                     self._layer_kind[kind_of] = len(output) if isinstance(output, (tuple, list)) else 0
                 found[key] = output[0] if isinstance(output, (tuple, list)) else output
 
@@ -255,7 +283,8 @@ class PatchEngine:
                         sub = submodule(layers[k], part, k)
                         handles.append(sub.register_forward_hook(output_of((part, k))))
                 if "heads" in self.parts:
-                    handles.append(self.output_projection(k).register_forward_pre_hook(z_of(k), with_kwargs=True))
+                    projection = output_projection(model, k)
+                    handles.append(projection.register_forward_pre_hook(z_of(k), with_kwargs=True))
             yield
         finally:
             for handle in handles:
@@ -263,10 +292,10 @@ class PatchEngine:
 
     # ----- scores --------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _head(self) -> Iterator[None]:
+    def _head(self, model=None) -> Iterator[None]:
         """The output embedding computes the last position only, and only the answer/wrong rows unless
         ``full_vocab``; whatever the model does after it (a soft-cap) acts elementwise on what it returns."""
-        unembed = self.model.parts.unembed
+        unembed = (model or self.model).parts.unembed
         if not isinstance(unembed, torch.nn.Linear):
             yield
             return
@@ -281,21 +310,21 @@ class PatchEngine:
         with _instance_forward(unembed, forward):
             yield
 
-    def _scores(self, out) -> torch.Tensor:
+    def _scores(self, out, model=None) -> torch.Tensor:
         """``(rows, 2)`` answer and wrong logits, or ``(rows, vocab)``, at the last position, float32."""
         logits = out.logits[:, -1].float()
-        if self.full_vocab or self._narrow:
+        narrow = not self.full_vocab and isinstance((model or self.model).parts.unembed, torch.nn.Linear)
+        if self.full_vocab or narrow:
             return logits
         return logits[:, [self.pair.answer, self.pair.wrong]]
 
     # ----- patching ------------------------------------------------------------------------------
     def run_cells(self, cells: Sequence[Cell], direction: str = "denoise") -> torch.Tensor:
-        """The scores ``(cells, 2)`` or ``(cells, vocab)`` with each cell patched alone (source: the clean run
-        for ``denoise``, the corrupt run for ``noise``; base: the other one). Cells before the first
-        changed position get the base run's scores without running."""
-        if direction not in DIRECTIONS:
-            raise LayerscopeError(f"unknown direction {direction!r}; valid: {', '.join(DIRECTIONS)}")
-        base, source = (self.corrupt, self.clean) if direction == "denoise" else (self.clean, self.corrupt)
+        """The scores ``(cells, 2)`` or ``(cells, vocab)`` with each cell patched alone (see :meth:`roles`:
+        the source is the clean run for ``denoise``, the corrupt run for ``noise``, of the source model when
+        there is one; the base is the other prompt's run of ``model``). Cells before the first changed
+        position get the base run's scores without running."""
+        base, source = self.roles(direction)
         out = torch.empty((len(cells), base.scores.shape[-1]))
         groups: dict[tuple[str, int], list[int]] = {}
         for i, cell in enumerate(cells):
@@ -317,16 +346,15 @@ class PatchEngine:
         f = self.first
         start = layer  # resid depth d is block d's input; a part of block k: block k's input is depth k
         hidden = base.sites["resid", start].expand(rows, -1, -1).clone()  # (rows, T - f, d_model)
-        index = torch.arange(rows)
+        where = [slice(None) if c.position is None else slice(c.position - f, c.position - f + 1) for c in cells]
         with contextlib.ExitStack() as stack:
             if part == "resid":
-                at = torch.tensor([c.position - f for c in cells])
-                hidden[index, at] = source.sites["resid", layer][at].to(hidden.dtype)
+                value = source.sites["resid", layer].to(hidden.dtype)  # (T - f, d_model)
+                for row, at in enumerate(where):
+                    hidden[row, at] = value[at]
             elif part in ("attn", "mlp"):
-                at = torch.tensor([c.position - f for c in cells])
-                value = source.sites[part, layer][at]  # (rows, d_model)
                 sub = submodule(self.model.layers[layer], part, layer)
-                stack.enter_context(_replaced_output(sub, index, at, value))
+                stack.enter_context(_replaced_output(sub, where, source.sites[part, layer]))
             else:
                 stack.enter_context(self._head_patch(layer, cells, source))
             stack.enter_context(self._from_block(start, hidden))
@@ -379,6 +407,81 @@ class PatchEngine:
             handle.remove()
 
 
+# ----- models ----------------------------------------------------------------------------------------
+def output_projection(model, k: int):
+    """Block ``k``'s attention output projection in ``model`` (its input ``(batch, pos, n_heads * head_dim)``)."""
+    attn = submodule(model.layers[k], "attn", k)
+    for name in OUTPUT_PROJECTION_NAMES:
+        found = getattr(attn, name, None)
+        if isinstance(found, torch.nn.Module):
+            return found
+    raise LayerscopeError(
+        f"the attention of block {k} ({type(attn).__name__}) has no output projection "
+        f"(looked for {', '.join(OUTPUT_PROJECTION_NAMES)}); use part resid, attn or mlp"
+    )
+
+
+def head_layout(model) -> tuple[int, int]:
+    """``(n_heads, head_dim)`` of ``model`` from its config and the output projection's input width."""
+    config = model.config
+    n_heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
+    projection = output_projection(model, 0)
+    width = projection.weight.shape[1] if hasattr(projection, "weight") else None
+    if not n_heads or not width or width % n_heads:
+        raise LayerscopeError(
+            f"cannot split the attention output of {type(model.module).__name__} into heads "
+            f"({n_heads} heads, projection input width {width}); use part resid, attn or mlp"
+        )
+    return int(n_heads), int(width) // int(n_heads)
+
+
+def _vocabulary(tokenizer) -> dict | int:
+    """The tokenizer's ``{token: id}`` map (its length where it has none)."""
+    get = getattr(tokenizer, "get_vocab", None)
+    try:
+        return get() if callable(get) else len(tokenizer)
+    except (TypeError, NotImplementedError):
+        return len(tokenizer)
+
+
+def check_source_model(model, source, *, heads: bool = False) -> None:
+    """Refuse, in one line naming both models and the value that differs, a source model whose activations
+    cannot replace ``model``'s: another depth (``n_layers``), width (``d_model``), tokenizer (another
+    vocabulary) or, with ``heads``, another head layout (the output projection's input width)."""
+    names = f"source model {source.name!r} and model {model.name!r}"
+    for what, a, b in (("depth", source.n_layers, model.n_layers), ("hidden size", source.d_model, model.d_model)):
+        if a != b:
+            raise LayerscopeError(f"{names} differ in {what} ({a} and {b}); the source model must have the same")
+    if source.tokenizer is not model.tokenizer and _vocabulary(source.tokenizer) != _vocabulary(model.tokenizer):
+        raise LayerscopeError(f"{names} have different tokenizers; the source model must share the tokenizer")
+    if heads:
+        widths = [output_projection(m, 0).weight.shape[1] for m in (source, model)]
+        if widths[0] != widths[1]:
+            raise LayerscopeError(
+                f"{names} differ in attention output width ({widths[0]} and {widths[1]}); use part resid, attn or mlp"
+            )
+
+
+# ----- metrics ---------------------------------------------------------------------------------------
+def metric_values(
+    scores: torch.Tensor, clean_scores: torch.Tensor, metric: str, full_vocab: bool, answer: int, wrong: int
+) -> np.ndarray:
+    """The metric of each row of ``scores`` (``(rows, 2)`` answer/wrong logits, or ``(rows, vocab)`` with
+    ``full_vocab``): ``logit-diff`` (logit(answer) - logit(wrong)), ``prob`` (the answer's probability) or
+    ``kl`` (KL from ``clean_scores``' distribution, ``(1, vocab)``, to each row's). Returns ``(rows,)`` float64."""
+    if metric not in METRICS:
+        raise LayerscopeError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+    scores = scores.float()
+    if metric == "logit-diff":
+        picked = scores[:, [answer, wrong]] if full_vocab else scores
+        return (picked[:, 0] - picked[:, 1]).double().numpy()
+    logp = torch.log_softmax(scores.double(), dim=-1)
+    if metric == "prob":
+        return logp[:, answer].exp().numpy()
+    clean = torch.log_softmax(clean_scores.double(), dim=-1)
+    return (clean.exp() * (clean - logp)).sum(-1).clamp(min=0).numpy()
+
+
 # ----- small helpers ---------------------------------------------------------------------------------
 def _cache_argument(module) -> str:
     """``cache`` (transformers 5) or ``past_key_values``: the name the model's forward takes its cache by."""
@@ -422,13 +525,16 @@ _NONE = object()
 
 
 @contextlib.contextmanager
-def _replaced_output(module, rows: torch.Tensor, at: torch.Tensor, value: torch.Tensor) -> Iterator[None]:
-    """``module``'s output (or its first entry) at ``(rows[i], at[i])`` is ``value[i]`` within the block."""
+def _replaced_output(module, where: list[slice], value: torch.Tensor) -> Iterator[None]:
+    """``module``'s output (or its first entry, ``(rows, pos, width)``) at row ``i`` and positions ``where[i]``
+    is ``value[where[i]]`` (``value``: ``(pos, width)``) within the block."""
 
     def hook(module, args, output):
         first = output[0] if isinstance(output, (tuple, list)) else output
         first = first.clone()
-        first[rows, at] = value.to(first.dtype)
+        fill = value.to(device=first.device, dtype=first.dtype)
+        for row, at in enumerate(where):
+            first[row, at] = fill[at]
         return (first, *output[1:]) if isinstance(output, (tuple, list)) else first
 
     handle = module.register_forward_hook(hook)

@@ -10,6 +10,11 @@ figures.
 the clean run. ``normalized`` is ``(patched - corrupt) / (clean - corrupt)`` either way: the share of the
 answer that comes back (denoise) or that survives (noise).
 
+Across models (``--source-model M``, same tokenizer, depth and hidden size): the clean run is ``M``'s, the
+corrupt run (the one patched) the model's: e.g. a float32 reference's activations patched into its 4-bit copy.
+The two prompts may then be the same text (the difference is the model). ``noise`` patches ``M``'s corrupt run
+into the model's clean run. ``clean_value`` and ``corrupt_value`` are those two runs' metrics.
+
 A pair set shares one token length: the positions of its pairs are averaged index by index. A built-in set
 keeps the pairs of its most common length (and one-token answers) under the model's tokenizer, and records
 how many it left out; a file's pair of another length is refused, naming it.
@@ -29,11 +34,12 @@ import pandas as pd
 
 from .. import progress
 from ..analysis.patching import summarize
+from ..capture.attribution import AttributionPatching
 from ..capture.layer_spec import layer_name
-from ..capture.patching import Cell, PairIds, PatchEngine
+from ..capture.patching import Cell, PairIds, PatchEngine, check_source_model, metric_values
 from ..errors import LayerscopeError, choices_text
 from ..experiment import ExperimentConfig, Result, option
-from ..model_spec import ModelSpec
+from ..model_spec import ModelSpec, unique_name
 from ..models import Model, require_lm_head
 from ..models.loading import given_or_loaded
 from ..rundir import model_record
@@ -77,6 +83,10 @@ class PatchConfig(ExperimentConfig):
         metric: ``logit-diff``, ``prob`` or ``kl`` (from the clean run's distribution).
         seed: the order of a built-in set and the bootstrap's resamples.
         batch_size: cells per forward pass.
+        source_model: the model whose runs give the patched activations (same tokenizer, depth and hidden size);
+            None: ``model`` itself.
+        method: ``exact`` (one rerun per cell) or ``attribution`` (the first-order estimate of every cell from one
+            forward and one backward per pair, :mod:`layerscope.capture.attribution`).
     """
 
     experiment = "patch"
@@ -112,6 +122,18 @@ class PatchConfig(ExperimentConfig):
     )
     seed: int = option(0, minimum=0, help="order of a built-in set and seed of the bootstrap intervals (default 0)")
     batch_size: int = option(64, minimum=1, help="cells per forward pass (default 64)")
+    method: Literal["exact", "attribution"] = option(
+        "exact",
+        help="exact: rerun the model per cell (default); attribution: the gradient estimate of every cell from one "
+        "forward and one backward per pair (attribution patching), a fast first pass",
+    )
+    source_model: ModelSpec | None = option(
+        None,
+        flag="--source-model",
+        metavar="M",
+        help="take the patched activations from model M's run (same tokenizer, depth and hidden size; e.g. the "
+        "float32 original patched into its 4-bit copy); the clean and corrupt prompts may then be the same text",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "part", parse_parts(self.part))
@@ -139,6 +161,20 @@ class PatchConfig(ExperimentConfig):
         elif is_pair_file(self.pairs):
             with self.checking("pairs"):
                 load_pair_file(self.pairs)
+        if self.source_model is not None:
+            with self.checking("source_model"):
+                self.source_model.check_source()
+            depths = self.model.depth(), self.source_model.depth()
+            if None not in depths and depths[0] != depths[1]:
+                raise self.error(
+                    "source_model",
+                    self.source_model.value,
+                    f"has {depths[1]} blocks and the model {depths[0]}; the source model needs the same depth, "
+                    "tokenizer and hidden size",
+                )
+
+    def model_specs(self) -> tuple[ModelSpec, ...]:
+        return super().model_specs() + ((self.source_model,) if self.source_model is not None else ())
 
     def build_pairs(self) -> tuple[list[Pair], bool]:
         """The pairs, and whether they come from a built-in set (filtered to the model's tokenizer later)."""
@@ -150,7 +186,11 @@ class PatchConfig(ExperimentConfig):
         return (pairs if self.n is None else pairs[: self.n]), False
 
     def run(self, model=None) -> PatchResult:
-        return run_patch(self, model)
+        """``model``: a loaded model, or ``[model, source_model]`` (either may be None: loaded here)."""
+        source = None
+        if isinstance(model, (list, tuple)):
+            model, source = model
+        return run_patch(self, model, source)
 
 
 # ----- tokenizing pairs ---------------------------------------------------------------------------------
@@ -171,17 +211,19 @@ def _one_token(model: Model, prompt: str, text: str) -> list[int]:
     )
 
 
-def encode_pair(model: Model, pair: Pair) -> _Encoded:
+def encode_pair(model: Model, pair: Pair, *, same: bool = False) -> _Encoded:
     """The pair's ids; :class:`LayerscopeError` naming the pair when its prompts' lengths differ, they are the
-    same tokens, or the answer or the wrong token is not one token."""
+    same tokens (unless ``same``: across two models), or the answer or the wrong token is not one token."""
     clean, corrupt = model.encode(pair.clean), model.encode(pair.corrupt)
     if len(clean) != len(corrupt):
         raise LayerscopeError(
             f"pair {pair.label()} tokenizes to {len(clean)} and {len(corrupt)} tokens; the two prompts must have "
             "one length (change words that tokenize alike)"
         )
-    if clean == corrupt:
-        raise LayerscopeError(f"pair {pair.label()}: the two prompts are the same tokens")
+    if clean == corrupt and not same:
+        raise LayerscopeError(
+            f"pair {pair.label()}: the two prompts are the same tokens (allowed only with a source model)"
+        )
     ids = {}
     for name, prompt in (("answer", pair.clean), ("wrong", pair.corrupt)):
         text = getattr(pair, name)
@@ -192,16 +234,17 @@ def encode_pair(model: Model, pair: Pair) -> _Encoded:
                 f"{name} {text!r} of pair {pair.label()} is {len(found)} tokens ({pieces}); give one token"
             )
         ids[name] = found[0]
-    if ids["answer"] == ids["wrong"]:
+    if ids["answer"] == ids["wrong"] and not same:
         raise LayerscopeError(f"pair {pair.label()}: the answer and the wrong token are the same token")
     return _Encoded(pair, tuple(clean), tuple(corrupt), ids["answer"], ids["wrong"])
 
 
-def encode_pairs(model: Model, pairs: list[Pair], builtin: bool) -> tuple[list[_Encoded], int]:
+def encode_pairs(model: Model, pairs: list[Pair], builtin: bool, *, same: bool = False) -> tuple[list[_Encoded], int]:
     """Every pair's ids, all of one length; a built-in set keeps the usable pairs of its most common length
-    (returns how many it left out), a user's pair that does not fit is refused."""
+    (returns how many it left out), a user's pair that does not fit is refused. ``same``: a pair's two prompts
+    may be the same tokens (across two models)."""
     if not builtin:
-        encoded = [encode_pair(model, p) for p in pairs]
+        encoded = [encode_pair(model, p, same=same) for p in pairs]
         for e in encoded[1:]:
             if len(e.clean) != len(encoded[0].clean):
                 raise LayerscopeError(
@@ -212,7 +255,7 @@ def encode_pairs(model: Model, pairs: list[Pair], builtin: bool) -> tuple[list[_
     usable = []
     for p in pairs:
         try:
-            usable.append(encode_pair(model, p))
+            usable.append(encode_pair(model, p, same=same))
         except LayerscopeError:
             continue
     if not usable:
@@ -261,6 +304,11 @@ class PatchResult(Result):
         model = ", ".join(self.model_names) or "model"
         what = f"{self.n_pairs} pairs" if self.n_pairs > 1 else "one pair"
         arrow = "clean into corrupt" if self.config.direction == "denoise" else "corrupt into clean"
+        if len(self.model_names) > 1:
+            model, source = self.model_names[0], self.model_names[1]
+            arrow = f"from {source}'s {arrow.replace(' into ', ' run into the ')} run"
+        if self.config.method == "attribution":
+            arrow += ", attribution estimate"
         return f"{model}: {PART_NAMES[part]} patched {arrow} ({what}; {METRIC_TEXT[self.config.metric]}, normalized)"
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -353,6 +401,18 @@ class PatchResult(Result):
                 f"{what}, patching {where} {verb} {best['normalized']:.2f} of the clean-corrupt difference"
                 f"{interval}; {half} of {len(rows)} cells exceed one half"
             )
+        best_of = []
+        for part in ("attn", "mlp"):
+            rows = self.cells[(self.cells["part"] == part) & self.cells["normalized"].notna()]
+            if len(rows):
+                best = rows.loc[rows["normalized"].idxmax()]
+                what = "attention" if part == "attn" else "MLP"
+                best_of.append(
+                    f"of the {what} outputs, {_cell_phrase(part, best, visible_token)} gives back the most "
+                    f"({best['normalized']:.2f})"
+                )
+        if best_of:
+            out["patch_layers"] = "; ".join(best_of)
         return out
 
     def summary(self) -> list[str]:
@@ -395,45 +455,51 @@ def _cells(engine, parts: tuple[str, ...], length: int, head_positions: str) -> 
     return cells
 
 
-def metric_values(scores, clean_scores, metric: str, full_vocab: bool, answer: int, wrong: int) -> np.ndarray:
-    """The metric of each row of ``scores`` (``(rows, 2)`` answer/wrong logits, or ``(rows, vocab)``)."""
-    import torch
-
-    scores = scores.float()
-    if metric == "logit-diff":
-        picked = scores[:, [answer, wrong]] if full_vocab else scores
-        return (picked[:, 0] - picked[:, 1]).double().numpy()
-    logp = torch.log_softmax(scores.double(), dim=-1)
-    if metric == "prob":
-        return logp[:, answer].exp().numpy()
-    clean = torch.log_softmax(clean_scores.double(), dim=-1)
-    return (clean.exp() * (clean - logp)).sum(-1).clamp(min=0).numpy()
-
-
-def run_patch(config: PatchConfig, model: Model | None = None) -> PatchResult:
-    """Patch every cell of ``config.part`` for every pair; no files written."""
+def run_patch(config: PatchConfig, model: Model | None = None, source_model: Model | None = None) -> PatchResult:
+    """Patch every cell of ``config.part`` for every pair; no files written. ``source_model``: the loaded
+    ``config.source_model`` (loaded here when None and the config names one)."""
     timings: dict[str, float] = {}
     model = given_or_loaded(config.model, model, timings)
     require_lm_head(model, "patch")
+    records = [model_record(model)]
+    parts = tuple(p for p in ("resid", "attn", "mlp", "heads") if p in config.part)
+    if config.source_model is not None or source_model is not None:
+        spec = config.source_model if config.source_model is not None else ModelSpec.of(source_model)
+        source_model = spec.loaded(source_model, timings)
+        require_lm_head(source_model, "patch")
+        with config.checking("source_model"):
+            check_source_model(model, source_model, heads="heads" in parts)
+        records.append(model_record(source_model, unique_name(source_model.name, {model.name})))
     pairs, builtin = config.build_pairs()
     with config.checking("pairs" if config.pairs is not None else "clean"):
-        encoded, left_out = encode_pairs(model, pairs, builtin)
-    parts = tuple(p for p in ("resid", "attn", "mlp", "heads") if p in config.part)
+        encoded, left_out = encode_pairs(model, pairs, builtin, same=source_model is not None)
     full_vocab = config.metric != "logit-diff"
     start = time.perf_counter()
     values, clean_values, corrupt_values, firsts = [], [], [], []
     cells = None
     for e in progress.track(encoded, "Patching pairs", total=len(encoded)):
         ids = PairIds(e.clean, e.corrupt, e.answer, e.wrong)
-        engine = PatchEngine(model, ids, parts=parts, full_vocab=full_vocab, batch_size=config.batch_size)
-        if cells is None:
-            cells = _cells(engine, parts, len(e.clean), config.head_positions)
-        scores = engine.run_cells(cells, config.direction)
-        args = (engine.clean.scores[None], config.metric, full_vocab, e.answer, e.wrong)
-        values.append(metric_values(scores, *args))
-        clean_values.append(float(metric_values(engine.clean.scores[None], *args)[0]))
-        corrupt_values.append(float(metric_values(engine.corrupt.scores[None], *args)[0]))
-        firsts.append(engine.pair.changed[0])
+        if config.method == "attribution":
+            engine = AttributionPatching(model, ids, parts=parts, metric=config.metric, source_model=source_model)
+            if cells is None:
+                cells = _cells(engine, parts, len(e.clean), config.head_positions)
+            values.append(engine.values(cells, config.direction))
+            clean_value, corrupt_value = engine.end_values(config.direction)
+        else:
+            engine = PatchEngine(
+                model, ids, parts=parts, full_vocab=full_vocab, batch_size=config.batch_size, source_model=source_model
+            )
+            if cells is None:
+                cells = _cells(engine, parts, len(e.clean), config.head_positions)
+            scores = engine.run_cells(cells, config.direction)
+            clean, corrupt = engine.ends(config.direction)
+            args = (clean.scores[None], config.metric, full_vocab, e.answer, e.wrong)
+            values.append(metric_values(scores, *args))
+            clean_value = float(metric_values(clean.scores[None], *args)[0])
+            corrupt_value = float(metric_values(corrupt.scores[None], *args)[0])
+        clean_values.append(clean_value)
+        corrupt_values.append(corrupt_value)
+        firsts.append(engine.pair.changed[0] if engine.pair.changed else -1)
     timings["compute"] = time.perf_counter() - start
     summary = summarize(np.stack(values), np.array(clean_values), np.array(corrupt_values), seed=config.seed)
     first = encoded[0]
@@ -474,7 +540,7 @@ def run_patch(config: PatchConfig, model: Model | None = None) -> PatchResult:
         clean_value=float(np.mean(clean_values)),
         corrupt_value=float(np.mean(corrupt_values)),
         left_out=left_out,
-        models=[model_record(model)],
+        models=records,
         timings=timings,
     )
 
@@ -493,7 +559,9 @@ def patch(
     metric: str = "logit-diff",
     seed: int = 0,
     batch_size: int = 64,
+    method: str = "exact",
     model: ModelSpec | Model | str | None = None,
+    source_model: ModelSpec | Model | str | None = None,
     out: str | Path | None = None,
     force: bool = False,
 ) -> PatchResult:
@@ -505,6 +573,11 @@ def patch(
             ``.csv``/``.jsonl`` file with ``clean,corrupt,answer,wrong``.
         part: ``resid``, ``attn``, ``mlp``, ``heads`` (several, comma-separated or a tuple, or ``all``).
         direction: ``denoise`` (clean into corrupt) or ``noise``; metric: ``logit-diff``, ``prob`` or ``kl``.
+        method: ``exact`` or ``attribution`` (the gradient estimate of every cell, one forward and one backward
+            per pair).
+        model: the patched model (loaded, a source, a :class:`ModelSpec`, or None for the default model).
+        source_model: the model whose runs give the patched activations (same tokenizer, depth and hidden size),
+            e.g. the float32 original of a 4-bit ``model``; the two prompts may then be the same text.
         out: also write the run directory there.
 
     Example:
@@ -526,5 +599,10 @@ def patch(
         metric=metric,
         seed=seed,
         batch_size=batch_size,
+        method=method,
+        source_model=None if source_model is None else ModelSpec.of(source_model),
     )
-    return execute(config, model if isinstance(model, Model) else None, out=out, force=force)
+    given = model if isinstance(model, Model) else None
+    if isinstance(source_model, Model):
+        given = [given, source_model]
+    return execute(config, given, out=out, force=force)

@@ -35,6 +35,16 @@ def quick_layers(n_layers: int | None) -> str:
 
 ABLATE_N = {True: 40, False: 200}
 
+#: the tour's patching pair (the indirect-object names pair): clean, corrupt, answer, wrong
+NAMES_PAIR = (
+    "When Mary and John went to the store, John gave a drink to",
+    "When Mary and John went to the store, Mary gave a drink to",
+    " Mary",
+    " John",
+)
+#: what the tour patches: the residual stream only in a quick tour, every part in the full one
+PATCH_PARTS = {True: ("resid",), False: ("resid", "attn", "mlp", "heads")}
+
 
 @dataclass(frozen=True)
 class Step:
@@ -62,7 +72,8 @@ def tour_steps(
     model: ModelSpec, quick: bool = False, n_layers: int | None = None, out: str | Path = "runs/tour"
 ) -> list[Step]:
     """The tour's experiments on ``model``, in the order the report shows them (``n_layers`` once it is loaded;
-    ``out``: the tour's directory). The full tour ends with ``compare``: the model against its MLX 8- and 4-bit
+    ``out``: the tour's directory). ``patch`` runs on the names pair (:data:`NAMES_PAIR`): the residual stream
+    in a quick tour, every part in the full one. The full tour ends with ``compare``: the model against its MLX 8- and 4-bit
     re-quantizations, written under ``out/quantized/`` first; ``quick`` leaves that step out."""
     from .ablate import AblateConfig
     from .compare import CompareConfig
@@ -70,6 +81,7 @@ def tour_steps(
     from .inspect import InspectConfig
     from .layers import LayersConfig
     from .layout import LayoutConfig
+    from .patch import PatchConfig
     from .tokens import TokensConfig
 
     prompts = ARITHMETIC_PROMPTS[:6] if quick else ARITHMETIC_PROMPTS
@@ -82,6 +94,13 @@ def tour_steps(
         ),
         Step("inspect", "001", InspectConfig(model=model, prompts=prompts)),
         Step("ablate", "001", AblateConfig(model=model, n=ABLATE_N[quick])),
+        Step(
+            "patch", "",
+            PatchConfig(
+                model=model, clean=NAMES_PAIR[0], corrupt=NAMES_PAIR[1], answer=NAMES_PAIR[2], wrong=NAMES_PAIR[3],
+                part=PATCH_PARTS[quick],
+            ),
+        ),
         Step("echo", "004", EchoConfig(models=(model,))),
         Step("layout", "003", LayoutConfig(source=model.label)),
     ]  # fmt: skip
