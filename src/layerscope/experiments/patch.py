@@ -37,6 +37,7 @@ from ..analysis.patching import summarize
 from ..capture.attribution import AttributionPatching
 from ..capture.layer_spec import layer_name
 from ..capture.patching import Cell, PairIds, PatchEngine, check_source_model, metric_values
+from ..checkpoints.layout import model_depth
 from ..errors import LayerscopeError, choices_text
 from ..experiment import ExperimentConfig, Result, option
 from ..model_spec import ModelSpec, unique_name
@@ -164,7 +165,7 @@ class PatchConfig(ExperimentConfig):
         if self.source_model is not None:
             with self.checking("source_model"):
                 self.source_model.check_source()
-            depths = self.model.depth(), self.source_model.depth()
+            depths = model_depth(self.model.source), model_depth(self.source_model.source)
             if None not in depths and depths[0] != depths[1]:
                 raise self.error(
                     "source_model",
@@ -465,7 +466,7 @@ def run_patch(config: PatchConfig, model: Model | None = None, source_model: Mod
     parts = tuple(p for p in ("resid", "attn", "mlp", "heads") if p in config.part)
     if config.source_model is not None or source_model is not None:
         spec = config.source_model if config.source_model is not None else ModelSpec.of(source_model)
-        source_model = spec.loaded(source_model, timings)
+        source_model = given_or_loaded(spec, source_model, timings)
         require_lm_head(source_model, "patch")
         with config.checking("source_model"):
             check_source_model(model, source_model, heads="heads" in parts)
