@@ -47,16 +47,25 @@ class UserFileError(LayerscopeError):
         super().__init__(f"{what} {self.path!r} {problem}")
 
 
-def read_user_bytes(path: str | os.PathLike, what: str, limit: int = MAX_USER_FILE_BYTES) -> bytes:
+def read_user_bytes(
+    path: str | os.PathLike, what: str, limit: int = MAX_USER_FILE_BYTES, follow_links: bool = True
+) -> bytes:
     """The bytes of the regular file ``path`` (at most ``limit``); :class:`UserFileError` naming ``what``
-    and the path for anything else: missing, a directory, a FIFO or device, unreadable or too big."""
+    and the path for anything else: missing, a directory, a FIFO or device, unreadable or too big, or (with
+    ``follow_links=False``) a symbolic link."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(Path(path).expanduser(), flags)
     except FileNotFoundError:
         raise UserFileError(what, path, "does not exist; give a regular file") from None
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        raise UserFileError(what, path, f"cannot be opened: {getattr(exc, 'strerror', None) or exc}") from None
+    except OSError as exc:
+        if not follow_links and os.path.islink(Path(path).expanduser()):
+            raise UserFileError(what, path, "is a symbolic link; give the file itself") from None
+        raise UserFileError(what, path, f"cannot be opened: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL byte in the path
+        raise UserFileError(what, path, f"cannot be opened: {exc}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -80,9 +89,11 @@ def read_user_bytes(path: str | os.PathLike, what: str, limit: int = MAX_USER_FI
     return b"".join(chunks)
 
 
-def read_user_text(path: str | os.PathLike, what: str, limit: int = MAX_USER_FILE_BYTES) -> str:
+def read_user_text(
+    path: str | os.PathLike, what: str, limit: int = MAX_USER_FILE_BYTES, follow_links: bool = True
+) -> str:
     """:func:`read_user_bytes` decoded as UTF-8 (a byte-order mark is kept, as Python's ``utf-8`` keeps it)."""
-    data = read_user_bytes(path, what, limit)
+    data = read_user_bytes(path, what, limit, follow_links)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
