@@ -14,10 +14,9 @@ DESCRIPTION = (
 
 
 def run(config, args) -> int:
-    from .. import progress
     from .common import run_config
 
     result = run_config(config, args.out, args.force)
     if getattr(result, "recipe", None) is not None:
-        progress.console().print(result.recipe_text(), soft_wrap=True, markup=False, highlight=False)
+        print(result.recipe_text(), end="")
     return 0

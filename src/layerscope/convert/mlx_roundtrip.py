@@ -65,10 +65,11 @@ def mlx_roundtrip(
     *,
     overrides: dict[str, int] | None = None,
     names: Iterable[str] | None = None,
+    tensors: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """``{parameter name: float32 tensor}``: every floating parameter of ``model`` (or of ``names``) as an MLX
     file quantized at ``bits`` (``overrides``: other bits for some parameters) holds it; a parameter the file
-    holds exactly is left out."""
+    holds exactly is left out. ``tensors``: the values to quantize where not the parameters' own."""
     require_mlx()
     check_mlx_options(bits, group_size, dtype)
     dtype = model_dtype(model, dtype)
@@ -76,7 +77,7 @@ def mlx_roundtrip(
     params = dict(model.module.named_parameters())
     out = {}
     for name in params if names is None else names:
-        value = params[name]
+        value = params[name] if tensors is None or name not in tensors else tensors[name]
         if not value.is_floating_point():
             continue
         if quantizes(name, tuple(value.shape), group_size):

@@ -170,7 +170,7 @@ def quantized_values(config: SensitivityConfig, model, timings: dict) -> tuple[d
     for name, value in other.module.named_parameters():
         if not torch.equal(value.detach().to(reference[name].dtype), reference[name].detach()):
             values[name] = value.detach().to(reference[name].dtype)
-    base = mlx_base(other)
+    base = {**mlx_base(other), "dtype": model_dtype(model)}
     del other
     return values, base
 
@@ -212,9 +212,10 @@ def mlx_base(other) -> dict:
             quant = parse_quantization(json.loads(config_path.read_text(encoding="utf-8")))
         except (LayerscopeError, ValueError, OSError):
             quant = None
-        if quant is not None:
-            return {"bits": quant.bits, "group_size": quant.group_size, "dtype": "float16"}
-    return {"bits": None, "group_size": None, "dtype": "float16"}
+        if quant is not None and quant.default is not None:
+            spec = quant.default
+            return {"bits": spec.bits, "group_size": spec.group_size}
+    return {"bits": None, "group_size": None}
 
 
 # ----- the run ---------------------------------------------------------------------------------------------
@@ -234,16 +235,25 @@ def run_sensitivity(config: SensitivityConfig, model=None) -> SensitivityResult:
     values, base = quantized_values(config, model, timings)
     if not values:
         raise LayerscopeError("the quantized model's weights equal the reference's; nothing to restore")
+    params = dict(model.module.named_parameters())
+    uniform_bytes, quantized_bytes, n_weights = _sizes(model, base, params)
+    budget_bytes = None
+    if config.budget is not None:
+        if base["bits"] is None:
+            raise config.error(
+                "budget", config.budget, "needs the quantized model's MLX bits; give an MLX directory or --bits"
+            )
+        budget_bytes = _budget_bytes(config, base, quantized_bytes, n_weights, model)
     start = time.perf_counter()
     with RestorationEngine(model, values, ids, config.batch_size) as engine:
         quantized = engine.quantized_scores
         total = float(quantized.kl.mean())
-        params = dict(model.module.named_parameters())
         rows = []
         for part in progress.track(engine.parts, "Restoring parts", total=len(engine.parts)):
             scores = engine.restore(part)
             rows.append(_row(part, scores, total, config.seed, params, base, config.keep_bits))
         parts = pd.DataFrame(rows)
+        parts["block"] = pd.array(list(parts["block"]), dtype="Int64")
         timings["parts"] = time.perf_counter() - start
         activations = pd.DataFrame()
         if config.activations:
@@ -258,20 +268,13 @@ def run_sensitivity(config: SensitivityConfig, model=None) -> SensitivityResult:
                 }
             )
             timings["activations"] = time.perf_counter() - start
-        uniform_bytes, quantized_bytes, n_weights = _sizes(model, base, params)
         curve, recipe_rows = pd.DataFrame(), pd.DataFrame()
         recipe = None
-        budget_bytes = None
         prompts = pd.DataFrame(
             {"prompt": texts, "n_tokens": [len(i) for i in ids], "quantized_kl": quantized.kl,
              "quantized_agrees": quantized.agrees}
         )  # fmt: skip
-        if config.budget is not None:
-            if base["bits"] is None:
-                raise config.error(
-                    "budget", config.budget, "needs the quantized model's MLX bits; give an MLX directory or --bits"
-                )
-            budget_bytes = _budget_bytes(config, base, quantized_bytes, n_weights, model)
+        if budget_bytes is not None:
             start = time.perf_counter()
             curve, recipe_rows, recipe_scores = _recipe_and_curve(
                 config, engine, model, parts, values, base, budget_bytes, uniform_bytes, quantized, params
@@ -395,10 +398,11 @@ def _recipe_and_curve(config, engine, model, parts, values, base, budget, unifor
     removed = parts["kl_removed"].to_numpy(dtype=float)
     extra = parts["extra_bytes"].to_numpy(dtype=float)
     bits, group, dtype = base["bits"], base["group_size"], base["dtype"]
+    reference = engine.reference_values  # the module holds the quantized values while the engine runs
 
     def mixed(chosen: list[int]):
         names = [n for i in chosen for n in engine.parts[i].names]
-        kept = {n: mlx_weight(params[n].detach(), config.keep_bits, group, dtype) for n in names}
+        kept = {n: mlx_weight(reference[n], config.keep_bits, group, dtype) for n in names}
         return engine.with_weights(kept) if kept else engine.quantized_scores
 
     points = []
@@ -406,7 +410,9 @@ def _recipe_and_curve(config, engine, model, parts, values, base, budget, unifor
     for b in [b for b in VALID_BITS if b >= bits]:
         names = list(values)
         scores = (
-            engine.quantized_scores if b == bits else engine.with_weights(mlx_roundtrip(model, b, group, names=names))
+            engine.quantized_scores
+            if b == bits
+            else engine.with_weights(mlx_roundtrip(model, b, group, dtype, names=names, tensors=reference))
         )
         size = _sizes(model, {**base, "bits": b}, params)[0]
         uniform_sizes[b] = size
