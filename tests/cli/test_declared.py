@@ -15,6 +15,7 @@ from layerscope.cli.main import build_parser
 from layerscope.convert.quantize import QuantizeConfig
 from layerscope.experiments.ablate import AblateConfig
 from layerscope.experiments.compare import CompareConfig
+from layerscope.experiments.sensitivity import SensitivityConfig
 from layerscope.experiments.echo import EchoConfig
 from layerscope.experiments.encode import EncodeConfig, SimilarConfig
 from layerscope.experiments.inspect import InspectConfig
@@ -137,6 +138,21 @@ CONFIGS = {
     "stages": [StagesConfig(texts=("a", "b", "c"), file="t.txt", dims=3, prompt_name="query", batch_size=1)],
     "report": [ReportConfig(run_dirs=("runs/a", "runs/b"), out="page.html", title="My page")],
     "tour": [TourConfig(model=SPEC, quick=True)],
+    "sensitivity": [
+        SensitivityConfig(
+            model=ModelSpec("r"),
+            quantized=ModelSpec("q-mlx"),
+            task=("arithmetic", "boolean"),
+            n=3,
+            shots=0,
+            budget="5%",
+            keep_bits=6,
+            activations=False,
+            seed=2,
+            batch_size=4,
+        ),  # fmt: skip
+        SensitivityConfig(bits=3, group_size=32, text="p.txt", budget="4.5bpw"),
+    ],
     "compare": [
         CompareConfig(
             models=(ModelSpec("a", name="x"), ModelSpec("b")),
