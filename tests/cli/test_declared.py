@@ -15,7 +15,6 @@ from layerscope.cli.main import build_parser
 from layerscope.convert.quantize import QuantizeConfig
 from layerscope.experiments.ablate import AblateConfig
 from layerscope.experiments.compare import CompareConfig
-from layerscope.experiments.sensitivity import SensitivityConfig
 from layerscope.experiments.echo import EchoConfig
 from layerscope.experiments.encode import EncodeConfig, SimilarConfig
 from layerscope.experiments.inspect import InspectConfig
@@ -23,6 +22,7 @@ from layerscope.experiments.layers import LayersConfig
 from layerscope.experiments.layout import LayoutConfig
 from layerscope.experiments.patch import PatchConfig
 from layerscope.experiments.report import ReportConfig
+from layerscope.experiments.sensitivity import SensitivityConfig
 from layerscope.experiments.stages import StagesConfig
 from layerscope.experiments.sweep import SweepConfig
 from layerscope.experiments.tokens import TokensConfig
