@@ -122,6 +122,8 @@ CONFIGS = {
     "quantize": [
         QuantizeConfig(source="-odd.gguf", to="gguf", type="Q4_0"),
         QuantizeConfig(source="model dir", to="mlx", bits=8, group_size=32, dtype="bfloat16"),
+        QuantizeConfig(source="-odd.gguf", to="gguf", recipe="runs/sensitivity 1/recipe.json"),
+        QuantizeConfig(source="model dir", recipe="-recipe.json", dtype="float16"),
     ],
     "layout": [LayoutConfig(source="-odd.gguf", fold=False, json=True, html="page.html", batch=2, seq_len=64)],
     "encode": [

@@ -6,6 +6,10 @@ biases) keep their stored type, as llama.cpp's ``quantize`` keeps them. A matrix
 the target's blocks is stored as F16 (and counted in the summary). The metadata (architecture, hyperparameters,
 tokenizer) is copied key by key with its value types; ``general.file_type`` is set to the target's. Tensors
 are written one at a time: the source is memory-mapped and at most one tensor is held in float32.
+
+With a recipe (:class:`~layerscope.convert.recipe.Recipe`) the target is its base type, and each module it names
+(a Hugging Face path, mapped to the GGUF tensor name by gguf's tensor name map for the file's architecture) is
+quantized to its own type.
 """
 
 from __future__ import annotations
@@ -77,6 +81,47 @@ def _copy_metadata(reader, writer, qtype_name: str) -> None:
         writer.add_key_value("general.file_type", file_type, GGUFValueType.UINT32)
 
 
+def recipe_tensor_types(recipe, reader, source_name: str) -> dict[str, object]:
+    """``{GGUF tensor name: GGMLQuantizationType}`` of the recipe's modules in the file ``reader`` reads; a module
+    the file does not hold as a matrix that divides into its type's blocks is refused in one line."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    from .recipe import gguf_name_or_none, unknown_modules_error
+
+    arch, n_blocks = gguf_arch_and_blocks(reader)
+    by_name = {t.name: t for t in reader.tensors}
+    types, missing = {}, []
+    for item in recipe.overrides:
+        base = gguf_name_or_none(item.module, arch, n_blocks)
+        name = None if base is None else f"{base}.weight"
+        if name not in by_name:
+            missing.append(item.module)
+            continue
+        tensor, qtype = by_name[name], GGMLQuantizationType[item.type]
+        block = GGML_QUANT_SIZES[qtype][0]
+        row = int(tensor.shape[0])  # GGUF order: the row (input) width first
+        if len(tensor.shape) < 2:
+            raise LayerscopeError(f"recipe module {item.module!r} ({name}) is a vector, not a weight matrix")
+        if row % block:
+            raise LayerscopeError(
+                f"recipe module {item.module!r} ({name}): rows of {row} values do not divide into {item.type}'s "
+                f"blocks of {block}; choose another type for it"
+            )
+        types[name] = qtype
+    if missing:
+        raise unknown_modules_error(missing, [], f"{source_name} ({arch}, {n_blocks} blocks)")
+    return types
+
+
+def gguf_arch_and_blocks(reader) -> tuple[str, int]:
+    """The architecture name and block count a GGUF file's metadata gives."""
+    arch = str(reader.fields["general.architecture"].contents())
+    field = reader.fields.get(f"{arch}.block_count")
+    if field is None:
+        raise LayerscopeError(f"GGUF metadata has no {arch}.block_count; cannot name the recipe's tensors")
+    return arch, int(field.contents())
+
+
 def _plan(tensor, target):
     """``(type, stored shape, numpy dtype, nbytes)`` of one output tensor."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
@@ -117,10 +162,12 @@ def _check_finite(name: str, values: np.ndarray, data: np.ndarray, qtype) -> Non
         )
 
 
-def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quantizing") -> dict:
-    """Write ``out`` (a new file) from the GGUF file ``source``, its matrices re-quantized to ``type_name``.
+def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quantizing", recipe=None) -> dict:
+    """Write ``out`` (a new file) from the GGUF file ``source``, its matrices re-quantized to ``type_name`` (with
+    ``recipe``: to the recipe's base type, and its modules to their own types).
 
-    Returns a summary: ``{"type", "quantized", "kept", "fallback_f16", "bytes"}``.
+    Returns a summary: ``{"type", "quantized", "kept", "fallback_f16", "bytes"}``; with a recipe also
+    ``overridden`` (tensors of a recipe's type), ``gguf_arch`` and ``n_blocks``.
 
     Example:
         >>> write_gguf(default_model_path(), Path("q8.gguf"), "Q8_0")["quantized"]
@@ -129,6 +176,8 @@ def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quan
     import gguf
     from gguf.quants import dequantize, quantize
 
+    if recipe is not None:
+        type_name = recipe.type
     check_gguf_type(type_name)
     target = gguf.GGMLQuantizationType[type_name]
     from .. import progress
@@ -139,17 +188,20 @@ def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quan
             arch = reader.fields["general.architecture"].contents()
     except (ValueError, KeyError, OSError, IndexError) as exc:
         raise LayerscopeError(f"cannot read GGUF file {str(source)!r}: {exc}") from None
+    overrides = recipe_tensor_types(recipe, reader, source.name) if recipe is not None else {}
     writer = gguf.GGUFWriter(str(out), arch)
     _copy_metadata(reader, writer, type_name)
     plans = []
     counts = {"quantized": 0, "kept": 0, "fallback_f16": 0}
+    if recipe is not None:
+        counts["overridden"] = len(overrides)
     for tensor in reader.tensors:
-        qtype, shape, dtype, nbytes = _plan(tensor, target)
+        qtype, shape, dtype, nbytes = _plan(tensor, overrides.get(tensor.name, target))
         writer.add_tensor_info(tensor.name, shape, dtype, nbytes, raw_dtype=qtype)
         plans.append((tensor, qtype))
         if len(tensor.shape) < 2:
             counts["kept"] += 1
-        elif qtype == target:
+        elif qtype == target or tensor.name in overrides:
             counts["quantized"] += 1
         else:
             counts["fallback_f16"] += 1
@@ -169,4 +221,6 @@ def write_gguf(source: Path, out: Path, type_name: str, description: str = "Quan
             del data
     finally:
         writer.close()
+    if recipe is not None:
+        counts["gguf_arch"], counts["n_blocks"] = gguf_arch_and_blocks(reader)
     return {"type": type_name, **counts, "bytes": out.stat().st_size}

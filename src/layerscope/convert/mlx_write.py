@@ -3,7 +3,8 @@
 Each weight that mlx-lm quantizes (every linear layer and the embedding: the 2-D ``*.weight`` matrices whose
 input width is a multiple of the group size; never norms or biases) becomes ``P.weight`` (uint32 codes),
 ``P.scales`` and ``P.biases``, produced by ``mlx.core.quantize`` itself; the other tensors are stored in the
-chosen dtype. ``config.json`` gets mlx-lm's ``quantization`` block (and its copy ``quantization_config``), the
+chosen dtype. ``config.json`` gets mlx-lm's ``quantization`` block (and its copy ``quantization_config``; with a
+recipe, one entry per module quantized at other bits, as mlx-lm's mixed-precision conversions write it), the
 weights go to ``model.safetensors`` (shards of at most 5 GB with an index above that, as mlx-lm saves them,
 written by ``mlx.core.save_safetensors`` with ``{"format": "mlx"}``), and the tokenizer files are copied.
 """
@@ -79,10 +80,18 @@ def conversion_dtype(config: dict, dtype: str | None) -> str:
 
 
 def write_mlx(
-    weights, out: Path, bits: int, group_size: int, dtype: str | None = None, description: str = "Quantizing"
+    weights,
+    out: Path,
+    bits: int,
+    group_size: int,
+    dtype: str | None = None,
+    description: str = "Quantizing",
+    recipe=None,
 ) -> dict:
     """Quantize the tensors of ``weights`` (a :class:`~layerscope.convert.float_weights.FloatWeights`) into
-    the existing empty directory ``out``; returns a summary (dtype, counts, bytes).
+    the existing empty directory ``out``; returns a summary (dtype, counts, bytes). With ``recipe`` (a
+    :class:`~layerscope.convert.recipe.Recipe`), its base bits and group size are used and each module it
+    names is quantized at its own bits (``written["overridden"]`` counts them).
 
     Example:
         >>> with open_float_weights("default") as weights:
@@ -92,16 +101,20 @@ def write_mlx(
     import mlx.core as mx
     import numpy as np
 
+    if recipe is not None:
+        bits, group_size = recipe.bits, recipe.group_size
     check_mlx_options(bits, group_size, dtype)
     if weights.directory is None:
         raise LayerscopeError("quantizing needs a checkpoint on disk (a directory, a .gguf file or a hub id)")
     config = weights.config
+    tied = bool(config.get("tie_word_embeddings", (config.get("text_config") or {}).get("tie_word_embeddings")))
+    if recipe is not None:
+        check_recipe_modules(recipe, weights, group_size, tied)
     copied = side_files(weights.directory)  # refused before any tensor is read
     dtype = conversion_dtype(config, dtype)
     mx_dtype = getattr(mx, dtype)
-    tied = bool(config.get("tie_word_embeddings", (config.get("text_config") or {}).get("tie_word_embeddings")))
     arrays: dict[str, object] = {}
-    quantized = kept = parameters = 0
+    quantized = kept = parameters = overridden = 0
     from .. import progress
 
     for name in progress.track(weights.names, description):
@@ -118,10 +131,12 @@ def write_mlx(
         _check_finite(name, value, dtype, array)
         del value
         if quantizes(name, tuple(array.shape), group_size):
-            q, s, b = mx.quantize(array, group_size, bits)
+            module = name[: -len(".weight")]
+            module_bits = bits if recipe is None else recipe.bits_of(module)
+            overridden += recipe is not None and module in recipe.modules
+            q, s, b = mx.quantize(array, group_size, module_bits)
             mx.eval(q, s, b)
             _check_finite(name, None, dtype, s, b)
-            module = name[: -len(".weight")]
             arrays[f"{module}.weight"], arrays[f"{module}.scales"], arrays[f"{module}.biases"] = q, s, b
             quantized += 1
         else:
@@ -135,18 +150,47 @@ def write_mlx(
         )
     files = _save_shards(arrays, out, parameters)
     block = {"group_size": group_size, "bits": bits, "mode": "affine"}
+    if recipe is not None:
+        block = recipe.mlx_quantization()
     new_config = {k: v for k, v in config.items() if k not in _DROP_CONFIG_KEYS}
     new_config["quantization"] = dict(block)
     new_config["quantization_config"] = dict(block)
     (out / "config.json").write_text(json.dumps(new_config, indent=4, sort_keys=True) + "\n", encoding="utf-8")
     _copy_side_files(copied, out)
+    overrides = {"overridden": overridden} if recipe is not None else {}
     return {
         "dtype": dtype,
         "quantized": quantized,
+        **overrides,
         "unquantized": kept,
         "files": files,
         "bytes": sum((out / f).stat().st_size for f in files),
     }
+
+
+def check_recipe_modules(recipe, weights, group_size: int, tied: bool) -> None:
+    """Refuse, before anything is read, a recipe module that ``weights`` does not hold as a matrix MLX quantizes
+    (one line naming it, and the nearest module names the checkpoint has)."""
+    from .recipe import unknown_modules_error
+
+    modules = [name[: -len(".weight")] for name in weights.names if name.endswith(".weight")]
+    for module in recipe.modules:
+        if tied and module.rpartition(".")[2] == "lm_head":
+            embedding = next((m for m in modules if m.endswith("embed_tokens")), "the embedding")
+            raise LayerscopeError(
+                f"recipe module {module!r} is the head, tied to the embedding in {weights.source}: MLX stores no "
+                f"separate head; give the embedding ({embedding!r}) its bits instead"
+            )
+    missing = [m for m in recipe.modules if f"{m}.weight" not in weights.shapes]
+    if missing:
+        raise unknown_modules_error(missing, modules, weights.source)
+    for module in recipe.modules:
+        shape = tuple(weights.shapes[f"{module}.weight"])
+        if not quantizes(f"{module}.weight", shape, group_size):
+            raise LayerscopeError(
+                f"recipe module {module!r} (weight {list(shape)}) is not a matrix MLX quantizes in groups of "
+                f"{group_size}; name a linear layer or the embedding"
+            )
 
 
 def _check_finite(name: str, value, dtype: str, *arrays) -> None:

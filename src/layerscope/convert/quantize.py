@@ -11,6 +11,10 @@ The model is written to a hidden temporary directory inside the run directory an
 complete; ``run.json`` comes last and marks a finished run. A killed run leaves an unfinished mark that the next
 run into the same ``out`` clears; a finished one is replaced only with ``force``.
 
+With a recipe (``recipe="recipe.json"``, see :mod:`layerscope.convert.recipe`) the file is mixed: the recipe's
+base bits, group size and type, and its modules at their own bits (MLX: per-module entries of mlx-lm's
+``quantization`` block) or types (GGUF: per tensor). ``run.json`` records the recipe itself.
+
 Example:
     >>> layerscope.quantize(to="mlx", bits=4, group_size=64, out="runs/gemma-mlx-4bit")
     PosixPath('runs/gemma-mlx-4bit')
@@ -20,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -31,6 +36,7 @@ from ..rundir import UNFINISHED, RunDir
 from ..runner import Caller, execute
 from .gguf_write import check_gguf_type
 from .mlx_write import check_mlx_options
+from .recipe import Recipe
 
 FORMATS = ("mlx", "gguf")
 #: the name of the GGUF file inside a ``to="gguf"`` run directory
@@ -49,6 +55,9 @@ class QuantizeConfig(ExperimentConfig):
             ``.gguf`` file whose matrices are re-quantized by ``gguf.quants.quantize``.
         bits, group_size: MLX affine quantization: 2, 3, 4, 5, 6 or 8 bits; groups of 32, 64 or 128 inputs.
         type: the GGML type for ``to="gguf"`` (Q8_0, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, ...).
+        recipe: a recipe file (``recipe.json``, written by ``layerscope sensitivity``): its base gives ``bits``,
+            ``group_size`` (MLX) and ``type`` (GGUF), which are then left at their defaults or set to the
+            recipe's, and its overrides quantize some modules otherwise.
         dtype: MLX: the dtype weights are cast to before quantizing (and of scales, biases and unquantized
             tensors): ``float16``, ``bfloat16`` or ``float32``; default the config's dtype, as mlx-lm takes it.
         resume_dir: the run directory the model is written into (set by the runner from ``out``).
@@ -72,6 +81,12 @@ class QuantizeConfig(ExperimentConfig):
         metavar="DTYPE",
         help="MLX: cast weights to float16, bfloat16 or float32 before quantizing (default: the config's dtype)",
     )
+    recipe: str | None = option(
+        None,
+        metavar="FILE",
+        help="a recipe.json (from layerscope sensitivity): its base bits, group size and type, and per-module "
+        "bits (MLX) or types (GGUF) over them",
+    )
     resume_dir: str | None = option(None, flag="")
 
     def validate(self) -> None:
@@ -82,11 +97,48 @@ class QuantizeConfig(ExperimentConfig):
             check_mlx_options(self.bits, self.group_size, self.dtype)
         else:
             check_gguf_type(self.type)
+        self.read_recipe()
+
+    def read_recipe(self) -> Recipe | None:
+        """The recipe of ``recipe`` (None without one), refusing a ``bits``, ``group_size`` or ``type`` that was
+        set to something other than the recipe's base."""
+        if self.recipe is None:
+            return None
+        from .recipe import read_recipe
+
+        if not isinstance(self.recipe, str) or not self.recipe.strip():
+            raise self.error("recipe", self.recipe, "is not a path; give a recipe file (recipe.json)")
+        recipe = read_recipe(self.recipe)
+        used = ("bits", "group_size") if self.to == "mlx" else ("type",)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in used:
+            value, base = getattr(self, name), getattr(recipe, name)
+            if value != defaults[name] and value != base:
+                raise self.error(
+                    name,
+                    value,
+                    f"disagrees with the recipe's base ({base!r}); leave it out with a recipe, or edit "
+                    "the recipe's base",
+                )
+        return recipe
+
+    def quant_label(self, recipe: Recipe | None = None) -> str:
+        """``MLX 4-bit g64`` or ``GGUF Q8_0``: the base written (the recipe's with one), and its overrides."""
+        if recipe is None:
+            return _label(self.to, self.bits, self.group_size, self.type, 0)
+        return _label(self.to, recipe.bits, recipe.group_size, recipe.type, len(recipe.overrides))
 
     def run(self, model=None) -> QuantizeResult:
         if self.resume_dir is None:
             raise ConfigError("out", None, "is needed: quantize writes its model into a run directory")
         return run_quantize(self)
+
+
+def _label(to: str, bits, group_size, type_name, n_overrides: int) -> str:
+    label = f"MLX {bits}-bit g{group_size}" if to == "mlx" else f"GGUF {type_name}"
+    if n_overrides:
+        label += f" with {n_overrides} module{'s' if n_overrides != 1 else ''} from the recipe"
+    return label
 
 
 @dataclass(kw_only=True, repr=False)
@@ -102,20 +154,29 @@ class QuantizeResult(Result):
     config: QuantizeConfig
     path: Path
     written: dict = field(default_factory=dict)
+    recipe: dict | None = None
 
     main_file = "run.json"
 
     def record(self) -> dict:
         model = "." if self.config.to == "mlx" else GGUF_NAME
-        return {"model_path": model, "written": self.written}
+        record = {"model_path": model, "written": self.written}
+        if self.recipe is not None:
+            record["recipe"] = self.recipe
+        return record
 
     def summary(self) -> list[str]:
         w, config = self.written, self.config
+        label = config.quant_label()
+        if self.recipe is not None:  # the recipe as run.json records it: its base and how many overrides
+            base = self.recipe.get("base") if isinstance(self.recipe.get("base"), dict) else {}
+            overrides = self.recipe.get("overrides") if isinstance(self.recipe.get("overrides"), list) else []
+            label = _label(config.to, base.get("bits"), base.get("group_size"), base.get("type"), len(overrides))
         if config.to == "mlx":
-            what = f"MLX {config.bits}-bit g{config.group_size}, {w.get('dtype')} scales: "
+            what = f"{label}, {w.get('dtype')} scales: "
             what += f"{w.get('quantized')} matrices quantized, {w.get('unquantized')} tensors kept"
         else:
-            what = f"GGUF {w.get('type')}: {w.get('quantized')} matrices quantized, {w.get('kept')} tensors kept"
+            what = f"{label}: {w.get('quantized')} matrices quantized, {w.get('kept')} tensors kept"
             if w.get("fallback_f16"):
                 what += f", {w['fallback_f16']} stored as F16 (rows not a multiple of the block)"
         return [f"{what}; {w.get('bytes', 0) / 1e6:,.1f} MB"]
@@ -126,11 +187,12 @@ class QuantizeResult(Result):
         model = record.get("model_path")
         if model not in (".", GGUF_NAME):
             raise LayerscopeError(f"{str(run_dir / 'run.json')!r} names no model written by quantize")
-        written = record.get("written")
+        written, recipe = record.get("written"), record.get("recipe")
         return cls(
             config=config,
             path=Path(run_dir) if model == "." else Path(run_dir) / model,
             written=written if isinstance(written, dict) else {},
+            recipe=recipe if isinstance(recipe, dict) else None,
             **cls.saved(record),
         )
 
@@ -142,13 +204,15 @@ def run_quantize(config: QuantizeConfig) -> QuantizeResult:
     run_dir = RunDir(config.resume_dir)
     if run_dir.existing_experiment() is not None:  # --force has emptied it: a finished run stays
         raise ConfigError("out", config.resume_dir, "exists; choose a new path or replace it (force=True, --force)")
-    label = f"MLX {config.bits}-bit g{config.group_size}" if config.to == "mlx" else f"GGUF {config.type}"
+    recipe = config.read_recipe()
+    label = config.quant_label(recipe)
     start = time.perf_counter()
     if config.to == "gguf":
         source = gguf_source(config.source)
         _clear(run_dir)
+        type_name = recipe.type if recipe else config.type
         with run_dir.staging() as tmp:
-            written = write_gguf(source, tmp / GGUF_NAME, config.type, f"Quantizing {source.name} to {label}")
+            written = write_gguf(source, tmp / GGUF_NAME, type_name, f"Quantizing {source.name} to {label}", recipe)
         path = run_dir.path / GGUF_NAME
         display = source.name
     else:
@@ -159,9 +223,10 @@ def run_quantize(config: QuantizeConfig) -> QuantizeResult:
         with open_float_weights(config.source) as weights:
             display = "the default model" if weights.source == "default" else weights.source
             _clear(run_dir)
+            bits, group_size = (recipe.bits, recipe.group_size) if recipe else (config.bits, config.group_size)
             with run_dir.staging() as tmp:
                 written = write_mlx(
-                    weights, tmp, config.bits, config.group_size, config.dtype, f"Quantizing {display} to {label}"
+                    weights, tmp, bits, group_size, config.dtype, f"Quantizing {display} to {label}", recipe
                 )
         path = run_dir.path
     source_name = config.source or "default"
@@ -169,6 +234,7 @@ def run_quantize(config: QuantizeConfig) -> QuantizeResult:
         config=config,
         path=path,
         written=written,
+        recipe=recipe.to_json(written.get("gguf_arch"), written.get("n_blocks")) if recipe else None,
         models=[{"source": source_name, "name": source_name, "display_name": display}],
         timings={"quantize": time.perf_counter() - start},
     )
@@ -236,11 +302,20 @@ def quantize(
     type: str = "Q8_0",
     out,
     dtype: str | None = None,
+    recipe=None,
     force: bool = False,
 ) -> Path:
     """Write a quantized copy of ``source`` into the run directory ``out``; returns the model's path (``out``
-    for MLX, ``out/model.gguf`` for GGUF). The arguments are :class:`QuantizeConfig`'s; ``force`` replaces what
-    ``out`` holds (a link named as ``out`` is replaced, never followed)."""
+    for MLX, ``out/model.gguf`` for GGUF). The arguments are :class:`QuantizeConfig`'s (``recipe``: a recipe
+    file's path); ``force`` replaces what ``out`` holds (a link named as ``out`` is replaced, never followed).
+
+    Example:
+        >>> layerscope.quantize(recipe="runs/sensitivity-1/recipe.json", out="runs/gemma-mixed")
+        PosixPath('runs/gemma-mixed')
+    """
     source = None if source is None else os.fspath(source)
-    config = QuantizeConfig(source=source, to=to, bits=bits, group_size=group_size, type=type, dtype=dtype)
+    recipe = None if recipe is None else os.fspath(recipe)
+    config = QuantizeConfig(
+        source=source, to=to, bits=bits, group_size=group_size, type=type, dtype=dtype, recipe=recipe
+    )
     return quantize_run(config, out, force=force).path

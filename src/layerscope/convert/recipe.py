@@ -318,3 +318,22 @@ def write_recipe(recipe: Recipe, path_or_rundir, gguf_arch: str | None = None, n
     from ..atomic import write_text
 
     return write_text(Path(os.fspath(path_or_rundir)).expanduser(), text)
+
+
+def unknown_modules_error(missing: list[str], modules: list[str], where: str) -> LayerscopeError:
+    """The one-line refusal of recipe modules that the model ``where`` does not have (``modules``: those it
+    has), naming the nearest names it has."""
+    import difflib
+
+    near = difflib.get_close_matches(missing[0], modules, n=3)
+    hint = (
+        f"; nearest: {choices_text(near)}"
+        if near
+        else f"; its modules are named like {modules[0]!r}"
+        if modules
+        else ""
+    )
+    return LayerscopeError(
+        f"the recipe names {len(missing)} module{'s' if len(missing) != 1 else ''} that {where} does not have: "
+        f"{choices_text(missing, 5)}{hint}"
+    )
