@@ -173,6 +173,13 @@ def test_the_run_writes_a_recipe_that_quantize_reads(pair, tmp_path, capsys):
     )
     for stem in ("sensitivity_parts", "sensitivity_curve"):
         assert (out / f"{stem}.html").is_file() and (out / f"{stem}.png").is_file()
+    # the mixed file quantize writes from the recipe gives the KL the run measured for it
+    mixed = quantize_run(QuantizeConfig(source=str(source), recipe=str(out / "recipe.json")), tmp_path / "mixed")
+    reference = layerscope.load_model(str(source))
+    ref_lp = _log_probs(reference.module, reference, PROMPTS)
+    mixed_lp = _log_probs(layerscope.load_model(str(mixed.path)).module, reference, PROMPTS)
+    assert kl_divergence(ref_lp, mixed_lp).mean() == pytest.approx(notes["recipe_kl"], abs=2e-6)
+    assert notes["recipe_kl"] < notes["uniform_kl"]
 
 
 def test_on_the_fly_quantization_equals_the_quantized_directory(pair):
