@@ -7,7 +7,7 @@ DESCRIPTION = (
     "Restore each block's tensors (q/k/v/o, gate/up/down) and the embedding of a quantized model (--quantized, or "
     "--bits to quantize the reference with mlx.core.quantize) to the reference's weights, one part at a time, and "
     "measure KL(reference || restored) and top-1 agreement at the last token of each prompt (built-in task prompts "
-    "or --text FILE); also each block's output restored from the reference run. --budget 5%% (extra bytes over "
+    "or --text FILE); also each block's output restored from the reference run. --budget 5% (extra bytes over "
     "uniform) or 4.5bpw picks the parts kept at --keep-bits by KL removed per byte and writes recipe.json "
     "(layerscope quantize --recipe reads it; llama.cpp --tensor-type arguments and an MLX per-layer bits map)."
 )
