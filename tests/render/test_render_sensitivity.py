@@ -16,12 +16,12 @@ def test_the_grid_puts_each_share_in_its_cell():
             "share_removed": [0.1, 0.2, 0.3, 0.4],
         }
     )
-    figure = kl_removed_grid(parts, ["embed", "q_proj", "down_proj"], title="t")
+    figure = kl_removed_grid(parts, ["q_proj", "down_proj"], title="t")
     grid = figure.matrices["share of the KL removed"]
-    assert figure.labels == ["embed", "0", "1"] and figure.column_labels == ["embed", "q_proj", "down_proj"]
-    np.testing.assert_array_equal(grid, [[0.1, np.nan, np.nan], [np.nan, 0.2, 0.3], [np.nan, 0.4, np.nan]])
+    assert figure.labels == ["0", "1"] and figure.column_labels == ["q_proj", "down_proj"]
+    np.testing.assert_array_equal(grid, [[0.2, 0.3], [0.4, np.nan]])
     heatmap = figure.plotly().data[0]
-    assert list(heatmap.x) == ["embed", "q_proj", "down_proj"] and heatmap.z[1][2] == 0.3 and heatmap.z[0][1] is None
+    assert list(heatmap.x) == ["q_proj", "down_proj"] and heatmap.z[0][1] == 0.3 and heatmap.z[1][1] is None
     assert figure.png().axes[0].get_xlabel() == "tensor kind"
 
 

@@ -58,14 +58,17 @@ class SensitivityResult(Result):
     def _grid(self):
         from ..render.sensitivity import kl_removed_grid
 
-        model = ", ".join(self.model_names) or "model"
-        title = f"{model}: share of the {self._base()} KL removed by restoring each part ({self.n_prompts} prompts)"
-        return kl_removed_grid(self.parts, self.kinds(), title=title)
+        embed = self.parts[self.parts["block"].isna()]
+        title = f"{self._base()} KL removed per part ({self.n_prompts} prompts)"
+        if len(embed):
+            title += f"; embedding: {float(embed['share_removed'].iloc[0]):.0%}"
+        kinds = [k for k in self.kinds() if k != "embed"]
+        return kl_removed_grid(self.parts, kinds, title=title)
 
     def _curve(self):
         from ..render.sensitivity import size_curve
 
-        title = f"KL to the reference against size: greedy recipes vs uniform ({self.n_prompts} prompts)"
+        title = f"KL against size: recipes vs uniform ({self.n_prompts} prompts)"
         return size_curve(self.curve, title=title)
 
     def figures(self) -> dict:

@@ -18,16 +18,14 @@ _COLORS = {"uniform": "#4e79a7", "recipe": "#e15759"}
 
 
 def kl_removed_grid(parts: pd.DataFrame, kinds: list[str], *, title: str) -> MatrixFigure:
-    """``parts`` (``block`` (NA: the embedding), ``kind``, ``share_removed``) as a grid: one row per block (the
-    embedding first), one column per kind in ``kinds``; a part that is not in the model is undefined (gray)."""
-    embed = parts[parts["block"].isna()]
+    """``parts`` (``block`` (NA: the embedding, not drawn: its title says it), ``kind``, ``share_removed``) as a
+    grid: one row per block, one column per kind in ``kinds``; a part that is not in the model is undefined."""
     blocks = sorted(int(b) for b in parts["block"].dropna().unique())
-    rows = (["embed"] if len(embed) else []) + [str(b) for b in blocks]
+    rows = [str(b) for b in blocks]
     grid = np.full((len(rows), len(kinds)), np.nan)
-    for _, row in parts.iterrows():
-        name = "embed" if pd.isna(row["block"]) else str(int(row["block"]))
+    for _, row in parts[parts["block"].notna()].iterrows():
         if row["kind"] in kinds:
-            grid[rows.index(name), kinds.index(row["kind"])] = row["share_removed"]
+            grid[rows.index(str(int(row["block"]))), kinds.index(row["kind"])] = row["share_removed"]
     return MatrixFigure(
         title,
         {"share of the KL removed": grid},
