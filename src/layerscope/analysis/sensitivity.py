@@ -2,8 +2,7 @@
 kept at higher precision under a byte budget.
 
 Example:
-    >>> mean_interval(np.array([0.1, 0.2, 0.3, 0.4, 0.5]), seed=0)
-    (0.3, 0.18..., 0.42...)
+    >>> mean, low, high = mean_interval(kl_per_prompt, seed=0)   # the mean and its bootstrap 95% interval
     >>> greedy_order(np.array([0.5, 0.1, 0.4]), np.array([10, 1, 2]), budget=5)
     [2, 1]
 """

@@ -243,6 +243,8 @@ def run_sensitivity(config: SensitivityConfig, model=None) -> SensitivityResult:
             raise config.error(
                 "budget", config.budget, "needs the quantized model's MLX bits; give an MLX directory or --bits"
             )
+        if config.keep_bits <= base["bits"]:
+            raise config.error("keep_bits", config.keep_bits, f"is not above the base's {base['bits']} bits")
         budget_bytes = _budget_bytes(config, base, quantized_bytes, n_weights, model)
     start = time.perf_counter()
     with RestorationEngine(model, values, ids, config.batch_size) as engine:
