@@ -58,6 +58,9 @@ def runs(tiny_models, tiny_model_dirs, tiny_embeddinggemma_dir, tiny_quick_tour,
             [llama, qwen], prompts=["1+1=", "2+2=", "3+3=", "4+4=", "The word is"], out=out
         ),
         "compare-words": lambda out: layerscope.compare([llama, qwen], tokens=WORDS, context="nobos", out=out),
+        "sensitivity": lambda out: layerscope.sensitivity(
+            llama, bits=2, task="arithmetic", n=6, shots=0, budget="10%", out=out
+        ),
         "quantize": lambda out: quantize_run(QuantizeConfig(source=str(llama.source), to="mlx", bits=8), out),
         "sweep": lambda out: layerscope.sweep(
             "echo",
@@ -91,6 +94,7 @@ NAMES = [
     "report",
     "compare",
     "compare-words",
+    "sensitivity",
     "quantize",
     "sweep",
 ]

@@ -65,6 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover  (the same names as _LAZY: tests/test_regi
     from .experiments.layout import layout
     from .experiments.patch import patch
     from .experiments.report import report
+    from .experiments.sensitivity import sensitivity
     from .experiments.stages import stages
     from .experiments.sweep import sweep
     from .experiments.tokens import tokens

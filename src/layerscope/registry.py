@@ -69,6 +69,7 @@ ENTRIES: dict[str, Entry] = {
         Entry("report", _E + "report", "ReportConfig", "ReportResult", ("report",)),
         Entry("tour", _E + "tour", "TourConfig", "TourResult"),
         Entry("compare", _E + "compare", "CompareConfig", "CompareResult", ("compare",)),
+        Entry("sensitivity", _E + "sensitivity", "SensitivityConfig", "SensitivityResult", ("sensitivity",)),
         Entry("quantize", "layerscope.convert.quantize", "QuantizeConfig", "QuantizeResult", ("quantize",)),
         Entry("sweep", _E + "sweep", "SweepConfig", "SweepResult", ("sweep",)),
     )

@@ -22,6 +22,7 @@ from layerscope.experiments.layers import LayersConfig
 from layerscope.experiments.layout import LayoutConfig
 from layerscope.experiments.patch import PatchConfig
 from layerscope.experiments.report import ReportConfig
+from layerscope.experiments.sensitivity import SensitivityConfig
 from layerscope.experiments.stages import StagesConfig
 from layerscope.experiments.sweep import SweepConfig
 from layerscope.experiments.tokens import TokensConfig
@@ -139,6 +140,21 @@ CONFIGS = {
     "stages": [StagesConfig(texts=("a", "b", "c"), file="t.txt", dims=3, prompt_name="query", batch_size=1)],
     "report": [ReportConfig(run_dirs=("runs/a", "runs/b"), title="My page")],
     "tour": [TourConfig(model=SPEC, quick=True)],
+    "sensitivity": [
+        SensitivityConfig(
+            model=ModelSpec("r"),
+            quantized=ModelSpec("q-mlx"),
+            task=("arithmetic", "boolean"),
+            n=3,
+            shots=0,
+            budget="5%",
+            keep_bits=6,
+            activations=False,
+            seed=2,
+            batch_size=4,
+        ),  # fmt: skip
+        SensitivityConfig(bits=3, group_size=32, text="p.txt", budget="4.5bpw"),
+    ],
     "compare": [
         CompareConfig(
             models=(ModelSpec("a", name="x"), ModelSpec("b")),

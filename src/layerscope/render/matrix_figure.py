@@ -33,6 +33,16 @@ class MatrixFigure:
     labels: list[str]
     boundaries: list[int]
     undefined_note: str = "gray: undefined (the layer's vectors are all alike)"
+    #: a grid that is not layer by layer: its column names (``labels`` then names the rows), axis titles and
+    #: the colour bar's title
+    columns: list[str] | None = None
+    x_title: str = "layer"
+    y_title: str = "layer"
+    value_title: str = "similarity"
+
+    @property
+    def column_labels(self) -> list[str]:
+        return self.labels if self.columns is None else self.columns
 
     def has_undefined(self) -> bool:
         return any(np.isnan(np.asarray(m, dtype=float)).any() for m in self.matrices.values())
@@ -53,7 +63,7 @@ class MatrixFigure:
             fig.add_trace(
                 go.Heatmap(
                     z=[[None if np.isnan(v) else float(v) for v in row] for row in matrix],
-                    x=self.labels,
+                    x=self.column_labels,
                     y=self.labels,
                     coloraxis="coloraxis",
                     hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
@@ -73,12 +83,12 @@ class MatrixFigure:
             title=dict(text=self.title + (f"<br><sup>{subtitle}</sup>" if subtitle else ""), x=0.5),
             template="plotly_white",
             plot_bgcolor=UNDEFINED_COLOR,
-            coloraxis=dict(colorscale="Viridis", colorbar=dict(title=dict(text="similarity", side="right"))),
+            coloraxis=dict(colorscale="Viridis", colorbar=dict(title=dict(text=self.value_title, side="right"))),
             height=560,
             margin=dict(l=10, r=10, t=90, b=10),
         )
-        fig.update_xaxes(type="category", title_text="layer", showgrid=False)
-        fig.update_yaxes(type="category", autorange="reversed", title_text="layer", showgrid=False)
+        fig.update_xaxes(type="category", title_text=self.x_title, showgrid=False)
+        fig.update_yaxes(type="category", autorange="reversed", title_text=self.y_title, showgrid=False)
         return fig
 
     def png(self):
@@ -92,17 +102,19 @@ class MatrixFigure:
         cmap = matplotlib.colormaps["viridis"].with_extremes(bad=UNDEFINED_COLOR)
         step = max(1, -(-len(self.labels) // _MAX_TICKS))
         ticks = range(0, len(self.labels), step)
+        columns = self.column_labels
+        column_step = max(1, -(-len(columns) // _MAX_TICKS))
         with font_fallback():
             axes = fig.subplots(1, k, squeeze=False)[0]
             for ax, (name, matrix) in zip(axes, self.matrices.items()):
                 shown = np.ma.masked_invalid(np.asarray(matrix, dtype=float))
                 image = ax.imshow(shown, cmap=cmap, interpolation="nearest")
                 ax.set_title(name, fontsize=PNG_TEXT_PT + 1)
-                ax.set_xticks(ticks, self.labels[::step], rotation=90)
+                ax.set_xticks(range(0, len(columns), column_step), columns[::column_step], rotation=90)
                 ax.set_yticks(ticks, self.labels[::step])
                 ax.tick_params(labelsize=PNG_TEXT_PT)
-                ax.set_xlabel("layer", fontsize=PNG_TEXT_PT)
-                ax.set_ylabel("layer", fontsize=PNG_TEXT_PT)
+                ax.set_xlabel(self.x_title, fontsize=PNG_TEXT_PT)
+                ax.set_ylabel(self.y_title, fontsize=PNG_TEXT_PT)
                 for b in self.boundaries:
                     ax.axvline(b - 0.5, color="white", linestyle=":", linewidth=1.2)
                     ax.axhline(b - 0.5, color="white", linestyle=":", linewidth=1.2)
