@@ -104,7 +104,7 @@ CONFIGS = {
             batch_size=8,
         ),
         PatchConfig(pairs="names", n=12, seed=3, part=("attn", "mlp"), metric="prob"),
-        PatchConfig(pairs="my pairs.csv"),
+        PatchConfig(pairs="my pairs.csv", method="attribution", source_model=ModelSpec("ref", dtype="float32")),
     ],
     "echo": [
         EchoConfig(

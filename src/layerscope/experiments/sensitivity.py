@@ -157,13 +157,14 @@ def quantized_values(config: SensitivityConfig, model, timings: dict) -> tuple[d
     import torch
 
     from ..convert.mlx_roundtrip import mlx_roundtrip, model_dtype
+    from ..models.loading import given_or_loaded
 
     if config.quantized is None:
         start = time.perf_counter()
         values = mlx_roundtrip(model, config.bits, config.group_size)
         timings["quantize"] = time.perf_counter() - start
         return values, {"bits": config.bits, "group_size": config.group_size, "dtype": model_dtype(model)}
-    other = config.quantized.loaded(None, timings)
+    other = given_or_loaded(config.quantized, None, timings)
     check_same_model(model, other)
     reference = dict(model.module.named_parameters())
     values = {}
@@ -225,10 +226,11 @@ def run_sensitivity(config: SensitivityConfig, model=None) -> SensitivityResult:
     from .. import progress
     from ..capture.restoration import RestorationEngine
     from ..models import require_lm_head
+    from ..models.loading import given_or_loaded
     from ..rundir import model_record
 
     timings: dict[str, float] = {}
-    model = config.model.loaded(model, timings)
+    model = given_or_loaded(config.model, model, timings)
     require_lm_head(model, "sensitivity")
     texts = config.prompts()
     ids = [model.encode(t) for t in texts]
