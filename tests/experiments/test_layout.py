@@ -161,3 +161,13 @@ def test_the_memory_a_forward_needs_per_dtype(tiny_model_dirs, capsys, tmp_path)
         "--seq-len" in record["command"]
         and "A forward of 2 x 64 tokens" in (tmp_path / "r" / "layout.html").read_text()
     )
+
+
+def test_the_treemap_counts_its_tensors_and_its_boxes_apart(checkpoint):
+    """A treemap's boxes are the name prefixes (to 4 parts), not the tensors: its title counts each (the totals count
+    tensors alone), so "5 tensors" never stands unexplained beside a treemap of 12 boxes."""
+    result = layerscope.layout(checkpoint)
+    treemap = result.treemap()
+    prefixes = {".".join(t.name.split(".")[:n]) for t in result.layout.tensors for n in range(1, 5)}
+    assert result.totals()["tensors"] == 5 and len(treemap.ids) == len(prefixes) == 12
+    assert "5 tensors, 12 boxes (a box per name prefix, to 4 parts)" in treemap.title

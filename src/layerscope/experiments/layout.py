@@ -216,8 +216,11 @@ class LayoutResult(Result):
 
     def treemap(self):
         """Where the parameters are, in block order, as one :class:`~layerscope.render.treemap.Treemap`."""
-        ids, labels, parents, values = self.parameter_tree()
-        return Treemap(f"parameters of {os.path.basename(str(self.layout.source))}", ids, labels, parents, values)
+        depth = 4
+        ids, labels, parents, values = self.parameter_tree(depth)
+        counts = f"{format_count(len(self.layout.tensors))} tensors, {format_count(len(ids))} boxes"
+        title = f"parameters of {os.path.basename(str(self.layout.source))}: {counts} (a box per name prefix, to {depth} parts)"
+        return Treemap(title, ids, labels, parents, values)
 
     def figure(self):
         """A plotly treemap of where the parameters are (click a box to zoom in), blocks in order."""
