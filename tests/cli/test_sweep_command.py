@@ -8,6 +8,7 @@ from layerscope.cli import main
 from layerscope.errors import LayerscopeError
 from layerscope.experiments.echo import EchoConfig
 from layerscope.experiments.sweep import SweepConfig
+from layerscope.registry import ENTRIES
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +23,30 @@ def test_help_has_the_experiments_options_and_the_sweeps(capsys):
         assert flag in text
     assert main(["sweep"]) == 2
     assert (
-        capsys.readouterr().err.strip() == "layerscope sweep: give an experiment: tokens, layers, inspect, ablate, echo"
+        capsys.readouterr().err.strip()
+        == "layerscope sweep: give an experiment: tokens, layers, inspect, ablate, echo, encode, similar, stages"
     )
+
+
+def test_the_command_line_sweeps_what_python_sweeps_but_capture():
+    """Every experiment ``layerscope.sweep`` takes has ``layerscope sweep NAME``, but ``capture`` (``residuals``),
+    which has no command of its own."""
+    from layerscope.registry import swept
+
+    python = [e.name for e in swept("python")]
+    assert [e.name for e in swept("cli")] == [name for name in python if name != "capture"]
+    assert "capture" in python and not ENTRIES["capture"].command
+
+
+def test_a_sweep_names_the_default_embedder_as_its_own(tmp_path):
+    """``--model default`` of a sentence-embedding sweep is all-MiniLM, not the default causal LM."""
+    from layerscope.experiments.encode import EncodeConfig
+    from layerscope.experiments.sweep.plan import plan
+    from layerscope.model_spec import ModelSpec
+    from layerscope.models.embedding import DEFAULT_EMBEDDER
+
+    config = SweepConfig(base=EncodeConfig(texts=("a", "b")), models=(ModelSpec(), ModelSpec(name="two")))
+    assert [job.name for job in plan(config, tmp_path)] == [DEFAULT_EMBEDDER, "two"]
 
 
 def test_the_command_is_rebuilt_from_the_config(tiny):

@@ -40,6 +40,8 @@ class EmbeddingConfig(ExperimentConfig):
     loads_own_models = True
 
     model_options = ("trust_remote_code",)
+    #: the name of the default model (``ModelSpec()``): ``models.embedding.DEFAULT_EMBEDDER``, not the causal LM's
+    default_model_name: ClassVar[str] = "all-minilm-l6-v2"
 
     texts: tuple[str, ...] = option((), positional=True, metavar="TEXT")
     file: str | None = option(None, metavar="TEXTS.txt", help="more texts, one per line")

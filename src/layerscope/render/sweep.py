@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from .bar_figure import Bars, GroupedBars
 from .line_figure import Line, LineFigure, Panel
 from .palette import color_map
 
@@ -68,22 +69,32 @@ def ablation_curves_figure(table: pd.DataFrame, *, title: str) -> go.Figure:
     return ablation_curves(table, title=title).plotly()
 
 
+#: the colour of each status of a model in a sweep
+STATUS_COLORS = {"ok": "#59a14f", "skipped": "#bab0ac", "failed": "#e15759"}
+
+
+def status_bars(status: pd.DataFrame) -> GroupedBars:
+    """Seconds per model (``status``: ``model, status, reason, seconds``), one group per status (``ok``,
+    ``skipped``, ``failed``) coloured by it: each model has one bar, in its state's group."""
+    states = list(dict.fromkeys(str(s) for s in status["status"]))
+    models = [str(m) for m in status["model"]]
+    groups = []
+    for state in states:
+        mine = [str(s) == state for s in status["status"]]
+        values = [float(sec) if here else None for sec, here in zip(status["seconds"], mine)]
+        texts = [f"{v:.1f} s" if v is not None else "" for v in values]
+        groups.append(Bars(state, values, texts, STATUS_COLORS.get(state, "#4e79a7")))
+    return GroupedBars("models of the sweep", models, groups, y_title="seconds")
+
+
 def status_figure(status: pd.DataFrame) -> go.Figure:
-    """Seconds per model, coloured by status (``ok``, ``skipped``, ``failed``), the reason on hover."""
-    colors = {"ok": "#59a14f", "skipped": "#bab0ac", "failed": "#e15759"}
-    fig = go.Figure()
-    for state, rows in status.groupby("status", sort=False):
-        fig.add_trace(
-            go.Bar(
-                x=list(rows["model"]),
-                y=list(rows["seconds"]),
-                name=str(state),
-                marker_color=colors.get(str(state), "#4e79a7"),
-                text=[str(r) for r in rows["reason"]],
-                hovertemplate="%{x}: %{y:.1f} s<br>%{text}",
-            )
+    """:func:`status_bars`, interactive, each bar's reason (a failure's one line) on hover."""
+    fig = status_bars(status).plotly()
+    reasons = dict(zip((str(m) for m in status["model"]), (str(r) for r in status["reason"])))
+    fig.for_each_trace(
+        lambda trace: trace.update(
+            hovertext=[reasons[str(x)] for x in trace.x], hovertemplate="%{x}: %{y:.1f} s<br>%{hovertext}"
         )
-    fig.update_layout(
-        title=dict(text="models of the sweep", x=0.5), template="plotly_white", yaxis=dict(title="seconds"), height=400
     )
+    fig.update_layout(barmode="overlay", height=400)
     return fig

@@ -32,15 +32,16 @@ RUN_FILE_SUFFIXES = frozenset({"csv", "json", "html", "md", "png", "npy", "npz",
 MAX_FOLDER_CHARACTERS = 100
 
 
-def planned_name(spec: ModelSpec) -> str:
+def planned_name(spec: ModelSpec, default: str | None = None) -> str:
     """The model's display name without loading it (as the loader names it): ``NAME=``, the default
-    model's name, a GGUF's ``general.name``, a directory's name, a hub id's last part."""
+    model's name (``default``, where the experiment has its own default model), a GGUF's ``general.name``, a
+    directory's name, a hub id's last part."""
     if spec.name:
         return spec.name
     if spec.source is None:
         from ...checkpoints.default import DEFAULT_MODEL_NAME
 
-        return DEFAULT_MODEL_NAME
+        return default or DEFAULT_MODEL_NAME
     path = Path(spec.source).expanduser()
     try:
         if path.is_file() and path.suffix.lower() == ".gguf":
@@ -135,7 +136,7 @@ def plan(config: SweepConfig, out: Path) -> list[Job]:
     folders: set[str] = set()
     override = memory_bytes(config)
     for spec in config.models:
-        wanted = planned_name(spec)
+        wanted = planned_name(spec, getattr(config.base, "default_model_name", None))
         name = unique_name(wanted, taken)
         folder = unique_name(directory_for(name), folders)
         taken.add(name)

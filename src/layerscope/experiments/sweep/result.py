@@ -89,6 +89,8 @@ class SweepResult(Result):
             images["sweep"] = lambda: lines(self).png()
         if self.experiment == "echo" and self.results:
             images["sweep"] = lambda: merged_echo(self).rates_bars().png()
+        if not images and (_FIGURES.get(self.experiment) is None or not self.results):  # the status, as figures()
+            images["sweep"] = lambda: status_bars(self.status).png()
         if self.experiment == "layers" and "metrics" in self.merged and len(self.merged["metrics"]):
             from ...render.layer_grid import metrics_figure
 
@@ -126,6 +128,12 @@ def status_figure(status: pd.DataFrame):
     from ...render.sweep import status_figure as draw
 
     return draw(status)
+
+
+def status_bars(status: pd.DataFrame):
+    from ...render.sweep import status_bars as bars
+
+    return bars(status)
 
 
 def _echo_figure(result: SweepResult):
