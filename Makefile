@@ -22,8 +22,9 @@ demo: $(STAMP) fonts
 	@echo "Open runs/demo/report.html in a browser (each experiment's own files are in runs/demo/<name>/)."
 
 # Debian packages, installed only where missing: the report's browser tests drive Debian's chromium (never a
-# downloaded browser); PNG figures fall back to Debian's CJK and symbol fonts for other scripts and emoji.
-FONTS := fonts-noto-cjk fonts-symbola
+# downloaded browser); PNG figures fall back to Debian's Noto fonts for every other script (Indic, Arabic, Hebrew,
+# Thai, Ethiopic, Tibetan, ...: fonts-noto-core), CJK, and symbol fonts for emoji.
+FONTS := fonts-noto-core fonts-noto-cjk fonts-symbola
 apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -358,7 +358,8 @@ class RunDir:
         images = result.images()
         if images:
             for stem, make in images.items():
-                with font_fallback():  # text is laid out when the figure is built and when it is saved
+                with font_fallback(result):  # text is laid out when the figure is built and when it is saved;
+                    # the result's strings (its tables, labels) decide the script fonts tried
                     written.append(self.image(stem, make()))
         for name, text in result.texts().items():
             written.append(self.text(name, text))

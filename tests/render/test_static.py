@@ -36,7 +36,7 @@ def _table(words: dict[str, list[str]]) -> pd.DataFrame:
 )
 def test_png_renders_every_glyph_without_warnings(words):
     assert FONTS[:1] == ["DejaVu Sans"] and "Symbola" in FONTS
-    with warnings.catch_warnings(), font_fallback():
+    with warnings.catch_warnings(), font_fallback(words, "東京 café 🙂"):
         warnings.simplefilter("error")  # "Glyph ... missing from font(s)" would raise
         fig = ProjectionFigure("東京 café 🙂", _table(words), [0.5, 0.2], connect=False).png()
         fig.savefig(io.BytesIO(), format="png")
@@ -49,3 +49,94 @@ def test_the_fallback_is_not_left_behind():
     with font_fallback():
         assert matplotlib.rcParams["font.family"] == FONTS
     assert list(matplotlib.rcParams["font.family"]) == before
+
+
+#: a word per script beyond Latin, CJK and emoji that Gemma's tokenizer holds: Indic, Arabic, Hebrew, Thai, ...
+SCRIPT_WORDS = {
+    "Indic": ["नमस्ते", "বাংলা", "தமிழ்", "తెలుగు", "ಕನ್ನಡ", "മലയാളം", "ગુજરાતી", "ਪੰਜਾਬੀ", "ଓଡ଼ିଆ", "සිංහල"],
+    "right-to-left": ["مرحبا", "שלום", "ދިވެހި", "ܣܘܪܝܝܐ"],
+    "Southeast Asian": ["สวัสดี", "ລາວ", "ខ្មែរ", "မြန်မာ"],
+    "other": ["ქართული", "Հայերեն", "አማርኛ", "བོད་ཡིག", "ᏣᎳᎩ", "ᓀᐦᐃᔭᐍᐏᐣ", "ⵜⴰⵎⴰⵣⵉⵖⵜ", "ᠮᠣᠩᠭᠣᠯ"],
+}
+NOTO = pytest.mark.skipif(
+    not any(
+        "NotoSansDevanagari-" in path for path in __import__("matplotlib.font_manager").font_manager.findSystemFonts()
+    )
+    and not os.environ.get("CI"),
+    reason="Debian's fonts-noto-core is not installed (make test installs it)",
+)
+
+
+@NOTO
+def test_png_draws_the_scripts_beyond_cjk_without_missing_glyphs():
+    title = "नमस्ते مرحبا שלום สวัสดี"
+    with warnings.catch_warnings(), font_fallback(SCRIPT_WORDS, title):
+        warnings.simplefilter("error")  # "Glyph ... missing from font(s)" would raise
+        fig = ProjectionFigure(title=title, table=_table(SCRIPT_WORDS), explained_ratio=[0.5, 0.2], connect=False).png()
+        fig.savefig(io.BytesIO(), format="png")
+
+
+@NOTO
+def test_the_fallback_has_a_glyph_for_nearly_every_character_of_the_default_tokenizer(default_model):
+    """Every character of Gemma's vocabulary that is drawn (not a control, format or combining mark) has a glyph in
+    one of the fallback fonts, but emoji newer than Symbola's Unicode 9 and a few rare CJK ideographs."""
+    import unicodedata
+
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    words = default_model.tokenizer.get_vocab()
+    drawn = {c for w in words for c in w if not c.isspace() and unicodedata.category(c)[0] not in "CMZ"}
+    covered: set[int] = set()
+    for family in FONTS:
+        found = font_manager.findfont(family, fallback_to_default=False)
+        covered |= set(FT2Font(found).get_charmap())
+    missing = sorted(c for c in drawn if ord(c) not in covered)
+    newer = [c for c in missing if unicodedata.name(c, "").startswith("CJK") or ord(c) >= 0x1F000]
+    assert len(drawn) > 10_000
+    assert missing == newer, [f"{c} {unicodedata.name(c, '?')}" for c in missing if c not in newer][:20]
+
+
+@NOTO
+def test_a_figure_tries_only_the_script_fonts_its_text_needs():
+    """Every family is looked up for every text: a Latin figure keeps the short list, a Hindi one adds Devanagari."""
+    import matplotlib
+
+    with font_fallback(["one", "two"], pd.DataFrame({"label": ["three"]})):
+        assert matplotlib.rcParams["font.family"] == ["DejaVu Sans", "Noto Sans CJK JP", "Symbola"]
+    with font_fallback(pd.DataFrame({"label": ["नमस्ते", "one"]})):
+        assert matplotlib.rcParams["font.family"] == [
+            "DejaVu Sans",
+            "Noto Sans Devanagari",
+            "Noto Sans CJK JP",
+            "Symbola",
+        ]
+    assert len(font_families()) > 30
+
+
+@NOTO
+def test_a_run_directory_draws_the_scripts_of_its_result(tmp_path):
+    """The run directory saves a result's PNG with the script fonts its tables need: no missing glyph."""
+    from dataclasses import dataclass
+
+    from layerscope.experiment import Result
+    from layerscope.experiments.tokens import TokensConfig
+    from layerscope.rundir import RunDir
+
+    table = _table(SCRIPT_WORDS)
+
+    @dataclass(kw_only=True, repr=False)
+    class Scripts(Result):
+        table: pd.DataFrame
+
+        def images(self):
+            return {
+                "scripts": lambda: ProjectionFigure(
+                    title="scripts", table=self.table, explained_ratio=[0.5, 0.2], connect=False
+                ).png()
+            }
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RunDir(tmp_path / "run").write(Scripts(config=TokensConfig(), table=table))
+    assert (tmp_path / "run" / "scripts.png").stat().st_size > 10_000

@@ -276,7 +276,7 @@ def _png(shape: AccuracyFigure) -> Figure:
         fig = new_figure(figsize=(max(7.5, 0.4 * n + 4), 4.8), dpi=130, layout="constrained")
     else:
         fig = new_figure(figsize=(8.5, max(3.2, 0.32 * n + 1.8)), dpi=130, layout="constrained")
-    with font_fallback():
+    with font_fallback(shape):
         ax = fig.add_subplot()
         main = shape.series[0]
         if shape.sweep:

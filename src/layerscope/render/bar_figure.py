@@ -79,7 +79,7 @@ class GroupedBars:
         n = max(len(self.groups), 1)
         width = 0.8 / n
         fig = new_figure(figsize=(min(3 + 1.4 * len(self.categories) * n, 16), 4.6), dpi=110, layout="constrained")
-        with font_fallback():
+        with font_fallback(self):
             ax = fig.add_subplot()
             for k, group in enumerate(self.groups):
                 at = [(i, v, t) for i, (v, t) in enumerate(zip(group.values, group.texts)) if v is not None]

@@ -129,7 +129,7 @@ class CkaFigure:
         """One row per pair (the first :data:`PNG_PAIRS`), the heatmaps side by side, best matches outlined."""
         shown = self.pairs[:PNG_PAIRS]
         fig = new_figure(figsize=(11, 4.8 * len(shown)), dpi=110, layout="constrained")
-        with font_fallback():
+        with font_fallback(self):
             axes = fig.subplots(len(shown), 2, squeeze=False)
             for row, pair in zip(axes, shown):
                 for ax, panel in zip(row, pair.panels):
@@ -239,7 +239,7 @@ def agreement_png(agreement: pd.DataFrame, *, title: str) -> Figure:
 
     header, rows = agreement_cells(agreement)
     fig = new_figure(figsize=(12, 1.1 + 0.45 * (len(rows) + 1)), dpi=110, layout="constrained")
-    with font_fallback():
+    with font_fallback(header, rows, title):
         ax = fig.add_subplot()
         ax.axis("off")
         table = ax.table(

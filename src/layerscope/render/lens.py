@@ -113,7 +113,7 @@ class LensFigure:
         column = max(0.9, (longest + 2) * CHAR_WIDTH * pt / 72)  # inches
         width = min(column * len(self.prompts) + 3.0, 24.0)
         fig = new_figure(figsize=(width, 0.3 * len(self.labels) + 2.6), dpi=120, layout="constrained")
-        with font_fallback():
+        with font_fallback(self):
             ax = fig.add_subplot()
             image = ax.imshow(self.prob, cmap="Blues", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
             for i, j in self.marked():

@@ -144,7 +144,7 @@ class LineFigure:
         n = max(len(self.panels), 1)
         width, height = _PANEL_INCHES
         fig = new_figure(figsize=(min(width * n, 16), height), dpi=_PNG_DPI, layout="constrained")
-        with font_fallback():
+        with font_fallback(self):
             axes = fig.subplots(1, n, squeeze=False)[0]
             handles: dict[str, object] = {}
             for ax, panel in zip(axes, self.panels):

@@ -104,7 +104,7 @@ class MatrixFigure:
         ticks = range(0, len(self.labels), step)
         columns = self.column_labels
         column_step = max(1, -(-len(columns) // _MAX_TICKS))
-        with font_fallback():
+        with font_fallback(self):
             axes = fig.subplots(1, k, squeeze=False)[0]
             for ax, (name, matrix) in zip(axes, self.matrices.items()):
                 shown = np.ma.masked_invalid(np.asarray(matrix, dtype=float))

@@ -151,7 +151,7 @@ def _heat_png(z, xlabels, ylabels, title, xtitle, ytitle, marked=()) -> Figure:
     from matplotlib.patches import Rectangle
 
     bound = _range(z)
-    with font_fallback():
+    with font_fallback(xlabels, ylabels, title, xtitle, ytitle):
         figure = new_figure(figsize=(max(6.0, 0.32 * len(xlabels) + 3), max(4.0, 0.26 * len(ylabels) + 2)))
         axes = figure.add_subplot(1, 1, 1)
         image = axes.imshow(
@@ -189,7 +189,7 @@ def heads_png(rows: pd.DataFrame, *, title: str) -> Figure:
 
 def layers_png(cells: pd.DataFrame, *, title: str) -> Figure:
 
-    with font_fallback():
+    with font_fallback(cells, title):
         figure = new_figure(figsize=(7, 4))
         axes = figure.add_subplot(1, 1, 1)
         for i, (name, series) in enumerate(_layer_lines(cells).items()):

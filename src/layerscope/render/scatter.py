@@ -91,7 +91,7 @@ class ProjectionFigure:
     def png(self) -> Figure:
         """The static scatter (the legend outside the points), text at least :data:`PNG_TEXT_PT` points."""
         fig = new_figure(figsize=(8.5, 7), dpi=130, layout="constrained")
-        with font_fallback():
+        with font_fallback(self):
             ax = fig.add_subplot(projection="3d") if self.dims == 3 else fig.add_subplot()
             self.draw(ax)
             ax.set_title(self.title, fontsize=PNG_TEXT_PT + 2)
@@ -137,7 +137,7 @@ def projections_png(figures: dict[str, ProjectionFigure], *, title: str) -> Figu
     cols = min(n, 3)
     rows = -(-n // cols)
     fig = new_figure(figsize=(4.6 * cols, 4.2 * rows + 0.6), dpi=110, layout="constrained")
-    with font_fallback():
+    with font_fallback(list(figures.values()), list(figures), title):
         axes = fig.subplots(rows, cols, squeeze=False).ravel()
         for ax, (name, figure) in zip(axes, figures.items()):
             figure.draw(ax, labels=False)

@@ -83,7 +83,7 @@ class Treemap:
         from .static import new_figure
 
         fig = new_figure(figsize=(11, 6), dpi=110, layout="constrained")
-        with font_fallback():
+        with font_fallback(self):
             ax = fig.add_subplot()
             columns = 0
             for index, x, y, width, height, outer in self.boxes():
