@@ -97,12 +97,15 @@ class NotebookKernel:
         """Run ``sources`` as code cells, then ``notebook``'s cells (if given), in the kernel; the cells run, with
         their outputs. Execution stops at a cell that raises (its error is in its outputs)."""
         import nbformat
+        from jupyter_client.session import Session
         from jupyter_core.utils import run_sync
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError
 
         notebook = nbformat.v4.new_notebook() if notebook is None else notebook
         notebook.cells[:0] = [nbformat.v4.new_code_cell(source) for source in sources]
+        # each notebook is a front end of its own, as in Jupyter: a session id of its own (the same key)
+        self.km.session = Session(key=self.km.session.key, signature_scheme=self.km.session.signature_scheme)
         client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", km=self.km)
         try:
             client.execute()  # the kernel manager has a kernel: nbclient uses it and leaves it running

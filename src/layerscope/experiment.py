@@ -459,12 +459,9 @@ def _shortened(lines: list[str]) -> list[str]:
     return [*lines[: SUMMARY_LINES - 1], f"... {len(lines) - SUMMARY_LINES + 1} more lines (see .summary())"]
 
 
-_plotlyjs_sent = False
-
-
 def _figure_html(figure) -> str:
-    """A plotly figure as an HTML fragment; plotly.js is inlined with the first one only (works offline)."""
-    global _plotlyjs_sent
-    body = figure.to_html(full_html=False, include_plotlyjs=not _plotlyjs_sent, config={"displaylogo": False})
-    _plotlyjs_sent = True
-    return body
+    """A plotly figure as an HTML fragment: plotly.js with the notebook's first figure only (works offline), or
+    from the CDN where the user opted in (:mod:`layerscope.render.notebook`)."""
+    from .render.notebook import figure_html
+
+    return figure_html(figure)

@@ -85,14 +85,17 @@ def execute(
 def _execute(config: ExperimentConfig, model, out, via: Caller) -> Result:
     if out is not None and getattr(config, "resume_dir", False) is None:  # a resumable run keeps its parts in out
         config = dataclasses.replace(config, resume_dir=os.fspath(out))
+    from .render.notebook import quiet_step
+
     timings: dict[str, float] = {}
     spec = getattr(config, "model", None)
-    if model is None and isinstance(spec, ModelSpec) and not config.loads_own_models:
-        from .models.loading import load_spec_timed  # torch: kept off `import layerscope` and --help
+    with quiet_step():  # in a notebook, the libraries' warnings and log lines are held while the step runs
+        if model is None and isinstance(spec, ModelSpec) and not config.loads_own_models:
+            from .models.loading import load_spec_timed  # torch: kept off `import layerscope` and --help
 
-        model = load_spec_timed(spec, timings)
-    with named_for(via):  # checks that need the model (a layer it lacks) raise ConfigError from run
-        result = config.run(model)
+            model = load_spec_timed(spec, timings)
+        with named_for(via):  # checks that need the model (a layer it lacks) raise ConfigError from run
+            result = config.run(model)
     for key, seconds in timings.items():  # a model loaded here adds to what the run loaded itself
         result.timings[key] = result.timings.get(key, 0.0) + seconds
     if out is not None:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from .. import progress
 from ..errors import LayerscopeError
+from ..library_logs import held_library_logs
 from ..registry import ENTRIES
 from ..runner import INTERRUPTED
-from .library_logs import held_library_logs
 from .parser import Parser, UsageExit
 
 #: the commands that are not experiments (each module defines ``register(subparsers)`` that sets ``func``)
