@@ -19,6 +19,7 @@ EXPECTED = {
     "002-token-categories.ipynb",
     "003-checkpoint-layout-and-sentence-embeddings.ipynb",
     "004-single-token-echo.ipynb",
+    "float32-vs-bfloat16.ipynb",
     "your-own-model.ipynb",
 }
 # Words in a cell's stderr that mean something went wrong (warnings are allowed).
@@ -131,10 +132,42 @@ def kernel(notebook_kernel):
     notebook_kernel.forget_models()
 
 
+#: notebooks run by a test of their own, which checks more than their outputs
+OWN_TESTS = {"float32-vs-bfloat16.ipynb"}
+
+
 @pytest.mark.default_model
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name not in OWN_TESTS], ids=lambda path: path.stem)
 def test_notebook_runs_without_errors(path, notebook_runs, kernel):
     """The notebook as the session's kernel ran it top to bottom (``notebook_runs`` in ``tests/conftest.py``: from
     the start of the session, beside the other tests)."""
     problems = _problems(notebook_runs[path].result())
     assert not problems, _describe(path, problems)
+
+
+@pytest.mark.default_model
+def test_the_float32_bfloat16_notebook_saves_a_command_that_reruns_it(kernel, tmp_path):
+    """The notebook compares the default model in float32 and bfloat16 (each model its own dtype); the command its
+    run.json saves, run from the shell, runs the same comparison: the same config in its run.json."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import nbformat
+
+    path = EXAMPLES / "float32-vs-bfloat16.ipynb"
+    problems = _problems(kernel.submit(nbformat.read(path, as_version=4), tmp_path / "run").result())
+    assert not problems, _describe(path, problems)
+    saved = json.loads((tmp_path / "run" / "runs" / "float32-vs-bfloat16" / "run.json").read_text())
+    assert [m.get("dtype") for m in saved["config"]["models"]] == [None, "bfloat16"]
+    command = saved["command"]
+    assert command[:2] == ["layerscope", "compare"] and command[-2] == "--out"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
+    rerun = tmp_path / "shell"
+    argv = [sys.executable, "-m", "layerscope", *command[1:-2], "--out", str(rerun), "--quiet"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = json.loads((rerun / "run.json").read_text())
+    assert again["config"] == saved["config"]
+    assert again["command"][:-1] == command[:-1]
