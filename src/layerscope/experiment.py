@@ -461,7 +461,7 @@ def _shortened(lines: list[str]) -> list[str]:
 
 def _figure_html(figure) -> str:
     """A plotly figure as an HTML fragment: plotly.js with the notebook's first figure only (works offline), or
-    from the CDN where the user opted in (:mod:`layerscope.render.notebook`)."""
-    from .render.notebook import figure_html
+    from the CDN where the user opted in (:mod:`layerscope.notebook`)."""
+    from .notebook import figure_html
 
     return figure_html(figure)

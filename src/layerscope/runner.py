@@ -85,7 +85,7 @@ def execute(
 def _execute(config: ExperimentConfig, model, out, via: Caller) -> Result:
     if out is not None and getattr(config, "resume_dir", False) is None:  # a resumable run keeps its parts in out
         config = dataclasses.replace(config, resume_dir=os.fspath(out))
-    from .render.notebook import quiet_step
+    from .notebook import quiet_step
 
     timings: dict[str, float] = {}
     spec = getattr(config, "model", None)

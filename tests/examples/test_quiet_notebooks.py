@@ -56,7 +56,7 @@ def test_library_chatter_is_held_while_a_step_runs(notebook_kernel, checkpoint, 
         "    return result\n"
         "_layout.run_layout = _chatty",
         f"result = layerscope.layout({str(checkpoint)!r})",
-        "from layerscope.render.notebook import held\n"
+        "from layerscope.notebook import held\n"
         "records, caught = held()\n"
         "print([r.getMessage() for r in records], [str(m.message) for m in caught])\n"
         "_layout.run_layout = _run",
@@ -72,7 +72,7 @@ def test_library_chatter_is_held_while_a_step_runs(notebook_kernel, checkpoint, 
 
 def test_plotly_js_comes_once_per_notebook_or_from_the_cdn(notebook_kernel, checkpoint, tmp_path):
     shows = [
-        "import layerscope, layerscope.render.notebook as shown\nshown.plotlyjs('inline')",
+        "import layerscope\nfrom layerscope import notebook as shown\nshown.plotlyjs('inline')",
         f"result = layerscope.layout({str(checkpoint)!r})\nresult",
         "result",
     ]

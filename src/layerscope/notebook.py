@@ -11,8 +11,8 @@ deprecation warnings, accelerate's ``Some parameters are on the meta device`` li
 step's are in :func:`held`. layerscope's own warnings still show.
 
 Example:
-    >>> import layerscope
-    >>> layerscope.render.notebook.plotlyjs("cdn")   # small notebooks; figures need the network
+    >>> from layerscope import notebook
+    >>> notebook.plotlyjs("cdn")   # small notebooks; figures need the network
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def plotlyjs(mode: PlotlyJs = "inline") -> None:
     the default) or ``"cdn"`` (each figure loads it from plotly's CDN; small notebooks, needs the network)."""
     global _mode
     if mode not in ("inline", "cdn"):
-        from ..errors import LayerscopeError
+        from .errors import LayerscopeError
 
         raise LayerscopeError(f"plotlyjs {mode!r} is not a mode; valid: 'inline', 'cdn'")
     _mode = mode
@@ -80,13 +80,13 @@ def _is_own(message: warnings.WarningMessage) -> bool:
 def quiet_step() -> Iterator[None]:
     """In a notebook, hold the libraries' log records and warnings while the block runs (layerscope's own warnings
     are shown as usual); elsewhere, nothing changes (the command line holds them itself)."""
-    from ..progress import in_notebook
+    from .progress import in_notebook
 
     if not in_notebook():
         yield
         return
     global _held
-    from ..library_logs import held_library_logs
+    from .library_logs import held_library_logs
 
     with held_library_logs(replay=False) as records, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
