@@ -70,7 +70,8 @@ TINY = {
         ("head_dim", "attention_head_dim", "kv_channels", "v_head_dim", "global_head_dim", "d_head", "d_kv"), HEAD_DIM
     ),
     **dict.fromkeys(("intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size", "d_ff", "d_inner"), 128),
-    **dict.fromkeys(("decoder_ffn_dim", "encoder_ffn_dim", "hidden_size_per_layer_input"), 128),
+    **dict.fromkeys(("decoder_ffn_dim", "encoder_ffn_dim"), 128),
+    **dict.fromkeys(("hidden_size_per_layer_input",), 16),
     **dict.fromkeys(("moe_intermediate_size", "shared_expert_intermediate_size", "expert_ffn_hidden_size"), 32),
     **dict.fromkeys(("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"), 4),
     **dict.fromkeys(("num_experts_per_tok", "moe_k", "top_k", "moe_topk", "num_experts_per_token"), 2),
@@ -214,7 +215,7 @@ def _shrink(values: dict, vocab: int) -> dict:
             out[key] = {i: _shrink(v, vocab) for i, v in renumbered.items() if i < LAYERS}
         elif key in TINY and isinstance(value, int) and not isinstance(value, bool) and value > 0:
             out[key] = min(value, TINY[key]) if key not in ("image_size",) else TINY[key]
-        elif key in ("vocab_size", "unpadded_vocab_size") and isinstance(value, int):
+        elif key in ("vocab_size", "unpadded_vocab_size", "vocab_size_per_layer_input") and isinstance(value, int):
             out[key] = vocab
         elif key in SPECIAL_IDS and isinstance(value, int):
             out[key] = SPECIAL_IDS[key]
@@ -431,8 +432,10 @@ def _capture(model, ids):
 
     from layerscope.capture.engine import capture_residuals
     from layerscope.capture.prompts import prompts_at
+    from layerscope.models.block_check import check_blocks
 
     n = model.n_layers
+    check_blocks(model)  # what capture refuses is refused before HF's listing is read as blocks
     try:
         expected = [_expected_states(model, seq) for seq in ids[:2]]
     except AssertionError as exc:

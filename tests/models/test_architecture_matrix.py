@@ -3,9 +3,11 @@
 One tiny random model per cause the matrix found (a final norm under another name or inside a multimodal
 wrapper, a head transform, no final norm, a logit scale or soft-cap, blocks that return tuples, RoBERTa-style
 positions, positions that ignore ``position_ids``, a layer count the config states another way, no KV cache,
-blocks listed first in ``hidden_states``) and every family the README names, each checked against
+blocks listed first in ``hidden_states``, sizes per layer, attention with a compressed KV cache (MLA))
+and every family the README names, each checked against
 transformers' own forward by the matrix's checks: capture, logit lens, ablation, echo and compare. The
-architectures layerscope cannot read are refused in one line (``LayerscopeError``), never read wrongly.
+architectures layerscope cannot read (several streams, a time-major layout, a looped block) are refused in one
+line (``LayerscopeError``), never read wrongly.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ PASSING = {
     "bart": "post-LN: no final norm",
     "openai-gpt": "no KV cache; post-LN",
     "megatron-bert": "a final norm, then a head transform",
+    "deepseek_v3": "attention with a compressed KV cache (MLA) and shared experts",
 }
 #: the types whose echo and compare run too (the slowest column): a multimodal wrapper, a model without KV cache
 WITH_ECHO = ("gemma3", "openai-gpt")
@@ -49,6 +52,8 @@ REFUSED = {
     "xlm": "not one list of modules",
     "deepseek_v4": "several residual streams",
     "xlnet": "time-major",
+    "dory": "runs 2 times in one forward",  # a looped model: its recurrent block runs once per loop
+    "gemma3n_text": "several residual streams",  # AltUp; its config gives intermediate_size per layer (a list)
 }
 
 
