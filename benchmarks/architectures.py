@@ -12,6 +12,9 @@ and loaded back through :func:`layerscope.load_model`, then checked against tran
 - ``ablate``: removing block ``k`` (``LayerAblation``, three prompts of different lengths, left padded)
   gives the argmax and the answer's probability of HF's model with block ``k`` deleted from its layer list
   (or, where HF cannot run without it, with block ``k`` returning its input);
+- ``patch``: patching the residual stream (every depth, at the changed position and the last) of a clean/corrupt
+  pair one token apart gives the last position's logits of HF's forward with a hook that writes the clean
+  run's value there (``PatchEngine``, denoising);
 - ``echo``: ``echo`` and ``compare`` run, and the echo probe's next-token probabilities equal HF's.
 
 A cell is ``pass``, ``FAIL`` (a wrong number: the worst kind), ``refused`` (a ``LayerscopeError``: one line,
@@ -41,7 +44,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
-COLUMNS = ("capture", "lens", "ablate", "echo")
+COLUMNS = ("capture", "lens", "ablate", "patch", "echo")
 STATUSES = ("pass", "FAIL", "refused", "error")
 PROMPTS = ("When John and Mary went to the store", "The word is red", "5+2=", "John gave the bag to")
 WIDTH, LAYERS, HEADS, KV_HEADS, HEAD_DIM = 64, 3, 4, 2, 16
@@ -339,11 +342,12 @@ def _without_blocks(module, path: str, keep):
     ]  # a repeat: a copy
     setattr(parent, name, torch.nn.ModuleList(blocks))
     config = copy_.config.get_text_config()
-    if hasattr(config, "num_hidden_layers"):
-        try:
-            config.num_hidden_layers = len(keep)
-        except Exception:  # noqa: BLE001 - a config that derives it
-            pass
+    for key in ("num_hidden_layers", "num_layers", "n_layer", "n_layers"):  # the count that equals the list's
+        if getattr(config, key, None) == len(layers):  # (LongCat-Flash derives num_hidden_layers: twice num_layers)
+            try:
+                setattr(config, key, len(keep))
+            except Exception:  # noqa: BLE001 - a config that derives it
+                pass
     return copy_
 
 
@@ -377,7 +381,7 @@ def run_checks(model, columns=COLUMNS) -> dict:
 
     ids = [model.encode(p) for p in PROMPTS]
     results = {}
-    checks = {"capture": _capture, "lens": _lens, "ablate": _ablate, "echo": _echo}
+    checks = {"capture": _capture, "lens": _lens, "ablate": _ablate, "patch": _patch, "echo": _echo}
     for column in columns:
         check = checks[column]
         try:
@@ -533,6 +537,65 @@ def _ablate(model, ids):
             problems.append(bad)
         else:
             return problems[0] if problems else "no oracle"
+    return None
+
+
+def _hooked_logits(module, layers, ids, depth: int, position: int, value=None):
+    """HF's last-position logits of ``ids`` with the residual stream at ``depth`` (``0``: block 0's input,
+    ``k + 1``: block ``k``'s output) set to ``value`` at ``position``, and the stream's value there as it was."""
+    import torch
+
+    seen = {}
+
+    def replace(x):
+        seen["x"] = x[0, position].clone()
+        if value is not None:
+            x = x.clone()
+            x[0, position] = value
+        return x
+
+    if depth == 0:
+
+        def hook(module_, args, kwargs):
+            if args:
+                return (replace(args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": replace(kwargs["hidden_states"])}
+
+        handle = layers[0].register_forward_pre_hook(hook, with_kwargs=True)
+    else:
+
+        def hook(module_, args, out):
+            return (replace(out[0]), *out[1:]) if isinstance(out, tuple) else replace(out)
+
+        handle = layers[depth - 1].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            logits = module(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1].float()
+    finally:
+        handle.remove()
+    return logits, seen["x"]
+
+
+def _patch(model, ids):
+    """Denoising patches of the residual stream against HF with a hook (``None``, or the first difference)."""
+    from layerscope.capture.patching import Cell, PairIds, PatchEngine
+
+    clean = list(ids[0])
+    corrupt = list(clean)
+    corrupt[2] = clean[3] if clean[3] != clean[2] else clean[1]  # one token changed
+    answer, wrong = int(clean[-1]), int(corrupt[2])
+    pair = PairIds(tuple(clean), tuple(corrupt), answer, wrong if wrong != answer else answer + 1)
+    engine = PatchEngine(model, pair, parts=("resid",), full_vocab=True, batch_size=8)
+    cells = [Cell("resid", d, p) for d in range(model.n_layers + 1) for p in (2, len(clean) - 1)]
+    got = engine.run_cells(cells, "denoise")
+    for row, cell in zip(got, cells):
+        _, source = _hooked_logits(model.module, model.layers, clean, cell.layer, cell.position)
+        want, _ = _hooked_logits(model.module, model.layers, corrupt, cell.layer, cell.position, source)
+        if not _close(row, want):
+            err = float((row - want).abs().max())
+            return (
+                f"resid {cell.layer} at position {cell.position}: logits differ from HF's hooked forward by {err:.2g}"
+            )
     return None
 
 

@@ -5,7 +5,7 @@ wrapper, a head transform, no final norm, a logit scale or soft-cap, blocks that
 positions, positions that ignore ``position_ids``, a layer count the config states another way, no KV cache,
 blocks listed first in ``hidden_states``, sizes per layer, attention with a compressed KV cache (MLA))
 and every family the README names, each checked against
-transformers' own forward by the matrix's checks: capture, logit lens, ablation, echo and compare. The
+transformers' own forward by the matrix's checks: capture, logit lens, ablation, patching, echo and compare. The
 architectures layerscope cannot read (several streams, a time-major layout, a looped block) are refused in one
 line (``LayerscopeError``), never read wrongly.
 """
@@ -44,9 +44,13 @@ PASSING = {
     "openai-gpt": "no KV cache; post-LN",
     "megatron-bert": "a final norm, then a head transform",
     "deepseek_v3": "attention with a compressed KV cache (MLA) and shared experts",
+    "longcat_flash": "a layer count the config derives (num_hidden_layers: twice num_layers)",
 }
 #: the types whose echo and compare run too (the slowest column): a multimodal wrapper, a model without KV cache
 WITH_ECHO = ("gemma3", "openai-gpt")
+#: the types whose residual-stream patching is checked too: a KV cache, a multimodal wrapper, tuple outputs, a
+#: recurrent state
+WITH_PATCH = ("llama", "gemma3", "bloom", "recurrent_gemma")
 #: type -> words the one-line refusal names
 REFUSED = {
     "xlm": "not one list of modules",
@@ -54,6 +58,7 @@ REFUSED = {
     "xlnet": "time-major",
     "dory": "runs 2 times in one forward",  # a looped model: its recurrent block runs once per loop
     "gemma3n_text": "several residual streams",  # AltUp; its config gives intermediate_size per layer (a list)
+    "reformer": "not one residual stream",  # chunked: pads its input; loaded without a head, ablation refuses too
 }
 
 
@@ -71,7 +76,8 @@ def _load(model_type: str, tmp_path: Path, tokenizer_dir: Path):
 
 @pytest.mark.parametrize("model_type", sorted(PASSING))
 def test_every_column_equals_transformers(model_type, tmp_path, tokenizer_dir):
-    columns = matrix.COLUMNS if model_type in WITH_ECHO else ("capture", "lens", "ablate")
+    columns = ("capture", "lens", "ablate")
+    columns += ("patch",) * (model_type in WITH_PATCH) + ("echo",) * (model_type in WITH_ECHO)
     results = matrix.run_checks(_load(model_type, tmp_path, tokenizer_dir), columns)
     assert {column: status for column, (status, _) in results.items()} == dict.fromkeys(columns, "pass"), results
 
