@@ -565,7 +565,7 @@ def _hooked_logits(module, layers, ids, depth: int, position: int, value=None):
     else:
 
         def hook(module_, args, out):
-            return (replace(out[0]), *out[1:]) if isinstance(out, tuple) else replace(out)
+            return type(out)([replace(out[0]), *out[1:]]) if isinstance(out, (tuple, list)) else replace(out)
 
         handle = layers[depth - 1].register_forward_hook(hook)
     try:

@@ -50,7 +50,7 @@ PASSING = {
 WITH_ECHO = ("gemma3", "openai-gpt")
 #: the types whose residual-stream patching is checked too: a KV cache, a multimodal wrapper, tuple outputs, a
 #: recurrent state
-WITH_PATCH = ("llama", "gemma3", "bloom", "recurrent_gemma")
+WITH_PATCH = ("llama", "gemma3", "bloom", "recurrent_gemma", "openai-gpt")
 #: type -> words the one-line refusal names
 REFUSED = {
     "xlm": "not one list of modules",
@@ -90,3 +90,10 @@ def test_unreadable_architectures_are_refused_in_one_line(model_type, tmp_path, 
         assert status == "refused", results
         assert REFUSED[model_type] in note and "\n" not in note
     assert results["ablate"][0] in ("pass", "refused"), results  # removing a whole block needs no stream
+
+
+def test_patching_a_hybrid_whose_cache_cannot_be_batched(tmp_path, tokenizer_dir):
+    """Jamba's cache mixes attention and Mamba layers that cannot be repeated per row: the patch engine runs every
+    position each time instead of crashing, and equals transformers' forward with a hook."""
+    results = matrix.run_checks(_load("jamba", tmp_path, tokenizer_dir), ("patch",))
+    assert results == {"patch": ("pass", "")}, results

@@ -136,7 +136,14 @@ class PatchEngine:
         self._narrow = not full_vocab and isinstance(unembed, torch.nn.Linear)  # the head computes 2 columns
         with torch.inference_mode():
             self.first = self._prefix(pair.changed[0])
-            self.clean, self.corrupt = self._record()
+            try:
+                self.clean, self.corrupt = self._record()
+                trusted = self.first == 0 or self._prefix_cache_is_exact()
+            except (AttributeError, IndexError, RuntimeError, TypeError, ValueError):  # a cache it cannot batch
+                trusted = False
+            if not trusted:  # positions counted from the ids (RoBERTa), recurrent states: every position each run
+                self._cache, self.first = None, 0
+                self.clean, self.corrupt = self._record()
 
     # ----- shape of the model -------------------------------------------------------------------
     @property
@@ -174,8 +181,9 @@ class PatchEngine:
 
     # ----- the two runs -------------------------------------------------------------------------
     def _call(self, ids: torch.Tensor, positions: torch.Tensor, cache, *, use_cache: bool = False):
-        kwargs = {"input_ids": ids.to(self.model.device), "position_ids": positions.to(self.model.device)}
-        if cache is not None or use_cache:
+        kwargs = {"input_ids": ids.to(self.model.device)}
+        if cache is not None or use_cache:  # positions after the cached prefix; without one, the model's own
+            kwargs["position_ids"] = positions.to(self.model.device)  # (RoBERTa's start at padding_idx + 1)
             kwargs[_cache_argument(self.model.module)] = cache
             kwargs["use_cache"] = True
         else:
@@ -197,6 +205,17 @@ class PatchEngine:
             return 0
         self._cache = cache
         return first
+
+    def _prefix_cache_is_exact(self) -> bool:
+        """Whether the clean run on the prefix cache gives the scores of the clean prompt run whole (a model
+        that counts positions from its input ids, or whose cache is not what its next forward continues from,
+        gives others)."""
+        ids = torch.tensor([self.pair.clean])
+        with self._head():
+            whole = self._scores(self._call(ids, torch.arange(self.pair.length)[None], None))[0]
+        tolerance = 1e-4 if self.model.dtype == torch.float32 else 2e-2
+        scale = max(1.0, float(whole.abs().max()))
+        return bool(torch.allclose(self.clean.scores, whole, atol=tolerance * scale, rtol=tolerance))
 
     def _cache_for(self, rows: int):
         if self._cache is None:
