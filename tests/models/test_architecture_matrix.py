@@ -49,8 +49,9 @@ PASSING = {
 #: the types whose echo and compare run too (the slowest column): a multimodal wrapper, a model without KV cache
 WITH_ECHO = ("gemma3", "openai-gpt")
 #: the types whose residual-stream patching is checked too: a KV cache, a multimodal wrapper, tuple outputs, a
-#: recurrent state
-WITH_PATCH = ("llama", "gemma3", "bloom", "recurrent_gemma", "openai-gpt")
+#: recurrent state, list outputs and no cache, a final norm after the last block (Mamba) and a head transform
+#: (RoBERTa) applied to the patched last block
+WITH_PATCH = ("llama", "gemma3", "bloom", "recurrent_gemma", "openai-gpt", "mamba", "roberta")
 #: type -> words the one-line refusal names
 REFUSED = {
     "xlm": "not one list of modules",

@@ -377,18 +377,24 @@ class PatchEngine:
 
     @contextlib.contextmanager
     def _from_block(self, start: int, hidden: torch.Tensor) -> Iterator[None]:
-        """Blocks below ``start`` do nothing; block ``start`` (or the final norm, or the head, past the last
-        block) receives ``hidden`` as its input."""
+        """Blocks below ``start`` do nothing; block ``start`` receives ``hidden`` as its input, or, past the last
+        block, the last block's output is ``hidden`` (so whatever the model applies before its head, a final norm
+        or a head transform such as RoBERTa's, applies to it as in the model's own forward)."""
         layers = self.model.layers
         patches = []
         for k in range(min(start, self.n_layers)):
             patches.append((layers[k], _passing(self._layer_kind.get(k, 0))))
-        target = layers[start] if start < self.n_layers else (self.model.parts.final_norm or self.model.parts.unembed)
 
         def feed(module, args, kwargs):
             return _with_hidden(args, kwargs, hidden)
 
-        handle = target.register_forward_pre_hook(feed, with_kwargs=True)
+        def replace(module, args, out):
+            return type(out)([hidden, *out[1:]]) if isinstance(out, (tuple, list)) else hidden
+
+        if start < self.n_layers:
+            handle = layers[start].register_forward_pre_hook(feed, with_kwargs=True)
+        else:
+            handle = layers[self.n_layers - 1].register_forward_hook(replace)
         try:
             with contextlib.ExitStack() as stack:
                 for module, forward in patches:
