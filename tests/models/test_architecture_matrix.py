@@ -85,11 +85,12 @@ def test_every_column_equals_transformers(model_type, tmp_path, tokenizer_dir):
 
 @pytest.mark.parametrize("model_type", sorted(REFUSED))
 def test_unreadable_architectures_are_refused_in_one_line(model_type, tmp_path, tokenizer_dir):
-    results = matrix.run_checks(_load(model_type, tmp_path, tokenizer_dir), ("capture", "lens", "ablate"))
+    results = matrix.run_checks(_load(model_type, tmp_path, tokenizer_dir), ("capture", "lens", "ablate", "patch"))
     for column in ("capture", "lens"):
         status, note = results[column]
         assert status == "refused", results
         assert REFUSED[model_type] in note and "\n" not in note
+    assert results["patch"][0] == "refused" and "\n" not in results["patch"][1], results  # never patched wrongly
     assert results["ablate"][0] in ("pass", "refused"), results  # removing a whole block needs no stream
 
 

@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LayerscopeError
+from ..models.block_check import check_blocks
+from ..models.kinds import require_lm_head
 from .ablation import _hidden, submodule
 
 PARTS = ("resid", "attn", "mlp", "heads")
@@ -124,6 +126,8 @@ class PatchEngine:
             raise LayerscopeError("the clean and corrupt prompts have different token lengths")
         if not pair.changed:
             raise LayerscopeError("the clean and corrupt prompts are the same tokens")
+        require_lm_head(model, "patching")
+        check_blocks(model)  # blocks whose outputs are the model's hidden states, each run once
         self.model = model
         self.pair = pair
         self.parts = tuple(parts)
@@ -198,7 +202,7 @@ class PatchEngine:
         ids = torch.tensor([self.pair.clean[:first]])
         try:
             out = self._call(ids, torch.arange(first)[None], None, use_cache=True)
-        except (TypeError, ValueError):  # a model that takes no cache
+        except (AssertionError, AttributeError, RuntimeError, TypeError, ValueError):  # a model that takes no cache
             return 0
         cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
         if cache is None or not hasattr(cache, "batch_repeat_interleave"):
@@ -238,6 +242,16 @@ class PatchEngine:
             stack.enter_context(self._recording(found))
             stack.enter_context(self._head())
             scores = self._scores(self._call(ids, positions, self._cache_for(2)))
+        expected = (2, self.pair.length - self.first, self.model.d_model)
+        for (part, layer), value in found.items():
+            if part == "resid" and tuple(getattr(value, "shape", ())) != expected:
+                found_shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                where = f"block {layer - 1}" if layer else "the input of block 0"
+                raise LayerscopeError(
+                    f"{where} of {type(self.model.module).__name__} is {found_shape}, not one "
+                    f"residual stream (batch, pos, d_model) = {expected}: several residual streams per block, or "
+                    "a time-major layout, cannot be patched"
+                )
         runs = []
         for row in range(2):
             runs.append(_Run({key: value[row].detach().clone() for key, value in found.items()}, scores[row]))
