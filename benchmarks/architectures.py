@@ -262,6 +262,8 @@ def _consistent(values: dict) -> dict:
         ):
             out[dim] = HEAD_DIM
             out[heads] = out[expand] * width // HEAD_DIM
+            if isinstance(out.get("mamba_d_ssm"), int):  # Falcon-H1 states the Mamba width itself
+                out["mamba_d_ssm"] = out[expand] * width
     for key in ("mamba_n_groups", "n_groups", "mamba_ngroups"):
         if key in out and isinstance(out[key], int):
             out[key] = 1
