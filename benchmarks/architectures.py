@@ -12,6 +12,9 @@ and loaded back through :func:`layerscope.load_model`, then checked against tran
 - ``ablate``: removing block ``k`` (``LayerAblation``, three prompts of different lengths, left padded)
   gives the argmax and the answer's probability of HF's model with block ``k`` deleted from its layer list
   (or, where HF cannot run without it, with block ``k`` returning its input);
+- ``patch``: patching the residual stream (every depth, at the changed position and the last) of a clean/corrupt
+  pair one token apart gives the last position's logits of HF's forward with a hook that writes the clean
+  run's value there (``PatchEngine``, denoising);
 - ``echo``: ``echo`` and ``compare`` run, and the echo probe's next-token probabilities equal HF's.
 
 A cell is ``pass``, ``FAIL`` (a wrong number: the worst kind), ``refused`` (a ``LayerscopeError``: one line,
@@ -41,7 +44,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
-COLUMNS = ("capture", "lens", "ablate", "echo")
+COLUMNS = ("capture", "lens", "ablate", "patch", "echo")
 STATUSES = ("pass", "FAIL", "refused", "error")
 PROMPTS = ("When John and Mary went to the store", "The word is red", "5+2=", "John gave the bag to")
 WIDTH, LAYERS, HEADS, KV_HEADS, HEAD_DIM = 64, 3, 4, 2, 16
@@ -70,7 +73,8 @@ TINY = {
         ("head_dim", "attention_head_dim", "kv_channels", "v_head_dim", "global_head_dim", "d_head", "d_kv"), HEAD_DIM
     ),
     **dict.fromkeys(("intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size", "d_ff", "d_inner"), 128),
-    **dict.fromkeys(("decoder_ffn_dim", "encoder_ffn_dim", "hidden_size_per_layer_input"), 128),
+    **dict.fromkeys(("decoder_ffn_dim", "encoder_ffn_dim"), 128),
+    **dict.fromkeys(("hidden_size_per_layer_input",), 16),
     **dict.fromkeys(("moe_intermediate_size", "shared_expert_intermediate_size", "expert_ffn_hidden_size"), 32),
     **dict.fromkeys(("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"), 4),
     **dict.fromkeys(("num_experts_per_tok", "moe_k", "top_k", "moe_topk", "num_experts_per_token"), 2),
@@ -80,6 +84,14 @@ TINY = {
     **dict.fromkeys(("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len"), 256),
     **dict.fromkeys(("first_k_dense_replace",), 1),
     **dict.fromkeys(("image_size",), 32),
+    **dict.fromkeys(("mamba_dt_rank", "time_step_rank", "adapter_rank", "index_topk", "zero_expert_num"), 8),
+    **dict.fromkeys(("embedding_dim", "hidden_size_global"), WIDTH),
+    **dict.fromkeys(("num_blocks",), LAYERS),
+    **dict.fromkeys(("swa_head_dim", "index_head_dim", "indexer_head_dim"), HEAD_DIM),
+    **dict.fromkeys(("swa_num_attention_heads", "index_n_heads", "index_num_heads"), HEADS),
+    **dict.fromkeys(("swa_num_key_value_heads",), KV_HEADS),
+    **dict.fromkeys(("mlp_only_intermediate_size",), 128),
+    **dict.fromkeys(("shared_experts_intermediate_size",), 32),
     **dict.fromkeys(("patch_size",), 8),
 }
 SPECIAL_IDS = {"pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2, "decoder_start_token_id": 2}
@@ -101,23 +113,163 @@ def build_tokenizer(directory: Path) -> None:
     tokenizer.save_pretrained(directory)
 
 
+#: per-layer lists whose values name layers (kept layers renumbered, the others dropped)
+LAYER_INDEX_LISTS = ("index_layers", "hybrid_layer_ids", "mlp_only_layers", "ple_layer_ids", "full_attn_idxs")
+#: per-layer lists of string kinds: the kept layers cover every kind the default config mixes
+LAYER_KIND_LISTS = ("layer_types", "layers_block_type", "mlp_layer_types", "attn_layers", "block_types")
+#: values a default config leaves ``None`` that its model cannot be built without
+NONE_FILLED = {
+    "head_dim": HEAD_DIM,
+    "num_key_value_heads": KV_HEADS,
+    "n_routed_experts": 4,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 2,
+    "indexer_n_heads": 2,
+    "indexer_kv_heads": 1,
+    "indexer_head_dim": HEAD_DIM,
+    "indexer_budget": 8,
+    "indexer_compress_ratio": 2,
+}
+#: values set wherever they appear (sub-configs included): features the tiny layer count cannot hold
+FIXED = {"num_kv_shared_layers": 0, "n_group": 1, "num_expert_group": 1, "topk_group": 1}
+#: what a type's default config needs beyond shrinking (its own invariants, found by building it)
+OVERRIDES = {
+    "blenderbot": {"encoder_layers": LAYERS},
+    "codegen": {"rotary_dim": 8},
+    "gptj": {"rotary_dim": 8},
+    "bamba": {"attn_layer_indices": [1]},
+    "cohere_compass_text": {"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 10000.0}}},
+    "dbrx": {"attn_config": {"kv_n_heads": 1, "rope_theta": 10000.0, "clip_qkv": 8.0}},
+    "dory": {
+        **{"num_hidden_layers": 2 * LAYERS, "n_input_layers": 2, "n_recurrent_layers": 2, "n_output_layers": 2},
+        "layer_types": ["sliding_attention", "mlp", "full_attention", "mlp", "sliding_attention", "mlp"],
+    },
+    "gemma3n_text": {"intermediate_size": [128] * LAYERS, "laurel_rank": 8},
+    "gemma4_assistant": {"hidden_size_per_layer_input": 0},
+    "granitemoehybrid": {"layer_types": ["linear_attention", "attention", "linear_attention"]},
+    "kolibri1_1": {
+        "layer_types": ["sliding_attention", "indexed_attention", "sliding_attention"],
+        **{"index_layers": [1], "kv_source_layers": [0, 1, 2], "mlp_only_layers": [0], "index_num_heads": 2},
+    },
+    "dots3_note_text": {"head_dim": 16},
+    "dots3_note": {"head_dim": 16},
+    "hrm_text": {
+        "num_layers_per_stack": None,
+        "num_hidden_layers": 1,
+        "H_cycles": 1,
+        "L_cycles": 1,
+        "L_bp_cycles": [1],
+    },
+    "jamba": {"attn_layer_period": 2, "attn_layer_offset": 1, "expert_layer_period": 2, "expert_layer_offset": 1},
+    "zamba": {
+        **{"layers_block_type": ["linear_attention", "hybrid", "hybrid"], "n_mamba_heads": 2},
+        **{"attention_hidden_size": 2 * WIDTH, "attention_head_dim": 2 * WIDTH // HEADS},
+    },
+    "zamba2": {"attention_hidden_size": 2 * WIDTH, "attention_head_dim": 2 * WIDTH // HEADS},
+    "lfm2_moe": {"layer_types": ["conv", "full_attention", "conv"], "num_dense_layers": 1},
+    "reformer": {
+        "is_decoder": True,
+        "axial_pos_shape": [16, 16],
+        "axial_pos_embds_dim": [32, 32],
+        "local_attn_chunk_length": 8,
+        "lsh_attn_chunk_length": 8,
+        "attention_head_size": HEAD_DIM,
+    },
+    "xmod": {"default_language": "en_XX"},
+}
+
+
+def _kept_layers(values: dict, n: int) -> list[int]:
+    """The ``LAYERS`` layers (of ``n``) a tiny config keeps: the first ones and the last, with the first layer of
+    each kind a per-layer kind list mixes swapped in where the plain choice misses it (a hybrid keeps its
+    attention, a MoE its sparse block)."""
+    from collections import Counter
+
+    keep = [*range(LAYERS - 1), n - 1]
+    for key in LAYER_KIND_LISTS:
+        if not (isinstance(values.get(key), list) and len(values[key]) == n):
+            continue
+        kinds = [str(k) for k in values[key]]
+        for kind in dict.fromkeys(kinds):
+            counts = Counter(kinds[i] for i in keep)
+            if counts[kind]:
+                continue
+            slot = next((j for j in range(LAYERS - 1) if counts[kinds[keep[j]]] > 1), None)
+            if slot is None:
+                break
+            keep[slot] = kinds.index(kind)
+            keep.sort()
+    return keep
+
+
 def _shrink(values: dict, vocab: int) -> dict:
-    """``values`` (a config dict) with tiny sizes, nested configs shrunk too, per-layer lists cut."""
+    """``values`` (a config dict) with tiny sizes, nested configs shrunk too, per-layer lists cut to the kept
+    layers (``_kept_layers``), per-layer overrides renumbered, derived sizes made consistent."""
     layers_before = next((values[k] for k in ("num_hidden_layers", "n_layer", "num_layers") if k in values), None)
+    keep = _kept_layers(values, layers_before) if isinstance(layers_before, int) and layers_before > LAYERS else None
     out = {}
     for key, value in values.items():
-        if isinstance(value, dict) and key.endswith("config"):
+        if isinstance(value, dict) and key.endswith("config") and key != "per_layer_config":
             out[key] = _shrink(value, vocab)
+        elif key == "per_layer_config" and isinstance(value, dict):
+            renumbered = {
+                keep.index(int(i)) if keep else int(i): v for i, v in value.items() if not keep or int(i) in keep
+            }
+            out[key] = {i: _shrink(v, vocab) for i, v in renumbered.items() if i < LAYERS}
         elif key in TINY and isinstance(value, int) and not isinstance(value, bool) and value > 0:
             out[key] = min(value, TINY[key]) if key not in ("image_size",) else TINY[key]
-        elif key == "vocab_size" and isinstance(value, int):
+        elif key in ("vocab_size", "unpadded_vocab_size", "vocab_size_per_layer_input") and isinstance(value, int):
             out[key] = vocab
         elif key in SPECIAL_IDS and isinstance(value, int):
             out[key] = SPECIAL_IDS[key]
-        elif isinstance(value, list) and layers_before and len(value) == layers_before and layers_before > LAYERS:
-            out[key] = [*value[: LAYERS - 1], value[-1]]  # the last kept: hybrid patterns end on their full layer
+        elif key in FIXED:
+            out[key] = FIXED[key]
+        elif key in NONE_FILLED and value is None:
+            out[key] = NONE_FILLED[key]
+        elif key in LAYER_INDEX_LISTS and isinstance(value, list) and keep:
+            out[key] = [keep.index(i) for i in value if i in keep]
+        elif key == "kv_source_layers" and isinstance(value, list) and keep:
+            out[key] = [keep.index(value[i]) if value[i] in keep else j for j, i in enumerate(keep)]
+        elif isinstance(value, list) and keep and len(value) == layers_before:
+            out[key] = [value[i] for i in keep]
         else:
             out[key] = value
+    return _consistent(out)
+
+
+def _consistent(values: dict) -> dict:
+    """Sizes a config derives from others, re-derived from the shrunk ones (attention with a compressed KV
+    (MLA), Mamba heads, fused-head widths)."""
+    out = dict(values)
+    if "kv_lora_rank" in out and "num_attention_heads" in out:
+        out["num_key_value_heads"] = out["num_attention_heads"]
+        if "qk_head_dim" in out:
+            out["qk_head_dim"] = out["qk_nope_head_dim"] + out["qk_rope_head_dim"]
+        if "head_dim" in out and "qk_rope_head_dim" in out:
+            out["head_dim"] = out["qk_rope_head_dim"]
+    width = out.get("hidden_size")
+    for heads, dim, expand in (
+        ("mamba_n_heads", "mamba_d_head", "mamba_expand"),
+        ("n_mamba_heads", "mamba_headdim", "mamba_expand"),
+        ("num_heads", "head_dim", "expand"),
+    ):
+        if (
+            heads in out
+            and dim in out
+            and expand in out
+            and isinstance(width, int)
+            and out.get("model_type") != "xlstm"
+        ):
+            out[dim] = HEAD_DIM
+            out[heads] = out[expand] * width // HEAD_DIM
+            if isinstance(out.get("mamba_d_ssm"), int):  # Falcon-H1 states the Mamba width itself
+                out["mamba_d_ssm"] = out[expand] * width
+    for key in ("mamba_n_groups", "n_groups", "mamba_ngroups"):
+        if key in out and isinstance(out[key], int):
+            out[key] = 1
+    for key in ("mamba_d_state", "state_size", "ssm_state_size"):
+        if isinstance(out.get(key), int):
+            out[key] = min(out[key], 16)
     return out
 
 
@@ -127,6 +279,10 @@ def tiny_config(model_type: str, vocab: int):
 
     cls = CONFIG_MAPPING[model_type]
     values = _shrink(cls().to_dict(), vocab)
+    for key, value in OVERRIDES.get(model_type, {}).items():
+        for where in (values, *(v for k, v in values.items() if k.endswith("config") and isinstance(v, dict))):
+            if key in where or where is values:
+                where[key] = value
     values.pop("model_type", None)
     values.pop("transformers_version", None)
     return cls.from_dict(values)
@@ -188,11 +344,12 @@ def _without_blocks(module, path: str, keep):
     ]  # a repeat: a copy
     setattr(parent, name, torch.nn.ModuleList(blocks))
     config = copy_.config.get_text_config()
-    if hasattr(config, "num_hidden_layers"):
-        try:
-            config.num_hidden_layers = len(keep)
-        except Exception:  # noqa: BLE001 - a config that derives it
-            pass
+    for key in ("num_hidden_layers", "num_layers", "n_layer", "n_layers"):  # the count that equals the list's
+        if getattr(config, key, None) == len(layers):  # (LongCat-Flash derives num_hidden_layers: twice num_layers)
+            try:
+                setattr(config, key, len(keep))
+            except Exception:  # noqa: BLE001 - a config that derives it
+                pass
     return copy_
 
 
@@ -226,7 +383,7 @@ def run_checks(model, columns=COLUMNS) -> dict:
 
     ids = [model.encode(p) for p in PROMPTS]
     results = {}
-    checks = {"capture": _capture, "lens": _lens, "ablate": _ablate, "echo": _echo}
+    checks = {"capture": _capture, "lens": _lens, "ablate": _ablate, "patch": _patch, "echo": _echo}
     for column in columns:
         check = checks[column]
         try:
@@ -281,8 +438,10 @@ def _capture(model, ids):
 
     from layerscope.capture.engine import capture_residuals
     from layerscope.capture.prompts import prompts_at
+    from layerscope.models.block_check import check_blocks
 
     n = model.n_layers
+    check_blocks(model)  # what capture refuses is refused before HF's listing is read as blocks
     try:
         expected = [_expected_states(model, seq) for seq in ids[:2]]
     except AssertionError as exc:
@@ -380,6 +539,65 @@ def _ablate(model, ids):
             problems.append(bad)
         else:
             return problems[0] if problems else "no oracle"
+    return None
+
+
+def _hooked_logits(module, layers, ids, depth: int, position: int, value=None):
+    """HF's last-position logits of ``ids`` with the residual stream at ``depth`` (``0``: block 0's input,
+    ``k + 1``: block ``k``'s output) set to ``value`` at ``position``, and the stream's value there as it was."""
+    import torch
+
+    seen = {}
+
+    def replace(x):
+        seen["x"] = x[0, position].clone()
+        if value is not None:
+            x = x.clone()
+            x[0, position] = value
+        return x
+
+    if depth == 0:
+
+        def hook(module_, args, kwargs):
+            if args:
+                return (replace(args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": replace(kwargs["hidden_states"])}
+
+        handle = layers[0].register_forward_pre_hook(hook, with_kwargs=True)
+    else:
+
+        def hook(module_, args, out):
+            return type(out)([replace(out[0]), *out[1:]]) if isinstance(out, (tuple, list)) else replace(out)
+
+        handle = layers[depth - 1].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            logits = module(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1].float()
+    finally:
+        handle.remove()
+    return logits, seen["x"]
+
+
+def _patch(model, ids):
+    """Denoising patches of the residual stream against HF with a hook (``None``, or the first difference)."""
+    from layerscope.capture.patching import Cell, PairIds, PatchEngine
+
+    clean = list(ids[0])
+    corrupt = list(clean)
+    corrupt[2] = clean[3] if clean[3] != clean[2] else clean[1]  # one token changed
+    answer, wrong = int(clean[-1]), int(corrupt[2])
+    pair = PairIds(tuple(clean), tuple(corrupt), answer, wrong if wrong != answer else answer + 1)
+    engine = PatchEngine(model, pair, parts=("resid",), full_vocab=True, batch_size=8)
+    cells = [Cell("resid", d, p) for d in range(model.n_layers + 1) for p in (2, len(clean) - 1)]
+    got = engine.run_cells(cells, "denoise")
+    for row, cell in zip(got, cells):
+        _, source = _hooked_logits(model.module, model.layers, clean, cell.layer, cell.position)
+        want, _ = _hooked_logits(model.module, model.layers, corrupt, cell.layer, cell.position, source)
+        if not _close(row, want):
+            err = float((row - want).abs().max())
+            return (
+                f"resid {cell.layer} at position {cell.position}: logits differ from HF's hooked forward by {err:.2g}"
+            )
     return None
 
 

@@ -3,9 +3,11 @@
 One tiny random model per cause the matrix found (a final norm under another name or inside a multimodal
 wrapper, a head transform, no final norm, a logit scale or soft-cap, blocks that return tuples, RoBERTa-style
 positions, positions that ignore ``position_ids``, a layer count the config states another way, no KV cache,
-blocks listed first in ``hidden_states``) and every family the README names, each checked against
-transformers' own forward by the matrix's checks: capture, logit lens, ablation, echo and compare. The
-architectures layerscope cannot read are refused in one line (``LayerscopeError``), never read wrongly.
+blocks listed first in ``hidden_states``, sizes per layer, attention with a compressed KV cache (MLA))
+and every family the README names, each checked against
+transformers' own forward by the matrix's checks: capture, logit lens, ablation, patching, echo and compare. The
+architectures layerscope cannot read (several streams, a time-major layout, a looped block) are refused in one
+line (``LayerscopeError``), never read wrongly.
 """
 
 from __future__ import annotations
@@ -41,14 +43,23 @@ PASSING = {
     "bart": "post-LN: no final norm",
     "openai-gpt": "no KV cache; post-LN",
     "megatron-bert": "a final norm, then a head transform",
+    "deepseek_v3": "attention with a compressed KV cache (MLA) and shared experts",
+    "longcat_flash": "a layer count the config derives (num_hidden_layers: twice num_layers)",
 }
 #: the types whose echo and compare run too (the slowest column): a multimodal wrapper, a model without KV cache
 WITH_ECHO = ("gemma3", "openai-gpt")
+#: the types whose residual-stream patching is checked too: a KV cache, a multimodal wrapper, tuple outputs, a
+#: recurrent state, list outputs and no cache, a final norm after the last block (Mamba) and a head transform
+#: (RoBERTa) applied to the patched last block
+WITH_PATCH = ("llama", "gemma3", "bloom", "recurrent_gemma", "openai-gpt", "mamba", "roberta")
 #: type -> words the one-line refusal names
 REFUSED = {
     "xlm": "not one list of modules",
     "deepseek_v4": "several residual streams",
     "xlnet": "time-major",
+    "dory": "runs 2 times in one forward",  # a looped model: its recurrent block runs once per loop
+    "gemma3n_text": "several residual streams",  # AltUp; its config gives intermediate_size per layer (a list)
+    "reformer": "not one residual stream",  # chunked: pads its input; loaded without a head, ablation refuses too
 }
 
 
@@ -66,16 +77,25 @@ def _load(model_type: str, tmp_path: Path, tokenizer_dir: Path):
 
 @pytest.mark.parametrize("model_type", sorted(PASSING))
 def test_every_column_equals_transformers(model_type, tmp_path, tokenizer_dir):
-    columns = matrix.COLUMNS if model_type in WITH_ECHO else ("capture", "lens", "ablate")
+    columns = ("capture", "lens", "ablate")
+    columns += ("patch",) * (model_type in WITH_PATCH) + ("echo",) * (model_type in WITH_ECHO)
     results = matrix.run_checks(_load(model_type, tmp_path, tokenizer_dir), columns)
     assert {column: status for column, (status, _) in results.items()} == dict.fromkeys(columns, "pass"), results
 
 
 @pytest.mark.parametrize("model_type", sorted(REFUSED))
 def test_unreadable_architectures_are_refused_in_one_line(model_type, tmp_path, tokenizer_dir):
-    results = matrix.run_checks(_load(model_type, tmp_path, tokenizer_dir), ("capture", "lens", "ablate"))
+    results = matrix.run_checks(_load(model_type, tmp_path, tokenizer_dir), ("capture", "lens", "ablate", "patch"))
     for column in ("capture", "lens"):
         status, note = results[column]
         assert status == "refused", results
         assert REFUSED[model_type] in note and "\n" not in note
+    assert results["patch"][0] == "refused" and "\n" not in results["patch"][1], results  # never patched wrongly
     assert results["ablate"][0] in ("pass", "refused"), results  # removing a whole block needs no stream
+
+
+def test_patching_a_hybrid_whose_cache_cannot_be_batched(tmp_path, tokenizer_dir):
+    """Jamba's cache mixes attention and Mamba layers that cannot be repeated per row: the patch engine runs every
+    position each time instead of crashing, and equals transformers' forward with a hook."""
+    results = matrix.run_checks(_load("jamba", tmp_path, tokenizer_dir), ("patch",))
+    assert results == {"patch": ("pass", "")}, results

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import resource
 import shutil
 import stat
@@ -241,6 +242,23 @@ def test_claimed_sizes_are_refused_under_a_6gb_address_space(case, expected, tin
         os.environ.pop("LAYERSCOPE_CACHE", None)
     line = _one_line_exit_2(done)
     assert expected in line and seconds < 60, (line, seconds)
+
+
+def test_sizes_per_layer_are_lists_of_whole_numbers_within_bounds():
+    """Gemma 3n's config gives ``intermediate_size`` per layer (a list); each entry is checked like a size."""
+    from layerscope.models.guard import check_config_values
+
+    check_config_values({"intermediate_size": [128, 256, 128], "text_config": {"intermediate_size": [64]}}, "m")
+    for config, words in (
+        ({"intermediate_size": [128, "x"]}, "is [128, 'x']; expected a whole number or a list of them"),
+        ({"intermediate_size": [128, 1 << 30]}, "intermediate_size is 1073741824; at most 1048576"),
+        ({"intermediate_size": [128, 0]}, "intermediate_size is 0; at least 1"),
+        ({"intermediate_size": []}, "expected a whole number or a list of them"),
+        ({"intermediate_size": [128] * 1001}, "expected a whole number or a list of them"),
+        ({"hidden_size": [64, 64]}, "hidden_size is [64, 64]; expected a whole number"),
+    ):
+        with pytest.raises(LayerscopeError, match=re.escape(words)):
+            check_config_values(config, "m")
 
 
 def test_memory_estimate_counts_the_default_sizes_of_a_bare_config(monkeypatch, tiny_model_dirs, tmp_path):

@@ -52,6 +52,7 @@ import torch
 
 from ..errors import LayerscopeError
 from ..models.block_check import check_blocks
+from ..models.kinds import require_lm_head
 
 SCORINGS = ("first", "answer")
 ALIASES = {"greedy": "answer"}  # the earlier name of "answer" scoring
@@ -171,6 +172,7 @@ class LayerAblation:
             raise LayerscopeError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
         if batch_size < 1:
             raise LayerscopeError(f"batch size {batch_size} must be at least 1")
+        require_lm_head(model, "ablation")
         check_blocks(model)
         self.model = model
         self.encoded = encoded
@@ -240,13 +242,15 @@ class LayerAblation:
             picked = index.to(x.device)[..., None].expand(-1, -1, x.shape[-1])
             return (x.gather(1, picked), *args[1:])
 
-        handle = self.model.parts.unembed.register_forward_pre_hook(last_positions)
+        unembed = self.model.parts.unembed
+        handle = unembed.register_forward_pre_hook(last_positions) if unembed is not None else None
         try:
             out = self.model.module(
                 input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device), use_cache=False
             )
         finally:
-            handle.remove()
+            if handle is not None:
+                handle.remove()
         logits = out.logits.float()
         if not gathered:  # a head that is not called as a module: pick the positions from the full logits
             logits = logits.gather(1, index.to(logits.device)[..., None].expand(-1, -1, logits.shape[-1]))

@@ -53,6 +53,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LayerscopeError
+from ..models.block_check import check_blocks
+from ..models.kinds import require_lm_head
 from .ablation import _hidden, submodule
 
 PARTS = ("resid", "attn", "mlp", "heads")
@@ -141,6 +143,8 @@ class PatchEngine:
             raise LayerscopeError("the clean and corrupt prompts have different token lengths")
         if not pair.changed and source_model is None:
             raise LayerscopeError("the clean and corrupt prompts are the same tokens")
+        require_lm_head(model, "patching")
+        check_blocks(model)  # blocks whose outputs are the model's hidden states, each run once
         if source_model is model:
             source_model = None
         if source_model is not None:
@@ -157,7 +161,14 @@ class PatchEngine:
         with torch.inference_mode():
             shared = pair.changed[0] if source_model is None and pair.changed else 0  # two models share none
             self.first = self._prefix(shared)
-            self.clean, self.corrupt = self._record(model)
+            try:
+                self.clean, self.corrupt = self._record(model)
+                trusted = self.first == 0 or self._prefix_cache_is_exact()
+            except (AttributeError, IndexError, RuntimeError, TypeError, ValueError):  # a cache it cannot batch
+                trusted = False
+            if not trusted:  # positions counted from the ids (RoBERTa), recurrent states: every position each run
+                self._cache, self.first = None, 0
+                self.clean, self.corrupt = self._record(model)
             if source_model is None:
                 self.source_clean, self.source_corrupt = self.clean, self.corrupt
             else:
@@ -197,8 +208,9 @@ class PatchEngine:
 
     def _call(self, ids: torch.Tensor, positions: torch.Tensor, cache, *, use_cache: bool = False, model=None):
         model = model or self.model
-        kwargs = {"input_ids": ids.to(model.device), "position_ids": positions.to(model.device)}
-        if cache is not None or use_cache:
+        kwargs = {"input_ids": ids.to(model.device)}
+        if cache is not None or use_cache:  # positions after the cached prefix; without one, the model's own
+            kwargs["position_ids"] = positions.to(model.device)  # (RoBERTa's start at padding_idx + 1)
             kwargs[_cache_argument(model.module)] = cache
             kwargs["use_cache"] = True
         else:
@@ -213,13 +225,24 @@ class PatchEngine:
         ids = torch.tensor([self.pair.clean[:first]])
         try:
             out = self._call(ids, torch.arange(first)[None], None, use_cache=True)
-        except (TypeError, ValueError):  # a model that takes no cache
+        except (AssertionError, AttributeError, RuntimeError, TypeError, ValueError):  # a model that takes no cache
             return 0
         cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
         if cache is None or not hasattr(cache, "batch_repeat_interleave"):
             return 0
         self._cache = cache
         return first
+
+    def _prefix_cache_is_exact(self) -> bool:
+        """Whether the clean run on the prefix cache gives the scores of the clean prompt run whole (a model
+        that counts positions from its input ids, or whose cache is not what its next forward continues from,
+        gives others)."""
+        ids = torch.tensor([self.pair.clean])
+        with self._head():
+            whole = self._scores(self._call(ids, torch.arange(self.pair.length)[None], None))[0]
+        tolerance = 1e-4 if self.model.dtype == torch.float32 else 2e-2
+        scale = max(1.0, float(whole.abs().max()))
+        return bool(torch.allclose(self.clean.scores, whole, atol=tolerance * scale, rtol=tolerance))
 
     def _cache_for(self, rows: int):
         if self._cache is None:
@@ -244,6 +267,16 @@ class PatchEngine:
             stack.enter_context(self._head(model))
             out = self._call(ids, positions, self._cache_for(2) if own else None, model=model)
             scores = self._scores(out, model)
+        expected = (2, self.pair.length - self.first, model.d_model)
+        for (part, layer), value in found.items():
+            if part == "resid" and tuple(getattr(value, "shape", ())) != expected:
+                found_shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                where = f"block {layer - 1}" if layer else "the input of block 0"
+                raise LayerscopeError(
+                    f"{where} of {type(model.module).__name__} is {found_shape}, not one "
+                    f"residual stream (batch, pos, d_model) = {expected}: several residual streams per block, or "
+                    "a time-major layout, cannot be patched"
+                )
         runs = []
         device = self.model.device
         for row in range(2):
@@ -386,18 +419,24 @@ class PatchEngine:
 
     @contextlib.contextmanager
     def _from_block(self, start: int, hidden: torch.Tensor) -> Iterator[None]:
-        """Blocks below ``start`` do nothing; block ``start`` (or the final norm, or the head, past the last
-        block) receives ``hidden`` as its input."""
+        """Blocks below ``start`` do nothing; block ``start`` receives ``hidden`` as its input, or, past the last
+        block, the last block's output is ``hidden`` (so whatever the model applies before its head, a final norm
+        or a head transform such as RoBERTa's, applies to it as in the model's own forward)."""
         layers = self.model.layers
         patches = []
         for k in range(min(start, self.n_layers)):
             patches.append((layers[k], _passing(self._layer_kind.get(k, 0))))
-        target = layers[start] if start < self.n_layers else (self.model.parts.final_norm or self.model.parts.unembed)
 
         def feed(module, args, kwargs):
             return _with_hidden(args, kwargs, hidden)
 
-        handle = target.register_forward_pre_hook(feed, with_kwargs=True)
+        def replace(module, args, out):
+            return type(out)([hidden, *out[1:]]) if isinstance(out, (tuple, list)) else hidden
+
+        if start < self.n_layers:
+            handle = layers[start].register_forward_pre_hook(feed, with_kwargs=True)
+        else:
+            handle = layers[self.n_layers - 1].register_forward_hook(replace)
         try:
             with contextlib.ExitStack() as stack:
                 for module, forward in patches:

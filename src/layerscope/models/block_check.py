@@ -5,7 +5,9 @@ Layerscope names block ``k``'s output the layer ``k`` and reads it with a hook o
 output first, or, in Mamba and RWKV, block ``k`` as ``hidden_states[k]``), differ across architectures, so
 neither is assumed: one forward of three tokens compares each hooked block output (but the last, which
 some models list after the final norm) with the model's own ``hidden_states``. A list whose outputs are
-not there (XLM's parallel lists of attentions and MLPs) is refused in one line, never read silently wrong.
+not there (XLM's parallel lists of attentions and MLPs), or a block that runs more than once in one forward
+(a looped model such as Dory, whose recurrent blocks run once per loop), is refused in one line, never read
+silently wrong.
 
 Example:
     >>> check_blocks(model)          # None, or LayerscopeError naming the architecture
@@ -37,10 +39,15 @@ def check_blocks(model) -> None:
     module, layers = model.module, model.layers
     arch = type(module).__name__
     outputs: dict[int, torch.Tensor | None] = {}
+    calls: dict[int, int] = {}
     handles = []
 
     def record(i: int):
-        return lambda m, a, o: outputs.__setitem__(i, first_tensor(o))
+        def hook(m, a, o):
+            outputs[i] = first_tensor(o)
+            calls[i] = calls.get(i, 0) + 1
+
+        return hook
 
     vocab = int(model.embedding_matrix.shape[0])
     ids = torch.tensor([[i % vocab for i in _PROBE_IDS]], device=model.device)
@@ -56,6 +63,12 @@ def check_blocks(model) -> None:
     finally:
         for handle in handles:
             handle.remove()
+    looped = next((k for k in sorted(calls) if calls[k] > 1), None)
+    if looped is not None:
+        raise LayerscopeError(
+            f"{arch}: block {looped} of {model.parts.layers_path} runs {calls[looped]} times in one forward (a "
+            "looped model), so a block's output is not one layer; such models are not supported"
+        )
     if states:
         states = [first_tensor(s) for s in states]
         for k in range(len(layers) - 1):

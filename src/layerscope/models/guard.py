@@ -143,21 +143,33 @@ def refuse_remote_code(directory: Path, source: str) -> None:
             )
 
 
+#: sizes a config may give per layer, as a list of whole numbers (Gemma 3n's ``intermediate_size``)
+PER_LAYER = frozenset({"intermediate_size", "moe_intermediate_size", "ffn_dim", "n_inner"})
+#: the most entries a per-layer list may have (the bound on the layer count)
+MAX_PER_LAYER = BOUNDS["num_hidden_layers"][1]
+
+
 def check_config_values(config: dict, source: str) -> None:
-    """Refuse sizes that are not whole numbers or lie outside :data:`BOUNDS` (also inside ``text_config``)."""
+    """Refuse sizes that are not whole numbers or lie outside :data:`BOUNDS` (also inside ``text_config``); a
+    size of :data:`PER_LAYER` may be a list of whole numbers (one per layer), each within the bounds."""
     for block in _config_blocks(config):
         for key, (low, high) in BOUNDS.items():
             if key not in block or block[key] is None:
                 continue
             value = block[key]
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise LayerscopeError(
-                    f"model {source!r}: config.json {key} is {_brief(value)}; expected a whole number"
-                )
-            if value < low:
-                raise LayerscopeError(f"model {source!r}: config.json {key} is {value}; at least {low} is needed")
-            if value > high:
-                raise LayerscopeError(f"model {source!r}: config.json {key} is {value}; at most {high} is accepted")
+            per_layer = key in PER_LAYER and isinstance(value, list) and 0 < len(value) <= MAX_PER_LAYER
+            for item in value if per_layer else [value]:
+                if isinstance(item, bool) or not isinstance(item, int):
+                    expected = (
+                        "a whole number or a list of them (one per layer)" if key in PER_LAYER else "a whole number"
+                    )
+                    raise LayerscopeError(
+                        f"model {source!r}: config.json {key} is {_brief(value)}; expected {expected}"
+                    )
+                if item < low:
+                    raise LayerscopeError(f"model {source!r}: config.json {key} is {item}; at least {low} is needed")
+                if item > high:
+                    raise LayerscopeError(f"model {source!r}: config.json {key} is {item}; at most {high} is accepted")
 
 
 def _config_blocks(config: dict) -> list[dict]:
@@ -173,6 +185,8 @@ def estimate_parameters(config) -> int:
     def size(*names, default=0):
         for name in names:
             value = getattr(text, name, None)
+            if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                value = max(value)  # a size per layer: the largest bounds them all
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 return value
         return default
