@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from png_checks import assert_text_inside_and_readable
 
 from layerscope.analysis.pair_cka import PairCKA
-from layerscope.render.compare import agreement_figure, agreement_png, cka_figure, cka_png, errors_figure, errors_png
+from layerscope.render.compare import AgreementTable, agreement_figure, cka_figure, cka_png, errors_figure, errors_png
 
 
 def _pair(a, b, la, lb, seed):
@@ -74,14 +75,16 @@ def test_errors_and_agreement_figures():
     assert list(table.cells.values[3]) == ["12", "–"]
 
 
-def test_the_agreement_table_has_a_png_with_the_same_cells():
+def test_the_agreement_png_and_html_show_the_same_cells():
+    """One description, two views: the PNG table's cells are the HTML table's cells, its headings the HTML's
+    (wrapped), its text at least 9 points and inside the image."""
     agreement = pd.DataFrame(
         {"model": ["q8", "q4"], "top1_agreement": [1.0, 0.75], "mean_kl": [0.002, 0.5], "grows_most_at": ["12", None]}
     )
-    interactive = agreement_figure(agreement, title="t").data[0]
-    png = agreement_png(agreement, title="t")
+    description = AgreementTable.of(agreement, title="t")
+    interactive, png = description.plotly().data[0], description.png()
     cells = png.axes[0].tables[0].get_celld()
     drawn = [[cells[r, c].get_text().get_text() for c in range(4)] for r in range(1, 3)]
-    assert drawn == [list(row) for row in zip(*interactive.cells.values)]
+    assert drawn == [list(row) for row in zip(*interactive.cells.values)] == description.rows
     assert [cells[0, c].get_text().get_text().replace("\n", " ") for c in range(4)] == list(interactive.header.values)
-    assert min(cells[r, c].get_text().get_fontsize() for r, c in cells) >= 9
+    assert_text_inside_and_readable(png)

@@ -146,16 +146,19 @@ class CompareResult(Result):
 
         return errors_png(self.errors, title=f"against {self.reference}, at the read positions")
 
-    def agreement_figure(self):
-        """The agreement table: next-token agreement, KL, residual and weight error per model."""
-        from ..render.compare import agreement_figure
+    def agreement_table(self):
+        """The agreement table's one description (:class:`~layerscope.render.compare.AgreementTable`): next-token
+        agreement, KL, residual and weight error per model."""
+        from ..render.compare import AgreementTable
 
-        return agreement_figure(self.agreement, title=f"against {self.reference}")
+        return AgreementTable.of(self.agreement, title=f"against {self.reference}")
+
+    def agreement_figure(self):
+        """The agreement table, interactive."""
+        return self.agreement_table().plotly()
 
     def agreement_png(self):
-        from ..render.compare import agreement_png
-
-        return agreement_png(self.agreement, title=f"against {self.reference}")
+        return self.agreement_table().png()
 
     def figures(self) -> dict:
         figures = {"cka": self.figure}

@@ -1,4 +1,5 @@
-"""Figures of ``compare``: CKA heatmaps per pair of models, error-by-layer lines, the agreement table."""
+"""Figures of ``compare``, each one description drawn as plotly and as PNG: CKA heatmaps per pair of models
+(:class:`CkaFigure`), error-by-layer lines, the agreement table (:class:`AgreementTable`)."""
 
 from __future__ import annotations
 
@@ -215,46 +216,70 @@ def agreement_cells(agreement: pd.DataFrame) -> tuple[list[str], list[list[str]]
     return [AGREEMENT_COLUMNS[c] for c in columns], rows
 
 
-def agreement_figure(agreement: pd.DataFrame, *, title: str) -> go.Figure:
-    """The agreement table: one row per model measured against the reference."""
-    header, rows = agreement_cells(agreement)
-    fig = go.Figure(
-        go.Table(
-            header=dict(values=header, fill_color="#e8eef6", align="left"),
-            cells=dict(values=[list(column) for column in zip(*rows)] if rows else [[] for _ in header], align="left"),
+@dataclass
+class AgreementTable:
+    """One description of compare's agreement table: ``header`` (one heading per column) and ``rows`` (one row
+    of text cells per model measured against the reference), drawn as a plotly table and as a PNG table that
+    show the same text."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+
+    @classmethod
+    def of(cls, agreement: pd.DataFrame, *, title: str) -> AgreementTable:
+        """From the ``agreement`` table of a compare result (see :data:`AGREEMENT_COLUMNS`)."""
+        header, rows = agreement_cells(agreement)
+        return cls(title, header, rows)
+
+    def plotly(self) -> go.Figure:
+        """The interactive table."""
+        columns = [list(column) for column in zip(*self.rows)] if self.rows else [[] for _ in self.header]
+        fig = go.Figure(
+            go.Table(
+                header=dict(values=self.header, fill_color="#e8eef6", align="left"),
+                cells=dict(values=columns, align="left"),
+            )
         )
-    )
-    fig.update_layout(
-        title=dict(text=title, x=0.5),
-        template="plotly_white",
-        height=160 + 44 * len(agreement),  # room for a header and rows of two lines each
-        margin=dict(t=60, b=10),
-    )
-    return fig
+        fig.update_layout(
+            title=dict(text=self.title, x=0.5),
+            template="plotly_white",
+            height=160 + 44 * len(self.rows),  # room for a header and rows of two lines each
+            margin=dict(t=60, b=10),
+        )
+        return fig
+
+    def png(self) -> Figure:
+        """The static table: the same cells, headings wrapped, text at least :data:`PNG_TEXT_PT` points."""
+        import textwrap
+
+        fig = new_figure(figsize=(12, 1.1 + 0.45 * (len(self.rows) + 1)), dpi=110, layout="constrained")
+        with font_fallback(self):
+            ax = fig.add_subplot()
+            ax.axis("off")
+            table = ax.table(
+                cellText=self.rows or [[""] * len(self.header)],
+                colLabels=[textwrap.fill(h, 14) for h in self.header],
+                loc="upper center",
+                cellLoc="left",
+                colLoc="left",
+            )
+            table.auto_set_font_size(False)
+            table.set_fontsize(PNG_TEXT_PT)
+            table.scale(1, 1.6)
+            for (row, _), cell in table.get_celld().items():
+                if row == 0:
+                    cell.set_facecolor("#e8eef6")
+                    cell.set_height(cell.get_height() * 1.6)
+            fig.suptitle(self.title, fontsize=PNG_TEXT_PT + 3)
+        return fig
+
+
+def agreement_figure(agreement: pd.DataFrame, *, title: str) -> go.Figure:
+    """:class:`AgreementTable`, interactive."""
+    return AgreementTable.of(agreement, title=title).plotly()
 
 
 def agreement_png(agreement: pd.DataFrame, *, title: str) -> Figure:
-    """The agreement table as a PNG, from the same cells as :func:`agreement_figure`."""
-    import textwrap
-
-    header, rows = agreement_cells(agreement)
-    fig = new_figure(figsize=(12, 1.1 + 0.45 * (len(rows) + 1)), dpi=110, layout="constrained")
-    with font_fallback(header, rows, title):
-        ax = fig.add_subplot()
-        ax.axis("off")
-        table = ax.table(
-            cellText=rows or [[""] * len(header)],
-            colLabels=[textwrap.fill(h, 14) for h in header],
-            loc="upper center",
-            cellLoc="left",
-            colLoc="left",
-        )
-        table.auto_set_font_size(False)
-        table.set_fontsize(PNG_TEXT_PT)
-        table.scale(1, 1.6)
-        for (row, _), cell in table.get_celld().items():
-            if row == 0:
-                cell.set_facecolor("#e8eef6")
-                cell.set_height(cell.get_height() * 1.6)
-        fig.suptitle(title, fontsize=PNG_TEXT_PT + 3)
-    return fig
+    """:class:`AgreementTable` as a PNG."""
+    return AgreementTable.of(agreement, title=title).png()
