@@ -315,41 +315,34 @@ class PatchResult(Result):
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"patch": self.cells, "pairs": self.pairs}
 
-    def figures(self) -> dict:
+    def descriptions(self) -> dict:
+        """``{name: () -> description}``: each figure's one description (a
+        :class:`~layerscope.render.matrix_figure.MatrixFigure` per part, a
+        :class:`~layerscope.render.line_figure.LineFigure` over the blocks), from which its HTML and PNG are drawn."""
         from ..render import patching as render
 
         out = {}
         for part in self.parts():
             rows = self.cells[self.cells["part"] == part]
             if part == "heads":
-                out["patch_heads"] = lambda rows=rows: render.heads_figure(rows, title=self.title("heads"))
+                out["patch_heads"] = lambda rows=rows: render.heads_grid(rows, title=self.title("heads"))
             else:
-                out[f"patch_{part}"] = lambda rows=rows, part=part: render.position_figure(
+                out[f"patch_{part}"] = lambda rows=rows, part=part: render.position_grid(
                     rows, self.tokens, self.changed, title=self.title(part)
                 )
         if {"attn", "mlp"} & set(self.parts()):
-            out["patch_layers"] = lambda: render.layers_figure(self.cells, title=self._layers_title())
+            out["patch_layers"] = lambda: render.layer_lines(self.cells, title=self._layers_title())
         return out
+
+    def figures(self) -> dict:
+        return {name: lambda describe=describe: describe().plotly() for name, describe in self.descriptions().items()}
 
     def _layers_title(self) -> str:
         model = ", ".join(self.model_names) or "model"
         return f"{model}: the most any one position gives back, per block ({METRIC_TEXT[self.config.metric]})"
 
     def images(self) -> dict:
-        from ..render import patching as render
-
-        out = {}
-        for part in self.parts():
-            rows = self.cells[self.cells["part"] == part]
-            if part == "heads":
-                out["patch_heads"] = lambda rows=rows: render.heads_png(rows, title=self.title("heads"))
-            else:
-                out[f"patch_{part}"] = lambda rows=rows, part=part: render.position_png(
-                    rows, self.tokens, self.changed, title=self.title(part)
-                )
-        if {"attn", "mlp"} & set(self.parts()):
-            out["patch_layers"] = lambda: render.layers_png(self.cells, title=self._layers_title())
-        return out
+        return {name: lambda describe=describe: describe().png() for name, describe in self.descriptions().items()}
 
     def record(self) -> dict:
         return {

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -179,7 +180,8 @@ class LineFigure:
                 ax.grid(alpha=0.3)
             if handles:
                 axes[0].legend(list(handles.values()), list(handles), fontsize=PNG_TEXT_PT, frameon=False)
-            fig.suptitle(self.title, fontsize=PNG_TEXT_PT + 3)
+            chars = max(30, int(min(width * n, 16) * 72 / (0.62 * (PNG_TEXT_PT + 3))) - 4)
+            fig.suptitle(textwrap.fill(self.title, chars), fontsize=PNG_TEXT_PT + 3)  # a long title on lines
         return fig
 
 
