@@ -212,14 +212,17 @@ class LayersResult(Result):
         depths = self.metrics[["model", "layer", "relative_depth"]]
         return self.projection.merge(depths, on=["model", "layer"], how="left", sort=False)
 
-    def figure(self):
-        """The plotly figure with a layer slider, models side by side (aligned on relative depth when theirs differ)."""
-        from ..render.layer_slider import layer_slider_figure
+    def projection_figure(self):
+        """The one description of the projections (:class:`~layerscope.render.layer_projection_figure.
+        LayerProjectionFigure`), models side by side (aligned on relative depth when theirs differ)."""
+        from ..render.layer_projection_figure import LayerProjectionFigure
 
         fixed = self.config.basis != "layer"
-        return layer_slider_figure(
-            self._placed(), self.ratios, titles=self.titles, fixed_axes=fixed, title=self.title()
-        )
+        return LayerProjectionFigure(self.title(), self._placed(), self.ratios, self.titles, fixed)
+
+    def figure(self):
+        """The plotly figure with a layer slider, models side by side (aligned on relative depth when theirs differ)."""
+        return self.projection_figure().plotly()
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"projection": self.projection, "metrics": self.metrics, "ratios": self.ratios}
@@ -255,14 +258,13 @@ class LayersResult(Result):
         return {"index": self.figure}
 
     def images(self) -> dict:
-        from ..render.layer_grid import grid_figure, layer_figure, metrics_figure
+        from ..render.layer_grid import metrics_figure
 
         sets = ", ".join(dict.fromkeys(self.projection["set"]))
-        images = {"grid": lambda: grid_figure(self._placed(), self.titles, title=self.title())}
+        projections = self.projection_figure()
+        images = {"grid": projections.png}
         for layer in layer_order(self.projection):
-            images[f"layers/{layer_file_stem(layer)}"] = lambda layer=layer: layer_figure(
-                self.projection, self.ratios, layer, title=self.titles.get(layer, layer)
-            )
+            images[f"layers/{layer_file_stem(layer)}"] = lambda layer=layer: projections.layer_png(layer)
         images["metrics"] = lambda: metrics_figure(self.metrics, title=sets)
         return images
 
