@@ -227,7 +227,7 @@ def test_analysis_and_render_never_import_torch_and_render_imports_no_experiment
 #: the most ``layerscope`` imports that may sit inside functions: the boundaries with heavy libraries (torch,
 #: plotly, matplotlib, pandas, ray, mlx, checkpoint readers) kept off ``import layerscope`` and ``--help``, and
 #: the runner's loading of a model from its spec; any other import belongs at module level
-_FUNCTION_LEVEL_IMPORTS = 135
+_FUNCTION_LEVEL_IMPORTS = 106
 
 
 def test_function_level_internal_imports_stay_at_the_heavy_boundaries():

@@ -74,15 +74,30 @@ def _stdout_closed() -> int:
     return 0
 
 
-def _quiet_libraries() -> None:
-    """Keep third-party chatter (transformers' advisory warnings and bars) off the terminal."""
-    try:
+#: what transformers and huggingface_hub read when they are first imported, for :func:`_quiet_libraries`
+QUIET_ENVIRONMENT = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+@contextlib.contextmanager
+def _quiet_libraries():
+    """Keep third-party chatter (transformers' advisory warnings and bars) off the terminal while a command runs.
+
+    transformers is not imported for this: ``--help`` and a bad value's line come before any heavy import. Where
+    it is not loaded yet, the variables it reads at import are set for the command (a user's own value kept) and
+    restored after; where it is, its settings are changed directly.
+    """
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
+    added = {name: value for name, value in QUIET_ENVIRONMENT.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -131,8 +146,7 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.print_help(sys.stderr)
             return 2
         progress.set_enabled(not args.quiet)
-        _quiet_libraries()
-        with warnings.catch_warnings(), held_library_logs(replay=debug):
+        with _quiet_libraries(), warnings.catch_warnings(), held_library_logs(replay=debug):
             warnings.showwarning = _show_warning
             code = int(args.func(args) or 0)
             if INTERRUPTED.is_set():  # Ctrl-C came but was swallowed on its way out

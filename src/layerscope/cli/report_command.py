@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import LayerscopeError
+from ..experiments.report_config import check_out
 from .common import add_out_option, out_dir
 
 HELP = "gather run directories into one self-contained HTML page"
@@ -16,8 +17,6 @@ DESCRIPTION = (
 
 def _report_dir(text: str) -> str:
     """``--out DIR``: a directory, never a page name (the page is ``DIR/report.html``)."""
-    from ..experiments.report import check_out
-
     try:
         check_out(text)
     except LayerscopeError as exc:

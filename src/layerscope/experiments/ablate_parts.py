@@ -18,6 +18,7 @@ import pandas as pd
 from ..errors import LayerscopeError
 from ..rundir import RunDir
 from ..user_files import text_lines
+from .ablate_config import PART_CHOICES, parse_parts  # noqa: F401  (the parts a config names)
 
 
 def config_label(removed: tuple[int, ...], part: str = "block") -> str:
@@ -111,21 +112,6 @@ def first_difference(stored, current, where: str = "") -> str | None:
             return f"{name}: {len(stored)} entries stored, {len(current)} now"
         return f"{name}: stored {stored!r}, now {current!r}"
     return None
-
-
-PART_CHOICES = ("block", "attn", "mlp", "all")  # "all": block, attn and mlp
-
-
-def parse_parts(value) -> tuple[str, ...]:
-    """``"attn"`` -> ``("attn",)``; ``"attn,mlp"`` -> ``("attn", "mlp")``; ``"all"`` -> ``("block", "attn", "mlp")``.
-
-    Repeats are dropped; unknown names are kept for the config's validation to name.
-    """
-    pieces = str(value).split(",") if isinstance(value, str) else [str(v) for v in value]
-    parts: list[str] = []
-    for piece in (p.strip() for p in pieces):
-        parts.extend(("block", "attn", "mlp") if piece == "all" else [piece])
-    return tuple(dict.fromkeys(parts))
 
 
 def parts_phrase(parts) -> str:

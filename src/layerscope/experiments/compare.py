@@ -35,13 +35,11 @@ This module holds the config, the run and the Python API; the parts live with th
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,159 +47,21 @@ import pandas as pd
 
 from ..analysis.pair_cka import pair_cka
 from ..analysis.residual_error import ERROR_COLUMNS, growth_block, residual_errors
-from ..errors import LayerscopeError, choices_text
-from ..experiment import option
-from ..model_spec import ModelSpec, model_list, specs_argv, unique_name
+from ..capture.next_token import next_token_agreement, reference_next_tokens
+from ..capture.read_positions import capture_model, comparable
+from ..errors import LayerscopeError
+from ..model_spec import ModelSpec, model_list, unique_name
+from ..models import Model, require_lm_head
+from ..models.loading import given_or_loaded, models_given
 from ..rundir import model_record
 from ..runner import execute
-from ..tokensets.options import MultiToken, TokenSetOptions, inline_words
-from ..user_files import UserFileError
+from ..tokensets.options import inline_words
+from .compare_config import MIN_ITEMS, CompareConfig, read_prompts  # noqa: F401  (declared in a light module)
 from .compare_result import CompareResult
 
 if TYPE_CHECKING:
     from ..capture.next_token import NextTokens
     from ..capture.read_positions import Capture
-
-#: the fewest inputs compared (debiased CKA needs 4)
-MIN_ITEMS = 4
-
-
-def read_prompts(path: str) -> list[str]:
-    """The non-blank lines of a prompts file (as ``inspect --prompts-file`` reads them)."""
-    from .inspect import read_prompts_file
-
-    return read_prompts_file(path)
-
-
-@dataclass(frozen=True, kw_only=True)
-class CompareConfig(TokenSetOptions):
-    """What ``layerscope compare`` runs.
-
-    Attributes:
-        models: two or more models (``--model``, repeated), loaded one at a time, each freed after its capture.
-        sets, tokens, leading_space: the words (see :class:`TokenSetOptions`); with neither words nor prompts,
-            ``categories``. The last token of each word is read.
-        prompts: prompts instead of words (``--prompt``, repeated); the last token of each is read.
-        prompts_file: a text file with one prompt per line, read after ``prompts``.
-        context: where a word sits: ``bos`` (alone after BOS), ``nobos``, or a template with ``{word}``.
-        bos: put the BOS token before each prompt (``--no-bos`` turns it off).
-        reference: the model the others are measured against: a ``NAME`` given as ``--model NAME=SOURCE``, or
-            a source as given (``default`` for the default model); None: the first model.
-        weights: also compare the checkpoints' tensors when both are checkpoints of one architecture.
-        batch_size: inputs per forward pass.
-    """
-
-    experiment = "compare"
-
-    models: tuple[ModelSpec, ...] = option((), flag="--model")
-    multi_token: MultiToken = option("mean", flag="")
-    prompts: tuple[str, ...] = option((), flag="--prompt", metavar="TEXT", help="a prompt instead of words; repeatable")
-    prompts_file: str | None = option(None, metavar="FILE", help="a text file with one prompt per line")
-    context: str = option(
-        "bos",
-        metavar="bos|nobos|TEMPLATE",
-        help="each word alone after BOS (default), alone without BOS, or in a template such as 'The word is {word}'",
-    )
-    bos: bool = option(True, flag="--no-bos", help="do not put the BOS token before each prompt")
-    reference: str | None = option(
-        None,
-        metavar="NAME",
-        help="the model the others are measured against: a NAME of --model NAME=SOURCE or a source (default: the "
-        "first)",
-    )
-    weights: bool = option(True, flag="--no-weights", help="do not compare the checkpoints' tensors")
-    batch_size: int = option(32, minimum=1, help="inputs per forward pass (default 32)")
-
-    # ----- inputs ----------------------------------------------------------------------------------------
-    @property
-    def uses_prompts(self) -> bool:
-        return bool(self.prompts) or self.prompts_file is not None
-
-    def all_prompts(self) -> list[str]:
-        prompts = list(self.prompts)
-        if self.prompts_file is not None:
-            try:
-                prompts += read_prompts(self.prompts_file)
-            except UserFileError as exc:
-                raise self.error("prompts_file", self.prompts_file, exc.problem) from None
-        return prompts
-
-    def word_sets(self) -> dict[str, list[str]]:
-        if not self.sets and not self.tokens:
-            return TokenSetOptions.word_sets(dataclasses.replace(self, sets=("categories",)))
-        return super().word_sets()
-
-    def n_items(self) -> int:
-        if self.uses_prompts:
-            return len(self.all_prompts())
-        return sum(len(words) for words in self.word_sets().values())
-
-    def reference_index(self) -> int:
-        """The position of the reference in ``models`` (0 without ``reference``)."""
-        if self.reference is None:
-            return 0
-        wanted = str(self.reference)
-        for index, spec in enumerate(self.models):
-            if wanted in (spec.name, spec.value, spec.label):
-                return index
-        for index, spec in enumerate(self.models):  # a path written another way
-            if spec.source and os.path.exists(wanted) and os.path.realpath(wanted) == os.path.realpath(spec.source):
-                return index
-        valid = list(dict.fromkeys(spec.name or spec.label for spec in self.models))
-        raise self.error("reference", self.reference, f"names none of the models; valid: {choices_text(valid)}")
-
-    # ----- checks ------------------------------------------------------------------------------------------
-    def validate(self) -> None:
-        from ..capture.contexts import context_problem
-
-        super().validate()
-        if isinstance(self.models, ModelSpec) or not all(isinstance(m, ModelSpec) for m in self.models):
-            raise self.error("models", self.models, "must be a tuple of ModelSpec")
-        if len(self.models) < 2:
-            raise self.error("models", [m.label for m in self.models], "gives fewer than 2 models; give two or more")
-        for spec in self.models:
-            try:
-                spec.validate()
-            except LayerscopeError as exc:
-                raise self.error("models", spec.value, f"is not valid: {exc}") from None
-        if isinstance(self.prompts, str):
-            raise self.error("prompts", self.prompts, "must be a tuple of texts (the Python API accepts one text)")
-        if self.prompts_file is not None and not str(self.prompts_file).strip():
-            raise self.error("prompts_file", self.prompts_file, "is empty; give a text file with one prompt per line")
-        if self.uses_prompts and (self.sets or self.tokens):
-            raise self.error(
-                "prompts", list(self.prompts) or self.prompts_file,
-                "comes with words (--set/--tokens); give words or prompts, not both",
-            )  # fmt: skip
-        if self.multi_token != "mean":
-            raise self.error("multi_token", self.multi_token, "is not used: compare reads the last token of each word")
-        if self.uses_prompts:
-            for prompt in self.all_prompts():
-                if not prompt.strip():
-                    raise self.error("prompts", prompt, "is empty; every prompt needs at least one character")
-            if self.context != "bos":
-                raise self.error("context", self.context, "applies to words; prompts are read as given")
-        else:
-            problem = context_problem(self.context)
-            if problem:
-                raise self.error("context", self.context, problem)
-        n = self.n_items()
-        if n < MIN_ITEMS:
-            what = "prompts" if self.uses_prompts else "words"
-            raise self.error(
-                "prompts" if self.uses_prompts else "sets",
-                list(self.prompts) if self.uses_prompts else list(self.sets),
-                f"gives {n} {what}; CKA needs at least {MIN_ITEMS}",
-            )
-        self.reference_index()
-
-    def command(self) -> list[str]:
-        """The command line; every model is one ``--model`` (shared options from the first)."""
-        argv = super(CompareConfig, dataclasses.replace(self, models=())).command()
-        return argv[:2] + specs_argv(self.models) + argv[2:]
-
-    def run(self, model=None) -> CompareResult:
-        return run_compare(self, model)
 
 
 def weight_error_table(reference: tuple[ModelSpec, str, int], other_spec: ModelSpec, other) -> pd.DataFrame | None:
@@ -237,8 +97,6 @@ def run_compare(config: CompareConfig, models=None) -> CompareResult:
     The reference is captured first; each other model is measured against it while it is loaded, so only
     the captures (and, on prompts, the reference's next-token log-probabilities) outlive a model.
     """
-    from ..capture.read_positions import capture_model
-    from ..models.loading import given_or_loaded, models_given
 
     given = models_given(config.models, models)
     ref_index = config.reference_index()
@@ -333,16 +191,12 @@ class _ReferenceState:
         self.skipped: dict[str, str] = {}
 
     def set_reference(self, spec: ModelSpec, model, capture: Capture) -> None:
-        from ..capture.next_token import reference_next_tokens
-
         self.reference = capture
         self.reference_info = (spec, type(model.module).__name__, model.n_layers)
         if self.config.uses_prompts and _has_head(model):
             self.next_tokens = reference_next_tokens(model, capture)
 
     def measure(self, spec: ModelSpec, model, capture: Capture) -> None:
-        from ..capture.read_positions import comparable
-
         reference, name = self.reference, capture.name
         why = comparable(reference, capture)
         if why is not None:
@@ -369,8 +223,6 @@ class _ReferenceState:
         self.agreement.append(row)
 
     def _next_token(self, model, capture: Capture, row: dict) -> None:
-        from ..capture.next_token import next_token_agreement
-
         reference = self.next_tokens
         try:
             kl, top1, p_top1 = next_token_agreement(model, capture, reference)
@@ -398,8 +250,6 @@ class _ReferenceState:
 
 
 def _has_head(model) -> bool:
-    from ..models import require_lm_head
-
     try:
         require_lm_head(model, "compare")
     except LayerscopeError:
@@ -459,8 +309,6 @@ def compare(
         >>> result.errors                   # relative error and cosine per model and layer
         >>> result.agreement                # top-1 agreement, mean KL, where the error grows most
     """
-    from ..models import Model
-
     models = model_list(models, model)
     specs = tuple(ModelSpec.of(m) for m in models)
     if isinstance(reference, int) and not isinstance(reference, bool):

@@ -11,6 +11,13 @@ import pandas as pd
 from ..analysis.pair_cka import PairCKA
 from ..analysis.residual_error import ERROR_COLUMNS, growth_block
 from ..experiment import Result
+from ..render.compare import (
+    AgreementTable,
+    cka_figure,
+    cka_png,
+    errors_figure,
+    errors_png,
+)
 from .findings import layer_phrase, number, percent
 
 if TYPE_CHECKING:
@@ -126,31 +133,21 @@ class CompareResult(Result):
     def figure(self):
         """CKA heatmaps, one pair at a time (a selector with several pairs): linear and debiased side by side,
         each layer of A's best match in B marked."""
-        from ..render.compare import cka_figure
-
         return cka_figure(self.pairs, title=f"linear CKA layer by layer over {self.n_inputs} {self.input_kind}")
 
     def cka_png(self):
-        from ..render.compare import cka_png
-
         return cka_png(self.pairs, title=f"linear CKA layer by layer over {self.n_inputs} {self.input_kind}")
 
     def errors_figure(self):
         """Relative error and cosine against the reference, layer by layer, one line per model."""
-        from ..render.compare import errors_figure
-
         return errors_figure(self.errors, title=f"against {self.reference}, at the read positions")
 
     def errors_png(self):
-        from ..render.compare import errors_png
-
         return errors_png(self.errors, title=f"against {self.reference}, at the read positions")
 
     def agreement_table(self):
         """The agreement table's one description (:class:`~layerscope.render.compare.AgreementTable`): next-token
         agreement, KL, residual and weight error per model."""
-        from ..render.compare import AgreementTable
-
         return AgreementTable.of(self.agreement, title=f"against {self.reference}")
 
     def agreement_figure(self):

@@ -17,6 +17,8 @@ from ..analysis.phases import Phases, find_phases
 from ..errors import LayerscopeError
 from ..experiment import Result
 from ..model_spec import unique_name
+from ..render.heatmap import MAX_PANELS, ResidualFigure, ResidualPanel, visible_token
+from ..render.lens import LensFigure
 from ..render.matrix_figure import MatrixFigure
 from ..run_files import RunFiles
 from .findings import layer_phrase, number
@@ -85,8 +87,6 @@ class InspectResult(Result):
 
     # ----- figures -----------------------------------------------------------------------------------
     def _panels(self):
-        from ..render.heatmap import ResidualPanel, visible_token
-
         panels, names = [], []
         for tokens, values in zip(self.tokens, self.residuals):
             names.append(unique_name(tokens.prompt, names))  # a repeated prompt becomes "5+2= (2)"
@@ -112,8 +112,6 @@ class InspectResult(Result):
         """The residual heatmaps as one :class:`~layerscope.render.heatmap.ResidualFigure`, from which the HTML
         and the PNG are drawn: up to ``max_panels`` prompts (default
         :data:`~layerscope.render.heatmap.MAX_PANELS`) side by side on one colour scale."""
-        from ..render.heatmap import MAX_PANELS, ResidualFigure
-
         panels = self._panels()
         return ResidualFigure(
             panels,
@@ -139,8 +137,6 @@ class InspectResult(Result):
     def lens_heatmap(self):
         """The logit lens as one :class:`~layerscope.render.lens.LensFigure`: probability of each prompt's target
         per layer, top-1 token as text, cells whose top-1 is the target outlined."""
-        from ..render.lens import LensFigure
-
         prob, top, prompts, hits, hover = self._lens_grid()
         title = f"{self.model_name}: logit lens (colour: p(target); outlined: top-1 is the target)"
         return LensFigure(title, prob, top, prompts, self.layer_names, hits=hits, hover=hover)
@@ -180,8 +176,6 @@ class InspectResult(Result):
     def _lens_grid(self):
         """``(prob, top1, prompts, hits, hover)``: per (layer, prompt) the target's probability, the top-1
         token, whether it is the target, and a hover text with the top-k and the target's rank."""
-        from ..render.heatmap import visible_token
-
         prompts: list[str] = []  # column names: a repeated prompt becomes "5+2= (2)"
         for t in self.tokens:
             prompts.append(unique_name(t.prompt, prompts))

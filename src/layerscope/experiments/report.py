@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -23,77 +22,18 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import LayerscopeError
-from ..experiment import ExperimentConfig, Result, option
+from ..experiment import Result
 from ..render.page import report_html
 from ..render.people import is_positive
 from ..render.section import Section
 from ..run_files import ReadBudget, RunFiles
 from ..rundir import default_run_dir
 from ..runner import execute
+from .report_config import PAGE, ReportConfig, _expanded, check_out  # noqa: F401  (declared in a light module)
 from .report_sections import MAX_FILE_BYTES, REPORT_BUDGET_BYTES, read_section, tour_load_seconds
 
-#: the page in a report's run directory
-PAGE = "report.html"
 #: what ``sections.csv`` holds, one row per gathered run
 _SECTION_COLUMNS = ("name", "experiment", "title", "command", "created", "run_dir")
-
-
-def _expanded(path: str | os.PathLike) -> Path | None:
-    """``path`` with ``~`` expanded; None for ``~user`` of an unknown user."""
-    try:
-        return Path(path).expanduser()
-    except RuntimeError:
-        return None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReportConfig(ExperimentConfig):
-    """What ``layerscope report`` gathers (the run directory it writes is ``--out``, as for every experiment).
-
-    Attributes:
-        run_dirs: run directories written by layerscope (each holds a ``run.json``), in page order.
-        title: the page title.
-        model_load_s: Python only: seconds the model shared by these runs took to load (a tour passes its
-            own), shown in the page header; None: read from the tour's ``run.json`` in the runs' folder, if any.
-    """
-
-    experiment = "report"
-
-    run_dirs: tuple[str, ...] = option(
-        positional=True, metavar="RUN_DIR", help="run directories written by layerscope commands"
-    )
-    title: str = option("layerscope report", help="the page title")
-    model_load_s: float | None = option(None, flag="")
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.run_dirs:
-            raise self.error(
-                "run_dirs", self.run_dirs, "is empty; give one or more directories written by layerscope commands"
-            )
-        for run_dir in self.run_dirs:
-            if _expanded(run_dir) is None:
-                raise self.error("run_dirs", str(run_dir), "names the home directory of an unknown user")
-            if not (_expanded(run_dir) / "run.json").is_file():
-                raise self.error("run_dirs", str(run_dir), "is not a layerscope run directory: it has no run.json")
-        load = self.model_load_s
-        if load is not None and (
-            isinstance(load, bool) or not isinstance(load, (int, float)) or not math.isfinite(load) or load < 0
-        ):
-            raise self.error("model_load_s", load, "must be a number of seconds of at least 0 (or None)")
-
-    def run(self, model=None) -> ReportResult:
-        start = time.perf_counter()
-        dirs = [_expanded(d) or Path(d) for d in self.run_dirs]
-        budget = ReadBudget(REPORT_BUDGET_BYTES)
-        sections = [read_section(d, budget) for d in dirs]
-        load = self.model_load_s if self.model_load_s is not None else tour_load_seconds(dirs, sections)
-        return ReportResult(
-            config=self,
-            sections=sections,
-            model_load_s=float(load) if is_positive(load) else None,
-            timings={"read": time.perf_counter() - start},
-        )
 
 
 @dataclass(kw_only=True, repr=False)
@@ -157,6 +97,21 @@ class ReportResult(Result):
         return [f"{s.name}: {s.title}" for s in self.sections]
 
 
+def run_report(config: ReportConfig) -> ReportResult:
+    """Read each run directory of ``config`` as a section (files read within one budget), in page order."""
+    start = time.perf_counter()
+    dirs = [_expanded(d) or Path(d) for d in config.run_dirs]
+    budget = ReadBudget(REPORT_BUDGET_BYTES)
+    sections = [read_section(d, budget) for d in dirs]
+    load = config.model_load_s if config.model_load_s is not None else tour_load_seconds(dirs, sections)
+    return ReportResult(
+        config=config,
+        sections=sections,
+        model_load_s=float(load) if is_positive(load) else None,
+        timings={"read": time.perf_counter() - start},
+    )
+
+
 def report(
     run_dirs: str | os.PathLike | Sequence[str | os.PathLike],
     *,
@@ -183,13 +138,3 @@ def report(
     if target is None:
         raise LayerscopeError(f"{str(out)!r} names the home directory of an unknown user; give another path")
     return execute(config, out=check_out(target), force=force)
-
-
-def check_out(out: str | os.PathLike) -> str | os.PathLike:
-    """``out`` unless it names a page (``*.html``): a report writes a run directory, the page is ``out/report.html``."""
-    if os.fspath(out).lower().endswith((".html", ".htm")):
-        raise LayerscopeError(
-            f"{os.fspath(out)!r} names a page; a report writes a run directory: give a directory "
-            f"(the page is written as DIR/{PAGE})"
-        )
-    return out

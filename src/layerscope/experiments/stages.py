@@ -7,7 +7,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -15,37 +14,15 @@ import pandas as pd
 from ..analysis import fit_pca
 from ..capture.embedding_stages import StageVectors, capture_stages
 from ..errors import LayerscopeError, choices_text
-from ..experiment import Result, option
+from ..experiment import Result
 from ..model_spec import ModelSpec
 from ..models.embedding import Embedder
 from ..render.figure_page import figures_page
+from ..render.scatter import ProjectionFigure, projections_png
 from ..runner import execute
-from .encode import EmbeddingConfig, _spec_of, embedder_record
+from .encode import _spec_of, embedder_record
 from .findings import percent
-
-
-@dataclass(frozen=True, kw_only=True)
-class StagesConfig(EmbeddingConfig):
-    """What ``layerscope stages`` runs (texts, file, model, batch size: see :class:`EmbeddingConfig`).
-
-    Attributes:
-        prompt_name: one of the model's own prompts (EmbeddingGemma: ``"query"``, ...).
-        dims: 2 or 3 principal components per stage.
-    """
-
-    experiment = "stages"
-
-    prompt_name: str | None = option(None, metavar="NAME", help="one of the model's own prompts (e.g. query)")
-    dims: Literal[2, 3] = option(2, help="2 or 3 (default 2)")
-
-    def validate(self) -> None:
-        super().validate()
-        n = len(self.all_texts())
-        if n < self.dims:
-            raise self.error("dims", self.dims, f"needs at least {self.dims} texts to span; got {n}")
-
-    def run(self, model=None) -> StagesResult:
-        return run_stages(self, model)
+from .stages_config import StagesConfig  # noqa: F401  (declared in a light module)
 
 
 @dataclass(kw_only=True, repr=False)
@@ -72,8 +49,6 @@ class StagesResult(Result):
     def projection(self, stage: str | None = None):
         """The PCA scatter of one stage (default: the last, the model's output) as one
         :class:`~layerscope.render.scatter.ProjectionFigure`, from which its HTML and its PNG panel are drawn."""
-        from ..render.scatter import ProjectionFigure
-
         stage = self.names[-1] if stage is None else str(stage)
         if stage not in self.explained:
             raise LayerscopeError(f"unknown stage {stage!r}; valid: {choices_text(self.names)}")
@@ -109,8 +84,6 @@ class StagesResult(Result):
 
     def images(self) -> dict:
         """``index.png``: every stage's projection side by side (the page ``index.html`` as one image)."""
-        from ..render.scatter import projections_png
-
         panels = {name: self.projection(name) for name in self.names}
         title = f"{', '.join(self.model_names)}: stages"
         return {"index": lambda: projections_png(panels, title=title)}

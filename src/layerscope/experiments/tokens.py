@@ -10,76 +10,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from ..analysis import PCABasis, fit_pca
-from ..errors import choices_text
-from ..experiment import Result, option
+from ..experiment import Result
 from ..model_spec import ModelSpec
 from ..models import Model
 from ..models.loading import given_or_loaded
+from ..render.scatter import ProjectionFigure
 from ..rundir import model_record
 from ..runner import execute
 from ..tokensets import TokenItem, encode_sets, pool_rows
 from ..tokensets.builtin import ORDERED_SETS
-from ..tokensets.options import TokenSetOptions, inline_words
+from ..tokensets.options import inline_words
 from .findings import percent
-
-
-@dataclass(frozen=True, kw_only=True)
-class TokensConfig(TokenSetOptions):
-    """What ``layerscope tokens`` runs.
-
-    Attributes:
-        model: which model (default: the embedded Gemma 3 270M).
-        sets, tokens, leading_space, multi_token: which words (see :class:`TokenSetOptions`);
-            with neither sets nor tokens, ``digits`` and ``number-words``.
-        dims: 2 or 3 principal components.
-        basis_set: fit the PCA on this set only and project every set onto it; None fits on all rows.
-        ordered: more sets whose words are in order (a line joins their points, as for the built-in
-            ordered sets: digits, number-words, months).
-        normalize: project each word's vector scaled to unit length (its direction only), so the words whose
-            rows have larger norms (often the rare ones) do not dominate the PCA; ``embeddings`` stay as read.
-    """
-
-    experiment = "tokens"
-
-    model: ModelSpec = option(ModelSpec(), flag="--model")
-    dims: Literal[2, 3] = option(3, help="2 or 3 (default 3)")
-    basis_set: str | None = option(None, metavar="SET", help="fit the PCA on this set only, project the rest")
-    ordered: tuple[str, ...] = option(
-        (),
-        metavar="SET",
-        help="a set whose words are in order: a line joins its points (digits, number-words, months always are)",
-    )
-    normalize: bool = option(
-        False, help="scale each word's vector to unit length before the PCA (directions only, not norms)"
-    )
-
-    def validate(self) -> None:
-        super().validate()
-        sets = self.word_sets()
-        for name in self.ordered:
-            if name not in sets:
-                raise self.error("ordered", name, f"is not among the sets; valid: {choices_text(sets)}")
-        if self.basis_set is not None and self.basis_set not in sets:
-            raise self.error("basis_set", self.basis_set, f"is not among the sets; valid: {choices_text(sets)}")
-
-    def word_sets(self) -> dict[str, list[str]]:
-        if not self.sets and not self.tokens:
-            return TokenSetOptions.word_sets(self.with_sets(("digits", "number-words")))
-        return super().word_sets()
-
-    def with_sets(self, sets: tuple[str, ...]) -> TokensConfig:
-        from dataclasses import replace
-
-        return replace(self, sets=sets)
-
-    def run(self, model=None) -> TokensResult:
-        return run_tokens(self, model)
+from .tokens_config import TokensConfig  # noqa: F401  (declared in a light module)
 
 
 @dataclass(kw_only=True, repr=False)
@@ -114,8 +61,6 @@ class TokensResult(Result):
     def projection(self):
         """The projection as one :class:`~layerscope.render.scatter.ProjectionFigure`, from which the HTML and the
         PNG are drawn."""
-        from ..render.scatter import ProjectionFigure
-
         return ProjectionFigure(self.title(), self.table, self.explained_variance_ratio, connect=self.joined_sets)
 
     def figure(self):

@@ -20,6 +20,14 @@ from ..model_spec import ModelSpec
 from ..run_files import RunFiles
 from ..rundir import model_record
 from ..runner import execute
+from .ablate_config import AblateConfig
+from .compare_config import CompareConfig
+from .echo_config import EchoConfig
+from .inspect_config import InspectConfig
+from .layers_config import LayersConfig
+from .layout import LayoutConfig
+from .patch_config import PatchConfig
+from .tokens_config import TokensConfig
 
 ARITHMETIC_PROMPTS = (
     "5+2=", "3+4=", "2+5=", "9-2=", "8-1=", "2*3=", "3*3=", "8/4=", "6/2=", "1+1=", "4+4=", "7-3=",
@@ -75,15 +83,6 @@ def tour_steps(
     ``out``: the tour's directory). ``patch`` runs on the names pair (:data:`NAMES_PAIR`): the residual stream
     in a quick tour, every part in the full one. The full tour ends with ``compare``: the model against its MLX 8- and 4-bit
     re-quantizations, written under ``out/quantized/`` first; ``quick`` leaves that step out."""
-    from .ablate import AblateConfig
-    from .compare import CompareConfig
-    from .echo import EchoConfig
-    from .inspect import InspectConfig
-    from .layers import LayersConfig
-    from .layout import LayoutConfig
-    from .patch import PatchConfig
-    from .tokens import TokensConfig
-
     prompts = ARITHMETIC_PROMPTS[:6] if quick else ARITHMETIC_PROMPTS
     quantized = Path(out) / "quantized"
     steps = [

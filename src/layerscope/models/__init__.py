@@ -1,7 +1,39 @@
-"""Load the model's parts; see :func:`load_model`."""
+"""Load the model's parts; see :func:`load_model`.
 
-from .kinds import CAUSAL_LM, ENCODER, require_lm_head
-from .loading import load_model
-from .model import Model
+The names below load on first use, so the light submodules (``kinds``, ``names``) are importable, for a config's
+checks, without the loader's torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+#: public name -> submodule
+_LAZY = {
+    "CAUSAL_LM": "kinds",
+    "ENCODER": "kinds",
+    "require_lm_head": "kinds",
+    "load_model": "loading",
+    "Model": "model",
+}
 
 __all__ = ["CAUSAL_LM", "ENCODER", "Model", "load_model", "require_lm_head"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .kinds import CAUSAL_LM, ENCODER, require_lm_head
+    from .loading import load_model
+    from .model import Model

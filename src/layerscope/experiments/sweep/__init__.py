@@ -32,13 +32,31 @@ Modules, one concept each:
 
 from __future__ import annotations
 
-from .api import sweep
-from .config import SweepConfig, config_class, config_of, model_field, per_model, without_models
-from .memory import RUNTIME_OVERHEAD, model_memory, needs_gpu
-from .merge import merge_tables, merged_echo
-from .plan import Job, directory_for, finished, planned_name
-from .result import SweepResult, failure_line
-from .run import run_sweep
+import importlib
+from typing import TYPE_CHECKING
+
+#: public name -> submodule, imported on first use: ``sweep.config`` (what the command line reads) stays light
+_LAZY = {
+    "sweep": "api",
+    "SweepConfig": "config",
+    "config_class": "config",
+    "config_of": "config",
+    "model_field": "config",
+    "per_model": "config",
+    "without_models": "config",
+    "RUNTIME_OVERHEAD": "memory",
+    "model_memory": "memory",
+    "needs_gpu": "memory",
+    "merge_tables": "merge",
+    "merged_echo": "merge",
+    "Job": "plan",
+    "directory_for": "plan",
+    "finished": "plan",
+    "planned_name": "plan",
+    "SweepResult": "result",
+    "failure_line": "result",
+    "run_sweep": "run",
+}
 
 __all__ = [
     "RUNTIME_OVERHEAD",
@@ -61,3 +79,25 @@ __all__ = [
     "sweep",
     "without_models",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import sweep
+    from .config import SweepConfig, config_class, config_of, model_field, per_model, without_models
+    from .memory import RUNTIME_OVERHEAD, model_memory, needs_gpu
+    from .merge import merge_tables, merged_echo
+    from .plan import Job, directory_for, finished, planned_name
+    from .result import SweepResult, failure_line
+    from .run import run_sweep
