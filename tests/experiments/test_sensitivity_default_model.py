@@ -1,0 +1,65 @@
+"""``sensitivity`` on the real default model (Gemma 3 270M): restored parts' KL and agreement equal those of a model
+built independently (the MLX 4-bit copy ``quantize`` writes, loaded by transformers, the reference's tensors copied
+in with plain torch, each prompt run alone)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import layerscope
+from layerscope.analysis.sensitivity import kl_divergence
+from layerscope.capture.restoration import RestorationEngine
+
+pytest.importorskip("mlx.core")
+
+#: prompts of different lengths (padded on the right in a batch of two; the third alone)
+PROMPTS = ["The capital of France is", "3+4=7, 5+2=", "When John and Mary went to the store, John gave a drink to"]
+#: the tied embedding (every block recomputed), a low, a middle and the last block
+LABELS = ("embed", "1.down_proj", "9.v_proj", "17.o_proj")
+
+
+def _log_probs(module, model) -> np.ndarray:
+    """``(prompt, vocab)`` float64 log-probabilities at each prompt's last token, each prompt run alone."""
+    rows = []
+    with torch.no_grad():
+        for text in PROMPTS:
+            logits = module(torch.tensor([model.encode(text)])).logits[0, -1]
+            rows.append(torch.log_softmax(logits.float(), -1).double().numpy())
+    return np.stack(rows)
+
+
+@pytest.mark.default_model
+def test_restored_parts_equal_an_independent_model_on_the_default_model(default_model, tmp_path):
+    reference = default_model
+    q_dir = layerscope.quantize(None, to="mlx", bits=4, group_size=64, out=tmp_path / "q4")
+    quantized = layerscope.load_model(str(q_dir))  # transformers' module, the MLX weights dequantized
+    ref_params = dict(reference.module.named_parameters())
+    q_params = dict(quantized.module.named_parameters())
+    values = {n: p.detach().clone() for n, p in q_params.items() if not torch.equal(p, ref_params[n])}
+    state = {n: p.detach().clone() for n, p in ref_params.items()}
+    ref_lp = _log_probs(reference.module, reference)
+    q_lp = _log_probs(quantized.module, reference)
+    ids = [reference.encode(t) for t in PROMPTS]
+    with RestorationEngine(reference, values, ids, batch_size=2) as engine:
+        parts = {p.label: p for p in engine.parts}
+        assert len(parts) == 1 + 7 * reference.n_layers  # every block matrix and the tied embedding
+        np.testing.assert_allclose(engine.quantized_scores.kl, kl_divergence(ref_lp, q_lp), atol=2e-5)
+        np.testing.assert_array_equal(engine.quantized_scores.top1, q_lp.argmax(-1))
+        for label in LABELS:
+            part = parts[label]
+            got = engine.restore(part)
+            with torch.no_grad():  # the independent model: the quantized copy with the part's tensors copied in
+                for name in part.names:
+                    q_params[name].copy_(state[name])
+                lp = _log_probs(quantized.module, reference)
+                for name in part.names:
+                    q_params[name].copy_(values[name])
+            assert not np.allclose(kl_divergence(ref_lp, lp), kl_divergence(ref_lp, q_lp), atol=1e-4), label
+            # float32 rounding of a batched, padded forward against each prompt alone (KLs near 0.1 to 1)
+            np.testing.assert_allclose(got.kl, kl_divergence(ref_lp, lp), atol=2e-5, err_msg=label)
+            np.testing.assert_array_equal(got.top1, lp.argmax(-1), err_msg=label)
+            np.testing.assert_array_equal(got.agrees, lp.argmax(-1) == ref_lp.argmax(-1), err_msg=label)
+    # the session's model has its own weights back
+    np.testing.assert_array_equal(_log_probs(reference.module, reference), ref_lp)
