@@ -121,6 +121,27 @@ def test_each_restored_block_output_equals_an_independent_patch(pair):
             np.testing.assert_array_equal(got.top1, lp.argmax(-1))
 
 
+def test_each_block_with_its_weights_restored_equals_an_independent_model(pair):
+    """The activation view's other side: every part of a block restored at once (the embedding: its own part)."""
+    source, q_dir, prompts = pair
+    reference = layerscope.load_model(str(source))
+    ref_lp = _log_probs(reference.module, reference, PROMPTS)
+    state = {n: p.detach().clone() for n, p in reference.module.named_parameters()}
+    result = layerscope.sensitivity(reference, quantized=str(q_dir), text=prompts)
+    views = result.activations.set_index("layer")
+    quantized = dict(layerscope.load_model(str(q_dir)).module.named_parameters())
+    differ = [n for n, v in quantized.items() if not torch.equal(v, state[n])]
+    for layer, prefix in [("embed", "model.embed_tokens."), *((str(k), f"model.layers.{k}.") for k in range(3))]:
+        names = [n for n in differ if n.startswith(prefix) and n.endswith("_proj.weight") or n == prefix + "weight"]
+        assert names, layer
+        lp = _log_probs(_independent(q_dir, state, names), reference, PROMPTS)
+        kl = kl_divergence(ref_lp, lp)
+        assert views.loc[layer, "weights_kl"] == pytest.approx(kl.mean(), abs=2e-6), layer
+        assert views.loc[layer, "weights_top1_agreement"] == (lp.argmax(-1) == ref_lp.argmax(-1)).mean()
+        total = result.numbers["quantized_kl"]
+        assert views.loc[layer, "weights_share_removed"] == pytest.approx((total - kl.mean()) / total, abs=1e-5)
+
+
 def test_kl_and_interval_equal_numpy():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 5, 7))
