@@ -226,6 +226,20 @@ def other_tokenizer(pair, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def other_shape(pair, tmp_path_factory):
+    """A tiny gemma3 of the reference's parameter names, its MLP twice as wide, with the reference's tokenizer."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    source, _, _ = pair
+    out = tmp_path_factory.mktemp("wide") / "q"
+    config = AutoConfig.from_pretrained(source)
+    config.intermediate_size *= 2
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    return out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -233,15 +247,19 @@ def other_tokenizer(pair, tmp_path_factory):
         (["--budget", "lots"], "--budget lots is not valid: budget 'lots' is not a budget"),
         (["--budget", "1.5bpw"], "--budget 1.5bpw is below the base's 2 bits per weight"),
         (["--budget", "100000%"], "--budget 100000% is above the reference's own size"),
+        (["--budget", "80bpw"], "--budget 80bpw is above the reference's own size"),
         (["--bits", "7"], "--bits 7 is not supported by MLX"),
         (["--task", "nope"], "--task nope is not a built-in task"),
         (["--quantized", "{llama}"], "differ in parameters"),
         (["--quantized", "{other}"], "has another tokenizer than the reference"),
+        (["--quantized", "{wide}"], "model.layers.0.mlp.gate_proj.weight is (256, 64) in the quantized model"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(pair, tiny_model_dirs, other_tokenizer, tmp_path, capsys, args, message):
+def test_bad_input_is_one_line_and_exit_2(
+    pair, tiny_model_dirs, other_tokenizer, other_shape, tmp_path, capsys, args, message
+):
     source, _, prompts = pair
-    args = [a.format(llama=tiny_model_dirs["llama"], other=other_tokenizer) for a in args]
+    args = [a.format(llama=tiny_model_dirs["llama"], other=other_tokenizer, wide=other_shape) for a in args]
     argv = ["sensitivity", "--model", str(source), "--text", str(prompts), "--bits", "2", *args]
     code = main(["--quiet", *argv, "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
