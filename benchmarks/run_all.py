@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 #: arguments per script, where its defaults are longer than one run of ``make bench`` needs
 ARGUMENTS = {
     "ablate.py": ["--n", "1000"],
+    "sensitivity.py": ["--prompts", "8"],  # the naive sweep over 24 prompts outlasts --timeout
 }
 
 

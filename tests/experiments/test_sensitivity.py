@@ -121,6 +121,27 @@ def test_each_restored_block_output_equals_an_independent_patch(pair):
             np.testing.assert_array_equal(got.top1, lp.argmax(-1))
 
 
+def test_each_block_with_its_weights_restored_equals_an_independent_model(pair):
+    """The activation view's other side: every part of a block restored at once (the embedding: its own part)."""
+    source, q_dir, prompts = pair
+    reference = layerscope.load_model(str(source))
+    ref_lp = _log_probs(reference.module, reference, PROMPTS)
+    state = {n: p.detach().clone() for n, p in reference.module.named_parameters()}
+    result = layerscope.sensitivity(reference, quantized=str(q_dir), text=prompts)
+    views = result.activations.set_index("layer")
+    quantized = dict(layerscope.load_model(str(q_dir)).module.named_parameters())
+    differ = [n for n, v in quantized.items() if not torch.equal(v, state[n])]
+    for layer, prefix in [("embed", "model.embed_tokens."), *((str(k), f"model.layers.{k}.") for k in range(3))]:
+        names = [n for n in differ if n.startswith(prefix) and n.endswith("_proj.weight") or n == prefix + "weight"]
+        assert names, layer
+        lp = _log_probs(_independent(q_dir, state, names), reference, PROMPTS)
+        kl = kl_divergence(ref_lp, lp)
+        assert views.loc[layer, "weights_kl"] == pytest.approx(kl.mean(), abs=2e-6), layer
+        assert views.loc[layer, "weights_top1_agreement"] == (lp.argmax(-1) == ref_lp.argmax(-1)).mean()
+        total = result.numbers["quantized_kl"]
+        assert views.loc[layer, "weights_share_removed"] == pytest.approx((total - kl.mean()) / total, abs=1e-5)
+
+
 def test_kl_and_interval_equal_numpy():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 5, 7))
@@ -205,6 +226,20 @@ def other_tokenizer(pair, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def other_shape(pair, tmp_path_factory):
+    """A tiny gemma3 of the reference's parameter names, its MLP twice as wide, with the reference's tokenizer."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    source, _, _ = pair
+    out = tmp_path_factory.mktemp("wide") / "q"
+    config = AutoConfig.from_pretrained(source)
+    config.intermediate_size *= 2
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    return out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -212,15 +247,19 @@ def other_tokenizer(pair, tmp_path_factory):
         (["--budget", "lots"], "--budget lots is not valid: budget 'lots' is not a budget"),
         (["--budget", "1.5bpw"], "--budget 1.5bpw is below the base's 2 bits per weight"),
         (["--budget", "100000%"], "--budget 100000% is above the reference's own size"),
+        (["--budget", "80bpw"], "--budget 80bpw is above the reference's own size"),
         (["--bits", "7"], "--bits 7 is not supported by MLX"),
         (["--task", "nope"], "--task nope is not a built-in task"),
         (["--quantized", "{llama}"], "differ in parameters"),
         (["--quantized", "{other}"], "has another tokenizer than the reference"),
+        (["--quantized", "{wide}"], "model.layers.0.mlp.gate_proj.weight is (256, 64) in the quantized model"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(pair, tiny_model_dirs, other_tokenizer, tmp_path, capsys, args, message):
+def test_bad_input_is_one_line_and_exit_2(
+    pair, tiny_model_dirs, other_tokenizer, other_shape, tmp_path, capsys, args, message
+):
     source, _, prompts = pair
-    args = [a.format(llama=tiny_model_dirs["llama"], other=other_tokenizer) for a in args]
+    args = [a.format(llama=tiny_model_dirs["llama"], other=other_tokenizer, wide=other_shape) for a in args]
     argv = ["sensitivity", "--model", str(source), "--text", str(prompts), "--bits", "2", *args]
     code = main(["--quiet", *argv, "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()

@@ -333,6 +333,18 @@ class RestorationEngine:
             return self.score(self._run(start=part.block, feed=self._q_inputs))
 
     @torch.inference_mode()
+    def restore_block(self, block: int) -> Scores:
+        """The scores with every part of block ``block`` at the reference's weights at once (``-1``: the
+        embedding); the quantized scores where none of its weights differ."""
+        if not -1 <= block < self.n_layers:
+            raise LayerscopeError(f"block {block} is not a block; valid: -1 (embed) to {self.n_layers - 1}")
+        wanted = None if block < 0 else block
+        names = tuple(n for part in self.parts if part.block == wanted for n in part.names)
+        if not names:
+            return self.quantized_scores
+        return self.restore(Part(wanted, "block", names))
+
+    @torch.inference_mode()
     def restore_output(self, block: int) -> Scores:
         """The scores of the quantized model with block ``block``'s output replaced by the reference run's
         (``-1``: the embedding output, the input of block 0); only the blocks above compute."""

@@ -150,14 +150,9 @@ def run_sensitivity(config: SensitivityConfig, model=None) -> SensitivityResult:
         if config.activations:
             start = time.perf_counter()
             blocks = list(range(-1, model.n_layers))
-            found = [engine.restore_output(k) for k in progress.track(blocks, "Restoring block outputs")]
-            activations = pd.DataFrame(
-                {
-                    "layer": ["embed" if k < 0 else str(k) for k in blocks],
-                    "depth": [k + 1 for k in blocks],
-                    **_columns(found, total, config.seed),
-                }
-            )
+            outputs = [engine.restore_output(k) for k in progress.track(blocks, "Restoring block outputs")]
+            weights = [engine.restore_block(k) for k in progress.track(blocks, "Restoring block weights")]
+            activations = block_views(blocks, outputs, weights, total, config.seed)
             timings["activations"] = time.perf_counter() - start
         curve, recipe_rows = pd.DataFrame(), pd.DataFrame()
         recipe = None
@@ -194,6 +189,20 @@ def run_sensitivity(config: SensitivityConfig, model=None) -> SensitivityResult:
         },
         models=[model_record(model)],
         timings=timings,
+    )
+
+
+def block_views(blocks: list[int], outputs: list, weights: list, total: float, seed: int) -> pd.DataFrame:
+    """The activation view, one row per block of ``blocks`` (``-1``: the embedding): the scores with the block's
+    output restored from the reference run (``outputs``; ``kl`` .. ``top1_agreement``) and with its weights
+    restored, every part of the block at once (``weights``; ``weights_kl`` .. ``weights_top1_agreement``)."""
+    return pd.DataFrame(
+        {
+            "layer": ["embed" if k < 0 else str(k) for k in blocks],
+            "depth": [k + 1 for k in blocks],
+            **_columns(outputs, total, seed),
+            **{f"weights_{key}": values for key, values in _columns(weights, total, seed).items()},
+        }
     )
 
 

@@ -20,7 +20,9 @@ class SensitivityResult(Result):
             ``parameters``, ``extra_bytes`` (its cost at ``keep_bits`` beyond the base), ``kl`` (mean KL(reference
             || restored) over prompts) with ``kl_low``/``kl_high`` (bootstrap 95%; empty under 5 prompts),
             ``kl_removed`` and ``share_removed`` (of the quantized model's KL), ``top1_agreement``.
-        activations: ``activations.csv``: the same per block with its output restored from the reference run.
+        activations: ``activations.csv``: per block (``layer``, ``depth``), the same with its output restored
+            from the reference run, and as ``weights_kl`` .. ``weights_top1_agreement`` with its weights restored
+            (every part of the block at once).
         curve: ``curve.csv``: ``method`` (uniform or recipe), ``label``, ``bytes``, ``relative_size``, ``kl``
             with its interval, ``top1_agreement``: each measured on a real model (no estimate).
         chosen: ``recipe.csv``: the recipe's parts in the order taken, with their bytes and KL removed alone.
