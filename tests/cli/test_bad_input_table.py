@@ -245,8 +245,10 @@ ROWS = [
     (["report", "{tmp}/no-such-run"], "no-such-run"),
     (["report", "{tmp}"], "{tmp}"),
     (["report", "{tmp}/a-run", "{tmp}/no-such-run"], "no-such-run"),
-    (["report", "{tmp}/a-run", "--out", "{tmp}"], "--out {tmp}"),
-    (["report", "{tmp}/a-run", "--out", ""], "--out ''"),
+    (["report", "{tmp}/a-run", "--out", "{tmp}"], "--out '{tmp}'"),
+    (["report", "{tmp}/a-run", "--out", ""], "--out: '' is empty"),
+    (["sensitivity", "--bits", "7"], "--bits 7"),
+    (["sensitivity", "--budget=-5%"], "-5%"),
     # compare
     (["compare", "--model", M], "--model {model} gives fewer than 2 models"),
     (["compare", "--model", M, "--model", M, "--tokens", "a,b"], "CKA needs at least 4"),

@@ -181,3 +181,20 @@ def test_writing_replaces_a_link_instead_of_following_it(tmp_path):
     assert target.read_text() == "keep me"
     assert not link.is_symlink()
     assert read_recipe(link) == _recipe()
+
+
+def test_naming_tensors_for_every_architecture_leaves_gguf_s_shared_table_as_it_was():
+    """gguf's TensorNameMap edits its class-wide block table for some architectures; a later Llama map (the one
+    transformers' GGUF loading builds) must still name ``ffn_norm`` ``post_attention_layernorm``."""
+    import gguf
+
+    from layerscope.convert.recipe import gguf_name_or_none
+
+    before = dict(gguf.TensorNameMap.block_mappings_cfg)
+    for name in gguf.MODEL_ARCH_NAMES.values():
+        gguf_name_or_none("model.layers.0.post_attention_layernorm", name, 2)
+    assert gguf.TensorNameMap.block_mappings_cfg == before
+    llama = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2)
+    assert llama.get_name("model.layers.0.post_attention_layernorm.weight", try_suffixes=(".weight",)) == (
+        "blk.0.ffn_norm.weight"
+    )

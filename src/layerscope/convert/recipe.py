@@ -257,7 +257,16 @@ def _name_map(gguf_arch: str, n_blocks: int):
         raise LayerscopeError(
             f"GGUF architecture {gguf_arch!r} is not one gguf knows; valid: {choices_text(sorted(by_name))}"
         )
-    return gguf.get_tensor_name_map(by_name[gguf_arch], n_blocks)
+    # gguf's TensorNameMap writes an architecture's own block names into the class-wide table it starts from, so
+    # a map built for one architecture would change every later one (transformers' GGUF loading included): the
+    # table is put back as it was.
+    shared = gguf.TensorNameMap.block_mappings_cfg
+    saved = dict(shared)
+    try:
+        return gguf.get_tensor_name_map(by_name[gguf_arch], n_blocks)
+    finally:
+        shared.clear()
+        shared.update(saved)
 
 
 def gguf_name_or_none(module: str, gguf_arch: str, n_blocks: int) -> str | None:
