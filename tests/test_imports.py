@@ -124,7 +124,7 @@ _FLOORS = {
     **dict.fromkeys(("models", "capture", "analysis", "render", "checkpoints", "tokensets", "tasks"), 2),
     **dict.fromkeys(
         ("errors", "atomic", "cache", "fonts", "progress", "registry", "model_spec", "experiment", "rundir")
-        + ("run_files", "user_files", "library_logs", "notebook"),
+        + ("run_files", "user_files", "library_logs", "notebook", "lazy"),
         1,
     ),
 }
