@@ -30,18 +30,16 @@ import numpy as np
 import torch
 
 from ..errors import LayerscopeError
-from .ablation import _hidden, submodule
 from .patching import (
     DIRECTIONS,
     METRICS,
     PARTS,
     Cell,
     PairIds,
-    _with_hidden,
     check_source_model,
     head_layout,
     metric_values,
-    output_projection,
+    recording_sites,
 )
 
 
@@ -120,43 +118,13 @@ class AttributionPatching:
     def _recording(self, model, found: dict) -> Iterator[None]:
         """Hooks that put every site in ``found``; block 0's input is made a leaf that asks for its gradient, so
         that every site above it is in the graph without any weight asking for one."""
-        layers = model.layers
-        handles = []
         grad = torch.is_grad_enabled()
 
-        def embed(module, args, kwargs):
-            x = _hidden(args, kwargs)
-            if grad:
-                x = x.detach().requires_grad_(True)
-            found["resid", 0] = x
-            return _with_hidden(args, kwargs, x)
+        def leaf(x: torch.Tensor) -> torch.Tensor:
+            return x.detach().requires_grad_(True) if grad else x
 
-        def output_of(key):
-            def hook(module, args, output):
-                found[key] = output[0] if isinstance(output, (tuple, list)) else output
-
-            return hook
-
-        def z_of(k):
-            def hook(module, args, kwargs):
-                found["heads", k] = _hidden(args, kwargs)
-
-            return hook
-
-        try:
-            handles.append(layers[0].register_forward_pre_hook(embed, with_kwargs=True))
-            for k in range(self.n_layers):
-                handles.append(layers[k].register_forward_hook(output_of(("resid", k + 1))))
-                for part in ("attn", "mlp"):
-                    if part in self.parts:
-                        handles.append(submodule(layers[k], part, k).register_forward_hook(output_of((part, k))))
-                if "heads" in self.parts:
-                    projection = output_projection(model, k)
-                    handles.append(projection.register_forward_pre_hook(z_of(k), with_kwargs=True))
+        with recording_sites(model, self.parts, found, embed=leaf):
             yield
-        finally:
-            for handle in handles:
-                handle.remove()
 
     def _metric(self, logits: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
         """The metric of ``logits`` ``(vocab,)``, differentiable (as :func:`~.patching.metric_values`)."""

@@ -108,6 +108,56 @@ class _Run:
     scores: torch.Tensor
 
 
+@contextlib.contextmanager
+def recording_sites(model, parts, found: dict, *, embed=None, on_block_output=None) -> Iterator[None]:
+    """While active, every forward of ``model`` puts each site of ``parts`` in ``found``: ``("resid", 0)`` block 0's
+    input, ``("resid", k + 1)`` block ``k``'s output, ``("attn"|"mlp", k)`` its sub-module's output and
+    ``("heads", k)`` the input ``(batch, pos, n_heads * head_dim)`` of its attention output projection.
+
+    ``embed``: a function of block 0's input returning the tensor block 0 gets instead (attribution makes it a
+    leaf that asks for its gradient); ``on_block_output(k, output)``: called with block ``k``'s raw output."""
+    layers = model.layers
+    handles = []
+
+    def layer_input(module, args, kwargs):
+        x = _hidden(args, kwargs)
+        if embed is None:
+            found["resid", 0] = x
+            return None
+        x = embed(x)
+        found["resid", 0] = x
+        return _with_hidden(args, kwargs, x)
+
+    def output_of(key, block=None):
+        def hook(module, args, output):
+            if block is not None and on_block_output is not None:
+                on_block_output(block, output)
+            found[key] = output[0] if isinstance(output, (tuple, list)) else output
+
+        return hook
+
+    def z_of(k):
+        def hook(module, args, kwargs):
+            found["heads", k] = _hidden(args, kwargs)
+
+        return hook
+
+    try:
+        handles.append(layers[0].register_forward_pre_hook(layer_input, with_kwargs=True))
+        for k in range(model.n_layers):
+            handles.append(layers[k].register_forward_hook(output_of(("resid", k + 1), k)))
+            for part in ("attn", "mlp"):
+                if part in parts:
+                    handles.append(submodule(layers[k], part, k).register_forward_hook(output_of((part, k))))
+            if "heads" in parts:
+                projection = output_projection(model, k)
+                handles.append(projection.register_forward_pre_hook(z_of(k), with_kwargs=True))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 class PatchEngine:
     """Patches activations of one pair, many cells per forward.
 
@@ -286,42 +336,14 @@ class PatchEngine:
 
     @contextlib.contextmanager
     def _recording(self, found: dict, model) -> Iterator[None]:
-        layers = model.layers
         own = model is self.model  # the block output structures are learnt from the patched model
-        handles = []
 
-        def layer_input(module, args, kwargs):
-            found["resid", 0] = _hidden(args, kwargs)
+        def block_output(k: int, output) -> None:
+            if own:
+                self._layer_kind[k] = len(output) if isinstance(output, (tuple, list)) else 0
 
-        def output_of(key, kind_of=None):
-            def hook(module, args, output):
-                if kind_of is not None and own:
-                    self._layer_kind[kind_of] = len(output) if isinstance(output, (tuple, list)) else 0
-                found[key] = output[0] if isinstance(output, (tuple, list)) else output
-
-            return hook
-
-        def z_of(k):
-            def hook(module, args, kwargs):
-                found["heads", k] = _hidden(args, kwargs)
-
-            return hook
-
-        try:
-            handles.append(layers[0].register_forward_pre_hook(layer_input, with_kwargs=True))
-            for k in range(self.n_layers):
-                handles.append(layers[k].register_forward_hook(output_of(("resid", k + 1), k)))
-                for part in ("attn", "mlp"):
-                    if part in self.parts:
-                        sub = submodule(layers[k], part, k)
-                        handles.append(sub.register_forward_hook(output_of((part, k))))
-                if "heads" in self.parts:
-                    projection = output_projection(model, k)
-                    handles.append(projection.register_forward_pre_hook(z_of(k), with_kwargs=True))
+        with recording_sites(model, self.parts, found, on_block_output=block_output):
             yield
-        finally:
-            for handle in handles:
-                handle.remove()
 
     # ----- scores --------------------------------------------------------------------------------
     @contextlib.contextmanager
