@@ -45,13 +45,15 @@ PASSING = {
     "megatron-bert": "a final norm, then a head transform",
     "deepseek_v3": "attention with a compressed KV cache (MLA) and shared experts",
     "longcat_flash": "a layer count the config derives (num_hidden_layers: twice num_layers)",
+    "zaya": "a state each block hands the next beside the residual stream (its router's)",
 }
 #: the types whose echo and compare run too (the slowest column): a multimodal wrapper, a model without KV cache
 WITH_ECHO = ("gemma3", "openai-gpt")
 #: the types whose residual-stream patching is checked too: a KV cache, a multimodal wrapper, tuple outputs, a
 #: recurrent state, list outputs and no cache, a final norm after the last block (Mamba) and a head transform
-#: (RoBERTa) applied to the patched last block
-WITH_PATCH = ("llama", "gemma3", "bloom", "recurrent_gemma", "openai-gpt", "mamba", "roberta")
+#: (RoBERTa) applied to the patched last block, a router state handed from block to block (Zaya: a skipped block
+#: hands on the base run's)
+WITH_PATCH = ("llama", "gemma3", "bloom", "recurrent_gemma", "openai-gpt", "mamba", "roberta", "zaya")
 #: type -> words the one-line refusal names
 REFUSED = {
     "xlm": "not one list of modules",

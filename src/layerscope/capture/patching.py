@@ -46,7 +46,7 @@ import contextlib
 import copy
 import inspect
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -101,11 +101,14 @@ class Cell:
 
 @dataclass
 class _Run:
-    """One prompt's recorded activations at positions ``[f, T)``: ``{(part, layer): (T - f, width)}``, and its
-    scores at the last position (``(2,)``: answer, wrong logits; or ``(vocab,)``)."""
+    """One prompt's recorded activations at positions ``[f, T)``: ``{(part, layer): (T - f, width)}``, its
+    scores at the last position (``(2,)``: answer, wrong logits; or ``(vocab,)``) and what each block returned
+    beside its residual stream (``rests[k]``: None for a bare tensor, else the tuple's other entries, a tensor
+    of the batch as this run's row ``(1, ...)``; e.g. Zaya's router state, which block ``k + 1`` reads)."""
 
     sites: dict[tuple[str, int], torch.Tensor]
     scores: torch.Tensor
+    rests: dict[int, tuple | None] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -206,7 +209,6 @@ class PatchEngine:
         self.full_vocab = full_vocab
         self.batch_size = batch_size
         self.n_layers = model.n_layers
-        self._layer_kind: dict[int, int] = {}  # block -> 0 (returns a tensor) or n (an n-tuple)
         self._heads = self._head_layout() if "heads" in self.parts else (0, 0)
         with torch.inference_mode():
             shared = pair.changed[0] if source_model is None and pair.changed else 0  # two models share none
@@ -311,9 +313,10 @@ class PatchEngine:
         ids = torch.tensor([self.pair.clean[self.first :], self.pair.corrupt[self.first :]])
         positions, _ = self._suffix(2)
         found: dict[tuple[str, int], torch.Tensor] = {}
+        rests: dict[int, tuple | None] = {}
         own = model is self.model
         with contextlib.ExitStack() as stack:
-            stack.enter_context(self._recording(found, model))
+            stack.enter_context(recording_sites(model, self.parts, found, on_block_output=_rest_into(rests)))
             stack.enter_context(self._head(model))
             out = self._call(ids, positions, self._cache_for(2) if own else None, model=model)
             scores = self._scores(out, model)
@@ -331,19 +334,9 @@ class PatchEngine:
         device = self.model.device
         for row in range(2):
             sites = {key: value[row].detach().to(device).clone() for key, value in found.items()}
-            runs.append(_Run(sites, scores[row].cpu()))
+            run_rests = {k: _row_of(rest, row, 2) for k, rest in rests.items()} if own else {}
+            runs.append(_Run(sites, scores[row].cpu(), run_rests))
         return runs[0], runs[1]
-
-    @contextlib.contextmanager
-    def _recording(self, found: dict, model) -> Iterator[None]:
-        own = model is self.model  # the block output structures are learnt from the patched model
-
-        def block_output(k: int, output) -> None:
-            if own:
-                self._layer_kind[k] = len(output) if isinstance(output, (tuple, list)) else 0
-
-        with recording_sites(model, self.parts, found, on_block_output=block_output):
-            yield
 
     # ----- scores --------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -412,7 +405,7 @@ class PatchEngine:
                 stack.enter_context(_replaced_output(sub, where, source.sites[part, layer]))
             else:
                 stack.enter_context(self._head_patch(layer, cells, source))
-            stack.enter_context(self._from_block(start, hidden))
+            stack.enter_context(self._from_block(start, hidden, base.rests))
             stack.enter_context(self._head())
             positions, ids = self._suffix(rows)
             return self._scores(self._call(ids, positions, self._cache_for(rows))).cpu()
@@ -440,14 +433,17 @@ class PatchEngine:
             handle.remove()
 
     @contextlib.contextmanager
-    def _from_block(self, start: int, hidden: torch.Tensor) -> Iterator[None]:
+    def _from_block(self, start: int, hidden: torch.Tensor, rests: dict[int, tuple | None]) -> Iterator[None]:
         """Blocks below ``start`` do nothing; block ``start`` receives ``hidden`` as its input, or, past the last
         block, the last block's output is ``hidden`` (so whatever the model applies before its head, a final norm
-        or a head transform such as RoBERTa's, applies to it as in the model's own forward)."""
+        or a head transform such as RoBERTa's, applies to it as in the model's own forward). A skipped block
+        returns what the base run's returned beside its residual stream (``rests``, one row, repeated for each of
+        ``hidden``'s rows), so a state one block hands the next (Zaya's router state) is the base run's."""
         layers = self.model.layers
+        rows = hidden.shape[0]
         patches = []
         for k in range(min(start, self.n_layers)):
-            patches.append((layers[k], _passing(self._layer_kind.get(k, 0))))
+            patches.append((layers[k], _passing(_repeated(rests.get(k), rows))))
 
         def feed(module, args, kwargs):
             return _with_hidden(args, kwargs, hidden)
@@ -557,13 +553,48 @@ def _with_hidden(args: tuple, kwargs: dict, x: torch.Tensor):
     return args, {**kwargs, key: x}
 
 
-def _passing(kind: int):
-    """A block ``forward`` that returns its input (in the block's output structure: a tensor, or an
-    ``kind``-tuple whose other entries are None)."""
+def _rest_into(rests: dict[int, tuple | None]):
+    """An ``on_block_output`` for :func:`recording_sites` that puts in ``rests[k]`` what block ``k`` returned
+    beside its residual stream: None for a bare tensor, else the tuple's other entries."""
+
+    def keep(k: int, output) -> None:
+        rests[k] = tuple(output[1:]) if isinstance(output, (tuple, list)) else None
+
+    return keep
+
+
+def _row_of(rest: tuple | None, row: int, batch: int) -> tuple | None:
+    """``rest`` (a block's other outputs for a batch of ``batch``) for one row: each tensor whose first dimension
+    is the batch cut to ``(1, ...)`` at ``row``; anything else as it is."""
+    if rest is None:
+        return None
+    return tuple(
+        value[row : row + 1].detach().clone()
+        if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == batch
+        else value
+        for value in rest
+    )
+
+
+def _repeated(rest: tuple | None, rows: int) -> tuple | None:
+    """``rest`` (from :func:`_row_of`) with each one-row tensor repeated for ``rows`` rows."""
+    if rest is None:
+        return None
+    return tuple(
+        value.expand(rows, *value.shape[1:])
+        if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == 1
+        else value
+        for value in rest
+    )
+
+
+def _passing(rest: tuple | None):
+    """A block ``forward`` that returns its input in the block's output structure: a bare tensor (``rest`` None)
+    or a tuple whose other entries are ``rest``."""
 
     def forward(*args, **kwargs):
         hidden = _hidden(args, kwargs)
-        return hidden if kind == 0 else (hidden, *([None] * (kind - 1)))
+        return hidden if rest is None else (hidden, *rest)
 
     return forward
 

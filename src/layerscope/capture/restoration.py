@@ -310,7 +310,9 @@ class RestorationEngine:
         try:
             with contextlib.ExitStack() as stack:
                 for k in range(min(start, self.n_layers)):
-                    stack.enter_context(_instance_forward(layers[k], _passing(self._layer_kind.get(k, 0))))
+                    kind = self._layer_kind.get(k, 0)  # a tensor (0), or an n-tuple whose other entries are None
+                    rest = None if kind == 0 else (None,) * (kind - 1)
+                    stack.enter_context(_instance_forward(layers[k], _passing(rest)))
                 yield
         finally:
             handle.remove()
