@@ -45,6 +45,7 @@ PASSING = {
     "megatron-bert": "a final norm, then a head transform",
     "deepseek_v3": "attention with a compressed KV cache (MLA) and shared experts",
     "longcat_flash": "a layer count the config derives (num_hidden_layers: twice num_layers)",
+    "minicpm3": "a final norm whose output is divided by a constant before the output embedding",
     "zaya": "a state each block hands the next beside the residual stream (its router's)",
 }
 #: the types whose echo and compare run too (the slowest column): a multimodal wrapper, a model without KV cache

@@ -5,8 +5,9 @@ The logit lens decodes a residual ``h (..., d_model)`` as the model decodes its 
 ``norm_f``, a language model inside a multimodal wrapper, BERT's head transform, none at all in post-LN
 models such as BART), so they are not guessed: one forward of three tokens records the last block's output
 ``h``, what enters the output embedding ``x`` and the logits, and every module outside the blocks that
-maps ``h`` to ``x`` is a candidate; the smallest is the final norm (``x == h``: none). The logit scale
-(Cohere, Granite) is fitted so that the lens reproduces the model's own logits, after inverting the
+maps ``h`` to ``x`` is a candidate; the smallest is the final norm (``x == h``: none). A final norm whose
+output the model divides by a constant before a bias-free output embedding (MiniCPM3, Inkling) is the final
+norm too, the constant then part of the logit scale. The logit scale (Cohere, Granite) is fitted so that the lens reproduces the model's own logits, after inverting the
 config's final soft-cap (Gemma 2). What cannot be matched is refused in one line, never decoded wrongly.
 
 Example:
@@ -152,6 +153,7 @@ def find_head(model) -> Head:
             f"{arch}: its last block's output is not one residual stream (batch, pos, d_model) that reaches its "
             "output embedding, so no logit lens"
         )
+    entering = x  # what the output embedding's logits are fitted from: ``x``, or the final norm's output
     if _same(x, h):
         final_norm = None
     else:
@@ -166,13 +168,20 @@ def find_head(model) -> Head:
                 seconds = [m for m in takes_y if _same(records[_position(named, m)][1], x)]
                 seconds += _head_transforms(takes_y, y, x, parts.unembed)
                 matches += [nn.Sequential(first, second) for second in seconds if second is not first]
-        if not matches:
+        if not matches and getattr(parts.unembed, "bias", None) is None:
+            # a final norm whose output the model divides by a constant before its (linear) output embedding
+            # (MiniCPM3's logits_scaling, Inkling's width multiplier): the constant is fitted as the logit scale
+            scaled = [(m, records[i][1]) for i, m in takes_h if _scaled(records[i][1], x)]
+            if scaled:
+                final_norm, entering = min(scaled, key=lambda pair: sum(1 for _ in pair[0].modules()))
+        if not matches and entering is x:
             raise LayerscopeError(
                 f"{arch}: what it applies between its last block and its output embedding is not one module "
                 "(several residual streams, or a projection), so no logit lens"
             )
-        final_norm = min(matches, key=lambda m: sum(1 for _ in m.modules()))
-    z = parts.unembed(x).float()  # (1, pos, vocab)
+        if matches:
+            final_norm = min(matches, key=lambda m: sum(1 for _ in m.modules()))
+    z = parts.unembed(entering).float()  # (1, pos, vocab)
     target = logits[:, -z.shape[1] :].float()
     cap = _softcap(model)
     if cap:
@@ -185,6 +194,15 @@ def find_head(model) -> Head:
             f"{arch}: its logits are not a scaled output embedding of its last block's output, so no logit lens"
         )
     return head
+
+
+def _scaled(y: torch.Tensor | None, x: torch.Tensor) -> bool:
+    """Whether ``x`` is ``y`` times one constant (not 1)."""
+    if y is None or y.shape != x.shape:
+        return False
+    y, x = y.detach().float(), x.detach().float()
+    factor = float((x * y).sum() / (y * y).sum().clamp(min=1e-30))
+    return not math.isclose(factor, 1.0, rel_tol=1e-4) and _same(y * factor, x)
 
 
 def _position(named, module) -> int:
