@@ -58,11 +58,13 @@ WITH_PATCH = ("llama", "gemma3", "bloom", "recurrent_gemma", "openai-gpt", "mamb
 #: type -> words the one-line refusal names
 REFUSED = {
     "xlm": "not one list of modules",
-    "deepseek_v4": "several residual streams",
+    "deepseek_v4": "4 residual streams stacked on dimension 2",  # hyper-connections
     "xlnet": "time-major",
     "dory": "runs 2 times in one forward",  # a looped model: its recurrent block runs once per loop
-    "gemma3n_text": "several residual streams",  # AltUp; its config gives intermediate_size per layer (a list)
-    "reformer": "not one residual stream",  # chunked: pads its input; loaded without a head, ablation refuses too
+    "gemma3n_text": "4 residual streams stacked on dimension 0",  # AltUp; its config gives intermediate_size per layer (a list)
+    "reformer": "two residual streams",  # reversible blocks: each hands the next a second stream
+    "cpmant": "positions of its own before the input's",  # a learned prompt run before the tokens
+    "prophetnet": "streams one after another",  # n-gram streams after the main one
 }
 
 

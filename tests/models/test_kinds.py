@@ -165,5 +165,8 @@ def test_model_kind_from_configs():
     assert model_kind(tf.LlamaConfig(architectures=["LlamaForCausalLM"])) == CAUSAL_LM
     assert model_kind(tf.LlamaConfig(architectures=["LlamaModel"])) == CAUSAL_LM  # its head is then found missing
     assert model_kind(tf.LlamaConfig()) == CAUSAL_LM
+    # the class transformers' causal-LM auto class maps the type to, whatever its name ends with
+    assert model_kind(tf.ReformerConfig(architectures=["ReformerModelWithLMHead"])) == CAUSAL_LM
+    assert model_kind(tf.ReformerConfig(architectures=["ReformerForMaskedLM"])) == ENCODER
     with pytest.raises(LayerscopeError, match="T5 is an encoder-decoder model"):
         model_kind(tf.T5Config())

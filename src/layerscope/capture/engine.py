@@ -33,7 +33,7 @@ import torch
 
 from .. import progress
 from ..errors import LayerscopeError, choices_text
-from ..models.block_check import check_blocks
+from ..models.block_check import check_blocks, stream_layout
 from ..tokensets import check_policy
 from .batching import padding_batches
 from .deepest_block import mlp_at_rows, rows_only_mlp
@@ -86,11 +86,14 @@ def _hidden_of(output, index: int, model, shape: tuple[int, int]) -> torch.Tenso
     ``LayerscopeError`` for anything else (several streams, a time-major layout), never a wrong row."""
     hidden = output[0] if isinstance(output, (tuple, list)) else output
     if not isinstance(hidden, torch.Tensor) or tuple(hidden.shape) != (*shape, model.d_model):
-        found = tuple(hidden.shape) if isinstance(hidden, torch.Tensor) else type(hidden).__name__
+        expected = (*shape, model.d_model)
+        if isinstance(hidden, torch.Tensor):
+            found, layout = tuple(hidden.shape), stream_layout(tuple(hidden.shape), expected)
+        else:
+            found, layout = type(hidden).__name__, "not a tensor"
         raise LayerscopeError(
             f"block {index} of {type(model.module).__name__} returns {found}, not one residual stream "
-            f"(batch, pos, d_model) = {(*shape, model.d_model)}: several residual streams per block, or a "
-            "time-major layout, are not supported"
+            f"(batch, pos, d_model) = {expected}: {layout}; such blocks are not supported"
         )
     return hidden
 

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import LayerscopeError
-from ..models.block_check import check_blocks
+from ..models.block_check import check_blocks, stream_layout
 from ..models.kinds import require_lm_head
 from .ablation import _hidden, submodule
 
@@ -325,10 +325,10 @@ class PatchEngine:
             if part == "resid" and tuple(getattr(value, "shape", ())) != expected:
                 found_shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
                 where = f"block {layer - 1}" if layer else "the input of block 0"
+                layout = stream_layout(found_shape, expected) if isinstance(value, torch.Tensor) else "not a tensor"
                 raise LayerscopeError(
                     f"{where} of {type(model.module).__name__} is {found_shape}, not one "
-                    f"residual stream (batch, pos, d_model) = {expected}: several residual streams per block, or "
-                    "a time-major layout, cannot be patched"
+                    f"residual stream (batch, pos, d_model) = {expected}: {layout}; such blocks cannot be patched"
                 )
         runs = []
         device = self.model.device

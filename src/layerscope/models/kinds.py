@@ -36,7 +36,8 @@ _SENTENCE_FILES = ("modules.json", "config_sentence_transformers.json", "sentenc
 def model_kind(config) -> str:
     """``"causal-lm"`` or ``"encoder"`` from a transformers config (its ``architectures`` and ``model_type``).
 
-    A config that names a causal-LM class is a causal LM. One that names only other classes is an
+    A config that names a causal-LM class (by its name, or the class transformers' causal-LM auto class maps
+    its ``model_type`` to, such as ``ReformerModelWithLMHead``) is a causal LM. One that names only other classes is an
     encoder when its family has no causal LM or is a masked-LM family (BERT, RoBERTa, ...); a
     decoder family saved without its head (``MistralModel``) stays a causal LM, whose head is then
     found missing at load.
@@ -52,9 +53,11 @@ def model_kind(config) -> str:
             "decoder-only causal LMs and encoders"
         )
     architectures = list(getattr(config, "architectures", None) or [])
+    model_type = getattr(config, "model_type", None)
     if any(name.endswith(_CAUSAL_SUFFIXES) for name in architectures):
         return CAUSAL_LM
-    model_type = getattr(config, "model_type", None)
+    if MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type) in architectures:  # ReformerModelWithLMHead
+        return CAUSAL_LM
     if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return ENCODER
     return CAUSAL_LM
