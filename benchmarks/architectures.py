@@ -645,7 +645,8 @@ def check_type(model_type: str, root: Path, tokenizer_dir: Path) -> dict:
         build_model(model_type, directory, tokenizer_dir)
         import transformers
 
-        reloaded = transformers.AutoModelForCausalLM.from_pretrained(directory)  # transformers itself reloads it
+        named = json.loads((directory / "config.json").read_text())["architectures"][0]
+        reloaded = getattr(transformers, named).from_pretrained(directory)  # transformers itself reloads it
         _runs(reloaded.eval())
     except Exception as exc:  # noqa: BLE001 - not buildable from the shrunk config: listed apart
         row["note"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"

@@ -45,6 +45,7 @@ PASSING = {
     "megatron-bert": "a final norm, then a head transform",
     "deepseek_v3": "attention with a compressed KV cache (MLA) and shared experts",
     "longcat_flash": "a layer count the config derives (num_hidden_layers: twice num_layers)",
+    "emu3": "a text config AutoModelForCausalLM does not map (loaded by the class its config names)",
     "minicpm3": "a final norm whose output is divided by a constant before the output embedding",
     "zaya": "a state each block hands the next beside the residual stream (its router's)",
 }

@@ -229,7 +229,7 @@ def _parse_dtype(dtype: str | torch.dtype | None):
 
 
 def _load_hf_dir(location, source, fingerprint, name, dtype, device, placement, trust_remote_code) -> Model:
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
     kwargs.update(placement or {})
@@ -242,7 +242,7 @@ def _load_hf_dir(location, source, fingerprint, name, dtype, device, placement, 
             guard.check_config(config, str(source), dtype, memory=placement is None)
             kind = model_kind(config)
             tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
-            auto = AutoModelForCausalLM if kind == CAUSAL_LM else AutoModel  # an encoder: no LM head at all
+            auto = _causal_lm_class(config) if kind == CAUSAL_LM else AutoModel  # an encoder: no LM head at all
             # mismatched shapes come back in info (and are refused below) rather than as a multi-line error
             module, info = auto.from_pretrained(
                 location, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
@@ -262,6 +262,26 @@ def _load_hf_dir(location, source, fingerprint, name, dtype, device, placement, 
         head_is_trained=head_ok,
         kind_detail=kind_detail(location),
     )
+
+
+def _causal_lm_class(config):
+    """``AutoModelForCausalLM``, or, for a config class it does not map (the text configs of Emu3 and Mllama,
+    which their ``*ForCausalLM`` saves), the transformers class the config's ``architectures`` names when that
+    class takes this config class."""
+    import transformers
+    from transformers import AutoModelForCausalLM
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    if type(config) in MODEL_FOR_CAUSAL_LM_MAPPING:
+        return AutoModelForCausalLM
+    for name in getattr(config, "architectures", None) or []:
+        try:
+            named = getattr(transformers, name, None) if name.isidentifier() else None
+        except Exception:  # noqa: BLE001 - a name transformers cannot import here
+            named = None
+        if isinstance(named, type) and getattr(named, "config_class", None) is type(config):
+            return named
+    return AutoModelForCausalLM
 
 
 def _local_directory(location) -> Path | None:
