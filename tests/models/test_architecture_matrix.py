@@ -105,3 +105,11 @@ def test_patching_a_hybrid_whose_cache_cannot_be_batched(tmp_path, tokenizer_dir
     position each time instead of crashing, and equals transformers' forward with a hook."""
     results = matrix.run_checks(_load("jamba", tmp_path, tokenizer_dir), ("patch",))
     assert results == {"patch": ("pass", "")}, results
+
+
+def test_one_embedding_table_per_codebook_is_refused_at_load(tmp_path, tokenizer_dir):
+    """MusicGen's decoder embeds each codebook with its own table (a ``ModuleList``): loading it is refused in one
+    line naming it, never an internal error in every command."""
+    matrix.build_model("musicgen", tmp_path / "musicgen", tokenizer_dir)
+    with pytest.raises(layerscope.LayerscopeError, match="MusicgenForCausalLM: its input embedding is a ModuleList"):
+        layerscope.load_model(str(tmp_path / "musicgen"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from ..errors import LayerscopeError
@@ -103,11 +104,17 @@ def find_parts(module: nn.Module, n_layers: int) -> Parts:
     )
     prefix = "" if decoder is module else _path_of(module, decoder)
     layers_path = f"{prefix}.{layers_name}" if prefix else layers_name
+    embed = module.get_input_embeddings()
+    if not isinstance(getattr(embed, "weight", None), torch.Tensor):
+        raise LayerscopeError(
+            f"{type(module).__name__}: its input embedding is a {type(embed).__name__}, not one token embedding "
+            "table (one table per codebook, as MusicGen's); such models are not supported"
+        )
     return Parts(
         base=base,
         layers=layers,
         final_norm=final_norm,
-        embed=module.get_input_embeddings(),
+        embed=embed,
         unembed=module.get_output_embeddings(),
         layers_path=layers_path,
     )
