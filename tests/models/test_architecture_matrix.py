@@ -107,9 +107,20 @@ def test_patching_a_hybrid_whose_cache_cannot_be_batched(tmp_path, tokenizer_dir
     assert results == {"patch": ("pass", "")}, results
 
 
-def test_one_embedding_table_per_codebook_is_refused_at_load(tmp_path, tokenizer_dir):
-    """MusicGen's decoder embeds each codebook with its own table (a ``ModuleList``): loading it is refused in one
-    line naming it, never an internal error in every command."""
-    matrix.build_model("musicgen", tmp_path / "musicgen", tokenizer_dir)
-    with pytest.raises(layerscope.LayerscopeError, match="MusicgenForCausalLM: its input embedding is a ModuleList"):
-        layerscope.load_model(str(tmp_path / "musicgen"))
+#: type -> words the one-line refusal at load names
+REFUSED_AT_LOAD = {
+    "musicgen": "MusicgenForCausalLM: its input embedding is a ModuleList",  # one embedding table per codebook
+    "hrm_text": "its 2 layers are split across 2 lists",  # HRM's two stacks, run in cycles
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(REFUSED_AT_LOAD))
+def test_architectures_without_one_embedding_or_one_list_of_blocks_are_refused_at_load(
+    model_type, tmp_path, tokenizer_dir
+):
+    """Loading them is refused in one line naming what they have instead, never an internal error in every
+    command."""
+    matrix.build_model(model_type, tmp_path / model_type, tokenizer_dir)
+    with pytest.raises(layerscope.LayerscopeError, match=REFUSED_AT_LOAD[model_type]) as refused:
+        layerscope.load_model(str(tmp_path / model_type))
+    assert "\n" not in str(refused.value)

@@ -94,6 +94,13 @@ def find_parts(module: nn.Module, n_layers: int) -> Parts:
     if not candidates:  # the config counts layers another way: the decoder's own list of blocks
         candidates = sorted(_layer_lists(decoder, 0), key=lambda item: -len(item[1]))[:1]
     if not candidates:
+        lists = _layer_lists(decoder, 1)
+        if len(lists) > 1 and sum(len(c) for _, c in lists) == n_layers:
+            names = ", ".join(f"{n} ({len(c)})" for n, c in lists)
+            raise LayerscopeError(
+                f"{type(module).__name__}: its {n_layers} layers are split across {len(lists)} lists ({names}), "
+                "stacks that are not one sequence of blocks; such models are not supported"
+            )
         raise LayerscopeError(
             f"cannot find the decoder layers of {type(module).__name__}: no nn.ModuleList of "
             f"{n_layers} layers (num_hidden_layers) under its decoder {type(decoder).__name__}"
