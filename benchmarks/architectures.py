@@ -843,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the rows as JSON there")
     parser.add_argument("--readme", help="put the counts between the architecture markers of this README")
     parser.add_argument("--render-only", action="store_true", help="only write the table of the --merge rows")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds one type may take")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds one type may take")
     parser.add_argument("--merge", help="rows of an earlier, interrupted run (JSON) to keep; only the others run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
