@@ -3,11 +3,12 @@
 One tiny random model per cause the matrix found (a final norm under another name or inside a multimodal
 wrapper, a head transform, no final norm, a logit scale or soft-cap, blocks that return tuples, RoBERTa-style
 positions, positions that ignore ``position_ids``, a layer count the config states another way, no KV cache,
-blocks listed first in ``hidden_states``, sizes per layer, attention with a compressed KV cache (MLA))
-and every family the README names, each checked against
+blocks listed first in ``hidden_states``, sizes per layer, attention with a compressed KV cache (MLA), a final
+norm divided by a constant, a state each block hands the next, a config class the causal-LM auto class does not
+map) and every family the README names, each checked against
 transformers' own forward by the matrix's checks: capture, logit lens, ablation, patching, echo and compare. The
-architectures layerscope cannot read (several streams, a time-major layout, a looped block) are refused in one
-line (``LayerscopeError``), never read wrongly.
+architectures layerscope cannot read (several streams, a time-major layout, a looped block, a learned prompt, layers
+split across stacks, one embedding per codebook) are refused in one line (``LayerscopeError``), never read wrongly.
 """
 
 from __future__ import annotations
