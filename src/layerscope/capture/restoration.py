@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..errors import LayerscopeError
 from .ablation import _hidden
-from .patching import _instance_forward, _passing, _with_hidden
+from .patching import _instance_forward, _passing, _rest_into, _with_hidden, recording_sites
 
 #: the tensor kinds of a block, in the order tables and figures show them (others follow by name)
 KIND_ORDER = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -149,15 +149,15 @@ class RestorationEngine:
         self.parts = find_parts(model, list(self.params))
         self.n_items = len(prompts)
         self._batches = self._make_batches([tuple(p) for p in prompts], batch_size)
-        self._layer_kind: dict[int, int] = {}
         self._ref_outputs: list[dict[int, torch.Tensor]] = []  # per batch: block k -> its output (reference)
         self._q_inputs: list[dict[int, torch.Tensor]] = []  # per batch: block k -> its input (quantized)
+        self._q_rests: list[dict[int, tuple | None]] = []  # per batch: what block k returns beside it (quantized)
         with torch.inference_mode():
             self._set(self.reference_values)
             self.reference_log_probs = self._run(record=self._ref_outputs, outputs=True)
             self.reference_top1 = self.reference_log_probs.argmax(-1).numpy()
             self._set(self.quantized_values)
-            self.quantized_scores = self.score(self._run(record=self._q_inputs, outputs=False))
+            self.quantized_scores = self.score(self._run(record=self._q_inputs, outputs=False, rests=self._q_rests))
 
     # ----- weights -------------------------------------------------------------------------------
     def _set(self, values: Mapping[str, torch.Tensor]) -> None:
@@ -210,25 +210,33 @@ class RestorationEngine:
         feed: list[dict[int, torch.Tensor]] | None = None,
         record: list | None = None,
         outputs: bool = False,
+        rests: list | None = None,
     ) -> torch.Tensor:
         """Log-probabilities ``(item, vocab)`` float32 at the read positions, in prompt order.
 
         ``start``/``feed``: blocks below ``start`` pass their input and block ``start`` (the final norm or the
         head when ``start == n_layers``) receives ``feed[batch][start]``. ``record``: a list that receives per
-        batch the input (``outputs=False``) or the output (``outputs=True``) of every block.
+        batch the input (``outputs=False``) or the output (``outputs=True``) of every block; ``rests``: one that
+        receives per batch what every block returns beside its residual stream (see :func:`~.patching._rest_into`).
+        Blocks below ``start`` hand on what the quantized run's returned beside it (Zaya's router state).
         """
         out: torch.Tensor | None = None
         for b, batch in enumerate(self._batches):
             found: dict[int, torch.Tensor] = {}
+            others: dict[int, tuple | None] = {}
             with contextlib.ExitStack() as stack:
                 if record is not None:
                     stack.enter_context(self._recording(found, outputs))
+                if rests is not None:
+                    stack.enter_context(recording_sites(self.model, (), {}, on_block_output=_rest_into(others)))
                 if start is not None:
-                    stack.enter_context(self._from_block(start, feed[b][start]))
+                    stack.enter_context(self._from_block(start, feed[b][start], self._q_rests[b]))
                 stack.enter_context(self._head(batch))
                 logits = self._call(batch)
             if record is not None:
                 record.append(found)
+            if rests is not None:
+                rests.append(others)
             log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
             if out is None:
                 out = torch.empty((self.n_items, log_probs.shape[-1]), dtype=torch.float32)
@@ -274,7 +282,6 @@ class RestorationEngine:
 
         def post(k):
             def hook(module, args, output):
-                self._layer_kind[k] = len(output) if isinstance(output, (tuple, list)) else 0
                 found[k] = (output[0] if isinstance(output, (tuple, list)) else output).detach().clone()
 
             return hook
@@ -294,9 +301,10 @@ class RestorationEngine:
                 handle.remove()
 
     @contextlib.contextmanager
-    def _from_block(self, start: int, hidden: torch.Tensor) -> Iterator[None]:
-        """Blocks below ``start`` pass their input; block ``start`` (the final norm, or the head, past the last
-        block) receives ``hidden`` as its input."""
+    def _from_block(self, start: int, hidden: torch.Tensor, rests: dict[int, tuple | None]) -> Iterator[None]:
+        """Blocks below ``start`` pass their input, with what block ``k`` returned beside it in the quantized run
+        (``rests[k]``); block ``start`` (the final norm, or the head, past the last block) receives ``hidden`` as
+        its input."""
         layers = self.model.layers
         if start < self.n_layers:
             target = layers[start]
@@ -310,9 +318,7 @@ class RestorationEngine:
         try:
             with contextlib.ExitStack() as stack:
                 for k in range(min(start, self.n_layers)):
-                    kind = self._layer_kind.get(k, 0)  # a tensor (0), or an n-tuple whose other entries are None
-                    rest = None if kind == 0 else (None,) * (kind - 1)
-                    stack.enter_context(_instance_forward(layers[k], _passing(rest)))
+                    stack.enter_context(_instance_forward(layers[k], _passing(rests.get(k))))
                 yield
         finally:
             handle.remove()
