@@ -25,7 +25,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-from transformer_lens import TransformerBridge, patching
 
 import layerscope
 
@@ -41,6 +40,8 @@ def llama(tiny_models):
 @pytest.fixture(scope="module")
 def transformer_lens_cells(llama) -> dict[str, np.ndarray]:
     """``{part: (layers, positions or heads)}`` from TransformerLens' four patching functions."""
+    from transformer_lens import TransformerBridge, patching  # imported here: it takes seconds
+
     bridge = TransformerBridge.boot_transformers(
         "tiny-llama", hf_model=copy.deepcopy(llama.module), tokenizer=llama.tokenizer, device="cpu", dtype=torch.float32
     )
