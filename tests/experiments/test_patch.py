@@ -191,7 +191,7 @@ def test_attribution_gives_the_same_table_and_ranks_like_exact_patching(llama, t
         assert agreement.n_cells == agreement.of_cells == int(mask.sum())
         assert record["rank_correlation"][part]["rho"] == pytest.approx(rho, abs=1e-12)
         assert agreement.ci_low <= rho <= agreement.ci_high
-        assert f"with Spearman rho {rho:.2f} (95% interval" in record["findings"][f"patch_{part}"]
+        assert f"with exact patching: Spearman rho {rho:.2f} (95% interval" in record["findings"][f"patch_{part}"]
     assert any(f"over all {estimate.agreement['resid'].n_cells} cells" in line for line in estimate.summary())
     sample = estimate.exact_sample
     truth = sample.merge(exact.cells, on=["part", "layer", "position", "head"], how="left")

@@ -283,7 +283,7 @@ class PatchResult(Result):
             )
         for part, agreement in self.agreement.items():
             stem = "patch_heads" if part == "heads" else f"patch_{part}"
-            sentence = f"attribution patching ranks the cells as exact patching does with {agreement.sentence()}"
+            sentence = f"rank correlation of the attribution estimate with exact patching: {agreement.sentence()}"
             out[stem] = f"{out[stem]}; {sentence}" if stem in out else sentence[0].upper() + sentence[1:]
         best_of = []
         for part in ("attn", "mlp"):
