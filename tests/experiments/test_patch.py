@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import numpy as np
@@ -198,6 +199,8 @@ def test_attribution_gives_the_same_table_and_ranks_like_exact_patching(llama, t
     assert np.allclose(truth["exact"], truth["value"], rtol=1e-6, atol=1e-7)  # exact values of the exact run
     again = layerscope.load_run(tmp_path / "a")
     assert again.agreement == estimate.agreement and again.exact_sample.equals(sample)
+    page = layerscope.report([tmp_path / "a"], out=tmp_path / "report").html()
+    assert html.escape(estimate.findings()["patch_attn"]) in page  # the sentence under the attn figure
 
 
 def test_attribution_compares_a_reproducible_sample_of_cells(llama):
