@@ -26,11 +26,13 @@ per peer through ``ratios.py`` (``make bench`` collects them), against the issue
 4x faster than TransformerLens and 1.5x the nnsight loop; ``--repeats N`` times the methods back to back N times
 and the ratio line gives their spread.
 
-Earlier measurement (one process, a shared 2-core CPU at load average 13 to 17): ``--check``: the four functions equal
-layerscope's cells within 2.1e-7 (cells up to 0.37); names pair, 18 x 15 residual cells: layerscope 54.9 s,
-TransformerLens 4.3 1349 s (24.6x), max |diff| 2.1e-5 (eager against sdpa attention). The 64-token pair's
+Measured on a shared 2-core CPU (load average 4 to 10: noisy; one repeat; each process's first layerscope sweep
+also pays its warm-up), ``--peers nnsight``: names pair layerscope 44.1 s, nnsight loop 292.5 s (6.64x); long pair
+18.6 s against 876.2 s (47.2x); max |diff| 2.5e-5. ``--pairs names --peers tl``: layerscope 32.0 s,
+TransformerLens 4.3 925.7 s (28.95x), max |diff| 2.1e-5 (eager against sdpa attention). The long pair's
 TransformerLens sweep (1152 whole forwards, full-vocabulary logits at 64 positions each) was not run on that
-machine.
+machine. ``--check`` (earlier, load average 13 to 17): the four functions equal layerscope's cells within 2.1e-7
+(cells up to 0.37).
 
 Run in an environment with the peers (``make bench`` installs the bench extra into ``.venv-bench``):
 
