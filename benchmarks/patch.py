@@ -21,17 +21,22 @@ hooks), so it wraps a copy of layerscope's module, leaving layerscope's own (``s
 ``get_act_patch_attn_head_out_all_pos``) with layerscope's cells on a tiny random Llama (3 blocks of width 64, the
 default model's tokenizer) that both wrap from the same weights.
 
-Measured (one process, a shared 2-core CPU at load average 13 to 17): ``--check``: the four functions equal
-layerscope's cells within 2.1e-7 (cells up to 0.37); names pair, 18 x 15 residual cells: layerscope 54.9 s,
-TransformerLens 4.3 1349 s (24.6x), max |diff| 2.1e-5 (eager against sdpa attention). The 64-token pair's
+Each pair (the names pair, 15 tokens; the long pair, 64 tokens changed at position 59) prints one ``ratio`` line
+per peer through ``ratios.py`` (``make bench`` collects them), against the issue's targets: layerscope at least
+4x faster than TransformerLens and 1.5x the nnsight loop; ``--repeats N`` times the methods back to back N times
+and the ratio line gives their spread.
+
+Measured on a shared 2-core CPU (load average 4 to 10: noisy; one repeat; each process's first layerscope sweep
+also pays its warm-up), ``--peers nnsight``: names pair layerscope 44.1 s, nnsight loop 292.5 s (6.64x); long pair
+18.6 s against 876.2 s (47.2x); max |diff| 2.5e-5. ``--pairs names --peers tl``: layerscope 32.0 s,
+TransformerLens 4.3 925.7 s (28.95x), max |diff| 2.1e-5 (eager against sdpa attention). The long pair's
 TransformerLens sweep (1152 whole forwards, full-vocabulary logits at 64 positions each) was not run on that
-machine.
+machine. ``--check`` (earlier, load average 13 to 17): the four functions equal layerscope's cells within 2.1e-7
+(cells up to 0.37).
 
-Run in an environment with the peers (never the project's shared one):
+Run in an environment with the peers (``make bench`` installs the bench extra into ``.venv-bench``):
 
-    python3 -m venv /work/venv-bench
-    /work/venv-bench/bin/pip install torch==2.13.0 transformer-lens==4.3.0 nnsight -e . torch==2.13.0
-    /work/venv-bench/bin/python benchmarks/patch.py [--check] [--pairs names,long] [--peers nnsight,tl]
+    .venv-bench/bin/python benchmarks/patch.py [--check] [--pairs names,long] [--peers nnsight,tl] [--repeats N]
 """
 
 from __future__ import annotations
@@ -39,13 +44,22 @@ from __future__ import annotations
 import argparse
 import copy
 import resource
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import torch
 
 import layerscope
 from layerscope.capture.patching import Cell, PairIds, PatchEngine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ratios import print_ratio  # noqa: E402
+
+LABELS = {"layerscope": "layerscope", "nnsight": "nnsight loop", "tl": "TransformerLens 4.3"}
+#: the issue's targets: layerscope's residual sweep at least this many times faster than each peer
+TARGETS = {"nnsight": 1.5, "tl": 4.0}
 
 NAMES = (
     "When Mary and John went to the store, John gave a drink to",
@@ -53,8 +67,9 @@ NAMES = (
 )
 LONG_HEAD = (
     "The museum opened its new wing on a rainy morning, and the guides walked the first visitors through rooms "
-    "of maps, coins and letters. At the end of the tour, "
-)
+    "of maps, coins and letters. Outside, the rain had stopped, and the street was full of light. At the end of "
+    "the tour, "
+)  # 64 tokens with the default model's tokenizer, the change at position 59
 LONG = (
     LONG_HEAD + "John and Mary met at the door, and John handed the keys to",
     LONG_HEAD + "John and Mary met at the door, and Mary handed the keys to",
@@ -194,10 +209,11 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="compare TransformerLens' four functions on a tiny Llama")
     parser.add_argument("--pairs", default="names,long", help="names, long or both (default)")
     parser.add_argument("--peers", default="nnsight,tl", help="nnsight, tl or both (default)")
+    parser.add_argument("--repeats", type=int, default=1, help="timings per method and pair (default 1)")
     args = parser.parse_args()
     model = layerscope.load_model()
     (a,), (w,) = model.encode(" Mary", bos=False), model.encode(" John", bos=False)
-    pairs = {"names": ("names pair", NAMES), "long": ("64-token pair", LONG)}
+    pairs = {"names": ("names pair", NAMES), "long": ("long pair", LONG)}
     if args.check:
         check_tiny(model, PairIds(tuple(model.encode(NAMES[0])), tuple(model.encode(NAMES[1])), a, w))
     lm, nn_error, tl, tl_error = None, None, None, None
@@ -219,24 +235,35 @@ def main() -> None:
         print(
             f"\n{name}: {pair.length} tokens, first change at {pair.changed[0]}, {model.n_layers} x {pair.length} cells"
         )
-        ours, want, peak = timed(lambda: layerscope_cells(model, pair))
-        print(f"  layerscope            {ours:7.2f} s   peak Python allocations {peak / 2**20:7.1f} MiB")
+        runs = {"layerscope": lambda pair=pair: layerscope_cells(model, pair)}
         if lm is not None:
-            took, got, peak = timed(lambda: nnsight_cells(lm, model, pair))
-            print(
-                f"  nnsight loop          {took:7.2f} s   peak {peak / 2**20:7.1f} MiB   ratio {took / ours:5.2f}x   "
-                f"max |diff| {float((got - want).abs().max()):.2e}"
-            )
+            runs["nnsight"] = lambda pair=pair: nnsight_cells(lm, model, pair)
         elif "nnsight" in args.peers:
             print(f"  nnsight loop          unavailable: {nn_error}")
         if tl is not None:
-            took, got, peak = timed(transformer_lens_runs(tl, pair)["resid"])
-            print(
-                f"  TransformerLens 4.3   {took:7.2f} s   peak {peak / 2**20:7.1f} MiB   ratio {took / ours:5.2f}x   "
-                f"max |diff| {float((got - want).abs().max()):.2e}"
-            )
+            runs["tl"] = transformer_lens_runs(tl, pair)["resid"]
         elif "tl" in args.peers:
             print(f"  TransformerLens 4.3   unavailable: {tl_error}")
+        times = {method: [] for method in runs}
+        for repeat in range(args.repeats):  # the methods back to back within each repeat (ratios.py)
+            cells = {}
+            for method, run in runs.items():
+                took, cells[method], peak = timed(run)
+                times[method].append(took)
+                differs = (
+                    ""
+                    if method == "layerscope"
+                    else f"   max |diff| {float((cells[method] - cells['layerscope']).abs().max()):.2e}"
+                )
+                print(f"  {LABELS[method]:22s}{took:7.2f} s   peak Python allocations {peak / 2**20:7.1f} MiB{differs}")
+        for method in runs:
+            if method != "layerscope":
+                print_ratio(
+                    f"patch {name} ({pair.length} tokens): {LABELS[method]} / layerscope",
+                    times[method],
+                    times["layerscope"],
+                    at_least=TARGETS[method],
+                )
     print(f"\nprocess max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
 
 

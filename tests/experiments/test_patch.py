@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from patch_oracle import CLEAN, CORRUPT, patched_logits
+from scipy.stats import spearmanr
 
 import layerscope
 from layerscope.analysis.patching import summarize
@@ -180,6 +183,58 @@ def test_attribution_gives_the_same_table_and_ranks_like_exact_patching(llama, t
     assert "attribution estimate" in estimate.title("resid")
     record = json.loads((tmp_path / "a" / "run.json").read_text())
     assert record["config"]["method"] == "attribution" and "--method" in record["command"]
+    # the recorded rank correlation is scipy's over every changed cell of the two tables (all fit in the sample)
+    for part in ("resid", "attn", "heads"):
+        mask = changed & (exact.cells["part"] == part)
+        rho = spearmanr(estimate.cells.loc[mask, "value"], exact.cells.loc[mask, "value"]).statistic
+        agreement = estimate.agreement[part]
+        assert agreement.rho == pytest.approx(rho, abs=1e-12), part
+        assert agreement.n_cells == agreement.of_cells == int(mask.sum())
+        assert record["rank_correlation"][part]["rho"] == pytest.approx(rho, abs=1e-12)
+        assert agreement.ci_low <= rho <= agreement.ci_high
+        assert f"with exact patching: Spearman rho {rho:.2f} (95% interval" in record["findings"][f"patch_{part}"]
+    assert any(f"over all {estimate.agreement['resid'].n_cells} cells" in line for line in estimate.summary())
+    sample = estimate.exact_sample
+    truth = sample.merge(exact.cells, on=["part", "layer", "position", "head"], how="left")
+    assert np.allclose(truth["exact"], truth["value"], rtol=1e-6, atol=1e-7)  # exact values of the exact run
+    again = layerscope.load_run(tmp_path / "a")
+    assert again.agreement == estimate.agreement and again.exact_sample.equals(sample)
+    page = layerscope.report([tmp_path / "a"], out=tmp_path / "report").html()
+    assert html.escape(estimate.findings()["patch_attn"]) in page  # the sentence under the attn figure
+
+
+def test_attribution_compares_a_reproducible_sample_of_cells(llama):
+    args = dict(answer=" Mary", wrong=" John", model=llama, method="attribution", exact_sample=8)
+    one, two = (patch(CLEAN, CORRUPT, **args) for _ in range(2))
+    assert one.exact_sample.equals(two.exact_sample) and one.record() == two.record()
+    other = patch(CLEAN, CORRUPT, seed=1, **args)
+    assert not other.exact_sample[["layer", "position"]].equals(one.exact_sample[["layer", "position"]])
+    agreement = one.agreement["resid"]
+    assert agreement.n_cells == 8 < agreement.of_cells and len(one.exact_sample) == 8
+    rho = spearmanr(one.exact_sample["attribution"], one.exact_sample["exact"]).statistic
+    assert agreement.rho == pytest.approx(rho, abs=1e-12)
+    assert one.findings()["patch_resid"].endswith(
+        f"Spearman rho {rho:.2f} over 8 of {agreement.of_cells} cells (a random sample, seed 0) "
+        "(too few cells for an interval)"
+    )
+    none = patch(CLEAN, CORRUPT, **{**args, "exact_sample": 0})
+    assert none.agreement == {} and none.exact_sample is None
+    assert "not compared with exact patching" in none.summary()[0]
+
+
+def test_the_command_line_prints_and_records_the_rank_correlation(tiny_model_dirs, tmp_path, capsys):
+    from layerscope.cli.main import main
+
+    argv = ["patch", "--model", str(tiny_model_dirs["llama"]), "--clean", CLEAN, "--corrupt", CORRUPT]
+    argv += ["--answer", " Mary", "--wrong", " John", "--method", "attribution", "--exact-sample", "12"]
+    assert main(["--quiet", *argv, "--out", str(tmp_path / "r")]) == 0
+    printed = capsys.readouterr()
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    found = record["rank_correlation"]["resid"]
+    assert found["n_cells"] == 12 and found["seed"] == 0 and record["config"]["exact_sample"] == 12
+    sample = pd.read_csv(tmp_path / "r" / "exact_sample.csv")
+    assert found["rho"] == pytest.approx(spearmanr(sample["attribution"], sample["exact"]).statistic, abs=1e-9)
+    assert f"Spearman rho {found['rho']:.2f} (95% interval" in printed.out + printed.err
 
 
 def test_the_command_line_patches_from_a_source_model(tiny_model_dirs, tmp_path, capsys):

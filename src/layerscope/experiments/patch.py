@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -34,6 +34,7 @@ import pandas as pd
 
 from .. import progress
 from ..analysis.patching import summarize
+from ..analysis.rank_agreement import RankAgreement, rank_agreement, sample_cells
 from ..capture.attribution import AttributionPatching
 from ..capture.layer_spec import layer_name
 from ..capture.patching import Cell, PairIds, PatchEngine, check_source_model, metric_values
@@ -146,6 +147,13 @@ class PatchResult(Result):
         tokens: the first pair's clean tokens; ``changed``: the positions where some pair's prompts differ.
         clean_value, corrupt_value: the metric of the unpatched runs (means over pairs).
         left_out: pairs of a built-in set left out (another length, or answers of several tokens).
+        agreement: ``--method attribution``: per part, Spearman's rank correlation of the attribution estimate
+            with exact patching (:class:`~layerscope.analysis.rank_agreement.RankAgreement`), over the part's cells
+            at or after the first changed position (before it both methods give the corrupt value exactly), or a
+            seeded random sample of ``exact_sample`` of them; empty for exact patching or ``exact_sample=0``.
+        exact_sample: the compared cells (``exact_sample.csv``): ``part, layer, depth, position, token, head``,
+            ``attribution`` (the estimate's mean over pairs, as ``value``) and ``exact`` (exact patching's); None
+            when not compared.
     """
 
     config: PatchConfig
@@ -156,6 +164,8 @@ class PatchResult(Result):
     clean_value: float
     corrupt_value: float
     left_out: int = 0
+    agreement: dict[str, RankAgreement] = field(default_factory=dict)
+    exact_sample: pd.DataFrame | None = None
 
     main_file: ClassVar[str] = "patch_resid.html"
 
@@ -178,7 +188,10 @@ class PatchResult(Result):
         return f"{model}: {PART_NAMES[part]} patched {arrow} ({what}; {METRIC_TEXT[self.config.metric]}, normalized)"
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"patch": self.cells, "pairs": self.pairs}
+        tables = {"patch": self.cells, "pairs": self.pairs}
+        if self.exact_sample is not None:
+            tables["exact_sample"] = self.exact_sample
+        return tables
 
     def descriptions(self) -> dict:
         """``{name: () -> description}``: each figure's one description (a
@@ -215,6 +228,11 @@ class PatchResult(Result):
             "corrupt_value": self.corrupt_value,
             "tokens": self.tokens,
             "changed": self.changed,
+            **(
+                {"rank_correlation": {part: a.record() for part, a in self.agreement.items()}}
+                if self.config.method == "attribution"
+                else {}
+            ),
             "findings": self.findings(),
         }
 
@@ -230,12 +248,19 @@ class PatchResult(Result):
             clean_value=float(record["clean_value"]),
             corrupt_value=float(record["corrupt_value"]),
             left_out=int(record.get("left_out", 0)),
+            agreement={
+                str(part): RankAgreement.from_record(data)
+                for part, data in (record.get("rank_correlation") or {}).items()
+                if isinstance(data, dict)
+            },
+            exact_sample=tables.get("exact_sample"),
             **cls.saved(record),
         )
 
     def findings(self) -> dict[str, str]:
         """``{figure stem: sentence}``: per part, the cell that gives back most, with its interval and how many
-        cells give back more than half; "too few pairs" for an interval under 5 pairs."""
+        cells give back more than half; "too few pairs" for an interval under 5 pairs. An attribution run adds
+        the part's rank correlation with exact patching."""
         out = {}
         few = self.n_pairs < 5
         what = f"over {self.n_pairs} pairs" if self.n_pairs > 1 else "on one pair"
@@ -256,6 +281,10 @@ class PatchResult(Result):
                 f"{what}, patching {where} {verb} {best['normalized']:.2f} of the clean-corrupt difference"
                 f"{interval}; {half} of {len(rows)} cells exceed one half"
             )
+        for part, agreement in self.agreement.items():
+            stem = "patch_heads" if part == "heads" else f"patch_{part}"
+            sentence = f"rank correlation of the attribution estimate with exact patching: {agreement.sentence()}"
+            out[stem] = f"{out[stem]}; {sentence}" if stem in out else sentence[0].upper() + sentence[1:]
         best_of = []
         for part in ("attn", "mlp"):
             rows = self.cells[(self.cells["part"] == part) & self.cells["normalized"].notna()]
@@ -277,6 +306,8 @@ class PatchResult(Result):
             + (f" ({self.left_out} of the set left out)" if self.left_out else "")
             + f", {metric}: clean {self.clean_value:.4g}, corrupt {self.corrupt_value:.4g}"
         )
+        if self.config.method == "attribution" and not self.agreement:
+            line += "; not compared with exact patching (exact_sample 0)"
         return [line, *self.findings().values()]
 
 
@@ -310,6 +341,58 @@ def _cells(engine, parts: tuple[str, ...], length: int, head_positions: str) -> 
     return cells
 
 
+def _exact_values(model, ids: PairIds, parts, cells: list, config: PatchConfig, source_model, engine=None):
+    """``((cells,) metric of each cell patched, clean value, corrupt value)`` of exact patching of one pair;
+    ``engine``: the pair's :class:`PatchEngine` when already built."""
+    full_vocab = config.metric != "logit-diff"
+    if engine is None:
+        engine = PatchEngine(
+            model, ids, parts=parts, full_vocab=full_vocab, batch_size=config.batch_size, source_model=source_model
+        )
+    scores = engine.run_cells(cells, config.direction)
+    clean, corrupt = engine.ends(config.direction)
+    args = (clean.scores[None], config.metric, full_vocab, ids.answer, ids.wrong)
+    return (
+        metric_values(scores, *args),
+        float(metric_values(clean.scores[None], *args)[0]),
+        float(metric_values(corrupt.scores[None], *args)[0]),
+    )
+
+
+def _exact_sample(cells: list, first_changed: int, size: int, seed: int) -> dict[str, tuple[np.ndarray, int]]:
+    """``{part: (indices into cells, of how many)}``: per part, the cells at or after ``first_changed`` (or at
+    every position), all of them or a random sample of ``size`` (``numpy.random.default_rng(seed)``)."""
+    if size <= 0:
+        return {}
+    out = {}
+    for part in dict.fromkeys(c.part for c in cells):
+        eligible = np.array(
+            [i for i, c in enumerate(cells) if c.part == part and (c.position is None or c.position >= first_changed)],
+            dtype=np.int64,
+        )
+        out[part] = (eligible[sample_cells(len(eligible), size, seed)], len(eligible))
+    return out
+
+
+def _agreement(table: pd.DataFrame, sample: dict, exact_values: list, seed: int):
+    """``({part: RankAgreement}, exact_sample table or None)`` from the attribution table and the sampled
+    cells' exact values (``(pairs, sampled cells)``, the parts in ``sample``'s order)."""
+    if not sample:
+        return {}, None
+    exact = np.stack(exact_values).mean(axis=0)
+    agreement, rows, at = {}, [], 0
+    for part, (indices, of_cells) in sample.items():
+        estimate, truth = table["value"].to_numpy()[indices], exact[at : at + len(indices)]
+        at += len(indices)
+        agreement[part] = rank_agreement(estimate, truth, of_cells=of_cells, seed=seed)
+        rows.append(
+            table.iloc[indices][["part", "layer", "depth", "position", "token", "head"]].assign(
+                attribution=estimate, exact=truth
+            )
+        )
+    return agreement, pd.concat(rows, ignore_index=True)
+
+
 def run_patch(config: PatchConfig, model: Model | None = None, source_model: Model | None = None) -> PatchResult:
     """Patch every cell of ``config.part`` for every pair; no files written. ``source_model``: the loaded
     ``config.source_model`` (loaded here when None and the config names one)."""
@@ -329,29 +412,32 @@ def run_patch(config: PatchConfig, model: Model | None = None, source_model: Mod
     with config.checking("pairs" if config.pairs is not None else "clean"):
         encoded, left_out = encode_pairs(model, pairs, builtin, same=source_model is not None)
     full_vocab = config.metric != "logit-diff"
+    changed = sorted({p for e in encoded for p, (a, b) in enumerate(zip(e.clean, e.corrupt)) if a != b})
+    # cells before this position hold the corrupt value in both methods (across two models, none do)
+    first_changed = changed[0] if changed and source_model is None else 0
     start = time.perf_counter()
-    values, clean_values, corrupt_values, firsts = [], [], [], []
-    cells = None
+    values, exact_values, clean_values, corrupt_values, firsts = [], [], [], [], []
+    cells, sample = None, {}
     for e in progress.track(encoded, "Patching pairs", total=len(encoded)):
         ids = PairIds(e.clean, e.corrupt, e.answer, e.wrong)
         if config.method == "attribution":
             engine = AttributionPatching(model, ids, parts=parts, metric=config.metric, source_model=source_model)
             if cells is None:
                 cells = _cells(engine, parts, len(e.clean), config.head_positions)
+                sample = _exact_sample(cells, first_changed, config.exact_sample, config.seed)
             values.append(engine.values(cells, config.direction))
             clean_value, corrupt_value = engine.end_values(config.direction)
+            if sample:
+                chosen = [cells[i] for indices, _ in sample.values() for i in indices]
+                exact_values.append(_exact_values(model, ids, parts, chosen, config, source_model)[0])
         else:
             engine = PatchEngine(
                 model, ids, parts=parts, full_vocab=full_vocab, batch_size=config.batch_size, source_model=source_model
             )
             if cells is None:
                 cells = _cells(engine, parts, len(e.clean), config.head_positions)
-            scores = engine.run_cells(cells, config.direction)
-            clean, corrupt = engine.ends(config.direction)
-            args = (clean.scores[None], config.metric, full_vocab, e.answer, e.wrong)
-            values.append(metric_values(scores, *args))
-            clean_value = float(metric_values(clean.scores[None], *args)[0])
-            corrupt_value = float(metric_values(corrupt.scores[None], *args)[0])
+            patched, clean_value, corrupt_value = _exact_values(model, ids, parts, cells, config, source_model, engine)
+            values.append(patched)
         clean_values.append(clean_value)
         corrupt_values.append(corrupt_value)
         firsts.append(engine.pair.changed[0] if engine.pair.changed else -1)
@@ -359,7 +445,6 @@ def run_patch(config: PatchConfig, model: Model | None = None, source_model: Mod
     summary = summarize(np.stack(values), np.array(clean_values), np.array(corrupt_values), seed=config.seed)
     first = encoded[0]
     tokens = model.token_strings(list(first.clean))
-    changed = sorted({p for e in encoded for p, (a, b) in enumerate(zip(e.clean, e.corrupt)) if a != b})
     table = pd.DataFrame(
         {
             "part": [c.part for c in cells],
@@ -375,6 +460,7 @@ def run_patch(config: PatchConfig, model: Model | None = None, source_model: Mod
             "n_pairs": len(encoded),
         }
     )
+    agreement, compared = _agreement(table, sample, exact_values, config.seed)
     pair_rows = pd.DataFrame(
         {
             "clean": [e.pair.clean for e in encoded],
@@ -395,6 +481,8 @@ def run_patch(config: PatchConfig, model: Model | None = None, source_model: Mod
         clean_value=float(np.mean(clean_values)),
         corrupt_value=float(np.mean(corrupt_values)),
         left_out=left_out,
+        agreement=agreement,
+        exact_sample=compared,
         models=records,
         timings=timings,
     )
@@ -415,6 +503,7 @@ def patch(
     seed: int = 0,
     batch_size: int = 64,
     method: str = "exact",
+    exact_sample: int = 100,
     model: ModelSpec | Model | str | None = None,
     source_model: ModelSpec | Model | str | None = None,
     out: str | Path | None = None,
@@ -430,6 +519,9 @@ def patch(
         direction: ``denoise`` (clean into corrupt) or ``noise``; metric: ``logit-diff``, ``prob`` or ``kl``.
         method: ``exact`` or ``attribution`` (the gradient estimate of every cell, one forward and one backward
             per pair).
+        exact_sample: with ``method="attribution"``, the cells per part also patched exactly (a seeded random
+            sample; all when fewer; 0: none) for the estimate's Spearman rank correlation with exact patching
+            (``result.agreement``, ``exact_sample.csv``).
         model: the patched model (loaded, a source, a :class:`ModelSpec`, or None for the default model).
         source_model: the model whose runs give the patched activations (same tokenizer, depth and hidden size),
             e.g. the float32 original of a 4-bit ``model``; the two prompts may then be the same text.
@@ -455,6 +547,7 @@ def patch(
         seed=seed,
         batch_size=batch_size,
         method=method,
+        exact_sample=exact_sample,
         source_model=None if source_model is None else ModelSpec.of(source_model),
     )
     given = model if isinstance(model, Model) else None

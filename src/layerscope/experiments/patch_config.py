@@ -53,6 +53,10 @@ class PatchConfig(ExperimentConfig):
             None: ``model`` itself.
         method: ``exact`` (one rerun per cell) or ``attribution`` (the first-order estimate of every cell from one
             forward and one backward per pair, :mod:`layerscope.capture.attribution`).
+        exact_sample: ``attribution``: the cells per part also patched exactly, for the estimate's rank correlation
+            with exact patching (all of them when a part has no more; 0: none). Only cells at or after the first
+            changed position count (before it both methods give the corrupt value); the sample is drawn with
+            ``seed``.
     """
 
     experiment = "patch"
@@ -92,6 +96,13 @@ class PatchConfig(ExperimentConfig):
         "exact",
         help="exact: rerun the model per cell (default); attribution: the gradient estimate of every cell from one "
         "forward and one backward per pair (attribution patching), a fast first pass",
+    )
+    exact_sample: int = option(
+        100,
+        minimum=0,
+        metavar="N",
+        help="attribution: patch N cells per part (a random sample, drawn with --seed; all when fewer) exactly as "
+        "well and print the estimate's Spearman rank correlation with exact patching (default 100; 0: none)",
     )
     source_model: ModelSpec | None = option(
         None,
