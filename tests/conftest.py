@@ -18,7 +18,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,9 +29,6 @@ import layerscope  # noqa: E402
 from layerscope import progress  # noqa: E402
 
 progress.set_enabled(False)
-#: pandas keeps text in Python strings, as it does where pyarrow is not installed: the test extra's TransformerLens
-#: brings pyarrow (through datasets), whose strings cannot hold the lone surrogates the hostile-text tests write
-pd.set_option("mode.string_storage", "python")
 
 #: Fixtures whose tests go to the slow tier: the real default model, a full tour of it, its bfloat16 cache entry,
 #: chromium, Ray, a kernel.

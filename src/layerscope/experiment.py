@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import LayerscopeError, choices_text
 from .model_spec import DTYPES, ModelSpec, parse_max_memory, shared_options, specs_argv
+from .text_storage import python_strings
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -306,6 +307,21 @@ class Result:
 
     #: the file a person opens first (printed by the command line)
     main_file: ClassVar[str] = "index.html"
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """A subclass's own :meth:`tables` builds its frames with Python string storage, so token text keeps its
+        lone surrogates where pyarrow is installed (:mod:`layerscope.text_storage`)."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("tables")
+        if own is not None and not getattr(own, "python_strings", False):
+
+            @functools.wraps(own)
+            def tables(self) -> dict[str, pd.DataFrame]:
+                with python_strings():
+                    return own(self)
+
+            tables.python_strings = True
+            cls.tables = tables
 
     # ----- what the run directory holds (override what applies) ------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:

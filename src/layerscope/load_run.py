@@ -29,6 +29,7 @@ from .experiment import ExperimentConfig, Result
 from .model_spec import ModelSpec
 from .registry import ENTRIES, reopened
 from .run_files import LOAD_BUDGET_BYTES, ReadBudget, RunFiles, check_csv_columns
+from .text_storage import python_strings
 
 #: text columns of runs written before ``run.json`` recorded the dtypes (names like ``"0"`` stay text)
 _TEXT_COLUMNS = ("layer", "stage", "token_ids", "input_ids", "prompt_ids", "removed_layers", "positions", "tokens")
@@ -70,13 +71,14 @@ def load_run(run_dir: str | os.PathLike, *, max_read_bytes: int = LOAD_BUDGET_BY
     config = from_record(data) if from_record is not None else config_from_record(config_class, data)
     names = [name for name in _field(record, "files", list, files) if isinstance(name, str) and "/" not in name]
     dtypes = _table_dtypes(_field(record, "table_dtypes", dict, files), files)
-    tables = {
-        name[: -len(".csv")]: read_table(files, name, dtypes.get(name[: -len(".csv")]))
-        for name in names
-        if name.endswith(".csv")
-    }
-    arrays = {name.rsplit(".", 1)[0]: files.array(name) for name in names if name.endswith((".npy", ".npz"))}
-    return _rebuild(result_class, config, tables, arrays, record, path)
+    with python_strings():  # token text keeps its lone surrogates even where pyarrow is installed
+        tables = {
+            name[: -len(".csv")]: read_table(files, name, dtypes.get(name[: -len(".csv")]))
+            for name in names
+            if name.endswith(".csv")
+        }
+        arrays = {name.rsplit(".", 1)[0]: files.array(name) for name in names if name.endswith((".npy", ".npz"))}
+        return _rebuild(result_class, config, tables, arrays, record, path)
 
 
 def _run_files(path: Path, budget: int) -> RunFiles:

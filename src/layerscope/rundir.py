@@ -441,7 +441,8 @@ class RunDir:
         inside its field; rows end in ``\\n``. The file is UTF-8, except that a lone surrogate (text no UTF-8 can
         hold, e.g. from a ``"\\ud800"`` escape in a JSON set file) is written as its 3-byte ``surrogatepass``
         form: ``pd.read_csv(path, encoding_errors="surrogatepass")`` (as :func:`layerscope.load_run` does) reads
-        it back; a table without such text is plain UTF-8.
+        it back (with ``dtype=object`` for text where pyarrow is installed: pandas' pyarrow strings refuse lone
+        surrogates); a table without such text is plain UTF-8.
         """
         path = self.path / f"{stem}.csv"
         with atomic_path(path) as tmp:

@@ -17,6 +17,7 @@ from typing import Literal
 from .errors import LayerscopeError
 from .experiment import ConfigError, ExperimentConfig, Result
 from .model_spec import ModelSpec
+from .text_storage import python_strings
 
 Caller = Literal["python", "cli"]
 
@@ -89,7 +90,9 @@ def _execute(config: ExperimentConfig, model, out, via: Caller) -> Result:
 
     timings: dict[str, float] = {}
     spec = getattr(config, "model", None)
-    with quiet_step():  # in a notebook, the libraries' warnings and log lines are held while the step runs
+    # in a notebook, the libraries' warnings and log lines are held while the step runs; token text keeps its
+    # lone surrogates in the tables even where pyarrow is installed
+    with quiet_step(), python_strings():
         if model is None and isinstance(spec, ModelSpec) and not config.loads_own_models:
             from .models.loading import load_spec_timed  # torch: kept off `import layerscope` and --help
 
@@ -99,5 +102,6 @@ def _execute(config: ExperimentConfig, model, out, via: Caller) -> Result:
     for key, seconds in timings.items():  # a model loaded here adds to what the run loaded itself
         result.timings[key] = result.timings.get(key, 0.0) + seconds
     if out is not None:
-        result.save(Path(out))
+        with python_strings():
+            result.save(Path(out))
     return result
