@@ -41,14 +41,17 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 
+# The tests run on every core (pytest-xdist), in groups that share costly work (tests/conftest.py says which).
+XDIST := -n auto --maxprocesses 4 --dist loadgroup --no-loadscope-reorder
+
 # Every test (CI runs this through .ci/run).
 test: lint browser
-	$(PY) -m pytest -q --durations=40
+	$(PY) -m pytest -q $(XDIST) --durations=40
 
 # The quick tier, for development: every test not marked slow, i.e. none that needs the default model, a Jupyter
 # kernel, chromium or Ray, nor the few that start many processes (tests/conftest.py sets the mark).
 check: lint fonts
-	$(PY) -m pytest -q -m "not slow" --durations=20
+	$(PY) -m pytest -q $(XDIST) -m "not slow" --durations=20
 
 # Every timing benchmark against its peers and baselines, one ratio per line with its spread over repeats
 # (benchmarks/run_all.py). The peers (nnsight, TransformerLens) go into their own environment, .venv-bench.

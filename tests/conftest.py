@@ -22,6 +22,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+# Under pytest-xdist the workers share the cores: each worker's torch, and every process it starts, gets its share
+# (two workers on two cores with two threads each would spin against each other).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
 
 from tiny_models import ARCHITECTURES, save_tiny_model  # noqa: E402
 
@@ -43,20 +48,66 @@ LAST_FIXTURES = frozenset({"notebook_runs", "notebook_kernel"})
 BACKGROUND = {"default_bfloat16_cache": "bfloat16_conversion", "notebook_runs": "notebook_runs"}
 
 
+#: Under pytest-xdist (``make test`` and ``make check`` run ``-n auto``), the tests that share costly session work go
+#: to one worker as one group, and the groups go out first, costliest first: the notebooks (one kernel), the full
+#: tour, the bfloat16 conversion, the local Ray instance, the tiny quick tour. Every other test goes with its module
+#: (its module-scoped fixtures are built once), the modules that load the default model first, then by size.
+XDIST_GROUPS = {
+    "notebook_runs": "notebooks",
+    "notebook_kernel": "notebooks",
+    "full_tour": "full_tour",
+    "default_bfloat16_cache": "bfloat16",
+    "ray_instance": "ray",
+    "tiny_quick_tour": "tiny_quick_tour",
+}
+GROUP_ORDER = ("notebooks", "full_tour", "bfloat16", "ray", "tiny_quick_tour")
+
+
+def xdist_workers() -> int:
+    """How many pytest-xdist workers share the machine (0 without xdist)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
     """Mark ``slow`` every test that uses a fixture of ``SLOW_FIXTURES`` (directly or through another fixture) or
     is marked ``default_model``; a test that uses the ``default_model`` fixture is marked ``default_model`` too.
-    Tests that use a fixture of ``LAST_FIXTURES`` move to the end, in their order."""
+    Without xdist, tests that use a fixture of ``LAST_FIXTURES`` move to the end, in their order (their work runs
+    in the background meanwhile). Under xdist, each test gets its ``xdist_group`` (``XDIST_GROUPS``, else its
+    module) and the groups are ordered as ``GROUP_ORDER`` says, then the default model's modules, then by size."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         if "default_model" in used and item.get_closest_marker("default_model") is None:
             item.add_marker(pytest.mark.default_model)
         if used & SLOW_FIXTURES or item.get_closest_marker("default_model") is not None:
             item.add_marker(pytest.mark.slow)
+    if xdist_workers():
+        _group_for_xdist(items)
+        return
     last = [item for item in items if set(getattr(item, "fixturenames", ())) & LAST_FIXTURES]
     if last:
         kept = set(map(id, last))
         items[:] = [item for item in items if id(item) not in kept] + last
+
+
+def _group_for_xdist(items) -> None:
+    """Give every item its ``xdist_group`` mark and order ``items`` group by group, costliest groups first."""
+    groups: dict[str, list] = {}
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        special = sorted({XDIST_GROUPS[name] for name in used if name in XDIST_GROUPS}, key=GROUP_ORDER.index)
+        group = special[0] if special else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+        groups.setdefault(group, []).append(item)
+
+    def cost(entry) -> tuple:
+        group, members = entry
+        if group in GROUP_ORDER:
+            return (0, GROUP_ORDER.index(group))
+        loads_default = any(member.get_closest_marker("default_model") for member in members)
+        return (1 if loads_default else 2, -len(members))
+
+    items[:] = [item for _, members in sorted(groups.items(), key=cost) for item in members]
 
 
 def _selected_users(session, fixture: str) -> list:
@@ -67,7 +118,10 @@ def _selected_users(session, fixture: str) -> list:
 @pytest.fixture(scope="session", autouse=True)
 def background_work(request) -> None:
     """Start, with the session, the work of ``BACKGROUND`` that a selected test needs: it runs in a process of its
-    own (the kernel, a converter) while pytest runs the other tests, and its tests wait for it."""
+    own (the kernel, a converter) while pytest runs the other tests, and its tests wait for it. Under xdist the
+    other worker runs meanwhile: the work starts when its group's first test asks for it."""
+    if xdist_workers():
+        return
     for used, starts in BACKGROUND.items():
         if _selected_users(request.session, used):
             try:

@@ -55,3 +55,7 @@ def test_ctrl_c_prints_one_line(tmp_path, tiny_model_dirs, capsys, monkeypatch):
     assert main(["--quiet", "quantize", str(tiny_model_dirs["llama"]), "--to", "mlx", "--out", str(out)]) == 130
     assert capsys.readouterr().err.strip() == INTERRUPTED_LINE
     assert not list(tmp_path.iterdir())
+    # The interruption ended with its command: a run from Python in the same process goes ahead.
+    from layerscope.runner import INTERRUPTED
+
+    assert not INTERRUPTED.is_set()

@@ -116,17 +116,19 @@ def _on_interrupt(signum, frame) -> None:
 
 @contextlib.contextmanager
 def _interrupt_handler():
-    """Install :func:`_on_interrupt` for the command (main thread only), restoring the previous handler after."""
+    """Install :func:`_on_interrupt` for the command (main thread only), restoring the previous handler after; the
+    interruption is forgotten when the command ends (a later run in the same process, from Python, must not see it)."""
     INTERRUPTED.clear()
     try:
         previous = signal.signal(signal.SIGINT, _on_interrupt)
     except (ValueError, OSError):  # not the main thread: leave Python's default
-        yield
-        return
+        previous = None
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        INTERRUPTED.clear()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
