@@ -82,15 +82,15 @@ class _BatchState:
         target.div_(self.counts)
 
 
-def _hidden_of(output, index: int, model, shape: tuple[int, int]) -> torch.Tensor:
-    """The residual stream ``(batch, pos, d_model)`` in what block ``index`` returned (a tensor or a tuple);
-    ``LayerscopeError`` for anything else (several streams, a time-major layout), never a wrong row."""
+def _hidden_of(output, index: int, model, shape: tuple[int, int, int]) -> torch.Tensor:
+    """The residual stream ``shape = (batch, pos, d_model)`` in what block ``index`` returned (a tensor or a
+    tuple); ``LayerscopeError`` for anything else (several streams, a time-major layout), never a wrong row."""
     hidden = output[0] if isinstance(output, (tuple, list)) else output
-    if not isinstance(hidden, torch.Tensor) or tuple(hidden.shape) != (*shape, model.d_model):
+    if not isinstance(hidden, torch.Tensor) or hidden.shape != shape:
         found = tuple(hidden.shape) if isinstance(hidden, torch.Tensor) else type(hidden).__name__
         raise LayerscopeError(
             f"block {index} of {type(model.module).__name__} returns {found}, not one residual stream "
-            f"(batch, pos, d_model) = {(*shape, model.d_model)}: several residual streams per block, or a "
+            f"(batch, pos, d_model) = {tuple(shape)}: several residual streams per block, or a "
             "time-major layout, are not supported"
         )
     return hidden
@@ -105,13 +105,14 @@ def _capture_hooks(model, layers: Sequence[LayerIndex], state: _BatchState) -> I
     """
     depth = {index: (model.n_layers + 0.5 if index == FINAL_NORM else index) for index in layers}
     deepest = max(layers, key=depth.__getitem__)
+    d_model = state.buffer.shape[-1]  # read once: ``model.d_model`` looks through the config
     handles = []
 
     def make(slot: int, stop: bool, pre: bool, index: int, norm=None):
         if pre:
 
             def pre_hook(module, args, kwargs):
-                hidden = _hidden_of(args[0] if args else kwargs["hidden_states"], 0, model, state.shape)
+                hidden = _hidden_of(args[0] if args else kwargs["hidden_states"], 0, model, (*state.shape, d_model))
                 state.write(slot, hidden)
                 if stop:
                     raise _StopForward
@@ -119,7 +120,7 @@ def _capture_hooks(model, layers: Sequence[LayerIndex], state: _BatchState) -> I
             return pre_hook
 
         def hook(module, args, output):
-            hidden = _hidden_of(output, index, model, state.shape)
+            hidden = _hidden_of(output, index, model, (*state.shape, d_model))
             state.write(slot, hidden, norm)
             if stop:
                 raise _StopForward
