@@ -2,8 +2,8 @@
 
 Times, in one process with interleaved repeats (the order rotates each repeat), the same work done by:
 
-- layerscope: ``capture_residuals`` (hooks that keep the last position only, no LM head, the last block's MLP
-  at the read rows only);
+- layerscope: ``capture_residuals`` (hooks that keep the last position only, no LM head, the last block's
+  queries, attention output and MLP at the read rows only);
 - layerscope-api: ``layerscope.residuals(texts, model=model)``, the notebook call (tokenization, the protocol,
   the item table);
 - floor: a bare forward of the decoder stack alone, ``model.model(...)`` (no hooks, nothing kept), on
