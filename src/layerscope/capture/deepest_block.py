@@ -3,8 +3,9 @@
 Nothing after the deepest block runs (the engine stops there), and of that block only the rows the hooks
 read are kept. Its keys and values must be computed at every position (the read rows attend to all earlier
 ones), but everything else the block adds to a row depends on that row alone: the attention's queries, its
-output projection, and the MLP. Those three modules run on the read rows only: with ``layers="all"`` at the
-last position, that is about five sixths of the last block, 5% of the whole forward of an 18-block model.
+output projection, and the MLP. Those three modules run on the read rows only: in the default model (Gemma 3
+270M) they hold 94% of a block's weights, so with ``layers="all"`` at the last position of each prompt the
+capture skips 5% of the whole forward's matrix products.
 
 Each such module's ``forward`` is replaced, for the duration, by one that gathers the read rows
 ``(1, R, d_in)``, runs the real module on them, and scatters the result into zeros shaped
