@@ -2,8 +2,8 @@
 
 Times, in one process with interleaved repeats (the order rotates each repeat), the same work done by:
 
-- layerscope: ``capture_residuals`` (hooks that keep the last position only, no LM head, the last block's MLP
-  at the read rows only);
+- layerscope: ``capture_residuals`` (hooks that keep the last position only, no LM head, the last block's
+  queries, attention output and MLP at the read rows only);
 - layerscope-api: ``layerscope.residuals(texts, model=model)``, the notebook call (tokenization, the protocol,
   the item table);
 - floor: a bare forward of the decoder stack alone, ``model.model(...)`` (no hooks, nothing kept), on
@@ -21,6 +21,7 @@ peers >= 2.5x.
 
 Usage (``pip install -e '.[bench]'`` for the peers; ``make bench`` runs it with the others):
     HF_HUB_OFFLINE=1 python benchmarks/capture.py --prompts 256 --repeats 5
+    HF_HUB_OFFLINE=1 python benchmarks/capture.py --threads 1 --clock cpu   # on a shared machine
 """
 
 from __future__ import annotations
@@ -112,6 +113,13 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: elapsed seconds; cpu: this process's CPU seconds, all threads (on a shared machine, with "
+        "--threads 1, the work done rather than the wait)",
+    )
     parser.add_argument("--only", default=None, help="comma-separated subset of methods")
     parser.add_argument("--peers-sorted", action="store_true", help="give the peers layerscope's sorted batches")
     args = parser.parse_args(argv)
@@ -251,6 +259,7 @@ def main(argv=None) -> int:
             scale = np.abs(reference).max(axis=(1, 2))[:compared].max()
             print(f"check {name}: max |difference| {diff.max():.3g} (residual scale {scale:.3g})")
 
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     times = {name: [] for name in methods}
     peaks = {name: 0 for name in methods}
     names_order = list(methods)
@@ -258,13 +267,14 @@ def main(argv=None) -> int:
         order = names_order[repeat % len(names_order) :] + names_order[: repeat % len(names_order)]
         for name in order:
             with PeakRSS() as rss:
-                start = time.perf_counter()
+                start = clock()
                 methods[name](ids)
-                times[name].append(time.perf_counter() - start)
+                times[name].append(clock() - start)
             peaks[name] = max(peaks[name], rss.added)
 
     median = {name: statistics.median(values) for name, values in times.items()}
-    print(f"\n{'method':<26}{'median s':>10}{'min s':>9}{'max s':>9}{'peak +RSS MiB':>15}")
+    print(f"\n{args.clock} clock")
+    print(f"{'method':<26}{'median s':>10}{'min s':>9}{'max s':>9}{'peak +RSS MiB':>15}")
     for name in methods:
         values = times[name]
         print(f"{name:<26}{median[name]:>10.3f}{min(values):>9.3f}{max(values):>9.3f}{peaks[name] / 2**20:>15.1f}")

@@ -7,6 +7,7 @@ import pytest
 from hf_oracles import hf_hidden_states
 
 from layerscope.capture import FINAL_NORM, capture_residuals, parse_layers, prompts_at
+from layerscope.capture.deepest_block import rows_only_parts
 
 TEXTS = ["The word is red.", "John", "When John and Mary went to the store", "1+2=3", "Paris London Rome"]
 
@@ -51,6 +52,7 @@ def test_pooling_and_last_position_match_a_naive_loop(tiny):
 
 def test_stops_after_the_deepest_layer_asked_and_removes_hooks(tiny_models):
     model = tiny_models["llama"]
+    rows_only_parts(model, 0)  # the probe of block 0 (once per model) runs before the calls are counted
     modules = [*model.layers, model.final_norm]
     before = [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in modules]
     calls = []

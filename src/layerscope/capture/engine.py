@@ -36,7 +36,7 @@ from ..errors import LayerscopeError, choices_text
 from ..models.block_check import check_blocks, stream_layout
 from ..tokensets import check_policy
 from .batching import padding_batches
-from .deepest_block import mlp_at_rows, rows_only_mlp
+from .deepest_block import at_rows, rows_only_parts
 from .layer_spec import FINAL_NORM, LayerIndex
 from .prompts import CapturePrompt
 from .storage import allocate, discard, finish, parse_budget
@@ -61,6 +61,7 @@ class _BatchState:
     shape: tuple[int, int] = (0, 0)  # (batch, pos) of the batch in flight
 
     flat_index: torch.Tensor = field(default=None)  # (R,) batch_index * pos + seq_index
+    rows: torch.Tensor = field(default=None)  # (R',) the distinct values of flat_index, ascending
 
     def write(self, slot: int, hidden: torch.Tensor, norm=None) -> None:
         """Keep the read rows of ``hidden`` ``(batch, pos, d_model)`` in ``slot``, through ``norm`` if given
@@ -81,12 +82,12 @@ class _BatchState:
         target.div_(self.counts)
 
 
-def _hidden_of(output, index: int, model, shape: tuple[int, int]) -> torch.Tensor:
-    """The residual stream ``(batch, pos, d_model)`` in what block ``index`` returned (a tensor or a tuple);
-    ``LayerscopeError`` for anything else (several streams, a time-major layout), never a wrong row."""
+def _hidden_of(output, index: int, model, shape: tuple[int, int, int]) -> torch.Tensor:
+    """The residual stream ``shape = (batch, pos, d_model)`` in what block ``index`` returned (a tensor or a
+    tuple); ``LayerscopeError`` for anything else (several streams, a time-major layout), never a wrong row."""
     hidden = output[0] if isinstance(output, (tuple, list)) else output
-    if not isinstance(hidden, torch.Tensor) or tuple(hidden.shape) != (*shape, model.d_model):
-        expected = (*shape, model.d_model)
+    if not isinstance(hidden, torch.Tensor) or hidden.shape != shape:
+        expected = tuple(shape)
         if isinstance(hidden, torch.Tensor):
             found, layout = tuple(hidden.shape), stream_layout(tuple(hidden.shape), expected)
         else:
@@ -107,13 +108,14 @@ def _capture_hooks(model, layers: Sequence[LayerIndex], state: _BatchState) -> I
     """
     depth = {index: (model.n_layers + 0.5 if index == FINAL_NORM else index) for index in layers}
     deepest = max(layers, key=depth.__getitem__)
+    d_model = state.buffer.shape[-1]  # read once: ``model.d_model`` looks through the config
     handles = []
 
     def make(slot: int, stop: bool, pre: bool, index: int, norm=None):
         if pre:
 
             def pre_hook(module, args, kwargs):
-                hidden = _hidden_of(args[0] if args else kwargs["hidden_states"], 0, model, state.shape)
+                hidden = _hidden_of(args[0] if args else kwargs["hidden_states"], 0, model, (*state.shape, d_model))
                 state.write(slot, hidden)
                 if stop:
                     raise _StopForward
@@ -121,7 +123,7 @@ def _capture_hooks(model, layers: Sequence[LayerIndex], state: _BatchState) -> I
             return pre_hook
 
         def hook(module, args, output):
-            hidden = _hidden_of(output, index, model, state.shape)
+            hidden = _hidden_of(output, index, model, (*state.shape, d_model))
             state.write(slot, hidden, norm)
             if stop:
                 raise _StopForward
@@ -152,17 +154,11 @@ def _capture_hooks(model, layers: Sequence[LayerIndex], state: _BatchState) -> I
             handle.remove()
 
 
-@contextlib.contextmanager
-def _deepest_mlp_at_rows(model, layers: Sequence[LayerIndex], state: _BatchState) -> Iterator[None]:
-    """The deepest block asked for runs its MLP at the read rows only, where that is exact (see
-    :mod:`.deepest_block`); nothing changes when the deepest layer is ``embed`` or the MLP mixes positions."""
+def _rows_only_parts(model, layers: Sequence[LayerIndex]) -> list[torch.nn.Module]:
+    """The modules of the deepest block asked for that run at the read rows only, where that is exact (see
+    :mod:`.deepest_block`); none when the deepest layer is ``embed``."""
     deepest = model.n_layers if FINAL_NORM in layers else max(layers)
-    mlp = rows_only_mlp(model, deepest - 1) if deepest >= 1 else None
-    if mlp is None:
-        yield
-        return
-    with mlp_at_rows(mlp, lambda: (state.batch_index, state.seq_index)):
-        yield
+    return rows_only_parts(model, deepest - 1) if deepest >= 1 else []
 
 
 def _batches(prompts: Sequence[CapturePrompt], batch_size: int) -> list[list[int]]:
@@ -197,6 +193,7 @@ def _prepare(state: _BatchState, batch: list[CapturePrompt], pool: str, device, 
     state.batch_index = torch.tensor(batch_rows, device=device)
     state.seq_index = torch.tensor(seq_rows, device=device)
     state.flat_index = state.batch_index * width + state.seq_index
+    state.rows = torch.unique(state.flat_index)
     if len(segments) == item:
         state.segments = state.counts = None
     else:
@@ -254,11 +251,12 @@ def capture_residuals(
     device = model.device
     pad_id = getattr(model.tokenizer, "pad_token_id", None) or 0
 
+    parts = _rows_only_parts(model, layers)  # probed before the capture hooks are in place
     result = allocate((len(layers), n_items, model.d_model), parse_budget(memory_budget), path)
     state = _BatchState(buffer=torch.zeros((len(layers), max_items, model.d_model), dtype=torch.float32, device=device))
     steps = batches if len(batches) < 4 or description is None else progress.track(batches, description)
     try:
-        with _capture_hooks(model, layers, state), _deepest_mlp_at_rows(model, layers, state):
+        with _capture_hooks(model, layers, state), at_rows(parts, lambda: (state.rows, state.shape)):
             for batch in steps:
                 inputs = _prepare(state, [prompts[i] for i in batch], pool, device, pad_id)
                 try:
