@@ -12,9 +12,11 @@ conversion) starts with the session and runs beside the other tests; the noteboo
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,15 +92,48 @@ def pytest_collection_modifyitems(config, items) -> None:
         items[:] = [item for item in items if id(item) not in kept] + last
 
 
+def xdist_group(item) -> str:
+    """The ``xdist_group`` of ``item``: the costliest of ``XDIST_GROUPS`` among its fixtures, else its module."""
+    used = set(getattr(item, "fixturenames", ()))
+    special = sorted({XDIST_GROUPS[name] for name in used if name in XDIST_GROUPS}, key=GROUP_ORDER.index)
+    return special[0] if special else item.nodeid.split("::")[0]
+
+
+#: Where the workers write ``{nodeid: group}`` for the scheduler (set by the controlling process for its workers).
+GROUPS_FILE = "LAYERSCOPE_TEST_GROUPS"
+
+
+def pytest_configure(config) -> None:
+    """In the process that controls xdist workers: a file for the groups the workers find (they inherit the
+    variable), read by :func:`pytest_xdist_make_scheduler`."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        os.environ[GROUPS_FILE] = str(Path(tempfile.mkdtemp(prefix="layerscope-test-groups-")) / "groups.json")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` by the groups of :func:`xdist_group`: xdist's own marks name a test's group by editing
+    its node id, which this pytest keeps elsewhere, so the groups travel through ``$LAYERSCOPE_TEST_GROUPS``."""
+    if config.getvalue("dist") != "loadgroup" or GROUPS_FILE not in os.environ:
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        groups: dict | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:  # read once, when the workers have collected
+                self.groups = json.loads(Path(os.environ[GROUPS_FILE]).read_text())
+            return self.groups.get(nodeid, nodeid)
+
+    return GroupScheduling(config, log)
+
+
 def _group_for_xdist(items) -> None:
-    """Give every item its ``xdist_group`` mark and order ``items`` group by group, costliest groups first."""
+    """Order ``items`` group by group (their ``xdist_group``), costliest groups first."""
     groups: dict[str, list] = {}
     for item in items:
-        used = set(getattr(item, "fixturenames", ()))
-        special = sorted({XDIST_GROUPS[name] for name in used if name in XDIST_GROUPS}, key=GROUP_ORDER.index)
-        group = special[0] if special else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-        groups.setdefault(group, []).append(item)
+        groups.setdefault(xdist_group(item), []).append(item)
 
     def cost(entry) -> tuple:
         group, members = entry
@@ -108,6 +143,11 @@ def _group_for_xdist(items) -> None:
         return (1 if loads_default else 2, -len(members))
 
     items[:] = [item for _, members in sorted(groups.items(), key=cost) for item in members]
+    if GROUPS_FILE in os.environ:  # every worker collects the same: each writes the same file, whole or not at all
+        path = Path(os.environ[GROUPS_FILE])
+        tmp = path.with_name(f"{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({item.nodeid: group for group, members in groups.items() for item in members}))
+        os.replace(tmp, path)
 
 
 def _selected_users(session, fixture: str) -> list:
