@@ -104,7 +104,9 @@ CONFIGS = {
             batch_size=8,
         ),
         PatchConfig(pairs="names", n=12, seed=3, part=("attn", "mlp"), metric="prob"),
-        PatchConfig(pairs="my pairs.csv", method="attribution", source_model=ModelSpec("ref", dtype="float32")),
+        PatchConfig(
+            pairs="my pairs.csv", method="attribution", exact_sample=7, source_model=ModelSpec("ref", dtype="float32")
+        ),
     ],
     "echo": [
         EchoConfig(

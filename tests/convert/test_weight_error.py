@@ -145,6 +145,7 @@ from layerscope.convert.float_weights import open_float_weights
 from layerscope.convert.weight_error import weight_errors
 with open_float_weights(sys.argv[1]):  # what opening a checkpoint imports, before the limit
     pass
+import pandas  # the table's library (with pyarrow, where installed, several hundred MB of mapped libraries)
 size = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
 limit = size + 250 * 2**20
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
