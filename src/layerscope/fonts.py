@@ -7,8 +7,10 @@ The scripts beyond Latin, Greek and Cyrillic (Indic, Arabic, Hebrew, Thai, Ethio
 Debian's ``fonts-noto-core``: one Noto Sans family per script (Noto Serif where a script has no sans, as Tibetan),
 found among the system's fonts. ``make test`` and ``make demo`` install it.
 
-Right-to-left text (Arabic, Hebrew, Thaana, Syriac) is drawn in the order its characters are stored, left to
-right, and Arabic letters in their isolated forms: matplotlib has no bidirectional layout or shaping.
+matplotlib has no bidirectional layout or shaping: it draws characters left to right in the order they are
+stored. Within :func:`font_fallback`, a line that holds right-to-left text (Arabic, Hebrew, Thaana, Syriac, ...)
+is laid out and drawn in reading order (the Unicode bidirectional algorithm, ``python-bidi``), Arabic letters in
+their joined forms (``arabic-reshaper``); the figure's text itself is left as it was given.
 """
 
 from __future__ import annotations
@@ -167,5 +169,44 @@ def font_fallback(*texts) -> Iterator[None]:
     """
     import matplotlib
 
-    with matplotlib.rc_context({"font.family": font_families(*texts)}):
+    with matplotlib.rc_context({"font.family": font_families(*texts)}), _reading_order():
         yield
+
+
+#: bidirectional classes of right-to-left characters (Hebrew and others, Arabic letters)
+_RIGHT_TO_LEFT = frozenset({"R", "AL"})
+
+
+def reading_order(line: str) -> str:
+    """``line`` as it is seen, left to right: right-to-left runs reversed by the Unicode bidirectional algorithm,
+    Arabic letters in their joined forms; a line without right-to-left characters is returned as it is."""
+    import unicodedata
+
+    if not any(unicodedata.bidirectional(c) in _RIGHT_TO_LEFT for c in line):
+        return line
+    import arabic_reshaper
+    from bidi import get_display
+
+    return get_display(arabic_reshaper.reshape(line))
+
+
+@contextlib.contextmanager
+def _reading_order() -> Iterator[None]:
+    """While a figure's text is laid out and drawn, each line of it in :func:`reading_order` (matplotlib reads a
+    text's lines through ``Text._get_wrapped_text``; nested uses reorder once)."""
+    from matplotlib import text
+
+    original = text.Text._get_wrapped_text
+    if getattr(original, "reading_order", False):
+        yield
+        return
+
+    def in_reading_order(self) -> str:
+        return "\n".join(reading_order(line) for line in original(self).split("\n"))
+
+    in_reading_order.reading_order = True
+    text.Text._get_wrapped_text = in_reading_order
+    try:
+        yield
+    finally:
+        text.Text._get_wrapped_text = original

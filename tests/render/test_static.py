@@ -140,3 +140,37 @@ def test_a_run_directory_draws_the_scripts_of_its_result(tmp_path):
         warnings.simplefilter("error")
         RunDir(tmp_path / "run").write(Scripts(config=TokensConfig(), table=table))
     assert (tmp_path / "run" / "scripts.png").stat().st_size > 10_000
+
+
+def _drawn(text: str, *, reorder: bool) -> np.ndarray:
+    """The pixels of ``text`` drawn alone, inside :func:`font_fallback` (``reorder``) or with its fonts only."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    context = font_fallback(text) if reorder else matplotlib.rc_context({"font.family": font_families(text)})
+    with context:
+        fig = plt.figure(figsize=(3, 0.6), dpi=80)
+        label = fig.text(0.05, 0.3, text, fontsize=14)
+        fig.canvas.draw()
+        pixels = np.asarray(fig.canvas.buffer_rgba()).copy()
+        plt.close(fig)
+    assert label.get_text() == text  # the figure's text stays as given
+    return pixels
+
+
+@NOTO
+@pytest.mark.parametrize("line", ["abc שלום def", "מילה 42", "مرحبا بالعالم", "x ދިވެހި y"])
+def test_right_to_left_text_is_drawn_in_reading_order(line):
+    """What the PNG shows is what python-bidi and arabic-reshaper say is seen, left to right (drawn as stored)."""
+    import arabic_reshaper
+    from bidi import get_display
+
+    seen = get_display(arabic_reshaper.reshape(line))
+    assert seen != line
+    np.testing.assert_array_equal(_drawn(line, reorder=True), _drawn(seen, reorder=False))
+    assert not np.array_equal(_drawn(line, reorder=True), _drawn(line, reorder=False))
+
+
+def test_left_to_right_text_is_drawn_as_stored():
+    for line in ["café 42", "東京 🙂", "a\nb"]:
+        np.testing.assert_array_equal(_drawn(line, reorder=True), _drawn(line, reorder=False))
