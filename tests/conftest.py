@@ -24,11 +24,17 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def xdist_workers() -> int:
+    """How many pytest-xdist workers share the machine (0 without xdist)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+
+
 # Under pytest-xdist the workers share the cores: each worker's torch, and every process it starts, gets its share
 # (two workers on two cores with two threads each would spin against each other).
-if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    _share = len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
+if xdist_workers():
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // xdist_workers())))
 
 from tiny_models import ARCHITECTURES, save_tiny_model  # noqa: E402
 
@@ -62,21 +68,15 @@ XDIST_GROUPS = {
     "ray_instance": "ray",
     "tiny_quick_tour": "tiny_quick_tour",
 }
-GROUP_ORDER = ("notebooks", "full_tour", "bfloat16", "ray", "tiny_quick_tour")
+GROUP_ORDER = tuple(dict.fromkeys(XDIST_GROUPS.values()))
 
 
-def xdist_workers() -> int:
-    """How many pytest-xdist workers share the machine (0 without xdist)."""
-    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
-
-
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
     """Mark ``slow`` every test that uses a fixture of ``SLOW_FIXTURES`` (directly or through another fixture) or
     is marked ``default_model``; a test that uses the ``default_model`` fixture is marked ``default_model`` too.
     Without xdist, tests that use a fixture of ``LAST_FIXTURES`` move to the end, in their order (their work runs
-    in the background meanwhile). Under xdist, each test gets its ``xdist_group`` (``XDIST_GROUPS``, else its
-    module) and the groups are ordered as ``GROUP_ORDER`` says, then the default model's modules, then by size."""
+    in the background meanwhile). Under xdist, the tests are ordered group by group (:func:`xdist_group`): the
+    groups of ``GROUP_ORDER`` in its order, then the default model's modules, then by size."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         if "default_model" in used and item.get_closest_marker("default_model") is None:

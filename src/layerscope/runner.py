@@ -102,6 +102,5 @@ def _execute(config: ExperimentConfig, model, out, via: Caller) -> Result:
     for key, seconds in timings.items():  # a model loaded here adds to what the run loaded itself
         result.timings[key] = result.timings.get(key, 0.0) + seconds
     if out is not None:
-        with python_strings():
-            result.save(Path(out))
+        result.save(Path(out))
     return result
